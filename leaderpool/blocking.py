@@ -1,0 +1,173 @@
+"""The blocking face: :class:`Election` runs the same core on one background event loop
+thread per process (shared by every blocking election, so they share one pub/sub connection),
+and calls plain callbacks on a dispatcher thread of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import threading
+import weakref
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from leaderpool.aio import AsyncElection
+from leaderpool.clients import RedisLike
+from leaderpool.config import MemberConfig
+from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
+from leaderpool.election import LeaderInfo, RevokeReason, Role
+from leaderpool.errors import NotLeader
+from leaderpool.members import MemberInfo
+from leaderpool.store import FenceResult
+
+T = TypeVar("T")
+
+
+class _Runtime:
+    """The process's background event loop for blocking elections, started on first use."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def loop(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="leaderpool-loop", daemon=True).start()
+                cls._loop = loop
+            return cls._loop
+
+    @classmethod
+    def run(cls, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, cls.loop()).result(timeout)
+
+    @classmethod
+    def call_soon(cls, fn: Any, *args: Any) -> None:
+        cls.loop().call_soon_threadsafe(fn, *args)
+
+
+_running: weakref.WeakSet[Election] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_elections() -> None:
+    """A process that exits without stop() still hands over at once rather than after a lease."""
+    for election in list(_running):
+        with contextlib.suppress(Exception):  # exiting anyway; the lease expires on its own
+            election.stop(timeout=election.config.heartbeat + 1)
+
+
+class Election:
+    """One member of one pool, for threaded code.
+
+    ``with Election(MemberConfig(pool="jobs"), "redis://...") as e:`` joins the pool and takes
+    part in elections until the block ends. Callbacks run in order on a dedicated thread:
+    ``on_elected(term)``, ``on_revoked(reason)``, ``on_leader_changed(leader)``.
+    """
+
+    def __init__(
+        self,
+        config: MemberConfig,
+        redis: RedisLike,
+        *,
+        on_elected: OnElected | None = None,
+        on_revoked: OnRevoked | None = None,
+        on_leader_changed: OnLeaderChanged | None = None,
+    ) -> None:
+        self.config = config
+        self._inner = AsyncElection(config, redis)
+        self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
+        self._dispatcher: ThreadDispatcher | None = None
+
+    # ---- lifecycle ----
+
+    def start(self, timeout: float | None = None) -> None:
+        """Join the pool; the election then runs in the background."""
+        if self._dispatcher is not None:
+            return
+        self._dispatcher = ThreadDispatcher(self._callbacks, name=f"leaderpool-callbacks-{self.config.pool}")
+        self._inner.use_dispatcher(self._dispatcher.submit)
+        _Runtime.run(self._inner.start(), timeout)
+        _running.add(self)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop leading (``on_revoked`` runs first), leave the pool, and return. Called from a
+        callback, it only asks for the stop and returns (waiting there would deadlock)."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            return
+        _running.discard(self)
+        if dispatcher.is_current_thread:
+            _Runtime.call_soon(self._inner.core.request_stop)
+            return
+        _Runtime.run(self._inner.stop(), timeout)
+        dispatcher.close(timeout)
+        self._dispatcher = None
+
+    def __enter__(self) -> Election:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---- local answers (plain reads: no round trip, safe from any thread) ----
+
+    @property
+    def member_id(self) -> str:
+        return self.config.member_id
+
+    @property
+    def pool(self) -> str:
+        return self.config.pool
+
+    @property
+    def is_leader(self) -> bool:
+        return self._inner.is_leader
+
+    @property
+    def term(self) -> int | None:
+        return self._inner.term
+
+    @property
+    def leader(self) -> LeaderInfo | None:
+        return self._inner.leader
+
+    @property
+    def role(self) -> Role:
+        return self._inner.role
+
+    # ---- waiting and actions ----
+
+    def wait_until_leader(self, timeout: float | None = None) -> int:
+        """Block until this member leads; returns the term. Raises TimeoutError."""
+        return _Runtime.run(self._inner.wait_until_leader(timeout))
+
+    def wait_for_leader(self, timeout: float | None = None) -> LeaderInfo:
+        """Block until some member leads; returns it. Raises TimeoutError."""
+        return _Runtime.run(self._inner.wait_for_leader(timeout))
+
+    def resign(self, *, rejoin: bool = False) -> None:
+        """Hand the lead to the next preferred member; raises :class:`NotLeader` if not leading."""
+        if not self.is_leader:
+            raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
+        _Runtime.call_soon(self._inner.step_down, RevokeReason.RESIGNED, rejoin)
+
+    def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
+        _Runtime.call_soon(self._inner.step_down, reason, rejoin)
+
+    def current_leader(self, *, fresh: bool = False) -> LeaderInfo | None:
+        if not fresh:
+            return self.leader
+        return _Runtime.run(self._inner.current_leader(fresh=True))
+
+    def members(self) -> list[MemberInfo]:
+        return _Runtime.run(self._inner.members())
+
+    def fenced_set(self, key: str, value: str | bytes, *, px: int = 0) -> FenceResult:
+        return _Runtime.run(self._inner.fenced_set(key, value, px=px))

@@ -1,0 +1,91 @@
+"""Turning what the user gives (a URL, a redis-py client, a fakeredis client) into the asyncio
+client the core runs on, and validating Redis URLs with one-line errors."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio
+
+from leaderpool.errors import ConfigError
+
+SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_URL = "redis://localhost:6379/0"
+
+RedisLike = Any  # str URL | redis.Redis | redis.asyncio.Redis | fakeredis clients
+
+
+def validate_redis_url(url: object) -> str:
+    """Return ``url`` if it is a usable Redis URL, else raise :class:`ConfigError`."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"redis URL must be a non-empty string, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ConfigError(
+            f"redis URL {url!r} has scheme {parts.scheme or '(none)'!r}; use one of "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+        )
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigError(f"redis URL {url!r} names no socket path (unix:///path/to/redis.sock)")
+        return url
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"redis URL {url!r} has an invalid port") from None
+    if not parts.hostname:
+        raise ConfigError(f"redis URL {url!r} names no host (redis://HOST:PORT/DB)")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"redis URL {url!r} has port {port} outside 1-65535")
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        raise ConfigError(f"redis URL {url!r} has database {db!r}; it must be a number")
+    return url
+
+
+def async_client(target: RedisLike, **options: Any) -> Any:
+    """An asyncio client for ``target``: a URL, or a client whose connection settings we copy."""
+    if isinstance(target, str):
+        return redis.asyncio.Redis.from_url(validate_redis_url(target), **options)
+    if isinstance(target, redis.asyncio.Redis):
+        return target
+    module = type(target).__module__
+    if module.startswith("fakeredis"):
+        import fakeredis
+
+        kwargs = target.connection_pool.connection_kwargs
+        return fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0), **options)
+    if isinstance(target, redis.Redis):
+        kwargs = dict(target.connection_pool.connection_kwargs)
+        kwargs.update(options)
+        if "path" in kwargs:
+            pool = redis.asyncio.ConnectionPool(connection_class=redis.asyncio.UnixDomainSocketConnection, **kwargs)
+        else:
+            pool = redis.asyncio.ConnectionPool(**kwargs)
+        return redis.asyncio.Redis(connection_pool=pool)
+    raise ConfigError(f"redis must be a URL or a redis-py client, got {type(target).__name__}")
+
+
+def describe(target: RedisLike) -> str:
+    """A short, password-free description of where a client points, for logs."""
+    if isinstance(target, str):
+        parts = urlsplit(target)
+        return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    kwargs = getattr(getattr(target, "connection_pool", None), "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def clone_async_client(client: Any) -> Any:
+    """A new asyncio client with its own connection pool, to the same server as ``client``."""
+    module = type(client).__module__
+    kwargs = dict(client.connection_pool.connection_kwargs)
+    if module.startswith("fakeredis"):
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0))
+    pool = redis.asyncio.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+    return redis.asyncio.Redis(connection_pool=pool)

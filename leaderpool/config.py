@@ -1,0 +1,107 @@
+"""Member settings: data, frozen and validated at construction, units in the names."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaderpool.errors import ConfigError
+from leaderpool.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.members import Ranker
+
+
+def default_member_id() -> str:
+    """``host-pid-random``: unique per process, readable in listings."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-_.") or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """Everything one member of one pool needs to know.
+
+    ``ttl_s`` is the lease: a member (and a leader) that stops heartbeating is gone after it.
+    ``heartbeat_s`` (default ttl/3) is how often the lease is refreshed. ``renew_deadline_s``
+    (default halfway between heartbeat and ttl, so 2/3 of the ttl by default) is how long a leader
+    may go without a successful renewal, on its own monotonic clock, before it steps down; it is
+    shorter than the ttl so the old leader has stopped before anyone else can be elected.
+    """
+
+    pool: str
+    member_id: str = field(default_factory=default_member_id)
+    node: str = field(default_factory=socket.gethostname)
+    priority: int = 0
+    ttl_s: float = 5.0
+    heartbeat_s: float | None = None
+    renew_deadline_s: float | None = None
+    takeover: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    prefix: str = DEFAULT_PREFIX
+    avoid_pools: Sequence[str] = ()
+    """Anti-affinity: rank down members whose node runs the leader of one of these pools."""
+    ranker: Ranker | None = None
+    """A callable ordering live members best first; default: priority, then longest running."""
+
+    def __post_init__(self) -> None:
+        validate_name("pool", self.pool)
+        validate_name("member id", self.member_id)
+        validate_name("prefix", self.prefix)
+        if not isinstance(self.node, str) or not self.node or len(self.node) > 255:
+            raise ConfigError(f"node must be a non-empty string of at most 255 characters, got {self.node!r}")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise ConfigError(f"priority must be an integer, got {self.priority!r}")
+        ttl = _positive_seconds("ttl", self.ttl_s)
+        if ttl < 0.05:
+            raise ConfigError(f"ttl must be at least 0.05 seconds, got {ttl!r}")
+        heartbeat = ttl / 3 if self.heartbeat_s is None else _positive_seconds("heartbeat", self.heartbeat_s)
+        if heartbeat >= ttl:
+            raise ConfigError(f"heartbeat ({heartbeat:g}s) must be shorter than ttl ({ttl:g}s)")
+        deadline = (
+            (ttl + heartbeat) / 2
+            if self.renew_deadline_s is None
+            else _positive_seconds("renew deadline", self.renew_deadline_s)
+        )
+        if not heartbeat < deadline < ttl:
+            raise ConfigError(
+                f"renew deadline ({deadline:g}s) must lie between heartbeat ({heartbeat:g}s) and ttl ({ttl:g}s)"
+            )
+        if not isinstance(self.meta, Mapping):
+            raise ConfigError(f"meta must be a mapping, got {type(self.meta).__name__}")
+        for other in self.avoid_pools:
+            validate_name("avoided pool", other)
+        if self.ranker is not None and not callable(self.ranker):
+            raise ConfigError(f"ranker must be callable, got {self.ranker!r}")
+        object.__setattr__(self, "ttl_s", ttl)
+        object.__setattr__(self, "heartbeat_s", heartbeat)
+        object.__setattr__(self, "renew_deadline_s", deadline)
+        object.__setattr__(self, "meta", dict(self.meta))
+        object.__setattr__(self, "avoid_pools", tuple(self.avoid_pools))
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, round(self.ttl_s * 1000))
+
+    @property
+    def heartbeat(self) -> float:
+        """``heartbeat_s`` after defaults (always a float)."""
+        assert self.heartbeat_s is not None
+        return self.heartbeat_s
+
+    @property
+    def renew_deadline(self) -> float:
+        """``renew_deadline_s`` after defaults (always a float)."""
+        assert self.renew_deadline_s is not None
+        return self.renew_deadline_s

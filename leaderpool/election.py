@@ -1,0 +1,610 @@
+"""The election state machine: one member of one pool, written once in asyncio.
+
+The blocking face (:mod:`leaderpool.blocking`) and the asyncio face (:mod:`leaderpool.aio`) both
+drive this core; they differ only in how they deliver events to the application.
+
+One coroutine, :meth:`ElectionCore.run`, does everything. Each turn it does what is due, then
+sleeps until the earliest of: the next heartbeat, the leader's lease deadline (a follower's
+timer, so failover never waits for Redis's late ``expired`` notification), the renew deadline
+(a leader's), a vacancy retry, or a wake-up from the watcher. Each wake-up re-reads Redis with
+one script: notifications are hints, never the truth.
+
+Safety rules, in the order they are applied:
+- a leader acts only until ``renew deadline`` after the *sending* time of its last successful
+  renewal, on the local monotonic clock; this is shorter than the lease, so it has stopped
+  before Redis can let anyone else in, even if Redis is unreachable;
+- every Redis call a leader makes is bounded by what is left of that deadline;
+- a graceful hand-over first tells the application (and waits for it, bounded) and only then
+  releases the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+import structlog
+
+from leaderpool.config import MemberConfig
+from leaderpool.errors import RETRYABLE
+from leaderpool.keys import Keyspace
+from leaderpool.members import MemberInfo, rank_members
+from leaderpool.store import LeaderValue, Observation, PoolStore
+from leaderpool.watcher import Watcher
+
+T = TypeVar("T")
+
+
+class Role(str, Enum):
+    FOLLOWER = "follower"
+    LEADER = "leader"
+    STOPPED = "stopped"
+
+
+class RevokeReason(str, Enum):
+    """Why a member stopped leading."""
+
+    RELEASED = "released"
+    """The lead was removed from outside (``leaderpool-cli evict``, or the key deleted)."""
+    LEASE_LOST = "lease_lost"
+    """Renewal failed until the renew deadline, or the key expired or went to someone else."""
+    TAKEOVER = "takeover"
+    """A better-ranked member is alive and the pool has takeover on."""
+    RESIGNED = "resigned"
+    """On request (``resign()`` or ``leaderpool-cli resign``): handed over to the next member."""
+    SHUTDOWN = "shutdown"
+    """The member stopped (``stop()``, SIGTERM) and left the pool."""
+    TASK_FAILED = "task_failed"
+    """The leader's work crashed; the member rejoined as the youngest."""
+
+
+_GRACEFUL = {RevokeReason.TAKEOVER, RevokeReason.RESIGNED, RevokeReason.SHUTDOWN, RevokeReason.TASK_FAILED}
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    """The current leader as this process last saw it."""
+
+    member: str
+    term: int
+    info: MemberInfo | None = None
+    """The leader's member record (node, host, pid, priority, start time, metadata)."""
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(self.info.meta) if self.info else {}
+
+    @property
+    def node(self) -> str | None:
+        return self.info.node if self.info else None
+
+
+@dataclass(frozen=True)
+class Elected:
+    term: int
+
+
+@dataclass(frozen=True)
+class Revoked:
+    term: int
+    reason: RevokeReason
+
+
+@dataclass(frozen=True)
+class LeaderChanged:
+    leader: LeaderInfo | None
+
+
+Event = Elected | Revoked | LeaderChanged
+
+
+def _identity(leader: LeaderInfo | None) -> tuple[str, int] | None:
+    return None if leader is None else (leader.member, leader.term)
+
+
+Sink = Callable[[Event], "Awaitable[None] | None"]
+"""Receives every event in order; may return an awaitable that completes once the
+application has handled it (the core waits for that, bounded, before a graceful release)."""
+
+
+@dataclass
+class _Pending:
+    """Requests from the application or other processes, applied by the loop."""
+
+    resign: tuple[RevokeReason, bool] | None = None  # (reason, rejoin as youngest)
+    evicted: bool = False
+    dirty: bool = True  # re-read the pool state
+    stop: bool = False
+
+
+@dataclass
+class _Timers:
+    """Monotonic instants; None when not armed."""
+
+    next_beat: float = 0.0
+    renew_deadline: float | None = None  # leader only
+    leader_expiry: float | None = None  # follower: when the leader's key would expire
+    vacancy_retry: float | None = None  # follower: when to re-check a vacant lead
+    backoff_until: float | None = None  # after a Redis failure
+    vacant_since: float | None = None
+    last_beat: float | None = None
+
+
+class ElectionCore:
+    """One member's membership and election, run by :meth:`run` on an event loop."""
+
+    def __init__(
+        self,
+        config: MemberConfig,
+        client: Any,
+        sink: Sink,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.keys = Keyspace(config.pool, config.prefix)
+        self.store = PoolStore(client, self.keys)
+        self._client = client
+        self._sink = sink
+        self._clock = clock
+        self._role = Role.FOLLOWER
+        self._term: int | None = None
+        self._highest_term = 0
+        self._leader: LeaderInfo | None = None
+        self._started_at_ms: int | None = None
+        self._joined = False
+        self._pending = _Pending()
+        self._timers = _Timers()
+        self._failures = 0
+        self._wake: asyncio.Event | None = None
+        self._abandoned = False
+        self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+
+    # ---- state the faces read (from any thread: plain attribute reads) ----
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def is_leader(self) -> bool:
+        """True only while leading *and* inside the renew deadline."""
+        deadline = self._timers.renew_deadline
+        return self._role is Role.LEADER and deadline is not None and self._clock() < deadline
+
+    @property
+    def term(self) -> int | None:
+        """The term of this member's leadership, None while not leading."""
+        return self._term if self._role is Role.LEADER else None
+
+    @property
+    def highest_term(self) -> int:
+        """The highest term this member has seen in the pool."""
+        return self._highest_term
+
+    @property
+    def leader(self) -> LeaderInfo | None:
+        """The current leader from the local cache (kept fresh by the watcher)."""
+        return self._leader
+
+    @property
+    def started_at_ms(self) -> int | None:
+        return self._started_at_ms
+
+    # ---- requests (call on the loop's thread) ----
+
+    def request_resign(self, reason: RevokeReason = RevokeReason.RESIGNED, *, rejoin: bool = False) -> None:
+        """Hand the lead over (if held); with ``rejoin``, also rejoin as the youngest member."""
+        self._pending.resign = (reason, rejoin)
+        self._poke()
+
+    def request_stop(self) -> None:
+        self._pending.stop = True
+        self._poke()
+
+    def abandon(self) -> None:
+        """Stop without releasing or leaving, as a crash would (for tests and chaos drills):
+        the others take over when the lease expires."""
+        self._abandoned = True
+        self.request_stop()
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _mark_dirty(self) -> None:
+        self._pending.dirty = True
+        self._poke()
+
+    # ---- the loop ----
+
+    async def run(self) -> None:
+        """Join, elect, lead or follow until :meth:`request_stop`; then leave the pool."""
+        self._wake = asyncio.Event()
+        watcher = Watcher.shared(self._client)
+        await watcher.watch(self.keys, self._on_message, timeout=self.config.heartbeat)
+        try:
+            while not self._pending.stop:
+                try:
+                    await self._turn()
+                    if self._failures:
+                        self._log.info("redis_reachable_again", failures=self._failures)
+                    self._failures = 0
+                    self._timers.backoff_until = None
+                except RETRYABLE as exc:
+                    self._on_failure(exc)
+                await self._sleep_until(self._next_wakeup())
+        finally:
+            await self._shutdown()
+            with contextlib.suppress(*RETRYABLE):
+                await watcher.unwatch(self.keys, self._on_message)
+
+    async def _turn(self) -> None:
+        now = self._clock()
+        self._check_renew_deadline(now)
+        if not self._joined:
+            await self._join()
+        if self._pending.resign is not None:
+            reason, rejoin = self._pending.resign
+            self._pending.resign = None
+            await self._resign(reason, rejoin)
+        if now >= self._timers.next_beat:
+            await self._beat()
+        retry = self._timers.vacancy_retry
+        expiry = self._timers.leader_expiry
+        if (
+            self._pending.dirty
+            or (retry is not None and now >= retry)
+            or (self._role is Role.FOLLOWER and expiry is not None and now >= expiry)
+        ):
+            self._pending.dirty = False
+            try:
+                await self._settle()
+            except BaseException:
+                self._pending.dirty = True
+                raise
+
+    def _next_wakeup(self) -> float:
+        t = self._timers
+        if t.backoff_until is not None:
+            candidates = [t.backoff_until]
+        else:
+            candidates = [t.next_beat]
+            if t.vacancy_retry is not None:
+                candidates.append(t.vacancy_retry)
+            if self._role is Role.FOLLOWER and t.leader_expiry is not None:
+                candidates.append(t.leader_expiry)
+        if self._role is Role.LEADER and t.renew_deadline is not None:
+            candidates.append(t.renew_deadline)
+        return min(candidates)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        assert self._wake is not None
+        if self._pending.stop:
+            return
+        if self._pending.dirty and self._timers.backoff_until is None:
+            return
+        delay = deadline - self._clock()
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        self._wake.clear()
+
+    def _on_failure(self, exc: BaseException) -> None:
+        self._failures += 1
+        delay = min(0.05 * 2 ** min(self._failures - 1, 10), self.config.heartbeat)
+        if self._role is Role.LEADER and self._timers.renew_deadline is not None:
+            # a leader retries fast: it has until its renew deadline
+            delay = min(delay, max(0.01, (self._timers.renew_deadline - self._clock()) / 4))
+        self._timers.backoff_until = self._clock() + delay
+        level = self._log.warning if self._failures in (1, 10) or self._failures % 100 == 0 else self._log.debug
+        level(
+            "redis_unavailable", error=str(exc) or type(exc).__name__, failures=self._failures, retry_s=round(delay, 3)
+        )
+        self._check_renew_deadline(self._clock())
+
+    def _check_renew_deadline(self, now: float) -> None:
+        deadline = self._timers.renew_deadline
+        if self._role is Role.LEADER and deadline is not None and now >= deadline:
+            self._step_down(RevokeReason.LEASE_LOST, detail="renew deadline passed")
+
+    async def _bounded(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run one Redis call, bounded so a hung connection cannot keep a stale leader acting."""
+        timeout = max(self.config.heartbeat, 0.05)
+        deadline = self._timers.renew_deadline
+        if self._role is Role.LEADER and deadline is not None:
+            timeout = min(timeout, deadline - self._clock())
+            if timeout <= 0:
+                # the call may carry our leader value: never send it once we stopped leading
+                call.close()
+                self._step_down(RevokeReason.LEASE_LOST, detail="renew deadline passed")
+                raise asyncio.TimeoutError("renew deadline passed")
+        return await asyncio.wait_for(call, timeout)
+
+    # ---- notifications ----
+
+    def _on_message(self, source: str, payload: str) -> None:
+        if source == "keyspace":
+            if payload != "expire":  # "expire" is a renewal; set/del/expired change the lead
+                self._mark_dirty()
+            return
+        if source == "resync":
+            self._mark_dirty()
+            return
+        event, _, rest = payload.partition("|")
+        parts = rest.split("|", 2)
+        member = parts[2] if len(parts) == 3 else ""
+        if event == "resign":
+            if self._role is Role.LEADER:
+                self.request_resign(RevokeReason.RESIGNED)
+        elif event == "evicted":
+            if member == self.config.member_id:
+                self._pending.evicted = True
+                self._mark_dirty()
+            elif self._timers.vacancy_retry is not None:
+                self._mark_dirty()
+        elif event == "joined":
+            if self._role is Role.LEADER and self.config.takeover:
+                self._mark_dirty()
+        elif event == "left":
+            if self._timers.vacancy_retry is not None:
+                self._mark_dirty()
+        else:  # elected, released
+            self._mark_dirty()
+
+    # ---- membership ----
+
+    def _record(self) -> MemberInfo:
+        assert self._started_at_ms is not None
+        c = self.config
+        return MemberInfo(c.member_id, c.node, self.host, self.pid, c.priority, self._started_at_ms, c.meta)
+
+    async def _join(self) -> None:
+        if self._started_at_ms is None:
+            self._started_at_ms = await self._bounded(self.store.redis_time_ms())
+        sent = self._clock()
+        await self._bounded(self.store.register(self._record(), self.config.ttl_ms))
+        self._joined = True
+        self._timers.next_beat = sent + self.config.heartbeat
+        self._pending.dirty = True
+        self._log.info(
+            "joined", node=self.config.node, priority=self.config.priority, started_at_ms=self._started_at_ms
+        )
+
+    async def _rejoin(self, *, as_youngest: bool, why: str) -> None:
+        self._joined = False
+        if as_youngest:
+            self._started_at_ms = None
+        self._log.info("rejoining", why=why, as_youngest=as_youngest)
+        await self._join()
+
+    async def _beat(self) -> None:
+        sent = self._clock()
+        held = self._held()
+        want_members = self._role is Role.LEADER and self.config.takeover
+        beat = await self._bounded(self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members))
+        self._timers.next_beat = sent + self.config.heartbeat
+        previous, self._timers.last_beat = self._timers.last_beat, sent
+        late = 0.0 if previous is None else sent - previous - self.config.heartbeat
+        if late > self.config.heartbeat / 2:
+            self._log.warning("heartbeat_late", late_s=round(late, 3))
+        if beat.status < 0:
+            # Our record is gone: Redis lost its data, or an operator evicted us.
+            if self._role is Role.LEADER:
+                self._step_down(self._lost_reason(), detail="member record missing")
+            await self._rejoin(as_youngest=self._pending.evicted, why="member record missing")
+            self._pending.evicted = False
+            return
+        if self._role is Role.LEADER:
+            if beat.status == 1:
+                self._timers.renew_deadline = sent + self.config.renew_deadline
+            else:
+                self._step_down(self._lost_reason(), detail="leader key no longer ours")
+        self._note_leader(beat.leader, beat.leader_pttl_ms, sent)
+        if want_members and self._role is Role.LEADER and beat.members:
+            await self._check_takeover(beat.members)
+
+    def _lost_reason(self) -> RevokeReason:
+        return RevokeReason.RELEASED if self._pending.evicted else RevokeReason.LEASE_LOST
+
+    # ---- election ----
+
+    def _held(self) -> LeaderValue | None:
+        if self._role is Role.LEADER and self._term is not None:
+            return LeaderValue(self._term, self.config.member_id)
+        return None
+
+    def _note_leader(self, value: LeaderValue | None, pttl_ms: int, sent: float) -> None:
+        """Track the lead seen in a reply; a change makes the next turn re-read the pool."""
+        if value is not None:
+            self._highest_term = max(self._highest_term, value.term)
+            self._timers.leader_expiry = sent + max(pttl_ms, 0) / 1000 if pttl_ms >= 0 else None
+        else:
+            self._timers.leader_expiry = None
+        if _identity(self._leader) != (tuple(value) if value else None):
+            self._pending.dirty = True
+
+    def _set_leader(self, leader: LeaderInfo | None) -> None:
+        old = self._leader
+        if _identity(old) != _identity(leader):
+            self._leader = leader
+            self._log.info(
+                "leader_changed", leader=leader.member if leader else None, leader_term=leader.term if leader else None
+            )
+            self._emit(LeaderChanged(leader))
+        elif leader is not None and old is not None and old.info is None and leader.info is not None:
+            self._leader = leader
+
+    async def _settle(self) -> None:
+        """Re-read the pool and act: claim a vacant lead we rank first for, check our own lead,
+        or arm the timer for when the member we wait for would lapse."""
+        sent = self._clock()
+        obs = await self._bounded(self.store.observe())
+        self._note_leader(obs.leader, obs.leader_pttl_ms, sent)
+        self._pending.dirty = False
+        leader = obs.leader
+        self._set_leader(LeaderInfo(leader.member, leader.term, obs.member(leader.member)) if leader else None)
+        if obs.member(self.config.member_id) is None:
+            # Our lease lapsed (we were paused) or the record is gone (evicted, data loss).
+            if self._role is Role.LEADER:
+                self._step_down(self._lost_reason(), detail="member lease lapsed")
+            await self._rejoin(as_youngest=self._pending.evicted, why="not a live member")
+            self._pending.evicted = False
+            return
+        if self._role is Role.LEADER:
+            if leader != self._held():
+                self._step_down(self._lost_reason(), detail="leader key no longer ours")
+                self._pending.evicted = False
+                self._pending.dirty = True
+            elif self.config.takeover:
+                await self._check_takeover(obs.members)
+            return
+        if leader is not None:
+            self._timers.vacancy_retry = self._timers.vacant_since = None
+            if leader.member == self.config.member_id:
+                # A lead we already gave up locally (say, Redis was unreachable past our renew
+                # deadline but came back before the key expired): free it for a new term.
+                await self._bounded(self.store.release(leader, RevokeReason.LEASE_LOST.value))
+                self._pending.dirty = True
+            return
+        await self._contend(obs, sent)
+
+    async def _contend(self, obs: Observation, sent: float) -> None:
+        t = self._timers
+        if t.vacant_since is None:
+            t.vacant_since = sent
+        ranked = rank_members(
+            obs.members, self.config.ranker, avoid_nodes=await self._avoided_nodes(), resigned=obs.resigned
+        )
+        position = next(i for i, m in enumerate(ranked) if m.member == self.config.member_id)
+        # Nobody waits longer than ttl + heartbeat for a preferred member that does not claim;
+        # members further down wait a little longer, so the order is kept even then.
+        forced_at = (
+            t.vacant_since
+            + self.config.ttl_s
+            + self.config.heartbeat * (max(position - 1, 0) / max(len(ranked) - 2, 1))
+        )
+        if position == 0 or sent >= forced_at:
+            await self._claim(sent, forced=position != 0)
+            return
+        top = ranked[0]
+        t.vacancy_retry = min(sent + max(top.lease_ms, 0) / 1000 + 0.001, forced_at)
+        self._log.debug("waiting_for_preferred", preferred=top.member, retry_in_s=round(t.vacancy_retry - sent, 3))
+
+    async def _claim(self, sent: float, *, forced: bool) -> None:
+        result = await self._bounded(self.store.claim(self.config.member_id, self.config.ttl_ms, self._highest_term))
+        if result.status == 1:
+            self._become_leader(result.term, sent, forced=forced)
+        elif result.status == 0:
+            self._note_leader(result.leader, result.leader_pttl_ms, sent)
+            self._pending.dirty = True
+        else:
+            await self._rejoin(as_youngest=False, why="lease lapsed before claiming")
+
+    def _become_leader(self, term: int, sent: float, *, forced: bool) -> None:
+        t = self._timers
+        self._role = Role.LEADER
+        self._term = term
+        self._highest_term = max(self._highest_term, term)
+        t.renew_deadline = sent + self.config.renew_deadline
+        t.next_beat = sent + self.config.heartbeat
+        t.vacancy_retry = t.vacant_since = t.leader_expiry = None
+        self._log = self._log.bind(term=term)
+        self._set_leader(LeaderInfo(self.config.member_id, term, self._record()))
+        self._log.info("elected", forced=forced)
+        self._emit(Elected(term))
+
+    def _step_down(self, reason: RevokeReason, *, detail: str = "") -> Awaitable[None] | None:
+        """Stop acting as leader now; tell the application. Returns its acknowledgement."""
+        if self._role is not Role.LEADER or self._term is None:
+            return None
+        term = self._term
+        self._role = Role.FOLLOWER
+        self._term = None
+        self._timers.renew_deadline = None
+        self._log.info("revoked", reason=reason.value, detail=detail or None)
+        self._log = self._log.bind(term=None)
+        if self._leader is not None and self._leader.member == self.config.member_id:
+            self._leader = None  # we no longer vouch for it; the next read says who leads
+        return self._emit(Revoked(term, reason))
+
+    async def _resign(self, reason: RevokeReason, rejoin: bool) -> None:
+        held = self._held()
+        if held is not None:
+            await self._acknowledged(self._step_down(reason))
+            if not rejoin:
+                # rank ourselves last for one lease so the next member takes over
+                await self._bounded(self.store.release(held, reason.value, self.config.ttl_ms))
+        if rejoin:
+            await self._bounded(self.store.leave(self.config.member_id, reason.value))
+            await self._rejoin(as_youngest=True, why=reason.value)
+        self._pending.dirty = True
+
+    async def _check_takeover(self, members: list[MemberInfo]) -> None:
+        ranked = rank_members(members, self.config.ranker, avoid_nodes=await self._avoided_nodes())
+        if ranked and ranked[0].member != self.config.member_id and ranked[0].lease_ms > 0:
+            held = self._held()
+            self._log.info("takeover_by", preferred=ranked[0].member)
+            await self._acknowledged(self._step_down(RevokeReason.TAKEOVER))
+            if held is not None:
+                await self._bounded(self.store.release(held, RevokeReason.TAKEOVER.value))
+
+    async def _avoided_nodes(self) -> frozenset[str]:
+        nodes = set()
+        for pool in self.config.avoid_pools:
+            if pool == self.config.pool:
+                continue
+            found = await self._bounded(PoolStore(self._client, Keyspace(pool, self.config.prefix)).leader_record())
+            if found is not None and found[2] is not None:
+                nodes.add(found[2].node)
+        return frozenset(nodes)
+
+    # ---- events and shutdown ----
+
+    def _emit(self, event: Event) -> Awaitable[None] | None:
+        try:
+            return self._sink(event)
+        except Exception:
+            self._log.exception("event_sink_failed", event=type(event).__name__)
+            return None
+
+    async def _acknowledged(self, ack: Awaitable[None] | None) -> None:
+        """Wait (bounded by one lease) until the application has handled a revocation."""
+        if ack is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.ensure_future(ack), self.config.ttl_s)
+        except asyncio.TimeoutError:
+            self._log.warning("revoked_callback_slow", waited_s=self.config.ttl_s)
+        except Exception:
+            self._log.exception("revoked_callback_failed")
+
+    async def _shutdown(self) -> None:
+        """Stop leading (telling the application first), then leave: one script does both, so
+        the next member takes over at once instead of waiting for us."""
+        if self._abandoned:
+            self._role, self._term, self._leader = Role.STOPPED, None, None
+            return
+        ack = self._step_down(RevokeReason.SHUTDOWN)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._acknowledged(ack)
+        if self._joined:
+            try:
+                await asyncio.wait_for(
+                    self.store.leave(self.config.member_id, RevokeReason.SHUTDOWN.value), self.config.heartbeat
+                )
+                self._log.info("left")
+            except RETRYABLE as exc:
+                self._log.warning("leave_failed", error=str(exc) or type(exc).__name__)
+        self._joined = False
+        self._role = Role.STOPPED
+        self._leader = None

@@ -1,0 +1,112 @@
+"""Every Redis key and channel leaderpool uses, built in one place.
+
+A pool's keys share the hash tag ``{pool}`` so the whole pool lives on one Redis Cluster slot
+and every multi-key Lua script stays single-slot::
+
+    leaderpool:{POOL}:leader    string  "<term>|<member>", PX = the leader's lease
+    leaderpool:{POOL}:term      string  highest term ever granted in this pool
+    leaderpool:{POOL}:members   hash    member id -> JSON record (node, host, pid, priority, ...)
+    leaderpool:{POOL}:leases    zset    member id -> lease deadline, Redis clock, unix ms
+    leaderpool:{POOL}:resigned  string  member id that just resigned, PX = one lease
+    leaderpool:{POOL}:history   stream  leadership transitions (term, member, reason, t_ms)
+    leaderpool:{POOL}:events    channel pool events: joined, left, elected, released, resign, evicted
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "leaderpool"
+MAX_NAME_LENGTH = 128
+
+# Printable ASCII without spaces; braces would break the Cluster hash tag.
+_NAME_RE = re.compile(r"^[!-z|~]+$")
+
+
+def validate_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a usable pool/member/prefix name, else raise ``ConfigError``."""
+    from leaderpool.errors import ConfigError
+
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{kind} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ConfigError(f"{kind} is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
+    if not _NAME_RE.match(value):
+        raise ConfigError(f"{kind} {value!r} must be printable ASCII without spaces or braces")
+    return value
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """The keys of one pool. ``Keyspace("jobs").leader == "leaderpool:{jobs}:leader"``."""
+
+    pool: str
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        validate_name("pool", self.pool)
+        validate_name("prefix", self.prefix)
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{{self.pool}}}"
+
+    @property
+    def leader(self) -> str:
+        return f"{self._base}:leader"
+
+    @property
+    def term(self) -> str:
+        return f"{self._base}:term"
+
+    @property
+    def members(self) -> str:
+        return f"{self._base}:members"
+
+    @property
+    def leases(self) -> str:
+        return f"{self._base}:leases"
+
+    @property
+    def resigned(self) -> str:
+        return f"{self._base}:resigned"
+
+    @property
+    def history(self) -> str:
+        return f"{self._base}:history"
+
+    @property
+    def events(self) -> str:
+        return f"{self._base}:events"
+
+    def leader_channel(self, db: int) -> str:
+        """The keyspace-notification channel of the leader key in database ``db``."""
+        return f"__keyspace@{db}__:{self.leader}"
+
+
+def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    """SCAN pattern matching every pool's members hash, for discovering pools."""
+    return f"{prefix}:{{*}}:members"
+
+
+def pool_from_members_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """Inverse of ``Keyspace.members``; None for a key that is not one."""
+    head, tail = f"{prefix}:{{", "}:members"
+    if key.startswith(head) and key.endswith(tail):
+        return key[len(head) : -len(tail)]
+    return None
+
+
+_HASH_TAG_RE = re.compile(r"\{([^}]+)\}")
+
+
+def fence_key(resource_key: str) -> str:
+    """The key holding the highest term accepted for ``resource_key``, on the same Cluster slot.
+
+    A key with a hash tag keeps it (the first ``{...}`` decides the slot); a key without one is
+    wrapped whole in braces, which hashes exactly like the bare key.
+    """
+    if _HASH_TAG_RE.search(resource_key):
+        return f"{resource_key}:fence"
+    return f"{{{resource_key}}}:fence"

