@@ -1,0 +1,148 @@
+"""Command-line plumbing shared by ``leaderpool-worker`` and ``leaderpool-cli``: every flag may
+come from an environment variable, and every bad input ends in one line on stderr and exit 2.
+
+Flags are parsed as text; :class:`Options` turns each one into a typed value and, when that
+fails, raises :class:`UsageError` naming where the value came from (``--ttl`` or
+``LEADERPOOL_TTL``), so a typo in a deployment's environment is as easy to find as one on the
+command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class UsageError(Exception):
+    """A bad argument: ``str(error)`` is the whole line to print, naming the argument."""
+
+    def __init__(self, argument: str | None, problem: str) -> None:
+        super().__init__(f"argument {argument}: {problem}" if argument else problem)
+        self.argument = argument
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, message)
+
+
+def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``prog: error: message`` (one line) on stderr and exit with ``code``."""
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+class Options:
+    """Typed access to parsed flags, falling back to environment variables.
+
+    ``opts.get("ttl", "--ttl", "LEADERPOOL_TTL", seconds, default=5.0)`` returns the flag's
+    value if given, else the variable's, else the default, converted by ``seconds``; a
+    conversion error becomes a :class:`UsageError` naming the flag or the variable.
+    """
+
+    def __init__(self, namespace: argparse.Namespace, environ: Mapping[str, str] | None = None) -> None:
+        self.ns = namespace
+        self.env = os.environ if environ is None else environ
+
+    def source(self, dest: str, flag: str, env: str | None) -> tuple[str, Any] | None:
+        """(where it came from, raw value), or None when neither flag nor variable is set."""
+        value = getattr(self.ns, dest, None)
+        if value is not None and value != []:
+            return flag, value
+        if env is not None and env in self.env:
+            return env, self.env[env]
+        return None
+
+    def get(self, dest: str, flag: str, env: str | None, convert: Callable[[Any], T], *, default: T) -> T:
+        found = self.source(dest, flag, env)
+        if found is None:
+            return default
+        where, raw = found
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            raise UsageError(where, str(exc)) from None
+
+    def flag(self, dest: str, flag: str, env: str | None) -> bool:
+        """A boolean switch: the flag, else the variable (1/true/yes/on or 0/false/no/off)."""
+        if getattr(self.ns, dest, False):
+            return True
+        if env is None or env not in self.env:
+            return False
+        raw = self.env[env].strip().lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise UsageError(env, f"must be one of 1/true/yes/on or 0/false/no/off, got {self.env[env]!r}")
+
+
+# ---- converters: raise ValueError with a message that reads after "argument --x: " ----
+
+
+def seconds(raw: object) -> float:
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def integer(raw: object) -> int:
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"must be an integer, got {raw!r}") from None
+
+
+def positive_integer(raw: object) -> int:
+    value = integer(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive integer, got {raw!r}")
+    return value
+
+
+def choice(*allowed: str) -> Callable[[object], str]:
+    def convert(raw: object) -> str:
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return convert
+
+
+def key_values(raw: object) -> dict[str, str]:
+    """``KEY=VALUE`` items: a list (repeated flag) or one comma-separated string (env)."""
+    items: Sequence[str] = raw if isinstance(raw, list) else [p for p in str(raw).split(",") if p.strip()]
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        out[key] = value.strip()
+    return out
+
+
+def names(raw: object) -> list[str]:
+    """Names: a list (repeated flag) or one comma-separated string (env)."""
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]

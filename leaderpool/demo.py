@@ -1,0 +1,434 @@
+"""``leaderpool-cli demo``: the seed's experiments, replayed with real processes.
+
+An embedded redis-server (or ``--redis``) and worker processes a, b, c (``python -m
+leaderpool.worker --json-events --takeover``) form a pool; the demo then hard-kills the leader,
+restarts it, hard-kills a follower, shuts the leader down kindly, and lets a higher-priority
+member take over, narrating each step with times taken from the workers' JSON events. Every
+process it starts is stopped by pid on the way out, on success, error or Ctrl-C alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import redis
+
+from leaderpool import status
+from leaderpool.argparsing import Options, UsageError, seconds
+from leaderpool.embedded import INSTALL_HINT, RedisServer, find_redis_servers, server_version
+from leaderpool.keys import Keyspace
+from leaderpool.store import LeaderValue
+
+Event = dict[str, Any]
+
+
+@dataclass
+class DemoWorker:
+    name: str
+    proc: subprocess.Popen[str]
+    started: float
+    log_path: str
+    reader: threading.Thread | None = None
+
+
+@dataclass
+class Cluster:
+    """Worker processes of one pool, and every JSON event they printed, in arrival order."""
+
+    url: str
+    pool: str
+    prefix: str
+    ttl: float
+    logdir: str
+    workers: dict[str, DemoWorker] = field(default_factory=dict)
+    """The latest process of each name."""
+    started: list[DemoWorker] = field(default_factory=list)
+    """Every process ever started, so none is left behind."""
+    events: list[tuple[str, Event]] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self, name: str, *extra: str) -> DemoWorker:
+        args = [
+            sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", self.pool,
+            "--member-id", name, "--node", f"node-{name}", "--ttl", f"{self.ttl:g}", "--takeover",
+            "--prefix", self.prefix, "--json-events", "--log-format", "json", *extra,
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERPOOL_")}
+        log_path = os.path.join(self.logdir, f"{name}-{sum(w.name == name for w in self.started) + 1}.log")
+        with open(log_path, "a") as log_file:
+            proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env, start_new_session=True
+            )
+        worker = DemoWorker(name, proc, time.time(), log_path)
+        worker.reader = threading.Thread(target=self._read, args=(name, proc), daemon=True)
+        worker.reader.start()
+        self.workers[name] = worker
+        self.started.append(worker)
+        return worker
+
+    def _read(self, name: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                with self._cond:
+                    self.events.append((name, event))
+                    self._cond.notify_all()
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.events)
+
+    def wait(self, match: Callable[[str, Event], bool], since: int, timeout: float) -> tuple[str, Event] | None:
+        """The first event at or after index ``since`` that matches, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for name, event in self.events[since:]:
+                    if match(name, event):
+                        return name, event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def since(self, index: int, kind: str) -> list[tuple[str, Event]]:
+        with self._cond:
+            return [(n, e) for n, e in self.events[index:] if e.get("event") == kind]
+
+    def signal(self, name: str, sig: signal.Signals) -> float:
+        worker = self.workers[name]
+        sent = time.time()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.proc.pid, sig)
+        return sent
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        """SIGTERM every worker still running, then SIGKILL what is left after ``grace``."""
+        running = [w for w in self.started if w.proc.poll() is None]
+        for w in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for w in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.proc.wait(max(deadline - time.monotonic(), 0.01))
+            if w.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.proc.pid, signal.SIGKILL)
+                w.proc.wait(5)
+        for w in self.started:
+            if w.proc.stdout is not None:
+                with contextlib.suppress(Exception):
+                    w.proc.stdout.close()
+
+
+@dataclass
+class Result:
+    experiment: str
+    expected: str
+    measured: str
+    ok: bool
+
+
+class Demo:
+    def __init__(self, cluster: Cluster, client: redis.Redis, out: TextIO) -> None:
+        self.c = cluster
+        self.r = client
+        self.out = out
+        self.results: list[Result] = []
+        self.t0 = time.monotonic()
+        self.keys = Keyspace(cluster.pool, cluster.prefix)
+        ttl = cluster.ttl
+        self.patience = 3 * ttl + 10  # generous: a busy laptop must not fail the demo
+
+    # ---- narration ----
+
+    def say(self, text: str) -> None:
+        self.out.write(f"[{time.monotonic() - self.t0:6.2f}s] {text}\n")
+        self.out.flush()
+
+    def step(self, title: str) -> None:
+        self.out.write(f"\n== {title}\n")
+        self.out.flush()
+
+    def record(self, experiment: str, expected: str, measured: str, ok: bool) -> None:
+        self.results.append(Result(experiment, expected, measured, ok))
+        self.say(f"{'ok' if ok else 'UNEXPECTED'}: {measured} (expected: {expected})")
+
+    def leader(self) -> tuple[LeaderValue | None, int]:
+        return LeaderValue.parse(self.r.get(self.keys.leader)), int(self.r.pttl(self.keys.leader))
+
+    def elected(self, since: int, *, exclude: str | None = None) -> tuple[str, Event] | None:
+        return self.c.wait(lambda n, e: e["event"] == "elected" and n != exclude, since, self.patience)
+
+    def sees(self, name: str, leader: str, since: int) -> tuple[str, Event] | None:
+        return self.c.wait(
+            lambda n, e: n == name and e["event"] == "leader" and e["member"] == leader, since, self.patience
+        )
+
+    # ---- the experiments ----
+
+    def form(self) -> str:
+        self.step("1. Three workers start and form the pool")
+        mark = self.c.mark()
+        for name in "abc":
+            self.c.start(name)
+            time.sleep(0.3)  # a is the oldest member, then b, then c
+        self.say("started a, b and c, 0.3 s apart (python -m leaderpool.worker ... --takeover --json-events)")
+        got = self.elected(mark)
+        if got is None:
+            raise DemoFailed("no leader was elected")
+        name, event = got
+        took = event["t"] - self.c.workers[name].started
+        for other in "abc":
+            if self.sees(other, name, mark) is None:
+                raise DemoFailed(f"{other} never saw {name} as the leader")
+        self.say(f"{name} was elected, term {event['term']}, {took:.2f} s after its process started")
+        self.say(f"a, b and c all report {name} as the leader")
+        self.record("pool forms", "the oldest (a) leads", f"{name} leads term {event['term']}", name == "a")
+        return name
+
+    def kill_leader(self, leader: str) -> str:
+        self.step(f"2. Hard kill of the leader (SIGKILL {leader})")
+        mark = self.c.mark()
+        value, pttl = self.leader()
+        killed = self.c.signal(leader, signal.SIGKILL)
+        expires = killed + max(pttl, 0) / 1000
+        self.say(f"killed {leader} (term {value.term if value else '?'}); its lease had {pttl / 1000:.2f} s left")
+        got = self.elected(mark, exclude=leader)
+        if got is None:
+            raise DemoFailed("no member took over after the kill")
+        name, event = got
+        failover, beyond = event["t"] - killed, event["t"] - expires
+        self.say(
+            f"{name} was elected, term {event['term']}: {failover:.2f} s after the kill, "
+            f"{beyond:.3f} s after the lease ran out"
+        )
+        ok = name == "b" and failover <= self.c.ttl + 1.0
+        self.record(
+            "SIGKILL the leader", f"b takes over within the lease ({self.c.ttl:g} s)",
+            f"{name} after {failover:.2f} s ({beyond * 1000:+.0f} ms vs lease end)", ok,
+        )  # fmt: skip
+        self.failover = failover
+        self.c.workers[leader].proc.wait(5)
+        return name
+
+    def restart(self, name: str, leader: str, title: str) -> None:
+        self.step(title)
+        mark = self.c.mark()
+        before, _ = self.leader()
+        worker = self.c.start(name)
+        seen = self.sees(name, leader, mark)
+        if seen is None:
+            raise DemoFailed(f"restarted {name} never saw {leader} as the leader")
+        took = seen[1]["t"] - worker.started
+        time.sleep(min(self.c.ttl, 1.0))  # give it a chance to (wrongly) take the lead
+        after, _ = self.leader()
+        elected = self.c.since(mark, "elected")
+        self.say(f"{name} rejoined {took:.2f} s after it started and sees {leader} as the leader")
+        ok = not elected and before == after
+        self.record(
+            f"restart {name}", "rejoins as a follower; no election",
+            f"follower; {leader} still leads term {after.term if after else '?'}", ok,
+        )  # fmt: skip
+
+    def kill_follower(self, name: str, leader: str) -> None:
+        self.step(f"4. Hard kill of a non-leader (SIGKILL {name})")
+        mark = self.c.mark()
+        before, _ = self.leader()
+        self.c.signal(name, signal.SIGKILL)
+        self.c.workers[name].proc.wait(5)
+        wait = self.c.ttl + self.c.ttl / 3 + 0.5
+        self.say(f"killed {name}; waiting {wait:.1f} s (a lease and a heartbeat) for its lease to lapse")
+        time.sleep(wait)
+        after, _ = self.leader()
+        elected = self.c.since(mark, "elected")
+        ok = not elected and before == after
+        self.say(f"{leader} still leads term {after.term if after else '?'}; elections since the kill: {len(elected)}")
+        self.record(
+            f"SIGKILL a follower ({name})", "nothing changes",
+            f"{after.member if after else 'nobody'} leads term {after.term if after else '?'}", ok,
+        )  # fmt: skip
+
+    def shutdown_leader(self, leader: str) -> str:
+        self.step(f"5. Kind shutdown of the leader (SIGTERM {leader})")
+        mark = self.c.mark()
+        sent = self.c.signal(leader, signal.SIGTERM)
+        got = self.elected(mark, exclude=leader)
+        if got is None:
+            raise DemoFailed("no member took over after the SIGTERM")
+        name, event = got
+        revoked = self.c.wait(lambda n, e: n == leader and e["event"] == "revoked", mark, self.patience)
+        try:
+            code: int | None = self.c.workers[leader].proc.wait(self.patience)
+        except subprocess.TimeoutExpired:
+            code = None
+        handoff = event["t"] - sent
+        reason = revoked[1]["reason"] if revoked else "?"
+        self.say(f"{leader} stopped its task and released the lead (revoked: {reason}); it exited with code {code}")
+        if revoked:
+            gap = (event["t"] - revoked[1]["t"]) * 1000
+            self.say(
+                f"{name} was elected, term {event['term']}: {handoff * 1000:.0f} ms after the SIGTERM, "
+                f"{gap:.0f} ms after the release"
+            )
+        ok = name == "a" and code == 0 and reason == "shutdown" and handoff < self.c.ttl
+        self.record(
+            f"SIGTERM the leader ({leader})", "hand-over in milliseconds, exit 0",
+            f"{name} after {handoff * 1000:.0f} ms, exit {code}", ok,
+        )  # fmt: skip
+        self.handoff = handoff
+        return name
+
+    def takeover(self, leader: str) -> None:
+        self.step("6. Takeover by a higher-priority member (start d --priority 10 --takeover)")
+        mark = self.c.mark()
+        worker = self.c.start("d", "--priority", "10")
+        got = self.c.wait(lambda n, e: n == "d" and e["event"] == "elected", mark, self.patience)
+        if got is None:
+            raise DemoFailed("d never took the lead over")
+        event = got[1]
+        revoked = self.c.wait(lambda n, e: n == leader and e["event"] == "revoked", mark, 1.0)
+        reason = revoked[1]["reason"] if revoked else "?"
+        took = event["t"] - worker.started
+        gap = f", {(event['t'] - revoked[1]['t']) * 1000:.0f} ms after {leader} stepped down" if revoked else ""
+        self.say(
+            f"{leader} stepped down (revoked: {reason}); d was elected, term {event['term']}, "
+            f"{took:.2f} s after it started{gap}"
+        )
+        self.record(
+            "higher priority joins", f"d takes over from {leader}",
+            f"d leads term {event['term']} ({leader}: {reason})", reason == "takeover",
+        )  # fmt: skip
+
+    def summary(self) -> bool:
+        self.step("Summary")
+        rows = [["EXPERIMENT", "EXPECTED", "MEASURED", "RESULT"]]
+        rows += [[r.experiment, r.expected, r.measured, "ok" if r.ok else "UNEXPECTED"] for r in self.results]
+        self.out.write("\n".join("  " + line for line in status.table(rows)) + "\n")
+        return all(r.ok for r in self.results)
+
+    def run(self) -> bool:
+        leader = self.form()
+        killed = leader
+        leader = self.kill_leader(leader)
+        self.restart(killed, leader, f"3. Restart of {killed}: it rejoins as a follower")
+        follower = next(n for n in "abc" if n not in (leader, killed))
+        self.kill_follower(follower, leader)
+        self.restart(follower, leader, f"4b. Restart of {follower}")
+        old = leader
+        leader = self.shutdown_leader(leader)
+        self.restart(old, leader, f"5b. Restart of {old}")
+        self.takeover(leader)
+        ok = self.summary()
+        self.step("Final state (leaderpool-cli status)")
+        self.out.write(self.status_text() + "\n")
+        return ok
+
+    def status_text(self) -> str:
+        import asyncio
+
+        from leaderpool.clients import async_client
+
+        async def read() -> str:
+            client = async_client(self.c.url)
+            try:
+                return status.render(await status.read_status(client, [self.c.pool], self.c.prefix))
+            finally:
+                await client.aclose()
+
+        return asyncio.run(read())
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def pool_keys(keys: Keyspace) -> list[str]:
+    """Every key of a pool, as :class:`Keyspace` names them (to clean up a shared server)."""
+    names = [n for n, v in vars(Keyspace).items() if isinstance(v, property) and not n.startswith("_")]
+    return [getattr(keys, n) for n in names if n != "events"]
+
+
+def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: str, out: TextIO | None = None) -> int:
+    """Run the demo; 0 when every experiment went as expected."""
+    out = out or sys.stdout
+    ttl = o.get("ttl", "--ttl", None, seconds, default=2.0)
+    if not 0.2 <= ttl <= 30:
+        raise UsageError("--ttl", f"must be between 0.2 and 30 seconds for the demo, got {ttl:g}")
+    pool = ns.pool or ("demo" if redis_url is None else f"demo-{secrets.token_hex(2)}")
+    try:
+        Keyspace(pool, prefix)
+    except ValueError as exc:
+        raise UsageError("--pool", str(exc)) from None
+    server: RedisServer | None = None
+    logdir = tempfile.mkdtemp(prefix="leaderpool-demo-")
+    cluster: Cluster | None = None
+    client: redis.Redis | None = None
+    ok = False
+    try:
+        if redis_url is None:
+            binaries = find_redis_servers()
+            if not binaries:
+                print(f"leaderpool-cli: error: {INSTALL_HINT}", file=sys.stderr)
+                return 1
+            server = RedisServer(binaries[0]).start()
+            url = server.url
+            where = f"an embedded redis-server {server_version(binaries[0])} at {url}"
+        else:
+            url = redis_url
+            where = f"the Redis at {url}"
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        client.ping()
+        cluster = Cluster(url, pool, prefix, ttl, logdir)
+        out.write(
+            f"leaderpool demo: pool {pool!r} on {where}\n"
+            f"workers use a {ttl:g} s lease (heartbeat {ttl / 3:.2f} s); times come from their JSON events\n"
+        )
+        ok = Demo(cluster, client, out).run()
+        out.write("\nAll experiments went as expected.\n" if ok else "\nSome experiments did not go as expected.\n")
+        return 0 if ok else 1
+    except DemoFailed as exc:
+        print(f"leaderpool-cli: demo failed: {exc}", file=sys.stderr)
+        return 1
+    except redis.exceptions.ConnectionError as exc:
+        print(f"leaderpool-cli: error: cannot reach Redis at {redis_url}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the workers and Redis", file=sys.stderr)
+        return 130
+    finally:
+        if cluster is not None:
+            cluster.stop_all()
+            out.write(f"stopped all {len(cluster.started)} worker processes started")
+        if client is not None:
+            with contextlib.suppress(Exception):
+                if redis_url is not None:  # leave a shared server as we found it
+                    client.delete(*pool_keys(Keyspace(pool, prefix)))
+                client.close()
+        if server is not None:
+            server.cleanup()
+            out.write(" and the embedded redis-server")
+        if cluster is not None:
+            out.write("\n")
+        keep = bool(getattr(ns, "keep_logs", False)) or not ok
+        if keep and cluster is not None:
+            out.write(f"worker logs: {logdir}\n")
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+        out.flush()

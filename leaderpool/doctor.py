@@ -1,0 +1,183 @@
+"""``leaderpool-cli doctor``: does this Redis give leaderpool what it needs?
+
+Each check ends ``ok``, ``warn`` (works, with a caveat worth knowing) or ``fail`` (leases or
+elections can go wrong). CONFIG may be refused (managed Redis): what can be read from INFO is
+read there, and what cannot is reported as unknown, with a warning.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis.exceptions
+
+from leaderpool.store import text
+from leaderpool.watcher import NEEDED_KEYSPACE_FLAGS, missing_keyspace_flags
+
+Level = Literal["ok", "warn", "fail"]
+PINGS = 5
+SLOW_MS = 20.0
+MIN_VERSION = (5, 0)  # streams (the history)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    message: str
+
+
+async def _config_get(client: Any, name: str) -> str | None:
+    """A CONFIG GET value; None where CONFIG is refused."""
+    try:
+        reply = await client.config_get(name)
+    except redis.exceptions.ResponseError:
+        return None
+    for key, value in reply.items():
+        if text(key) == name:
+            return text(value)
+    return ""
+
+
+async def check_latency(client: Any) -> Check:
+    samples = []
+    for _ in range(PINGS):
+        start = time.perf_counter()
+        await client.ping()
+        samples.append((time.perf_counter() - start) * 1000)
+    median = statistics.median(samples)
+    if median > SLOW_MS:
+        return Check(
+            "latency", "warn", f"median {median:.1f} ms over {PINGS} PINGs: keep the ttl far above it (seconds)"
+        )
+    return Check("latency", "ok", f"median {median:.2f} ms over {PINGS} PINGs")
+
+
+async def check_version(client: Any) -> Check:
+    info = await client.info("server")
+    version = str(info.get("redis_version", "unknown"))
+    mode = str(info.get("redis_mode", "standalone"))
+    try:
+        parsed = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return Check("version", "warn", f"{version} ({mode}): could not parse the version")
+    if parsed < MIN_VERSION:
+        return Check("version", "fail", f"{version}: leaderpool needs Redis >= 5.0 (streams for the history)")
+    return Check("version", "ok", f"{version} ({mode})")
+
+
+async def check_scripting(client: Any) -> Check:
+    try:
+        await client.eval("return 1", 0)
+    except redis.exceptions.ResponseError as exc:
+        return Check("scripting", "fail", f"EVAL refused ({exc}): every election step is a Lua script")
+    return Check("scripting", "ok", "Lua scripts run")
+
+
+async def check_role(client: Any) -> Check:
+    info = await client.info("replication")
+    role = str(info.get("role", "unknown"))
+    if role in ("slave", "replica"):
+        return Check("replication", "fail", "this is a read-only replica: point leaderpool at the primary")
+    replicas = int(info.get("connected_slaves", 0) or 0)
+    if replicas:
+        return Check(
+            "replication",
+            "ok",
+            f"primary with {replicas} replica(s); replication is asynchronous, so a Redis failover may lose "
+            "the last lease writes (terms stay safe: members remember the highest term they saw)",
+        )
+    return Check("replication", "ok", f"role {role}")
+
+
+async def check_keyspace_events(client: Any) -> Check:
+    current = await _config_get(client, "notify-keyspace-events")
+    if current is None:
+        return Check(
+            "keyspace events",
+            "warn",
+            f"CONFIG refused (managed Redis?): cannot check notify-keyspace-events; set it to include "
+            f"{NEEDED_KEYSPACE_FLAGS} in the provider's settings, else failover relies on lease timers only",
+        )
+    missing = missing_keyspace_flags(current)
+    if missing:
+        return Check(
+            "keyspace events",
+            "warn",
+            f"notify-keyspace-events {current!r} lacks {' '.join(missing)}: members turn them on when they "
+            "start (CONFIG SET is allowed here); to keep them across restarts put notify-keyspace-events "
+            f"{current + missing} in redis.conf",
+        )
+    return Check("keyspace events", "ok", f"notify-keyspace-events {current!r} has {NEEDED_KEYSPACE_FLAGS}")
+
+
+async def check_eviction(client: Any) -> Check:
+    info = await client.info("memory")
+    policy = str(info.get("maxmemory_policy", "") or await _config_get(client, "maxmemory-policy") or "unknown")
+    maxmemory = int(info.get("maxmemory", 0) or 0)
+    limit = f"maxmemory {maxmemory} bytes" if maxmemory else "maxmemory not set yet"
+    if policy.startswith("allkeys-"):
+        return Check(
+            "maxmemory-policy",
+            "fail",
+            f"{policy} ({limit}) can evict any key, leases and member records included: a live leader could "
+            "lose its lead; use noeviction, or a dedicated Redis for leaderpool",
+        )
+    if policy.startswith("volatile-"):
+        return Check(
+            "maxmemory-policy",
+            "fail",
+            f"{policy} ({limit}) can evict keys with a TTL, and the leader key has one: use noeviction",
+        )
+    if policy == "unknown":
+        return Check("maxmemory-policy", "warn", "could not read the eviction policy")
+    return Check("maxmemory-policy", "ok", policy)
+
+
+async def check_persistence(client: Any) -> Check:
+    info = await client.info("persistence")
+    aof = bool(int(info.get("aof_enabled", 0) or 0))
+    save = await _config_get(client, "save")
+    if aof:
+        return Check("persistence", "ok", "AOF on")
+    if save is None:
+        return Check("persistence", "warn", "AOF off and CONFIG refused, so RDB snapshots are unknown")
+    if save.strip():
+        return Check("persistence", "ok", f"RDB snapshots (save {save})")
+    return Check(
+        "persistence",
+        "warn",
+        "RDB and AOF are off: a Redis restart loses the pool state; members re-register at their next "
+        "heartbeat and elect again, and terms stay safe because every member remembers the highest term it saw",
+    )
+
+
+CHECKS: tuple[Callable[[Any], Awaitable[Check]], ...] = (
+    check_version,
+    check_latency,
+    check_scripting,
+    check_role,
+    check_keyspace_events,
+    check_eviction,
+    check_persistence,
+)
+
+
+async def run_checks(client: Any) -> list[Check]:
+    """Every check in order; connection failures propagate (the caller reports them)."""
+    return [await check(client) for check in CHECKS]
+
+
+def render(where: str, checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = [f"leaderpool doctor: {where}"]
+    lines += [f"  {c.level.upper():<4}  {c.name:<{width}}  {c.message}" for c in checks]
+    fails = sum(c.level == "fail" for c in checks)
+    warns = sum(c.level == "warn" for c in checks)
+    verdict = "OK" if not fails else "PROBLEMS"
+    lines.append(f"{verdict}: {fails} problem(s), {warns} warning(s)")
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""What ``leaderpool-cli status`` shows: every pool's leader and members, read from Redis.
+
+Pools are discovered by SCAN over the members hashes (:func:`~leaderpool.keys.members_pattern`);
+each pool is read with the core's one-script observation, so a pool's leader and members are
+seen at one instant. ``started_at`` in the JSON is unix seconds (a float, Redis's clock).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
+from leaderpool.members import MemberInfo, by_priority_then_age
+from leaderpool.store import LeaderValue, PoolStore, text
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    pool: str
+    now_ms: int
+    """Redis's clock when read (unix ms): uptimes are measured on it."""
+    leader: LeaderValue | None
+    leader_pttl_ms: int
+    members: list[MemberInfo]
+    """Live members, ranked as the default ranker would (priority, then the longest running)."""
+
+    def to_json(self) -> dict[str, Any]:
+        leader = self.leader
+        return {
+            "pool": self.pool,
+            "leader": (
+                None
+                if leader is None
+                else {"member": leader.member, "term": leader.term, "lease_ms": max(self.leader_pttl_ms, 0)}
+            ),
+            "members": [
+                {
+                    "member": m.member,
+                    "node": m.node,
+                    "host": m.host,
+                    "pid": m.pid,
+                    "started_at": m.started_at_ms / 1000,
+                    "priority": m.priority,
+                    "lease_ms": max(m.lease_ms, 0),
+                    "leader": leader is not None and leader.member == m.member,
+                    "meta": dict(m.meta),
+                }
+                for m in self.members
+            ],
+        }
+
+    def identity(self) -> tuple[Any, ...]:
+        """What a redraw cares about, without the lease countdowns."""
+        return (self.pool, self.leader, tuple((m.member, m.priority, m.started_at_ms) for m in self.members))
+
+
+async def discover_pools(client: Any, prefix: str) -> list[str]:
+    """Every pool with a members hash under ``prefix``, sorted."""
+    found: set[str] = set()
+    async for key in client.scan_iter(match=members_pattern(prefix), count=500):
+        pool = pool_from_members_key(text(key), prefix)
+        if pool is not None:
+            found.add(pool)
+    return sorted(found)
+
+
+async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
+    obs = await PoolStore(client, Keyspace(pool, prefix)).observe()
+    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members))
+
+
+async def read_status(client: Any, pools: Iterable[str], prefix: str) -> list[PoolStatus]:
+    """The named pools (or, given none, every pool found) in name order."""
+    names = sorted(set(pools)) or await discover_pools(client, prefix)
+    return [await read_pool(client, pool, prefix) for pool in names]
+
+
+def status_json(statuses: Iterable[PoolStatus]) -> dict[str, Any]:
+    return {"pools": [s.to_json() for s in statuses]}
+
+
+# ---- the human table ----
+
+
+def seconds_text(ms: int) -> str:
+    if ms < 0:
+        return "-"
+    if ms < 10_000:
+        return f"{ms / 1000:.1f}s"
+    return duration_text(ms / 1000)
+
+
+def duration_text(s: float) -> str:
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def clock_text(unix_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix_ms / 1000))
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def render(statuses: list[PoolStatus]) -> str:
+    if not statuses:
+        return "no pools found"
+    blocks = []
+    for s in statuses:
+        if s.leader is None:
+            head = f"pool {s.pool}: no leader, {len(s.members)} member(s)"
+        else:
+            head = (
+                f"pool {s.pool}: leader {s.leader.member}, term {s.leader.term}, "
+                f"lease {seconds_text(s.leader_pttl_ms)} left, {len(s.members)} member(s)"
+            )
+        lines = [head]
+        if s.members:
+            rows = [["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META"]]
+            for m in s.members:
+                mark = "*" if s.leader is not None and s.leader.member == m.member else ""
+                meta = ",".join(f"{k}={v}" for k, v in sorted(m.meta.items())) or "-"
+                rows.append(
+                    [
+                        mark,
+                        m.member,
+                        m.node,
+                        m.host,
+                        str(m.pid),
+                        clock_text(m.started_at_ms),
+                        duration_text(max(s.now_ms - m.started_at_ms, 0) / 1000),
+                        str(m.priority),
+                        seconds_text(m.lease_ms),
+                        meta,
+                    ]
+                )
+            lines += ["  " + line for line in table(rows)]
+        blocks.append("\n".join(lines))
+    return (
+        "\n\n".join(blocks) + "\n\n(* = leader; members in the default ranking order: priority, then longest running)"
+    )

@@ -1,0 +1,253 @@
+"""The leader's work: what a worker runs while it leads, and how it is started and stopped.
+
+The task contract (``leaderpool-worker --task MODULE:FUNCTION``):
+
+- A task is a callable taking one argument, its context. An ``async def task(ctx)`` runs on the
+  worker's event loop and gets an :class:`AsyncTaskContext`; a plain ``def task(ctx)`` runs in a
+  thread of its own and gets a :class:`ThreadTaskContext`.
+- It is started each time the member is elected, with ``ctx.pool``, ``ctx.member``, ``ctx.term``
+  (the fencing token of this leadership), ``ctx.log`` (a bound structlog logger) and ``ctx.stop``
+  (an ``asyncio.Event`` or a ``threading.Event``) which is set when leadership ends.
+- It must return soon after ``ctx.stop`` is set. ``ctx.sleep(seconds)`` waits, interrupted by the
+  stop, and returns True when the task should stop. ``ctx.fenced_set(key, value, px=0)`` writes
+  under this term (a coroutine for async tasks, a blocking call for threads): it raises
+  ``NotLeader`` once this leadership is over, and ``StaleTerm`` when a newer term already wrote.
+- A task still running ``grace_s`` after the stop is cancelled (async) or abandoned (thread:
+  Python cannot kill one; it is a daemon thread and is logged as abandoned).
+- A task that raises while leading is a crash: the worker steps down (``task_failed``) and rejoins
+  the pool as its youngest member, so leadership moves on. A task that returns while still
+  leading has simply finished its work; the member keeps leading until revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import os
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from leaderpool.errors import NotLeader
+from leaderpool.store import FenceResult
+
+log = structlog.get_logger("leaderpool.worker")
+
+Task = Callable[[Any], Any]
+FencedSet = Callable[[int, str, "str | bytes", int], Coroutine[Any, Any, FenceResult]]
+"""(term, key, value, px) -> result: the election's fenced write, checked against the term."""
+
+DEFAULT_TASK = "leaderpool.tasks:periodic_work"
+
+
+@dataclass
+class AsyncTaskContext:
+    """What an ``async def task(ctx)`` is given."""
+
+    pool: str
+    member: str
+    term: int
+    log: Any
+    _fenced_set: FencedSet = field(repr=False)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as the task should stop."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        return self.stop.is_set()
+
+    async def fenced_set(self, key: str, value: str | bytes, px: int = 0) -> FenceResult:
+        return await self._fenced_set(self.term, key, value, px)
+
+
+@dataclass
+class ThreadTaskContext:
+    """What a plain ``def task(ctx)`` is given; it runs in its own thread."""
+
+    pool: str
+    member: str
+    term: int
+    log: Any
+    _fenced_set: FencedSet = field(repr=False)
+    _loop: asyncio.AbstractEventLoop = field(repr=False)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as the task should stop."""
+        return self.stop.wait(seconds)
+
+    def fenced_set(self, key: str, value: str | bytes, px: int = 0, timeout: float = 10.0) -> FenceResult:
+        coro = self._fenced_set(self.term, key, value, px)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+
+TaskContext = AsyncTaskContext | ThreadTaskContext
+
+
+def is_async(task: Task) -> bool:
+    return inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(getattr(task, "__call__", None))  # noqa: B004
+
+
+def load_task(spec: object) -> Task:
+    """Import ``MODULE:FUNCTION`` (the current directory is importable, as with ``python -m``).
+    Raises ValueError with a one-line message saying what is wrong."""
+    text = str(spec).strip()
+    module_name, sep, attr_path = text.partition(":")
+    if not sep or not module_name or not attr_path or ":" in attr_path:
+        raise ValueError(f"must be MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module's own code failed at import
+        raise ValueError(f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    target: Any = module
+    for part in attr_path.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"module {module_name!r} has no attribute {attr_path!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"{text!r} is not callable (it is a {type(target).__name__})")
+    return target  # type: ignore[no-any-return]
+
+
+async def periodic_work(ctx: AsyncTaskContext) -> None:
+    """The default task, like the seed's database cleaner: log a line every second while leading."""
+    rounds = 0
+    while not await ctx.sleep(1.0):
+        rounds += 1
+        ctx.log.info("leader_work_done", round=rounds)
+
+
+class TaskRunner:
+    """Runs one task per leadership: :meth:`start` when elected, :meth:`stop` when revoked.
+
+    ``on_crash(term, error)`` is called on the loop when the task raises before it was asked to
+    stop; the worker steps down then.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        pool: str,
+        member: str,
+        fenced_set: FencedSet,
+        grace_s: float,
+        on_crash: Callable[[int, BaseException], None],
+    ) -> None:
+        self.task = task
+        self.pool = pool
+        self.member = member
+        self.grace_s = grace_s
+        self._fenced_set = fenced_set
+        self._on_crash = on_crash
+        self._ctx: TaskContext | None = None
+        self._done: asyncio.Future[Any] | None = None
+        self._name = getattr(task, "__qualname__", repr(task))
+
+    @property
+    def running(self) -> bool:
+        return self._done is not None and not self._done.done()
+
+    def start(self, term: int) -> None:
+        """Start the task for ``term`` (the previous one must have been stopped)."""
+        loop = asyncio.get_running_loop()
+        bound = log.bind(pool=self.pool, member=self.member, term=term, task=self._name)
+        ctx: TaskContext
+        if is_async(self.task):
+            ctx = AsyncTaskContext(self.pool, self.member, term, bound, self._fenced_set)
+            done: asyncio.Future[Any] = loop.create_task(self.task(ctx), name=f"leaderpool-task-{term}")
+        else:
+            ctx = ThreadTaskContext(self.pool, self.member, term, bound, self._fenced_set, loop)
+            done = loop.create_future()
+            threading.Thread(
+                target=_run_in_thread, args=(self.task, ctx, loop, done), name=f"leaderpool-task-{term}", daemon=True
+            ).start()
+        self._ctx, self._done = ctx, done
+        done.add_done_callback(lambda fut: self._finished(ctx, fut))
+        bound.info("task_started")
+
+    def _finished(self, ctx: TaskContext, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        error = fut.exception()
+        if error is None:
+            if not ctx.stopping:
+                ctx.log.info("task_returned", detail="finished while leading; the member keeps leading")
+            return
+        if ctx.stopping:
+            ctx.log.warning("task_failed_while_stopping", error=f"{type(error).__name__}: {error}")
+            return
+        ctx.log.error("task_failed", exc_info=error)
+        self._on_crash(ctx.term, error)
+
+    async def stop(self) -> None:
+        """Set the stop event; wait up to ``grace_s``; then cancel (async) or abandon (thread)."""
+        ctx, done = self._ctx, self._done
+        self._ctx = self._done = None
+        if ctx is None or done is None:
+            return
+        ctx.stop.set()
+        if done.done():
+            return
+        finished, _ = await asyncio.wait({done}, timeout=self.grace_s)
+        if finished:
+            ctx.log.info("task_stopped")
+            return
+        if isinstance(ctx, AsyncTaskContext):
+            done.cancel()
+            await asyncio.wait({done}, timeout=1.0)
+            ctx.log.warning("task_cancelled", grace_s=self.grace_s)
+        else:
+            ctx.log.warning("task_abandoned", grace_s=self.grace_s, detail="the thread ignored the stop event")
+
+
+def _run_in_thread(
+    task: Task, ctx: ThreadTaskContext, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any]
+) -> None:
+    outcome: BaseException | None = None
+    try:
+        task(ctx)
+    except BaseException as exc:  # reported to the loop, which decides what a crash means
+        outcome = exc
+
+    def settle() -> None:
+        if done.done():
+            return
+        if outcome is None:
+            done.set_result(None)
+        else:
+            done.set_exception(outcome)
+
+    with contextlib.suppress(RuntimeError):  # the loop is gone: the worker already exited
+        loop.call_soon_threadsafe(settle)
+
+
+def checked_fenced_set(election: Any) -> FencedSet:
+    """The election's ``fenced_set``, refused once the caller's term is no longer the current one."""
+
+    async def fenced(term: int, key: str, value: str | bytes, px: int) -> FenceResult:
+        if election.term != term:
+            raise NotLeader(f"term {term} is over", pool=election.pool, member=election.member_id, term=term)
+        result: FenceResult = await election.fenced_set(key, value, px=px)
+        return result
+
+    return fenced

@@ -1,0 +1,176 @@
+"""The worker process end to end: real ``python -m leaderpool.worker`` processes against a real
+redis-server, observed through their JSON events, exit codes and the pool's history."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from leaderpool.embedded import RedisServer, free_port
+
+from .worker_procs import Workers, cli, eventually, workers_for
+
+EVENT_FIELDS = {
+    "elected": {"event", "pool", "member", "term", "t"},
+    "revoked": {"event", "pool", "member", "term", "reason", "t"},
+    "leader": {"event", "pool", "member", "term", "t"},
+}
+
+
+@pytest.fixture
+def workers(redis_server: RedisServer) -> Iterator[Workers]:
+    with workers_for(redis_server.url) as ws:
+        yield ws
+
+
+def history(url: str, pool: str = "p") -> list[dict]:
+    done = cli("--redis", url, "history", pool, "--json")
+    assert 0 == done.returncode, done.stderr
+    return json.loads(done.stdout)["transitions"]
+
+
+class TestJsonEvents:
+    def test_each_transition_is_one_json_line_with_its_fields(self, workers: Workers) -> None:
+        """elected, leader and revoked carry exactly their fields; stdout holds nothing else."""
+        a = workers.start("a")
+        a.elected()
+        a.signal(signal.SIGTERM)
+        assert 0 == a.wait()
+        assert [] == a.other_stdout
+        assert ["leader", "elected", "revoked"] == [e["event"] for e in a.events]
+        for event in a.events:
+            assert EVENT_FIELDS[event["event"]] == set(event)
+            assert ("p", "a", 1) == (event["pool"], event["member"], event["term"])
+            assert isinstance(event["t"], float) and abs(time.time() - event["t"]) < 60
+        assert "shutdown" == a.events[-1]["reason"]
+        assert '"event": "elected"' not in a.stderr and "worker_started" in a.stderr  # logs go to stderr
+
+    def test_followers_report_the_leader_and_its_absence(self, workers: Workers) -> None:
+        """A follower prints a leader event for each new leader it sees, with null for none."""
+        a = workers.start("a")
+        a.elected()
+        b = workers.start("b")
+        assert 1 == b.sees("a")["term"]
+        a.signal(signal.SIGKILL)
+        b.elected()
+        leaders = [(e["member"], e["term"]) for e in b.of("leader")]
+        assert ("a", 1) == leaders[0] and ("b", 2) == leaders[-1]
+        assert (None, None) in leaders  # the lead was seen vacant between the two
+
+
+class TestShutdownAndFailover:
+    def test_sigterm_hands_over_at_once_and_exits_0(self, redis_server: RedisServer) -> None:
+        """A kind shutdown releases the lead (history: released/shutdown) and the next member is
+        elected long before the old lease would have run out."""
+        with workers_for(redis_server.url) as workers:
+            a = workers.start("a", ttl="5")
+            a.elected()
+            b = workers.start("b", ttl="5")
+            b.sees("a")
+            sent = a.signal(signal.SIGTERM)
+            elected = b.elected()
+            assert 0 == a.wait()
+            assert "shutdown" == a.of("revoked")[-1]["reason"]
+            assert elected["t"] - sent < 4.0  # a SIGKILL would wait out the 5 s lease
+            rows = [(r["event"], r["term"], r["member"], r["reason"]) for r in history(redis_server.url)]
+            assert [("elected", 1, "a", ""), ("released", 1, "a", "shutdown"), ("elected", 2, "b", "")] == rows
+
+    def test_sigkill_fails_over_after_the_lease(self, workers: Workers, redis_server: RedisServer) -> None:
+        """The others take over once the dead leader's lease runs out; history infers the expiry."""
+        a = workers.start("a")
+        a.elected()
+        b = workers.start("b")
+        b.sees("a")
+        a.signal(signal.SIGKILL)
+        assert 2 == b.elected()["term"]
+        rows = [(r["event"], r["term"], r["member"]) for r in history(redis_server.url)]
+        assert [("elected", 1, "a"), ("expired", 1, "a"), ("elected", 2, "b")] == rows
+
+
+class TestTasks:
+    def test_a_crashed_task_hands_over_and_the_member_rejoins_as_youngest(
+        self, workers: Workers, redis_server: RedisServer
+    ) -> None:
+        """task_failed: the lead moves on, and the member is back in the pool, ranked last."""
+        a = workers.start("a", "--task", "tests.worker_tasks:crash_soon")
+        a.elected()
+        b = workers.start("b")
+        b.sees("a")
+        revoked = a.wait_for(lambda e: e["event"] == "revoked")
+        assert ("task_failed", 1) == (revoked["reason"], revoked["term"])
+        assert 2 == b.elected()["term"]
+        assert "task_failed" in a.stderr and "the leader task blew up" in a.stderr
+        assert None is a.proc.poll()  # the worker lives on
+
+        def members() -> list[str] | None:
+            done = cli("--redis", redis_server.url, "status", "--json")
+            pool = json.loads(done.stdout)["pools"][0]
+            names = [m["member"] for m in pool["members"]]
+            return names if names == ["b", "a"] else None  # ranked: b now runs longest
+
+        eventually(members)
+        assert ("released", "task_failed") in [(r["event"], r["reason"]) for r in history(redis_server.url)]
+
+    def test_a_thread_task_writes_fenced_and_stops_on_sigterm(
+        self, workers: Workers, redis_server: RedisServer
+    ) -> None:
+        """A plain function runs in a thread with a context: fenced_set writes under the term."""
+        a = workers.start("a", "--task", "tests.worker_tasks:fenced_writer")
+        term = a.elected()["term"]
+        client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            assert f"a:{term}" == eventually(lambda: client.get("lp-test:{p}:owner"))
+        finally:
+            client.close()
+        a.signal(signal.SIGTERM)
+        assert 0 == a.wait()
+        assert "task_stopped" in a.stderr
+
+
+class TestConfiguration:
+    def test_flags_and_variables_reach_the_pool_record(self, workers: Workers, redis_server: RedisServer) -> None:
+        """--node, --priority, --meta (and their variables) show in status; priority decides the leader."""
+        a = workers.start("a", "--node", "n1", "--priority", "1", "--meta", "zone=eu", "--meta", "role=x", "--takeover")
+        a.elected()
+        b = workers.start_env(
+            "b",
+            {
+                "LEADERPOOL_REDIS_URL": redis_server.url, "LEADERPOOL_POOL": "p", "LEADERPOOL_MEMBER_ID": "b",
+                "LEADERPOOL_NODE": "n2", "LEADERPOOL_PRIORITY": "5", "LEADERPOOL_TTL": "1",
+                "LEADERPOOL_TAKEOVER": "1", "LEADERPOOL_META": "zone=us",
+            },
+        )  # fmt: skip
+        b.elected()  # b ranks higher (priority 5) and the leader a has --takeover
+        assert "takeover" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
+        done = cli("--redis", redis_server.url, "status", "--json")
+        members = {m["member"]: m for m in json.loads(done.stdout)["pools"][0]["members"]}
+        assert ("n1", 1, {"zone": "eu", "role": "x"}) == (
+            members["a"]["node"], members["a"]["priority"], members["a"]["meta"],
+        )  # fmt: skip
+        assert ("n2", 5, {"zone": "us"}, True) == (
+            members["b"]["node"], members["b"]["priority"], members["b"]["meta"], members["b"]["leader"],
+        )  # fmt: skip
+
+
+class TestRedisOutages:
+    def test_redis_down_at_start_then_up(self, redis_binary: str) -> None:
+        """The worker waits, logging why, and joins and leads once Redis answers."""
+        server = RedisServer(redis_binary, port=free_port())
+        try:
+            with workers_for(server.url) as workers:
+                a = workers.start("a")
+                eventually(lambda: "redis_unavailable" in a.stderr)
+                time.sleep(1.0)
+                assert None is a.proc.poll()
+                assert [] == a.events
+                server.start()
+                assert 1 == a.elected()["term"]
+                a.signal(signal.SIGTERM)
+                assert 0 == a.wait()
+        finally:
+            server.cleanup()

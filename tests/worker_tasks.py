@@ -1,0 +1,20 @@
+"""Leader tasks for the worker tests (``--task tests.worker_tasks:NAME``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOT_CALLABLE = 42
+
+
+async def crash_soon(ctx: Any) -> None:
+    """Leads for a moment, then fails: the worker must step down (task_failed) and rejoin."""
+    await ctx.sleep(0.2)
+    raise RuntimeError("the leader task blew up")
+
+
+def fenced_writer(ctx: Any) -> None:
+    """A thread task: records who leads under the term's fence, then idles until stopped."""
+    ctx.fenced_set(f"lp-test:{{{ctx.pool}}}:owner", f"{ctx.member}:{ctx.term}")
+    while not ctx.sleep(0.05):
+        pass
