@@ -1,0 +1,263 @@
+"""Markdown from a result file: the full tables (RESULTS.md), the headline (README), and the
+leaderpool targets, each marked met or missed from the numbers measured (never assumed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SECTION = "## Benchmarks"
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _ms(v: Any, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _ratio(value: Any, base: Any) -> str:
+    if value is None or base is None or base <= 0.05:
+        return ""
+    return f" ({value / base:.0f}x)" if value / base >= 10 else f" ({value / base:.1f}x)"
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each leaderpool target, the measured value, and whether it is met (None: not measured)."""
+    lp = _get(results, "contenders", "leaderpool") or {}
+    ttl = _get(results, "meta", "settings", "ttl")
+    scale = results.get("scale") or {}
+    out: list[dict[str, Any]] = []
+
+    def add(target: str, value: Any, met: bool | None, unit: str = "") -> None:
+        out.append({"target": target, "value": value, "unit": unit, "met": met})
+
+    def check(value: Any, limit: float) -> bool | None:
+        return None if value is None else value <= limit
+
+    fe = _get(lp, "failover", "from_expiry_ms")
+    add("crash failover from lease expiry p50 <= 2 ms", _get(fe, "p50"), check(_get(fe, "p50"), 2), "ms")
+    add("crash failover from lease expiry p99 <= 10 ms", _get(fe, "p99"), check(_get(fe, "p99"), 10), "ms")
+    ho = _get(lp, "handoff", "from_signal_ms")
+    add("graceful handoff p50 <= 2 ms", _get(ho, "p50"), check(_get(ho, "p50"), 2), "ms")
+    add("graceful handoff p99 <= 10 ms", _get(ho, "p99"), check(_get(ho, "p99"), 10), "ms")
+    cached = _get(lp, "lookup", "cache", "cached_ns_per_call")
+    add("cached leader lookup <= 2 us per call", cached, check(cached, 2000), "ns")
+    per_member = _get(lp, "cost", "client_issued_per_member_per_s")
+    follower = _get(lp, "cost", "follower_client_per_s")
+    beat = None if ttl is None else ttl / 3
+    per_beat = None if per_member is None or beat is None else round(per_member * beat, 2)
+    follower_beat = None if follower is None or beat is None else round(follower * beat, 2)
+    add("about 1 Redis command per member per heartbeat (client-issued, all members)", per_beat,
+        check(per_beat, 1.25), "cmd/heartbeat")  # fmt: skip
+    add("idle followers cost nothing more (a follower's commands per heartbeat)", follower_beat,
+        check(follower_beat, 1.25), "cmd/heartbeat")  # fmt: skip
+    if "steady" in scale:
+        cpu = _get(scale, "steady", "redis_cpu_pct")
+        add(f"{scale['pools']} pools x {scale['members']} members: Redis below 50% of one core", cpu,
+            check(cpu, 50), "%")  # fmt: skip
+        led = _get(scale, "mass_kill", "all_led_from_kill_s")
+        limit = scale["ttl_s"] + 1
+        add(f"every pool led again within lease + 1 s ({limit:g} s) after a mass kill", led,
+            None if led is None else led <= limit, "s")  # fmt: skip
+    moments = _get(lp, "safety", "two_leader_moments")
+    add("zero moments with two acting leaders", moments, None if moments is None else moments == 0)
+    return out
+
+
+def _mark(met: bool | None) -> str:
+    return "not measured" if met is None else ("met" if met else "**missed**")
+
+
+def _lookup_cell(name: str, c: dict[str, Any]) -> str:
+    if name == "leaderpool" and _get(c, "lookup", "cache"):
+        return f"{_get(c, 'lookup', 'cache', 'cached_ns_per_call'):.0f} ns (cache)"
+    p50 = _get(c, "lookup", "redis_read", "per_call_us", "p50")
+    return "n/a" if p50 is None else f"{p50:.0f} us (Redis)"
+
+
+def headline_markdown(results: dict[str, Any]) -> str:
+    """One row per contender; alternatives carry their ratio to leaderpool in parentheses."""
+    cs = results.get("contenders") or {}
+    lp = cs.get("leaderpool") or {}
+    ttl = _get(results, "meta", "settings", "ttl")
+    rows = [
+        f"| contender (lease {ttl:g} s, 3 members) | crash failover after lease expiry p50 / p99 (ms) | "
+        "crash failover after SIGKILL p50 / p99 (ms) | graceful handoff p50 / p99 (ms) | leader lookup | "
+        "Redis cmd/s per member (sent / incl. Lua) | two-leader moments |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in cs.items():
+        base = name == "leaderpool"
+        cells = [c.get("title", name)]
+        columns = (("failover", "from_expiry_ms"), ("failover", "from_kill_ms"), ("handoff", "from_signal_ms"))
+        for section, key in columns:
+            p50, p99 = _get(c, section, key, "p50"), _get(c, section, key, "p99")
+            ref50 = _get(lp, section, key, "p50")
+            cells.append(f"{_ms(p50)}{'' if base else _ratio(p50, ref50)} / {_ms(p99)}")
+        cost = c.get("cost") or {}
+        cells.append(_lookup_cell(name, c))
+        cells.append(f"{_ms(cost.get('client_issued_per_member_per_s'), 2)} / "
+                     f"{_ms(cost.get('total_incl_lua_per_member_per_s'), 2)}")  # fmt: skip
+        cells.append(str(_get(c, "safety", "two_leader_moments")))
+        if "error" in c:
+            cells[0] += f" (failed: {c['error']})"
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _stats_row(label: str, s: dict[str, Any] | None) -> str:
+    s = s or {}
+    return f"| {label} | {s.get('n', 0)} | " + " | ".join(_ms(s.get(k), 2) for k in ("p50", "p90", "p99", "max")) + " |"
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    m, st = meta.get("machine", {}), meta.get("settings", {})
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run `{meta.get('name')}` started {meta.get('started')}, took {meta.get('duration_s')} s.",
+        f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores ({m.get('note') or 'dedicated'}); "
+        f"{m.get('platform')}; Python {m.get('python')}; redis-server {_get(meta, 'redis', 'version')} on loopback "
+        f"(notify-keyspace-events `{_get(meta, 'redis', 'notify_keyspace_events')}` for every contender).",
+        f"Settings: lease (ttl) {st.get('ttl')} s for every contender, 3 member processes per pool, "
+        f"{st.get('rounds')} crash rounds and {st.get('handoff_rounds')} handoff rounds per contender, "
+        f"steady windows of {st.get('window')} s; scale test {st.get('scale_pools')} pools x "
+        f"{st.get('scale_members')} members at ttl {st.get('scale_ttl')} s. leaderpool ran as "
+        f"`python -m {meta.get('leaderpool_impl')}`.",
+        "",
+        "Times come from each process's own `elected` line (`time.time()`, one machine, one clock). "
+        "Lease expiry = PTTL of the contender's lease key read right after the SIGKILL (nobody renews a "
+        "dead holder's lease) plus the instant it was read. Percentiles interpolate between ranks; "
+        "with 20-30 rounds p99 is close to the max.",
+        "",
+        "## Headline",
+        "",
+        headline_markdown(results),
+        "## leaderpool targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    for t in results.get("targets", []):
+        lines.append(f"| {t['target']} | {t['value']} {t['unit']} | {_mark(t['met'])} |")
+    lines += ["", "## Crash failover (SIGKILL the leader)", ""]
+    lines += ["| contender | measured from | n | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|"]
+    for name, c in (results.get("contenders") or {}).items():
+        for key, label in (("from_expiry_ms", "lease expiry"), ("from_kill_ms", "SIGKILL"),
+                           ("overhead_beyond_ttl_ms", "SIGKILL, minus the ttl")):  # fmt: skip
+            lines.append(_stats_row(f"{name} | {label}", _get(c, "failover", key)))
+    lines += ["", "## Graceful handoff (SIGTERM the leader)", ""]
+    lines += ["| contender | measured from | n | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|"]
+    for name, c in (results.get("contenders") or {}).items():
+        lines.append(_stats_row(f"{name} | SIGTERM", _get(c, "handoff", "from_signal_ms")))
+        lines.append(_stats_row(f"{name} | old leader's revoked line", _get(c, "handoff", "from_release_ms")))
+    lines += ["", "## Leader lookup from a non-leader", ""]
+    lines += ["| contender | call | p50 | p99 |", "|---|---|---|---|"]
+    for name, c in (results.get("contenders") or {}).items():
+        cache = _get(c, "lookup", "cache")
+        if cache:
+            lines.append(f"| {name} | `election.leader` (local cache), timeit best of 5 | "
+                         f"{cache['cached_ns_per_call']:.0f} ns | |")  # fmt: skip
+            fresh = cache["fresh_read_us"]
+            lines.append(f"| {name} | `await current_leader(fresh=True)` (one script) | {_ms(fresh['p50'])} us | "
+                         f"{_ms(fresh['p99'])} us |")  # fmt: skip
+        read = _get(c, "lookup", "redis_read") or {}
+        s = read.get("per_call_us") or {}
+        lines.append(f"| {name} | {read.get('call')} | {_ms(s.get('p50'))} us | {_ms(s.get('p99'))} us |")
+    lines += ["", "## Cost in steady state (3 members, no faults)", ""]
+    lines += [
+        "INFO commandstats counts the commands run inside Lua scripts as well as the scripts themselves "
+        "(checked: one EVAL running SET, GET and PTTL adds 1 to `eval` and 1 to each of the three). "
+        "So the client-issued rate comes from a MONITOR window (script-internal commands are marked `lua` "
+        "there), attributed to processes by their connections' ports; the total comes from commandstats.",
+        "",
+        "| contender | client-issued cmd/s per member | incl. Lua cmd/s per member | leader sends cmd/s | "
+        "a follower sends cmd/s | Redis CPU % | commands (incl. Lua) per s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in (results.get("contenders") or {}).items():
+        k = c.get("cost") or {}
+        by = _get(k, "commandstats", "by_command_per_s") or {}
+        lines.append(f"| {name} | {_ms(k.get('client_issued_per_member_per_s'), 2)} | "
+                     f"{_ms(k.get('total_incl_lua_per_member_per_s'), 2)} | {_ms(k.get('leader_client_per_s'), 2)} | "
+                     f"{_ms(k.get('follower_client_per_s'), 2)} | {_ms(k.get('redis_cpu_pct'), 2)} | "
+                     + ", ".join(f"{cmd} {v:g}" for cmd, v in by.items()) + " |")  # fmt: skip
+    lines += ["", "## Safety (moments with two acting leaders, over every round above)", ""]
+    lines += ["| contender | leaderships | two-leader moments | total overlap ms |", "|---|---|---|---|"]
+    for name, c in (results.get("contenders") or {}).items():
+        s = c.get("safety") or {}
+        lines.append(f"| {name} | {s.get('leaderships')} | {s.get('two_leader_moments')} | "
+                     f"{s.get('overlap_total_ms')} |")  # fmt: skip
+    lines += ["", "## Scale", ""]
+    sc = results.get("scale") or {}
+    if "steady" in sc:
+        mk = sc["mass_kill"]
+        lines += [
+            f"{sc['pools']} pools x {sc['members']} members (member i of every pool in process i, "
+            f"{sc['pools']} AsyncElections on one event loop sharing one client), ttl {sc['ttl_s']} s, "
+            f"heartbeat {sc['heartbeat_s']} s; set-up took {sc['setup_s']} s.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| Redis commands/s (incl. Lua) | {sc['steady']['commands_per_s']:.0f} |",
+            f"| per member | {sc['redis_commands_per_s_per_member']} |",
+            f"| Redis CPU (% of one core) | {sc['steady']['redis_cpu_pct']} |",
+            f"| worker CPU, all processes (% of one core) | {sc['worker_cpu_pct_total']} |",
+            f"| worker RSS, largest process (MB) | {sc['worker_rss_mb_max']} |",
+            f"| mass kill: every pool led again after SIGKILL (s) | {mk['all_led_from_kill_s']} |",
+            f"| mass kill: after the last lease expired (s) | {mk['all_led_from_last_expiry_s']} |",
+            f"| mass kill: per pool from SIGKILL p50 / p99 (s) | {_get(mk, 'per_pool_from_kill_s', 'p50')} / "
+            f"{_get(mk, 'per_pool_from_kill_s', 'p99')} |",
+            f"| mass kill: per pool from its lease expiry p50 / p99 (ms) | "
+            f"{_get(mk, 'per_pool_from_expiry_ms', 'p50')} / {_get(mk, 'per_pool_from_expiry_ms', 'p99')} |",
+            f"| pools led again / vacant / still held by the killed process | {mk['pools_led_again']} / "
+            f"{mk['pools_vacant_after']} / {mk['pools_held_by_killed_process_after']} |",
+        ]
+    else:
+        lines.append(f"Not run: {sc}")
+    fl = results.get("floor") or {}
+    lines += ["", "## The floor on this machine", "", "| measure | p50 us | p99 us |", "|---|---|---|"]
+    for label, s in (("PING round trip, redis-py", _get(fl, "ping", "redis_py_us")),
+                     ("PING round trip, bare socket", _get(fl, "ping", "socket_us")),
+                     ("SET sent -> keyspace notification read on another connection",
+                      _get(fl, "keyspace_notification", "set_to_message_us"))):  # fmt: skip
+        lines.append(f"| {label} | {_ms(_get(s, 'p50'))} | {_ms(_get(s, 'p99'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_section(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    m = meta.get("machine", {})
+    return (
+        f"{SECTION}\n\n"
+        "leaderpool against tooz, python-redis-lock, redis-py's Lock and a Kubernetes client-go-style lease, "
+        "each as three processes on one redis-server, same lease, same faults, in one run:\n\n"
+        "```sh\n"
+        "make bench         # the full run (~15 min): results in benchmarks/results/, tables in benchmarks/RESULTS.md\n"
+        "make bench-quick   # a ~30 s smoke run (also run by the test suite); numbers are meaningless\n"
+        "python -m benchmarks --ttl 2 --rounds 20 --contenders leaderpool,tooz --skip-scale --out /tmp/bench\n"
+        "```\n\n"
+        f"Headline ({m.get('cpu_model')}, {m.get('cores')} cores, a shared VM; redis "
+        f"{_get(meta, 'redis', 'version')}; ratios to leaderpool in parentheses; full tables and the "
+        "targets in [benchmarks/RESULTS.md](benchmarks/RESULTS.md)):\n\n" + headline_markdown(results)
+    )
+
+
+def update_readme(path: Path, section: str) -> None:
+    """Replace (or append) the ``## Benchmarks`` section, leaving every other section as it is.
+    Reads the file right before writing: others edit their sections concurrently."""
+    text = path.read_text()
+    start = text.find(f"\n{SECTION}\n")
+    if start < 0:
+        new = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION) + 2)
+        new = text[: start + 1] + section + ("" if end < 0 else "\n" + text[end + 1 :])
+    path.write_text(new)

@@ -1,0 +1,162 @@
+"""Many pools on one Redis: ``pools`` x ``members``, member i of every pool living in process i.
+
+Process 0 starts first, so it leads every pool; the others start one after another (so the
+ranking is the same in every pool). Then a steady window (Redis ops/s and CPU, worker CPU and
+RSS), then SIGKILL of process 0 (one leader per pool at once) and the time until every pool has
+a new leader, from the survivors' reports, checked by reading every leader key in one pipeline.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import IO, Any
+
+import psutil
+import redis
+
+from benchmarks.cost import Snapshot, between
+from benchmarks.procs import MemberProcess, ProcessSet
+from benchmarks.scenarios import BenchError, progress
+from benchmarks.stats import summary
+from benchmarks.timeline import parse_line
+from leaderpool.keys import Keyspace
+
+
+class ScaleCounts:
+    """Per process: pools it won (first win time per pool) and whether it is ready."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.elected: dict[str, dict[str, float]] = {}
+        self.ready: set[str] = set()
+
+    def on_line(self, label: str, line: str) -> None:
+        event = parse_line(label, line)
+        if event is None:
+            return
+        with self.cond:
+            if event.kind == "ready":
+                self.ready.add(label)
+            elif event.kind == "elected":
+                pool = _pool_of(line)
+                if pool is not None:
+                    self.elected.setdefault(label, {})[pool] = event.t
+            self.cond.notify_all()
+
+    def wait(self, predicate: Any, timeout: float) -> bool:
+        with self.cond:
+            return bool(self.cond.wait_for(predicate, timeout))
+
+
+def _pool_of(line: str) -> str | None:
+    import json
+
+    try:
+        pool = json.loads(line).get("pool")
+    except ValueError:
+        return None
+    return str(pool) if pool else None
+
+
+def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, log: IO[str]) -> dict[str, Any]:
+    prefix = "scale-"
+    counts = ScaleCounts()
+    procs = ProcessSet()
+    client = redis.Redis.from_url(url)
+    labels = [f"scale-p{i}" for i in range(members)]
+    t_setup = time.monotonic()
+    try:
+        def start(i: int) -> MemberProcess:
+            argv = [sys.executable, "-m", "benchmarks.scale_member", "--redis", url, "--prefix", prefix,
+                    "--pools", str(pools), "--member-id", labels[i], "--ttl", repr(ttl)]  # fmt: skip
+            return procs.add(MemberProcess(labels[i], argv, None, log, on_line=counts.on_line))
+
+        first = start(0)
+        if not counts.wait(lambda: labels[0] in counts.ready and len(counts.elected.get(labels[0], {})) == pools,
+                           timeout=120 + pools * 0.1):  # fmt: skip
+            raise BenchError(f"scale: process 0 did not lead all {pools} pools")
+        progress(f"scale: process 0 leads all {pools} pools ({time.monotonic() - t_setup:.1f}s)")
+        for i in range(1, members):
+            start(i)
+            if not counts.wait(lambda i=i: labels[i] in counts.ready, timeout=120 + pools * 0.1):
+                raise BenchError(f"scale: process {i} did not see every pool's leader")
+        setup_s = time.monotonic() - t_setup
+        progress(f"scale: {pools} pools x {members} members up in {setup_s:.1f}s; settling {ttl:.1f}s")
+        time.sleep(ttl)
+
+        handles = {m.label: psutil.Process(m.pid) for m in procs.members}
+        cpu0 = {label: sum(p.cpu_times()[:2]) for label, p in handles.items()}
+        before = Snapshot(client)
+        time.sleep(window_s)
+        after = Snapshot(client)
+        steady = between(before, after)
+        wall = after.t - before.t
+        workers = {
+            label: {
+                "cpu_pct": round(100 * (sum(p.cpu_times()[:2]) - cpu0[label]) / wall, 2),
+                "rss_mb": round(p.memory_info().rss / 2**20, 1),
+            }
+            for label, p in handles.items()
+        }
+        progress(f"scale: steady {steady['commands_per_s']:.0f} cmd/s, Redis CPU {steady['redis_cpu_pct']:.1f}%")
+
+        keys = [Keyspace(f"{prefix}{i}").leader for i in range(pools)]
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.pttl(key)
+        t_read = time.time()
+        pttls = [int(v) for v in pipe.execute()]
+        expiry_of = {f"{prefix}{i}": t_read + p / 1000 for i, p in enumerate(pttls) if p > 0}
+        t_kill = first.kill()
+        expiries = [t_read + p / 1000 for p in pttls if p > 0]
+        survivors = labels[1:]
+
+        def all_led() -> bool:
+            won = {pool for s in survivors for pool, t in counts.elected.get(s, {}).items() if t >= t_kill}
+            return len(won) == pools
+
+        led = counts.wait(all_led, timeout=3 * ttl + 30)
+        with counts.cond:
+            firsts: dict[str, float] = {}
+            for s in survivors:
+                for pool, t in counts.elected.get(s, {}).items():
+                    if t >= t_kill:
+                        firsts[pool] = min(t, firsts.get(pool, t))
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        holders = [None if v is None else v.decode().partition("|")[2] for v in pipe.execute()]
+        per_pool = list(firsts.values())
+        last = max(per_pool) if per_pool else None
+        result = {
+            "pools": pools,
+            "members": members,
+            "ttl_s": ttl,
+            "heartbeat_s": round(ttl / 3, 4),
+            "setup_s": round(setup_s, 2),
+            "steady": steady,
+            "redis_commands_per_s_per_member": round(steady["commands_per_s"] / (pools * members), 3),
+            "workers": workers,
+            "worker_cpu_pct_total": round(sum(w["cpu_pct"] for w in workers.values()), 2),
+            "worker_rss_mb_max": max(w["rss_mb"] for w in workers.values()),
+            "mass_kill": {
+                "all_led_again": led,
+                "pools_led_again": len(firsts),
+                "all_led_from_kill_s": None if last is None or not led else round(last - t_kill, 4),
+                "all_led_from_last_expiry_s": None if last is None or not led or not expiries
+                else round(last - max(expiries), 4),
+                "per_pool_from_kill_s": summary([t - t_kill for t in per_pool], digits=4),
+                "per_pool_from_expiry_ms": summary(
+                    [t - expiry_of[pool] for pool, t in firsts.items() if pool in expiry_of], scale=1e3
+                ),
+                "lease_expiry_spread_s": round(max(expiries) - min(expiries), 4) if expiries else None,
+                "pools_held_by_killed_process_after": sum(1 for h in holders if h == labels[0]),
+                "pools_vacant_after": sum(1 for h in holders if h is None),
+            },
+        }  # fmt: skip
+        return result
+    finally:
+        procs.close()
+        client.close()

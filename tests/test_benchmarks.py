@@ -1,0 +1,64 @@
+"""The benchmark's quick mode runs end to end, so the benchmark cannot rot.
+
+It runs ``python -m benchmarks --quick`` as users do and checks the shape of what it wrote,
+never the speed: the suite runs on shared machines.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.registry import NAMES
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+STATS = {"n", "p50", "p90", "p99", "max"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--name", "quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    return done, out
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_exits_zero(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The quick run finishes with exit status 0 and prints the headline table."""
+    done, _ = quick_run
+    assert 0 == done.returncode, done.stderr[-3000:]
+    assert "| contender" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_writes_every_section(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The JSON holds the floor, every contender with every measurement, the scale test and the targets."""
+    _, out = quick_run
+    results = json.loads((out / "quick.json").read_text())
+    assert {"meta", "floor", "contenders", "scale", "targets"} <= set(results)
+    assert set(NAMES) == set(results["contenders"])
+    for name, contender in results["contenders"].items():
+        assert "error" not in contender, name
+        for section in ("failover", "handoff", "lookup", "cost", "safety"):
+            assert section in contender, (name, section)
+        assert STATS <= set(contender["failover"]["from_expiry_ms"]), name
+        assert STATS <= set(contender["failover"]["from_kill_ms"]), name
+        assert STATS <= set(contender["handoff"]["from_signal_ms"]), name
+        assert contender["failover"]["from_kill_ms"]["n"] >= 1, name
+        assert contender["handoff"]["from_signal_ms"]["n"] >= 1, name
+        assert isinstance(contender["safety"]["two_leader_moments"], int), name
+        assert contender["cost"]["commandstats"]["commands_per_s"] >= 0, name
+    assert isinstance(results["contenders"]["leaderpool"]["lookup"]["cache"]["cached_ns_per_call"], float)
+    assert results["scale"]["mass_kill"]["pools_led_again"] == results["scale"]["pools"]
+    assert STATS <= set(results["floor"]["ping"]["redis_py_us"])
+    assert all({"target", "value", "met"} <= set(t) for t in results["targets"])
+    assert (out / "quick.md").read_text().startswith("# Benchmark results")
