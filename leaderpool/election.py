@@ -26,7 +26,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -74,8 +74,9 @@ class LeaderInfo:
 
     member: str
     term: int
-    info: MemberInfo | None = None
-    """The leader's member record (node, host, pid, priority, start time, metadata)."""
+    info: MemberInfo | None = field(default=None, compare=False)
+    """The leader's member record (node, host, pid, priority, start time, metadata); not part
+    of equality: two reads of the same leadership compare equal."""
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -242,6 +243,9 @@ class ElectionCore:
                     self._timers.backoff_until = None
                 except RETRYABLE as exc:
                     self._on_failure(exc)
+                except Exception as exc:  # a bug must not leave a zombie member: log, back off, go on
+                    self._log.exception("election_turn_failed")
+                    self._on_failure(exc)
                 await self._sleep_until(self._next_wakeup())
         finally:
             await self._shutdown()
@@ -372,7 +376,7 @@ class ElectionCore:
         if self._started_at_ms is None:
             self._started_at_ms = await self._bounded(self.store.redis_time_ms())
         sent = self._clock()
-        await self._bounded(self.store.register(self._record(), self.config.ttl_ms))
+        await self._bounded(self.store.register(self._record(), self.config.ttl_ms, self._highest_term))
         self._joined = True
         self._timers.next_beat = sent + self.config.heartbeat
         self._pending.dirty = True
@@ -391,7 +395,9 @@ class ElectionCore:
         sent = self._clock()
         held = self._held()
         want_members = self._role is Role.LEADER and self.config.takeover
-        beat = await self._bounded(self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members))
+        beat = await self._bounded(
+            self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members, self._highest_term)
+        )
         self._timers.next_beat = sent + self.config.heartbeat
         previous, self._timers.last_beat = self._timers.last_beat, sent
         late = 0.0 if previous is None else sent - previous - self.config.heartbeat
@@ -507,6 +513,10 @@ class ElectionCore:
         elif result.status == 0:
             self._note_leader(result.leader, result.leader_pttl_ms, sent)
             self._pending.dirty = True
+        elif result.status == -2:
+            # Redis lost terms; wait until every live member has reported the highest it saw
+            self._timers.vacancy_retry = sent + max(result.leader_pttl_ms, 1) / 1000
+            self._log.info("claims_held_for_term_recovery", wait_ms=result.leader_pttl_ms)
         else:
             await self._rejoin(as_youngest=False, why="lease lapsed before claiming")
 

@@ -8,6 +8,8 @@ and every multi-key Lua script stays single-slot::
     leaderpool:{POOL}:members   hash    member id -> JSON record (node, host, pid, priority, ...)
     leaderpool:{POOL}:leases    zset    member id -> lease deadline, Redis clock, unix ms
     leaderpool:{POOL}:resigned  string  member id that just resigned, PX = one lease
+    leaderpool:{POOL}:recovery  string  present (PX = one lease) after Redis was found to have lost
+                                        terms: claims wait so every live member can report its own
     leaderpool:{POOL}:history   stream  leadership transitions (term, member, reason, t_ms)
     leaderpool:{POOL}:events    channel pool events: joined, left, elected, released, resign, evicted
 """
@@ -71,6 +73,10 @@ class Keyspace:
     @property
     def resigned(self) -> str:
         return f"{self._base}:resigned"
+
+    @property
+    def recovery(self) -> str:
+        return f"{self._base}:recovery"
 
     @property
     def history(self) -> str:

@@ -46,16 +46,32 @@ local function holder(value)
 end
 """
 
+# Members report the highest term they have seen. A report above Redis's counter means Redis
+# lost data (restart without persistence, failover to a lagging replica): raise the counter and
+# hold claims for one lease, so every live member reports in before a new term is granted.
+_TERM_GUARD = """
+local function guard_term(term_key, recovery_key, seen, ttl_ms)
+  local counter = tonumber(redis.call('GET', term_key) or '0')
+  if seen > counter then
+    redis.call('SET', term_key, string.format('%d', seen))
+    redis.call('SET', recovery_key, '1', 'PX', ttl_ms)
+  end
+end
+"""
+
 REGISTER = (
     """
--- register: KEYS[1] members hash, KEYS[2] leases zset;
--- ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms, ARGV[4] events channel.
+-- register: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] term counter, KEYS[4] recovery;
+-- ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms, ARGV[4] events channel,
+-- ARGV[5] highest term the member has seen.
 -- Stores the member's record, starts its lease and announces it. Returns the Redis time (ms).
-local members_key, leases_key = KEYS[1], KEYS[2]
-local member, record, ttl_ms, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local members_key, leases_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local member, record, ttl_ms, channel, seen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 """
     + _NOW
+    + _TERM_GUARD
     + """
+guard_term(term_key, recovery_key, seen, ttl_ms)
 redis.call('HSET', members_key, member, record)
 redis.call('ZADD', leases_key, now + ttl_ms, member)
 redis.call('PUBLISH', channel, 'joined|0||' .. member)
@@ -65,19 +81,21 @@ return now
 
 HEARTBEAT = (
     """
--- heartbeat: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key;
--- ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] the leader value this member holds ("" if following),
--- ARGV[4] "1" to list the live members as well.
+-- heartbeat: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] term counter,
+-- KEYS[5] recovery; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] the leader value this member holds
+-- ("" if following), ARGV[4] "1" to list the live members as well, ARGV[5] highest term seen.
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term).
 -- Returns {status, now, leader value or false, leader pttl, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
-local members_key, leases_key, leader_key = KEYS[1], KEYS[2], KEYS[3]
-local member, ttl_ms, held, want_members = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 """
     + _NOW
     + _LIVE_MEMBERS
+    + _TERM_GUARD
     + """
+guard_term(term_key, recovery_key, seen, ttl_ms)
 if redis.call('HEXISTS', members_key, member) == 0 then
   return {-1, now}
 end
@@ -122,17 +140,18 @@ return reply
 CLAIM = (
     """
 -- claim: KEYS[1] leader key, KEYS[2] term counter, KEYS[3] members hash, KEYS[4] leases zset,
--- KEYS[5] history stream; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] highest term the member has
--- seen, ARGV[4] events channel.
+-- KEYS[5] history stream, KEYS[6] recovery; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] highest term
+-- the member has seen, ARGV[4] events channel.
 -- Takes a vacant lead (SET NX PX) for a live member. The new term is above both the stored
--- counter and every term the member has seen, so terms never go back even if Redis lost data.
--- Returns {1, term, now} when elected, {0, leader value, pttl} when the lead is held,
--- {-1, now} when the member is not live in the pool.
-local leader_key, term_key, members_key, leases_key, history_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- counter and every term any live member has reported, so terms never go back even if Redis
+-- lost data. Returns {1, term, now} when elected, {0, leader value, pttl} when the lead is held,
+-- {-1, now} when the member is not live in the pool, {-2, ms} while claims wait for recovery.
+local leader_key, term_key, members_key, leases_key, history_key, recovery_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local member, ttl_ms, seen, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 """
     + _NOW
+    + _TERM_GUARD
     + """
 local deadline = redis.call('ZSCORE', leases_key, member)
 if not deadline or tonumber(deadline) <= now or redis.call('HEXISTS', members_key, member) == 0 then
@@ -141,6 +160,10 @@ end
 local held = redis.call('GET', leader_key)
 if held then
   return {0, held, redis.call('PTTL', leader_key)}
+end
+guard_term(term_key, recovery_key, seen, ttl_ms)
+if redis.call('EXISTS', recovery_key) == 1 then
+  return {-2, redis.call('PTTL', recovery_key)}
 end
 local term = tonumber(redis.call('GET', term_key) or '0')
 if term < seen then term = seen end

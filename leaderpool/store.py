@@ -55,7 +55,8 @@ class Observation(NamedTuple):
 
 class ClaimResult(NamedTuple):
     status: int
-    """1 elected, 0 the lead is held by someone, -1 this member is not live in the pool."""
+    """1 elected, 0 the lead is held by someone, -1 this member is not live in the pool,
+    -2 claims wait while Redis recovers lost terms (``leader_pttl_ms`` says how long)."""
     term: int
     leader: LeaderValue | None
     leader_pttl_ms: int
@@ -96,18 +97,21 @@ class PoolStore:
         seconds, micros = await self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
-    async def register(self, info: MemberInfo, ttl_ms: int) -> int:
+    async def register(self, info: MemberInfo, ttl_ms: int, seen_term: int = 0) -> int:
         k = self.keys
         now = await self._scripts.register(
-            keys=[k.members, k.leases], args=[info.member, info.record_json(), ttl_ms, k.events]
+            keys=[k.members, k.leases, k.term, k.recovery],
+            args=[info.member, info.record_json(), ttl_ms, k.events, seen_term],
         )
         return int(now)
 
-    async def heartbeat(self, member: str, ttl_ms: int, held: LeaderValue | None, want_members: bool) -> Beat:
+    async def heartbeat(
+        self, member: str, ttl_ms: int, held: LeaderValue | None, want_members: bool, seen_term: int = 0
+    ) -> Beat:
         k = self.keys
         reply = await self._scripts.heartbeat(
-            keys=[k.members, k.leases, k.leader],
-            args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0"],
+            keys=[k.members, k.leases, k.leader, k.term, k.recovery],
+            args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term],
         )
         status, now = int(reply[0]), int(reply[1])
         if status < 0:
@@ -124,7 +128,7 @@ class PoolStore:
     async def claim(self, member: str, ttl_ms: int, seen_term: int) -> ClaimResult:
         k = self.keys
         reply = await self._scripts.claim(
-            keys=[k.leader, k.term, k.members, k.leases, k.history],
+            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery],
             args=[member, ttl_ms, seen_term, k.events],
         )
         status = int(reply[0])
@@ -134,6 +138,8 @@ class PoolStore:
         if status == 0:
             leader = LeaderValue.parse(reply[1])
             return ClaimResult(0, 0, leader, int(reply[2]))
+        if status == -2:
+            return ClaimResult(-2, 0, None, int(reply[1]))
         return ClaimResult(-1, 0, None, -2)
 
     async def release(self, held: LeaderValue, reason: str, exclude_ms: int = 0) -> bool:

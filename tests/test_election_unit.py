@@ -182,13 +182,18 @@ class TestEventsContract:
 
 class TestTermsAndFencing:
     def test_claim_starts_above_the_highest_term_seen(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
-        """After Redis lost its counter, a member that saw term 41 claims 42, never 1."""
+        """After Redis lost its counter, claims wait one lease for every member to report the
+        highest term it saw; then a member that saw term 41 claims 42, never 1."""
 
         async def main() -> None:
-            store = PoolStore(fake_client, Keyspace("p"))
             from leaderpool.members import MemberInfo
 
+            store = PoolStore(fake_client, Keyspace("p"))
             await store.register(MemberInfo("a", "n", "h", 1, 0, 1, {}), 1000)
+            held = await store.claim("a", 200, seen_term=41)
+            assert -2 == held.status and 0 < held.leader_pttl_ms <= 200
+            await asyncio.sleep(0.25)
+            await store.heartbeat("a", 1000, None, False, seen_term=41)
             result = await store.claim("a", 1000, seen_term=41)
             assert (1, 42) == (result.status, result.term)
             assert await store.release(LeaderValue(42, "a"), "resigned") is True
