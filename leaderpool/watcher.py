@@ -31,6 +31,8 @@ _ALIAS_A = set("g$lshzxetd")
 
 log = structlog.get_logger("leaderpool.watcher")
 
+_warned_about_config: list[bool] = []  # one warning per process, however many watchers come and go
+
 
 def _identity(client: Any) -> tuple[Any, ...]:
     pool = client.connection_pool
@@ -72,7 +74,6 @@ class Watcher:
         self._subscribed: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._warned_config = False
         self.keyspace_notifications: bool | None = None
         """True once Redis confirmed keyspace events; False where CONFIG is refused."""
 
@@ -233,8 +234,8 @@ class Watcher:
             self.keyspace_notifications = True
         except redis.exceptions.ResponseError as exc:
             self.keyspace_notifications = False
-            if not self._warned_config:
-                self._warned_config = True
+            if not _warned_about_config:
+                _warned_about_config.append(True)
                 log.warning(
                     "keyspace_events_unavailable",
                     error=str(exc),

@@ -177,7 +177,24 @@ class TestEventsContract:
         elected = next(e for e in logs if e["event"] == "elected")
         assert ("p", "a", 1) == (elected["pool"], elected["member"], elected["term"])
         assert all({"pool", "member", "term"} <= e.keys() for e in logs if e.get("pool"))
-        assert any(e["event"] == "keyspace_events_unavailable" for e in logs)
+
+    def test_refused_config_gives_one_warning_per_process(self, fake_server: fakeredis.FakeServer) -> None:
+        """fakeredis, like managed Redis, refuses CONFIG: one clear warning, then timers."""
+        from leaderpool import watcher
+
+        watcher._warned_about_config.clear()
+
+        async def main() -> list[dict[str, Any]]:
+            with capture_logs() as logs:
+                for pool in ("p1", "p2"):
+                    e = Recorder().election(pool, "a", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+                    await e.start()
+                    await e.wait_until_leader(5)
+                    await e.stop()
+            return logs
+
+        logs = run(main())
+        assert 1 == sum(e["event"] == "keyspace_events_unavailable" for e in logs)
 
 
 class TestTermsAndFencing:
@@ -232,3 +249,29 @@ def test_config_is_required_to_be_valid_before_io() -> None:
     """Constructors do no I/O: a bad config fails before any connection is attempted."""
     with pytest.raises(ValueError):
         MemberConfig(pool="p", ttl_s=1, heartbeat_s=1)
+
+
+class TestBlockingFace:
+    def test_callbacks_run_in_order_on_their_own_thread(self, fake_server: fakeredis.FakeServer) -> None:
+        """The blocking face shares the core; its callbacks run off the election loop, in order,
+        and stop() returns only after on_revoked has run."""
+        import threading
+
+        from leaderpool import Election
+
+        seen: list[tuple[str, object, str]] = []
+        client = fakeredis.FakeRedis(server=fake_server)
+        with Election(
+            MemberConfig(pool="b", member_id="solo", **FAST),
+            client,
+            on_elected=lambda term: seen.append(("elected", term, threading.current_thread().name)),
+            on_revoked=lambda reason: seen.append(("revoked", reason.value, threading.current_thread().name)),
+        ) as election:
+            assert 1 == election.wait_until_leader(5)
+            assert election.is_leader and 1 == election.term
+            assert "solo" == election.current_leader(fresh=True).member  # type: ignore[union-attr]
+            assert ["solo"] == [m.member for m in election.members()]
+        assert [("elected", 1), ("revoked", "shutdown")] == [(k, v) for k, v, _ in seen]
+        assert all(name.startswith("leaderpool-callbacks") for _, _, name in seen)
+        assert not election.is_leader
+        assert 0 == client.hlen(Keyspace("b").members)
