@@ -417,7 +417,7 @@ class ElectionCore:
                 self._step_down(self._lost_reason(), detail="leader key no longer ours")
         self._note_leader(beat.leader, beat.leader_pttl_ms, sent)
         if want_members and self._role is Role.LEADER and beat.members:
-            await self._check_takeover(beat.members)
+            await self._check_takeover(beat.members, beat.resigned)
 
     def _lost_reason(self) -> RevokeReason:
         return RevokeReason.RELEASED if self._pending.evicted else RevokeReason.LEASE_LOST
@@ -472,7 +472,7 @@ class ElectionCore:
                 self._pending.evicted = False
                 self._pending.dirty = True
             elif self.config.takeover:
-                await self._check_takeover(obs.members)
+                await self._check_takeover(obs.members, obs.resigned)
             return
         if leader is not None:
             self._timers.vacancy_retry = self._timers.vacant_since = None
@@ -559,8 +559,8 @@ class ElectionCore:
             await self._rejoin(as_youngest=True, why=reason.value)
         self._pending.dirty = True
 
-    async def _check_takeover(self, members: list[MemberInfo]) -> None:
-        ranked = rank_members(members, self.config.ranker, avoid_nodes=await self._avoided_nodes())
+    async def _check_takeover(self, members: list[MemberInfo], resigned: str | None) -> None:
+        ranked = rank_members(members, self.config.ranker, avoid_nodes=await self._avoided_nodes(), resigned=resigned)
         if ranked and ranked[0].member != self.config.member_id and ranked[0].lease_ms > 0:
             held = self._held()
             self._log.info("takeover_by", preferred=ranked[0].member)

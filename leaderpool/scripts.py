@@ -82,11 +82,13 @@ return now
 HEARTBEAT = (
     """
 -- heartbeat: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] term counter,
--- KEYS[5] recovery; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] the leader value this member holds
--- ("" if following), ARGV[4] "1" to list the live members as well, ARGV[5] highest term seen.
+-- KEYS[5] recovery, KEYS[6] resigned; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] the leader value this
+-- member holds ("" if following), ARGV[4] "1" to list the live members (and who just resigned)
+-- as well, ARGV[5] highest term seen.
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term).
--- Returns {status, now, leader value or false, leader pttl, member, record, deadline, ...};
+-- Returns {status, now, leader value or false, leader pttl, resigned or false,
+--          member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -109,8 +111,9 @@ if held ~= '' then
     status = 0
   end
 end
-local reply = {status, now, value, redis.call('PTTL', leader_key)}
+local reply = {status, now, value, redis.call('PTTL', leader_key), false}
 if want_members == '1' then
+  reply[5] = redis.call('GET', KEYS[6])
   local live = live_members(members_key, leases_key, now)
   for i = 1, #live do reply[#reply + 1] = live[i] end
 end

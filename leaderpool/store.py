@@ -39,6 +39,8 @@ class Beat(NamedTuple):
     now_ms: int
     leader: LeaderValue | None
     leader_pttl_ms: int
+    resigned: str | None
+    """With ``want_members``: the member that just resigned (ranked last), if any."""
     members: list[MemberInfo]
 
 
@@ -110,13 +112,14 @@ class PoolStore:
     ) -> Beat:
         k = self.keys
         reply = await self._scripts.heartbeat(
-            keys=[k.members, k.leases, k.leader, k.term, k.recovery],
+            keys=[k.members, k.leases, k.leader, k.term, k.recovery, k.resigned],
             args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term],
         )
         status, now = int(reply[0]), int(reply[1])
         if status < 0:
-            return Beat(status, now, None, -2, [])
-        return Beat(status, now, LeaderValue.parse(reply[2]), int(reply[3]), _members(reply[4:], now))
+            return Beat(status, now, None, -2, None, [])
+        resigned = text(reply[4]) if reply[4] else None
+        return Beat(status, now, LeaderValue.parse(reply[2]), int(reply[3]), resigned, _members(reply[5:], now))
 
     async def observe(self) -> Observation:
         k = self.keys

@@ -149,10 +149,12 @@ class TestPreference:
             term = await big.wait_until_leader(10)
             assert ["takeover"] == rec.of("a", "revoked")
             await big.resign()
+            resigned_at = time.monotonic()
             assert await a.wait_until_leader(10) > term
             assert ["resigned"] == rec.of("big", "revoked")
-            # after one lease the resigned member outranks again and takes over
+            # the resigned member stays ranked last for one lease, then takes over again
             await big.wait_until_leader(10)
+            assert time.monotonic() - resigned_at >= TTL * 0.9
             await stop_all([a, big])
 
         run(main())
