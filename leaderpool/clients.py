@@ -14,6 +14,11 @@ from leaderpool.errors import ConfigError
 SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_URL = "redis://localhost:6379/0"
 
+_PORTABLE = frozenset(
+    {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
+     "socket_keepalive", "client_name", "encoding", "encoding_errors", "decode_responses"}
+)  # fmt: skip
+
 RedisLike = Any  # str URL | redis.Redis | redis.asyncio.Redis | fakeredis clients
 
 
@@ -58,12 +63,18 @@ def async_client(target: RedisLike, **options: Any) -> Any:
         kwargs = target.connection_pool.connection_kwargs
         return fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0), **options)
     if isinstance(target, redis.Redis):
-        kwargs = dict(target.connection_pool.connection_kwargs)
+        # Copy only plain connection settings: sync-only objects (Retry, handlers) must not leak in.
+        given = target.connection_pool.connection_kwargs
+        kwargs = {k: v for k, v in given.items() if k in _PORTABLE or k.startswith("ssl_")}
         kwargs.update(options)
+        connection_class: type[redis.asyncio.connection.AbstractConnection] = redis.asyncio.Connection
         if "path" in kwargs:
-            pool = redis.asyncio.ConnectionPool(connection_class=redis.asyncio.UnixDomainSocketConnection, **kwargs)
-        else:
-            pool = redis.asyncio.ConnectionPool(**kwargs)
+            connection_class = redis.asyncio.UnixDomainSocketConnection
+        elif isinstance(target.connection_pool.connection_class, type) and issubclass(
+            target.connection_pool.connection_class, redis.SSLConnection
+        ):
+            connection_class = redis.asyncio.SSLConnection
+        pool = redis.asyncio.ConnectionPool(connection_class=connection_class, **kwargs)
         return redis.asyncio.Redis(connection_pool=pool)
     raise ConfigError(f"redis must be a URL or a redis-py client, got {type(target).__name__}")
 
