@@ -344,3 +344,26 @@ class TestWatcher:
             await b.stop()
 
         run(main())
+
+
+def test_scripts_are_reloaded_after_script_flush(redis_server: RedisServer) -> None:
+    """EVALSHA falls back to loading the script on NOSCRIPT (as after a Redis restart)."""
+
+    async def main() -> None:
+        rec = Recorder()
+        a, b = (
+            rec.election("ns", "a", redis_server.url, ttl_s=TTL),
+            rec.election("ns", "b", redis_server.url, ttl_s=TTL),
+        )
+        await start_all([a, b])
+        await a.wait_until_leader(10)
+        client = redis.asyncio.Redis.from_url(redis_server.url)
+        await client.script_flush()
+        await asyncio.sleep(TTL)  # several heartbeats through EVALSHA -> NOSCRIPT -> reload
+        assert a.is_leader and [] == rec.of("a", "revoked")
+        await a.stop()
+        await b.wait_until_leader(10)
+        await client.aclose()
+        await b.stop()
+
+    run(main())

@@ -275,3 +275,44 @@ class TestBlockingFace:
         assert all(name.startswith("leaderpool-callbacks") for _, _, name in seen)
         assert not election.is_leader
         assert 0 == client.hlen(Keyspace("b").members)
+
+
+class TestEdges:
+    def test_vacancy_is_bounded_even_when_the_preferred_member_never_claims(
+        self, fake_server: fakeredis.FakeServer
+    ) -> None:
+        """Two members whose rankers each prefer the other: neither is "first" for itself, yet
+        one claims after ttl + heartbeat of vacancy."""
+
+        async def main() -> None:
+            def prefer_other(me: str) -> Any:
+                return lambda ms: sorted(ms, key=lambda m: m.member == me)
+
+            rec = Recorder()
+            a = rec.election("div", "a", fakeredis.FakeAsyncRedis(server=fake_server), ranker=prefer_other("a"), **FAST)
+            b = rec.election("div", "b", fakeredis.FakeAsyncRedis(server=fake_server), ranker=prefer_other("b"), **FAST)
+            await start_all([a, b])
+            started = asyncio.get_running_loop().time()
+            await eventually(lambda: len(leaders([a, b])) == 1, timeout=10)
+            waited = asyncio.get_running_loop().time() - started
+            assert waited < 0.6 + 0.2 + 2.0  # ttl + heartbeat, with room for a busy machine
+            await stop_all([a, b])
+
+        run(main())
+
+    def test_evicted_leader_is_released_and_rejoins_as_the_youngest(self, fake_server: fakeredis.FakeServer) -> None:
+        async def main() -> None:
+            rec = Recorder()
+            a, b = (rec.election("ev", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "ab")
+            await start_all([a, b])
+            await a.wait_until_leader(5)
+            first_start = a.core.started_at_ms
+            store = PoolStore(fakeredis.FakeAsyncRedis(server=fake_server), Keyspace("ev"))
+            await store.leave("a", "evicted", event="evicted")
+            await b.wait_until_leader(5)
+            await eventually(lambda: rec.of("a", "revoked") == ["released"])
+            await eventually(lambda: a.core.started_at_ms is not None and a.core.started_at_ms != first_start)
+            assert {"a", "b"} == {m.member for m in await b.members()}
+            await stop_all([a, b])
+
+        run(main())
