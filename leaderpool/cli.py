@@ -30,6 +30,7 @@ from leaderpool.argparsing import (
 from leaderpool.clients import DEFAULT_URL, async_client, describe, validate_redis_url
 from leaderpool.errors import REDIS_FAILURES, ConfigError, LeaderpoolError
 from leaderpool.keys import DEFAULT_PREFIX, Keyspace, validate_name
+from leaderpool.logs import configure_logging
 from leaderpool.store import HistoryEntry, PoolStore
 from leaderpool.watcher import Watcher
 
@@ -250,12 +251,13 @@ async def cmd_history(client: Any, o: Options, prefix: str, out: TextIO) -> int:
 
 async def cmd_resign(client: Any, o: Options, prefix: str, out: TextIO) -> int:
     pool = _as(o, "POOL", _name("pool"), o.ns.pool)
+    given: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
     store = PoolStore(client, Keyspace(pool, prefix))
     found = await store.leader_record()
     if found is None:
         raise Failure(f"pool {pool} has no leader: nothing to resign")
     before, pttl_ms, _info = found
-    timeout = o.get("timeout", "--timeout", None, seconds, default=max(2 * pttl_ms / 1000, 1.0) + 0.5)
+    timeout = given if given is not None else max(2 * pttl_ms / 1000, 1.0) + 0.5
     started = time.monotonic()
     if await store.request_resign() == 0:
         raise Failure(f"nobody is listening on pool {pool}: its leader {before.member} cannot be asked to resign")
@@ -318,6 +320,7 @@ def _as(o: Options, where: str, convert: Callable[[object], Any], value: object)
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     o = Options(ns)
+    configure_logging("console", "warning")  # the library's events go to stderr, never stdout
     try:
         url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", _url, default=DEFAULT_URL)
         prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)

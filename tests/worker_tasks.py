@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time  # noqa: F401  (tests load "tests.worker_tasks:time.sleep": a dotted attribute path)
 from typing import Any
 
 NOT_CALLABLE = 42

