@@ -3,20 +3,12 @@ non-leader asks who leads."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.contenders import k8s_lease, leaderpool_standin, python_redis_lock, redispy_lock, tooz_redis
-
-WORKER_MODULE = "leaderpool.worker"
-STANDIN_MODULE = "benchmarks.contenders.leaderpool_standin"
-
-
-def worker_available() -> bool:
-    """True once ``python -m leaderpool.worker`` exists (issue 3)."""
-    return importlib.util.find_spec(WORKER_MODULE) is not None
+from benchmarks.contenders import k8s_lease, python_redis_lock, redispy_lock, tooz_redis
+from leaderpool.keys import Keyspace
 
 
 @dataclass(frozen=True)
@@ -37,17 +29,19 @@ class Contender:
                 "--ttl", repr(ttl), "--json-events", *self.extra_args]  # fmt: skip
 
 
-def leaderpool(impl: str = "auto") -> Contender:
-    """The leaderpool contender: the worker as users run it, or the stand-in until it exists."""
-    use_worker = impl == "worker" or (impl == "auto" and worker_available())
-    return Contender(
-        name="leaderpool",
-        title="leaderpool (worker)" if use_worker else "leaderpool (stand-in on AsyncElection)",
-        module=WORKER_MODULE if use_worker else STANDIN_MODULE,
-        leader_key=leaderpool_standin.leader_key,
-        lookup="election.leader (local cache)",
-        extra_args=("--log-format", "json"),
-    )
+def _leaderpool_key(pool: str) -> str:
+    return Keyspace(pool).leader
+
+
+LEADERPOOL = Contender(
+    name="leaderpool",
+    title="leaderpool (worker)",
+    module="leaderpool.worker",
+    leader_key=_leaderpool_key,
+    lookup="election.leader (local cache)",
+    extra_args=("--log-format", "json"),
+)
+"""The worker processes, as users run them: ``python -m leaderpool.worker --json-events``."""
 
 
 ALTERNATIVES = (
@@ -65,6 +59,6 @@ ALTERNATIVES = (
 NAMES = ("leaderpool", *(c.name for c in ALTERNATIVES))
 
 
-def contenders(names: list[str], impl: str = "auto") -> list[Contender]:
-    by_name = {c.name: c for c in ALTERNATIVES}
-    return [leaderpool(impl) if n == "leaderpool" else by_name[n] for n in names]
+def contenders(names: list[str]) -> list[Contender]:
+    by_name = {c.name: c for c in (LEADERPOOL, *ALTERNATIVES)}
+    return [by_name[n] for n in names]

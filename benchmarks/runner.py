@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,8 +45,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-members", type=int, help="members per pool = processes (5; quick 3)")
     p.add_argument("--scale-ttl", type=float, help="lease in the scale test (5, the default; quick 1)")
     p.add_argument("--scale-window", type=float, help="steady window of the scale test, seconds (15; quick 2)")
-    p.add_argument("--leaderpool-impl", choices=("auto", "worker", "standin"), default="auto",
-                   help="leaderpool.worker if installed (auto), or the stand-in on AsyncElection")  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
     p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
@@ -79,6 +78,19 @@ def machine() -> dict[str, Any]:
     return {"cpu_model": model, "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "note": "a shared 2-core VM (other agents were working on it)"
             if os.cpu_count() == 2 else ""}  # fmt: skip
+
+
+def source_state() -> dict[str, Any]:
+    """The commit benchmarked, and whether the library's files differ from it."""
+
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], cwd=HERE.parent, capture_output=True, text=True, timeout=10).stdout
+        except OSError:
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD").strip(), "leaderpool_dirty": bool(git("status", "--porcelain",
+            "leaderpool").strip())}  # fmt: skip
 
 
 def run_contender(c: Contender, url: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
@@ -154,7 +166,7 @@ def run_contender(c: Contender, url: str, args: argparse.Namespace, log: Any) ->
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(fmt="json", level="warning")
-    chosen = contenders(args.names, args.leaderpool_impl)
+    chosen = contenders(args.names)
     for c in chosen:
         if c.whole_seconds and args.ttl != int(args.ttl):
             print(f"python -m benchmarks: error: {c.name} takes whole seconds only; use --ttl 1, 2, ...",
@@ -174,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             "name": name,
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
             "machine": machine(),
+            "source": source_state(),
             "redis": {"version": server.version, "binary": server.binary, "notify_keyspace_events": KEYSPACE_FLAGS},
             "settings": {k: getattr(args, k) for k in ("quick", "ttl", "rounds", "handoff_rounds", "window",
                                                        "scale_pools", "scale_members", "scale_ttl", "scale_window")},
             "members_per_pool": 3,
-            "leaderpool_impl": chosen[0].module if chosen and chosen[0].name == "leaderpool" else None,
+            "leaderpool_impl": "leaderpool.worker",
         }  # fmt: skip
         progress("floor: PING and keyspace notification")
         results["floor"] = floor.measure(server.url, 200 if args.quick else 2000)

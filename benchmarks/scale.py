@@ -8,9 +8,11 @@ a new leader, from the survivors' reports, checked by reading every leader key i
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
+from collections import Counter
 from typing import IO, Any
 
 import psutil
@@ -60,6 +62,21 @@ def _pool_of(line: str) -> str | None:
     return str(pool) if pool else None
 
 
+def warning_counts(log: IO[str]) -> dict[str, int]:
+    """Warning events the workers logged (JSON lines on their shared stderr file)."""
+    log.flush()
+    found: Counter[str] = Counter()
+    try:
+        with open(log.name) as f:
+            for line in f:
+                if '"level": "warning"' in line or '"level":"warning"' in line:
+                    match = re.search(r'"event": ?"([a-z_]+)"', line)
+                    found[match.group(1) if match else "other"] += 1
+    except (OSError, TypeError):
+        pass
+    return dict(found)
+
+
 def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, log: IO[str]) -> dict[str, Any]:
     prefix = "scale-"
     counts = ScaleCounts()
@@ -102,34 +119,51 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         }
         progress(f"scale: steady {steady['commands_per_s']:.0f} cmd/s, Redis CPU {steady['redis_cpu_pct']:.1f}%")
 
-        keys = [Keyspace(f"{prefix}{i}").leader for i in range(pools)]
+        names = [f"{prefix}{i}" for i in range(pools)]
+        keys = [Keyspace(name).leader for name in names]
         pipe = client.pipeline(transaction=False)
         for key in keys:
+            pipe.get(key)
             pipe.pttl(key)
         t_read = time.time()
-        pttls = [int(v) for v in pipe.execute()]
-        expiry_of = {f"{prefix}{i}": t_read + p / 1000 for i, p in enumerate(pttls) if p > 0}
+        replies = pipe.execute()
+        values, pttls = replies[0::2], replies[1::2]
+        held = {n for n, v in zip(names, values, strict=True) if v is not None and v.decode().endswith(f"|{labels[0]}")}
+        expiry_of = {n: t_read + int(p) / 1000 for n, p in zip(names, pttls, strict=True) if int(p) > 0}
+        survivors_cpu = {label: sum(p.cpu_times()[:2]) for label, p in handles.items() if label != labels[0]}
+        redis_before_kill = Snapshot(client)
         t_kill = first.kill()
-        expiries = [t_read + p / 1000 for p in pttls if p > 0]
+        expiries = [expiry_of[name] for name in held if name in expiry_of]
         survivors = labels[1:]
 
-        def all_led() -> bool:
-            won = {pool for s in survivors for pool, t in counts.elected.get(s, {}).items() if t >= t_kill}
-            return len(won) == pools
-
-        led = counts.wait(all_led, timeout=3 * ttl + 30)
-        with counts.cond:
+        def won_since_kill() -> dict[str, float]:
             firsts: dict[str, float] = {}
             for s in survivors:
                 for pool, t in counts.elected.get(s, {}).items():
-                    if t >= t_kill:
+                    if t >= t_kill and pool in held:
                         firsts[pool] = min(t, firsts.get(pool, t))
+            return firsts
+
+        def all_led() -> bool:
+            return len(won_since_kill()) == len(held)
+
+        led = counts.wait(all_led, timeout=3 * ttl + 30)
+        recovery = between(redis_before_kill, Snapshot(client))
+        recovery_wall = time.time() - t_kill
+        recovery_cpu = {
+            label: round(100 * (sum(handles[label].cpu_times()[:2]) - cpu) / recovery_wall, 1)
+            for label, cpu in survivors_cpu.items()
+        }
+        with counts.cond:
+            firsts = won_since_kill()
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.get(key)
         holders = [None if v is None else v.decode().partition("|")[2] for v in pipe.execute()]
         per_pool = list(firsts.values())
         last = max(per_pool) if per_pool else None
+        with counts.cond:
+            moved = {pool for s in survivors for pool, t in counts.elected.get(s, {}).items() if t < t_kill}
         result = {
             "pools": pools,
             "members": members,
@@ -141,12 +175,14 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
             "workers": workers,
             "worker_cpu_pct_total": round(sum(w["cpu_pct"] for w in workers.values()), 2),
             "worker_rss_mb_max": max(w["rss_mb"] for w in workers.values()),
+            "pools_whose_lead_moved_before_the_kill": len(moved),
+            "worker_warnings": warning_counts(log),
             "mass_kill": {
                 "all_led_again": led,
+                "pools_led_by_killed_process": len(held),
                 "pools_led_again": len(firsts),
-                "all_led_from_kill_s": None if last is None or not led else round(last - t_kill, 4),
-                "all_led_from_last_expiry_s": None if last is None or not led or not expiries
-                else round(last - max(expiries), 4),
+                "all_led_from_kill_s": None if last is None else round(last - t_kill, 4),
+                "all_led_from_last_expiry_s": None if last is None or not expiries else round(last - max(expiries), 4),
                 "per_pool_from_kill_s": summary([t - t_kill for t in per_pool], digits=4),
                 "per_pool_from_expiry_ms": summary(
                     [t - expiry_of[pool] for pool, t in firsts.items() if pool in expiry_of], scale=1e3
@@ -154,6 +190,13 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
                 "lease_expiry_spread_s": round(max(expiries) - min(expiries), 4) if expiries else None,
                 "pools_held_by_killed_process_after": sum(1 for h in holders if h == labels[0]),
                 "pools_vacant_after": sum(1 for h in holders if h is None),
+                "during": {
+                    "wall_s": round(recovery_wall, 3),
+                    "redis_commands_per_s": recovery["commands_per_s"],
+                    "redis_cpu_pct": recovery["redis_cpu_pct"],
+                    "by_command_per_s": recovery["by_command_per_s"],
+                    "survivor_cpu_pct": recovery_cpu,
+                },
             },
         }  # fmt: skip
         return result

@@ -99,14 +99,24 @@ class PoolRun:
         return self.timeline.wait_for(elected_after(t, old.label), timeout=3 * self.ttl + 10)
 
     def _expiry(self, key: str) -> tuple[float | None, int]:
+        """When the lease in ``key`` ends (unix s) and its PTTL (ms). Redis 7's PEXPIRETIME gives
+        the exact instant (ms); older servers: the instant PTTL was answered plus PTTL."""
         pttl = int(self.redis.pttl(key))
-        return (time.time() + pttl / 1000 if pttl > 0 else None), pttl
+        t = time.time()
+        if pttl <= 0:
+            return None, pttl
+        try:
+            at_ms = int(self.redis.execute_command("PEXPIRETIME", key))
+        except redis.ResponseError:
+            at_ms = -1
+        return (at_ms / 1000 if at_ms > 0 else t + pttl / 1000), pttl
 
     # ---- rounds ----
 
     def crash_round(self) -> dict[str, Any]:
         """SIGKILL the leader; the next member acting as leader, from the kill and from the
-        lease's expiry in Redis (PTTL read right before the kill, and again right after)."""
+        lease's expiry in Redis (read right before the kill, and again right after: a renewal
+        may land in between, and nobody renews a dead holder's lease)."""
         old = self.wait_stable()
         time.sleep(random.uniform(0, self.ttl / 3))  # any phase of the renewal and polling loops
         key = self.contender.leader_key(self.pool)
@@ -124,6 +134,10 @@ class PoolRun:
             "from_expiry_s": None if expiry is None else new.t - expiry,
             "pttl_before_ms": pttl_before,
             "pttl_after_ms": pttl_after,
+            "killed": old.label,
+            "t_kill": t_kill,
+            "t_expiry": expiry,
+            "t_elected": new.t,
             "new_leader": new.proc,
         }
 
@@ -147,6 +161,10 @@ class PoolRun:
             "from_signal_s": new.t - t_term,
             "from_revoked_s": None if released is None else new.t - released,
             "exited_cleanly": exited and old.proc.returncode == 0,
+            "stopped": old.label,
+            "t_signal": t_term,
+            "t_revoked": released,
+            "t_elected": new.t,
             "new_leader": new.proc,
         }
 
