@@ -10,131 +10,27 @@ process it starts is stopped by pid on the way out, on success, error or Ctrl-C 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import json
-import os
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import redis
 
 from leaderpool import status
 from leaderpool.argparsing import Options, UsageError, seconds
+from leaderpool.clients import async_client
+from leaderpool.cluster import Cluster, Event
 from leaderpool.embedded import INSTALL_HINT, RedisServer, find_redis_servers, server_version
 from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue
-
-Event = dict[str, Any]
-
-
-@dataclass
-class DemoWorker:
-    name: str
-    proc: subprocess.Popen[str]
-    started: float
-    log_path: str
-    reader: threading.Thread | None = None
-
-
-@dataclass
-class Cluster:
-    """Worker processes of one pool, and every JSON event they printed, in arrival order."""
-
-    url: str
-    pool: str
-    prefix: str
-    ttl: float
-    logdir: str
-    workers: dict[str, DemoWorker] = field(default_factory=dict)
-    """The latest process of each name."""
-    started: list[DemoWorker] = field(default_factory=list)
-    """Every process ever started, so none is left behind."""
-    events: list[tuple[str, Event]] = field(default_factory=list)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def start(self, name: str, *extra: str) -> DemoWorker:
-        args = [
-            sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", self.pool,
-            "--member-id", name, "--node", f"node-{name}", "--ttl", f"{self.ttl:g}", "--takeover",
-            "--prefix", self.prefix, "--json-events", "--log-format", "json", *extra,
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADERPOOL_")}
-        log_path = os.path.join(self.logdir, f"{name}-{sum(w.name == name for w in self.started) + 1}.log")
-        with open(log_path, "a") as log_file:
-            proc = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env, start_new_session=True
-            )
-        worker = DemoWorker(name, proc, time.time(), log_path)
-        worker.reader = threading.Thread(target=self._read, args=(name, proc), daemon=True)
-        worker.reader.start()
-        self.workers[name] = worker
-        self.started.append(worker)
-        return worker
-
-    def _read(self, name: str, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                with self._cond:
-                    self.events.append((name, event))
-                    self._cond.notify_all()
-
-    def mark(self) -> int:
-        with self._cond:
-            return len(self.events)
-
-    def wait(self, match: Callable[[str, Event], bool], since: int, timeout: float) -> tuple[str, Event] | None:
-        """The first event at or after index ``since`` that matches, waiting up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for name, event in self.events[since:]:
-                    if match(name, event):
-                        return name, event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-
-    def since(self, index: int, kind: str) -> list[tuple[str, Event]]:
-        with self._cond:
-            return [(n, e) for n, e in self.events[index:] if e.get("event") == kind]
-
-    def signal(self, name: str, sig: signal.Signals) -> float:
-        worker = self.workers[name]
-        sent = time.time()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.proc.pid, sig)
-        return sent
-
-    def stop_all(self, grace: float = 5.0) -> None:
-        """SIGTERM every worker still running, then SIGKILL what is left after ``grace``."""
-        running = [w for w in self.started if w.proc.poll() is None]
-        for w in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(w.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for w in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                w.proc.wait(max(deadline - time.monotonic(), 0.01))
-            if w.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.proc.pid, signal.SIGKILL)
-                w.proc.wait(5)
-        for w in self.started:
-            if w.proc.stdout is not None:
-                with contextlib.suppress(Exception):
-                    w.proc.stdout.close()
 
 
 @dataclass
@@ -341,10 +237,6 @@ class Demo:
         return ok
 
     def status_text(self) -> str:
-        import asyncio
-
-        from leaderpool.clients import async_client
-
         async def read() -> str:
             client = async_client(self.c.url)
             try:
@@ -365,6 +257,16 @@ def pool_keys(keys: Keyspace) -> list[str]:
     return [getattr(keys, n) for n in names if n != "events"]
 
 
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """Treat these like Ctrl-C, so the cleanup in ``finally`` runs (the demo is an entry point)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for sig in signals:
+        signal.signal(sig, interrupt)
+
+
 def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: str, out: TextIO | None = None) -> int:
     """Run the demo; 0 when every experiment went as expected."""
     out = out or sys.stdout
@@ -376,6 +278,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
         Keyspace(pool, prefix)
     except ValueError as exc:
         raise UsageError("--pool", str(exc)) from None
+    _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     server: RedisServer | None = None
     logdir = tempfile.mkdtemp(prefix="leaderpool-demo-")
     cluster: Cluster | None = None
@@ -411,6 +314,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the workers and Redis", file=sys.stderr)
+        ok = True  # nothing went wrong: no logs to keep
         return 130
     finally:
         if cluster is not None:
