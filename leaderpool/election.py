@@ -122,6 +122,7 @@ class _Pending:
     resign: tuple[RevokeReason, bool] | None = None  # (reason, rejoin as youngest)
     evicted: bool = False
     dirty: bool = True  # re-read the pool state
+    vacated: bool = False  # the lead looks vacant (deleted, expired, released): the successor claims
     stop: bool = False
 
 
@@ -166,6 +167,7 @@ class ElectionCore:
         self._failures = 0
         self._wake: asyncio.Event | None = None
         self._abandoned = False
+        self._successor = False  # ranked first after the current leader, at the last re-read
         self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -226,6 +228,10 @@ class ElectionCore:
         self._pending.dirty = True
         self._poke()
 
+    def _mark_vacated(self) -> None:
+        self._pending.vacated = True
+        self._poke()
+
     # ---- the loop ----
 
     async def run(self) -> None:
@@ -263,13 +269,15 @@ class ElectionCore:
             await self._resign(reason, rejoin)
         if now >= self._timers.next_beat:
             await self._beat()
-        retry = self._timers.vacancy_retry
         expiry = self._timers.leader_expiry
-        if (
-            self._pending.dirty
-            or (retry is not None and now >= retry)
-            or (self._role is Role.FOLLOWER and expiry is not None and now >= expiry)
-        ):
+        if self._pending.vacated or (self._role is Role.FOLLOWER and expiry is not None and now >= expiry):
+            self._pending.vacated = False
+            if self._role is Role.FOLLOWER and self._successor:
+                await self._claim_as_successor()
+            else:
+                self._pending.dirty = True
+        retry = self._timers.vacancy_retry
+        if self._pending.dirty or (retry is not None and now >= retry):
             self._pending.dirty = False
             try:
                 await self._settle()
@@ -295,7 +303,7 @@ class ElectionCore:
         assert self._wake is not None
         if self._pending.stop:
             return
-        if self._pending.dirty and self._timers.backoff_until is None:
+        if (self._pending.dirty or self._pending.vacated) and self._timers.backoff_until is None:
             return
         delay = deadline - self._clock()
         if delay > 0:
@@ -338,7 +346,9 @@ class ElectionCore:
 
     def _on_message(self, source: str, payload: str) -> None:
         if source == "keyspace":
-            if payload != "expire":  # "expire" is a renewal; set/del/expired change the lead
+            if payload in ("del", "expired"):
+                self._mark_vacated()
+            elif payload != "expire":  # "expire" is a renewal; "set" is a new leader
                 self._mark_dirty()
             return
         if source == "resync":
@@ -357,12 +367,17 @@ class ElectionCore:
             elif self._timers.vacancy_retry is not None:
                 self._mark_dirty()
         elif event == "joined":
-            if self._role is Role.LEADER and self.config.takeover:
+            # a leader with takeover checks the newcomer's rank; followers re-rank for succession
+            if self._role is Role.FOLLOWER or self.config.takeover:
                 self._mark_dirty()
         elif event == "left":
-            if self._timers.vacancy_retry is not None:
+            if self._leader is not None and member == self._leader.member:
+                self._mark_vacated()
+            elif self._timers.vacancy_retry is not None or self._successor:
                 self._mark_dirty()
-        else:  # elected, released
+        elif event == "released":
+            self._mark_vacated()
+        else:  # elected
             self._mark_dirty()
 
     # ---- membership ----
@@ -433,10 +448,12 @@ class ElectionCore:
         """Track the lead seen in a reply; a change makes the next turn re-read the pool."""
         if value is not None:
             self._highest_term = max(self._highest_term, value.term)
-            self._timers.leader_expiry = sent + max(pttl_ms, 0) / 1000 if pttl_ms >= 0 else None
+            # PTTL is read after `sent` and truncated to whole ms: half a ms keeps the timer
+            # from firing early more often than late
+            self._timers.leader_expiry = sent + (max(pttl_ms, 0) + 0.5) / 1000 if pttl_ms >= 0 else None
         else:
             self._timers.leader_expiry = None
-        if _identity(self._leader) != (tuple(value) if value else None):
+        if _identity(self._leader) != ((value.member, value.term) if value else None):
             self._pending.dirty = True
 
     def _set_leader(self, leader: LeaderInfo | None) -> None:
@@ -476,6 +493,7 @@ class ElectionCore:
             return
         if leader is not None:
             self._timers.vacancy_retry = self._timers.vacant_since = None
+            self._successor = self._next_in_line(obs, leader.member)
             if leader.member == self.config.member_id:
                 # A lead we already gave up locally (say, Redis was unreachable past our renew
                 # deadline but came back before the key expired): free it for a new term.
@@ -483,6 +501,26 @@ class ElectionCore:
                 self._pending.dirty = True
             return
         await self._contend(obs, sent)
+
+    def _next_in_line(self, obs: Observation, leader: str) -> bool:
+        """Whether we rank first once the leader is gone (then a vacancy hint or the leader's
+        deadline makes us claim at once, one round trip instead of re-reading first). Only for
+        rankings known locally: anti-affinity needs other pools' leaders, so it re-reads."""
+        if self.config.avoid_pools:
+            return False
+        others = [m for m in obs.members if m.member != leader]
+        ranked = rank_members(others, self.config.ranker, resigned=obs.resigned)
+        return bool(ranked) and ranked[0].member == self.config.member_id
+
+    async def _claim_as_successor(self) -> None:
+        sent = self._clock()
+        result = await self._bounded(self.store.claim(self.config.member_id, self.config.ttl_ms, self._highest_term))
+        if result.status == 1:
+            self._become_leader(result.term, sent, forced=False)
+        elif result.status == 0:
+            self._note_leader(result.leader, result.leader_pttl_ms, sent)  # a new leader: re-read
+        else:
+            self._pending.dirty = True  # not live, or terms being recovered: the full path decides
 
     async def _contend(self, obs: Observation, sent: float) -> None:
         t = self._timers
@@ -528,6 +566,7 @@ class ElectionCore:
         t.renew_deadline = sent + self.config.renew_deadline
         t.next_beat = sent + self.config.heartbeat
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None
+        self._successor = False
         self._log = self._log.bind(term=term)
         self._set_leader(LeaderInfo(self.config.member_id, term, self._record()))
         self._log.info("elected", forced=forced)

@@ -367,3 +367,28 @@ def test_scripts_are_reloaded_after_script_flush(redis_server: RedisServer) -> N
         await b.stop()
 
     run(main())
+
+
+def test_steady_state_costs_one_command_per_member_per_heartbeat(redis_server: RedisServer) -> None:
+    """A settled pool sends one EVALSHA per member per heartbeat and nothing else."""
+
+    async def main() -> None:
+        members = [Recorder().election("cost", f"m{i}", redis_server.url, ttl_s=0.6) for i in range(3)]
+        await start_all(members)
+        await eventually(lambda: all(m.leader is not None for m in members))
+        await asyncio.sleep(0.5)
+        client = redis.asyncio.Redis.from_url(redis_server.url)
+        await client.config_resetstat()
+        window = 2.0
+        await asyncio.sleep(window)
+        stats = await client.info("commandstats")
+        sent = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+        beats = 3 * window / members[0].config.heartbeat
+        # commandstats also counts what scripts run: every EVALSHA here was a heartbeat (one
+        # ZADD each), none a full re-read of the pool (ZRANGE)
+        assert beats * 0.7 <= sent["evalsha"] <= beats * 1.3 + 3, sent
+        assert sent["evalsha"] == sent["zadd"] and "zrange" not in sent, sent
+        await client.aclose()
+        await stop_all(members)
+
+    run(main())
