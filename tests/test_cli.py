@@ -11,12 +11,22 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from leaderpool import cli, demo
 from leaderpool.embedded import RedisServer, free_port
 
 from .worker_procs import PATIENCE, ROOT, Workers, clean_env, eventually, workers_for
 from .worker_procs import cli as run_cli
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """In-process main() configures structlog for a CLI (stderr, warning level); undo it so the
+    other tests see structlog's defaults."""
+    yield
+    structlog.reset_defaults()
+
 
 MEMBER_FIELDS = {"member", "node", "host", "pid", "started_at", "priority", "lease_ms", "leader", "meta"}
 

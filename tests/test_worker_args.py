@@ -6,15 +6,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from leaderpool import worker
 from leaderpool.argparsing import UsageError
 from leaderpool.tasks import DEFAULT_TASK
 
 from .worker_procs import ROOT, clean_env
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """In-process main() configures structlog for a CLI (stderr, warning level); undo it so the
+    other tests see structlog's defaults."""
+    yield
+    structlog.reset_defaults()
 
 
 def settings(*argv: str, **env: str) -> worker.WorkerSettings:
