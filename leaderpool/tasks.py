@@ -15,7 +15,9 @@ The task contract (``leaderpool-worker --task MODULE:FUNCTION``):
 - A task still running ``grace_s`` after the stop is cancelled (async) or abandoned (thread:
   Python cannot kill one; it is a daemon thread and is logged as abandoned).
 - A task that raises while leading is a crash: the worker steps down (``task_failed``) and rejoins
-  the pool as its youngest member, so leadership moves on. A task that returns while still
+  the pool as its youngest member, so leadership moves on. Should this member lead again, its next
+  start waits 0.5 s, doubling per crash in a row up to 30 s, so a task that always fails cannot
+  spin; a task that ran for 30 s resets the count. A task that returns while still
   leading has simply finished its work; the member keeps leading until revoked.
 """
 
@@ -28,6 +30,7 @@ import inspect
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +47,10 @@ FencedSet = Callable[[int, str, "str | bytes", int], Coroutine[Any, Any, FenceRe
 """(term, key, value, px) -> result: the election's fenced write, checked against the term."""
 
 DEFAULT_TASK = "leaderpool.tasks:periodic_work"
+CRASH_DELAY_S = 0.5
+CRASH_DELAY_MAX_S = 30.0
+HEALTHY_AFTER_S = 30.0
+"""A task that ran this long before it ended resets the count of crashes in a row."""
 
 
 @dataclass
@@ -162,6 +169,13 @@ class TaskRunner:
         self._ctx: TaskContext | None = None
         self._done: asyncio.Future[Any] | None = None
         self._name = getattr(task, "__qualname__", repr(task))
+        self._crashes = 0  # in a row: each one delays the next start (a crash loop must not spin)
+        self._started_at = 0.0
+
+    @property
+    def crash_delay_s(self) -> float:
+        """How long the next start waits: 0 at first, then 0.5 s doubling to 30 s per crash in a row."""
+        return 0.0 if not self._crashes else min(CRASH_DELAY_S * 2 ** (self._crashes - 1), CRASH_DELAY_MAX_S)
 
     @property
     def running(self) -> bool:
@@ -171,21 +185,31 @@ class TaskRunner:
         """Start the task for ``term`` (the previous one must have been stopped)."""
         loop = asyncio.get_running_loop()
         bound = log.bind(pool=self.pool, member=self.member, term=term, task=self._name)
+        delay = self.crash_delay_s
         ctx: TaskContext
         if is_async(self.task):
             ctx = AsyncTaskContext(self.pool, self.member, term, bound, self._fenced_set)
-            done: asyncio.Future[Any] = loop.create_task(self.task(ctx), name=f"leaderpool-task-{term}")
+            done: asyncio.Future[Any] = loop.create_task(
+                _run_async(self.task, ctx, delay), name=f"leaderpool-task-{term}"
+            )
         else:
             ctx = ThreadTaskContext(self.pool, self.member, term, bound, self._fenced_set, loop)
             done = loop.create_future()
             threading.Thread(
-                target=_run_in_thread, args=(self.task, ctx, loop, done), name=f"leaderpool-task-{term}", daemon=True
-            ).start()
+                target=_run_in_thread, args=(self.task, ctx, loop, done, delay), name=f"leaderpool-task-{term}",
+                daemon=True,
+            ).start()  # fmt: skip
         self._ctx, self._done = ctx, done
+        self._started_at = time.monotonic() + delay
         done.add_done_callback(lambda fut: self._finished(ctx, fut))
-        bound.info("task_started")
+        if delay:
+            bound.warning("task_start_delayed", delay_s=delay, crashes_in_a_row=self._crashes)
+        else:
+            bound.info("task_started")
 
     def _finished(self, ctx: TaskContext, fut: asyncio.Future[Any]) -> None:
+        if time.monotonic() - self._started_at >= HEALTHY_AFTER_S:
+            self._crashes = 0  # it ran long enough: the next crash starts over
         if fut.cancelled():
             return
         error = fut.exception()
@@ -196,6 +220,7 @@ class TaskRunner:
         if ctx.stopping:
             ctx.log.warning("task_failed_while_stopping", error=f"{type(error).__name__}: {error}")
             return
+        self._crashes += 1
         ctx.log.error("task_failed", exc_info=error)
         self._on_crash(ctx.term, error)
 
@@ -220,12 +245,19 @@ class TaskRunner:
             ctx.log.warning("task_abandoned", grace_s=self.grace_s, detail="the thread ignored the stop event")
 
 
+async def _run_async(task: Task, ctx: AsyncTaskContext, delay: float) -> None:
+    if delay and await ctx.sleep(delay):
+        return
+    await task(ctx)
+
+
 def _run_in_thread(
-    task: Task, ctx: ThreadTaskContext, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any]
+    task: Task, ctx: ThreadTaskContext, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any], delay: float
 ) -> None:
     outcome: BaseException | None = None
     try:
-        task(ctx)
+        if not (delay and ctx.sleep(delay)):
+            task(ctx)
     except BaseException as exc:  # reported to the loop, which decides what a crash means
         outcome = exc
 

@@ -82,6 +82,30 @@ class TestAsyncTasks:
 
         run(main())
 
+    def test_after_a_crash_the_next_start_waits_and_a_stop_cuts_the_wait(self) -> None:
+        """A task that always fails cannot spin: starts after crashes back off (0.5 s, doubling)."""
+        runs: list[int] = []
+
+        async def crash(ctx: AsyncTaskContext) -> None:
+            runs.append(ctx.term)
+            raise ValueError("boom")
+
+        async def main() -> None:
+            r = runner(crash, [])
+            r.start(1)
+            await asyncio.sleep(0.05)
+            assert (0.5, [1]) == (r.crash_delay_s, runs)
+            with capture_logs() as logs:
+                r.start(2)
+                await asyncio.sleep(0.05)
+                started = time.monotonic()
+                await r.stop()
+            assert time.monotonic() - started < 0.4
+            assert [1] == runs  # term 2 was stopped before its delayed start
+            assert {"event": "task_start_delayed", "delay_s": 0.5, "crashes_in_a_row": 1}.items() <= logs[0].items()
+
+        run(main())
+
     def test_returning_early_is_not_a_crash(self) -> None:
         async def once(ctx: AsyncTaskContext) -> None:
             return None
