@@ -192,3 +192,16 @@ class TestRedisOutages:
         finally:
             redis_server.resume()
         a.wait_for(lambda e: e["event"] == "elected" and e["term"] >= 2)
+
+
+class TestAntiAffinity:
+    def test_avoid_pool_moves_the_lead_off_the_busy_node(self, redis_server: RedisServer) -> None:
+        """--avoid-pool db ranks down the node already leading pool db, even its oldest member:
+        with --takeover the lead moves to the member on the other node once it joins."""
+        with workers_for(redis_server.url, pool="db") as db, workers_for(redis_server.url) as ws:
+            db.start("db1", "--node", "n1").elected()
+            p1 = ws.start("p1", "--node", "n1", "--avoid-pool", "db", "--takeover")
+            p1.elected()  # alone in the pool: a single node still elects
+            p2 = ws.start("p2", "--node", "n2", "--avoid-pool", "db", "--takeover")
+            assert 2 == p2.elected()["term"]
+            assert "takeover" == p1.wait_for(lambda e: e["event"] == "revoked")["reason"]
