@@ -48,11 +48,18 @@ class EventWriter:
         self.pool = pool
         self.member = member
         self.stream = stream or sys.stdout
+        self.broken = False
 
     def write(self, event: str, **fields: Any) -> None:
+        if self.broken:
+            return
         record = {"event": event, "pool": self.pool, **fields, "t": time.time()}
-        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError) as exc:  # the reader went away: lead on, without events
+            self.broken = True
+            log.warning("json_events_unwritable", error=str(exc) or type(exc).__name__)
 
     def elected(self, term: int) -> None:
         self.write("elected", member=self.member, term=term)
