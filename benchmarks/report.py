@@ -124,14 +124,15 @@ def results_markdown(results: dict[str, Any]) -> str:
         "# Benchmark results",
         "",
         f"Run `{meta.get('name')}` started {meta.get('started')}, took {meta.get('duration_s')} s.",
-        f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores ({m.get('note') or 'dedicated'}); "
+        f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores; {m.get('note') or 'not shared'}; "
         f"{m.get('platform')}; Python {m.get('python')}; redis-server {_get(meta, 'redis', 'version')} on loopback "
         f"(notify-keyspace-events `{_get(meta, 'redis', 'notify_keyspace_events')}` for every contender).",
         f"Settings: lease (ttl) {st.get('ttl')} s for every contender, 3 member processes per pool, "
         f"{st.get('rounds')} crash rounds and {st.get('handoff_rounds')} handoff rounds per contender, "
         f"steady windows of {st.get('window')} s; scale test {st.get('scale_pools')} pools x "
         f"{st.get('scale_members')} members at ttl {st.get('scale_ttl')} s. leaderpool ran as "
-        f"`python -m {meta.get('leaderpool_impl')}`.",
+        f"`python -m {meta.get('leaderpool_impl')}` from commit {str(_get(meta, 'source', 'commit'))[:10]}"
+        f"{' plus uncommitted changes in leaderpool/' if _get(meta, 'source', 'leaderpool_dirty') else ''}.",
         "",
         "Times come from each process's own `elected` line (`time.time()`, one machine, one clock). "
         "Lease expiry = the lease key's PEXPIRETIME (Redis 7: the exact instant, in ms, on the same "
@@ -265,6 +266,10 @@ NOTES = """## How each contender learns of a change (what the numbers above come
 """
 
 
+def _target_text(t: dict[str, Any]) -> str:
+    return f"{t['target']}: {t['value']} {t['unit']}".rstrip() + f" ({_mark(t['met'])})"
+
+
 def readme_section(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
     m = meta.get("machine", {})
@@ -273,13 +278,17 @@ def readme_section(results: dict[str, Any]) -> str:
         "leaderpool against tooz, python-redis-lock, redis-py's Lock and a Kubernetes client-go-style lease, "
         "each as three processes on one redis-server, same lease, same faults, in one run:\n\n"
         "```sh\n"
-        "make bench         # the full run (~15 min): results in benchmarks/results/, tables in benchmarks/RESULTS.md\n"
-        "make bench-quick   # a ~30 s smoke run (also run by the test suite); numbers are meaningless\n"
+        "make bench         # the full run (~10 min here): benchmarks/results/latest.json, benchmarks/RESULTS.md\n"
+        "make bench-quick   # a ~40 s smoke run (also run by the test suite); numbers are meaningless\n"
         "python -m benchmarks --ttl 2 --rounds 20 --contenders leaderpool,tooz --skip-scale --out /tmp/bench\n"
         "```\n\n"
         f"Headline ({m.get('cpu_model')}, {m.get('cores')} cores, a shared VM; redis "
-        f"{_get(meta, 'redis', 'version')}; ratios to leaderpool in parentheses; full tables and the "
-        "targets in [benchmarks/RESULTS.md](benchmarks/RESULTS.md)):\n\n" + headline_markdown(results)
+        f"{_get(meta, 'redis', 'version')}; in parentheses the alternative's time divided by leaderpool's, below "
+        "1x the alternative was faster; full tables in [benchmarks/RESULTS.md](benchmarks/RESULTS.md)):\n\n"
+        + headline_markdown(results)
+        + "\nleaderpool's targets in this run: "
+        + "; ".join(_target_text(t) for t in results.get("targets", []))
+        + ".\n"
     )
 
 

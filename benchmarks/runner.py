@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
     p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
+    p.add_argument("--render", type=Path, metavar="RESULT_JSON",
+                   help="run nothing: rewrite benchmarks/RESULTS.md (and README with --readme) from a result file")
     args = p.parse_args(argv)
     q = args.quick
     defaults = {
@@ -165,6 +167,13 @@ def run_contender(c: Contender, url: str, args: argparse.Namespace, log: Any) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text())
+        (HERE / "RESULTS.md").write_text(report.results_markdown(results))
+        if args.readme:
+            report.update_readme(HERE.parent / "README.md", report.readme_section(results))
+        print(report.headline_markdown(results))
+        return 0
     configure_logging(fmt="json", level="warning")
     chosen = contenders(args.names)
     for c in chosen:
