@@ -15,16 +15,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# Drops members whose lease lapsed, then lists the live ones as member, record, deadline triples.
+# Lists live members as member, record, deadline triples; with prune, first drops lapsed ones
+# (without, it only reads: for tooling, and for replicas).
 _LIVE_MEMBERS = """
-local function live_members(members_key, leases_key, now)
-  local dead = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now)
-  for i = 1, #dead do
-    redis.call('ZREM', leases_key, dead[i])
-    redis.call('HDEL', members_key, dead[i])
+local function live_members(members_key, leases_key, now, prune)
+  if prune then
+    local dead = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now)
+    for i = 1, #dead do
+      redis.call('ZREM', leases_key, dead[i])
+      redis.call('HDEL', members_key, dead[i])
+    end
   end
   local out = {}
-  local leases = redis.call('ZRANGE', leases_key, 0, -1, 'WITHSCORES')
+  local leases = redis.call('ZRANGEBYSCORE', leases_key, '(' .. now, '+inf', 'WITHSCORES')
   for i = 1, #leases, 2 do
     local record = redis.call('HGET', members_key, leases[i])
     if record then
@@ -114,7 +117,7 @@ end
 local reply = {status, now, value, redis.call('PTTL', leader_key), false}
 if want_members == '1' then
   reply[5] = redis.call('GET', KEYS[6])
-  local live = live_members(members_key, leases_key, now)
+  local live = live_members(members_key, leases_key, now, true)
   for i = 1, #live do reply[#reply + 1] = live[i] end
 end
 return reply
@@ -123,8 +126,9 @@ return reply
 
 OBSERVE = (
     """
--- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key.
--- Drops lapsed members and reads the whole pool at one instant.
+-- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key;
+-- ARGV[1] "1" to drop lapsed members first ("0": read only).
+-- Reads the whole pool at one instant.
 -- Returns {now, leader value or false, leader pttl, resigned member or false,
 --          member, record, deadline, ...}.
 local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -134,7 +138,7 @@ local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS
     + """
 local reply = {now, redis.call('GET', leader_key), redis.call('PTTL', leader_key),
                redis.call('GET', resigned_key)}
-local live = live_members(members_key, leases_key, now)
+local live = live_members(members_key, leases_key, now, ARGV[1] == '1')
 for i = 1, #live do reply[#reply + 1] = live[i] end
 return reply
 """

@@ -68,7 +68,7 @@ async def discover_pools(client: Any, prefix: str) -> list[str]:
 
 
 async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
-    obs = await PoolStore(client, Keyspace(pool, prefix)).observe()
+    obs = await PoolStore(client, Keyspace(pool, prefix)).observe(prune=False)
     return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members))
 
 

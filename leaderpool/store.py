@@ -121,9 +121,13 @@ class PoolStore:
         resigned = text(reply[4]) if reply[4] else None
         return Beat(status, now, LeaderValue.parse(reply[2]), int(reply[3]), resigned, _members(reply[5:], now))
 
-    async def observe(self) -> Observation:
+    async def observe(self, *, prune: bool = True) -> Observation:
+        """The pool at one instant; members drop lapsed members on the way (``prune``), tools
+        such as ``leaderpool-cli status`` only read."""
         k = self.keys
-        reply = await self._scripts.observe(keys=[k.members, k.leases, k.leader, k.resigned])
+        reply = await self._scripts.observe(
+            keys=[k.members, k.leases, k.leader, k.resigned], args=["1" if prune else "0"]
+        )
         now = int(reply[0])
         resigned = text(reply[3]) if reply[3] else None
         return Observation(now, LeaderValue.parse(reply[1]), int(reply[2]), resigned, _members(reply[4:], now))

@@ -316,3 +316,21 @@ class TestEdges:
             await stop_all([a, b])
 
         run(main())
+
+
+def test_lapsed_members_are_hidden_and_pruned_only_by_members(fake_client: fakeredis.FakeAsyncRedis) -> None:
+    """A lapsed member is in no listing; tools read without writing, members clean up."""
+
+    async def main() -> None:
+        from leaderpool.members import MemberInfo
+
+        store = PoolStore(fake_client, Keyspace("lapse"))
+        await store.register(MemberInfo("short", "n", "h", 1, 0, 1, {}), 50)
+        await store.register(MemberInfo("long", "n", "h", 2, 0, 2, {}), 5000)
+        await asyncio.sleep(0.1)
+        assert ["long"] == [m.member for m in (await store.observe(prune=False)).members]
+        assert 2 == await fake_client.hlen(Keyspace("lapse").members)
+        assert ["long"] == [m.member for m in (await store.observe()).members]
+        assert 1 == await fake_client.hlen(Keyspace("lapse").members)
+
+    run(main())
