@@ -285,7 +285,7 @@ async def cmd_resign(client: Any, o: Options, prefix: str, out: TextIO) -> int:
 async def cmd_evict(client: Any, o: Options, prefix: str, out: TextIO) -> int:
     pool = _as(o, "POOL", _name("pool"), o.ns.pool)
     member = _as(o, "MEMBER", _name("member id"), o.ns.member)
-    was_member, released = await PoolStore(client, Keyspace(pool, prefix)).leave(member, "evicted", event="evicted")
+    was_member, released, _ = await PoolStore(client, Keyspace(pool, prefix)).leave(member, "evicted", event="evicted")
     if not was_member and not released:
         raise Failure(f"{member} is not a member of pool {pool}")
     lead = f"; it led term {released}: the lead is free and the next member takes over" if released else ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -30,10 +31,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
+import redis.exceptions
 import structlog
 
 from leaderpool.config import MemberConfig
-from leaderpool.errors import RETRYABLE
+from leaderpool.errors import REDIS_FAILURES, RETRYABLE
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo, rank_members
 from leaderpool.store import LeaderValue, Observation, PoolStore
@@ -110,6 +112,11 @@ def _identity(leader: LeaderInfo | None) -> tuple[str, int] | None:
     return None if leader is None else (leader.member, leader.term)
 
 
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 Sink = Callable[[Event], "Awaitable[None] | None"]
 """Receives every event in order; may return an awaitable that completes once the
 application has handled it (the core waits for that, bounded, before a graceful release)."""
@@ -123,6 +130,7 @@ class _Pending:
     evicted: bool = False
     dirty: bool = True  # re-read the pool state
     vacated: bool = False  # the lead looks vacant (deleted, expired, released): the successor claims
+    handoff: tuple[int, int] | None = None  # (term, Redis ms) of a lead handed to us
     stop: bool = False
 
 
@@ -165,9 +173,14 @@ class ElectionCore:
         self._pending = _Pending()
         self._timers = _Timers()
         self._failures = 0
-        self._wake: asyncio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._poked = False
         self._abandoned = False
-        self._successor = False  # ranked first after the current leader, at the last re-read
+        self._successor = False  # we rank first after the current leader, at the last re-read
+        self._successor_id: str | None = None  # who does
+        self._view: list[MemberInfo] = []  # live members at the last read of the pool
+        self._redis_clock: tuple[float, int] | None = None  # (local time sent, Redis ms) of a reply
+        self._last_led_term = 0
         self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -221,8 +234,10 @@ class ElectionCore:
         self.request_stop()
 
     def _poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        self._poked = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _mark_dirty(self) -> None:
         self._pending.dirty = True
@@ -236,7 +251,6 @@ class ElectionCore:
 
     async def run(self) -> None:
         """Join, elect, lead or follow until :meth:`request_stop`; then leave the pool."""
-        self._wake = asyncio.Event()
         watcher = Watcher.shared(self._client)
         await watcher.watch(self.keys, self._on_message, timeout=self.config.heartbeat)
         try:
@@ -263,6 +277,9 @@ class ElectionCore:
         self._check_renew_deadline(now)
         if not self._joined:
             await self._join()
+        if self._pending.handoff is not None:
+            self._accept_handoff(*self._pending.handoff)
+            self._pending.handoff = None
         if self._pending.resign is not None:
             reason, rejoin = self._pending.resign
             self._pending.resign = None
@@ -274,6 +291,13 @@ class ElectionCore:
             self._pending.vacated = False
             if self._role is Role.FOLLOWER and self._successor:
                 await self._claim_as_successor()
+            elif self._role is Role.FOLLOWER and self._successor_id is not None:
+                # The next in line claims now and its claim is announced; look shortly anyway
+                # (no notifications on some Redis services, or the next in line died too).
+                grace = min(0.05 + self.config.heartbeat / 10, self.config.heartbeat)
+                retry = self._timers.vacancy_retry
+                self._timers.vacancy_retry = now + grace if retry is None else min(retry, now + grace)
+                self._timers.leader_expiry = None
             else:
                 self._pending.dirty = True
         retry = self._timers.vacancy_retry
@@ -300,16 +324,24 @@ class ElectionCore:
         return min(candidates)
 
     async def _sleep_until(self, deadline: float) -> None:
-        assert self._wake is not None
-        if self._pending.stop:
-            return
-        if (self._pending.dirty or self._pending.vacated) and self._timers.backoff_until is None:
+        """Sleep until ``deadline`` or a poke (a notification or a request), whichever is first.
+        A poke that came while we were busy wakes us at once. (A bare future and timer handle:
+        thousands of members sleep and wake in one process.)"""
+        poked, self._poked = self._poked, False
+        if self._pending.stop or (poked and self._timers.backoff_until is None):
             return
         delay = deadline - self._clock()
-        if delay > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-        self._wake.clear()
+        if delay <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(delay, _wake_up, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        self._poked = False
 
     def _on_failure(self, exc: BaseException) -> None:
         self._failures += 1
@@ -319,9 +351,13 @@ class ElectionCore:
             delay = min(delay, max(0.01, (self._timers.renew_deadline - self._clock()) / 4))
         self._timers.backoff_until = self._clock() + delay
         level = self._log.warning if self._failures in (1, 10) or self._failures % 100 == 0 else self._log.debug
-        level(
-            "redis_unavailable", error=str(exc) or type(exc).__name__, failures=self._failures, retry_s=round(delay, 3)
-        )
+        if isinstance(exc, (asyncio.TimeoutError, redis.exceptions.TimeoutError)):
+            event, hint = "redis_call_timed_out", "Redis, the network or this process's event loop is slow"
+        elif isinstance(exc, REDIS_FAILURES):
+            event, hint = "redis_unavailable", None
+        else:
+            event, hint = "redis_call_failed", None
+        level(event, error=str(exc) or type(exc).__name__, failures=self._failures, retry_s=round(delay, 3), hint=hint)
         self._check_renew_deadline(self._clock())
 
     def _check_renew_deadline(self, now: float) -> None:
@@ -348,8 +384,8 @@ class ElectionCore:
         if source == "keyspace":
             if payload in ("del", "expired"):
                 self._mark_vacated()
-            elif payload != "expire":  # "expire" is a renewal; "set" is a new leader
-                self._mark_dirty()
+            elif payload == "set" and self._role is not Role.LEADER:
+                self._mark_dirty()  # a new leader ("expire" is a renewal; a leader's "set" its own claim)
             return
         if source == "resync":
             self._mark_dirty()
@@ -367,9 +403,7 @@ class ElectionCore:
             elif self._timers.vacancy_retry is not None:
                 self._mark_dirty()
         elif event == "joined":
-            # a leader with takeover checks the newcomer's rank; followers re-rank for succession
-            if self._role is Role.FOLLOWER or self.config.takeover:
-                self._mark_dirty()
+            self._mark_dirty()  # succession (and a takeover) may change with the newcomer
         elif event == "left":
             if self._leader is not None and member == self._leader.member:
                 self._mark_vacated()
@@ -377,8 +411,11 @@ class ElectionCore:
                 self._mark_dirty()
         elif event == "released":
             self._mark_vacated()
-        else:  # elected
+        elif member != self.config.member_id:  # elected: someone else's claim
             self._mark_dirty()
+        elif parts[1].startswith("handoff:") and int(parts[0]) > self._last_led_term:
+            self._pending.handoff = (int(parts[0]), int(parts[1].partition(":")[2]))
+            self._poke()
 
     # ---- membership ----
 
@@ -393,7 +430,8 @@ class ElectionCore:
         sent = self._clock()
         await self._bounded(self.store.register(self._record(), self.config.ttl_ms, self._highest_term))
         self._joined = True
-        self._timers.next_beat = sent + self.config.heartbeat
+        # members started together would beat together forever: spread the first beat
+        self._timers.next_beat = sent + self.config.heartbeat * random.uniform(0.5, 1.0)
         self._pending.dirty = True
         self._log.info(
             "joined", node=self.config.node, priority=self.config.priority, started_at_ms=self._started_at_ms
@@ -414,6 +452,7 @@ class ElectionCore:
             self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members, self._highest_term)
         )
         self._timers.next_beat = sent + self.config.heartbeat
+        self._redis_clock = (sent, beat.now_ms)
         previous, self._timers.last_beat = self._timers.last_beat, sent
         late = 0.0 if previous is None else sent - previous - self.config.heartbeat
         if late > self.config.heartbeat / 2:
@@ -431,8 +470,10 @@ class ElectionCore:
             else:
                 self._step_down(self._lost_reason(), detail="leader key no longer ours")
         self._note_leader(beat.leader, beat.leader_pttl_ms, sent)
-        if want_members and self._role is Role.LEADER and beat.members:
-            await self._check_takeover(beat.members, beat.resigned)
+        if want_members and beat.members:
+            self._view = beat.members
+            if self._role is Role.LEADER:
+                await self._check_takeover(beat.members, beat.resigned)
 
     def _lost_reason(self) -> RevokeReason:
         return RevokeReason.RELEASED if self._pending.evicted else RevokeReason.LEASE_LOST
@@ -472,6 +513,8 @@ class ElectionCore:
         or arm the timer for when the member we wait for would lapse."""
         sent = self._clock()
         obs = await self._bounded(self.store.observe())
+        self._redis_clock = (sent, obs.now_ms)
+        self._view = obs.members
         self._note_leader(obs.leader, obs.leader_pttl_ms, sent)
         self._pending.dirty = False
         leader = obs.leader
@@ -493,8 +536,12 @@ class ElectionCore:
             return
         if leader is not None:
             self._timers.vacancy_retry = self._timers.vacant_since = None
-            self._successor = self._next_in_line(obs, leader.member)
+            self._successor_id = self._next_in_line(obs, leader.member)
+            self._successor = self._successor_id == self.config.member_id
             if leader.member == self.config.member_id:
+                if leader.term > self._last_led_term:
+                    await self._adopt(leader)  # handed to us, and we missed the announcement
+                    return
                 # A lead we already gave up locally (say, Redis was unreachable past our renew
                 # deadline but came back before the key expired): free it for a new term.
                 await self._bounded(self.store.release(leader, RevokeReason.LEASE_LOST.value))
@@ -502,15 +549,15 @@ class ElectionCore:
             return
         await self._contend(obs, sent)
 
-    def _next_in_line(self, obs: Observation, leader: str) -> bool:
-        """Whether we rank first once the leader is gone (then a vacancy hint or the leader's
-        deadline makes us claim at once, one round trip instead of re-reading first). Only for
-        rankings known locally: anti-affinity needs other pools' leaders, so it re-reads."""
+    def _next_in_line(self, obs: Observation, leader: str) -> str | None:
+        """Who ranks first once the leader is gone. That member claims as soon as the lead looks
+        vacant (one round trip instead of re-reading first); the others wait for its claim to be
+        announced. None with anti-affinity, whose ranking needs other pools' leaders: re-read."""
         if self.config.avoid_pools:
-            return False
+            return None
         others = [m for m in obs.members if m.member != leader]
         ranked = rank_members(others, self.config.ranker, resigned=obs.resigned)
-        return bool(ranked) and ranked[0].member == self.config.member_id
+        return ranked[0].member if ranked else None
 
     async def _claim_as_successor(self) -> None:
         sent = self._clock()
@@ -521,6 +568,47 @@ class ElectionCore:
             self._note_leader(result.leader, result.leader_pttl_ms, sent)  # a new leader: re-read
         else:
             self._pending.dirty = True  # not live, or terms being recovered: the full path decides
+
+    def _accept_handoff(self, term: int, granted_ms: int) -> None:
+        """A leaving leader handed us the lead at Redis time ``granted_ms``. Act at once if we can
+        place that instant on our own clock safely: our last reply from Redis says Redis's clock
+        read ``now_ms`` no earlier than when we sent that request, so the grant happened no earlier
+        than ``sent + (granted - now_ms)`` here (less a ms for truncation). Otherwise (no sample,
+        or too little of the lease left, say we were frozen) confirm through Redis first."""
+        if self._role is not Role.FOLLOWER or term <= self._last_led_term:
+            return
+        self._highest_term = max(self._highest_term, term)
+        sample = self._redis_clock
+        if sample is not None:
+            granted_at = sample[0] + (granted_ms - sample[1] - 1) / 1000
+            if granted_at + self.config.renew_deadline - self._clock() > self.config.heartbeat / 2:
+                self._become_leader(term, granted_at, handoff=True)
+                self._timers.next_beat = self._clock()  # renew at once: anchor on our own request
+                return
+        self._pending.dirty = True  # settle finds the lead ours and adopts it by renewing
+
+    async def _adopt(self, leader: LeaderValue) -> None:
+        """Take up a lead handed to us by renewing it first: the renewal's sending time anchors
+        the renew deadline."""
+        self._highest_term = max(self._highest_term, leader.term)
+        sent = self._clock()
+        beat = await self._bounded(
+            self.store.heartbeat(self.config.member_id, self.config.ttl_ms, leader, False, self._highest_term)
+        )
+        if beat.status == 1:
+            self._become_leader(leader.term, sent, handoff=True)
+        else:
+            self._pending.dirty = True
+
+    async def _pick_successor(self) -> str:
+        """Whom to hand our lead to: the best-ranked other live member we know of (Redis checks
+        it is still live, else the lead is simply released)."""
+        others = [m for m in self._view if m.member != self.config.member_id and m.lease_ms > 0]
+        if not others:
+            return ""
+        avoid = await self._avoided_nodes() if self.config.avoid_pools else frozenset()
+        ranked = rank_members(others, self.config.ranker, avoid_nodes=avoid)
+        return ranked[0].member
 
     async def _contend(self, obs: Observation, sent: float) -> None:
         t = self._timers
@@ -558,7 +646,9 @@ class ElectionCore:
         else:
             await self._rejoin(as_youngest=False, why="lease lapsed before claiming")
 
-    def _become_leader(self, term: int, sent: float, *, forced: bool) -> None:
+    def _become_leader(self, term: int, sent: float, *, forced: bool = False, handoff: bool = False) -> None:
+        """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the
+        renew deadline counts from it)."""
         t = self._timers
         self._role = Role.LEADER
         self._term = term
@@ -566,17 +656,19 @@ class ElectionCore:
         t.renew_deadline = sent + self.config.renew_deadline
         t.next_beat = sent + self.config.heartbeat
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None
-        self._successor = False
+        self._successor, self._successor_id = False, None
         self._log = self._log.bind(term=term)
         self._set_leader(LeaderInfo(self.config.member_id, term, self._record()))
-        self._log.info("elected", forced=forced)
+        self._last_led_term = max(self._last_led_term, term)
         self._emit(Elected(term))
+        self._log.info("elected", forced=forced, handoff=handoff)
 
     def _step_down(self, reason: RevokeReason, *, detail: str = "") -> Awaitable[None] | None:
         """Stop acting as leader now; tell the application. Returns its acknowledgement."""
         if self._role is not Role.LEADER or self._term is None:
             return None
         term = self._term
+        self._last_led_term = max(self._last_led_term, term)
         self._role = Role.FOLLOWER
         self._term = None
         self._timers.renew_deadline = None
@@ -588,13 +680,21 @@ class ElectionCore:
 
     async def _resign(self, reason: RevokeReason, rejoin: bool) -> None:
         held = self._held()
+        successor = ""
         if held is not None:
+            successor = await self._pick_successor()
             await self._acknowledged(self._step_down(reason))
             if not rejoin:
-                # rank ourselves last for one lease so the next member takes over
-                await self._bounded(self.store.release(held, reason.value, self.config.ttl_ms))
+                # rank ourselves last for one lease so the next member keeps the lead
+                await self._bounded(
+                    self.store.release(
+                        held, reason.value, self.config.ttl_ms, successor=successor, ttl_ms=self.config.ttl_ms
+                    )
+                )
         if rejoin:
-            await self._bounded(self.store.leave(self.config.member_id, reason.value))
+            await self._bounded(
+                self.store.leave(self.config.member_id, reason.value, successor=successor, ttl_ms=self.config.ttl_ms)
+            )
             await self._rejoin(as_youngest=True, why=reason.value)
         self._pending.dirty = True
 
@@ -605,7 +705,11 @@ class ElectionCore:
             self._log.info("takeover_by", preferred=ranked[0].member)
             await self._acknowledged(self._step_down(RevokeReason.TAKEOVER))
             if held is not None:
-                await self._bounded(self.store.release(held, RevokeReason.TAKEOVER.value))
+                await self._bounded(
+                    self.store.release(
+                        held, RevokeReason.TAKEOVER.value, successor=ranked[0].member, ttl_ms=self.config.ttl_ms
+                    )
+                )
 
     async def _avoided_nodes(self) -> frozenset[str]:
         nodes = set()
@@ -643,13 +747,23 @@ class ElectionCore:
         if self._abandoned:
             self._role, self._term, self._leader = Role.STOPPED, None, None
             return
+        successor = ""
+        if self._role is Role.LEADER:
+            with contextlib.suppress(*RETRYABLE, asyncio.CancelledError):
+                successor = await asyncio.wait_for(self._pick_successor(), self.config.heartbeat)
         ack = self._step_down(RevokeReason.SHUTDOWN)
         with contextlib.suppress(asyncio.CancelledError):
             await self._acknowledged(ack)
         if self._joined:
             try:
                 await asyncio.wait_for(
-                    self.store.leave(self.config.member_id, RevokeReason.SHUTDOWN.value), self.config.heartbeat
+                    self.store.leave(
+                        self.config.member_id,
+                        RevokeReason.SHUTDOWN.value,
+                        successor=successor,
+                        ttl_ms=self.config.ttl_ms,
+                    ),
+                    self.config.heartbeat,
                 )
                 self._log.info("left")
             except RETRYABLE as exc:

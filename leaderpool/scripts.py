@@ -185,58 +185,88 @@ return {1, term, now}
 """
 )
 
+# Ends a lead for a reason: hands it straight to the successor when that member is live and no
+# term recovery is under way (one step instead of release-then-claim: the successor acts on the
+# announcement, which carries Redis's time), else deletes the key so the next in line claims.
+_GIVE_UP = """
+local function give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
+                       held_term, member, reason, successor, ttl_ms, now)
+  redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+             'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
+  local lease = successor ~= '' and redis.call('ZSCORE', leases_key, successor)
+  if lease and tonumber(lease) > now and redis.call('EXISTS', recovery_key) == 0 then
+    local counter = tonumber(redis.call('GET', term_key) or '0')
+    local term = string.format('%d', math.max(counter, tonumber(held_term)) + 1)
+    redis.call('SET', term_key, term)
+    redis.call('SET', leader_key, term .. '|' .. successor, 'PX', ttl_ms)
+    redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+               'event', 'elected', 'term', term, 'member', successor, 'reason', 'handoff', 't_ms', now)
+    redis.call('PUBLISH', channel, 'elected|' .. term .. '|handoff:' .. now .. '|' .. successor)
+    return tonumber(term)
+  end
+  redis.call('DEL', leader_key)
+  redis.call('PUBLISH', channel, 'released|' .. held_term .. '|' .. reason .. '|' .. member)
+  return 0
+end
+"""
+
 RELEASE = (
     """
--- release: KEYS[1] leader key, KEYS[2] resigned key, KEYS[3] history stream;
--- ARGV[1] the leader value held, ARGV[2] reason, ARGV[3] ms to rank the member last (0: none),
--- ARGV[4] events channel.
+-- release: KEYS[1] leader key, KEYS[2] resigned key, KEYS[3] history stream, KEYS[4] term counter,
+-- KEYS[5] leases zset, KEYS[6] recovery; ARGV[1] the leader value held, ARGV[2] reason,
+-- ARGV[3] ms to rank the member last (0: none), ARGV[4] events channel, ARGV[5] successor
+-- ("" for none), ARGV[6] the successor's lease (ms).
 -- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term).
--- Returns 1 when released, 0 when the key was no longer ours.
-local leader_key, resigned_key, history_key = KEYS[1], KEYS[2], KEYS[3]
-local held, reason, exclude_ms, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+-- Returns {1, the successor's term or 0} when released, {0, 0} when the key was no longer ours.
+local leader_key, resigned_key, history_key, term_key, leases_key, recovery_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local held, reason, exclude_ms, channel, successor, ttl_ms =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
 """
     + _NOW
     + _HOLDER
+    + _GIVE_UP
     + """
-if redis.call('GET', leader_key) ~= held then return 0 end
+if redis.call('GET', leader_key) ~= held then return {0, 0} end
 local member = holder(held)
 local term = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
 if exclude_ms > 0 then
   redis.call('SET', resigned_key, member, 'PX', exclude_ms)
 end
-redis.call('DEL', leader_key)
-redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
-           'event', 'released', 'term', term, 'member', member, 'reason', reason, 't_ms', now)
-redis.call('PUBLISH', channel, 'released|' .. term .. '|' .. reason .. '|' .. member)
-return 1
+return {1, give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
+                   term, member, reason, successor, ttl_ms, now)}
 """
 )
 
 LEAVE = (
     """
--- leave: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] history stream;
--- ARGV[1] member, ARGV[2] reason, ARGV[3] events channel, ARGV[4] event ("left" or "evicted").
--- Removes the member and, if it leads, the leader key in the same step, so no one waits for a
--- member that has gone. Returns {1 if it was a member else 0, the released term or 0}.
-local members_key, leases_key, leader_key, history_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local member, reason, channel, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- leave: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] history stream,
+-- KEYS[5] term counter, KEYS[6] recovery; ARGV[1] member, ARGV[2] reason, ARGV[3] events channel,
+-- ARGV[4] event ("left" or "evicted"), ARGV[5] successor ("" for none), ARGV[6] its lease (ms).
+-- Removes the member and, if it leads, ends its lead in the same step, so no one waits for a
+-- member that has gone. Returns {1 if it was a member else 0, the released term or 0,
+-- the successor's term or 0}.
+local members_key, leases_key, leader_key, history_key, term_key, recovery_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local member, reason, channel, event, successor, ttl_ms =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 """
     + _NOW
     + _HOLDER
+    + _GIVE_UP
     + """
 local was_member = redis.call('HDEL', members_key, member)
 redis.call('ZREM', leases_key, member)
-redis.call('PUBLISH', channel, event .. '|0|' .. reason .. '|' .. member)
 local held = redis.call('GET', leader_key)
-local released = 0
+local released, handed = 0, 0
 if held and holder(held) == member then
+  -- the hand-over is announced first: the successor acts on the first message it reads
   released = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
-  redis.call('DEL', leader_key)
-  redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
-             'event', 'released', 'term', released, 'member', member, 'reason', reason, 't_ms', now)
-  redis.call('PUBLISH', channel, 'released|' .. released .. '|' .. reason .. '|' .. member)
+  handed = give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
+                   released, member, reason, successor, ttl_ms, now)
 end
-return {was_member, released}
+redis.call('PUBLISH', channel, event .. '|0|' .. reason .. '|' .. member)
+return {was_member, released, handed}
 """
 )
 

@@ -149,21 +149,29 @@ class PoolStore:
             return ClaimResult(-2, 0, None, int(reply[1]))
         return ClaimResult(-1, 0, None, -2)
 
-    async def release(self, held: LeaderValue, reason: str, exclude_ms: int = 0) -> bool:
+    async def release(
+        self, held: LeaderValue, reason: str, exclude_ms: int = 0, *, successor: str = "", ttl_ms: int = 0
+    ) -> tuple[bool, int]:
+        """End the lead ``held`` (compare-and-set), handing it to ``successor`` when it is live.
+        Returns (released, the successor's new term or 0)."""
         k = self.keys
-        released = await self._scripts.release(
-            keys=[k.leader, k.resigned, k.history],
-            args=[held.encode(), reason, exclude_ms, k.events],
+        released, handed = await self._scripts.release(
+            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery],
+            args=[held.encode(), reason, exclude_ms, k.events, successor, ttl_ms],
         )
-        return bool(int(released))
+        return bool(int(released)), int(handed)
 
-    async def leave(self, member: str, reason: str, *, event: str = "left") -> tuple[bool, int]:
-        """Remove ``member`` (and its lead, if any). Returns (was a member, released term or 0)."""
+    async def leave(
+        self, member: str, reason: str, *, event: str = "left", successor: str = "", ttl_ms: int = 0
+    ) -> tuple[bool, int, int]:
+        """Remove ``member`` and end its lead, if any, handing it to ``successor`` when live.
+        Returns (was a member, released term or 0, the successor's new term or 0)."""
         k = self.keys
-        was_member, released = await self._scripts.leave(
-            keys=[k.members, k.leases, k.leader, k.history], args=[member, reason, k.events, event]
+        was_member, released, handed = await self._scripts.leave(
+            keys=[k.members, k.leases, k.leader, k.history, k.term, k.recovery],
+            args=[member, reason, k.events, event, successor, ttl_ms],
         )
-        return bool(int(was_member)), int(text(released))
+        return bool(int(was_member)), int(text(released)), int(handed)
 
     async def leader_record(self) -> tuple[LeaderValue, int, MemberInfo | None] | None:
         """The leader, its lease left (ms) and its member record, or None when vacant."""

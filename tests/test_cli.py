@@ -112,7 +112,7 @@ class TestHistoryResignEvict:
         assert done.stdout.startswith("pool p: a (term 1) handed over to b (term 2) in ")
         assert "resigned" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
         rows = json.loads(run_cli("--redis", redis_server.url, "history", "p", "--json").stdout)["transitions"]
-        assert [("elected", 1, "a", ""), ("released", 1, "a", "resigned"), ("elected", 2, "b", "")] == [
+        assert [("elected", 1, "a", ""), ("released", 1, "a", "resigned"), ("elected", 2, "b", "handoff")] == [
             (r["event"], r["term"], r["member"], r["reason"]) for r in rows
         ]
         table = run_cli("--redis", redis_server.url, "history", "p").stdout

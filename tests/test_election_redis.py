@@ -392,3 +392,26 @@ def test_steady_state_costs_one_command_per_member_per_heartbeat(redis_server: R
         await stop_all(members)
 
     run(main())
+
+
+def test_a_frozen_successor_never_acts_on_a_stale_hand_over(redis_server: RedisServer) -> None:
+    """The leader hands its lead to the next member while that member is frozen (SIGSTOP); the
+    lead lapses and a third member takes it. Thawed, the successor reads the old announcement
+    and must not act on it: never two acting leaders."""
+    with member_processes() as start:
+        procs = []
+        for name in "abc":
+            procs.append(start(redis_server.url, "frozen", name, ttl=TTL))
+            procs[-1].wait_event("started")
+        a, b, c = procs
+        a.wait_event("elected")
+        c.wait_event("leader")
+        b.signal(signal.SIGSTOP)
+        a.signal(signal.SIGTERM)  # hands over to b, the next oldest: frozen
+        assert 0 == a.popen.wait(10)
+        elected = c.wait_event("elected", timeout=TTL * 3 + 5)
+        assert elected["term"] == 3  # term 2 went to the frozen b
+        b.signal(signal.SIGCONT)
+        time.sleep(TTL)
+        assert [] == b.of("elected")
+        assert 0 == overlaps(procs)

@@ -213,8 +213,8 @@ class TestTermsAndFencing:
             await store.heartbeat("a", 1000, None, False, seen_term=41)
             result = await store.claim("a", 1000, seen_term=41)
             assert (1, 42) == (result.status, result.term)
-            assert await store.release(LeaderValue(42, "a"), "resigned") is True
-            assert await store.release(LeaderValue(42, "a"), "resigned") is False
+            assert (True, 0) == await store.release(LeaderValue(42, "a"), "resigned")
+            assert (False, 0) == await store.release(LeaderValue(42, "a"), "resigned")
             assert 43 == (await store.claim("a", 1000, seen_term=0)).term
 
         run(main())
