@@ -44,6 +44,10 @@ from leaderpool.watcher import Watcher
 T = TypeVar("T")
 
 
+REREAD_DELAY_S = 0.02
+"""How long a follower waits before confirming an announced leader with a read of the pool."""
+
+
 class Role(str, Enum):
     FOLLOWER = "follower"
     LEADER = "leader"
@@ -142,6 +146,7 @@ class _Timers:
     renew_deadline: float | None = None  # leader only
     leader_expiry: float | None = None  # follower: when the leader's key would expire
     vacancy_retry: float | None = None  # follower: when to re-check a vacant lead
+    reread_at: float | None = None  # follower: confirm an announced leader (off the critical path)
     backoff_until: float | None = None  # after a Redis failure
     vacant_since: float | None = None
     last_beat: float | None = None
@@ -179,6 +184,7 @@ class ElectionCore:
         self._successor = False  # we rank first after the current leader, at the last re-read
         self._successor_id: str | None = None  # who does
         self._view: list[MemberInfo] = []  # live members at the last read of the pool
+        self._view_resigned: str | None = None
         self._redis_clock: tuple[float, int] | None = None  # (local time sent, Redis ms) of a reply
         self._last_led_term = 0
         self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
@@ -300,8 +306,8 @@ class ElectionCore:
                 self._timers.leader_expiry = None
             else:
                 self._pending.dirty = True
-        retry = self._timers.vacancy_retry
-        if self._pending.dirty or (retry is not None and now >= retry):
+        retry, reread = self._timers.vacancy_retry, self._timers.reread_at
+        if self._pending.dirty or (retry is not None and now >= retry) or (reread is not None and now >= reread):
             self._pending.dirty = False
             try:
                 await self._settle()
@@ -315,8 +321,7 @@ class ElectionCore:
             candidates = [t.backoff_until]
         else:
             candidates = [t.next_beat]
-            if t.vacancy_retry is not None:
-                candidates.append(t.vacancy_retry)
+            candidates += [x for x in (t.vacancy_retry, t.reread_at) if x is not None]
             if self._role is Role.FOLLOWER and t.leader_expiry is not None:
                 candidates.append(t.leader_expiry)
         if self._role is Role.LEADER and t.renew_deadline is not None:
@@ -385,7 +390,7 @@ class ElectionCore:
             if payload in ("del", "expired"):
                 self._mark_vacated()
             elif payload == "set" and self._role is not Role.LEADER:
-                self._mark_dirty()  # a new leader ("expire" is a renewal; a leader's "set" its own claim)
+                self._schedule_reread()  # a new leader ("expire" is a renewal; a leader's "set" its own claim)
             return
         if source == "resync":
             self._mark_dirty()
@@ -411,11 +416,36 @@ class ElectionCore:
                 self._mark_dirty()
         elif event == "released":
             self._mark_vacated()
-        elif member != self.config.member_id:  # elected: someone else's claim
-            self._mark_dirty()
+        elif member != self.config.member_id:  # elected: someone else
+            if self._role is Role.LEADER:
+                self._mark_dirty()
+            else:
+                self._heard_elected(int(parts[0]), member)
         elif parts[1].startswith("handoff:") and int(parts[0]) > self._last_led_term:
             self._pending.handoff = (int(parts[0]), int(parts[1].partition(":")[2]))
             self._poke()
+
+    def _schedule_reread(self) -> None:
+        """Re-read the pool shortly: right after a transition the new leader's first steps
+        matter more than our confirmation, so we stay off Redis and the CPU for a moment."""
+        soon = self._clock() + REREAD_DELAY_S
+        if self._timers.reread_at is None or soon < self._timers.reread_at:
+            self._timers.reread_at = soon
+        self._poke()
+
+    def _heard_elected(self, term: int, member: str) -> None:
+        """Another member announced its lead: cache it at once (its record from our last read
+        of the pool) so lookups answer in milliseconds; the scheduled re-read confirms it."""
+        self._schedule_reread()
+        if self._leader is not None and term <= self._leader.term:
+            return
+        t = self._timers
+        self._highest_term = max(self._highest_term, term)
+        t.vacancy_retry = t.vacant_since = None
+        t.leader_expiry = self._clock() + self.config.ttl_s  # refined by the re-read
+        self._successor_id = self._next_in_line(self._view, self._view_resigned, member)
+        self._successor = self._successor_id == self.config.member_id
+        self._set_leader(LeaderInfo(member, term, next((m for m in self._view if m.member == member), None)))
 
     # ---- membership ----
 
@@ -514,7 +544,8 @@ class ElectionCore:
         sent = self._clock()
         obs = await self._bounded(self.store.observe())
         self._redis_clock = (sent, obs.now_ms)
-        self._view = obs.members
+        self._view, self._view_resigned = obs.members, obs.resigned
+        self._timers.reread_at = None
         self._note_leader(obs.leader, obs.leader_pttl_ms, sent)
         self._pending.dirty = False
         leader = obs.leader
@@ -536,7 +567,7 @@ class ElectionCore:
             return
         if leader is not None:
             self._timers.vacancy_retry = self._timers.vacant_since = None
-            self._successor_id = self._next_in_line(obs, leader.member)
+            self._successor_id = self._next_in_line(obs.members, obs.resigned, leader.member)
             self._successor = self._successor_id == self.config.member_id
             if leader.member == self.config.member_id:
                 if leader.term > self._last_led_term:
@@ -549,14 +580,14 @@ class ElectionCore:
             return
         await self._contend(obs, sent)
 
-    def _next_in_line(self, obs: Observation, leader: str) -> str | None:
+    def _next_in_line(self, members: list[MemberInfo], resigned: str | None, leader: str) -> str | None:
         """Who ranks first once the leader is gone. That member claims as soon as the lead looks
         vacant (one round trip instead of re-reading first); the others wait for its claim to be
         announced. None with anti-affinity, whose ranking needs other pools' leaders: re-read."""
         if self.config.avoid_pools:
             return None
-        others = [m for m in obs.members if m.member != leader]
-        ranked = rank_members(others, self.config.ranker, resigned=obs.resigned)
+        others = [m for m in members if m.member != leader]
+        ranked = rank_members(others, self.config.ranker, resigned=resigned)
         return ranked[0].member if ranked else None
 
     async def _claim_as_successor(self) -> None:

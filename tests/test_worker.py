@@ -78,7 +78,7 @@ class TestShutdownAndFailover:
             assert "shutdown" == a.of("revoked")[-1]["reason"]
             assert elected["t"] - sent < 4.0  # a SIGKILL would wait out the 5 s lease
             rows = [(r["event"], r["term"], r["member"], r["reason"]) for r in history(redis_server.url)]
-            assert [("elected", 1, "a", ""), ("released", 1, "a", "shutdown"), ("elected", 2, "b", "")] == rows
+            assert [("elected", 1, "a", ""), ("released", 1, "a", "shutdown"), ("elected", 2, "b", "handoff")] == rows
 
     def test_sigkill_fails_over_after_the_lease(self, workers: Workers, redis_server: RedisServer) -> None:
         """The others take over once the dead leader's lease runs out; history infers the expiry."""
