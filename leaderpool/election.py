@@ -44,6 +44,10 @@ from leaderpool.watcher import Watcher
 T = TypeVar("T")
 
 
+SPIN_LEAD_S = 0.0015
+"""The next in line wakes this long before the leader's lease ends and yields until the exact
+instant: event-loop timers fire up to a millisecond late (epoll counts whole milliseconds)."""
+
 REREAD_DELAY_S = 0.02
 """How long a follower waits before confirming an announced leader with a read of the pool."""
 
@@ -293,6 +297,10 @@ class ElectionCore:
         if now >= self._timers.next_beat:
             await self._beat()
         expiry = self._timers.leader_expiry
+        if self._successor and expiry is not None and 0 < expiry - now <= SPIN_LEAD_S and not self._pending.vacated:
+            while self._clock() < expiry and not self._poked:
+                await asyncio.sleep(0)  # bounded by SPIN_LEAD_S
+            now = self._clock()
         if self._pending.vacated or (self._role is Role.FOLLOWER and expiry is not None and now >= expiry):
             self._pending.vacated = False
             if self._role is Role.FOLLOWER and self._successor:
@@ -323,7 +331,7 @@ class ElectionCore:
             candidates = [t.next_beat]
             candidates += [x for x in (t.vacancy_retry, t.reread_at) if x is not None]
             if self._role is Role.FOLLOWER and t.leader_expiry is not None:
-                candidates.append(t.leader_expiry)
+                candidates.append(t.leader_expiry - (SPIN_LEAD_S if self._successor else 0.0))
         if self._role is Role.LEADER and t.renew_deadline is not None:
             candidates.append(t.renew_deadline)
         return min(candidates)
@@ -499,7 +507,7 @@ class ElectionCore:
                 self._timers.renew_deadline = sent + self.config.renew_deadline
             else:
                 self._step_down(self._lost_reason(), detail="leader key no longer ours")
-        self._note_leader(beat.leader, beat.leader_pttl_ms, sent)
+        self._note_leader(beat.leader, beat.free_in_us, sent)
         if want_members and beat.members:
             self._view = beat.members
             if self._role is Role.LEADER:
@@ -515,13 +523,13 @@ class ElectionCore:
             return LeaderValue(self._term, self.config.member_id)
         return None
 
-    def _note_leader(self, value: LeaderValue | None, pttl_ms: int, sent: float) -> None:
+    def _note_leader(self, value: LeaderValue | None, free_in_us: int, sent: float) -> None:
         """Track the lead seen in a reply; a change makes the next turn re-read the pool."""
         if value is not None:
             self._highest_term = max(self._highest_term, value.term)
-            # PTTL is read after `sent` and truncated to whole ms: half a ms keeps the timer
-            # from firing early more often than late
-            self._timers.leader_expiry = sent + (max(pttl_ms, 0) + 0.5) / 1000 if pttl_ms >= 0 else None
+            # Redis measured `free_in_us` somewhere between `sent` and now: aim from the middle
+            mid = (sent + self._clock()) / 2
+            self._timers.leader_expiry = mid + free_in_us / 1e6 if free_in_us >= 0 else None
         else:
             self._timers.leader_expiry = None
         if _identity(self._leader) != ((value.member, value.term) if value else None):
@@ -546,7 +554,7 @@ class ElectionCore:
         self._redis_clock = (sent, obs.now_ms)
         self._view, self._view_resigned = obs.members, obs.resigned
         self._timers.reread_at = None
-        self._note_leader(obs.leader, obs.leader_pttl_ms, sent)
+        self._note_leader(obs.leader, obs.free_in_us, sent)
         self._pending.dirty = False
         leader = obs.leader
         self._set_leader(LeaderInfo(leader.member, leader.term, obs.member(leader.member)) if leader else None)
@@ -596,7 +604,7 @@ class ElectionCore:
         if result.status == 1:
             self._become_leader(result.term, sent, forced=False)
         elif result.status == 0:
-            self._note_leader(result.leader, result.leader_pttl_ms, sent)  # a new leader: re-read
+            self._note_leader(result.leader, result.free_in_us, sent)  # a new leader: re-read
         else:
             self._pending.dirty = True  # not live, or terms being recovered: the full path decides
 
@@ -668,7 +676,7 @@ class ElectionCore:
         if result.status == 1:
             self._become_leader(result.term, sent, forced=forced)
         elif result.status == 0:
-            self._note_leader(result.leader, result.leader_pttl_ms, sent)
+            self._note_leader(result.leader, result.free_in_us, sent)
             self._pending.dirty = True
         elif result.status == -2:
             # Redis lost terms; wait until every live member has reported the highest it saw

@@ -13,6 +13,12 @@ from weakref import WeakKeyDictionary
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Redis lets a key go once its millisecond clock is past the expiry: microseconds from now
+-- until a key with this PTTL can be claimed (-1: no such key or no expiry)
+local function free_in_us(pttl)
+  if pttl < 0 then return -1 end
+  return pttl * 1000 + 1000 - tonumber(t[2]) % 1000
+end
 """
 
 # Lists live members as member, record, deadline triples; with prune, first drops lapsed ones
@@ -91,7 +97,7 @@ HEARTBEAT = (
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
---          member, record, deadline, ...};
+--          µs until the lead can be claimed, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -114,7 +120,8 @@ if held ~= '' then
     status = 0
   end
 end
-local reply = {status, now, value, redis.call('PTTL', leader_key), false}
+local pttl = redis.call('PTTL', leader_key)
+local reply = {status, now, value, pttl, false, free_in_us(pttl)}
 if want_members == '1' then
   reply[5] = redis.call('GET', KEYS[6])
   local live = live_members(members_key, leases_key, now, true)
@@ -130,14 +137,14 @@ OBSERVE = (
 -- ARGV[1] "1" to drop lapsed members first ("0": read only).
 -- Reads the whole pool at one instant.
 -- Returns {now, leader value or false, leader pttl, resigned member or false,
---          member, record, deadline, ...}.
+--          µs until the lead can be claimed, member, record, deadline, ...}.
 local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 """
     + _NOW
     + _LIVE_MEMBERS
     + """
-local reply = {now, redis.call('GET', leader_key), redis.call('PTTL', leader_key),
-               redis.call('GET', resigned_key)}
+local pttl = redis.call('PTTL', leader_key)
+local reply = {now, redis.call('GET', leader_key), pttl, redis.call('GET', resigned_key), free_in_us(pttl)}
 local live = live_members(members_key, leases_key, now, ARGV[1] == '1')
 for i = 1, #live do reply[#reply + 1] = live[i] end
 return reply
@@ -151,7 +158,8 @@ CLAIM = (
 -- the member has seen, ARGV[4] events channel.
 -- Takes a vacant lead (SET NX PX) for a live member. The new term is above both the stored
 -- counter and every term any live member has reported, so terms never go back even if Redis
--- lost data. Returns {1, term, now} when elected, {0, leader value, pttl} when the lead is held,
+-- lost data. Returns {1, term, now} when elected, {0, leader value, pttl, µs until it can be
+-- claimed} when the lead is held,
 -- {-1, now} when the member is not live in the pool, {-2, ms} while claims wait for recovery.
 local leader_key, term_key, members_key, leases_key, history_key, recovery_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -166,7 +174,8 @@ if not deadline or tonumber(deadline) <= now or redis.call('HEXISTS', members_ke
 end
 local held = redis.call('GET', leader_key)
 if held then
-  return {0, held, redis.call('PTTL', leader_key)}
+  local pttl = redis.call('PTTL', leader_key)
+  return {0, held, pttl, free_in_us(pttl)}
 end
 guard_term(term_key, recovery_key, seen, ttl_ms)
 if redis.call('EXISTS', recovery_key) == 1 then

@@ -41,6 +41,8 @@ class Beat(NamedTuple):
     leader_pttl_ms: int
     resigned: str | None
     """With ``want_members``: the member that just resigned (ranked last), if any."""
+    free_in_us: int
+    """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
     members: list[MemberInfo]
 
 
@@ -49,6 +51,8 @@ class Observation(NamedTuple):
     leader: LeaderValue | None
     leader_pttl_ms: int
     resigned: str | None
+    free_in_us: int
+    """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
     members: list[MemberInfo]
 
     def member(self, member_id: str) -> MemberInfo | None:
@@ -62,6 +66,7 @@ class ClaimResult(NamedTuple):
     term: int
     leader: LeaderValue | None
     leader_pttl_ms: int
+    free_in_us: int
 
 
 class FenceResult(NamedTuple):
@@ -117,9 +122,10 @@ class PoolStore:
         )
         status, now = int(reply[0]), int(reply[1])
         if status < 0:
-            return Beat(status, now, None, -2, None, [])
+            return Beat(status, now, None, -2, None, -1, [])
         resigned = text(reply[4]) if reply[4] else None
-        return Beat(status, now, LeaderValue.parse(reply[2]), int(reply[3]), resigned, _members(reply[5:], now))
+        leader = LeaderValue.parse(reply[2])
+        return Beat(status, now, leader, int(reply[3]), resigned, int(reply[5]), _members(reply[6:], now))
 
     async def observe(self, *, prune: bool = True) -> Observation:
         """The pool at one instant; members drop lapsed members on the way (``prune``), tools
@@ -130,7 +136,8 @@ class PoolStore:
         )
         now = int(reply[0])
         resigned = text(reply[3]) if reply[3] else None
-        return Observation(now, LeaderValue.parse(reply[1]), int(reply[2]), resigned, _members(reply[4:], now))
+        leader = LeaderValue.parse(reply[1])
+        return Observation(now, leader, int(reply[2]), resigned, int(reply[4]), _members(reply[5:], now))
 
     async def claim(self, member: str, ttl_ms: int, seen_term: int) -> ClaimResult:
         k = self.keys
@@ -141,13 +148,13 @@ class PoolStore:
         status = int(reply[0])
         if status == 1:
             term = int(text(reply[1]))
-            return ClaimResult(1, term, LeaderValue(term, member), ttl_ms)
+            return ClaimResult(1, term, LeaderValue(term, member), ttl_ms, ttl_ms * 1000)
         if status == 0:
             leader = LeaderValue.parse(reply[1])
-            return ClaimResult(0, 0, leader, int(reply[2]))
+            return ClaimResult(0, 0, leader, int(reply[2]), int(reply[3]))
         if status == -2:
-            return ClaimResult(-2, 0, None, int(reply[1]))
-        return ClaimResult(-1, 0, None, -2)
+            return ClaimResult(-2, 0, None, int(reply[1]), -1)
+        return ClaimResult(-1, 0, None, -2, -1)
 
     async def release(
         self, held: LeaderValue, reason: str, exclude_ms: int = 0, *, successor: str = "", ttl_ms: int = 0
