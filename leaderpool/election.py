@@ -138,7 +138,6 @@ class _Pending:
     evicted: bool = False
     dirty: bool = True  # re-read the pool state
     vacated: bool = False  # the lead looks vacant (deleted, expired, released): the successor claims
-    handoff: tuple[int, int] | None = None  # (term, Redis ms) of a lead handed to us
     stop: bool = False
 
 
@@ -191,6 +190,7 @@ class ElectionCore:
         self._view_resigned: str | None = None
         self._redis_clock: tuple[float, int] | None = None  # (local time sent, Redis ms) of a reply
         self._last_led_term = 0
+        self._epoch = 0  # bumped on every change of role: a reply to an older epoch is stale
         self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -287,9 +287,6 @@ class ElectionCore:
         self._check_renew_deadline(now)
         if not self._joined:
             await self._join()
-        if self._pending.handoff is not None:
-            self._accept_handoff(*self._pending.handoff)
-            self._pending.handoff = None
         if self._pending.resign is not None:
             reason, rejoin = self._pending.resign
             self._pending.resign = None
@@ -430,7 +427,8 @@ class ElectionCore:
             else:
                 self._heard_elected(int(parts[0]), member)
         elif parts[1].startswith("handoff:") and int(parts[0]) > self._last_led_term:
-            self._pending.handoff = (int(parts[0]), int(parts[1].partition(":")[2]))
+            # handed to us: act in this very callback, every loop turn counts here
+            self._accept_handoff(int(parts[0]), int(parts[1].partition(":")[2]))
             self._poke()
 
     def _schedule_reread(self) -> None:
@@ -486,9 +484,13 @@ class ElectionCore:
         sent = self._clock()
         held = self._held()
         want_members = self._role is Role.LEADER and self.config.takeover
+        epoch = self._epoch
         beat = await self._bounded(
             self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members, self._highest_term)
         )
+        if epoch != self._epoch:  # a hand-over made us leader meanwhile: this reply renewed nothing
+            self._timers.next_beat = self._clock()
+            return
         self._timers.next_beat = sent + self.config.heartbeat
         self._redis_clock = (sent, beat.now_ms)
         previous, self._timers.last_beat = self._timers.last_beat, sent
@@ -549,8 +551,11 @@ class ElectionCore:
     async def _settle(self) -> None:
         """Re-read the pool and act: claim a vacant lead we rank first for, check our own lead,
         or arm the timer for when the member we wait for would lapse."""
-        sent = self._clock()
+        sent, epoch = self._clock(), self._epoch
         obs = await self._bounded(self.store.observe())
+        if epoch != self._epoch:  # our role changed meanwhile: read again
+            self._pending.dirty = True
+            return
         self._redis_clock = (sent, obs.now_ms)
         self._view, self._view_resigned = obs.members, obs.resigned
         self._timers.reread_at = None
@@ -689,6 +694,7 @@ class ElectionCore:
         """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the
         renew deadline counts from it)."""
         t = self._timers
+        self._epoch += 1
         self._role = Role.LEADER
         self._term = term
         self._highest_term = max(self._highest_term, term)
@@ -708,6 +714,7 @@ class ElectionCore:
             return None
         term = self._term
         self._last_led_term = max(self._last_led_term, term)
+        self._epoch += 1
         self._role = Role.FOLLOWER
         self._term = None
         self._timers.renew_deadline = None
@@ -789,7 +796,8 @@ class ElectionCore:
         successor = ""
         if self._role is Role.LEADER:
             with contextlib.suppress(*RETRYABLE, asyncio.CancelledError):
-                successor = await asyncio.wait_for(self._pick_successor(), self.config.heartbeat)
+                pick = self._pick_successor()  # reads Redis only for anti-affinity
+                successor = await (asyncio.wait_for(pick, self.config.heartbeat) if self.config.avoid_pools else pick)
         ack = self._step_down(RevokeReason.SHUTDOWN)
         with contextlib.suppress(asyncio.CancelledError):
             await self._acknowledged(ack)
