@@ -14,7 +14,6 @@ asyncio: the same with :class:`AsyncElection` and ``async with``.
 from leaderpool.aio import AsyncElection
 from leaderpool.blocking import Election
 from leaderpool.config import MemberConfig
-from leaderpool.election import LeaderInfo, RevokeReason, Role
 from leaderpool.errors import (
     ConfigError,
     LeaderpoolError,
@@ -23,6 +22,7 @@ from leaderpool.errors import (
     RedisUnavailable,
     StaleTerm,
 )
+from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
 from leaderpool.store import FenceResult, fenced_set

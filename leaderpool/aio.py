@@ -11,8 +11,9 @@ from typing import Any
 from leaderpool.clients import RedisLike, async_client
 from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
-from leaderpool.election import Elected, ElectionCore, Event, LeaderInfo, Revoked, RevokeReason, Role
+from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, NotLeader, StaleTerm, translate_redis_errors
+from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.members import MemberInfo
 from leaderpool.store import FenceResult, fenced_set
 

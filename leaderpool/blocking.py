@@ -17,8 +17,8 @@ from leaderpool.aio import AsyncElection
 from leaderpool.clients import RedisLike
 from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
-from leaderpool.election import LeaderInfo, RevokeReason, Role
 from leaderpool.errors import NotLeader
+from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.members import MemberInfo
 from leaderpool.store import FenceResult
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from leaderpool.election import Elected, Event, LeaderChanged, LeaderInfo, Revoked, RevokeReason
+from leaderpool.events import Elected, Event, LeaderChanged, LeaderInfo, Revoked, RevokeReason
 
 log = structlog.get_logger("leaderpool")
 

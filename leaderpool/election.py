@@ -4,10 +4,15 @@ The blocking face (:mod:`leaderpool.blocking`) and the asyncio face (:mod:`leade
 drive this core; they differ only in how they deliver events to the application.
 
 One coroutine, :meth:`ElectionCore.run`, does everything. Each turn it does what is due, then
-sleeps until the earliest of: the next heartbeat, the leader's lease deadline (a follower's
-timer, so failover never waits for Redis's late ``expired`` notification), the renew deadline
-(a leader's), a vacancy retry, or a wake-up from the watcher. Each wake-up re-reads Redis with
-one script: notifications are hints, never the truth.
+sleeps until the earliest of: the next heartbeat, the leader's lease end (a follower's timer, so
+failover never waits for Redis's late ``expired`` notification), the renew deadline (a
+leader's), a vacancy retry, a deferred re-read, or a wake-up from the watcher.
+
+Notifications are hints, never the truth: a member acts on one only through a script that
+checks Redis (a claim is ``SET NX``), and otherwise re-reads the pool. From its last read each
+follower knows who comes next after the leader; that member claims the moment the lead looks
+vacant, the others confirm the new leader a little later. A leader that gives up its lead kindly
+hands it straight to that member in the same script.
 
 Safety rules, in the order they are applied:
 - a leader acts only until ``renew deadline`` after the *sending* time of its last successful
@@ -15,7 +20,7 @@ Safety rules, in the order they are applied:
   before Redis can let anyone else in, even if Redis is unreachable;
 - every Redis call a leader makes is bounded by what is left of that deadline;
 - a graceful hand-over first tells the application (and waits for it, bounded) and only then
-  releases the key.
+  ends the lead; a member handed a lead counts its deadline from no later than the grant.
 """
 
 from __future__ import annotations
@@ -27,8 +32,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.exceptions
@@ -36,6 +40,17 @@ import structlog
 
 from leaderpool.config import MemberConfig
 from leaderpool.errors import REDIS_FAILURES, RETRYABLE
+from leaderpool.events import (
+    Elected,
+    Event,
+    LeaderChanged,
+    LeaderInfo,
+    Revoked,
+    RevokeReason,
+    Role,
+    Sink,
+    leader_identity,
+)
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo, rank_members
 from leaderpool.store import LeaderValue, Observation, PoolStore
@@ -52,82 +67,9 @@ REREAD_DELAY_S = 0.02
 """How long a follower waits before confirming an announced leader with a read of the pool."""
 
 
-class Role(str, Enum):
-    FOLLOWER = "follower"
-    LEADER = "leader"
-    STOPPED = "stopped"
-
-
-class RevokeReason(str, Enum):
-    """Why a member stopped leading."""
-
-    RELEASED = "released"
-    """The lead was removed from outside (``leaderpool-cli evict``, or the key deleted)."""
-    LEASE_LOST = "lease_lost"
-    """Renewal failed until the renew deadline, or the key expired or went to someone else."""
-    TAKEOVER = "takeover"
-    """A better-ranked member is alive and the pool has takeover on."""
-    RESIGNED = "resigned"
-    """On request (``resign()`` or ``leaderpool-cli resign``): handed over to the next member."""
-    SHUTDOWN = "shutdown"
-    """The member stopped (``stop()``, SIGTERM) and left the pool."""
-    TASK_FAILED = "task_failed"
-    """The leader's work crashed; the member rejoined as the youngest."""
-
-
-_GRACEFUL = {RevokeReason.TAKEOVER, RevokeReason.RESIGNED, RevokeReason.SHUTDOWN, RevokeReason.TASK_FAILED}
-
-
-@dataclass(frozen=True)
-class LeaderInfo:
-    """The current leader as this process last saw it."""
-
-    member: str
-    term: int
-    info: MemberInfo | None = field(default=None, compare=False)
-    """The leader's member record (node, host, pid, priority, start time, metadata); not part
-    of equality: two reads of the same leadership compare equal."""
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return dict(self.info.meta) if self.info else {}
-
-    @property
-    def node(self) -> str | None:
-        return self.info.node if self.info else None
-
-
-@dataclass(frozen=True)
-class Elected:
-    term: int
-
-
-@dataclass(frozen=True)
-class Revoked:
-    term: int
-    reason: RevokeReason
-
-
-@dataclass(frozen=True)
-class LeaderChanged:
-    leader: LeaderInfo | None
-
-
-Event = Elected | Revoked | LeaderChanged
-
-
-def _identity(leader: LeaderInfo | None) -> tuple[str, int] | None:
-    return None if leader is None else (leader.member, leader.term)
-
-
 def _wake_up(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-Sink = Callable[[Event], "Awaitable[None] | None"]
-"""Receives every event in order; may return an awaitable that completes once the
-application has handled it (the core waits for that, bounded, before a graceful release)."""
 
 
 @dataclass
@@ -534,12 +476,12 @@ class ElectionCore:
             self._timers.leader_expiry = mid + free_in_us / 1e6 if free_in_us >= 0 else None
         else:
             self._timers.leader_expiry = None
-        if _identity(self._leader) != ((value.member, value.term) if value else None):
+        if leader_identity(self._leader) != ((value.member, value.term) if value else None):
             self._pending.dirty = True
 
     def _set_leader(self, leader: LeaderInfo | None) -> None:
         old = self._leader
-        if _identity(old) != _identity(leader):
+        if leader_identity(old) != leader_identity(leader):
             self._leader = leader
             self._log.info(
                 "leader_changed", leader=leader.member if leader else None, leader_term=leader.term if leader else None

@@ -25,7 +25,7 @@ import structlog
 from leaderpool.aio import AsyncElection
 from leaderpool.argparsing import UsageError, fail
 from leaderpool.clients import describe
-from leaderpool.election import LeaderInfo, RevokeReason, Role
+from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.logs import configure_logging
 from leaderpool.settings import PROG, WorkerSettings, parse_settings
 from leaderpool.tasks import TaskRunner, checked_fenced_set
