@@ -90,6 +90,18 @@ def member_processes() -> Iterator[Callable[..., Proc]]:
             proc.kill()
 
 
+def settled_pool(start: Callable[..., Proc], url: str, pool: str, names: str = "abc", **options: Any) -> list[Proc]:
+    """Start one member per name, in order (so the first is the oldest and leads), and return
+    once it leads and the last one has seen it."""
+    procs = []
+    for name in names:
+        procs.append(start(url, pool, name, **options))
+        procs[-1].wait_event("started")
+    procs[0].wait_event("elected")
+    procs[-1].wait_event("leader")
+    return procs
+
+
 def overlaps(procs: list[Proc]) -> int:
     """How many times two processes were acting leaders at once (from their elected/revoked
     lines; a killed process's interval ends at its kill, which the caller records as 'killed')."""

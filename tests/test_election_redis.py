@@ -20,7 +20,7 @@ from leaderpool.embedded import RedisServer
 from leaderpool.keys import Keyspace
 
 from .helpers import Recorder, eventually, leaders, start_all, stop_all
-from .processes import member_processes, overlaps
+from .processes import member_processes, overlaps, settled_pool
 
 TTL = 1.0
 
@@ -52,12 +52,8 @@ class TestOneLeader:
     def test_one_leader_among_processes_and_crash_failover(self, redis_server: RedisServer) -> None:
         """Three processes: one leader; SIGKILL it, the next oldest leads; never two at once."""
         with member_processes() as start:
-            procs = []
-            for name in "abc":
-                procs.append(start(redis_server.url, "procs", name, ttl=TTL))
-                procs[-1].wait_event("started")
+            procs = settled_pool(start, redis_server.url, "procs", ttl=TTL)
             a, b, c = procs
-            a.wait_event("elected")
             b.wait_event("leader")
             killed_at = time.time()
             a.signal(signal.SIGKILL)
@@ -163,13 +159,8 @@ class TestPreference:
         """SIGSTOP the preferred survivor, SIGKILL the leader: the third member leads once the
         frozen one's lease lapses; the frozen one, thawed, never becomes a second leader."""
         with member_processes() as start:
-            procs = []
-            for name in "abc":
-                procs.append(start(redis_server.url, "stuck", name, ttl=TTL))
-                procs[-1].wait_event("started")
+            procs = settled_pool(start, redis_server.url, "stuck", ttl=TTL)
             a, b, c = procs
-            a.wait_event("elected")
-            c.wait_event("leader")
             b.signal(signal.SIGSTOP)
             killed_at = time.time()
             a.signal(signal.SIGKILL)
@@ -399,13 +390,8 @@ def test_a_frozen_successor_never_acts_on_a_stale_hand_over(redis_server: RedisS
     lead lapses and a third member takes it. Thawed, the successor reads the old announcement
     and must not act on it: never two acting leaders."""
     with member_processes() as start:
-        procs = []
-        for name in "abc":
-            procs.append(start(redis_server.url, "frozen", name, ttl=TTL))
-            procs[-1].wait_event("started")
+        procs = settled_pool(start, redis_server.url, "frozen", ttl=TTL)
         a, b, c = procs
-        a.wait_event("elected")
-        c.wait_event("leader")
         b.signal(signal.SIGSTOP)
         a.signal(signal.SIGTERM)  # hands over to b, the next oldest: frozen
         assert 0 == a.popen.wait(10)
