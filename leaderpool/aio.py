@@ -65,6 +65,12 @@ class AsyncElection:
         self._core = ElectionCore(self.config, self._client, self._sink)
         self._task = asyncio.get_running_loop().create_task(self._core.run(), name=f"leaderpool-{self.config.pool}")
 
+    def request_stop(self) -> None:
+        """Ask the election to stop, without waiting (safe in a signal handler on the loop);
+        :meth:`stop` then waits for it. A no-op before :meth:`start`."""
+        if self._core is not None:
+            self._core.request_stop()
+
     async def stop(self) -> None:
         """Stop leading (telling ``on_revoked`` first), leave the pool, and return."""
         if self._task is None or self._core is None:

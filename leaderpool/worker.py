@@ -117,7 +117,7 @@ class Worker:
             while not stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), ELECTION_CHECK_S)
-                if self.election.role is Role.STOPPED:  # the election loop ended on its own: a bug
+                if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
                     self._log.error("election_stopped_unexpectedly")
                     code = 1
                     break
@@ -163,20 +163,23 @@ async def serve(settings: WorkerSettings) -> int:
     main_task = asyncio.current_task()
     signals = 0
 
+    events = EventWriter(settings.config.pool, settings.config.member_id) if settings.json_events else None
+    worker = Worker(settings, events)
+
     def on_signal(signum: int) -> None:
         nonlocal signals
         signals += 1
-        log.info("signal_received", signal=signal.Signals(signum).name)
         if signals == 1:
+            worker.election.request_stop()  # the hand-over starts now, not a loop turn later
             stop.set()
         elif main_task is not None:
             main_task.cancel()
+        log.info("signal_received", signal=signal.Signals(signum).name)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    events = EventWriter(settings.config.pool, settings.config.member_id) if settings.json_events else None
     try:
-        return await Worker(settings, events).run(stop)
+        return await worker.run(stop)
     except asyncio.CancelledError:
         log.warning("worker_forced_exit")
         return 1
