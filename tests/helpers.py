@@ -37,6 +37,10 @@ class Recorder:
             ),
         )
 
+    def elections(self, pool: str, names: str, redis: Any, **config: Any) -> list[AsyncElection]:
+        """One election per single-letter name; ``redis`` is a URL/client or a factory of them."""
+        return [self.election(pool, name, redis() if callable(redis) else redis, **config) for name in names]
+
     def of(self, member: str, kind: str | None = None) -> list[Any]:
         return [v for _, m, k, v in self.events if m == member and (kind is None or k == kind)]
 

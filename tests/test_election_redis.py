@@ -210,10 +210,7 @@ class TestSafety:
 
         async def main() -> None:
             rec = Recorder()
-            a, b = (
-                rec.election("loss", "a", redis_server.url, ttl_s=TTL),
-                rec.election("loss", "b", redis_server.url, ttl_s=TTL),
-            )
+            a, b = rec.elections("loss", "ab", redis_server.url, ttl_s=TTL)
             await start_all([a, b])
             await a.wait_until_leader(10)
             await a.resign()
@@ -268,10 +265,7 @@ class TestSafety:
             from leaderpool.store import fenced_set
 
             rec = Recorder()
-            a, b = (
-                rec.election("fence", "a", redis_server.url, ttl_s=TTL),
-                rec.election("fence", "b", redis_server.url, ttl_s=TTL),
-            )
+            a, b = rec.elections("fence", "ab", redis_server.url, ttl_s=TTL)
             await start_all([a, b])
             old_term = await a.wait_until_leader(10)
             await a.fenced_set("orders:state", "a-was-here")
@@ -342,10 +336,7 @@ def test_scripts_are_reloaded_after_script_flush(redis_server: RedisServer) -> N
 
     async def main() -> None:
         rec = Recorder()
-        a, b = (
-            rec.election("ns", "a", redis_server.url, ttl_s=TTL),
-            rec.election("ns", "b", redis_server.url, ttl_s=TTL),
-        )
+        a, b = rec.elections("ns", "ab", redis_server.url, ttl_s=TTL)
         await start_all([a, b])
         await a.wait_until_leader(10)
         client = redis.asyncio.Redis.from_url(redis_server.url)

@@ -64,7 +64,7 @@ class TestHandover:
 
         async def main() -> None:
             rec = Recorder()
-            a, b, c = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "abc")
+            a, b, c = rec.elections("p", "abc", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b, c])
             await a.wait_until_leader(5)
             await a.stop()
@@ -78,7 +78,7 @@ class TestHandover:
     def test_resign_hands_over_and_stays(self, fake_server: fakeredis.FakeServer) -> None:
         async def main() -> None:
             rec = Recorder()
-            a, b = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "ab")
+            a, b = rec.elections("p", "ab", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b])
             await a.wait_until_leader(5)
             with pytest.raises(NotLeader):
@@ -98,7 +98,7 @@ class TestHandover:
 
         async def main() -> None:
             rec = Recorder()
-            a, b, c = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "abc")
+            a, b, c = rec.elections("p", "abc", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b, c])
             await a.wait_until_leader(5)
             a.core.abandon()
@@ -143,7 +143,7 @@ class TestEventsContract:
     def test_elected_and_revoked_pair_up_and_followers_hear_nothing(self, fake_server: fakeredis.FakeServer) -> None:
         async def main() -> None:
             rec = Recorder()
-            a, b = (rec.election("p", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "ab")
+            a, b = rec.elections("p", "ab", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b])
             await a.wait_until_leader(5)
             await a.resign()
@@ -303,7 +303,7 @@ class TestEdges:
     def test_evicted_leader_is_released_and_rejoins_as_the_youngest(self, fake_server: fakeredis.FakeServer) -> None:
         async def main() -> None:
             rec = Recorder()
-            a, b = (rec.election("ev", n, fakeredis.FakeAsyncRedis(server=fake_server), **FAST) for n in "ab")
+            a, b = rec.elections("ev", "ab", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b])
             await a.wait_until_leader(5)
             first_start = a.core.started_at_ms
