@@ -126,8 +126,7 @@ class ElectionCore:
         self._waiter: asyncio.Future[None] | None = None
         self._poked = False
         self._abandoned = False
-        self._successor = False  # we rank first after the current leader, at the last re-read
-        self._successor_id: str | None = None  # who does
+        self._successor_id: str | None = None  # who ranks first after the leader, at the last read
         self._view: list[MemberInfo] = []  # live members at the last read of the pool
         self._view_resigned: str | None = None
         self._redis_clock: tuple[float, int] | None = None  # (local time sent, Redis ms) of a reply
@@ -136,6 +135,11 @@ class ElectionCore:
         self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
         self.host = socket.gethostname()
         self.pid = os.getpid()
+
+    @property
+    def _successor(self) -> bool:
+        """We are next in line: we claim the moment the lead looks vacant."""
+        return self._successor_id == self.config.member_id
 
     # ---- state the faces read (from any thread: plain attribute reads) ----
 
@@ -392,7 +396,6 @@ class ElectionCore:
         t.vacancy_retry = t.vacant_since = None
         t.leader_expiry = self._clock() + self.config.ttl_s  # refined by the re-read
         self._successor_id = self._next_in_line(self._view, self._view_resigned, member)
-        self._successor = self._successor_id == self.config.member_id
         self._set_leader(LeaderInfo(member, term, next((m for m in self._view if m.member == member), None)))
 
     # ---- membership ----
@@ -523,7 +526,6 @@ class ElectionCore:
         if leader is not None:
             self._timers.vacancy_retry = self._timers.vacant_since = None
             self._successor_id = self._next_in_line(obs.members, obs.resigned, leader.member)
-            self._successor = self._successor_id == self.config.member_id
             if leader.member == self.config.member_id:
                 if leader.term > self._last_led_term:
                     await self._adopt(leader)  # handed to us, and we missed the announcement
@@ -643,7 +645,7 @@ class ElectionCore:
         t.renew_deadline = sent + self.config.renew_deadline
         t.next_beat = sent + self.config.heartbeat
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None
-        self._successor, self._successor_id = False, None
+        self._successor_id = None
         self._log = self._log.bind(term=term)
         self._set_leader(LeaderInfo(self.config.member_id, term, self._record()))
         self._last_led_term = max(self._last_led_term, term)
