@@ -48,8 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
     p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
-    p.add_argument("--render", type=Path, metavar="RESULT_JSON",
-                   help="run nothing: rewrite benchmarks/RESULTS.md (and README with --readme) from a result file")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULT_JSON",
+        help="run nothing: rewrite benchmarks/RESULTS.md (and README with --readme) from a result file",
+    )
     args = p.parse_args(argv)
     q = args.quick
     defaults = {
@@ -151,9 +155,7 @@ def run_contender(c: Contender, url: str, args: argparse.Namespace, log: Any) ->
             "rounds": len(handoffs),
             "failed_rounds": len(handoffs) - len(ok),
             "from_signal_ms": summary([r["from_signal_s"] for r in ok], scale=1e3),
-            "from_release_ms": summary(
-                [r["from_revoked_s"] for r in ok if r["from_revoked_s"] is not None], scale=1e3
-            ),
+            "from_release_ms": summary([r["from_revoked_s"] for r in ok if r["from_revoked_s"] is not None], scale=1e3),
             "samples": handoffs,
         }
     except BenchError as exc:

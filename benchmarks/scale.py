@@ -52,6 +52,20 @@ class ScaleCounts:
             return bool(self.cond.wait_for(predicate, timeout))
 
 
+def exact_expiries(client: redis.Redis, pools: list[str]) -> dict[str, float]:
+    """Each pool's lease end (unix s) from PEXPIRETIME (Redis 7), read right after the kill: nobody
+    renews a dead leader's lease, and the first expiry is a lease minus a heartbeat away, so the
+    reading is exact. Older servers: {} (the PTTL estimate taken before the kill stays)."""
+    pipe = client.pipeline(transaction=False)
+    for pool in pools:
+        pipe.execute_command("PEXPIRETIME", Keyspace(pool).leader)
+    try:
+        replies = pipe.execute()
+    except redis.ResponseError:
+        return {}
+    return {pool: int(ms) / 1000 for pool, ms in zip(pools, replies, strict=True) if int(ms) > 0}
+
+
 def _pool_of(line: str) -> str | None:
     import json
 
@@ -85,6 +99,7 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
     labels = [f"scale-p{i}" for i in range(members)]
     t_setup = time.monotonic()
     try:
+
         def start(i: int) -> MemberProcess:
             argv = [sys.executable, "-m", "benchmarks.scale_member", "--redis", url, "--prefix", prefix,
                     "--pools", str(pools), "--member-id", labels[i], "--ttl", repr(ttl)]  # fmt: skip
@@ -133,6 +148,7 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         survivors_cpu = {label: sum(p.cpu_times()[:2]) for label, p in handles.items() if label != labels[0]}
         redis_before_kill = Snapshot(client)
         t_kill = first.kill()
+        expiry_of.update(exact_expiries(client, [n for n in names if n in held]))
         expiries = [expiry_of[name] for name in held if name in expiry_of]
         survivors = labels[1:]
 

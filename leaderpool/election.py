@@ -643,7 +643,9 @@ class ElectionCore:
         self._term = term
         self._highest_term = max(self._highest_term, term)
         t.renew_deadline = sent + self.config.renew_deadline
-        t.next_beat = sent + self.config.heartbeat
+        # leaders elected together (one process leading many pools) would renew, and so expire,
+        # together forever: renewing early is always safe, so spread the first renewal too
+        t.next_beat = sent + self.config.heartbeat * random.uniform(0.5, 1.0)
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None
         self._successor_id = None
         self._log = self._log.bind(term=term)
