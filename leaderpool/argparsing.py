@@ -142,6 +142,17 @@ def key_values(raw: object) -> dict[str, str]:
     return out
 
 
+def redis_url_arg(raw: object) -> str:
+    """A Redis URL (redis://, rediss://, unix://), checked by :func:`validate_redis_url`."""
+    from leaderpool.clients import validate_redis_url
+    from leaderpool.errors import ConfigError
+
+    try:
+        return validate_redis_url(str(raw).strip())
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def names(raw: object) -> list[str]:
     """Names: a list (repeated flag) or one comma-separated string (env)."""
     items = raw if isinstance(raw, list) else str(raw).split(",")

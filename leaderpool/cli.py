@@ -25,9 +25,10 @@ from leaderpool.argparsing import (
     UsageError,
     fail,
     positive_integer,
+    redis_url_arg,
     seconds,
 )
-from leaderpool.clients import DEFAULT_URL, async_client, describe, validate_redis_url
+from leaderpool.clients import DEFAULT_URL, async_client, describe
 from leaderpool.errors import REDIS_FAILURES, ConfigError, LeaderpoolError
 from leaderpool.keys import DEFAULT_PREFIX, Keyspace, validate_name
 from leaderpool.logs import configure_logging
@@ -107,13 +108,6 @@ def _name(kind: str) -> Callable[[object], str]:
             raise ValueError(str(exc)) from None
 
     return convert
-
-
-def _url(raw: object) -> str:
-    try:
-        return validate_redis_url(str(raw).strip())
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
 
 
 # ---- commands ----
@@ -322,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     o = Options(ns)
     configure_logging("console", "warning")  # the library's events go to stderr, never stdout
     try:
-        url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", _url, default=DEFAULT_URL)
+        url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
         prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)
         if ns.command == "demo":
             from leaderpool import demo

@@ -18,9 +18,10 @@ from leaderpool.argparsing import (
     integer,
     key_values,
     names,
+    redis_url_arg,
     seconds,
 )
-from leaderpool.clients import DEFAULT_URL, validate_redis_url
+from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig
 from leaderpool.errors import ConfigError
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
@@ -103,18 +104,11 @@ def _node(raw: object) -> str:
     return value
 
 
-def _url(raw: object) -> str:
-    try:
-        return validate_redis_url(str(raw).strip())
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> WorkerSettings:
     """Flags and environment to settings; raises :class:`UsageError` naming the bad argument."""
     ns = build_parser().parse_args(argv)
     o = Options(ns, environ)
-    redis_url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", _url, default=DEFAULT_URL)
+    redis_url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
     if o.source("pool", "--pool", "LEADERPOOL_POOL") is None:
         raise UsageError("--pool", "is required (or set LEADERPOOL_POOL)")
     pool = o.get("pool", "--pool", "LEADERPOOL_POOL", _name("pool"), default="")
