@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ import redis
 from leaderpool.embedded import RedisServer, free_port
 
 from .worker_procs import Workers, cli, eventually, workers_for
+from .worker_tasks import CRASH_FILE
 
 EVENT_FIELDS = {
     "elected": {"event", "pool", "member", "term", "t"},
@@ -94,13 +96,15 @@ class TestShutdownAndFailover:
 
 class TestTasks:
     def test_a_crashed_task_hands_over_and_the_member_rejoins_as_youngest(
-        self, workers: Workers, redis_server: RedisServer
+        self, workers: Workers, redis_server: RedisServer, tmp_path: Path
     ) -> None:
         """task_failed: the lead moves on, and the member is back in the pool, ranked last."""
-        a = workers.start("a", "--task", "tests.worker_tasks:crash_soon")
+        cue = tmp_path / "crash-now"
+        a = workers.start("a", "--task", "tests.worker_tasks:crash_on_cue", env={CRASH_FILE: str(cue)})
         a.elected()
         b = workers.start("b")
-        b.sees("a")
+        b.sees("a")  # b is in the pool before the crash: it must be the one handed the lead
+        cue.touch()
         revoked = a.wait_for(lambda e: e["event"] == "revoked")
         assert ("task_failed", 1) == (revoked["reason"], revoked["term"])
         assert 2 == b.elected()["term"]
