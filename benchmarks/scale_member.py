@@ -17,7 +17,7 @@ import time
 import redis.asyncio
 
 from leaderpool import AsyncElection, MemberConfig
-from leaderpool.logs import configure_logging
+from leaderpool.cli.logs import configure_logging
 
 
 def emit(event: str, **fields: object) -> None:

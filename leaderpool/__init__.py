@@ -9,25 +9,55 @@ Blocking::
         ...  # election.is_leader, election.term, election.leader are answered locally
 
 asyncio: the same with :class:`AsyncElection` and ``async with``.
+
+The names below are imported on first use (PEP 562), so a command-line tool that needs only a
+few of them does not pay for redis-py's asyncio client and the election core at start-up.
 """
 
-from leaderpool.aio import AsyncElection
-from leaderpool.blocking import Election
-from leaderpool.config import MemberConfig
-from leaderpool.errors import (
-    ConfigError,
-    LeaderpoolError,
-    LeaseLost,
-    NotLeader,
-    RedisUnavailable,
-    StaleTerm,
-)
-from leaderpool.events import LeaderInfo, RevokeReason, Role
-from leaderpool.keys import Keyspace
-from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
-from leaderpool.store import FenceResult, fenced_set
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leaderpool.aio import AsyncElection
+    from leaderpool.blocking import Election
+    from leaderpool.config import MemberConfig
+    from leaderpool.errors import (
+        ConfigError,
+        LeaderpoolError,
+        LeaseLost,
+        NotLeader,
+        RedisUnavailable,
+        StaleTerm,
+    )
+    from leaderpool.events import LeaderInfo, RevokeReason, Role
+    from leaderpool.keys import Keyspace
+    from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
+    from leaderpool.store import FenceResult, fenced_set
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "AsyncElection": "leaderpool.aio",
+    "ConfigError": "leaderpool.errors",
+    "Election": "leaderpool.blocking",
+    "FenceResult": "leaderpool.store",
+    "Keyspace": "leaderpool.keys",
+    "LeaderInfo": "leaderpool.events",
+    "LeaderpoolError": "leaderpool.errors",
+    "LeaseLost": "leaderpool.errors",
+    "MemberConfig": "leaderpool.config",
+    "MemberInfo": "leaderpool.members",
+    "NotLeader": "leaderpool.errors",
+    "Ranker": "leaderpool.members",
+    "RedisUnavailable": "leaderpool.errors",
+    "RevokeReason": "leaderpool.events",
+    "Role": "leaderpool.events",
+    "StaleTerm": "leaderpool.errors",
+    "by_priority_then_age": "leaderpool.members",
+    "fenced_set": "leaderpool.store",
+}
 
 __all__ = [
     "AsyncElection",
@@ -50,3 +80,16 @@ __all__ = [
     "by_priority_then_age",
     "fenced_set",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'leaderpool' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute read
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

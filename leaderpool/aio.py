@@ -137,6 +137,12 @@ class AsyncElection:
         return self._core.leader if self._core is not None else None
 
     @property
+    def renew_deadline(self) -> float | None:
+        """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed
+        first (it moves on with every renewal); None while not leading."""
+        return self._core.renew_deadline if self._core is not None else None
+
+    @property
     def role(self) -> Role:
         return self._core.role if self._core is not None else Role.STOPPED
 

@@ -139,6 +139,11 @@ class Election:
         return self._inner.leader
 
     @property
+    def renew_deadline(self) -> float | None:
+        """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed."""
+        return self._inner.renew_deadline
+
+    @property
     def role(self) -> Role:
         return self._inner.role
 

@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from leaderpool.events import Elected, Event, LeaderChanged, LeaderInfo, Revoked, RevokeReason
+from leaderpool.log import get_logger
 
-log = structlog.get_logger("leaderpool")
+log = get_logger("leaderpool")
 
 OnElected = Callable[[int], Any]
 OnRevoked = Callable[[RevokeReason], Any]
@@ -67,7 +66,7 @@ class LoopDispatcher:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("callback_failed", event=type(event).__name__)
+                log.exception("callback_failed", event_type=type(event).__name__)
             finally:
                 if not done.done():
                     done.set_result(None)
@@ -97,7 +96,7 @@ class ThreadDispatcher:
             try:
                 self._callbacks.call(event)
             except Exception:
-                log.exception("callback_failed", event=type(event).__name__)
+                log.exception("callback_failed", event_type=type(event).__name__)
             finally:
                 done.set_result(None)
 

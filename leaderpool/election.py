@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.exceptions
-import structlog
 
 from leaderpool.config import MemberConfig
 from leaderpool.errors import REDIS_FAILURES, RETRYABLE
@@ -52,6 +51,7 @@ from leaderpool.events import (
     leader_identity,
 )
 from leaderpool.keys import Keyspace
+from leaderpool.log import get_logger
 from leaderpool.members import MemberInfo, rank_members
 from leaderpool.store import LeaderValue, Observation, PoolStore
 from leaderpool.watcher import Watcher
@@ -132,7 +132,7 @@ class ElectionCore:
         self._redis_clock: tuple[float, int] | None = None  # (local time sent, Redis ms) of a reply
         self._last_led_term = 0
         self._epoch = 0  # bumped on every change of role: a reply to an older epoch is stale
-        self._log = structlog.get_logger("leaderpool").bind(pool=config.pool, member=config.member_id, term=None)
+        self._log = get_logger("leaderpool", pool=config.pool, member=config.member_id, term=None)
         self.host = socket.gethostname()
         self.pid = os.getpid()
 
@@ -157,6 +157,13 @@ class ElectionCore:
     def term(self) -> int | None:
         """The term of this member's leadership, None while not leading."""
         return self._term if self._role is Role.LEADER else None
+
+    @property
+    def renew_deadline(self) -> float | None:
+        """While leading, the monotonic instant (``time.monotonic()``) at which this lead ends
+        unless renewed first; None while not leading. Work done for the lead must not start
+        after it, whatever order callbacks run in after a freeze."""
+        return self._timers.renew_deadline if self._role is Role.LEADER else None
 
     @property
     def highest_term(self) -> int:
@@ -719,7 +726,7 @@ class ElectionCore:
         try:
             return self._sink(event)
         except Exception:
-            self._log.exception("event_sink_failed", event=type(event).__name__)
+            self._log.exception("event_sink_failed", event_type=type(event).__name__)
             return None
 
     async def _acknowledged(self, ack: Awaitable[None] | None) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
+from leaderpool.log import get_logger
 
-log = structlog.get_logger("leaderpool")
+log = get_logger("leaderpool")
 
 
 @dataclass(frozen=True)

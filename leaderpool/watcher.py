@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
 import redis.exceptions
-import structlog
 
 from leaderpool.clients import clone_async_client
 from leaderpool.errors import REDIS_FAILURES, RETRYABLE
 from leaderpool.keys import Keyspace
+from leaderpool.log import get_logger
 from leaderpool.store import text
 
 Listener = Callable[[str, str], None]
@@ -29,7 +29,7 @@ Listener = Callable[[str, str], None]
 NEEDED_KEYSPACE_FLAGS = "Kg$x"
 _ALIAS_A = set("g$lshzxetd")
 
-log = structlog.get_logger("leaderpool.watcher")
+log = get_logger("leaderpool.watcher")
 
 _warned_about_config: list[bool] = []  # one warning per process, however many watchers come and go
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
-from leaderpool.embedded import RedisServer, find_redis_servers, server_version
+from leaderpool.testing.redis_server import RedisServer, find_redis_servers, server_version
 
 
 def _binaries() -> list[tuple[str, str]]:

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from leaderpool import cli, demo
-from leaderpool.embedded import RedisServer, free_port
+from leaderpool.cli import demo
+from leaderpool.cli import main as cli
+from leaderpool.testing.redis_server import RedisServer, free_port
 
 from .worker_procs import PATIENCE, ROOT, Workers, clean_env, eventually, workers_for
 from .worker_procs import cli as run_cli

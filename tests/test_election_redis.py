@@ -16,8 +16,8 @@ import redis
 import redis.asyncio
 
 from leaderpool import Election, MemberConfig, NotLeader, StaleTerm
-from leaderpool.embedded import RedisServer
 from leaderpool.keys import Keyspace
+from leaderpool.testing.redis_server import RedisServer
 
 from .helpers import Recorder, eventually, leaders, start_all, stop_all
 from .processes import member_processes, overlaps, settled_pool

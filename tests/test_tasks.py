@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from leaderpool.store import FenceResult
-from leaderpool.tasks import AsyncTaskContext, TaskRunner, ThreadTaskContext, load_task
+from leaderpool.worker.tasks import AsyncTaskContext, TaskRunner, ThreadTaskContext, load_task
 
 
 async def no_fence(term: int, key: str, value: str | bytes, px: int) -> FenceResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from leaderpool.embedded import RedisServer, free_port
+from leaderpool.testing.redis_server import RedisServer, free_port
 
 from .worker_procs import Workers, cli, eventually, workers_for
 from .worker_tasks import CRASH_FILE

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from leaderpool import worker
-from leaderpool.argparsing import UsageError
-from leaderpool.tasks import DEFAULT_TASK
+from leaderpool.cli.args import UsageError
+from leaderpool.worker import main as worker
+from leaderpool.worker.tasks import DEFAULT_TASK
 
 from .worker_procs import ROOT, clean_env
 

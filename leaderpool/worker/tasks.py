@@ -35,18 +35,17 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from leaderpool.errors import NotLeader
+from leaderpool.log import get_logger
 from leaderpool.store import FenceResult
 
-log = structlog.get_logger("leaderpool.worker")
+log = get_logger("leaderpool.worker")
 
 Task = Callable[[Any], Any]
 FencedSet = Callable[[int, str, "str | bytes", int], Coroutine[Any, Any, FenceResult]]
 """(term, key, value, px) -> result: the election's fenced write, checked against the term."""
 
-DEFAULT_TASK = "leaderpool.tasks:periodic_work"
+DEFAULT_TASK = "leaderpool.worker.tasks:periodic_work"
 CRASH_DELAY_S = 0.5
 CRASH_DELAY_MAX_S = 30.0
 HEALTHY_AFTER_S = 30.0

@@ -1,10 +1,10 @@
 """``python -m leaderpool.worker`` (``leaderpool-worker``): one member of one pool per process.
 
-It joins the pool, runs the leader task (:mod:`leaderpool.tasks`) while it leads, and prints one
+It joins the pool, runs the leader task (:mod:`leaderpool.worker.tasks`) while it leads, and prints one
 JSON line per transition on stdout with ``--json-events``; logs go to stderr. SIGTERM/SIGINT hand
 over kindly and exit 0; a crashed task makes the member step down and rejoin as the youngest.
 Redis being unreachable never ends the process: the election core retries with capped backoff.
-Flags and variables are read by :mod:`leaderpool.settings`.
+Flags and variables are read by :mod:`leaderpool.worker.settings`.
 
 Only :func:`main` installs signal handlers; :class:`Worker` can run inside any event loop.
 """
@@ -20,22 +20,21 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-import structlog
-
 from leaderpool.aio import AsyncElection
-from leaderpool.argparsing import UsageError, fail
+from leaderpool.cli.args import UsageError, fail
+from leaderpool.cli.logs import configure_logging
 from leaderpool.clients import describe
 from leaderpool.events import LeaderInfo, RevokeReason, Role
-from leaderpool.logs import configure_logging
-from leaderpool.settings import PROG, WorkerSettings, parse_settings
-from leaderpool.tasks import TaskRunner, checked_fenced_set
+from leaderpool.log import get_logger
+from leaderpool.worker.settings import PROG, WorkerSettings, parse_settings
+from leaderpool.worker.tasks import TaskRunner, checked_fenced_set
 
 __all__ = ["EventWriter", "Worker", "WorkerSettings", "main", "parse_settings", "serve"]
 
 ELECTION_CHECK_S = 0.5
 """How often the worker checks that the election loop is still running (it only ends on a bug)."""
 
-log = structlog.get_logger("leaderpool.worker")
+log = get_logger("leaderpool.worker")
 
 
 # ---- JSON events ----

@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 import redis.exceptions
 
-from leaderpool import doctor, status
-from leaderpool.argparsing import (
+from leaderpool.cli import doctor, status
+from leaderpool.cli.args import (
     EXIT_FAILURE,
     OneLineParser,
     Options,
@@ -28,10 +28,10 @@ from leaderpool.argparsing import (
     redis_url_arg,
     seconds,
 )
+from leaderpool.cli.logs import configure_logging
 from leaderpool.clients import DEFAULT_URL, async_client, describe
 from leaderpool.errors import REDIS_FAILURES, ConfigError, LeaderpoolError
 from leaderpool.keys import DEFAULT_PREFIX, Keyspace, validate_name
-from leaderpool.logs import configure_logging
 from leaderpool.store import HistoryEntry, PoolStore
 from leaderpool.watcher import Watcher
 
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
         prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)
         if ns.command == "demo":
-            from leaderpool import demo
+            from leaderpool.cli import demo
 
             given = o.source("redis", "--redis", None) is not None
             return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)

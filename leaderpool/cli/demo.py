@@ -24,13 +24,13 @@ from typing import Any, TextIO
 
 import redis
 
-from leaderpool import status
-from leaderpool.argparsing import Options, UsageError, seconds
+from leaderpool.cli import status
+from leaderpool.cli.args import Options, UsageError, seconds
 from leaderpool.clients import async_client
-from leaderpool.cluster import Cluster, Event
-from leaderpool.embedded import INSTALL_HINT, RedisServer, find_redis_servers, server_version
 from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue
+from leaderpool.testing.processes import Cluster, Event
+from leaderpool.testing.redis_server import INSTALL_HINT, RedisServer, find_redis_servers, server_version
 
 
 @dataclass

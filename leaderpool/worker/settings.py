@@ -1,7 +1,7 @@
 """The worker's settings, from its flags and their ``LEADERPOOL_*`` environment variables.
 
 Every value is validated here, before anything starts; a bad one raises
-:class:`~leaderpool.argparsing.UsageError` naming the flag or the variable it came from.
+:class:`~leaderpool.cli.args.UsageError` naming the flag or the variable it came from.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from leaderpool.argparsing import (
+from leaderpool.cli.args import (
     OneLineParser,
     Options,
     UsageError,
@@ -25,7 +25,7 @@ from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig
 from leaderpool.errors import ConfigError
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
-from leaderpool.tasks import DEFAULT_TASK, Task, load_task
+from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
 
 PROG = "leaderpool-worker"
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -1,0 +1,92 @@
+"""How leaderpool logs: structlog events that reach the standard :mod:`logging` module.
+
+A library stays silent until the application sets logging up. Every leaderpool event (``elected``,
+``revoked``, ...) goes to the standard logger of the component's name (``leaderpool``,
+``leaderpool.watcher``, ``leaderpool.worker``), under which a ``NullHandler`` sits: nothing is
+printed until the application configures ``logging`` (``logging.basicConfig()``, its own
+handlers and levels), and then the events arrive there as ``elected pool='jobs' member='a'
+term=3`` with the event dict attached to the record as ``leaderpool_event``.
+
+An application that configures structlog itself (as ``leaderpool-worker`` and ``leaderpool-cli``
+do) gets leaderpool's events through its own structlog configuration instead.
+
+Loggers are resolved at each call, not when made: an application may set logging up after
+leaderpool's modules were imported and its elections created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+ROOT = "leaderpool"
+
+logging.getLogger(ROOT).addHandler(logging.NullHandler())
+
+
+def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The event as a stdlib record: ``event key=value ...``, exception info passed through."""
+    fields = dict(event_dict)
+    exc_info = fields.pop("exc_info", None)
+    event = fields.pop("event", "")
+    text = " ".join([str(event), *(f"{key}={value!r}" for key, value in fields.items())])
+    kwargs: dict[str, Any] = {"msg": text, "extra": {"leaderpool_event": {"event": event, **fields}}}
+    if exc_info:
+        kwargs["exc_info"] = exc_info
+    return kwargs
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class Logger:
+    """A bound leaderpool logger: ``log.bind(pool=...)``, ``log.info("elected", term=3)``."""
+
+    __slots__ = ("_context", "_name")
+
+    def __init__(self, name: str, context: dict[str, Any] | None = None) -> None:
+        self._name = name
+        self._context = context or {}
+
+    def bind(self, **values: Any) -> Logger:
+        return Logger(self._name, {**self._context, **values})
+
+    def _emit(self, method: str, level: int, event: str, fields: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            target = structlog.get_logger(self._name)
+        else:
+            stdlib = logging.getLogger(self._name)
+            if not stdlib.isEnabledFor(level):
+                return
+            target = structlog.wrap_logger(
+                stdlib, processors=[_render], wrapper_class=structlog.stdlib.BoundLogger, context_class=dict
+            )
+        getattr(target, method)(event, **self._context, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", logging.ERROR, event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        """An error with the exception being handled (or ``exc_info=`` given) attached."""
+        fields.setdefault("exc_info", True)
+        self._emit("error", logging.ERROR, event, fields)
+
+    def log(self, level: str, event: str, **fields: Any) -> None:
+        self._emit(level, _LEVELS[level], event, fields)
+
+
+def get_logger(name: str = ROOT, **context: Any) -> Logger:
+    """The logger of one leaderpool component, with ``context`` bound to every event."""
+    return Logger(name, context)

@@ -1,0 +1,52 @@
+"""The library's logging: silent until the application configures it, then through ``logging``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from leaderpool.log import get_logger
+
+ELECT_ONCE = textwrap.dedent(
+    """
+    import asyncio, fakeredis{extra_import}
+    from leaderpool import AsyncElection, MemberConfig
+    {setup}
+    async def main():
+        config = MemberConfig(pool="p", member_id="a", ttl_s=0.3)
+        async with AsyncElection(config, fakeredis.FakeAsyncRedis()) as election:
+            await election.wait_until_leader(10)
+    asyncio.run(main())
+    """
+)
+
+
+def run_election(setup: str = "", extra_import: str = "") -> subprocess.CompletedProcess[str]:
+    code = ELECT_ONCE.format(setup=setup, extra_import=extra_import)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+class TestLibraryLogging:
+    def test_an_application_that_configures_nothing_sees_nothing(self) -> None:
+        """No configuration: not a line on stdout or stderr, debug events included."""
+        done = run_election()
+        assert (0, "", "") == (done.returncode, done.stdout, done.stderr)
+
+    def test_plain_logging_gets_the_events_with_its_own_handlers_and_levels(self) -> None:
+        """logging.basicConfig() is enough: events arrive as stdlib records, with their fields."""
+        done = run_election(setup="logging.basicConfig(level=logging.INFO)", extra_import=", logging")
+        assert 0 == done.returncode
+        assert "" == done.stdout
+        assert "INFO:leaderpool:elected pool='p' member='a' term=1" in done.stderr
+        assert "DEBUG" not in done.stderr
+
+    def test_records_carry_the_event_dict(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A handler can read the structured fields, not only the message."""
+        caplog.set_level("INFO", logger="leaderpool")
+        get_logger("leaderpool", pool="p", member="a").info("elected", term=4)
+        record = caplog.records[-1]
+        assert {"event": "elected", "pool": "p", "member": "a", "term": 4} == record.leaderpool_event
+        assert "leaderpool" == record.name
