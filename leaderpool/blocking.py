@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import threading
 import weakref
 from collections.abc import Coroutine
@@ -19,8 +20,8 @@ from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.fencing import FenceResult
 from leaderpool.members import MemberInfo
-from leaderpool.store import FenceResult
 
 T = TypeVar("T")
 
@@ -161,10 +162,11 @@ class Election:
         """Hand the lead to the next preferred member; raises :class:`NotLeader` if not leading."""
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        _Runtime.call_soon(self._inner.step_down, RevokeReason.RESIGNED, rejoin)
+        self.step_down(RevokeReason.RESIGNED, rejoin=rejoin)
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
-        _Runtime.call_soon(self._inner.step_down, reason, rejoin)
+        """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
+        _Runtime.call_soon(functools.partial(self._inner.step_down, reason, rejoin=rejoin))
 
     def current_leader(self, *, fresh: bool = False) -> LeaderInfo | None:
         if not fresh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
@@ -10,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.constants import DEFAULT_PREFIX, MAX_META_BYTES
 from leaderpool.errors import ConfigError
-from leaderpool.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.keys import validate_name
 from leaderpool.members import Ranker
 
 
@@ -27,6 +29,22 @@ def _positive_seconds(name: str, value: object) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be > 0 seconds, got {value!r}")
     return float(value)
+
+
+def _validate_meta(meta: object) -> None:
+    """Metadata is stored as JSON in the member's record: string keys, JSON values, bounded size."""
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"meta must be a mapping, got {type(meta).__name__}")
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"meta keys must be strings, got {key!r}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"meta[{key!r}] is not JSON-serialisable: {exc}") from None
+    size = len(json.dumps(dict(meta), separators=(",", ":")).encode())
+    if size > MAX_META_BYTES:
+        raise ConfigError(f"meta is {size} bytes as JSON, at most {MAX_META_BYTES}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class MemberConfig:
     renew_deadline_s: float | None = None
     takeover: bool = False
     meta: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form data other members and tools see (JSON, at most ``MAX_META_BYTES`` = 4 KiB encoded)."""
     prefix: str = DEFAULT_PREFIX
     avoid_pools: Sequence[str] = ()
     """Anti-affinity: rank down members whose node runs the leader of one of these pools."""
@@ -78,8 +97,7 @@ class MemberConfig:
             raise ConfigError(
                 f"renew deadline ({deadline:g}s) must lie between heartbeat ({heartbeat:g}s) and ttl ({ttl:g}s)"
             )
-        if not isinstance(self.meta, Mapping):
-            raise ConfigError(f"meta must be a mapping, got {type(self.meta).__name__}")
+        _validate_meta(self.meta)
         for other in self.avoid_pools:
             validate_name("avoided pool", other)
         if self.ranker is not None and not callable(self.ranker):
