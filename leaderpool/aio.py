@@ -130,12 +130,12 @@ class AsyncElection:
 
     @property
     def is_leader(self) -> bool:
-        return self._core is not None and self._core.is_leader
+        return self._core is not None and self._core.lead.is_leader
 
     @property
     def term(self) -> int | None:
         """This member's leadership term (the fencing token), None while not leading."""
-        return self._core.term if self._core is not None else None
+        return self._core.lead.current_term if self._core is not None else None
 
     @property
     def leader(self) -> LeaderInfo | None:
@@ -146,11 +146,11 @@ class AsyncElection:
     def renew_deadline(self) -> float | None:
         """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed
         first (it moves on with every renewal); None while not leading."""
-        return self._core.renew_deadline if self._core is not None else None
+        return self._core.lead.current_deadline if self._core is not None else None
 
     @property
     def role(self) -> Role:
-        return self._core.role if self._core is not None else Role.STOPPED
+        return self._core.lead.role if self._core is not None else Role.STOPPED
 
     # ---- waiting ----
 
@@ -229,7 +229,7 @@ class AsyncElection:
         term, core = self.term, self._core
         if term is None or core is None:
             raise NotLeader("fenced_set() needs leadership", pool=self.pool, member=self.member_id)
-        if not core.is_leader:
+        if not core.lead.is_leader:
             raise LeaseLost(
                 f"the lead of term {term} ended (renew deadline passed)",
                 pool=self.pool,

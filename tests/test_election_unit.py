@@ -504,12 +504,14 @@ class TestEdges:
             a, b = rec.elections("ev", "ab", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b])
             await a.wait_until_leader(5)
-            first_start = a.core.started_at_ms
+            first_start = a.core.membership.started_at_ms
             store = PoolStore(fakeredis.FakeAsyncRedis(server=fake_server), Keyspace("ev"))
             await store.leave("a", "evicted", event="evicted")
             await b.wait_until_leader(5)
             await eventually(lambda: rec.of("a", "revoked") == ["released"])
-            await eventually(lambda: a.core.started_at_ms is not None and a.core.started_at_ms != first_start)
+            await eventually(
+                lambda: a.core.membership.started_at_ms is not None and a.core.membership.started_at_ms != first_start
+            )
             assert {"a", "b"} == {m.member for m in await b.members()}
             await stop_all([a, b])
 
