@@ -10,7 +10,7 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ class _Runtime:
         return asyncio.run_coroutine_threadsafe(coro, cls.loop()).result(timeout)
 
     @classmethod
-    def call_soon(cls, fn: Any, *args: Any) -> None:
+    def call_soon(cls, fn: Callable[..., object], *args: Any) -> None:
         cls.loop().call_soon_threadsafe(fn, *args)
 
 
@@ -104,9 +104,11 @@ class Election:
         if dispatcher.is_current_thread:
             _Runtime.call_soon(self._inner.core.request_stop)
             return
-        _Runtime.run(self._inner.stop(), timeout)
-        dispatcher.close(timeout)
-        self._dispatcher = None
+        try:
+            _Runtime.run(self._inner.stop(), timeout)  # raises what ended the election on its own
+        finally:
+            dispatcher.close(timeout)
+            self._dispatcher = None
 
     def __enter__(self) -> Election:
         self.start()

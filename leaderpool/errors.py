@@ -77,7 +77,13 @@ class RedisUnavailable(LeaderpoolError):
 
 class RedisAuthFailed(LeaderpoolError):
     """Redis refused our credentials (``WRONGPASS``, ``NOAUTH``) or a command (``NOPERM``): a
-    configuration error, which retrying does not fix."""
+    configuration error, which retrying does not fix. ``code`` says which."""
+
+    def __init__(
+        self, message: str, *, code: str, pool: str | None = None, member: str | None = None, term: int | None = None
+    ) -> None:
+        super().__init__(message, pool=pool, member=member, term=term)
+        self.code = code
 
 
 class ScriptError(LeaderpoolError):
@@ -140,10 +146,24 @@ class Failure(str, Enum):
     """Another error reply from Redis. Retry."""
 
 
+def auth_failure_code(exc: BaseException) -> str | None:
+    """``NOPERM`` (a command refused by the ACL), ``WRONGPASS/NOAUTH`` (credentials refused or
+    missing) or the code an error reply starts with; None if ``exc`` is no auth failure.
+    (redis-py strips the code from the messages of the exceptions it maps.)"""
+    if isinstance(exc, RedisAuthFailed):
+        return exc.code
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return "NOPERM"
+    if isinstance(exc, _AUTH_EXCEPTIONS):
+        return "WRONGPASS/NOAUTH"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        head = str(exc).lstrip().split(" ", 1)[0]
+        return head if head in AUTH_ERROR_CODES else None
+    return None
+
+
 def is_auth_failure(exc: BaseException) -> bool:
-    if isinstance(exc, (RedisAuthFailed, *_AUTH_EXCEPTIONS)):
-        return True
-    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).lstrip().startswith(AUTH_ERROR_CODES)
+    return auth_failure_code(exc) is not None
 
 
 def classify(exc: BaseException) -> Failure:
@@ -171,9 +191,11 @@ def translate(
     if isinstance(exc, LeaderpoolError):
         return exc
     detail = str(exc) or type(exc).__name__
-    if is_auth_failure(exc):
+    code = auth_failure_code(exc)
+    if code is not None:
+        what = "a command" if code == "NOPERM" else "our credentials"
         return RedisAuthFailed(
-            f"redis refused our credentials or permissions: {detail}", pool=pool, member=member, term=term
+            f"redis refused {what} ({code}): {detail}", code=code, pool=pool, member=member, term=term
         )
     if isinstance(exc, REDIS_FAILURES):
         return RedisUnavailable(f"redis unavailable: {detail}", pool=pool, member=member, term=term)

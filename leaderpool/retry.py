@@ -9,7 +9,7 @@ a configuration error: logged at error level once per distinct error, retried a 
 from __future__ import annotations
 
 from leaderpool.constants import LOG_FAILURE_AT, LOG_FAILURE_EVERY
-from leaderpool.errors import Failure, classify
+from leaderpool.errors import Failure, auth_failure_code, classify
 from leaderpool.log import Logger
 from leaderpool.succession import retry_delay
 
@@ -42,17 +42,13 @@ class Retries:
         if kind is Failure.AUTH:  # a configuration error: retrying fast fixes nothing
             if error not in self._auth_errors:
                 self._auth_errors.add(error)
-                log.error("redis_auth_failed", error=error, retry_s=self._heartbeat, hint="check the password and ACL")
+                code = auth_failure_code(exc)
+                check = "the user's ACL permissions" if code == "NOPERM" else "the username and password"
+                log.error("redis_auth_failed", code=code, error=error, retry_s=self._heartbeat, hint=f"check {check}")
             return self._heartbeat
         delay = retry_delay(self.failures, heartbeat_s=self._heartbeat, renew_left_s=renew_left_s)
         often = self.failures in LOG_FAILURE_AT or self.failures % LOG_FAILURE_EVERY == 0
         event, hint = _EVENTS.get(kind, ("redis_call_failed", None))
-        log.log(
-            "warning" if often else "debug",
-            event,
-            error=error,
-            failures=self.failures,
-            retry_s=round(delay, 3),
-            hint=hint,
-        )
+        level = "warning" if often else "debug"
+        log.log(level, event, error=error, failures=self.failures, retry_s=round(delay, 3), hint=hint)
         return delay

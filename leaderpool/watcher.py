@@ -15,10 +15,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
+from redis.asyncio.client import PubSub
+
 from leaderpool.clients import AsyncClient, clone_async_client
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
-from leaderpool.errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, is_auth_failure
+from leaderpool.errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 from leaderpool.keys import Keyspace
 from leaderpool.log import get_logger
 from leaderpool.protocol import text
@@ -68,7 +70,7 @@ class Watcher:
         self._db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
         self._listeners: dict[str, list[Listener]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
-        self._pubsub: Any = None
+        self._pubsub: PubSub | None = None
         self._subscribed: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -119,16 +121,17 @@ class Watcher:
     async def _sync_subscriptions(self) -> None:
         """Subscribe to channels that gained listeners, unsubscribe from those that lost all.
         Before the connection is up this does nothing: :meth:`_connect` calls it once ready."""
-        if not self._ready.is_set():
+        pubsub = self._pubsub
+        if not self._ready.is_set() or pubsub is None:
             return
         wanted = set(self._listeners)
         added, removed = wanted - self._subscribed, self._subscribed - wanted
         self._subscribed = wanted  # before awaiting, so a concurrent call does not repeat us
         try:
             if added:
-                await self._pubsub.subscribe(*sorted(added))
+                await pubsub.subscribe(*sorted(added))
             if removed:
-                await self._pubsub.unsubscribe(*sorted(removed))
+                await pubsub.unsubscribe(*sorted(removed))
         except REDIS_FAILURES:
             pass  # the reader notices the broken connection and resubscribes everything
 
@@ -166,13 +169,12 @@ class Watcher:
                 self._ready.clear()
                 await self._disconnect()
                 first = False
-                if is_auth_failure(exc):  # a configuration error: say so once, retry slowly
+                code = auth_failure_code(exc)
+                if code is not None:  # a configuration error: say so once, retry slowly
                     delay = WATCHER_RETRY_MAX_S
                     if str(exc) not in auth_errors:
                         auth_errors.add(str(exc))
-                        log.error(
-                            "watcher_auth_failed", error=str(exc), retry_s=delay, hint="check the password and ACL"
-                        )
+                        log.error("watcher_auth_failed", code=code, error=str(exc), retry_s=delay)
                 else:
                     log.warning("watcher_disconnected", error=str(exc) or type(exc).__name__, retry_s=delay)
                 await asyncio.sleep(delay)
@@ -180,11 +182,11 @@ class Watcher:
 
     async def _connect(self) -> None:
         await self._ensure_keyspace_events()
-        self._pubsub = self._client.pubsub()
+        pubsub = self._pubsub = self._client.pubsub()
         self._subscribed = set()
         for event in self._confirmed.values():
             event.clear()
-        await self._pubsub.ping()
+        await pubsub.ping()
         self._ready.set()
         await self._sync_subscriptions()
 
@@ -192,11 +194,13 @@ class Watcher:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose() if hasattr(pubsub, "aclose") else await pubsub.close()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
 
     async def _read(self) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None  # set by _connect, which runs first
         while True:
-            message = await self._pubsub.get_message(timeout=None)
+            message = await pubsub.get_message(timeout=None)
             if message is None:
                 continue
             kind = text(message["type"])

@@ -351,6 +351,37 @@ def test_scripts_are_reloaded_after_script_flush(redis_server: RedisServer) -> N
     run(main())
 
 
+def test_a_refused_acl_is_logged_once_and_retried_a_heartbeat_apart(redis_server: RedisServer) -> None:
+    """A member whose Redis user may not run scripts (NOPERM) is misconfigured: one error-level
+    log naming the cause, and retries a heartbeat apart instead of a hot loop."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    async def main() -> None:
+        admin = redis.asyncio.Redis.from_url(redis_server.url)
+        await admin.acl_setuser(
+            "limited", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
+            commands=["-evalsha", "-eval"],
+        )  # fmt: skip
+        url = redis_server.url.replace("redis://", "redis://limited:pw@")
+        e = Recorder().election("acl", "a", url, ttl_s=0.6)
+        with capture_logs() as logs:
+            await e.start()
+            await eventually(lambda: e.core._retries.failures >= 3, timeout=20)
+            await e.stop()
+        refused = [entry for entry in logs if entry["event"] == "redis_auth_failed"]
+        assert 1 == len(refused), logs
+        assert ("error", e.config.heartbeat) == (refused[0]["log_level"], refused[0]["retry_s"])
+        assert "NOPERM" == refused[0]["code"] and "evalsha" in refused[0]["error"]
+        assert not e.is_leader
+        await admin.aclose()
+
+    try:
+        run(main())
+    finally:
+        structlog.reset_defaults()  # capture_logs() leaves structlog marked as configured
+
+
 def test_steady_state_costs_one_command_per_member_per_heartbeat(redis_server: RedisServer) -> None:
     """A settled pool sends one EVALSHA per member per heartbeat and nothing else."""
 

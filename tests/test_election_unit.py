@@ -254,9 +254,9 @@ class TestTermsAndFencing:
             fenced_set(client, "doc", "v2", 2)
         assert b"v3" == client.get("doc")
         with pytest.raises(TypeError, match="afenced_set"):
-            fenced_set(fakeredis.FakeAsyncRedis(server=fake_server), "doc", "v", 4)  # type: ignore[arg-type]
+            fenced_set(fakeredis.FakeAsyncRedis(server=fake_server), "doc", "v", 4)  # type: ignore[arg-type]  # on purpose
         with pytest.raises(TypeError, match="fenced_set"):
-            run(afenced_set(client, "doc", "v", 4))  # type: ignore[arg-type]
+            run(afenced_set(client, "doc", "v", 4))  # type: ignore[arg-type]  # on purpose
 
     def test_fences_are_per_pool(self, fake_server: fakeredis.FakeServer) -> None:
         """Another pool's (smaller) terms do not refuse this pool's writes to the same key;
@@ -269,6 +269,25 @@ class TestTermsAndFencing:
         with pytest.raises(StaleTerm):
             fenced_set(client, "shared", "stale-b", 1, pool="b")
         assert b"from-pool-b" == client.get("shared")
+
+    def test_a_lead_past_its_renew_deadline_raises_lease_lost(self, fake_server: fakeredis.FakeServer) -> None:
+        """A fenced write after the renew deadline passed, before the loop noticed, is refused
+        locally with LeaseLost (a NotLeader), not sent."""
+        from leaderpool import LeaseLost
+
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            a = Recorder().election("p", "a", client, **FAST)
+            await a.start()
+            await a.wait_until_leader(5)
+            a.core.lead.renew_deadline = 0.0  # as after a freeze: the loop has not run since
+            with pytest.raises(LeaseLost) as lost:
+                await a.fenced_set("k", "v")
+            assert isinstance(lost.value, NotLeader) and a.pool == lost.value.pool
+            assert await client.get("k") is None
+            await a.stop()
+
+        run(main())
 
     def test_fenced_set_needs_leadership_and_raises_on_stale(self, fake_server: fakeredis.FakeServer) -> None:
         async def main() -> None:
@@ -395,7 +414,7 @@ class TestFailures:
             "redis.exceptions.NoPermissionError('NOPERM this user has no permissions to run the evalsha command')",
             "redis.exceptions.AuthenticationError('invalid username-password pair or user is disabled.')",
             "redis.exceptions.ResponseError('WRONGPASS invalid username-password pair')",
-            "leaderpool.errors.RedisAuthFailed('NOAUTH Authentication required.')",
+            "leaderpool.errors.RedisAuthFailed('Authentication required.', code='NOAUTH')",
         ],
     )
     def test_auth_failures_are_logged_once_and_retried_slowly(self, error: str) -> None:
@@ -418,6 +437,7 @@ class TestFailures:
         assert [("error", "redis_auth_failed", "auth", "a")] == [
             (f["log_level"], f["event"], f["pool"], f["member"]) for f in logs
         ]
+        assert logs[0]["code"] in ("NOPERM", "WRONGPASS", "WRONGPASS/NOAUTH", "NOAUTH")
 
     def test_outages_still_back_off_from_50_ms(self) -> None:
         """For contrast: an unreachable Redis is retried fast at first."""
