@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio
 
+from leaderpool.constants import DEFAULT_URL as DEFAULT_URL  # re-exported: the CLI and worker use it
 from leaderpool.errors import ConfigError
 
 SCHEMES = ("redis", "rediss", "unix")
-DEFAULT_URL = "redis://localhost:6379/0"
 
 _PORTABLE = frozenset(
     {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",

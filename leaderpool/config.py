@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leaderpool.constants import DEFAULT_PREFIX, MAX_META_BYTES
+from leaderpool.constants import DEFAULT_PREFIX, DEFAULT_TTL_S, MAX_META_BYTES, MAX_NODE_LENGTH, MIN_TTL_S
 from leaderpool.errors import ConfigError
 from leaderpool.keys import validate_name
 from leaderpool.members import Ranker
@@ -62,7 +62,7 @@ class MemberConfig:
     member_id: str = field(default_factory=default_member_id)
     node: str = field(default_factory=socket.gethostname)
     priority: int = 0
-    ttl_s: float = 5.0
+    ttl_s: float = DEFAULT_TTL_S
     heartbeat_s: float | None = None
     renew_deadline_s: float | None = None
     takeover: bool = False
@@ -78,13 +78,15 @@ class MemberConfig:
         validate_name("pool", self.pool)
         validate_name("member id", self.member_id)
         validate_name("prefix", self.prefix)
-        if not isinstance(self.node, str) or not self.node or len(self.node) > 255:
-            raise ConfigError(f"node must be a non-empty string of at most 255 characters, got {self.node!r}")
+        if not isinstance(self.node, str) or not self.node or len(self.node) > MAX_NODE_LENGTH:
+            raise ConfigError(
+                f"node must be a non-empty string of at most {MAX_NODE_LENGTH} characters, got {self.node!r}"
+            )
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise ConfigError(f"priority must be an integer, got {self.priority!r}")
         ttl = _positive_seconds("ttl", self.ttl_s)
-        if ttl < 0.05:
-            raise ConfigError(f"ttl must be at least 0.05 seconds, got {ttl!r}")
+        if ttl < MIN_TTL_S:
+            raise ConfigError(f"ttl must be at least {MIN_TTL_S} seconds, got {ttl!r}")
         heartbeat = ttl / 3 if self.heartbeat_s is None else _positive_seconds("heartbeat", self.heartbeat_s)
         if heartbeat >= ttl:
             raise ConfigError(f"heartbeat ({heartbeat:g}s) must be shorter than ttl ({ttl:g}s)")

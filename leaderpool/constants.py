@@ -6,6 +6,22 @@ what is here is fixed for every pool. The worker and the CLI keep their own cons
 
 from __future__ import annotations
 
+# ---- connections and settings ----
+
+DEFAULT_URL = "redis://localhost:6379/0"
+"""Where a member looks for Redis when told nothing: the usual local development server."""
+
+DEFAULT_TTL_S = 5.0
+"""The default lease: failover within about 5 s, while a GC pause or a slow network of a second
+or two does not cost a leader its lead."""
+
+MIN_TTL_S = 0.05
+"""The shortest lease accepted: below it, a heartbeat (a third of it) would be shorter than a
+Redis round trip on a loaded machine."""
+
+MAX_NODE_LENGTH = 255
+"""A node name is a host name (at most 255 characters by DNS)."""
+
 # ---- keys ----
 
 DEFAULT_PREFIX = "leaderpool"
@@ -25,6 +41,11 @@ HISTORY_MAXLEN = 1000
 of ordinary transitions, bounded so a flapping pool cannot fill Redis."""
 
 # ---- the election loop ----
+
+FIRST_BEAT_SPREAD = (0.5, 1.0)
+"""A member's first heartbeat (and a new leader's first renewal) comes after this fraction of a
+heartbeat, at random: members started together would otherwise beat, and leaders elected
+together renew and expire, together for ever. Renewing early is always safe."""
 
 SPIN_LEAD_S = 0.0015
 """The next in line wakes this long before the leader's lease ends and yields until the exact

@@ -38,7 +38,7 @@ from leaderpool import succession as succ
 from leaderpool.alarm import Alarm
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig
-from leaderpool.constants import REREAD_DELAY_S, SPIN_LEAD_S
+from leaderpool.constants import FIRST_BEAT_SPREAD, REREAD_DELAY_S, SPIN_LEAD_S
 from leaderpool.errors import RETRYABLE, ScriptError
 from leaderpool.events import LeaderInfo, RevokeReason, Role, Sink
 from leaderpool.keys import Keyspace
@@ -439,9 +439,8 @@ class ElectionCore:
         renew deadline counts from it)."""
         self.lead.begin(term, sent)
         self.view.saw(term)
-        # leaders elected together (one process leading many pools) would renew, and so expire,
-        # together forever: renewing early is always safe, so spread the first renewal too
-        self.membership.next_beat = sent + self.config.heartbeat * random.uniform(0.5, 1.0)
+        # spread the first renewal, as members spread their first beat (see FIRST_BEAT_SPREAD)
+        self.membership.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
         t = self._timers
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None
         self.view.successor_id = None

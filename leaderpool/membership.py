@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from leaderpool.config import MemberConfig
+from leaderpool.constants import FIRST_BEAT_SPREAD
 from leaderpool.log import Logger
 from leaderpool.members import MemberInfo
 from leaderpool.protocol import Beat, LeaderValue
@@ -64,8 +65,7 @@ class Membership:
         sent = self._clock()
         await bounded(self.store.register(self.record(), self.config.ttl_ms, seen_term))
         self.joined = True
-        # members started together would beat together forever: spread the first beat
-        self.next_beat = sent + self.config.heartbeat * random.uniform(0.5, 1.0)
+        self.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
         log.info("joined", node=self.config.node, priority=self.config.priority, started_at_ms=self.started_at_ms)
 
     async def rejoin(self, bounded: Bounded[int], seen_term: int, log: Logger, *, why: str, youngest: bool) -> None:
