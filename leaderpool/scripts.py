@@ -252,7 +252,8 @@ RELEASE = (
 -- KEYS[5] leases zset, KEYS[6] recovery; ARGV[1] the leader value held, ARGV[2] reason,
 -- ARGV[3] ms to rank the member last (0: none), ARGV[4] events channel, ARGV[5] successor
 -- ("" for none), ARGV[6] the successor's lease (ms).
--- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term).
+-- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term);
+-- ranks the member last (ARGV[3]) either way.
 -- Returns {1, the successor's term or 0} when released, {0, 0} when the key was no longer ours.
 local leader_key, resigned_key, history_key, term_key, leases_key, recovery_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -263,11 +264,13 @@ local held, reason, exclude_ms, channel, successor, ttl_ms =
     + _WIRE
     + _GIVE_UP
     + """
-if redis.call('GET', leader_key) ~= held then return {0, 0} end
 local term, member = split_leader(held)
+-- ranked last even if the lead lapsed meanwhile (say, its on_revoked outlasted the lease):
+-- a member that asked to resign must not win the next election instead of its successor
 if exclude_ms > 0 then
   redis.call('SET', resigned_key, member, 'PX', exclude_ms)
 end
+if redis.call('GET', leader_key) ~= held then return {0, 0} end
 return {1, give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
                    term, member, reason, successor, ttl_ms, now)}
 """

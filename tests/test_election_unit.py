@@ -538,6 +538,27 @@ class TestEdges:
         run(main())
 
 
+def test_a_resigning_member_ranks_last_even_if_its_lead_lapsed_meanwhile(
+    fake_client: fakeredis.FakeAsyncRedis,
+) -> None:
+    """resign() waits for on_revoked before releasing; if that outlasted the lease, the release
+    finds the key gone, yet the member still ranks last, so it cannot win the lead back from
+    the member it meant to hand over to (seen once on a loaded machine)."""
+
+    async def main() -> None:
+        from leaderpool.members import MemberInfo
+
+        store = PoolStore(fake_client, Keyspace("late"))
+        await store.register(MemberInfo("a", "n", "h", 1, 0, 1, {}), 5000)
+        await store.register(MemberInfo("b", "n", "h", 2, 0, 2, {}), 5000)
+        term = (await store.claim("a", 5000, 0)).term
+        await fake_client.delete(Keyspace("late").leader)  # the lease lapsed during on_revoked
+        assert (False, 0) == await store.release(LeaderValue(term, "a"), "resigned", 5000, successor="b")
+        assert "a" == (await store.observe()).resigned
+
+    run(main())
+
+
 def test_lapsed_members_are_hidden_and_pruned_only_by_members(fake_client: fakeredis.FakeAsyncRedis) -> None:
     """A lapsed member is in no listing; tools read without writing, members clean up."""
 
