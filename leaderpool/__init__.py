@@ -28,13 +28,15 @@ if TYPE_CHECKING:
         LeaderpoolError,
         LeaseLost,
         NotLeader,
+        RedisAuthFailed,
         RedisUnavailable,
+        ScriptError,
         StaleTerm,
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
+    from leaderpool.fencing import FenceResult, afenced_set, fenced_set
     from leaderpool.keys import Keyspace
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
-    from leaderpool.store import FenceResult, fenced_set
 
 __version__ = "0.1.0"
 
@@ -42,7 +44,7 @@ _EXPORTS = {
     "AsyncElection": "leaderpool.aio",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
-    "FenceResult": "leaderpool.store",
+    "FenceResult": "leaderpool.fencing",
     "Keyspace": "leaderpool.keys",
     "LeaderInfo": "leaderpool.events",
     "LeaderpoolError": "leaderpool.errors",
@@ -51,12 +53,15 @@ _EXPORTS = {
     "MemberInfo": "leaderpool.members",
     "NotLeader": "leaderpool.errors",
     "Ranker": "leaderpool.members",
+    "RedisAuthFailed": "leaderpool.errors",
     "RedisUnavailable": "leaderpool.errors",
     "RevokeReason": "leaderpool.events",
     "Role": "leaderpool.events",
+    "ScriptError": "leaderpool.errors",
     "StaleTerm": "leaderpool.errors",
+    "afenced_set": "leaderpool.fencing",
     "by_priority_then_age": "leaderpool.members",
-    "fenced_set": "leaderpool.store",
+    "fenced_set": "leaderpool.fencing",
 }
 
 __all__ = [
@@ -72,11 +77,14 @@ __all__ = [
     "MemberInfo",
     "NotLeader",
     "Ranker",
+    "RedisAuthFailed",
     "RedisUnavailable",
     "RevokeReason",
     "Role",
+    "ScriptError",
     "StaleTerm",
     "__version__",
+    "afenced_set",
     "by_priority_then_age",
     "fenced_set",
 ]

@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-from leaderpool.clients import RedisLike, async_client
+from leaderpool.clients import AsyncClient, RedisLike, async_client
 from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.election import ElectionCore
-from leaderpool.errors import LeaderpoolError, NotLeader, StaleTerm, translate_redis_errors
+from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader, translate_redis_errors
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
+from leaderpool.fencing import FenceResult, afenced_set
 from leaderpool.members import MemberInfo
-from leaderpool.store import FenceResult, fenced_set
 
 
 class AsyncElection:
@@ -25,6 +25,10 @@ class AsyncElection:
     and takes part in elections until the block ends; ``e.is_leader``, ``e.term`` and ``e.leader``
     are answered locally. Callbacks may be plain or ``async`` functions; they run in order, off
     the election loop: ``on_elected(term)``, ``on_revoked(reason)``, ``on_leader_changed(leader)``.
+
+    If a leaderpool script fails inside Redis (a bug), the member leaves the pool, its role
+    becomes ``STOPPED``, and :meth:`stop` and the ``wait_*`` methods raise the
+    :class:`~leaderpool.errors.ScriptError`.
     """
 
     def __init__(
@@ -39,7 +43,7 @@ class AsyncElection:
         self.config = config
         self._redis = redis
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
-        self._client: Any = None
+        self._client: AsyncClient | None = None
         self._core: ElectionCore | None = None
         self._task: asyncio.Task[None] | None = None
         self._submit: Callable[[Event], Awaitable[None]] | None = None
@@ -76,12 +80,14 @@ class AsyncElection:
         if self._task is None or self._core is None:
             return
         self._core.request_stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        if self._close_dispatch is not None:
-            await self._close_dispatch()
-        if self._client is not self._redis:
-            await self._client.aclose() if hasattr(self._client, "aclose") else await self._client.close()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task  # raises what ended the election on its own (a ScriptError)
+        finally:
+            if self._close_dispatch is not None:
+                await self._close_dispatch()
+            if self._client is not None and self._client is not self._redis:
+                await self._client.aclose()
 
     async def __aenter__(self) -> AsyncElection:
         await self.start()
@@ -124,12 +130,12 @@ class AsyncElection:
 
     @property
     def is_leader(self) -> bool:
-        return self._core is not None and self._core.is_leader
+        return self._core is not None and self._core.lead.is_leader
 
     @property
     def term(self) -> int | None:
         """This member's leadership term (the fencing token), None while not leading."""
-        return self._core.term if self._core is not None else None
+        return self._core.lead.current_term if self._core is not None else None
 
     @property
     def leader(self) -> LeaderInfo | None:
@@ -140,27 +146,55 @@ class AsyncElection:
     def renew_deadline(self) -> float | None:
         """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed
         first (it moves on with every renewal); None while not leading."""
-        return self._core.renew_deadline if self._core is not None else None
+        return self._core.lead.current_deadline if self._core is not None else None
 
     @property
     def role(self) -> Role:
-        return self._core.role if self._core is not None else Role.STOPPED
+        return self._core.lead.role if self._core is not None else Role.STOPPED
 
     # ---- waiting ----
 
     async def wait_until_leader(self, timeout: float | None = None) -> int:
-        """Wait until this member leads; returns the term. Raises TimeoutError."""
-        await asyncio.wait_for(self._leading.wait(), timeout)
-        term = self.term
-        if term is None:
-            return await self.wait_until_leader(timeout)
-        return term
+        """Wait until this member leads; returns the term. Raises TimeoutError once ``timeout``
+        seconds have passed in all, or what ended the election."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while True:
+            await self._wait(self._leading, deadline)
+            term = self.term
+            if term is not None:
+                return term
+            self._leading.clear()  # a lead that already ended: wait for the next one
 
     async def wait_for_leader(self, timeout: float | None = None) -> LeaderInfo:
-        """Wait until some member leads (as seen locally); returns it. Raises TimeoutError."""
-        await asyncio.wait_for(self._leader_known.wait(), timeout)
-        leader = self.leader
-        return leader if leader is not None else await self.wait_for_leader(timeout)
+        """Wait until some member leads (as seen locally); returns it. Raises TimeoutError once
+        ``timeout`` seconds have passed in all, or what ended the election."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while True:
+            await self._wait(self._leader_known, deadline)
+            leader = self.leader
+            if leader is not None:
+                return leader
+            self._leader_known.clear()
+
+    async def _wait(self, event: asyncio.Event, deadline: float | None) -> None:
+        """Wait for ``event`` until ``deadline`` (loop time); raise the election's own error if it
+        ends with one meanwhile."""
+        loop = asyncio.get_running_loop()
+        task = self._task
+        while not event.is_set():
+            timeout = None if deadline is None else deadline - loop.time()
+            if timeout is not None and timeout <= 0:
+                raise asyncio.TimeoutError("wait timed out")
+            if task is None or task.done():
+                if task is not None and not task.cancelled() and (error := task.exception()) is not None:
+                    raise error
+                await asyncio.wait_for(event.wait(), timeout)  # not started, or stopped cleanly
+                return
+            waiter: asyncio.Task[Any] = loop.create_task(event.wait())
+            try:
+                await asyncio.wait([waiter, task], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
 
     # ---- actions ----
 
@@ -171,7 +205,7 @@ class AsyncElection:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
         self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin)
 
-    def step_down(self, reason: RevokeReason, rejoin: bool = False) -> None:
+    def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
         """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
         self.core.request_resign(reason, rejoin=rejoin)
 
@@ -181,10 +215,7 @@ class AsyncElection:
             return self.leader
         with translate_redis_errors(pool=self.pool, member=self.member_id):
             found = await self.core.store.leader_record()
-        if found is None:
-            return None
-        value, _pttl, info = found
-        return LeaderInfo(value.member, value.term, info)
+        return None if found is None else LeaderInfo(found.value.member, found.value.term, found.info)
 
     async def members(self) -> list[MemberInfo]:
         """The live members, read from Redis, with their remaining lease."""
@@ -192,18 +223,19 @@ class AsyncElection:
             return (await self.core.store.observe()).members
 
     async def fenced_set(self, key: str, value: str | bytes, *, px: int = 0) -> FenceResult:
-        """SET ``key`` under this member's term; a newer term's write wins, a stale one raises
-        :class:`StaleTerm` (see "Fenced writes" in the README)."""
-        term = self.term
-        if term is None or not self.is_leader:
+        """SET ``key`` under this member's term, fenced per pool; a newer term's write wins, a
+        stale one raises :class:`StaleTerm` (see "Fenced writes" in the README). Raises
+        :class:`NotLeader` when not leading, :class:`LeaseLost` once the renew deadline passed."""
+        term, core = self.term, self._core
+        if term is None or core is None:
             raise NotLeader("fenced_set() needs leadership", pool=self.pool, member=self.member_id)
-        with translate_redis_errors(pool=self.pool, member=self.member_id, term=term):
-            result = await fenced_set(self._client, key, value, term, px)
-        if not result.written:
-            raise StaleTerm(
-                f"term {term} is older than term {result.term} that already wrote {key!r}",
+        if not core.lead.is_leader:
+            raise LeaseLost(
+                f"the lead of term {term} ended (renew deadline passed)",
                 pool=self.pool,
                 member=self.member_id,
                 term=term,
             )
-        return result
+        assert self._client is not None
+        with translate_redis_errors(pool=self.pool, member=self.member_id, term=term):
+            return await afenced_set(self._client, key, value, term, px, pool=self.pool)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,8 +20,8 @@ from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.fencing import FenceResult
 from leaderpool.members import MemberInfo
-from leaderpool.store import FenceResult
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class _Runtime:
         return asyncio.run_coroutine_threadsafe(coro, cls.loop()).result(timeout)
 
     @classmethod
-    def call_soon(cls, fn: Any, *args: Any) -> None:
+    def call_soon(cls, fn: Callable[..., object], *args: Any) -> None:
         cls.loop().call_soon_threadsafe(fn, *args)
 
 
@@ -103,9 +104,11 @@ class Election:
         if dispatcher.is_current_thread:
             _Runtime.call_soon(self._inner.core.request_stop)
             return
-        _Runtime.run(self._inner.stop(), timeout)
-        dispatcher.close(timeout)
-        self._dispatcher = None
+        try:
+            _Runtime.run(self._inner.stop(), timeout)  # raises what ended the election on its own
+        finally:
+            dispatcher.close(timeout)
+            self._dispatcher = None
 
     def __enter__(self) -> Election:
         self.start()
@@ -161,10 +164,11 @@ class Election:
         """Hand the lead to the next preferred member; raises :class:`NotLeader` if not leading."""
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        _Runtime.call_soon(self._inner.step_down, RevokeReason.RESIGNED, rejoin)
+        self.step_down(RevokeReason.RESIGNED, rejoin=rejoin)
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
-        _Runtime.call_soon(self._inner.step_down, reason, rejoin)
+        """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
+        _Runtime.call_soon(functools.partial(self._inner.step_down, reason, rejoin=rejoin))
 
     def current_leader(self, *, fresh: bool = False) -> LeaderInfo | None:
         if not fresh:

@@ -9,17 +9,22 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio
 
+from leaderpool.constants import DEFAULT_URL as DEFAULT_URL  # re-exported: the CLI and worker use it
 from leaderpool.errors import ConfigError
 
 SCHEMES = ("redis", "rediss", "unix")
-DEFAULT_URL = "redis://localhost:6379/0"
 
 _PORTABLE = frozenset(
     {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
      "socket_keepalive", "client_name", "encoding", "encoding_errors", "decode_responses"}
 )  # fmt: skip
 
-RedisLike = Any  # str URL | redis.Redis | redis.asyncio.Redis | fakeredis clients
+AsyncClient = redis.asyncio.Redis
+"""The client the core runs on: redis-py's asyncio client (fakeredis's ``FakeAsyncRedis`` is one)."""
+
+RedisLike = str | redis.Redis | redis.asyncio.Redis
+"""What an election accepts: a URL, or a blocking or asyncio redis-py client (fakeredis's are
+subclasses of these)."""
 
 
 def validate_redis_url(url: object) -> str:
@@ -50,7 +55,7 @@ def validate_redis_url(url: object) -> str:
     return url
 
 
-def async_client(target: RedisLike, **options: Any) -> Any:
+def async_client(target: RedisLike, **options: Any) -> AsyncClient:
     """An asyncio client for ``target``: a URL, or a client whose connection settings we copy."""
     if isinstance(target, str):
         return redis.asyncio.Redis.from_url(validate_redis_url(target), **options)
@@ -61,7 +66,8 @@ def async_client(target: RedisLike, **options: Any) -> Any:
         import fakeredis
 
         kwargs = target.connection_pool.connection_kwargs
-        return fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0), **options)
+        fake: AsyncClient = fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0), **options)
+        return fake
     if isinstance(target, redis.Redis):
         # Copy only plain connection settings: sync-only objects (Retry, handlers) must not leak in.
         given = target.connection_pool.connection_kwargs
@@ -90,13 +96,14 @@ def describe(target: RedisLike) -> str:
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
-def clone_async_client(client: Any) -> Any:
+def clone_async_client(client: AsyncClient) -> AsyncClient:
     """A new asyncio client with its own connection pool, to the same server as ``client``."""
     module = type(client).__module__
     kwargs = dict(client.connection_pool.connection_kwargs)
     if module.startswith("fakeredis"):
         import fakeredis
 
-        return fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0))
+        fake: AsyncClient = fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0))
+        return fake
     pool = redis.asyncio.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
     return redis.asyncio.Redis(connection_pool=pool)

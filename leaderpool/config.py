@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
@@ -10,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.constants import DEFAULT_PREFIX, DEFAULT_TTL_S, MAX_META_BYTES, MAX_NODE_LENGTH, MIN_TTL_S
 from leaderpool.errors import ConfigError
-from leaderpool.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.keys import validate_name
 from leaderpool.members import Ranker
 
 
@@ -29,6 +31,22 @@ def _positive_seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _validate_meta(meta: object) -> None:
+    """Metadata is stored as JSON in the member's record: string keys, JSON values, bounded size."""
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"meta must be a mapping, got {type(meta).__name__}")
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"meta keys must be strings, got {key!r}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"meta[{key!r}] is not JSON-serialisable: {exc}") from None
+    size = len(json.dumps(dict(meta), separators=(",", ":")).encode())
+    if size > MAX_META_BYTES:
+        raise ConfigError(f"meta is {size} bytes as JSON, at most {MAX_META_BYTES}")
+
+
 @dataclass(frozen=True)
 class MemberConfig:
     """Everything one member of one pool needs to know.
@@ -44,11 +62,12 @@ class MemberConfig:
     member_id: str = field(default_factory=default_member_id)
     node: str = field(default_factory=socket.gethostname)
     priority: int = 0
-    ttl_s: float = 5.0
+    ttl_s: float = DEFAULT_TTL_S
     heartbeat_s: float | None = None
     renew_deadline_s: float | None = None
     takeover: bool = False
     meta: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form data other members and tools see (JSON, at most ``MAX_META_BYTES`` = 4 KiB encoded)."""
     prefix: str = DEFAULT_PREFIX
     avoid_pools: Sequence[str] = ()
     """Anti-affinity: rank down members whose node runs the leader of one of these pools."""
@@ -59,13 +78,15 @@ class MemberConfig:
         validate_name("pool", self.pool)
         validate_name("member id", self.member_id)
         validate_name("prefix", self.prefix)
-        if not isinstance(self.node, str) or not self.node or len(self.node) > 255:
-            raise ConfigError(f"node must be a non-empty string of at most 255 characters, got {self.node!r}")
+        if not isinstance(self.node, str) or not self.node or len(self.node) > MAX_NODE_LENGTH:
+            raise ConfigError(
+                f"node must be a non-empty string of at most {MAX_NODE_LENGTH} characters, got {self.node!r}"
+            )
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise ConfigError(f"priority must be an integer, got {self.priority!r}")
         ttl = _positive_seconds("ttl", self.ttl_s)
-        if ttl < 0.05:
-            raise ConfigError(f"ttl must be at least 0.05 seconds, got {ttl!r}")
+        if ttl < MIN_TTL_S:
+            raise ConfigError(f"ttl must be at least {MIN_TTL_S} seconds, got {ttl!r}")
         heartbeat = ttl / 3 if self.heartbeat_s is None else _positive_seconds("heartbeat", self.heartbeat_s)
         if heartbeat >= ttl:
             raise ConfigError(f"heartbeat ({heartbeat:g}s) must be shorter than ttl ({ttl:g}s)")
@@ -78,8 +99,7 @@ class MemberConfig:
             raise ConfigError(
                 f"renew deadline ({deadline:g}s) must lie between heartbeat ({heartbeat:g}s) and ttl ({ttl:g}s)"
             )
-        if not isinstance(self.meta, Mapping):
-            raise ConfigError(f"meta must be a mapping, got {type(self.meta).__name__}")
+        _validate_meta(self.meta)
         for other in self.avoid_pools:
             validate_name("avoided pool", other)
         if self.ranker is not None and not callable(self.ranker):

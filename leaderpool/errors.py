@@ -1,13 +1,18 @@
-"""The exceptions leaderpool raises, one root with context::
+"""The exceptions leaderpool raises, one root with context, and the one place where backend
+(redis-py) exceptions are translated into them::
 
     LeaderpoolError
-    ├── ConfigError          bad pool/member name, ttl, heartbeat, URL... (also a ValueError)
+    ├── ConfigError          bad pool/member name, ttl, heartbeat, URL, metadata... (also a ValueError)
     ├── NotLeader            a leader-only operation on a member that does not lead
-    ├── LeaseLost            leadership ended while the caller relied on it
+    │   └── LeaseLost        ...because its lead ended (renew deadline passed) while it relied on it
     ├── StaleTerm            a fenced write carried a term older than one already accepted
-    └── RedisUnavailable     Redis could not be reached or did not answer in time
+    ├── RedisUnavailable     Redis could not be reached or did not answer in time
+    ├── RedisAuthFailed      Redis refused our credentials or permissions (WRONGPASS, NOAUTH, NOPERM)
+    └── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
 
-Backend (redis-py) exceptions are translated in :func:`translate_redis_errors` only.
+Every ``except`` on a redis-py exception in the library uses this module's tuples
+(:data:`REDIS_FAILURES`, :data:`RETRYABLE`, :data:`COMMAND_REFUSED`) or :func:`classify`, and
+:func:`translate` / :func:`translate_redis_errors` turn a backend exception into one of ours.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum
 
 import redis.exceptions
 
@@ -44,16 +50,51 @@ class NotLeader(LeaderpoolError):
     """The operation needs leadership and this member does not hold it."""
 
 
-class LeaseLost(LeaderpoolError):
-    """Leadership ended while the operation relied on it."""
+class LeaseLost(NotLeader):
+    """Leadership ended while the operation relied on it: the member still held the leader role
+    but its renew deadline had passed (it stops leading at once; Redis may not know yet)."""
 
 
 class StaleTerm(LeaderpoolError):
-    """A fenced write was refused: a newer term already wrote this resource."""
+    """A fenced write was refused: a newer term already wrote this resource (``highest``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        highest: int = 0,
+        pool: str | None = None,
+        member: str | None = None,
+        term: int | None = None,
+    ) -> None:
+        super().__init__(message, pool=pool, member=member, term=term)
+        self.highest = highest
 
 
 class RedisUnavailable(LeaderpoolError):
     """Redis did not answer: connection refused, reset, or timed out."""
+
+
+class RedisAuthFailed(LeaderpoolError):
+    """Redis refused our credentials (``WRONGPASS``, ``NOAUTH``) or a command (``NOPERM``): a
+    configuration error, which retrying does not fix. ``code`` says which."""
+
+    def __init__(
+        self, message: str, *, code: str, pool: str | None = None, member: str | None = None, term: int | None = None
+    ) -> None:
+        super().__init__(message, pool=pool, member=member, term=term)
+        self.code = code
+
+
+class ScriptError(LeaderpoolError):
+    """A leaderpool Lua script raised inside Redis: a bug (or a Redis too old for a command),
+    logged with the script's name and surfaced instead of retried."""
+
+    def __init__(
+        self, message: str, *, script: str, pool: str | None = None, member: str | None = None, term: int | None = None
+    ) -> None:
+        super().__init__(message, pool=pool, member=member, term=term)
+        self.script = script
 
 
 REDIS_FAILURES: tuple[type[BaseException], ...] = (
@@ -65,19 +106,113 @@ REDIS_FAILURES: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+"""Redis is unreachable, slow or (for now) refusing writes: retry."""
 
-RETRYABLE: tuple[type[BaseException], ...] = (*REDIS_FAILURES, redis.exceptions.RedisError)
-"""What a background loop survives and retries: unreachable Redis and server-side errors."""
+RETRYABLE: tuple[type[BaseException], ...] = (
+    *REDIS_FAILURES,
+    redis.exceptions.RedisError,
+    RedisUnavailable,
+    RedisAuthFailed,
+)
+"""What a background loop survives and retries (auth failures slowly: see :func:`classify`).
+Not :class:`ScriptError`: a bug is surfaced, not retried."""
+
+COMMAND_REFUSED: tuple[type[BaseException], ...] = (redis.exceptions.ResponseError,)
+"""A command Redis answered with an error (``CONFIG`` on a managed service, say)."""
+
+AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")
+"""Error replies that mean our credentials or permissions are wrong."""
+
+_AUTH_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+    redis.exceptions.AuthenticationWrongNumberOfArgsError,
+)
+
+
+class Failure(str, Enum):
+    """What kind of failure a backend exception is, for a background loop to act on."""
+
+    TIMEOUT = "timeout"
+    """No answer in time: Redis, the network or our event loop is slow. Retry."""
+    UNAVAILABLE = "unavailable"
+    """Connection refused or lost, loading, read-only replica. Retry."""
+    AUTH = "auth"
+    """Credentials or permissions refused: log once at error level, retry slowly."""
+    SCRIPT = "script"
+    """A script failed inside Redis: a bug. Log at error level and surface it."""
+    OTHER = "other"
+    """Another error reply from Redis. Retry."""
+
+
+def auth_failure_code(exc: BaseException) -> str | None:
+    """``NOPERM`` (a command refused by the ACL), ``WRONGPASS/NOAUTH`` (credentials refused or
+    missing) or the code an error reply starts with; None if ``exc`` is no auth failure.
+    (redis-py strips the code from the messages of the exceptions it maps.)"""
+    if isinstance(exc, RedisAuthFailed):
+        return exc.code
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return "NOPERM"
+    if isinstance(exc, _AUTH_EXCEPTIONS):
+        return "WRONGPASS/NOAUTH"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        head = str(exc).lstrip().split(" ", 1)[0]
+        return head if head in AUTH_ERROR_CODES else None
+    return None
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    return auth_failure_code(exc) is not None
+
+
+def classify(exc: BaseException) -> Failure:
+    if is_auth_failure(exc):
+        return Failure.AUTH
+    if isinstance(exc, ScriptError):
+        return Failure.SCRIPT
+    if isinstance(exc, (asyncio.TimeoutError, redis.exceptions.TimeoutError)):
+        return Failure.TIMEOUT
+    if isinstance(exc, (*REDIS_FAILURES, RedisUnavailable)):
+        return Failure.UNAVAILABLE
+    return Failure.OTHER
+
+
+def translate(
+    exc: BaseException,
+    *,
+    script: str | None = None,
+    pool: str | None = None,
+    member: str | None = None,
+    term: int | None = None,
+) -> LeaderpoolError | None:
+    """``exc`` as a leaderpool error (to ``raise ... from exc``), None if it is none we translate.
+    An error reply to a ``script`` is a :class:`ScriptError` unless it is an auth failure."""
+    if isinstance(exc, LeaderpoolError):
+        return exc
+    detail = str(exc) or type(exc).__name__
+    code = auth_failure_code(exc)
+    if code is not None:
+        what = "a command" if code == "NOPERM" else "our credentials"
+        return RedisAuthFailed(
+            f"redis refused {what} ({code}): {detail}", code=code, pool=pool, member=member, term=term
+        )
+    if isinstance(exc, REDIS_FAILURES):
+        return RedisUnavailable(f"redis unavailable: {detail}", pool=pool, member=member, term=term)
+    if script is not None and isinstance(exc, redis.exceptions.ResponseError):
+        return ScriptError(f"script {script} failed: {detail}", script=script, pool=pool, member=member, term=term)
+    return None
 
 
 @contextmanager
 def translate_redis_errors(
     *, pool: str | None = None, member: str | None = None, term: int | None = None
 ) -> Iterator[None]:
-    """Re-raise connection-level failures as :class:`RedisUnavailable` with context."""
+    """Re-raise backend failures as leaderpool errors with context (:func:`translate`)."""
     try:
         yield
-    except REDIS_FAILURES as exc:
-        raise RedisUnavailable(
-            f"redis unavailable: {exc or type(exc).__name__}", pool=pool, member=member, term=term
-        ) from exc
+    except RETRYABLE as exc:
+        translated = translate(exc, pool=pool, member=member, term=term)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -41,8 +41,10 @@ class LeaderInfo:
     member: str
     term: int
     info: MemberInfo | None = field(default=None, compare=False)
-    """The leader's member record (node, host, pid, priority, start time, metadata); not part
-    of equality: two reads of the same leadership compare equal."""
+    """The leader's member record (node, host, pid, priority, start time, metadata), whose
+    ``lease_ms`` is the *lead's* lease left as of the read that cached it (a full lease when
+    the lead was just granted); not part of equality: two reads of the same leadership compare
+    equal."""
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_PREFIX = "leaderpool"
-MAX_NAME_LENGTH = 128
+from leaderpool.constants import DEFAULT_PREFIX as DEFAULT_PREFIX  # re-exported: the CLI and worker use it
+from leaderpool.constants import MAX_NAME_LENGTH as MAX_NAME_LENGTH
 
 # Printable ASCII without spaces; braces would break the Cluster hash tag.
 _NAME_RE = re.compile(r"^[!-z|~]+$")
@@ -107,12 +107,14 @@ def pool_from_members_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
 _HASH_TAG_RE = re.compile(r"\{([^}]+)\}")
 
 
-def fence_key(resource_key: str) -> str:
-    """The key holding the highest term accepted for ``resource_key``, on the same Cluster slot.
+def fence_key(resource_key: str, pool: str | None = None) -> str:
+    """The key holding the highest term ``pool`` wrote ``resource_key`` with, on the same Cluster
+    slot (see :mod:`leaderpool.fencing`; no pool: one fence for every writer).
 
     A key with a hash tag keeps it (the first ``{...}`` decides the slot); a key without one is
     wrapped whole in braces, which hashes exactly like the bare key.
     """
+    suffix = ":fence" if pool is None else f":fence:{validate_name('pool', pool)}"
     if _HASH_TAG_RE.search(resource_key):
-        return f"{resource_key}:fence"
-    return f"{{{resource_key}}}:fence"
+        return f"{resource_key}{suffix}"
+    return f"{{{resource_key}}}{suffix}"

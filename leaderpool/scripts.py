@@ -7,8 +7,14 @@ example after a Redis restart). Time always comes from Redis (``TIME``), never f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
+
+from leaderpool.clients import AsyncClient
+from leaderpool.constants import HISTORY_MAXLEN
+from leaderpool.errors import COMMAND_REFUSED, translate
+from leaderpool.protocol import HANDOFF_PREFIX, SEPARATOR
 
 _NOW = """
 local t = redis.call('TIME')
@@ -46,14 +52,33 @@ local function live_members(members_key, leases_key, now, prune)
 end
 """
 
-# The member id part of a leader value "<term>|<member>".
-_HOLDER = """
-local function holder(value)
-  if not value then return nil end
-  local bar = string.find(value, '|', 1, true)
-  return string.sub(value, bar + 1)
+# The leader value "<term>|<member>" and the pool message "<event>|<term>|<detail>|<member>"
+# (see leaderpool.protocol, whose constants these helpers are built from).
+_WIRE = (
+    """
+local SEP = '"""
+    + SEPARATOR
+    + """'
+local function leader_value(term, member)
+  return term .. SEP .. member
 end
+-- the term (a string) and the member of a leader value; nil for none
+local function split_leader(value)
+  if not value then return nil, nil end
+  local bar = string.find(value, SEP, 1, true)
+  return string.sub(value, 1, bar - 1), string.sub(value, bar + 1)
+end
+local function announce(channel, event, term, detail, member)
+  redis.call('PUBLISH', channel, event .. SEP .. term .. SEP .. detail .. SEP .. member)
+end
+local HANDOFF = '"""
+    + HANDOFF_PREFIX
+    + """'
+local HISTORY_MAXLEN = """
+    + str(HISTORY_MAXLEN)
+    + """
 """
+)
 
 # Members report the highest term they have seen. A report above Redis's counter means Redis
 # lost data (restart without persistence, failover to a lagging replica): raise the counter and
@@ -78,12 +103,13 @@ local members_key, leases_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3
 local member, record, ttl_ms, channel, seen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 """
     + _NOW
+    + _WIRE
     + _TERM_GUARD
     + """
 guard_term(term_key, recovery_key, seen, ttl_ms)
 redis.call('HSET', members_key, member, record)
 redis.call('ZADD', leases_key, now + ttl_ms, member)
-redis.call('PUBLISH', channel, 'joined|0||' .. member)
+announce(channel, 'joined', 0, '', member)
 return now
 """
 )
@@ -166,6 +192,7 @@ local leader_key, term_key, members_key, leases_key, history_key, recovery_key =
 local member, ttl_ms, seen, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 """
     + _NOW
+    + _WIRE
     + _TERM_GUARD
     + """
 local deadline = redis.call('ZSCORE', leases_key, member)
@@ -185,11 +212,11 @@ local term = tonumber(redis.call('GET', term_key) or '0')
 if term < seen then term = seen end
 term = string.format('%d', term + 1)
 redis.call('SET', term_key, term)
-redis.call('SET', leader_key, term .. '|' .. member, 'PX', ttl_ms, 'NX')
+redis.call('SET', leader_key, leader_value(term, member), 'PX', ttl_ms, 'NX')
 redis.call('ZADD', leases_key, now + ttl_ms, member)
-redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
            'event', 'elected', 'term', term, 'member', member, 'reason', '', 't_ms', now)
-redis.call('PUBLISH', channel, 'elected|' .. term .. '||' .. member)
+announce(channel, 'elected', term, '', member)
 return {1, term, now}
 """
 )
@@ -200,21 +227,21 @@ return {1, term, now}
 _GIVE_UP = """
 local function give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
                        held_term, member, reason, successor, ttl_ms, now)
-  redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+  redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
              'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
   local lease = successor ~= '' and redis.call('ZSCORE', leases_key, successor)
   if lease and tonumber(lease) > now and redis.call('EXISTS', recovery_key) == 0 then
     local counter = tonumber(redis.call('GET', term_key) or '0')
     local term = string.format('%d', math.max(counter, tonumber(held_term)) + 1)
     redis.call('SET', term_key, term)
-    redis.call('SET', leader_key, term .. '|' .. successor, 'PX', ttl_ms)
-    redis.call('XADD', history_key, 'MAXLEN', '~', 1000, '*',
+    redis.call('SET', leader_key, leader_value(term, successor), 'PX', ttl_ms)
+    redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
                'event', 'elected', 'term', term, 'member', successor, 'reason', 'handoff', 't_ms', now)
-    redis.call('PUBLISH', channel, 'elected|' .. term .. '|handoff:' .. now .. '|' .. successor)
+    announce(channel, 'elected', term, HANDOFF .. now, successor)
     return tonumber(term)
   end
   redis.call('DEL', leader_key)
-  redis.call('PUBLISH', channel, 'released|' .. held_term .. '|' .. reason .. '|' .. member)
+  announce(channel, 'released', held_term, reason, member)
   return 0
 end
 """
@@ -225,7 +252,8 @@ RELEASE = (
 -- KEYS[5] leases zset, KEYS[6] recovery; ARGV[1] the leader value held, ARGV[2] reason,
 -- ARGV[3] ms to rank the member last (0: none), ARGV[4] events channel, ARGV[5] successor
 -- ("" for none), ARGV[6] the successor's lease (ms).
--- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term).
+-- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term);
+-- ranks the member last (ARGV[3]) either way.
 -- Returns {1, the successor's term or 0} when released, {0, 0} when the key was no longer ours.
 local leader_key, resigned_key, history_key, term_key, leases_key, recovery_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -233,15 +261,16 @@ local held, reason, exclude_ms, channel, successor, ttl_ms =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
 """
     + _NOW
-    + _HOLDER
+    + _WIRE
     + _GIVE_UP
     + """
-if redis.call('GET', leader_key) ~= held then return {0, 0} end
-local member = holder(held)
-local term = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
+local term, member = split_leader(held)
+-- ranked last even if the lead lapsed meanwhile (say, its on_revoked outlasted the lease):
+-- a member that asked to resign must not win the next election instead of its successor
 if exclude_ms > 0 then
   redis.call('SET', resigned_key, member, 'PX', exclude_ms)
 end
+if redis.call('GET', leader_key) ~= held then return {0, 0} end
 return {1, give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
                    term, member, reason, successor, ttl_ms, now)}
 """
@@ -261,20 +290,20 @@ local member, reason, channel, event, successor, ttl_ms =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 """
     + _NOW
-    + _HOLDER
+    + _WIRE
     + _GIVE_UP
     + """
 local was_member = redis.call('HDEL', members_key, member)
 redis.call('ZREM', leases_key, member)
-local held = redis.call('GET', leader_key)
+local held_term, holder = split_leader(redis.call('GET', leader_key) or nil)
 local released, handed = 0, 0
-if held and holder(held) == member then
+if holder == member then
   -- the hand-over is announced first: the successor acts on the first message it reads
-  released = string.sub(held, 1, string.find(held, '|', 1, true) - 1)
+  released = held_term
   handed = give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
                    released, member, reason, successor, ttl_ms, now)
 end
-redis.call('PUBLISH', channel, event .. '|0|' .. reason .. '|' .. member)
+announce(channel, event, 0, reason, member)
 return {was_member, released, handed}
 """
 )
@@ -285,11 +314,12 @@ LEADER_RECORD = (
 -- Returns {leader value, pttl, the leader's member record or false}, or {} when vacant.
 local leader_key, members_key = KEYS[1], KEYS[2]
 """
-    + _HOLDER
+    + _WIRE
     + """
 local value = redis.call('GET', leader_key)
 if not value then return {} end
-return {value, redis.call('PTTL', leader_key), redis.call('HGET', members_key, holder(value))}
+local _, holder = split_leader(value)
+return {value, redis.call('PTTL', leader_key), redis.call('HGET', members_key, holder)}
 """
 )
 
@@ -312,24 +342,42 @@ return {1, string.format('%d', term)}
 """
 
 
+class NamedScript:
+    """One registered script, called by EVALSHA (redis-py reloads it on NOSCRIPT). An error reply
+    becomes :class:`~leaderpool.errors.ScriptError` naming the script (or, for ``NOPERM`` and the
+    like, :class:`~leaderpool.errors.RedisAuthFailed`); connection failures pass through."""
+
+    def __init__(self, client: AsyncClient, name: str, source: str) -> None:
+        self.name = name
+        self._script = client.register_script(source)
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
+        try:
+            return await self._script(keys=keys, args=args)
+        except COMMAND_REFUSED as exc:
+            translated = translate(exc, script=self.name)
+            assert translated is not None  # an error reply to a script is always translated
+            raise translated from exc
+
+
 class Scripts:
-    """The scripts registered on one client (EVALSHA; reloaded on NOSCRIPT by redis-py)."""
+    """The scripts registered on one client."""
 
-    def __init__(self, client: Any) -> None:
-        self.register = client.register_script(REGISTER)
-        self.heartbeat = client.register_script(HEARTBEAT)
-        self.observe = client.register_script(OBSERVE)
-        self.claim = client.register_script(CLAIM)
-        self.release = client.register_script(RELEASE)
-        self.leave = client.register_script(LEAVE)
-        self.leader_record = client.register_script(LEADER_RECORD)
-        self.fenced_set = client.register_script(FENCED_SET)
-
-
-_registered: WeakKeyDictionary[Any, Scripts] = WeakKeyDictionary()
+    def __init__(self, client: AsyncClient) -> None:
+        self.register = NamedScript(client, "register", REGISTER)
+        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT)
+        self.observe = NamedScript(client, "observe", OBSERVE)
+        self.claim = NamedScript(client, "claim", CLAIM)
+        self.release = NamedScript(client, "release", RELEASE)
+        self.leave = NamedScript(client, "leave", LEAVE)
+        self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD)
+        self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
 
 
-def scripts_for(client: Any) -> Scripts:
+_registered: WeakKeyDictionary[AsyncClient, Scripts] = WeakKeyDictionary()
+
+
+def scripts_for(client: AsyncClient) -> Scripts:
     """The :class:`Scripts` of ``client``, registered on first use."""
     scripts = _registered.get(client)
     if scripts is None:

@@ -15,18 +15,18 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
-import redis.exceptions
+from redis.asyncio.client import PubSub
 
-from leaderpool.clients import clone_async_client
-from leaderpool.errors import REDIS_FAILURES, RETRYABLE
+from leaderpool.clients import AsyncClient, clone_async_client
+from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
+from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
+from leaderpool.errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 from leaderpool.keys import Keyspace
 from leaderpool.log import get_logger
-from leaderpool.store import text
+from leaderpool.protocol import text
 
 Listener = Callable[[str, str], None]
 
-# K: keyspace channel; g: del/expire; $: set; x: expired.
-NEEDED_KEYSPACE_FLAGS = "Kg$x"
 _ALIAS_A = set("g$lshzxetd")
 
 log = get_logger("leaderpool.watcher")
@@ -34,7 +34,7 @@ log = get_logger("leaderpool.watcher")
 _warned_about_config: list[bool] = []  # one warning per process, however many watchers come and go
 
 
-def _identity(client: Any) -> tuple[Any, ...]:
+def _identity(client: AsyncClient) -> tuple[Any, ...]:
     pool = client.connection_pool
     kw = pool.connection_kwargs
     return (
@@ -63,14 +63,14 @@ class Watcher:
         WeakKeyDictionary()
     )
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._identity = _identity(client)
         # our own connections: members come and go, closing their clients, while we serve on
         self._client = clone_async_client(client)
         self._db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
         self._listeners: dict[str, list[Listener]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
-        self._pubsub: Any = None
+        self._pubsub: PubSub | None = None
         self._subscribed: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -78,7 +78,7 @@ class Watcher:
         """True once Redis confirmed keyspace events; False where CONFIG is refused."""
 
     @classmethod
-    def shared(cls, client: Any) -> Watcher:
+    def shared(cls, client: AsyncClient) -> Watcher:
         """The watcher of the running loop for the Redis server ``client`` talks to."""
         loop = asyncio.get_running_loop()
         by_server = cls._shared.setdefault(loop, {})
@@ -121,16 +121,17 @@ class Watcher:
     async def _sync_subscriptions(self) -> None:
         """Subscribe to channels that gained listeners, unsubscribe from those that lost all.
         Before the connection is up this does nothing: :meth:`_connect` calls it once ready."""
-        if not self._ready.is_set():
+        pubsub = self._pubsub
+        if not self._ready.is_set() or pubsub is None:
             return
         wanted = set(self._listeners)
         added, removed = wanted - self._subscribed, self._subscribed - wanted
         self._subscribed = wanted  # before awaiting, so a concurrent call does not repeat us
         try:
             if added:
-                await self._pubsub.subscribe(*sorted(added))
+                await pubsub.subscribe(*sorted(added))
             if removed:
-                await self._pubsub.unsubscribe(*sorted(removed))
+                await pubsub.unsubscribe(*sorted(removed))
         except REDIS_FAILURES:
             pass  # the reader notices the broken connection and resubscribes everything
 
@@ -148,8 +149,9 @@ class Watcher:
             del by_server[self._identity]
 
     async def _run(self) -> None:
-        delay = 0.05
+        delay = WATCHER_RETRY_FIRST_S
         first = True
+        auth_errors: set[str] = set()
         while True:
             try:
                 await self._connect()
@@ -157,7 +159,8 @@ class Watcher:
                     log.info("watcher_resubscribed", channels=len(self._listeners))
                     self._dispatch_all("resync", "")
                 first = False
-                delay = 0.05
+                delay = WATCHER_RETRY_FIRST_S
+                auth_errors.clear()
                 await self._read()
             except asyncio.CancelledError:
                 await self._disconnect()
@@ -165,18 +168,25 @@ class Watcher:
             except RETRYABLE as exc:
                 self._ready.clear()
                 await self._disconnect()
-                log.warning("watcher_disconnected", error=str(exc) or type(exc).__name__, retry_s=delay)
                 first = False
+                code = auth_failure_code(exc)
+                if code is not None:  # a configuration error: say so once, retry slowly
+                    delay = WATCHER_RETRY_MAX_S
+                    if str(exc) not in auth_errors:
+                        auth_errors.add(str(exc))
+                        log.error("watcher_auth_failed", code=code, error=str(exc), retry_s=delay)
+                else:
+                    log.warning("watcher_disconnected", error=str(exc) or type(exc).__name__, retry_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, WATCHER_RETRY_MAX_S)
 
     async def _connect(self) -> None:
         await self._ensure_keyspace_events()
-        self._pubsub = self._client.pubsub()
+        pubsub = self._pubsub = self._client.pubsub()
         self._subscribed = set()
         for event in self._confirmed.values():
             event.clear()
-        await self._pubsub.ping()
+        await pubsub.ping()
         self._ready.set()
         await self._sync_subscriptions()
 
@@ -184,11 +194,13 @@ class Watcher:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose() if hasattr(pubsub, "aclose") else await pubsub.close()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
 
     async def _read(self) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None  # set by _connect, which runs first
         while True:
-            message = await self._pubsub.get_message(timeout=None)
+            message = await pubsub.get_message(timeout=None)
             if message is None:
                 continue
             kind = text(message["type"])
@@ -226,13 +238,13 @@ class Watcher:
         """
         try:
             reply = await self._client.config_get("notify-keyspace-events")
-            current = text(reply.get("notify-keyspace-events", reply.get(b"notify-keyspace-events", "")))
+            current = {text(k): text(v) for k, v in reply.items()}.get("notify-keyspace-events", "")
             missing = missing_keyspace_flags(current)
             if missing:
                 await self._client.config_set("notify-keyspace-events", current + missing)
                 log.info("keyspace_events_enabled", flags=current + missing)
             self.keyspace_notifications = True
-        except redis.exceptions.ResponseError as exc:
+        except COMMAND_REFUSED as exc:  # CONFIG refused (managed Redis, fakeredis, an ACL)
             self.keyspace_notifications = False
             if not _warned_about_config:
                 _warned_about_config.append(True)

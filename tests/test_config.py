@@ -70,6 +70,30 @@ class TestKeys:
         assert "{orders}:fence" == fence_key("orders")
         assert "app:{user1}:state:fence" == fence_key("app:{user1}:state")
 
+    def test_fence_key_is_per_pool(self) -> None:
+        """An election fences per pool: terms of different pools are unrelated counters."""
+        assert "{orders}:fence:jobs" == fence_key("orders", "jobs")
+        assert "app:{user1}:state:fence:jobs" == fence_key("app:{user1}:state", "jobs")
+
+
+class TestMeta:
+    def test_metadata_that_is_not_json_is_refused_naming_the_field(self) -> None:
+        """Caught at construction, not as a TypeError in the election loop for ever."""
+        with pytest.raises(ConfigError, match=r"meta\['x'\] is not JSON"):
+            MemberConfig(pool="p", meta={"ok": 1, "x": object()})
+
+    def test_metadata_keys_must_be_strings(self) -> None:
+        with pytest.raises(ConfigError, match="meta keys"):
+            MemberConfig(pool="p", meta={1: "a"})  # type: ignore[dict-item]
+
+    def test_metadata_is_bounded(self) -> None:
+        """At most MAX_META_BYTES of JSON: it travels in every member listing."""
+        from leaderpool.constants import MAX_META_BYTES
+
+        MemberConfig(pool="p", meta={"blob": "x" * (MAX_META_BYTES - 20)})
+        with pytest.raises(ConfigError, match=f"at most {MAX_META_BYTES}"):
+            MemberConfig(pool="p", meta={"blob": "x" * MAX_META_BYTES})
+
 
 class TestUrls:
     @pytest.mark.parametrize("url", ["redis://localhost:6379/0", "rediss://h:1/2", "unix:///tmp/r.sock", "redis://h"])

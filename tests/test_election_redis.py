@@ -262,7 +262,7 @@ class TestSafety:
         """The old leader's write, carrying its old term, is refused once a newer term wrote."""
 
         async def main() -> None:
-            from leaderpool.store import fenced_set
+            from leaderpool.fencing import afenced_set
 
             rec = Recorder()
             a, b = rec.elections("fence", "ab", redis_server.url, ttl_s=TTL)
@@ -273,8 +273,8 @@ class TestSafety:
             await b.wait_until_leader(10)
             await b.fenced_set("orders:state", "b-now")
             client = redis.asyncio.Redis.from_url(redis_server.url)
-            stale = await fenced_set(client, "orders:state", "late-write-from-a", old_term)
-            assert not stale.written
+            with pytest.raises(StaleTerm):
+                await afenced_set(client, "orders:state", "late-write-from-a", old_term, pool="fence")
             assert b"b-now" == await client.get("orders:state")
             with pytest.raises((NotLeader, StaleTerm)):
                 await a.fenced_set("orders:state", "x")  # a no longer leads
@@ -351,6 +351,37 @@ def test_scripts_are_reloaded_after_script_flush(redis_server: RedisServer) -> N
     run(main())
 
 
+def test_a_refused_acl_is_logged_once_and_retried_a_heartbeat_apart(redis_server: RedisServer) -> None:
+    """A member whose Redis user may not run scripts (NOPERM) is misconfigured: one error-level
+    log naming the cause, and retries a heartbeat apart instead of a hot loop."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    async def main() -> None:
+        admin = redis.asyncio.Redis.from_url(redis_server.url)
+        await admin.acl_setuser(
+            "limited", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
+            commands=["-evalsha", "-eval"],
+        )  # fmt: skip
+        url = redis_server.url.replace("redis://", "redis://limited:pw@")
+        e = Recorder().election("acl", "a", url, ttl_s=0.6)
+        with capture_logs() as logs:
+            await e.start()
+            await eventually(lambda: e.core._retries.failures >= 3, timeout=20)
+            await e.stop()
+        refused = [entry for entry in logs if entry["event"] == "redis_auth_failed"]
+        assert 1 == len(refused), logs
+        assert ("error", e.config.heartbeat) == (refused[0]["log_level"], refused[0]["retry_s"])
+        assert "NOPERM" == refused[0]["code"] and "evalsha" in refused[0]["error"]
+        assert not e.is_leader
+        await admin.aclose()
+
+    try:
+        run(main())
+    finally:
+        structlog.reset_defaults()  # capture_logs() leaves structlog marked as configured
+
+
 def test_steady_state_costs_one_command_per_member_per_heartbeat(redis_server: RedisServer) -> None:
     """A settled pool sends one EVALSHA per member per heartbeat and nothing else."""
 
@@ -367,9 +398,10 @@ def test_steady_state_costs_one_command_per_member_per_heartbeat(redis_server: R
         sent = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
         beats = 3 * window / members[0].config.heartbeat
         # commandstats also counts what scripts run: every EVALSHA here was a heartbeat (one
-        # ZADD each), none a full re-read of the pool (ZRANGE)
+        # ZADD each), none a listing of the pool (the scripts list it with ZRANGEBYSCORE)
         assert beats * 0.7 <= sent["evalsha"] <= beats * 1.3 + 3, sent
-        assert sent["evalsha"] == sent["zadd"] and "zrange" not in sent, sent
+        assert sent["evalsha"] == sent["zadd"], sent
+        assert [] == [command for command in sent if command.startswith("zrange")], sent
         await client.aclose()
         await stop_all(members)
 

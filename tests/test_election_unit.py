@@ -4,19 +4,30 @@ failover runs on the members' own lease timers, as it must on managed Redis)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import fakeredis
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from leaderpool import MemberConfig, NotLeader, StaleTerm
+from leaderpool.fencing import afenced_set
 from leaderpool.keys import Keyspace
-from leaderpool.store import LeaderValue, PoolStore, fenced_set
+from leaderpool.store import LeaderValue, PoolStore
 
 from .helpers import Recorder, eventually, leaders, start_all, stop_all
 
 FAST = {"ttl_s": 0.6}
+
+
+@pytest.fixture(autouse=True)
+def _structlog_left_unconfigured() -> Iterator[None]:
+    """capture_logs() leaves structlog marked as configured, which would send every later
+    test's leaderpool events through structlog instead of the standard ``logging`` module."""
+    yield
+    structlog.reset_defaults()
 
 
 def run(coro: Any) -> Any:
@@ -220,12 +231,61 @@ class TestTermsAndFencing:
         run(main())
 
     def test_fenced_write_rejects_a_stale_term(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """The module-level write raises StaleTerm for a stale term, as the method does."""
+
         async def main() -> None:
-            assert (await fenced_set(fake_client, "state", "v5", 5)).written
-            assert (await fenced_set(fake_client, "state", "v5b", 5)).written
-            stale = await fenced_set(fake_client, "state", "v4", 4)
-            assert (False, 5) == (stale.written, stale.term)
+            assert (await afenced_set(fake_client, "state", "v5", 5)).written
+            assert (await afenced_set(fake_client, "state", "v5b", 5)).written
+            with pytest.raises(StaleTerm) as refused:
+                await afenced_set(fake_client, "state", "v4", 4)
+            assert (4, 5) == (refused.value.term, refused.value.highest)
             assert b"v5b" == await fake_client.get("state")
+
+        run(main())
+
+    def test_the_blocking_function_behaves_like_the_asyncio_one(self, fake_server: fakeredis.FakeServer) -> None:
+        """fenced_set() takes a blocking client and raises StaleTerm too; given the other kind of
+        client, each function says which to use instead of failing quietly."""
+        from leaderpool import afenced_set, fenced_set
+
+        client = fakeredis.FakeRedis(server=fake_server)
+        assert fenced_set(client, "doc", "v3", 3).written
+        with pytest.raises(StaleTerm):
+            fenced_set(client, "doc", "v2", 2)
+        assert b"v3" == client.get("doc")
+        with pytest.raises(TypeError, match="afenced_set"):
+            fenced_set(fakeredis.FakeAsyncRedis(server=fake_server), "doc", "v", 4)  # type: ignore[arg-type]  # on purpose
+        with pytest.raises(TypeError, match="fenced_set"):
+            run(afenced_set(client, "doc", "v", 4))  # type: ignore[arg-type]  # on purpose
+
+    def test_fences_are_per_pool(self, fake_server: fakeredis.FakeServer) -> None:
+        """Another pool's (smaller) terms do not refuse this pool's writes to the same key;
+        within a pool, a stale term is still refused."""
+        from leaderpool import fenced_set
+
+        client = fakeredis.FakeRedis(server=fake_server)
+        fenced_set(client, "shared", "from-pool-a", 50, pool="a")
+        assert fenced_set(client, "shared", "from-pool-b", 2, pool="b").written
+        with pytest.raises(StaleTerm):
+            fenced_set(client, "shared", "stale-b", 1, pool="b")
+        assert b"from-pool-b" == client.get("shared")
+
+    def test_a_lead_past_its_renew_deadline_raises_lease_lost(self, fake_server: fakeredis.FakeServer) -> None:
+        """A fenced write after the renew deadline passed, before the loop noticed, is refused
+        locally with LeaseLost (a NotLeader), not sent."""
+        from leaderpool import LeaseLost
+
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            a = Recorder().election("p", "a", client, **FAST)
+            await a.start()
+            await a.wait_until_leader(5)
+            a.core.lead.renew_deadline = 0.0  # as after a freeze: the loop has not run since
+            with pytest.raises(LeaseLost) as lost:
+                await a.fenced_set("k", "v")
+            assert isinstance(lost.value, NotLeader) and a.pool == lost.value.pool
+            assert await client.get("k") is None
+            await a.stop()
 
         run(main())
 
@@ -237,7 +297,7 @@ class TestTermsAndFencing:
                 await a.fenced_set("k", "v")
             await a.start()
             term = await a.wait_until_leader(5)
-            await fenced_set(client, "k", "from-the-future", term + 10)
+            await afenced_set(client, "k", "from-the-future", term + 10, pool="p")
             with pytest.raises(StaleTerm):
                 await a.fenced_set("k", "v")
             await a.stop()
@@ -246,9 +306,167 @@ class TestTermsAndFencing:
 
 
 def test_config_is_required_to_be_valid_before_io() -> None:
-    """Constructors do no I/O: a bad config fails before any connection is attempted."""
+    """A bad config fails before any connection is attempted."""
     with pytest.raises(ValueError):
         MemberConfig(pool="p", ttl_s=1, heartbeat_s=1)
+
+
+class _Forbidden(fakeredis.FakeRedis):
+    """A blocking client that records every command and refuses it."""
+
+    sent: ClassVar[list[Any]] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(args)
+        raise AssertionError(f"a constructor sent {args!r}")
+
+
+class _AsyncForbidden(fakeredis.FakeAsyncRedis):
+    sent: ClassVar[list[Any]] = []
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(args)
+        raise AssertionError(f"a constructor sent {args!r}")
+
+
+def test_constructors_do_no_io(fake_server: fakeredis.FakeServer) -> None:
+    """Building either face sends nothing to Redis (nor does building it from a URL connect)."""
+    from leaderpool import AsyncElection, Election
+
+    config = MemberConfig(pool="p", member_id="quiet")
+    AsyncElection(config, _AsyncForbidden(server=fake_server))
+    Election(config, _Forbidden(server=fake_server))
+    AsyncElection(config, "redis://127.0.0.1:1/0")
+    Election(config, "redis://127.0.0.1:1/0")
+    assert [] == _Forbidden.sent
+    assert [] == _AsyncForbidden.sent
+
+
+class TestFaces:
+    def test_step_down_has_one_signature_in_both_faces(self) -> None:
+        """rejoin is keyword-only in the asyncio and the blocking face alike."""
+        import inspect
+
+        from leaderpool import AsyncElection, Election
+
+        for face in (AsyncElection, Election):
+            params = inspect.signature(face.step_down).parameters
+            assert inspect.Parameter.KEYWORD_ONLY == params["rejoin"].kind, face
+
+    @pytest.mark.parametrize("wait", ["wait_until_leader", "wait_for_leader"])
+    def test_a_wait_timeout_bounds_the_whole_wait(self, wait: str) -> None:
+        """A wake-up that finds nothing to return (the lead already over) does not restart the
+        timeout: the wait still ends after it."""
+
+        async def main() -> None:
+            e = Recorder().election("p", "w", "redis://127.0.0.1:1/0")  # never started: never leads
+            event = e._leading if wait == "wait_until_leader" else e._leader_known
+
+            async def spurious_wakeups() -> None:
+                while True:
+                    event.set()
+                    await asyncio.sleep(0.02)
+
+            nagger = asyncio.get_running_loop().create_task(spurious_wakeups())
+            waiting = asyncio.get_running_loop().create_task(getattr(e, wait)(0.3))
+            await eventually(waiting.done, timeout=10)
+            nagger.cancel()
+            assert isinstance(waiting.exception(), asyncio.TimeoutError)
+
+        run(main())
+
+
+class TestFailures:
+    def test_a_broken_script_is_logged_with_its_name_and_surfaced(
+        self, fake_server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An error inside a script is a bug: one error-level log naming the script, the member
+        leaves the pool, and the election's waits and stop() raise ScriptError (no retry loop)."""
+        import leaderpool.scripts
+        from leaderpool import ScriptError
+        from leaderpool.events import Role
+
+        monkeypatch.setattr(leaderpool.scripts, "OBSERVE", "return redis.error_reply('ERR deliberately broken')")
+
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            e = Recorder().election("broken", "a", client, **FAST)
+            with capture_logs() as logs:
+                await e.start()
+                with pytest.raises(ScriptError) as raised:
+                    await e.wait_until_leader(10)
+                assert "observe" == raised.value.script
+                assert Role.STOPPED == e.role
+                with pytest.raises(ScriptError):
+                    await e.stop()
+            failed = [entry for entry in logs if entry["event"] == "script_failed"]
+            assert [("error", "observe", "broken", "a")] == [
+                (f["log_level"], f["script"], f["pool"], f["member"]) for f in failed
+            ]
+            assert not any(entry["event"] == "election_turn_failed" for entry in logs)
+            assert 0 == await client.hlen(Keyspace("broken").members)  # it left
+
+        run(main())
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            "redis.exceptions.NoPermissionError('NOPERM this user has no permissions to run the evalsha command')",
+            "redis.exceptions.AuthenticationError('invalid username-password pair or user is disabled.')",
+            "redis.exceptions.ResponseError('WRONGPASS invalid username-password pair')",
+            "leaderpool.errors.RedisAuthFailed('Authentication required.', code='NOAUTH')",
+        ],
+    )
+    def test_auth_failures_are_logged_once_and_retried_slowly(self, error: str) -> None:
+        """A refused password or ACL is a configuration error: one error-level log per distinct
+        error, and retries a heartbeat apart rather than the doubling-from-50-ms of an outage."""
+        import redis.exceptions  # noqa: F401  # used by eval
+
+        import leaderpool.errors  # noqa: F401
+        from leaderpool.election import ElectionCore
+
+        exc = eval(error)
+        now = [1000.0]
+        config = MemberConfig(pool="auth", member_id="a", ttl_s=3.0)
+        core = ElectionCore(config, fakeredis.FakeAsyncRedis(), lambda event: None, clock=lambda: now[0])
+        with capture_logs() as logs:
+            for _ in range(3):
+                core._on_failure(exc)
+                assert config.heartbeat == core._timers.backoff_until - now[0]  # type: ignore[operator]
+                now[0] += config.heartbeat
+        assert [("error", "redis_auth_failed", "auth", "a")] == [
+            (f["log_level"], f["event"], f["pool"], f["member"]) for f in logs
+        ]
+        assert logs[0]["code"] in ("NOPERM", "WRONGPASS", "WRONGPASS/NOAUTH", "NOAUTH")
+
+    def test_outages_still_back_off_from_50_ms(self) -> None:
+        """For contrast: an unreachable Redis is retried fast at first."""
+        import redis.exceptions
+
+        from leaderpool.election import ElectionCore
+
+        config = MemberConfig(pool="down", member_id="a", ttl_s=3.0)
+        core = ElectionCore(config, fakeredis.FakeAsyncRedis(), lambda event: None, clock=lambda: 5.0)
+        core._on_failure(redis.exceptions.ConnectionError("refused"))
+        assert 0.05 == pytest.approx(core._timers.backoff_until - 5.0)  # type: ignore[operator]
+
+
+class TestCachedLeader:
+    def test_the_cached_leaders_record_carries_its_lease_left(self, fake_server: fakeredis.FakeServer) -> None:
+        """election.leader.info.lease_ms is the lead's lease left as of the read, not 0."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a, b = rec.elections("lease", "ab", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+            await start_all([a, b])
+            await a.wait_until_leader(5)
+            await eventually(lambda: b.leader is not None and b.leader.info is not None)
+            for seen in (a.leader, b.leader):
+                assert seen is not None and seen.info is not None and "a" == seen.member
+                assert 0 < seen.info.lease_ms <= 600, seen.info
+            await stop_all([a, b])
+
+        run(main())
 
 
 class TestBlockingFace:
@@ -306,16 +524,39 @@ class TestEdges:
             a, b = rec.elections("ev", "ab", lambda: fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
             await start_all([a, b])
             await a.wait_until_leader(5)
-            first_start = a.core.started_at_ms
+            first_start = a.core.membership.started_at_ms
             store = PoolStore(fakeredis.FakeAsyncRedis(server=fake_server), Keyspace("ev"))
             await store.leave("a", "evicted", event="evicted")
             await b.wait_until_leader(5)
             await eventually(lambda: rec.of("a", "revoked") == ["released"])
-            await eventually(lambda: a.core.started_at_ms is not None and a.core.started_at_ms != first_start)
+            await eventually(
+                lambda: a.core.membership.started_at_ms is not None and a.core.membership.started_at_ms != first_start
+            )
             assert {"a", "b"} == {m.member for m in await b.members()}
             await stop_all([a, b])
 
         run(main())
+
+
+def test_a_resigning_member_ranks_last_even_if_its_lead_lapsed_meanwhile(
+    fake_client: fakeredis.FakeAsyncRedis,
+) -> None:
+    """resign() waits for on_revoked before releasing; if that outlasted the lease, the release
+    finds the key gone, yet the member still ranks last, so it cannot win the lead back from
+    the member it meant to hand over to (seen once on a loaded machine)."""
+
+    async def main() -> None:
+        from leaderpool.members import MemberInfo
+
+        store = PoolStore(fake_client, Keyspace("late"))
+        await store.register(MemberInfo("a", "n", "h", 1, 0, 1, {}), 5000)
+        await store.register(MemberInfo("b", "n", "h", 2, 0, 2, {}), 5000)
+        term = (await store.claim("a", 5000, 0)).term
+        await fake_client.delete(Keyspace("late").leader)  # the lease lapsed during on_revoked
+        assert (False, 0) == await store.release(LeaderValue(term, "a"), "resigned", 5000, successor="b")
+        assert "a" == (await store.observe()).resigned
+
+    run(main())
 
 
 def test_lapsed_members_are_hidden_and_pruned_only_by_members(fake_client: fakeredis.FakeAsyncRedis) -> None:

@@ -1,0 +1,85 @@
+"""Fenced writes: a SET that a newer term's write has made impossible for an older term.
+
+The highest term accepted for a key lives next to it, on the same Cluster slot, *per pool*:
+``{KEY}:fence:POOL`` (``KEY:fence:POOL`` when the key has a hash tag). Terms of different pools
+are unrelated counters, so a pool's fence never refuses another pool's writes; two pools that
+write one key are not fenced against each other. Without a pool (``pool=None``) the fence is
+``{KEY}:fence``, shared by every writer of the key.
+
+Two functions, one behaviour: a write with a term older than the highest accepted raises
+:class:`~leaderpool.errors.StaleTerm`. :func:`fenced_set` takes a blocking ``redis.Redis``,
+:func:`afenced_set` an asyncio ``redis.asyncio.Redis``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
+
+import redis
+import redis.asyncio
+import redis.commands.core
+
+from leaderpool.errors import COMMAND_REFUSED, REDIS_FAILURES, StaleTerm, translate
+from leaderpool.keys import fence_key
+from leaderpool.protocol import text
+from leaderpool.scripts import FENCED_SET, scripts_for
+
+
+class FenceResult(NamedTuple):
+    written: bool
+    """Always True when returned: a refused write raises :class:`StaleTerm`."""
+    term: int
+    """The writer's term."""
+
+
+def _result(reply: Any, key: str, term: int, pool: str | None) -> FenceResult:
+    written, highest = bool(int(reply[0])), int(text(reply[1]))
+    if not written:
+        raise StaleTerm(
+            f"term {term} is older than term {highest} that already wrote {key!r}",
+            highest=highest,
+            pool=pool,
+            term=term,
+        )
+    return FenceResult(True, highest)
+
+
+def _translated(exc: BaseException, pool: str | None, term: int) -> BaseException:
+    return translate(exc, script="fenced_set", pool=pool, term=term) or exc
+
+
+async def afenced_set(
+    client: redis.asyncio.Redis, key: str, value: str | bytes, term: int, px: int = 0, *, pool: str | None = None
+) -> FenceResult:
+    """SET ``key`` to ``value`` (expiring after ``px`` ms if > 0) only if ``term`` is at least the
+    highest term that wrote it under ``pool``'s fence; else raise :class:`StaleTerm`."""
+    if not isinstance(client, redis.asyncio.Redis):
+        raise TypeError(f"afenced_set() needs an asyncio client, got {type(client).__name__}: use fenced_set()")
+    reply = await scripts_for(client).fenced_set(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
+    return _result(reply, key, term, pool)
+
+
+_sync_scripts: WeakKeyDictionary[redis.Redis, redis.commands.core.Script] = WeakKeyDictionary()
+
+
+def fenced_set(
+    client: redis.Redis, key: str, value: str | bytes, term: int, px: int = 0, *, pool: str | None = None
+) -> FenceResult:
+    """The blocking :func:`afenced_set`, for a ``redis.Redis`` client."""
+    if not isinstance(client, redis.Redis):
+        raise TypeError(f"fenced_set() needs a blocking client, got {type(client).__name__}: use afenced_set()")
+    script = _sync_scripts.get(client)
+    if script is None:
+        script = _sync_scripts[client] = client.register_script(FENCED_SET)
+    try:
+        reply = script(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
+    except (*COMMAND_REFUSED, *REDIS_FAILURES) as exc:
+        raise _translated(exc, pool, term) from exc
+    return _result(reply, key, term, pool)
+
+
+def _encoded(value: str | bytes) -> str | bytes:
+    if not isinstance(value, str | bytes):
+        raise TypeError(f"a fenced value must be str or bytes, got {type(value).__name__}")
+    return value

@@ -1,0 +1,265 @@
+"""The wire protocol: what leaderpool writes into Redis and reads back, typed at the boundary.
+
+Two text formats, each with one encoder and one parser here (and, in Lua, one helper each in
+:mod:`leaderpool.scripts`, built from the constants below)::
+
+    leader value     "<term>|<member>"                   the leader key's value
+    pool message     "<event>|<term>|<detail>|<member>"  published on the pool's events channel
+
+and the scripts' replies, turned into IntEnums and named tuples the moment they arrive. A change
+of format touches this module and :mod:`leaderpool.scripts`, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum, IntEnum
+from typing import Any, NamedTuple
+
+from leaderpool.members import MemberInfo
+
+SEPARATOR = "|"
+"""Between the fields of a leader value and of a pool message. The member id is always the last
+field and is split off last, so it may contain the separator."""
+
+HANDOFF_PREFIX = "handoff:"
+"""A hand-over's ``elected`` message carries ``handoff:<Redis ms of the grant>`` as its detail."""
+
+
+def text(value: Any) -> str:
+    """A Redis reply as str, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ---- the leader value ----
+
+
+class LeaderValue(NamedTuple):
+    """What the leader key holds: ``"<term>|<member>"``."""
+
+    term: int
+    member: str
+
+    def encode(self) -> str:
+        return f"{self.term}{SEPARATOR}{self.member}"
+
+    @classmethod
+    def parse(cls, raw: Any) -> LeaderValue | None:
+        if raw is None or raw is False:
+            return None
+        term, _, member = text(raw).partition(SEPARATOR)
+        return cls(int(term), member)
+
+
+# ---- the pool message ----
+
+
+class PoolEvent(str, Enum):
+    """The first field of a pool message."""
+
+    JOINED = "joined"
+    LEFT = "left"
+    EVICTED = "evicted"
+    ELECTED = "elected"
+    RELEASED = "released"
+    RESIGN = "resign"
+    """A request (``leaderpool-cli resign``): the leader hands its lead over."""
+
+
+class PoolMessage(NamedTuple):
+    """One message on a pool's events channel."""
+
+    event: PoolEvent
+    term: int = 0
+    detail: str = ""
+    """``elected``: ``handoff:<ms>`` for a hand-over; ``released``/``left``: the reason."""
+    member: str = ""
+
+    def encode(self) -> str:
+        return SEPARATOR.join((self.event.value, str(self.term), self.detail, self.member))
+
+    @classmethod
+    def parse(cls, raw: Any) -> PoolMessage | None:
+        """The message, or None for one this version does not know (a newer peer's)."""
+        head, _, rest = text(raw).partition(SEPARATOR)
+        try:
+            event = PoolEvent(head)
+        except ValueError:
+            return None
+        term, _, rest = rest.partition(SEPARATOR)
+        detail, _, member = rest.partition(SEPARATOR)
+        return cls(event, int(term or 0), detail, member)
+
+    @property
+    def handoff_ms(self) -> int | None:
+        """For a hand-over, the Redis time (unix ms) at which the lead was granted."""
+        if self.event is PoolEvent.ELECTED and self.detail.startswith(HANDOFF_PREFIX):
+            return int(self.detail[len(HANDOFF_PREFIX) :])
+        return None
+
+
+# ---- script replies ----
+
+
+class BeatStatus(IntEnum):
+    OK = 1
+    """The member's lease is refreshed (and the lead renewed, when leading)."""
+    NOT_OURS = 0
+    """Leading, but the leader key no longer holds our value."""
+    UNKNOWN_MEMBER = -1
+    """No record for the member: Redis lost it, or the member was evicted."""
+
+
+class ClaimStatus(IntEnum):
+    ELECTED = 1
+    HELD = 0
+    """Someone holds the lead."""
+    NOT_MEMBER = -1
+    """The claimant is not a live member of the pool."""
+    RECOVERING = -2
+    """Claims wait while Redis recovers lost terms (``leader_pttl_ms`` says how long)."""
+
+
+class Beat(NamedTuple):
+    status: BeatStatus
+    now_ms: int
+    leader: LeaderValue | None
+    leader_pttl_ms: int
+    resigned: str | None
+    """With ``want_members``: the member that just resigned (ranked last), if any."""
+    free_in_us: int
+    """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
+    members: list[MemberInfo]
+
+
+class Observation(NamedTuple):
+    now_ms: int
+    leader: LeaderValue | None
+    leader_pttl_ms: int
+    resigned: str | None
+    free_in_us: int
+    """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
+    members: list[MemberInfo]
+
+    def member(self, member_id: str) -> MemberInfo | None:
+        return next((m for m in self.members if m.member == member_id), None)
+
+
+class ClaimResult(NamedTuple):
+    status: ClaimStatus
+    term: int
+    leader: LeaderValue | None
+    leader_pttl_ms: int
+    free_in_us: int
+
+
+class Released(NamedTuple):
+    released: bool
+    """False when the leader key no longer held the value (compare-and-set failed)."""
+    handed_term: int
+    """The successor's new term, 0 when the lead was simply freed."""
+
+
+class Left(NamedTuple):
+    was_member: bool
+    released_term: int
+    """The term the member led and gave up, 0 when it did not lead."""
+    handed_term: int
+
+
+class LeaderRecord(NamedTuple):
+    value: LeaderValue
+    pttl_ms: int
+    """The leader key's time to live when read: the lead's lease left."""
+    info: MemberInfo | None
+
+
+class HistoryEntry(NamedTuple):
+    entry_id: str
+    event: str
+    term: int
+    member: str
+    reason: str
+    t_ms: int
+
+
+def _members(flat: Sequence[Any], now_ms: int) -> list[MemberInfo]:
+    out = []
+    for i in range(0, len(flat) - 2, 3):
+        deadline = int(float(text(flat[i + 2])))
+        out.append(MemberInfo.from_record(text(flat[i]), text(flat[i + 1]), deadline - now_ms))
+    return out
+
+
+def _optional(raw: Any) -> str | None:
+    return text(raw) if raw else None
+
+
+def parse_beat(reply: Sequence[Any]) -> Beat:
+    status, now = BeatStatus(int(reply[0])), int(reply[1])
+    if status is BeatStatus.UNKNOWN_MEMBER:
+        return Beat(status, now, None, -2, None, -1, [])
+    return Beat(
+        status,
+        now,
+        LeaderValue.parse(reply[2]),
+        int(reply[3]),
+        _optional(reply[4]),
+        int(reply[5]),
+        _members(reply[6:], now),
+    )
+
+
+def parse_observation(reply: Sequence[Any]) -> Observation:
+    now = int(reply[0])
+    return Observation(
+        now, LeaderValue.parse(reply[1]), int(reply[2]), _optional(reply[3]), int(reply[4]), _members(reply[5:], now)
+    )
+
+
+def parse_claim(reply: Sequence[Any], member: str, ttl_ms: int) -> ClaimResult:
+    status = ClaimStatus(int(reply[0]))
+    if status is ClaimStatus.ELECTED:
+        term = int(text(reply[1]))
+        return ClaimResult(status, term, LeaderValue(term, member), ttl_ms, ttl_ms * 1000)
+    if status is ClaimStatus.HELD:
+        return ClaimResult(status, 0, LeaderValue.parse(reply[1]), int(reply[2]), int(reply[3]))
+    if status is ClaimStatus.RECOVERING:
+        return ClaimResult(status, 0, None, int(reply[1]), -1)
+    return ClaimResult(status, 0, None, -2, -1)
+
+
+def parse_released(reply: Sequence[Any]) -> Released:
+    return Released(bool(int(reply[0])), int(reply[1]))
+
+
+def parse_left(reply: Sequence[Any]) -> Left:
+    return Left(bool(int(reply[0])), int(text(reply[1])), int(reply[2]))
+
+
+def parse_leader_record(reply: Sequence[Any]) -> LeaderRecord | None:
+    if not reply:
+        return None
+    value = LeaderValue.parse(reply[0])
+    assert value is not None
+    pttl = int(reply[1])
+    info = MemberInfo.from_record(value.member, text(reply[2]), pttl) if reply[2] else None
+    return LeaderRecord(value, pttl, info)
+
+
+def parse_history(entries: Sequence[Any] | None) -> list[HistoryEntry]:
+    """XREVRANGE entries (newest first) as history entries, oldest first."""
+    out = []
+    for entry_id, fields in reversed(entries or []):
+        f = {text(a): text(b) for a, b in fields.items()}
+        out.append(
+            HistoryEntry(
+                text(entry_id),
+                f.get("event", ""),
+                int(f.get("term", 0) or 0),
+                f.get("member", ""),
+                f.get("reason", ""),
+                int(f.get("t_ms", 0) or 0),
+            )
+        )
+    return out
