@@ -67,10 +67,18 @@ class TestStatus:
             assert isinstance(m["started_at"], float) and m["pid"] > 0
         assert ([True, False], {"zone": "eu"}) == ([m["leader"] for m in pool["members"]], pool["members"][0]["meta"])
 
-    def test_named_pools_only_and_empty_ones_too(self, workers: Workers, redis_server: RedisServer) -> None:
+    def test_named_pools_only_and_a_missing_one_is_an_error(self, workers: Workers, redis_server: RedisServer) -> None:
+        """--pool shows only that pool; a pool Redis holds no key of (a typo) is one line and exit 1."""
         workers.start("a").elected()
-        found = status_json(redis_server.url, "--pool", "nobody-here")
-        assert {"pools": [{"pool": "nobody-here", "leader": None, "members": []}]} == found
+        other = Workers(redis_server.url, pool="other")
+        try:
+            other.start("c").elected()
+            assert ["p"] == [p["pool"] for p in status_json(redis_server.url, "--pool", "p")["pools"]]
+        finally:
+            other.cleanup()
+        typo = run_cli("--redis", redis_server.url, "status", "--pool", "pp")
+        line = "leaderpool-cli: error: no pool named pp (prefix leaderpool): status without --pool lists them\n"
+        assert (1, "", line) == (typo.returncode, typo.stdout, typo.stderr)
 
     def test_the_table_marks_the_leader(self, workers: Workers, redis_server: RedisServer) -> None:
         workers.start("a", "--node", "node-1").elected()

@@ -33,11 +33,18 @@ class UsageError(Exception):
         self.argument = argument
 
 
+class Failure(Exception):
+    """A command could not do what was asked: ``str(error)`` is the line to print; exit 1."""
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage dump) and exit 2."""
+    """An ArgumentParser whose errors are one line (no usage dump) and exit 2; ``hint``, when
+    set, follows the error in parentheses."""
+
+    hint: str | None = None
 
     def error(self, message: str) -> NoReturn:
-        fail(self.prog, message)
+        fail(self.prog, f"{message} ({self.hint})" if self.hint else message)
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
