@@ -12,7 +12,10 @@ Ctrl-C while the commands load lands inside :func:`main`'s guard and exits quiet
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXIT_INTERRUPTED = 130
 

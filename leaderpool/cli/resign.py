@@ -70,22 +70,25 @@ def resign(store: PoolStore, timeout_s: float | None) -> str:
 
 
 def _confirm(store: PoolStore, leader: LeaderValue, first: Observation, since: float, head: str) -> str:
-    """Wait for ``leader`` to renew the lease it was granted (seen in ``first``)."""
+    """Wait for ``leader`` to renew the lease it was granted (seen in ``first``): until that lease
+    ends on Redis's clock (with a bound on ours too, should Redis stop answering in time)."""
     granted_expiry = _expiry_ms(first)
+    if granted_expiry is None:  # a lead without expiry: nothing to renew, nothing to wait for
+        return f"{leader.member} leads (its lease has no expiry)"
     lease_s = max(first.leader_pttl_ms, 0) / 1000
     deadline = since + lease_s + CONFIRM_MARGIN_S
     obs = first
     while True:
-        if obs.leader != leader:
-            what = "the lead is vacant" if obs.leader is None else f"{obs.leader.member} leads term {obs.leader.term}"
-            raise Failure(f"{head}, but {leader.member} lost the lead before it renewed: {what}")
         expiry = _expiry_ms(obs)
-        if granted_expiry is None or (expiry is not None and expiry > granted_expiry + RENEWED_SLACK_MS):
+        if obs.leader == leader and expiry is not None and expiry > granted_expiry + RENEWED_SLACK_MS:
             return f"{leader.member} confirmed in {(time.monotonic() - since) * 1000:.0f} ms"
-        if time.monotonic() >= deadline:
+        if obs.now_ms >= granted_expiry or time.monotonic() >= deadline:
             raise Failure(
                 f"{head}, but {leader.member} has not renewed within {lease_s:.1f} s: it may be frozen; "
                 "the lead passes on when its lease ends"
             )
+        if obs.leader != leader:
+            what = "the lead is vacant" if obs.leader is None else f"{obs.leader.member} leads term {obs.leader.term}"
+            raise Failure(f"{head}, but {leader.member} lost the lead before it renewed: {what}")
         time.sleep(POLL_S)
         obs = run(store.observe(prune=False))
