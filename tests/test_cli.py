@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -394,16 +395,36 @@ class TestStartUp:
         unwanted = {
             "leaderpool.election", "leaderpool.aio", "leaderpool.blocking", "leaderpool.watcher",
             "leaderpool.cli.demo", "leaderpool.cli.doctor", "leaderpool.cli.watch", "leaderpool.cli.logs",
+            "redis", "redis.asyncio", "leaderpool.clients",
         }  # fmt: skip
         assert set() == loaded & unwanted
+
+    def test_the_small_client_takes_a_unix_socket_and_a_database(self, redis_binary: str, tmp_path: Path) -> None:
+        """unix:// URLs and ?db= reach the same pool as redis-py would (resp.Client, not redis-py)."""
+        sock = tmp_path / "r.sock"
+        server = RedisServer(redis_binary, extra_args=("--unixsocket", str(sock), "--unixsocketperm", "700"))
+        with server, workers_for(f"{server.url[:-2]}/3") as ws:
+            ws.start("a").elected()
+            for url in (f"unix://{sock}?db=3", f"redis://127.0.0.1:{server.port}?db=3"):
+                done = run_cli("--redis", url, "status", "--json")
+                assert 0 == done.returncode, done.stderr
+                assert "a" == json.loads(done.stdout)["pools"][0]["leader"]["member"]
 
     @pytest.mark.parametrize("delay_ms", [0, 1, 2, 4, 7, 10, 15, 25, 40, 60, 90, 130, 200])
     def test_ctrl_c_at_any_moment_of_start_up_is_quiet(self, redis_server: RedisServer, delay_ms: int) -> None:
         """SIGINT while the command loads, connects or runs: exit 130 (or 0 if it had finished),
-        never a traceback. The child runs what the console script runs (import main, call it)
-        and says 'go' just before the call: what comes before is Python's own start and the
-        import of a module that imports nothing."""
-        starter = "import sys; from leaderpool.cli.main import main; print('go', flush=True); sys.exit(main())"
+        never a traceback. The child runs what the console script runs (import main, call it);
+        an audit hook says 'go' from inside main(), as it starts importing the commands: what
+        comes before is Python's own start and the import of a module that imports nothing."""
+        starter = (
+            "import sys\n"
+            "def hook(event, args):\n"
+            "    if event == 'import' and args[0] == 'leaderpool.cli.commands':\n"
+            "        print('go', flush=True)\n"
+            "sys.addaudithook(hook)\n"
+            "from leaderpool.cli.main import main\n"
+            "sys.exit(main())\n"
+        )
         proc = subprocess.Popen(
             [sys.executable, "-c", starter, "--redis", redis_server.url, "status"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=clean_env(),

@@ -178,3 +178,25 @@ class TestClassification:
     )
     def test_urls_are_shown_as_given_without_the_password(self, given: str, shown: str) -> None:
         assert shown == preflight.redact(given)
+
+
+URLS = [
+    "redis://localhost:6379/0", "rediss://h:1/2", "unix:///tmp/r.sock", "redis://h", "redis://:pw@h:1/0?db=2",
+    "http://h:1", "redis://h:99999", "redis://h:abc", "redis://:6379", "redis://h/x", "unix://", "", "h:1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("given", URLS)
+def test_the_cli_checks_urls_as_the_library_does(given: str) -> None:
+    """leaderpool.cli.urls (no redis-py import) gives the library's answer, word for word."""
+    from leaderpool.cli.urls import check_redis_url
+    from leaderpool.clients import validate_redis_url
+    from leaderpool.errors import ConfigError
+
+    def outcome(check: object) -> str:
+        try:
+            return str(check(given))  # type: ignore[operator]
+        except (ValueError, ConfigError) as exc:
+            return f"error: {exc}"
+
+    assert outcome(validate_redis_url) == outcome(check_redis_url)

@@ -150,14 +150,11 @@ def key_values(raw: object) -> dict[str, str]:
 
 
 def redis_url_arg(raw: object) -> str:
-    """A Redis URL (redis://, rediss://, unix://), checked by :func:`validate_redis_url`."""
-    from leaderpool.clients import validate_redis_url
-    from leaderpool.errors import ConfigError
+    """A Redis URL (redis://, rediss://, unix://), checked as the library checks it, without
+    importing redis-py (:mod:`leaderpool.cli.urls`)."""
+    from leaderpool.cli.urls import check_redis_url
 
-    try:
-        return validate_redis_url(str(raw).strip())
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+    return check_redis_url(str(raw).strip())
 
 
 def names(raw: object) -> list[str]:

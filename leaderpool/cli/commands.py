@@ -32,7 +32,6 @@ from leaderpool.cli.args import (
     seconds,
 )
 from leaderpool.cli.oneshot import Blocking, run
-from leaderpool.errors import ConfigError, LeaderpoolError
 from leaderpool.keys import DEFAULT_PREFIX, Keyspace, validate_name
 from leaderpool.store import HistoryEntry, PoolStore
 
@@ -144,7 +143,7 @@ def _name(kind: str) -> Callable[[object], str]:
     def convert(raw: object) -> str:
         try:
             return validate_name(kind, str(raw))
-        except ConfigError as exc:
+        except ValueError as exc:  # ConfigError, without importing leaderpool.errors (and redis-py)
             raise ValueError(str(exc)) from None
 
     return convert
@@ -279,12 +278,20 @@ ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
 
 
 def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
-    import redis
+    """Run a one-shot command on :mod:`.resp`'s small client where it can take the URL (redis-py,
+    and its start-up time, only for ``rediss://``, URL options and ``doctor``)."""
+    from leaderpool.cli import resp
 
-    mismatch = preflight.tls_mismatch(url)
-    if mismatch is not None:
-        fail(PROG, mismatch.message)
-    sync = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+    sync: Any
+    if command != "doctor" and resp.handles(url):
+        sync = resp.Client(url, connect_timeout_s=5, timeout_s=10)
+    else:
+        mismatch = preflight.tls_mismatch(url)
+        if mismatch is not None:
+            fail(PROG, mismatch.message)
+        import redis
+
+        sync = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
     try:
         client = Blocking(sync)
         if command == "doctor":
@@ -305,6 +312,10 @@ def main(argv: Sequence[str] | None) -> int:
     try:
         url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
         prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)
+        if ns.command == "demo" or (ns.command == "status" and ns.watch):
+            from leaderpool.cli.main import interrupts_raise
+
+            interrupts_raise()  # these clean up (workers, a redis-server, subscriptions) on Ctrl-C
         if ns.command == "demo":
             from leaderpool.cli import demo
             from leaderpool.cli.logs import configure_logging
@@ -322,14 +333,18 @@ def main(argv: Sequence[str] | None) -> int:
         fail(PROG, str(exc))
     except Failure as exc:
         fail(PROG, str(exc), EXIT_FAILURE)
-    except LeaderpoolError as exc:
-        fail(PROG, str(exc), EXIT_FAILURE)
     except Exception as exc:
+        from leaderpool.errors import LeaderpoolError
+
+        if isinstance(exc, LeaderpoolError):
+            fail(PROG, str(exc), EXIT_FAILURE)
         problem = preflight.classify(exc, url)
         if problem is not None:
             fail(PROG, problem.message, EXIT_USAGE if problem.is_config else EXIT_FAILURE)
         import redis.exceptions
 
-        if isinstance(exc, redis.exceptions.RedisError):
+        from leaderpool.cli.resp import ReplyError
+
+        if isinstance(exc, (redis.exceptions.RedisError, ReplyError)):
             fail(PROG, f"Redis at {preflight.redact(url)} refused: {exc}", EXIT_FAILURE)
         raise

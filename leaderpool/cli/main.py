@@ -23,6 +23,8 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; ``argv`` None reads ``sys.argv`` (and means this is the whole process)."""
     try:
+        if argv is None:
+            _exit_on_interrupt()
         from leaderpool.cli import commands
 
         return commands.main(argv)
@@ -31,6 +33,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if argv is None:
             _ignore_interrupts()  # the command is over: a Ctrl-C now must not print a traceback on exit
+
+
+def _exit_on_interrupt() -> None:
+    """Ctrl-C ends the process at once, exit 130: while modules load, a KeyboardInterrupt can be
+    raised anywhere, even inside a destructor, where Python prints it as a traceback. One-shot
+    commands have nothing to clean up (each change is one atomic script); the commands that do
+    (``status --watch``, ``demo``) call :func:`interrupts_raise` first."""
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(EXIT_INTERRUPTED))
+
+
+def interrupts_raise() -> None:
+    """Ctrl-C raises KeyboardInterrupt again (Python's default), for commands that clean up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _ignore_interrupts() -> None:
