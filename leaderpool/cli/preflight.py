@@ -91,8 +91,8 @@ def classify(exc: BaseException, url: str) -> Problem | None:
         detail = str(exc).removeprefix("NOPERM ").rstrip(".")
         return Problem(
             "permission",
-            f"Redis at {where} refused a command (NOPERM: {detail}): grant this ACL user the commands "
-            "leaderpool runs (leaderpool-cli doctor lists them)",
+            f"Redis at {where} refused a command (NOPERM: {detail}): give this ACL user leaderpool's "
+            "commands and keys (scripting, pub/sub, ping, on the prefix's keys)",
         )
     tls = urlsplit(url).scheme == "rediss"
     if any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or (
