@@ -38,7 +38,6 @@ from leaderpool.store import HistoryEntry, PoolStore
 PROG = "leaderpool-cli"
 DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
 POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget")
-_VALUE_FLAGS = {"--redis", "--prefix", "--pool", "--count", "--for", "--interval", "--timeout", "--ttl"}
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -51,8 +50,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def build_parser(hint: str | None = None) -> OneLineParser:
-    """The parser; ``hint`` is appended to every error line (see :func:`dash_hint`)."""
+def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="Inspect and operate leaderpool pools.")
     _common(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
@@ -117,22 +115,36 @@ def build_parser(hint: str | None = None) -> OneLineParser:
     m.add_argument("--ttl", metavar="SECONDS", help="the workers' lease (2)")
     m.add_argument("--pool", metavar="NAME", help="pool name (demo; demo-XXXX with --redis)")
     m.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and say where")
-    for parser in (p, *sub.choices.values()):
-        if isinstance(parser, OneLineParser):
-            parser.hint = hint
     return p
 
 
-def dash_hint(argv: Sequence[str]) -> str | None:
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and its subcommands' parsers."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public walk
+    return [parser, *(p for a in subs for p in a.choices.values())]
+
+
+def set_hint(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Every error line of ``parser`` ends with :func:`dash_hint`'s hint, if ``argv`` needs one."""
+    parsers = _parsers(parser)
+    takes_value = {f for p in parsers for a in p._actions if a.nargs != 0 for f in a.option_strings}
+    hint = dash_hint(argv, takes_value)
+    for p in parsers:
+        if isinstance(p, OneLineParser):
+            p.hint = hint
+
+
+def dash_hint(argv: Sequence[str], takes_value: set[str]) -> str | None:
     """For ``history -dash``: a pool or member name that starts with '-' reads as a flag, so
-    argparse cannot accept it; say how to pass it (after ``--``)."""
+    argparse cannot accept it; say how to pass it (after ``--``). ``takes_value``: the flags
+    whose next argument is their value (``--count -1`` is a bad count, not a name)."""
     args = list(argv)
     command = next((a for a in args if a in POSITIONAL_COMMANDS), None)
     if command is None or "--" in args:
         return None
     after = args[args.index(command) + 1 :]
     for i, arg in enumerate(after):
-        flag_value = i > 0 and after[i - 1] in _VALUE_FLAGS
+        flag_value = i > 0 and after[i - 1] in takes_value
         if arg.startswith("-") and not arg.startswith("--") and arg not in ("-", "-h") and not flag_value:
             rest = [a for a in after if a != arg]
             return f"a name that starts with '-' goes after '--': {PROG} {' '.join([command, *rest, '--', arg])}"
@@ -306,7 +318,9 @@ def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
 
 def main(argv: Sequence[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    ns = build_parser(dash_hint(args)).parse_args(args)
+    parser = build_parser()
+    set_hint(parser, args)
+    ns = parser.parse_args(args)
     o = Options(ns)
     url = DEFAULT_URL
     try:
