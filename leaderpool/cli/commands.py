@@ -57,7 +57,12 @@ def build_parser() -> OneLineParser:
 
     s = sub.add_parser("status", help="pools, leaders and members")
     _common(s, top=False)
-    s.add_argument("--pool", metavar="NAME", action="append", help="only this pool (repeatable; exit 1 if none)")
+    s.add_argument(
+        "--pool",
+        metavar="NAME",
+        action="append",
+        help="only this pool (repeatable); a pool Redis holds no key of is exit 1, except with --watch",
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument(
         "--all",
