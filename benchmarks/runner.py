@@ -1,8 +1,9 @@
 """``python -m benchmarks``: one redis-server, every contender in turn on it, one result file.
 
-Order: the floor (PING, keyspace notification); then, for each contender, a pool of three
-processes: a steady window (cost), leader lookup, crash rounds, handoff rounds, and the safety
-check over the pool's whole timeline; then the scale test. Progress goes to stderr.
+Order: the floor (PING, keyspace notification); the CLI's start-up (:mod:`benchmarks.startup`);
+then, for each contender, a pool of three processes: a steady window (cost), leader lookup, crash
+rounds, handoff rounds, and the safety check over the pool's whole timeline; then the scale test.
+Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, lookup, report
+from benchmarks import cost, floor, lookup, report, startup
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         progress("floor: PING and keyspace notification")
         results["floor"] = floor.measure(server.url, 200 if args.quick else 2000)
+        progress("startup: leaderpool-cli status, history and doctor from a shell")
+        results["startup"] = startup.measure(server.url, 3 if args.quick else 21)
         results["contenders"] = {}
         for c in chosen:
             with open(log_dir / f"{c.name}.log", "w") as log:

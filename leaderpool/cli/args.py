@@ -33,11 +33,18 @@ class UsageError(Exception):
         self.argument = argument
 
 
+class Failure(Exception):
+    """A command could not do what was asked: ``str(error)`` is the line to print; exit 1."""
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage dump) and exit 2."""
+    """An ArgumentParser whose errors are one line (no usage dump) and exit 2; ``hint``, when
+    set, follows the error in parentheses."""
+
+    hint: str | None = None
 
     def error(self, message: str) -> NoReturn:
-        fail(self.prog, message)
+        fail(self.prog, f"{message} ({self.hint})" if self.hint else message)
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -143,14 +150,11 @@ def key_values(raw: object) -> dict[str, str]:
 
 
 def redis_url_arg(raw: object) -> str:
-    """A Redis URL (redis://, rediss://, unix://), checked by :func:`validate_redis_url`."""
-    from leaderpool.clients import validate_redis_url
-    from leaderpool.errors import ConfigError
+    """A Redis URL (redis://, rediss://, unix://), checked as the library checks it, without
+    importing redis-py (:mod:`leaderpool.cli.urls`)."""
+    from leaderpool.cli.urls import check_redis_url
 
-    try:
-        return validate_redis_url(str(raw).strip())
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+    return check_redis_url(str(raw).strip())
 
 
 def names(raw: object) -> list[str]:

@@ -3,6 +3,12 @@
 Pools are discovered by SCAN over the members hashes (:func:`~leaderpool.keys.members_pattern`);
 each pool is read with the core's one-script observation, so a pool's leader and members are
 seen at one instant. ``started_at`` in the JSON is unix seconds (a float, Redis's clock).
+
+A pool with no leader and no live member is *stale* (its members died without leaving): it is
+shown with ``(stale since ...)``, and ``stale_since`` (unix seconds) in the JSON, from its last
+sign of life (the latest member lease deadline, or the last transition) for
+:data:`STALE_HIDDEN_AFTER_S` (10 minutes); after that it is left out unless ``--all`` is given
+or the pool is named. ``leaderpool-cli forget POOL`` deletes one.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.store import LeaderValue, PoolStore, text
 
+STALE_HIDDEN_AFTER_S = 600
+"""A stale pool (no leader, no live member) is listed this long after its last sign of life."""
+
 
 @dataclass(frozen=True)
 class PoolStatus:
@@ -26,10 +35,17 @@ class PoolStatus:
     leader_pttl_ms: int
     members: list[MemberInfo]
     """Live members, ranked as the default ranker would (priority, then the longest running)."""
+    stale_since_ms: int | None = None
+    """For a stale pool (no leader, no live member): its last sign of life (unix ms)."""
+
+    @property
+    def hidden(self) -> bool:
+        """Stale for longer than :data:`STALE_HIDDEN_AFTER_S`: left out of a listing of every pool."""
+        return self.stale_since_ms is not None and self.now_ms - self.stale_since_ms > STALE_HIDDEN_AFTER_S * 1000
 
     def to_json(self) -> dict[str, Any]:
         leader = self.leader
-        return {
+        out: dict[str, Any] = {
             "pool": self.pool,
             "leader": (
                 None
@@ -51,6 +67,9 @@ class PoolStatus:
                 for m in self.members
             ],
         }
+        if self.stale_since_ms is not None:
+            out["stale_since"] = self.stale_since_ms / 1000
+        return out
 
     def identity(self) -> tuple[Any, ...]:
         """What a redraw cares about, without the lease countdowns."""
@@ -60,22 +79,54 @@ class PoolStatus:
 async def discover_pools(client: Any, prefix: str) -> list[str]:
     """Every pool with a members hash under ``prefix``, sorted."""
     found: set[str] = set()
-    async for key in client.scan_iter(match=members_pattern(prefix), count=500):
-        pool = pool_from_members_key(text(key), prefix)
-        if pool is not None:
-            found.add(pool)
-    return sorted(found)
+    cursor: Any = 0
+    while True:
+        cursor, keys = await client.scan(cursor, match=members_pattern(prefix), count=500)
+        for key in keys:
+            pool = pool_from_members_key(text(key), prefix)
+            if pool is not None:
+                found.add(pool)
+        if int(cursor) == 0:
+            return sorted(found)
+
+
+def pool_keys(keys: Keyspace) -> list[str]:
+    """Every key a pool stores (its channel is not a key)."""
+    return [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
+
+
+async def pool_exists(client: Any, pool: str, prefix: str) -> bool:
+    """Whether Redis holds any key of ``pool``."""
+    return int(await client.exists(*pool_keys(Keyspace(pool, prefix)))) > 0
+
+
+async def last_sign_of_life_ms(client: Any, keys: Keyspace) -> int:
+    """The latest member lease deadline or recorded transition of a pool (unix ms; 0: none)."""
+    latest = 0
+    for _member, deadline in await client.zrange(keys.leases, -1, -1, withscores=True):
+        latest = max(latest, int(float(deadline)))
+    for entry_id, _fields in await client.xrevrange(keys.history, count=1):
+        latest = max(latest, int(text(entry_id).partition("-")[0]))
+    return latest
 
 
 async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
-    obs = await PoolStore(client, Keyspace(pool, prefix)).observe(prune=False)
-    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members))
+    keys = Keyspace(pool, prefix)
+    obs = await PoolStore(client, keys).observe(prune=False)
+    stale = None
+    if obs.leader is None and not obs.members:
+        stale = await last_sign_of_life_ms(client, keys)
+    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale)
 
 
-async def read_status(client: Any, pools: Iterable[str], prefix: str) -> list[PoolStatus]:
-    """The named pools (or, given none, every pool found) in name order."""
-    names = sorted(set(pools)) or await discover_pools(client, prefix)
-    return [await read_pool(client, pool, prefix) for pool in names]
+async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_all: bool = True) -> list[PoolStatus]:
+    """The named pools (or, given none, every pool found) in name order; unless ``show_all``,
+    pools found (never pools named) that have been stale too long are left out."""
+    named = sorted(set(pools))
+    statuses = [await read_pool(client, pool, prefix) for pool in named or await discover_pools(client, prefix)]
+    if named or show_all:
+        return statuses
+    return [s for s in statuses if not s.hidden]
 
 
 def status_json(statuses: Iterable[PoolStatus]) -> dict[str, Any]:
@@ -113,13 +164,18 @@ def table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def render(statuses: list[PoolStatus]) -> str:
+def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
+    """The table; ``hidden`` stale pools left out are counted in a last line."""
+    note = f"\n\n({hidden} stale pool(s) not shown: --all lists them, forget deletes one)" if hidden else ""
     if not statuses:
-        return "no pools found"
+        return "no pools found" + note
     blocks = []
     for s in statuses:
         if s.leader is None:
             head = f"pool {s.pool}: no leader, {len(s.members)} member(s)"
+            if s.stale_since_ms is not None:
+                since = clock_text(s.stale_since_ms) if s.stale_since_ms else "unknown"
+                head += f" (stale since {since}: no member is alive)"
         else:
             head = (
                 f"pool {s.pool}: leader {s.leader.member}, term {s.leader.term}, "
@@ -148,5 +204,7 @@ def render(statuses: list[PoolStatus]) -> str:
             lines += ["  " + line for line in table(rows)]
         blocks.append("\n".join(lines))
     return (
-        "\n\n".join(blocks) + "\n\n(* = leader; members in the default ranking order: priority, then longest running)"
+        "\n\n".join(blocks)
+        + "\n\n(* = leader; members in the default ranking order: priority, then longest running)"
+        + note
     )

@@ -192,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = parse_settings(argv)
     except UsageError as exc:
         fail(PROG, str(exc))
+    from leaderpool.cli.preflight import exit_on_config_error
+
+    exit_on_config_error(PROG, settings.redis_url)  # credentials, ACL, TLS: exit 2; unreachable: retry on
     configure_logging(settings.log_format, settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(settings))

@@ -1,0 +1,142 @@
+"""How long ``leaderpool-cli`` takes from a shell: ``status``, ``history`` and ``doctor`` run N
+times each against a redis-server with one live pool, beside ``redis-cli GET`` (the floor of a
+one-command tool, when installed) and ``python -c pass`` (the interpreter's own start).
+Wall time per run, as a shell script sees it; median and p90.
+
+The target: a command that talks to Redis once (``status``, ``history``) in 150 ms or less.
+
+``python -m benchmarks.startup [--quick] [--runs N] [--out DIR]`` writes
+``startup-TIMESTAMP.json`` to ``benchmarks/results/`` (``quick-startup-...`` with ``--quick``);
+``python -m benchmarks`` runs it as its ``startup`` section on its own server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.stats import summary
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+POOL = "bench-startup"
+TARGET_MS = 150.0
+ONE_CALL = ("status", "history")
+"""The commands that talk to Redis once, which the target is about."""
+
+
+def cli_argv() -> list[str]:
+    """The console script users run (beside this interpreter), else ``python -m leaderpool.cli``."""
+    script = Path(sys.executable).parent / "leaderpool-cli"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "leaderpool.cli"]
+
+
+def wall_ms(argv: Sequence[str], runs: int) -> list[float]:
+    """Run ``argv`` once to warm the page cache, then ``runs`` times; each run's wall time in ms."""
+    samples = []
+    for i in range(runs + 1):
+        started = time.perf_counter()
+        done = subprocess.run(list(argv), capture_output=True, timeout=60)
+        took = (time.perf_counter() - started) * 1000
+        if done.returncode not in (0, 1):  # doctor exits 1 on a test server's warnings with --strict only
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+        if i:
+            samples.append(took)
+    return samples
+
+
+def _pool_with_a_leader(url: str) -> subprocess.Popen[bytes]:
+    """One worker leading POOL, so status and history have something to show."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "leaderpool.worker", "--redis", url, "--pool", POOL, "--member-id", "m1", "--ttl", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = subprocess.run([*cli_argv(), "--redis", url, "status", "--json", "--pool", POOL], capture_output=True)
+        if done.returncode == 0 and json.loads(done.stdout)["pools"][0]["leader"]:
+            return worker
+        time.sleep(0.1)
+    worker.kill()
+    worker.wait(10)
+    raise RuntimeError("the benchmark's worker was not elected within 30 s")
+
+
+def measure(url: str, runs: int) -> dict[str, Any]:
+    """Every command's wall time against ``url`` (a server this benchmark may add a pool to)."""
+    cli = [*cli_argv(), "--redis", url]
+    worker = _pool_with_a_leader(url)
+    try:
+        commands = {
+            "status": wall_ms([*cli, "status"], runs),
+            "status_json": wall_ms([*cli, "status", "--json", "--pool", POOL], runs),
+            "history": wall_ms([*cli, "history", POOL], runs),
+            "doctor": wall_ms([*cli, "doctor"], runs),
+        }
+    finally:
+        worker.kill()
+        worker.wait(10)
+    out: dict[str, Any] = {
+        "runs": runs,
+        "cli": " ".join(cli_argv()),
+        "commands_ms": {name: summary(samples, digits=1) for name, samples in commands.items()},
+        "python_startup_ms": summary(wall_ms([sys.executable, "-c", "pass"], runs), digits=1),
+        "redis_cli_get_ms": None,
+        "target_ms": TARGET_MS,
+    }
+    redis_cli = shutil.which("redis-cli")
+    if redis_cli:
+        out["redis_cli_get_ms"] = summary(wall_ms([redis_cli, "-u", url, "GET", "bench:startup"], runs), digits=1)
+    medians = [out["commands_ms"][name]["p50"] for name in ONE_CALL]
+    out["met"] = all(m <= TARGET_MS for m in medians)
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [("command", "p50 ms", "p90 ms")]
+    for name, s in result["commands_ms"].items():
+        rows.append((f"leaderpool-cli {name.replace('_', ' --')}", f"{s['p50']:.0f}", f"{s['p90']:.0f}"))
+    for label, key in (("redis-cli GET", "redis_cli_get_ms"), ("python -c pass", "python_startup_ms")):
+        if result.get(key):
+            rows.append((label, f"{result[key]['p50']:.0f}", f"{result[key]['p90']:.0f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    verdict = "met" if result["met"] else "NOT met"
+    lines.append(f"target: status and history in {TARGET_MS:.0f} ms or less (median of {result['runs']}): {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="3 runs per command: a smoke run of a few seconds")
+    p.add_argument("--runs", type=int, help="runs per command (21; quick 3)")
+    p.add_argument("--out", type=Path, help="directory for the JSON result (benchmarks/results)")
+    p.add_argument("--name", help="result file name without .json (startup-TIMESTAMP)")
+    args = p.parse_args(argv)
+    runs = args.runs or (3 if args.quick else 21)
+    from leaderpool.testing.redis_server import RedisServer
+
+    with RedisServer() as server:
+        result = measure(server.url, runs)
+        result["redis"] = {"version": server.version, "binary": server.binary}
+    result["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    out_dir = args.out or RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = args.name or ("quick-" if args.quick else "") + "startup-" + time.strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

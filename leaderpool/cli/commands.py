@@ -1,0 +1,369 @@
+"""The commands of ``leaderpool-cli``: the parser, one function per command, and the one place
+that turns a failure into one line and an exit code.
+
+One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``) run
+on a blocking redis-py client through :mod:`.oneshot`, with no event loop and no log set-up
+(the library is silent unless configured); ``status --watch`` and ``demo`` run on asyncio.
+
+Exit codes: 0 done; 1 a command could not do what was asked, or Redis is unreachable; 2 bad
+input, or a Redis that refuses the configuration (credentials, ACL permissions, TLS: see
+:mod:`.preflight`); 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from leaderpool.cli import preflight, status
+from leaderpool.cli.args import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    Failure,
+    OneLineParser,
+    Options,
+    UsageError,
+    fail,
+    positive_integer,
+    redis_url_arg,
+    seconds,
+)
+from leaderpool.cli.oneshot import Blocking, run
+from leaderpool.keys import DEFAULT_PREFIX, Keyspace, validate_name
+from leaderpool.store import HistoryEntry, PoolStore
+
+PROG = "leaderpool-cli"
+DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
+POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget")
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS  # a subcommand's flag only overrides when given
+    parser.add_argument(
+        "--redis", metavar="URL", default=default, help=f"Redis URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--prefix", metavar="PREFIX", default=default, help=f"key prefix [LEADERPOOL_PREFIX] ({DEFAULT_PREFIX})"
+    )
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description="Inspect and operate leaderpool pools.")
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
+
+    s = sub.add_parser("status", help="pools, leaders and members")
+    _common(s, top=False)
+    s.add_argument(
+        "--pool",
+        metavar="NAME",
+        action="append",
+        help="only this pool (repeatable); a pool Redis holds no key of is exit 1, except with --watch",
+    )
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument(
+        "--all",
+        action="store_true",
+        help=f"also pools stale (no leader, no live member) for over {status.STALE_HIDDEN_AFTER_S // 60} minutes",
+    )
+    s.add_argument("--watch", action="store_true", help="redraw on every change until Ctrl-C")
+    s.add_argument("--count", metavar="N", help="with --watch: stop after N frames")
+    s.add_argument("--for", dest="duration", metavar="SECONDS", help="with --watch: stop after SECONDS")
+    s.add_argument("--interval", metavar="SECONDS", help="with --watch: refresh at least this often (1)")
+
+    h = sub.add_parser("history", help="the last leadership transitions of a pool")
+    _common(h, top=False)
+    h.add_argument("pool", metavar="POOL")
+    h.add_argument("--count", metavar="N", help="how many stored transitions to read (20)")
+    h.add_argument("--json", action="store_true", help='print JSON (no reason: "", as in the table)')
+
+    r = sub.add_parser(
+        "resign",
+        help="ask the leader to hand over, and report who leads now",
+        description="Ask POOL's leader to hand over, wait for the new leader, then wait (up to the new "
+        "leader's lease) for it to renew its lease, which shows it is acting. Exit 1 if it does not.",
+    )
+    _common(r, top=False)
+    r.add_argument("pool", metavar="POOL")
+    r.add_argument("--timeout", metavar="SECONDS", help="how long to wait for the hand-over (twice the lease)")
+
+    e = sub.add_parser(
+        "evict",
+        help="remove a (stuck) member; a live member rejoins at its next heartbeat",
+        description="Remove MEMBER and its lead, if it has it, from POOL. A member that is still alive "
+        "rejoins at its next heartbeat, as the youngest member; a dead one is gone for good.",
+    )
+    _common(e, top=False)
+    e.add_argument("pool", metavar="POOL")
+    e.add_argument("member", metavar="MEMBER")
+
+    f = sub.add_parser(
+        "forget",
+        help="delete a pool whose members are gone (its keys, history included)",
+        description="Delete every key of POOL. Refused while the pool has a leader or a live member, "
+        "unless --force (live members then register again at their next heartbeat).",
+    )
+    _common(f, top=False)
+    f.add_argument("pool", metavar="POOL")
+    f.add_argument("--force", action="store_true", help="forget it even with live members")
+
+    d = sub.add_parser("doctor", help="check that Redis is set up for leaderpool")
+    _common(d, top=False)
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
+
+    m = sub.add_parser("demo", help="an embedded Redis and three workers replay the failover experiments")
+    _common(m, top=False)
+    m.add_argument("--ttl", metavar="SECONDS", help="the workers' lease (2)")
+    m.add_argument("--pool", metavar="NAME", help="pool name (demo; demo-XXXX with --redis)")
+    m.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and say where")
+    return p
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and its subcommands' parsers."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public walk
+    return [parser, *(p for a in subs for p in a.choices.values())]
+
+
+def set_hint(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Every error line of ``parser`` ends with :func:`dash_hint`'s hint, if ``argv`` needs one."""
+    parsers = _parsers(parser)
+    takes_value = {f for p in parsers for a in p._actions if a.nargs != 0 for f in a.option_strings}
+    hint = dash_hint(argv, takes_value)
+    for p in parsers:
+        if isinstance(p, OneLineParser):
+            p.hint = hint
+
+
+def dash_hint(argv: Sequence[str], takes_value: set[str]) -> str | None:
+    """For ``history -dash``: a pool or member name that starts with '-' reads as a flag, so
+    argparse cannot accept it; say how to pass it (after ``--``). ``takes_value``: the flags
+    whose next argument is their value (``--count -1`` is a bad count, not a name)."""
+    args = list(argv)
+    command = next((a for a in args if a in POSITIONAL_COMMANDS), None)
+    if command is None or "--" in args:
+        return None
+    after = args[args.index(command) + 1 :]
+    for i, arg in enumerate(after):
+        flag_value = i > 0 and after[i - 1] in takes_value
+        if arg.startswith("-") and not arg.startswith("--") and arg not in ("-", "-h") and not flag_value:
+            rest = [a for a in after if a != arg]
+            return f"a name that starts with '-' goes after '--': {PROG} {' '.join([command, *rest, '--', arg])}"
+    return None
+
+
+def _name(kind: str) -> Callable[[object], str]:
+    def convert(raw: object) -> str:
+        try:
+            return validate_name(kind, str(raw))
+        except ValueError as exc:  # ConfigError, without importing leaderpool.errors (and redis-py)
+            raise ValueError(str(exc)) from None
+
+    return convert
+
+
+def _as(where: str, convert: Callable[[object], Any], value: object) -> Any:
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise UsageError(where, str(exc)) from None
+
+
+# ---- one-shot commands: a Blocking client, no event loop ----
+
+
+def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    pools = [_as("--pool", _name("pool"), p) for p in (o.ns.pool or [])]
+    for flag, dest in (("--count", "count"), ("--for", "duration"), ("--interval", "interval")):
+        if getattr(o.ns, dest) is not None:
+            raise UsageError(flag, "only applies with --watch")
+    missing = [p for p in sorted(set(pools)) if not run(status.pool_exists(client, p, prefix))]
+    if missing:
+        raise Failure(f"no pool named {', '.join(missing)} (prefix {prefix}): status without --pool lists them")
+    found = run(status.read_status(client, pools, prefix))
+    shown = found if pools or o.ns.all else [s for s in found if not s.hidden]
+    print_status(shown, bool(o.ns.json), out, hidden=len(found) - len(shown))
+    return 0
+
+
+def print_status(statuses: list[status.PoolStatus], as_json: bool, out: TextIO, hidden: int = 0) -> None:
+    if as_json:
+        out.write(json.dumps(status.status_json(statuses), separators=(",", ":")) + "\n")
+    else:
+        out.write(status.render(statuses, hidden) + "\n")
+    out.flush()
+
+
+def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
+    """The stored transitions, oldest first, plus an inferred ``expired`` row wherever an
+    ``elected`` follows an ``elected`` with no release between (the earlier lease ran out; its
+    time is unknown, so ``t`` is null). A transition without a reason (an election by claim) has
+    ``reason`` ``""``, in the JSON and in the table alike (a blank last column)."""
+    rows: list[dict[str, Any]] = []
+    open_term: HistoryEntry | None = None
+    for e in entries:
+        if e.event == "elected":
+            if open_term is not None and open_term.term != e.term:
+                rows.append(
+                    {"id": None, "event": "expired", "term": open_term.term, "member": open_term.member,
+                     "reason": "lease_expired", "t": None}
+                )  # fmt: skip
+            open_term = e
+        elif e.event == "released" and open_term is not None and open_term.term == e.term:
+            open_term = None
+        rows.append(
+            {"id": e.entry_id, "event": e.event, "term": e.term, "member": e.member, "reason": e.reason,
+             "t": e.t_ms / 1000}
+        )  # fmt: skip
+    return rows
+
+
+def cmd_history(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    pool = _as("POOL", _name("pool"), o.ns.pool)
+    count = o.get("count", "--count", None, positive_integer, default=20)
+    rows = history_rows(run(PoolStore(client, Keyspace(pool, prefix)).history(count)))
+    if o.ns.json:
+        out.write(json.dumps({"pool": pool, "transitions": rows}, separators=(",", ":")) + "\n")
+        return 0
+    if not rows:
+        out.write(f"pool {pool}: no leadership transitions recorded\n")
+        return 0
+    table = [["TIME", "EVENT", "TERM", "MEMBER", "REASON"]]
+    for r in rows:
+        when = "-" if r["t"] is None else status.clock_text(int(r["t"] * 1000)) + f".{int(r['t'] * 1000) % 1000:03d}"
+        table.append([when, r["event"], str(r["term"]), r["member"], r["reason"]])
+    out.write(f"pool {pool}: last {len(rows)} transition(s), oldest first\n")
+    out.write("\n".join("  " + line for line in status.table(table)) + "\n")
+    return 0
+
+
+def cmd_resign(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli.resign import resign
+
+    pool = _as("POOL", _name("pool"), o.ns.pool)
+    given: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
+    out.write(resign(PoolStore(client, Keyspace(pool, prefix)), given) + "\n")
+    return 0
+
+
+def cmd_evict(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    pool = _as("POOL", _name("pool"), o.ns.pool)
+    member = _as("MEMBER", _name("member id"), o.ns.member)
+    was_member, released, _ = run(PoolStore(client, Keyspace(pool, prefix)).leave(member, "evicted", event="evicted"))
+    if not was_member and not released:
+        raise Failure(f"{member} is not a member of pool {pool}")
+    lead = f"; it led term {released}: the lead is free and the next member takes over" if released else ""
+    out.write(
+        f"evicted {member} from pool {pool}{lead}\n"
+        "(if that member is still alive, it rejoins at its next heartbeat as the youngest member)\n"
+    )
+    return 0
+
+
+def cmd_forget(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli.forget import forget
+
+    pool = _as("POOL", _name("pool"), o.ns.pool)
+    out.write(forget(client, Keyspace(pool, prefix), force=bool(o.ns.force)) + "\n")
+    return 0
+
+
+def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: str) -> int:
+    from leaderpool.cli import doctor
+
+    checks = run(doctor.run_checks(client))
+    if o.ns.json:
+        payload = {"redis": where, "checks": [c.__dict__ for c in checks]}
+        out.write(json.dumps(payload, separators=(",", ":")) + "\n")
+    else:
+        out.write(doctor.render(where, checks) + "\n")
+    bad = {"fail", "warn"} if o.ns.strict else {"fail"}
+    return EXIT_FAILURE if any(c.level in bad for c in checks) else 0
+
+
+ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
+    "status": cmd_status,
+    "history": cmd_history,
+    "resign": cmd_resign,
+    "evict": cmd_evict,
+    "forget": cmd_forget,
+}
+
+
+def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
+    """Run a one-shot command on :mod:`.resp`'s small client where it can take the URL (redis-py,
+    and its start-up time, only for ``rediss://``, URL options and ``doctor``)."""
+    from leaderpool.cli import resp
+
+    sync: Any
+    if command != "doctor" and resp.handles(url):
+        sync = resp.Client(url, connect_timeout_s=5, timeout_s=10)
+    else:
+        mismatch = preflight.tls_mismatch(url)
+        if mismatch is not None:
+            fail(PROG, mismatch.message)
+        import redis
+
+        sync = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        client = Blocking(sync)
+        if command == "doctor":
+            return cmd_doctor(client, o, prefix, sys.stdout, preflight.redact(url))
+        return ONE_SHOT[command](client, o, prefix, sys.stdout)
+    finally:
+        sync.close()
+
+
+# ---- entry point ----
+
+
+def main(argv: Sequence[str] | None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    set_hint(parser, args)
+    ns = parser.parse_args(args)
+    o = Options(ns)
+    url = DEFAULT_URL
+    try:
+        url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
+        prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)
+        if ns.command == "demo" or (ns.command == "status" and ns.watch):
+            from leaderpool.cli.main import interrupts_raise
+
+            interrupts_raise()  # these clean up (workers, a redis-server, subscriptions) on Ctrl-C
+        if ns.command == "demo":
+            from leaderpool.cli import demo
+            from leaderpool.cli.logs import configure_logging
+
+            configure_logging("console", "warning")  # the library's events go to stderr, never stdout
+            given = o.source("redis", "--redis", None) is not None
+            return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)
+        if ns.command == "status" and ns.watch:
+            from leaderpool.cli.watch import watch
+
+            pools = [_as("--pool", _name("pool"), p) for p in (ns.pool or [])]
+            return watch(url, o, pools, prefix, sys.stdout)
+        return _one_shot(ns.command, url, o, prefix)
+    except UsageError as exc:
+        fail(PROG, str(exc))
+    except Failure as exc:
+        fail(PROG, str(exc), EXIT_FAILURE)
+    except Exception as exc:
+        from leaderpool.errors import LeaderpoolError
+
+        if isinstance(exc, LeaderpoolError):
+            fail(PROG, str(exc), EXIT_FAILURE)
+        problem = preflight.classify(exc, url)
+        if problem is not None:
+            fail(PROG, problem.message, EXIT_USAGE if problem.is_config else EXIT_FAILURE)
+        import redis.exceptions
+
+        from leaderpool.cli.resp import ReplyError
+
+        if isinstance(exc, (redis.exceptions.RedisError, ReplyError)):
+            fail(PROG, f"Redis at {preflight.redact(url)} refused: {exc}", EXIT_FAILURE)
+        raise
