@@ -34,9 +34,10 @@ if TYPE_CHECKING:
         StaleTerm,
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
-    from leaderpool.fencing import FenceResult, afenced_set, fenced_set
+    from leaderpool.fencing import afenced_set, fenced_set
     from leaderpool.keys import Keyspace
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
+    from leaderpool.protocol import FenceResult
 
 __version__ = "0.1.0"
 
@@ -44,7 +45,7 @@ _EXPORTS = {
     "AsyncElection": "leaderpool.aio",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
-    "FenceResult": "leaderpool.fencing",
+    "FenceResult": "leaderpool.protocol",
     "Keyspace": "leaderpool.keys",
     "LeaderInfo": "leaderpool.events",
     "LeaderpoolError": "leaderpool.errors",

@@ -12,10 +12,12 @@ from leaderpool.clients import AsyncClient, RedisLike, async_client
 from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.election import ElectionCore
-from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader, translate_redis_errors
+from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
-from leaderpool.fencing import FenceResult, afenced_set
+from leaderpool.fencing import afenced_set
 from leaderpool.members import MemberInfo
+from leaderpool.protocol import FenceResult
+from leaderpool.redis_errors import translate_redis_errors
 
 
 class AsyncElection:

@@ -20,8 +20,8 @@ from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
-from leaderpool.fencing import FenceResult
 from leaderpool.members import MemberInfo
+from leaderpool.protocol import FenceResult
 
 T = TypeVar("T")
 

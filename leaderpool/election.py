@@ -39,13 +39,14 @@ from leaderpool.alarm import Alarm
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig
 from leaderpool.constants import FIRST_BEAT_SPREAD, REREAD_DELAY_S, SPIN_LEAD_S
-from leaderpool.errors import RETRYABLE, ScriptError
+from leaderpool.errors import ScriptError
 from leaderpool.events import LeaderInfo, RevokeReason, Role, Sink
 from leaderpool.keys import Keyspace
 from leaderpool.leadership import Leadership
 from leaderpool.log import Logger, get_logger
 from leaderpool.membership import Membership
 from leaderpool.protocol import BeatStatus, ClaimStatus, LeaderValue, Observation, PoolEvent, PoolMessage
+from leaderpool.redis_errors import RETRYABLE
 from leaderpool.retry import Retries
 from leaderpool.store import PoolStore
 from leaderpool.view import PoolView

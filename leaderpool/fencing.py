@@ -13,24 +13,18 @@ Two functions, one behaviour: a write with a term older than the highest accepte
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import redis
 import redis.asyncio
 import redis.commands.core
 
-from leaderpool.errors import COMMAND_REFUSED, REDIS_FAILURES, StaleTerm, translate
+from leaderpool.errors import StaleTerm
 from leaderpool.keys import fence_key
-from leaderpool.protocol import text
+from leaderpool.protocol import FenceResult, text
+from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, translate
 from leaderpool.scripts import FENCED_SET, scripts_for
-
-
-class FenceResult(NamedTuple):
-    written: bool
-    """Always True when returned: a refused write raises :class:`StaleTerm`."""
-    term: int
-    """The writer's term."""
 
 
 def _result(reply: Any, key: str, term: int, pool: str | None) -> FenceResult:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from leaderpool.constants import DEFAULT_PREFIX as DEFAULT_PREFIX  # re-exported: the CLI and worker use it
 from leaderpool.constants import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+from leaderpool.errors import ConfigError
 
 # Printable ASCII without spaces; braces would break the Cluster hash tag.
 _NAME_RE = re.compile(r"^[!-z|~]+$")
@@ -28,8 +29,6 @@ _NAME_RE = re.compile(r"^[!-z|~]+$")
 
 def validate_name(kind: str, value: object) -> str:
     """Return ``value`` if it is a usable pool/member/prefix name, else raise ``ConfigError``."""
-    from leaderpool.errors import ConfigError
-
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{kind} must be a non-empty string, got {value!r}")
     if len(value) > MAX_NAME_LENGTH:

@@ -17,13 +17,14 @@ from typing import TypeVar
 from leaderpool import succession as succ
 from leaderpool.config import MemberConfig
 from leaderpool.constants import MIN_CALL_TIMEOUT_S
-from leaderpool.errors import RETRYABLE, LeaderpoolError
+from leaderpool.errors import LeaderpoolError
 from leaderpool.events import Elected, Event, Revoked, RevokeReason, Role, Sink
 from leaderpool.keys import Keyspace
 from leaderpool.log import Logger
 from leaderpool.members import MemberInfo
 from leaderpool.membership import Membership
 from leaderpool.protocol import LeaderValue
+from leaderpool.redis_errors import RETRYABLE
 from leaderpool.store import PoolStore
 
 T = TypeVar("T")

@@ -20,8 +20,6 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
-
 ROOT = "leaderpool"
 
 logging.getLogger(ROOT).addHandler(logging.NullHandler())
@@ -55,6 +53,8 @@ class Logger:
         return Logger(self._name, {**self._context, **values})
 
     def _emit(self, method: str, level: int, event: str, fields: dict[str, Any]) -> None:
+        import structlog  # on the first event, not at import: a one-shot CLI command logs nothing
+
         if structlog.is_configured():
             target = structlog.get_logger(self._name)
         else:

@@ -263,3 +263,10 @@ def parse_history(entries: Sequence[Any] | None) -> list[HistoryEntry]:
             )
         )
     return out
+
+
+class FenceResult(NamedTuple):
+    written: bool
+    """Always True when returned: a refused write raises :class:`~leaderpool.errors.StaleTerm`."""
+    term: int
+    """The writer's term."""

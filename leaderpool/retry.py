@@ -9,8 +9,8 @@ a configuration error: logged at error level once per distinct error, retried a 
 from __future__ import annotations
 
 from leaderpool.constants import LOG_FAILURE_AT, LOG_FAILURE_EVERY
-from leaderpool.errors import Failure, auth_failure_code, classify
 from leaderpool.log import Logger
+from leaderpool.redis_errors import Failure, auth_failure_code, classify
 from leaderpool.succession import retry_delay
 
 _EVENTS = {

@@ -8,12 +8,10 @@ example after a Redis restart). Time always comes from Redis (``TIME``), never f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from leaderpool.clients import AsyncClient
 from leaderpool.constants import HISTORY_MAXLEN
-from leaderpool.errors import COMMAND_REFUSED, translate
 from leaderpool.protocol import HANDOFF_PREFIX, SEPARATOR
 
 _NOW = """
@@ -342,19 +340,32 @@ return {1, string.format('%d', term)}
 """
 
 
+class ScriptHost(Protocol):
+    """A client that registers scripts: ``register_script(source)`` returns a callable taking
+    ``keys=`` and ``args=`` whose result is awaited (redis-py's asyncio client, or the CLI's
+    one-shot adapter)."""
+
+    def register_script(self, script: str) -> Any: ...
+
+
 class NamedScript:
     """One registered script, called by EVALSHA (redis-py reloads it on NOSCRIPT). An error reply
     becomes :class:`~leaderpool.errors.ScriptError` naming the script (or, for ``NOPERM`` and the
     like, :class:`~leaderpool.errors.RedisAuthFailed`); connection failures pass through."""
 
-    def __init__(self, client: AsyncClient, name: str, source: str) -> None:
+    def __init__(self, client: ScriptHost, name: str, source: str) -> None:
         self.name = name
         self._script = client.register_script(source)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
         try:
             return await self._script(keys=keys, args=args)
-        except COMMAND_REFUSED as exc:
+        except Exception as exc:
+            # imported on the error path: a one-shot CLI command runs scripts without redis-py
+            from leaderpool.redis_errors import COMMAND_REFUSED, translate
+
+            if not isinstance(exc, COMMAND_REFUSED):
+                raise
             translated = translate(exc, script=self.name)
             assert translated is not None  # an error reply to a script is always translated
             raise translated from exc
@@ -363,7 +374,7 @@ class NamedScript:
 class Scripts:
     """The scripts registered on one client."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: ScriptHost) -> None:
         self.register = NamedScript(client, "register", REGISTER)
         self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT)
         self.observe = NamedScript(client, "observe", OBSERVE)
@@ -374,10 +385,10 @@ class Scripts:
         self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
 
 
-_registered: WeakKeyDictionary[AsyncClient, Scripts] = WeakKeyDictionary()
+_registered: WeakKeyDictionary[ScriptHost, Scripts] = WeakKeyDictionary()
 
 
-def scripts_for(client: AsyncClient) -> Scripts:
+def scripts_for(client: ScriptHost) -> Scripts:
     """The :class:`Scripts` of ``client``, registered on first use."""
     scripts = _registered.get(client)
     if scripts is None:

@@ -4,13 +4,14 @@ the named tuples of :mod:`leaderpool.protocol` at once. Nothing here decides any
 
 from __future__ import annotations
 
-from leaderpool.clients import AsyncClient
-from leaderpool.fencing import FenceResult, afenced_set
+from typing import Any, Protocol
+
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo
 from leaderpool.protocol import (
     Beat,
     ClaimResult,
+    FenceResult,
     HistoryEntry,
     LeaderRecord,
     LeaderValue,
@@ -28,7 +29,7 @@ from leaderpool.protocol import (
     parse_released,
     text,
 )
-from leaderpool.scripts import scripts_for
+from leaderpool.scripts import ScriptHost, scripts_for
 
 __all__ = [  # the reply types live in leaderpool.protocol; these names stay importable from here
     "Beat",
@@ -41,18 +42,25 @@ __all__ = [  # the reply types live in leaderpool.protocol; these names stay imp
     "Observation",
     "PoolStore",
     "Released",
-    "fenced_set",
     "text",
 ]
 
-fenced_set = afenced_set
-"""Deprecated name of :func:`leaderpool.fencing.afenced_set` (raises :class:`StaleTerm`)."""
+
+class PoolClient(ScriptHost, Protocol):
+    """The Redis calls a pool's store makes, awaitable: redis-py's asyncio client is one, and so
+    is the CLI's one-shot adapter around a blocking client (:mod:`leaderpool.cli.oneshot`)."""
+
+    def time(self) -> Any: ...
+
+    def xrevrange(self, name: str, max: str = "+", min: str = "-", count: int | None = None) -> Any: ...
+
+    def publish(self, channel: str, message: str) -> Any: ...
 
 
 class PoolStore:
     """The asyncio Redis I/O of one pool."""
 
-    def __init__(self, client: AsyncClient, keys: Keyspace) -> None:
+    def __init__(self, client: PoolClient, keys: Keyspace) -> None:
         self.client = client
         self.keys = keys
         self._scripts = scripts_for(client)

@@ -20,10 +20,10 @@ from redis.asyncio.client import PubSub
 from leaderpool.clients import AsyncClient, clone_async_client
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
-from leaderpool.errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 from leaderpool.keys import Keyspace
 from leaderpool.log import get_logger
 from leaderpool.protocol import text
+from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 
 Listener = Callable[[str, str], None]
 

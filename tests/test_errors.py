@@ -7,15 +7,8 @@ import asyncio
 import pytest
 import redis.exceptions
 
-from leaderpool.errors import (
-    Failure,
-    RedisAuthFailed,
-    RedisUnavailable,
-    ScriptError,
-    auth_failure_code,
-    classify,
-    translate,
-)
+from leaderpool.errors import RedisAuthFailed, RedisUnavailable, ScriptError
+from leaderpool.redis_errors import Failure, auth_failure_code, classify, translate
 
 
 class TestClassify:

@@ -150,11 +150,11 @@ def key_values(raw: object) -> dict[str, str]:
 
 
 def redis_url_arg(raw: object) -> str:
-    """A Redis URL (redis://, rediss://, unix://), checked as the library checks it, without
-    importing redis-py (:mod:`leaderpool.cli.urls`)."""
-    from leaderpool.cli.urls import check_redis_url
+    """A Redis URL (redis://, rediss://, unix://), checked by the library's own rule (which
+    does not import redis-py). A ``ConfigError`` is a ``ValueError``: argparse reports it."""
+    from leaderpool.urls import validate_redis_url
 
-    return check_redis_url(str(raw).strip())
+    return validate_redis_url(str(raw).strip())
 
 
 def names(raw: object) -> list[str]:

@@ -74,7 +74,7 @@ def classify(exc: BaseException, url: str) -> Problem | None:
 
     import redis.exceptions as rex
 
-    from leaderpool.errors import REDIS_FAILURES
+    from leaderpool.redis_errors import REDIS_FAILURES
 
     where = redact(url)
     code = _code(exc)

@@ -12,8 +12,8 @@ from leaderpool.cli import status
 from leaderpool.cli.args import Options, positive_integer, seconds
 from leaderpool.cli.logs import configure_logging
 from leaderpool.clients import async_client
-from leaderpool.errors import REDIS_FAILURES
 from leaderpool.keys import Keyspace
+from leaderpool.redis_errors import REDIS_FAILURES
 from leaderpool.watcher import Watcher
 
 
