@@ -186,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     name = args.name or (("quick-" if args.quick else "") + time.strftime("%Y%m%d-%H%M%S"))
-    log_dir = Path(tempfile.mkdtemp(prefix="leaderpool-bench-logs-"))
+    # with --out (the test suite's runs) the processes' logs go beside the results, not into /tmp
+    log_dir = out_dir / f"{name}-logs" if args.out else Path(tempfile.mkdtemp(prefix="leaderpool-bench-logs-"))
+    log_dir.mkdir(exist_ok=True)
     started = time.time()
     server = RedisServer(extra_args=("--notify-keyspace-events", KEYSPACE_FLAGS))
     results: dict[str, Any] = {}

@@ -63,7 +63,8 @@ class EventLog(Generic[T]):
 
     def first(self, match: Callable[[T], bool], timeout: float, since: int = 0) -> T | None:
         """The first item at or after index ``since`` that matches, waiting up to ``timeout``
-        seconds in all for it to arrive; None if none did."""
+        seconds in all for it to arrive; None if none did. ``match`` sees each item once, in
+        order (so it may count)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             checked = since
