@@ -196,10 +196,39 @@ class Child:
         return self.proc.poll() is None
 
     def signal(self, sig: int) -> float:
-        """Send ``sig`` unless the child has been reaped; returns when it was sent (unix time)."""
+        """Send ``sig`` unless the child has been reaped; returns when it was sent (unix time).
+        SIGSTOP returns only once the child is frozen (see :meth:`_wait_stopped`)."""
         sent = time.time()
         self.proc.send_signal(sig)  # a no-op once reaped; ignores a child that just died
+        if sig == signal.SIGSTOP:
+            self._wait_stopped()
         return sent
+
+    def _wait_stopped(self, timeout: float = 10.0) -> None:
+        """Wait until every thread of the child is stopped. SIGSTOP is not instant for a process
+        with threads: it stops once one of them takes the signal, which on a busy machine can be
+        milliseconds later, and meanwhile the others run on (a member frozen "before" a hand-over
+        took the lead first). Reads /proc/PID/task/*/stat; without /proc it cannot tell."""
+        tasks = Path(f"/proc/{self.pid}/task")
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            try:
+                stats = [self._task_state(task) for task in tasks.iterdir()]
+            except FileNotFoundError:  # no /proc, or the child is gone
+                return
+            if all(state in ("T", "t", None) for state in stats):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: not stopped {timeout:g}s after SIGSTOP (threads: {stats})")
+            time.sleep(0.001)
+
+    @staticmethod
+    def _task_state(task: Path) -> str | None:
+        """One thread's state letter (None if the thread just ended): the field after "(comm)"."""
+        try:
+            return (task / "stat").read_text().rpartition(")")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return None
 
     def terminate(self) -> float:
         return self.signal(signal.SIGTERM)
