@@ -19,8 +19,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff (lint and formatting) and strict mypy over what pyproject.toml's [tool.mypy] lists.
 lint: $(STAMP)
 	$(BIN)/ruff check leaderpool tests benchmarks
+	$(BIN)/ruff format --check leaderpool tests benchmarks
 	$(BIN)/mypy
 
 bench: $(STAMP)

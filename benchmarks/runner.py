@@ -107,19 +107,19 @@ def run_contender(c: Contender, url: str, args: argparse.Namespace, log: Any) ->
     try:
         run.start()
         leader = run.wait_stable()
-        progress(f"{c.name}: 3 members up, {leader.label} leads; cost window {args.window:.0f}s x 2")
+        progress(f"{c.name}: 3 members up, {leader.name} leads; cost window {args.window:.0f}s x 2")
         steady = cost.steady_window(run.redis, args.window)
         pids = run.pids()
         monitored = cost.monitor_window(url, args.window, pids)
         per_proc = {label: sum(cmds.values()) for label, cmds in monitored["by_process_per_s"].items()}
-        followers = [v for label, v in per_proc.items() if label != leader.label]
+        followers = [v for label, v in per_proc.items() if label != leader.name]
         out["cost"] = {
             "members": len(pids),
             "commandstats": steady,
             "monitor": monitored,
             "total_incl_lua_per_member_per_s": round(steady["commands_per_s"] / len(pids), 3),
             "client_issued_per_member_per_s": round(monitored["client_commands_per_s"] / len(pids), 3),
-            "leader_client_per_s": round(per_proc.get(leader.label, 0.0), 3),
+            "leader_client_per_s": round(per_proc.get(leader.name, 0.0), 3),
             "follower_client_per_s": round(sum(followers) / len(followers), 3) if followers else None,
             "redis_cpu_pct": steady["redis_cpu_pct"],
         }
@@ -171,11 +171,11 @@ def run_contender(c: Contender, url: str, args: argparse.Namespace, log: Any) ->
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render is not None:
-        results = json.loads(args.render.read_text())
-        (HERE / "RESULTS.md").write_text(report.results_markdown(results))
+        rendered = json.loads(args.render.read_text())
+        (HERE / "RESULTS.md").write_text(report.results_markdown(rendered))
         if args.readme:
-            report.update_readme(HERE.parent / "README.md", report.readme_section(results))
-        print(report.headline_markdown(results))
+            report.update_readme(HERE.parent / "README.md", report.readme_section(rendered))
+        print(report.headline_markdown(rendered))
         return 0
     configure_logging(fmt="json", level="warning")
     chosen = contenders(args.names)
@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     name = args.name or (("quick-" if args.quick else "") + time.strftime("%Y%m%d-%H%M%S"))
-    log_dir = Path(tempfile.mkdtemp(prefix="leaderpool-bench-logs-"))
+    # with --out (the test suite's runs) the processes' logs go beside the results, not into /tmp
+    log_dir = out_dir / f"{name}-logs" if args.out else Path(tempfile.mkdtemp(prefix="leaderpool-bench-logs-"))
+    log_dir.mkdir(exist_ok=True)
     started = time.time()
     server = RedisServer(extra_args=("--notify-keyspace-events", KEYSPACE_FLAGS))
     results: dict[str, Any] = {}

@@ -19,11 +19,11 @@ import psutil
 import redis
 
 from benchmarks.cost import Snapshot, between
-from benchmarks.procs import MemberProcess, ProcessSet
 from benchmarks.scenarios import BenchError, progress
 from benchmarks.stats import summary
 from benchmarks.timeline import parse_line
 from leaderpool.keys import Keyspace
+from leaderpool.testing.processes import Child, ChildGroup
 
 
 class ScaleCounts:
@@ -58,7 +58,7 @@ def exact_expiries(client: redis.Redis, pools: list[str]) -> dict[str, float]:
     reading is exact. Older servers: {} (the PTTL estimate taken before the kill stays)."""
     pipe = client.pipeline(transaction=False)
     for pool in pools:
-        pipe.execute_command("PEXPIRETIME", Keyspace(pool).leader)
+        pipe.pexpiretime(Keyspace(pool).leader)
     try:
         replies = pipe.execute()
     except redis.ResponseError:
@@ -94,16 +94,16 @@ def warning_counts(log: IO[str]) -> dict[str, int]:
 def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, log: IO[str]) -> dict[str, Any]:
     prefix = "scale-"
     counts = ScaleCounts()
-    procs = ProcessSet()
+    procs = ChildGroup()
     client = redis.Redis.from_url(url)
     labels = [f"scale-p{i}" for i in range(members)]
     t_setup = time.monotonic()
     try:
 
-        def start(i: int) -> MemberProcess:
+        def start(i: int) -> Child:
             argv = [sys.executable, "-m", "benchmarks.scale_member", "--redis", url, "--prefix", prefix,
                     "--pools", str(pools), "--member-id", labels[i], "--ttl", repr(ttl)]  # fmt: skip
-            return procs.add(MemberProcess(labels[i], argv, None, log, on_line=counts.on_line))
+            return procs.start(argv, name=labels[i], stderr=log, on_line=counts.on_line)
 
         first = start(0)
         if not counts.wait(lambda: labels[0] in counts.ready and len(counts.elected.get(labels[0], {})) == pools,
@@ -118,7 +118,7 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         progress(f"scale: {pools} pools x {members} members up in {setup_s:.1f}s; settling {ttl:.1f}s")
         time.sleep(ttl)
 
-        handles = {m.label: psutil.Process(m.pid) for m in procs.members}
+        handles = {m.name: psutil.Process(m.pid) for m in procs.started}
         cpu0 = {label: sum(p.cpu_times()[:2]) for label, p in handles.items()}
         before = Snapshot(client)
         time.sleep(window_s)

@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import redis.asyncio
 
@@ -23,6 +24,10 @@ from leaderpool.cli.logs import configure_logging
 def emit(event: str, **fields: object) -> None:
     sys.stdout.write(json.dumps({"event": event, **fields, "t": time.time()}) + "\n")
     sys.stdout.flush()
+
+
+def announce_elected(pool: str, member: str) -> Callable[[int], None]:
+    return lambda term: emit("elected", pool=pool, member=member, term=term)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -37,7 +42,7 @@ async def run(args: argparse.Namespace) -> None:
             AsyncElection(
                 MemberConfig(pool=name, member_id=args.member_id, ttl_s=args.ttl),
                 client,
-                on_elected=lambda term, name=name: emit("elected", pool=name, member=args.member_id, term=term),
+                on_elected=announce_elected(name, args.member_id),
             )
         )
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -12,9 +13,9 @@ from typing import IO, Any
 
 import redis
 
-from benchmarks.procs import MemberProcess, ProcessSet
 from benchmarks.registry import Contender
-from benchmarks.timeline import Event, Timeline, acting_intervals, overlaps
+from benchmarks.timeline import Event, Timeline, acting_intervals, overlaps, parse_line
+from leaderpool.testing.processes import Child, ChildGroup
 
 
 def progress(message: str) -> None:
@@ -42,8 +43,8 @@ class PoolRun:
         self.pool = pool
         self.ttl = ttl
         self.timeline = Timeline()
-        self.procs = ProcessSet()
-        self.slots: list[MemberProcess | None] = [None] * size
+        self.procs = ChildGroup()
+        self.slots: list[Child | None] = [None] * size
         self._generation = [0] * size
         self._log = log
         self.redis = redis.Redis.from_url(url)
@@ -51,13 +52,27 @@ class PoolRun:
 
     # ---- processes ----
 
-    def spawn(self, slot: int) -> MemberProcess:
+    def spawn(self, slot: int) -> Child:
         gen = self._generation[slot] = self._generation[slot] + 1
         label = f"{self.contender.name}-{slot}-{gen}"
         argv = self.contender.argv(self.url, self.pool, label, self.ttl)
-        member = self.procs.add(MemberProcess(label, argv, self.timeline, self._log))
+        member = self.procs.start(argv, name=label, stderr=self._log, on_line=self._on_line, on_exit=self._on_exit)
         self.slots[slot] = member
         return member
+
+    def _on_line(self, label: str, line: str) -> None:
+        event = parse_line(label, line)
+        if event is not None:
+            self.timeline.add(event)
+
+    def _on_exit(self, member: Child) -> None:
+        self.timeline.mark_ended(member.name, time.time())
+
+    def kill(self, member: Child) -> float:
+        """SIGKILL; returns the instant it was sent (the process can act no more after it)."""
+        t = member.kill()
+        self.timeline.mark_ended(member.name, t)
+        return t
 
     def start(self) -> None:
         for slot in range(len(self.slots)):
@@ -68,20 +83,20 @@ class PoolRun:
         self.procs.close()
         self.redis.close()
 
-    def slot_of(self, member: MemberProcess) -> int:
+    def slot_of(self, member: Child) -> int:
         return self.slots.index(member)
 
     def pids(self) -> dict[str, int]:
-        return {m.label: m.pid for m in self.slots if m is not None and m.alive()}
+        return {m.name: m.pid for m in self.slots if m is not None and m.alive()}
 
     # ---- waiting ----
 
-    def wait_stable(self, timeout: float | None = None) -> MemberProcess:
+    def wait_stable(self, timeout: float | None = None) -> Child:
         """Every slot's process runs and has spoken, exactly one acts as leader, and nothing
         happened for ``settle_s``; returns the leader."""
         timeout = timeout if timeout is not None else 10 * self.ttl + 30
         deadline = time.monotonic() + timeout
-        current = {m.label: m for m in self.slots if m is not None}
+        current = {m.name: m for m in self.slots if m is not None}
         while time.monotonic() < deadline:
             dead = [label for label, m in current.items() if not m.alive()]
             if dead:
@@ -95,8 +110,8 @@ class PoolRun:
             time.sleep(0.02)
         raise BenchError(f"{self.contender.name}: the pool did not settle within {timeout:.0f}s")
 
-    def _await_new_leader(self, t: float, old: MemberProcess) -> Event | None:
-        return self.timeline.wait_for(elected_after(t, old.label), timeout=3 * self.ttl + 10)
+    def _await_new_leader(self, t: float, old: Child) -> Event | None:
+        return self.timeline.wait_for(elected_after(t, old.name), timeout=3 * self.ttl + 10)
 
     def _expiry(self, key: str) -> tuple[float | None, int]:
         """When the lease in ``key`` ends (unix s) and its PTTL (ms). Redis 7's PEXPIRETIME gives
@@ -106,7 +121,7 @@ class PoolRun:
         if pttl <= 0:
             return None, pttl
         try:
-            at_ms = int(self.redis.execute_command("PEXPIRETIME", key))
+            at_ms = int(self.redis.pexpiretime(key))
         except redis.ResponseError:
             at_ms = -1
         return (at_ms / 1000 if at_ms > 0 else t + pttl / 1000), pttl
@@ -121,7 +136,7 @@ class PoolRun:
         time.sleep(random.uniform(0, self.ttl / 3))  # any phase of the renewal and polling loops
         key = self.contender.leader_key(self.pool)
         expiry_before, pttl_before = self._expiry(key)
-        t_kill = old.kill()
+        t_kill = self.kill(old)
         expiry_after, pttl_after = self._expiry(key)  # exact: nobody renews a dead holder's lease
         expiry = expiry_after if expiry_after is not None else expiry_before
         new = self._await_new_leader(t_kill, old)
@@ -134,7 +149,7 @@ class PoolRun:
             "from_expiry_s": None if expiry is None else new.t - expiry,
             "pttl_before_ms": pttl_before,
             "pttl_after_ms": pttl_after,
-            "killed": old.label,
+            "killed": old.name,
             "t_kill": t_kill,
             "t_expiry": expiry,
             "t_elected": new.t,
@@ -147,11 +162,14 @@ class PoolRun:
         time.sleep(random.uniform(0, self.ttl / 3))
         t_term = old.terminate()
         new = self._await_new_leader(t_term, old)
-        exited = old.wait(self.ttl * 3 + 10)
-        if not exited:
-            old.kill()
+        try:
+            old.wait(self.ttl * 3 + 10)
+            exited = True
+        except subprocess.TimeoutExpired:
+            exited = False
+            self.kill(old)
         released = next(
-            (e.t for e in self.timeline.events() if e.proc == old.label and e.kind == "revoked" and e.t >= t_term), None
+            (e.t for e in self.timeline.events() if e.proc == old.name and e.kind == "revoked" and e.t >= t_term), None
         )
         self.spawn(self.slot_of(old))
         if new is None:
@@ -161,7 +179,7 @@ class PoolRun:
             "from_signal_s": new.t - t_term,
             "from_revoked_s": None if released is None else new.t - released,
             "exited_cleanly": exited and old.proc.returncode == 0,
-            "stopped": old.label,
+            "stopped": old.name,
             "t_signal": t_term,
             "t_revoked": released,
             "t_elected": new.t,

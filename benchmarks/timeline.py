@@ -47,7 +47,7 @@ class Timeline:
         self._events: list[Event] = []
         self._cond = threading.Condition()
         self.ended: dict[str, float] = {}
-        """proc -> when it stopped being able to act (SIGKILL sent, or its exit)."""
+        """proc -> when it stopped being able to act: the earliest of SIGKILL sent and its exit."""
 
     def add(self, event: Event) -> None:
         with self._cond:
@@ -56,7 +56,7 @@ class Timeline:
 
     def mark_ended(self, proc: str, t: float) -> None:
         with self._cond:
-            self.ended.setdefault(proc, t)
+            self.ended[proc] = min(t, self.ended.get(proc, t))
             self._cond.notify_all()
 
     def events(self) -> list[Event]:

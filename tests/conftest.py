@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
+import structlog
 
 from leaderpool.testing.redis_server import RedisServer, find_redis_servers, server_version
 
@@ -43,6 +44,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "redis_binary" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Every test starts with structlog as a fresh process has it. ``structlog.testing.capture_logs()``
+    leaves structlog marked as configured when it restores the processors (and an in-process
+    ``main()`` configures it for a CLI); leaderpool's logging then writes through structlog's
+    printer instead of the standard ``logging`` module, and a later test that reads log records
+    found none (tests/test_logging.py failed after tests/test_election_unit.py)."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

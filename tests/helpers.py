@@ -49,10 +49,19 @@ def leaders(elections: list[AsyncElection]) -> list[str]:
     return [e.member_id for e in elections if e.is_leader]
 
 
-async def start_all(elections: list[AsyncElection], gap: float = 0.01) -> None:
-    """Start in order with a small gap, so start times (and the default ranking) follow it."""
+async def start_all(elections: list[AsyncElection], gap: float = 0.01, timeout: float = 10.0) -> None:
+    """Start in order, each once the one before is a live member of the pool and ``gap`` more
+    seconds have passed (Redis stamps joins in milliseconds), so join times, and with them the
+    default ranking (longest running first), follow the order. ``start()`` returns before the
+    member has joined: a bare 10 ms gap let the second join first on a loaded machine, and a
+    test expecting the first to lead then waited in vain."""
     for e in elections:
         await e.start()
+        deadline = time.monotonic() + timeout
+        while e.member_id not in {m.member for m in await e.members()}:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{e.member_id} did not join pool {e.pool} within {timeout}s")
+            await asyncio.sleep(0.005)
         await asyncio.sleep(gap)
 
 

@@ -1,75 +1,48 @@
-"""Running member processes in tests: start, read their JSON lines, signal, and always clean up."""
+"""Bare member processes (``tests.member_process``) for the core's multi-process tests, on the
+shared harness (:mod:`leaderpool.testing.processes`): started, their JSON lines read, signalled,
+and always closed."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Proc:
-    """A child process whose stdout JSON lines are collected by a reader thread."""
+class Proc(Child):
+    """A member process; ``events`` holds its JSON lines (a test may append a "killed" line)."""
 
     def __init__(self, args: list[str], name: str) -> None:
-        self.name = name
-        self.popen = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.stderr = b""
+        super().__init__(args, name=name, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for raw in self.popen.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            with self._lock:
-                self.events.append(event)
+    @property
+    def popen(self) -> subprocess.Popen[str]:
+        return self.proc
 
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e for e in self.events if e.get("event") == kind]
+    def wait_event(self, kind: str, count: int = 1, timeout: float = 15.0) -> JsonEvent:
+        """The ``count``-th event of ``kind``, waiting up to ``timeout`` seconds in all."""
+        seen: list[JsonEvent] = []
 
-    def signal(self, sig: int) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, sig)
+        def nth(event: JsonEvent) -> bool:
+            if event.get("event") == kind:
+                seen.append(event)
+            return len(seen) == count
 
-    def wait_event(self, kind: str, count: int = 1, timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.of(kind)
-            if len(found) >= count:
-                return found[count - 1]
-            time.sleep(0.01)
-        raise AssertionError(f"{self.name}: no {kind!r} #{count} within {timeout}s; events={self.events}")
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            with suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGCONT)  # a stopped process cannot die until resumed
-            self.popen.kill()
-        self.popen.wait(10)
+        return self.wait_for(nth, timeout)
 
 
 @contextmanager
 def member_processes() -> Iterator[Callable[..., Proc]]:
     """Yield a starter; every process it started is killed (by pid) at the end."""
-    started: list[Proc] = []
+    group = ChildGroup()
 
     def start(url: str, pool: str, member: str, **options: Any) -> Proc:
         args = [sys.executable, "-m", "tests.member_process", url, pool, member]
@@ -79,15 +52,12 @@ def member_processes() -> Iterator[Callable[..., Proc]]:
                 args.append(flag)
             elif value is not False:
                 args += [flag, str(value)]
-        proc = Proc(args, member)
-        started.append(proc)
-        return proc
+        return group.add(Proc(args, member))
 
     try:
         yield start
     finally:
-        for proc in started:
-            proc.kill()
+        group.close(grace=0)
 
 
 def settled_pool(start: Callable[..., Proc], url: str, pool: str, names: str = "abc", **options: Any) -> list[Proc]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.registry import NAMES
+from leaderpool.testing.processes import run
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +25,9 @@ STATS = {"n", "p50", "p90", "p99", "max"}
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("bench")
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--name", "quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    done = run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--name", "quick"], cwd=ROOT, timeout=240
+    )
     return done, out
 
 
@@ -56,9 +56,11 @@ def test_quick_run_writes_every_section(quick_run: tuple[subprocess.CompletedPro
         assert contender["failover"]["from_kill_ms"]["n"] >= 1, name
         assert contender["handoff"]["from_signal_ms"]["n"] >= 1, name
         assert isinstance(contender["safety"]["two_leader_moments"], int), name
-        assert contender["cost"]["commandstats"]["commands_per_s"] >= 0, name
+        assert contender["cost"]["commandstats"]["commands_per_s"] > 0, name  # it renewed in the window
     assert isinstance(results["contenders"]["leaderpool"]["lookup"]["cache"]["cached_ns_per_call"], float)
     assert results["scale"]["mass_kill"]["pools_led_again"] == results["scale"]["pools"]
     assert STATS <= set(results["floor"]["ping"]["redis_py_us"])
-    assert all({"target", "value", "met"} <= set(t) for t in results["targets"])
+    assert results["targets"]
+    for target in results["targets"]:
+        assert {"target", "value", "met"} <= set(target), target
     assert (out / "quick.md").read_text().startswith("# Benchmark results")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -29,8 +31,41 @@ from leaderpool.cli.args import Options, UsageError, seconds
 from leaderpool.clients import async_client
 from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue
-from leaderpool.testing.processes import Cluster, Event
+from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.redis_server import INSTALL_HINT, RedisServer, find_redis_servers, server_version
+
+NamedEvent = tuple[str, JsonEvent]
+"""(worker name, one of its JSON events)."""
+
+
+@dataclass
+class Workers:
+    """The demo's worker processes of one pool (``python -m leaderpool.worker --json-events
+    --takeover``), each logging to ``logdir``; every one started is in :attr:`group`."""
+
+    url: str
+    pool: str
+    prefix: str
+    ttl: float
+    logdir: str
+
+    def __post_init__(self) -> None:
+        self.group = ChildGroup()
+
+    def start(self, name: str, *extra: str) -> Child:
+        argv = [
+            sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", self.pool,
+            "--member-id", name, "--node", f"node-{name}", "--ttl", f"{self.ttl:g}", "--takeover",
+            "--prefix", self.prefix, "--json-events", "--log-format", "json", *extra,
+        ]  # fmt: skip
+        generation = sum(c.name == name for c in self.group.started) + 1
+        log_path = os.path.join(self.logdir, f"{name}-{generation}.log")
+        # A session of its own: a Ctrl-C reaches the demo alone, which stops its workers itself.
+        return self.group.start(argv, name=name, env=clean_env(), stderr=log_path, new_session=True)
+
+    def __getitem__(self, name: str) -> Child:
+        """The latest process of worker ``name``."""
+        return self.group.latest[name]
 
 
 @dataclass
@@ -42,8 +77,9 @@ class Result:
 
 
 class Demo:
-    def __init__(self, cluster: Cluster, client: redis.Redis, out: TextIO) -> None:
+    def __init__(self, cluster: Workers, client: redis.Redis, out: TextIO) -> None:
         self.c = cluster
+        self.events = cluster.group.events
         self.r = client
         self.out = out
         self.results: list[Result] = []
@@ -69,28 +105,49 @@ class Demo:
     def leader(self) -> tuple[LeaderValue | None, int]:
         return LeaderValue.parse(self.r.get(self.keys.leader)), int(self.r.pttl(self.keys.leader))
 
-    def elected(self, since: int, *, exclude: str | None = None) -> tuple[str, Event] | None:
-        return self.c.wait(lambda n, e: e["event"] == "elected" and n != exclude, since, self.patience)
+    def wait(
+        self, match: Callable[[str, JsonEvent], bool], since: int, timeout: float | None = None
+    ) -> NamedEvent | None:
+        """The first event since index ``since`` of any worker that matches, or None after
+        ``timeout`` (the demo's patience unless given)."""
+        return self.events.first(lambda item: match(*item), self.patience if timeout is None else timeout, since)
 
-    def sees(self, name: str, leader: str, since: int) -> tuple[str, Event] | None:
-        return self.c.wait(
-            lambda n, e: n == name and e["event"] == "leader" and e["member"] == leader, since, self.patience
-        )
+    def until(self, condition: Callable[[], bool]) -> float | None:
+        """When (unix time) ``condition()`` first held, checking every 50 ms; None if it did
+        not within the demo's patience. (For what Redis shows and no worker prints.)"""
+        deadline = time.monotonic() + self.patience
+        while not condition():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        return time.time()
+
+    def since(self, index: int, kind: str) -> list[NamedEvent]:
+        return [(n, e) for n, e in self.events.snapshot(index) if e.get("event") == kind]
+
+    def elected(self, since: int, *, exclude: str | None = None) -> NamedEvent | None:
+        return self.wait(lambda n, e: e["event"] == "elected" and n != exclude, since)
+
+    def sees(self, name: str, leader: str, since: int) -> NamedEvent | None:
+        return self.wait(lambda n, e: n == name and e["event"] == "leader" and e["member"] == leader, since)
 
     # ---- the experiments ----
 
     def form(self) -> str:
         self.step("1. Three workers start and form the pool")
-        mark = self.c.mark()
-        for name in "abc":
-            self.c.start(name)
-            time.sleep(0.3)  # a is the oldest member, then b, then c
-        self.say("started a, b and c, 0.3 s apart (python -m leaderpool.worker ... --takeover --json-events)")
+        mark = self.events.mark()
+        for name in "abc":  # a is the oldest member, then b, then c
+            try:
+                self.c.start(name).wait_for(lambda e: True, self.patience)  # its first event: it has joined
+            except TimeoutError:
+                raise DemoFailed(f"{name} printed no event: it never joined the pool") from None
+        self.say("started a, b and c in turn, each once the one before had joined the pool")
+        self.say("(python -m leaderpool.worker ... --takeover --json-events)")
         got = self.elected(mark)
         if got is None:
             raise DemoFailed("no leader was elected")
         name, event = got
-        took = event["t"] - self.c.workers[name].started
+        took = event["t"] - self.c[name].started
         for other in "abc":
             if self.sees(other, name, mark) is None:
                 raise DemoFailed(f"{other} never saw {name} as the leader")
@@ -101,9 +158,9 @@ class Demo:
 
     def kill_leader(self, leader: str) -> str:
         self.step(f"2. Hard kill of the leader (SIGKILL {leader})")
-        mark = self.c.mark()
+        mark = self.events.mark()
         value, pttl = self.leader()
-        killed = self.c.signal(leader, signal.SIGKILL)
+        killed = self.c[leader].signal(signal.SIGKILL)
         expires = killed + max(pttl, 0) / 1000
         self.say(f"killed {leader} (term {value.term if value else '?'}); its lease had {pttl / 1000:.2f} s left")
         got = self.elected(mark, exclude=leader)
@@ -121,12 +178,12 @@ class Demo:
             f"{name} after {failover:.2f} s ({beyond * 1000:+.0f} ms vs lease end)", ok,
         )  # fmt: skip
         self.failover = failover
-        self.c.workers[leader].proc.wait(5)
+        self.c[leader].proc.wait(5)
         return name
 
     def restart(self, name: str, leader: str, title: str) -> None:
         self.step(title)
-        mark = self.c.mark()
+        mark = self.events.mark()
         before, _ = self.leader()
         worker = self.c.start(name)
         seen = self.sees(name, leader, mark)
@@ -135,7 +192,7 @@ class Demo:
         took = seen[1]["t"] - worker.started
         time.sleep(min(self.c.ttl, 1.0))  # give it a chance to (wrongly) take the lead
         after, _ = self.leader()
-        elected = self.c.since(mark, "elected")
+        elected = self.since(mark, "elected")
         self.say(f"{name} rejoined {took:.2f} s after it started and sees {leader} as the leader")
         ok = not elected and before == after
         self.record(
@@ -145,15 +202,16 @@ class Demo:
 
     def kill_follower(self, name: str, leader: str) -> None:
         self.step(f"4. Hard kill of a non-leader (SIGKILL {name})")
-        mark = self.c.mark()
+        mark = self.events.mark()
         before, _ = self.leader()
-        self.c.signal(name, signal.SIGKILL)
-        self.c.workers[name].proc.wait(5)
-        wait = self.c.ttl + self.c.ttl / 3 + 0.5
-        self.say(f"killed {name}; waiting {wait:.1f} s (a lease and a heartbeat) for its lease to lapse")
-        time.sleep(wait)
+        killed = self.c[name].kill()
+        self.say(f"killed {name}; waiting for its lease to lapse and the pool to drop it")
+        dropped = self.until(lambda: self.r.zscore(self.keys.leases, name) is None)
+        if dropped is None:
+            raise DemoFailed(f"the pool never dropped {name} after its lease lapsed")
+        self.say(f"the pool dropped {name} {dropped - killed:.2f} s after the kill (lease {self.c.ttl:g} s)")
         after, _ = self.leader()
-        elected = self.c.since(mark, "elected")
+        elected = self.since(mark, "elected")
         ok = not elected and before == after
         self.say(f"{leader} still leads term {after.term if after else '?'}; elections since the kill: {len(elected)}")
         self.record(
@@ -163,15 +221,15 @@ class Demo:
 
     def shutdown_leader(self, leader: str) -> str:
         self.step(f"5. Kind shutdown of the leader (SIGTERM {leader})")
-        mark = self.c.mark()
-        sent = self.c.signal(leader, signal.SIGTERM)
+        mark = self.events.mark()
+        sent = self.c[leader].signal(signal.SIGTERM)
         got = self.elected(mark, exclude=leader)
         if got is None:
             raise DemoFailed("no member took over after the SIGTERM")
         name, event = got
-        revoked = self.c.wait(lambda n, e: n == leader and e["event"] == "revoked", mark, self.patience)
+        revoked = self.wait(lambda n, e: n == leader and e["event"] == "revoked", mark)
         try:
-            code: int | None = self.c.workers[leader].proc.wait(self.patience)
+            code: int | None = self.c[leader].proc.wait(self.patience)
         except subprocess.TimeoutExpired:
             code = None
         handoff = event["t"] - sent
@@ -193,13 +251,13 @@ class Demo:
 
     def takeover(self, leader: str) -> None:
         self.step("6. Takeover by a higher-priority member (start d --priority 10 --takeover)")
-        mark = self.c.mark()
+        mark = self.events.mark()
         worker = self.c.start("d", "--priority", "10")
-        got = self.c.wait(lambda n, e: n == "d" and e["event"] == "elected", mark, self.patience)
+        got = self.wait(lambda n, e: n == "d" and e["event"] == "elected", mark)
         if got is None:
             raise DemoFailed("d never took the lead over")
         event = got[1]
-        revoked = self.c.wait(lambda n, e: n == leader and e["event"] == "revoked", mark, 1.0)
+        revoked = self.wait(lambda n, e: n == leader and e["event"] == "revoked", mark, 1.0)
         reason = revoked[1]["reason"] if revoked else "?"
         took = event["t"] - worker.started
         gap = f", {(event['t'] - revoked[1]['t']) * 1000:.0f} ms after {leader} stepped down" if revoked else ""
@@ -281,7 +339,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
     _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     server: RedisServer | None = None
     logdir = tempfile.mkdtemp(prefix="leaderpool-demo-")
-    cluster: Cluster | None = None
+    cluster: Workers | None = None
     client: redis.Redis | None = None
     ok = False
     try:
@@ -298,7 +356,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
             where = f"the Redis at {url}"
         client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         client.ping()
-        cluster = Cluster(url, pool, prefix, ttl, logdir)
+        cluster = Workers(url, pool, prefix, ttl, logdir)
         out.write(
             f"leaderpool demo: pool {pool!r} on {where}\n"
             f"workers use a {ttl:g} s lease (heartbeat {ttl / 3:.2f} s); times come from their JSON events\n"
@@ -318,8 +376,8 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
         return 130
     finally:
         if cluster is not None:
-            cluster.stop_all()
-            out.write(f"stopped all {len(cluster.started)} worker processes started")
+            cluster.group.close(grace=5.0)
+            out.write(f"stopped all {len(cluster.group.started)} worker processes started")
         if client is not None:
             with contextlib.suppress(Exception):
                 if redis_url is not None:  # leave a shared server as we found it

@@ -1,3 +1,3 @@
 """For tests, benchmarks and the demo: an embedded ``redis-server`` on a free port
-(:mod:`.redis_server`) and child processes of the worker (:mod:`.processes`). Not needed by
+(:mod:`.redis_server`) and the one child-process harness (:mod:`.processes`). Not needed by
 ``import leaderpool``."""
