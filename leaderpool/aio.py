@@ -61,7 +61,9 @@ class AsyncElection:
         self._submit = submit
 
     async def start(self) -> None:
-        """Join the pool; returns once subscribed, while the election runs in the background."""
+        """Start taking part: returns at once, while the member subscribes, joins and elects in
+        the background (an unreachable Redis is retried there, never raised here); wait with
+        :meth:`wait_for_leader` or :meth:`wait_until_leader`."""
         if self._task is not None:
             return
         self._client = async_client(self._redis)
