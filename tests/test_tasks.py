@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from leaderpool.errors import NotLeader
 from leaderpool.store import FenceResult
 from leaderpool.worker.tasks import AsyncTaskContext, TaskRunner, ThreadTaskContext, load_task
 
@@ -19,10 +21,35 @@ async def no_fence(term: int, key: str, value: str | bytes, px: int) -> FenceRes
     return FenceResult(True, term)
 
 
-def runner(task: Any, crashes: list[tuple[int, BaseException]], grace_s: float = 0.3) -> TaskRunner:
-    return TaskRunner(
-        task, pool="p", member="m", fenced_set=no_fence, grace_s=grace_s, on_crash=lambda t, e: crashes.append((t, e))
-    )
+@dataclass
+class FakeLead:
+    """An election as a task's lead reads it: its term and renew deadline, set by the test."""
+
+    term: int | None = None
+    renew_deadline: float | None = None
+
+
+class Runner(TaskRunner):
+    """A runner whose election leads each term it starts for an hour (only a stop ends the task),
+    unless the test steers ``lead`` itself."""
+
+    def __init__(self, task: Any, crashes: list[tuple[int, BaseException]], grace_s: float, lead: FakeLead | None):
+        self.lead, self.steered = lead or FakeLead(), lead is not None
+        super().__init__(
+            task, pool="p", member="m", fenced_set=no_fence, lead=self.lead, grace_s=grace_s,
+            on_crash=lambda t, e: crashes.append((t, e)),
+        )  # fmt: skip
+
+    def start(self, term: int) -> None:
+        if not self.steered:
+            self.lead.term, self.lead.renew_deadline = term, time.monotonic() + 3600
+        super().start(term)
+
+
+def runner(
+    task: Any, crashes: list[tuple[int, BaseException]], grace_s: float = 0.3, lead: FakeLead | None = None
+) -> Runner:
+    return Runner(task, crashes, grace_s, lead)
 
 
 def run(coro: Any) -> Any:
@@ -169,6 +196,103 @@ class TestThreadTasks:
                     break
                 await asyncio.sleep(0.02)
             assert [(3, KeyError)] == [(t, type(e)) for t, e in crashes]
+
+        run(main())
+
+
+class TestTheLeadEndsAtTheRenewDeadline:
+    """A task's context reports the end of the lead as soon as the election's renew deadline has
+    passed (or its term moved on), before the worker has stopped the task: after a freeze the
+    task's own timer may fire before the worker hears it lost the lead."""
+
+    def test_an_async_task_sees_the_lead_over_without_being_stopped(self) -> None:
+        seen: list[tuple[bool, bool, float | None]] = []
+        errors: list[BaseException] = []
+
+        async def task(ctx: AsyncTaskContext) -> None:
+            await asyncio.sleep(0.05)  # its own timer, as after a freeze
+            seen.append((ctx.stop.is_set(), ctx.stopping, ctx.renew_deadline))
+            try:
+                await ctx.fenced_set("k", "v")
+            except NotLeader as exc:
+                errors.append(exc)
+
+        async def main() -> None:
+            deadline = time.monotonic() - 0.001  # passed while the task slept
+            r = runner(task, [], lead=FakeLead(term=5, renew_deadline=deadline))
+            r.start(5)
+            assert r._done is not None
+            await asyncio.wait({r._done}, timeout=10)
+            assert [(True, True, deadline)] == seen
+            assert [5] == [e.term for e in errors]
+            await r.stop()
+
+        run(main())
+
+    def test_sleep_and_wait_return_at_the_deadline_and_it_stays_over(self) -> None:
+        results: list[Any] = []
+
+        async def task(ctx: AsyncTaskContext) -> None:
+            results.append(await ctx.sleep(3600))  # cut short by the deadline, not the hour
+            results.append(await ctx.stop.wait())
+            results.append(ctx.renew_deadline)
+
+        async def main() -> None:
+            deadline = time.monotonic() + 0.2
+            lead = FakeLead(term=2, renew_deadline=deadline)
+            r = runner(task, [], lead=lead)
+            r.start(2)
+            assert r._done is not None
+            await asyncio.wait({r._done}, timeout=10)
+            lead.renew_deadline = deadline + 3600  # renewed too late: the lead stays over
+            assert [True, True, deadline] == results
+            assert r._ctx is not None and r._ctx.stopping
+            await r.stop()
+
+        run(main())
+
+    def test_a_new_term_ends_the_lead(self) -> None:
+        """Noticed at the next check (the worker's stop wakes a waiting task)."""
+
+        async def task(ctx: AsyncTaskContext) -> None:
+            while not ctx.stopping:
+                await asyncio.sleep(0.01)
+
+        async def main() -> None:
+            lead = FakeLead(term=3, renew_deadline=time.monotonic() + 3600)
+            r = runner(task, [], lead=lead)
+            r.start(3)
+            assert r._done is not None
+            await asyncio.sleep(0.05)
+            lead.term = 4  # stepped down and elected again, with a new deadline for term 4
+            lead.renew_deadline = time.monotonic() + 7200
+            finished, _ = await asyncio.wait({r._done}, timeout=10)
+            assert {r._done} == finished
+
+        run(main())
+
+    def test_a_thread_task_sees_the_lead_over_without_being_stopped(self) -> None:
+        results: list[Any] = []
+        release = threading.Event()
+
+        def task(ctx: ThreadTaskContext) -> None:
+            results.append((ctx.stopping, ctx.stop.is_set()))
+            results.append(ctx.sleep(3600))  # cut short by the deadline
+            results.append(ctx.stop.wait())
+            try:
+                ctx.fenced_set("k", "v")
+            except NotLeader as exc:
+                results.append(exc.term)
+            release.set()
+
+        async def main() -> None:
+            r = runner(task, [], lead=FakeLead(term=8, renew_deadline=time.monotonic() + 0.2))
+            r.start(8)
+            assert r._done is not None
+            await asyncio.wait({r._done}, timeout=10)
+            assert release.is_set()
+            assert [(False, False), True, True, 8] == results
+            await r.stop()
 
         run(main())
 

@@ -14,8 +14,8 @@ import redis
 
 from leaderpool.testing.redis_server import RedisServer, free_port
 
-from .worker_procs import Workers, cli, eventually, workers_for
-from .worker_tasks import CRASH_FILE
+from .worker_procs import WorkerProc, Workers, cli, eventually, workers_for
+from .worker_tasks import ACTS_FILE, CRASH_FILE
 
 EVENT_FIELDS = {
     "elected": {"event", "pool", "member", "term", "t"},
@@ -134,6 +134,42 @@ class TestTasks:
         a.signal(signal.SIGTERM)
         assert 0 == a.wait()
         assert "task_stopped" in a.stderr
+
+
+class TestFrozenLeader:
+    @pytest.mark.parametrize("task", ["act_often", "act_often_in_a_thread"])
+    def test_a_woken_task_does_not_act_after_its_renew_deadline(
+        self, workers: Workers, tmp_path: Path, task: str
+    ) -> None:
+        """SIGSTOP of a leader whose task acts every few ms, past its lease (b takes over and acts),
+        then SIGCONT: the task's own timer fires first on waking, and it must see the lead over by
+        its renew deadline then, before the worker has heard it was revoked."""
+        acts = {m: tmp_path / f"acts-{m}.jsonl" for m in "ab"}
+
+        def start(member: str) -> WorkerProc:
+            return workers.start(member, "--task", f"tests.worker_tasks:{task}", env={ACTS_FILE: str(acts[member])})
+
+        def recorded(member: str) -> list[dict]:
+            path = acts[member]
+            return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+        a = start("a")
+        a.elected()
+        b = start("b")
+        b.sees("a")
+        eventually(lambda: len(recorded("a")) >= 3)  # a's task is acting
+        a.signal(signal.SIGSTOP)
+        try:
+            assert 2 == b.elected()["term"]
+            eventually(lambda: recorded("b"))  # the new leader acts while a is frozen
+        finally:
+            a.signal(signal.SIGCONT)
+        assert 1 == a.wait_for(lambda e: e["event"] == "revoked")["term"]
+        a.signal(signal.SIGTERM)
+        assert 0 == a.wait()  # every act a's task made is in the file now
+        rows = recorded("a")
+        assert rows and {1} == {r["term"] for r in rows}
+        assert [] == [r for r in rows if r["t"] >= r["deadline"]]  # no act once its lead had ended
 
 
 class TestConfiguration:

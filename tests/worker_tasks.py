@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-import time  # noqa: F401  (tests load "tests.worker_tasks:time.sleep": a dotted attribute path)
+import time  # also loaded as "tests.worker_tasks:time.sleep": a dotted attribute path
 from typing import Any
 
 CRASH_FILE = "LEADERPOOL_TEST_CRASH_FILE"
@@ -33,3 +35,36 @@ def fenced_writer(ctx: Any) -> None:
     ctx.fenced_set(f"lp-test:{{{ctx.pool}}}:owner", f"{ctx.member}:{ctx.term}")
     while not ctx.sleep(0.05):
         pass
+
+
+ACTS_FILE = "LEADERPOOL_TEST_ACTS_FILE"
+"""The variable naming the file :func:`act_often` appends its acts to."""
+
+
+def _record_act(out: Any, ctx: Any, now: float) -> None:
+    out.write(json.dumps({"t": now, "deadline": ctx.renew_deadline, "term": ctx.term}) + "\n")
+    out.flush()
+
+
+async def act_often(ctx: Any) -> None:
+    """Acts every few milliseconds on its own timer, checking ``ctx.stop`` right before each act:
+    one line per act with the monotonic time taken before the check and the renew deadline the
+    task saw (so an act recorded at or after that deadline is an act after the lead ended)."""
+    with open(os.environ[ACTS_FILE], "a") as out:
+        while True:
+            await asyncio.sleep(0.003)
+            now = time.monotonic()
+            if ctx.stop.is_set():
+                return
+            _record_act(out, ctx, now)
+
+
+def act_often_in_a_thread(ctx: Any) -> None:
+    """:func:`act_often` as a thread task."""
+    with open(os.environ[ACTS_FILE], "a") as out:
+        while True:
+            time.sleep(0.003)
+            now = time.monotonic()
+            if ctx.stopping:
+                return
+            _record_act(out, ctx, now)

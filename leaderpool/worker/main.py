@@ -92,6 +92,7 @@ class Worker:
             pool=self.config.pool,
             member=self.config.member_id,
             fenced_set=checked_fenced_set(self.election),
+            lead=self.election,
             grace_s=settings.task_grace_s,
             on_crash=self._on_task_crash,
         )
