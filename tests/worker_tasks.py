@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time  # also loaded as "tests.worker_tasks:time.sleep": a dotted attribute path
@@ -12,6 +13,9 @@ CRASH_FILE = "LEADERPOOL_TEST_CRASH_FILE"
 """The variable naming the file whose appearance makes :func:`crash_on_cue` fail."""
 
 NOT_CALLABLE = 42
+
+IMPORTING_FILE = "LEADERPOOL_TEST_IMPORTING_FILE"
+"""The variable naming the file ``tests.slow_import_task`` creates when its (slow) import begins."""
 
 
 async def crash_soon(ctx: Any) -> None:
@@ -68,3 +72,29 @@ def act_often_in_a_thread(ctx: Any) -> None:
             if ctx.stopping:
                 return
             _record_act(out, ctx, now)
+
+
+STOPPING_FILE = "LEADERPOOL_TEST_STOPPING_FILE"
+"""The variable naming the file the stubborn tasks create once they were asked to stop."""
+
+
+def _note_stopping() -> None:
+    with open(os.environ[STOPPING_FILE], "w"):
+        pass
+
+
+def ignores_the_stop_in_a_thread(ctx: Any) -> None:
+    """A thread task that, once asked to stop, goes on for an hour (a thread cannot be killed)."""
+    ctx.stop.wait()
+    _note_stopping()
+    time.sleep(3600)
+
+
+async def swallows_cancellation(ctx: Any) -> None:
+    """An async task that ignores the stop and swallows every cancellation, for an hour."""
+    await ctx.stop.wait()
+    _note_stopping()
+    end = time.monotonic() + 3600
+    while time.monotonic() < end:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(1)
