@@ -6,15 +6,26 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from leaderpool.errors import NotLeader
 from leaderpool.store import FenceResult
+from leaderpool.worker import tasks
 from leaderpool.worker.tasks import AsyncTaskContext, TaskRunner, ThreadTaskContext, load_task
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """capture_logs() leaves structlog marked as configured, which sends the library's events to
+    structlog's defaults instead of the standard logging module: undo it for the tests after."""
+    yield
+    structlog.reset_defaults()
 
 
 async def no_fence(term: int, key: str, value: str | bytes, px: int) -> FenceResult:
@@ -56,26 +67,37 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
+async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
+    """Wait, bounded, until ``predicate()`` holds (what a test waits for, instead of a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        await asyncio.sleep(0.005)
+
+
 class TestAsyncTasks:
     def test_gets_its_context_and_stops_when_asked(self) -> None:
         seen: list[AsyncTaskContext] = []
+        written: list[bool] = []
 
         async def task(ctx: AsyncTaskContext) -> None:
             seen.append(ctx)
-            await ctx.fenced_set("k", "v")
+            written.append((await ctx.fenced_set("k", "v")).written)
             while not await ctx.sleep(10):
                 pass
 
         async def main() -> None:
             crashes: list[Any] = []
-            r = runner(task, crashes)
+            r = runner(task, crashes, grace_s=10)
             with capture_logs() as logs:
                 r.start(7)
-                await asyncio.sleep(0.05)
+                await until(lambda: written)
                 assert r.running
                 await r.stop()
             assert not r.running and [] == crashes
-            assert ("p", "m", 7, True) == (seen[0].pool, seen[0].member, seen[0].term, seen[0].stopping)
+            assert ("p", "m", 7, True, [True]) == (
+                seen[0].pool, seen[0].member, seen[0].term, seen[0].stopping, written,
+            )  # fmt: skip
             assert ["task_started", "task_stopped"] == [e["event"] for e in logs]
 
         run(main())
@@ -102,34 +124,44 @@ class TestAsyncTasks:
             r = runner(crash, crashes)
             with capture_logs() as logs:
                 r.start(4)
-                await asyncio.sleep(0.05)
+                await until(lambda: crashes)
             assert [(4, "boom")] == [(t, str(e)) for t, e in crashes]
             assert "task_failed" in [e["event"] for e in logs]
             await r.stop()  # nothing left to stop
 
         run(main())
 
-    def test_after_a_crash_the_next_start_waits_and_a_stop_cuts_the_wait(self) -> None:
-        """A task that always fails cannot spin: starts after crashes back off (0.5 s, doubling)."""
+    def test_the_start_delay_after_crashes_doubles_up_to_its_cap(self) -> None:
+        """A task that always fails cannot spin: starts after crashes back off (0.5 s, doubling, 30 s)."""
+        r = runner(lambda ctx: None, [])
+        delays = []
+        for crashes in range(9):
+            r._crashes = crashes  # crashes in a row, set directly: the formula, not the waiting
+            delays.append(r.crash_delay_s)
+        assert [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0] == delays
+
+    def test_after_a_crash_the_next_start_waits_and_a_stop_cuts_the_wait(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The delayed start waits on the stop: stopped during a 20 s delay with a 10 s grace, the
+        task ends at once (task_stopped, not cancelled after the grace) and never runs."""
+        monkeypatch.setattr(tasks, "CRASH_DELAY_S", 20.0)
         runs: list[int] = []
+        crashes: list[Any] = []
 
         async def crash(ctx: AsyncTaskContext) -> None:
             runs.append(ctx.term)
             raise ValueError("boom")
 
         async def main() -> None:
-            r = runner(crash, [])
+            r = runner(crash, crashes, grace_s=10)
             r.start(1)
-            await asyncio.sleep(0.05)
-            assert (0.5, [1]) == (r.crash_delay_s, runs)
+            await until(lambda: crashes)
+            assert (20.0, [1]) == (r.crash_delay_s, runs)
             with capture_logs() as logs:
                 r.start(2)
-                await asyncio.sleep(0.05)
-                started = time.monotonic()
                 await r.stop()
-            assert time.monotonic() - started < 0.4
             assert [1] == runs  # term 2 was stopped before its delayed start
-            assert {"event": "task_start_delayed", "delay_s": 0.5, "crashes_in_a_row": 1}.items() <= logs[0].items()
+            assert {"event": "task_start_delayed", "delay_s": 20.0, "crashes_in_a_row": 1}.items() <= logs[0].items()
+            assert ["task_start_delayed", "task_stopped"] == [e["event"] for e in logs]
 
         run(main())
 
@@ -140,8 +172,9 @@ class TestAsyncTasks:
         async def main() -> None:
             crashes: list[Any] = []
             with capture_logs() as logs:
-                runner(once, crashes).start(1)
-                await asyncio.sleep(0.05)
+                r = runner(once, crashes)
+                r.start(1)
+                await until(lambda: any(e["event"] == "task_returned" for e in logs))
             assert [] == crashes and "task_returned" == logs[-1]["event"]
 
         run(main())
@@ -149,22 +182,23 @@ class TestAsyncTasks:
 
 class TestThreadTasks:
     def test_runs_in_a_thread_and_stops_on_the_event(self) -> None:
-        threads: list[str] = []
+        """Stopped while it sleeps, it ends within the grace (task_stopped, not abandoned)."""
+        threads: list[tuple[str, bool]] = []
 
         def task(ctx: ThreadTaskContext) -> None:
-            threads.append(threading.current_thread().name)
-            assert ctx.fenced_set("k", "v").written
+            written = ctx.fenced_set("k", "v").written
+            threads.append((threading.current_thread().name, written))
             while not ctx.sleep(10):
                 pass
 
         async def main() -> None:
-            r = runner(task, [])
-            r.start(2)
-            await asyncio.sleep(0.1)
-            started = time.monotonic()
-            await r.stop()
-            assert time.monotonic() - started < 5
-            assert ["leaderpool-task-2"] == threads
+            r = runner(task, [], grace_s=10)
+            with capture_logs() as logs:
+                r.start(2)
+                await until(lambda: threads)  # it runs, and its fenced write went through the loop
+                await r.stop()
+            assert [("leaderpool-task-2", True)] == threads
+            assert ["task_started", "task_stopped"] == [e["event"] for e in logs]
 
         run(main())
 
@@ -191,10 +225,7 @@ class TestThreadTasks:
         async def main() -> None:
             crashes: list[tuple[int, BaseException]] = []
             runner(crash, crashes).start(3)
-            for _ in range(100):
-                if crashes:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: crashes)
             assert [(3, KeyError)] == [(t, type(e)) for t, e in crashes]
 
         run(main())
@@ -254,8 +285,11 @@ class TestTheLeadEndsAtTheRenewDeadline:
     def test_a_new_term_ends_the_lead(self) -> None:
         """Noticed at the next check (the worker's stop wakes a waiting task)."""
 
+        checks: list[bool] = []
+
         async def task(ctx: AsyncTaskContext) -> None:
             while not ctx.stopping:
+                checks.append(False)
                 await asyncio.sleep(0.01)
 
         async def main() -> None:
@@ -263,7 +297,7 @@ class TestTheLeadEndsAtTheRenewDeadline:
             r = runner(task, [], lead=lead)
             r.start(3)
             assert r._done is not None
-            await asyncio.sleep(0.05)
+            await until(lambda: checks)  # it runs, leading
             lead.term = 4  # stepped down and elected again, with a new deadline for term 4
             lead.renew_deadline = time.monotonic() + 7200
             finished, _ = await asyncio.wait({r._done}, timeout=10)
@@ -276,7 +310,6 @@ class TestTheLeadEndsAtTheRenewDeadline:
         release = threading.Event()
 
         def task(ctx: ThreadTaskContext) -> None:
-            results.append((ctx.stopping, ctx.stop.is_set()))
             results.append(ctx.sleep(3600))  # cut short by the deadline
             results.append(ctx.stop.wait())
             try:
@@ -291,7 +324,7 @@ class TestTheLeadEndsAtTheRenewDeadline:
             assert r._done is not None
             await asyncio.wait({r._done}, timeout=10)
             assert release.is_set()
-            assert [(False, False), True, True, 8] == results
+            assert [True, True, 8] == results
             await r.stop()
 
         run(main())

@@ -68,17 +68,16 @@ class TestJsonEvents:
 class TestShutdownAndFailover:
     def test_sigterm_hands_over_at_once_and_exits_0(self, redis_server: RedisServer) -> None:
         """A kind shutdown releases the lead (history: released/shutdown) and the next member is
-        elected long before the old lease would have run out."""
+        elected by hand-over: with a 60 s lease, b is elected within the test's patience only so."""
         with workers_for(redis_server.url) as workers:
-            a = workers.start("a", ttl="5")
+            a = workers.start("a", ttl="60")
             a.elected()
-            b = workers.start("b", ttl="5")
+            b = workers.start("b", ttl="60")
             b.sees("a")
-            sent = a.signal(signal.SIGTERM)
-            elected = b.elected()
+            a.signal(signal.SIGTERM)
+            b.elected()
             assert 0 == a.wait()
             assert "shutdown" == a.of("revoked")[-1]["reason"]
-            assert elected["t"] - sent < 4.0  # a SIGKILL would wait out the 5 s lease
             rows = [(r["event"], r["term"], r["member"], r["reason"]) for r in history(redis_server.url)]
             assert [("elected", 1, "a", ""), ("released", 1, "a", "shutdown"), ("elected", 2, "b", "handoff")] == rows
 
@@ -151,7 +150,8 @@ class TestFrozenLeader:
 
         def recorded(member: str) -> list[dict]:
             path = acts[member]
-            return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+            lines = path.read_text().split("\n")[:-1] if path.exists() else []  # whole lines only
+            return [json.loads(line) for line in lines]
 
         a = start("a")
         a.elected()
@@ -199,14 +199,15 @@ class TestConfiguration:
 
 class TestRedisOutages:
     def test_redis_down_at_start_then_up(self, redis_binary: str) -> None:
-        """The worker waits, logging why, and joins and leads once Redis answers."""
+        """The worker waits, logging why (retrying: its 10th failure is logged too), and joins and
+        leads once Redis answers."""
         server = RedisServer(redis_binary, port=free_port())
         try:
             with workers_for(server.url) as workers:
                 a = workers.start("a")
                 b = workers.start("b")
-                eventually(lambda: "redis_unavailable" in a.stderr)
-                time.sleep(1.0)
+                eventually(lambda: "redis_unavailable" in a.stderr and "failures=10" in a.stderr)
+                eventually(lambda: "redis_unavailable" in b.stderr)  # b runs: its signals are handled
                 assert None is a.proc.poll()
                 assert [] == a.events
                 b.signal(signal.SIGTERM)  # a kind stop works without Redis too

@@ -19,6 +19,20 @@ from leaderpool.testing.redis_server import RedisServer, free_port
 from .worker_procs import PATIENCE, ROOT, Workers, clean_env, cli, eventually, workers_for
 from .worker_tasks import IMPORTING_FILE, STOPPING_FILE
 
+MARK_MAIN_ENTERED = """
+import sys
+
+
+def _profile(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "main" and frame.f_globals["__name__"] == "leaderpool.worker.main":
+        sys.setprofile(None)
+        open({marker!r}, "w").close()
+
+
+sys.setprofile(_profile)
+"""
+"""A ``sitecustomize`` that creates ``marker`` when ``leaderpool.worker.main.main`` is entered."""
+
 STUBBORN_TASKS = ["ignores_the_stop_in_a_thread", "swallows_cancellation"]
 
 
@@ -125,20 +139,17 @@ class TestCtrlCDuringStartUp:
 
     @pytest.mark.parametrize("delay_s", [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3])
     def test_sigint_at_any_moment_of_start_up_prints_no_traceback(self, delay_s: float, tmp_path: Path) -> None:
-        """Through the installed console script, whose module imports leaderpool.worker.main before
-        main() runs. The delays count from the moment a ``sitecustomize`` marks that Python has
-        started and imported that (light) module: what comes before is CPython's own start-up and
-        a few milliseconds of imports no console script can guard (the test below shows the entry
-        module stays light). Wherever the SIGINT lands then, no traceback: during start-up the
-        process ends as killed by SIGINT; once the worker runs (it logged the signal) it is a kind
-        shutdown, exit 0."""
+        """Through the installed console script. The delays count from the moment main() is
+        entered (a ``sitecustomize`` profile hook marks it): what comes before is CPython's own
+        start-up and the import of the light entry module (see the test above), a few
+        milliseconds no console script can guard. Wherever the SIGINT lands after, no traceback:
+        during start-up (main's imports, settings, logging, the loop) the process ends as killed
+        by SIGINT; once the worker runs (it logged the signal) it is a kind shutdown, exit 0."""
         script = Path(sys.executable).parent / "leaderpool-worker"
         if not script.exists():
             pytest.skip("leaderpool-worker is not installed in this environment")
-        python_started = tmp_path / "python-started"
-        (tmp_path / "sitecustomize.py").write_text(
-            f"import leaderpool.worker.main\nopen({str(python_started)!r}, 'w').close()\n"
-        )
+        main_entered = tmp_path / "main-entered"
+        (tmp_path / "sitecustomize.py").write_text(MARK_MAIN_ENTERED.format(marker=str(main_entered)))
         env = clean_env()
         env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
         url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: the worker waits for Redis
@@ -147,7 +158,7 @@ class TestCtrlCDuringStartUp:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
         )  # fmt: skip
         try:
-            eventually(python_started.exists, interval=0.001)
+            eventually(main_entered.exists, interval=0.001)
             time.sleep(delay_s)  # where the signal lands is the parameter, not something waited for
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=PATIENCE)
