@@ -33,6 +33,13 @@ sys.setprofile(_profile)
 """
 """A ``sitecustomize`` that creates ``marker`` when ``leaderpool.worker.main.main`` is entered."""
 
+
+def sigint_by_default() -> None:
+    """In the child before it runs Python: SIGINT as in a terminal. A test run started in the
+    background by a non-interactive shell has SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 STUBBORN_TASKS = ["ignores_the_stop_in_a_thread", "swallows_cancellation"]
 
 
@@ -125,7 +132,7 @@ class TestCtrlCDuringStartUp:
         importing = tmp_path / "importing"
         proc = subprocess.Popen(
             [sys.executable, "-m", "leaderpool.worker", "--pool", "p", "--task", "tests.slow_import_task:run"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=sigint_by_default,
             env=clean_env(**{IMPORTING_FILE: str(importing)}),
         )  # fmt: skip
         try:
@@ -155,7 +162,7 @@ class TestCtrlCDuringStartUp:
         url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: the worker waits for Redis
         proc = subprocess.Popen(
             [str(script), "--redis", url, "--pool", "p"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=sigint_by_default, env=env,
         )  # fmt: skip
         try:
             eventually(main_entered.exists, interval=0.001)
