@@ -46,9 +46,10 @@ class Runner(TaskRunner):
 
     def __init__(self, task: Any, crashes: list[tuple[int, BaseException]], grace_s: float, lead: FakeLead | None):
         self.lead, self.steered = lead or FakeLead(), lead is not None
+        self.lapsed: list[int] = []
         super().__init__(
             task, pool="p", member="m", fenced_set=no_fence, lead=self.lead, grace_s=grace_s,
-            on_crash=lambda t, e: crashes.append((t, e)),
+            on_crash=lambda t, e: crashes.append((t, e)), on_lapsed=self.lapsed.append,
         )  # fmt: skip
 
     def start(self, term: int) -> None:
@@ -302,6 +303,25 @@ class TestTheLeadEndsAtTheRenewDeadline:
             lead.renew_deadline = time.monotonic() + 7200
             finished, _ = await asyncio.wait({r._done}, timeout=10)
             assert {r._done} == finished
+
+        run(main())
+
+    def test_a_task_that_ends_on_its_lapsed_lead_is_reported_and_a_stopped_one_is_not(self) -> None:
+        """on_lapsed(term) lets the worker step down should the election renew that term after all."""
+
+        async def task(ctx: AsyncTaskContext) -> None:
+            while not await ctx.sleep(3600):
+                pass
+
+        async def main() -> None:
+            lapsing = runner(task, [], lead=FakeLead(term=6, renew_deadline=time.monotonic() + 0.1))
+            lapsing.start(6)
+            await until(lambda: not lapsing.running)
+            assert [6] == lapsing.lapsed
+            stopped = runner(task, [], grace_s=10)
+            stopped.start(7)
+            await stopped.stop()
+            assert [] == stopped.lapsed
 
         run(main())
 

@@ -98,6 +98,7 @@ class Worker:
             lead=self.election,
             grace_s=settings.task_grace_s,
             on_crash=self._on_task_crash,
+            on_lapsed=self._on_lead_lapsed,
         )
         self._term: int | None = None
         self.forced = False
@@ -154,6 +155,16 @@ class Worker:
     def _on_leader_changed(self, leader: LeaderInfo | None) -> None:
         if self.events:
             self.events.leader(leader)
+
+    def _on_lead_lapsed(self, term: int) -> None:
+        """The task saw its renew deadline pass and ended. Usually the election is about to step
+        down too; but if it renewed this very term meanwhile (a reply that came in just after the
+        deadline), it would lead on with no task running: hand the lead over instead."""
+        if self.election.term == term and self.election.is_leader:
+            self._log.warning(
+                "stepping_down", reason=RevokeReason.LEASE_LOST.value, detail="the task saw its lead lapse"
+            )
+            self.election.step_down(RevokeReason.LEASE_LOST)
 
     def _on_task_crash(self, term: int, error: BaseException) -> None:
         if self.election.term != term:

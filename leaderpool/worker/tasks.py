@@ -279,7 +279,10 @@ class TaskRunner:
     """Runs one task per leadership: :meth:`start` when elected, :meth:`stop` when revoked.
 
     ``on_crash(term, error)`` is called on the loop when the task raises before it was asked to
-    stop; the worker steps down then.
+    stop; the worker steps down then. ``on_lapsed(term)`` is called when the task ended because it
+    saw its lead over (the renew deadline passed) before the worker stopped it: should the
+    election have renewed that very term after all, the worker steps down, so that a leader never
+    leads on without its task.
     """
 
     def __init__(
@@ -292,6 +295,7 @@ class TaskRunner:
         lead: LeadSource,
         grace_s: float,
         on_crash: Callable[[int, BaseException], None],
+        on_lapsed: Callable[[int], None] | None = None,
     ) -> None:
         self.task = task
         self.pool = pool
@@ -300,6 +304,7 @@ class TaskRunner:
         self._fenced_set = fenced_set
         self._lead_source = lead
         self._on_crash = on_crash
+        self._on_lapsed = on_lapsed
         self._ctx: TaskContext | None = None
         self._done: asyncio.Future[Any] | None = None
         self._name = getattr(task, "__qualname__", repr(task))
@@ -347,6 +352,8 @@ class TaskRunner:
             self._crashes = 0  # it ran long enough: the next crash starts over
         if fut.cancelled():
             return
+        if self._ctx is ctx and ctx._lead.over() and self._on_lapsed is not None:  # not stopped by us
+            self._on_lapsed(ctx.term)
         error = fut.exception()
         if error is None:
             if not ctx.stopping:
