@@ -39,19 +39,35 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        from leaderpool.cli.args import UsageError, fail
-        from leaderpool.cli.logs import configure_logging
-        from leaderpool.worker.service import run
-        from leaderpool.worker.settings import PROG, parse_settings
+        import signal
 
+        previous = signal.getsignal(signal.SIGINT)
+        if previous not in (signal.SIG_IGN, None):  # ignored (a background job of a shell): it stays so
+            signal.signal(signal.SIGINT, _sigint_during_start_up)
         try:
-            settings = parse_settings(argv)
-        except UsageError as exc:
-            fail(PROG, str(exc))
-        configure_logging(settings.log_format, settings.log_level)
-        return run(settings)
-    except KeyboardInterrupt:
+            from leaderpool.cli.args import UsageError, fail
+            from leaderpool.cli.logs import configure_logging
+            from leaderpool.worker.service import run
+            from leaderpool.worker.settings import PROG, parse_settings
+
+            try:
+                settings = parse_settings(argv)
+            except UsageError as exc:
+                fail(PROG, str(exc))
+            configure_logging(settings.log_format, settings.log_level)
+            return run(settings)  # its loop handles SIGINT from before it joins until it is done
+        finally:
+            if previous not in (signal.SIG_IGN, None):
+                signal.signal(signal.SIGINT, previous)
+    except KeyboardInterrupt:  # a SIGINT before the handler above was in place
         _end_by_sigint()
+
+
+def _sigint_during_start_up(signum: int, frame: object) -> None:
+    """Ends the process at once, rather than raising KeyboardInterrupt: that can land in code that
+    swallows it (a finalizer, a weakref callback inside the import system: "Exception ignored")
+    and start-up would go on."""
+    _end_by_sigint()
 
 
 def _end_by_sigint() -> NoReturn:

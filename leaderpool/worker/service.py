@@ -26,7 +26,7 @@ from leaderpool.log import get_logger
 from leaderpool.worker.settings import WorkerSettings
 from leaderpool.worker.tasks import TaskRunner, checked_fenced_set
 
-__all__ = ["EventWriter", "Worker", "run", "serve"]
+__all__ = ["EventWriter", "ShutdownSignals", "Worker", "run", "serve"]
 
 ELECTION_CHECK_S = 0.5
 """How often the worker checks that the election loop is still running (it only ends on a bug)."""
@@ -173,7 +173,7 @@ class Worker:
         self.election.step_down(RevokeReason.TASK_FAILED, rejoin=True)
 
 
-class _Signals:
+class ShutdownSignals:
     """What the shutdown signals asked for: the first a kind stop, the second a forced exit."""
 
     def __init__(self, worker: Worker) -> None:
@@ -193,7 +193,7 @@ class _Signals:
             self.forced.set()
 
 
-async def serve(worker: Worker, signals: _Signals) -> int:
+async def serve(worker: Worker, signals: ShutdownSignals) -> int:
     """Run ``worker`` until the first signal and its kind shutdown end (its exit code), or until
     a second signal (:data:`EXIT_FORCED` at once, leaving what still runs to :func:`run`)."""
     running = asyncio.ensure_future(worker.run(signals.stop))
@@ -216,16 +216,20 @@ def run(settings: WorkerSettings) -> int:
     given :data:`LEFTOVER_WAIT_S`, and then abandoned with the loop."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    events = EventWriter(settings.config.pool, settings.config.member_id) if settings.json_events else None
-    worker = Worker(settings, events)
-    signals = _Signals(worker)
-    for signum in SHUTDOWN_SIGNALS:  # they stay handled until the loop is gone: a third one is logged
-        loop.add_signal_handler(signum, signals, signum)
+    forced = False
     try:
-        return loop.run_until_complete(serve(worker, signals))
+        events = EventWriter(settings.config.pool, settings.config.member_id) if settings.json_events else None
+        worker = Worker(settings, events)
+        signals = ShutdownSignals(worker)
+        for signum in SHUTDOWN_SIGNALS:  # they stay handled until the loop is gone: a third one is logged
+            loop.add_signal_handler(signum, signals, signum)
+        try:
+            return loop.run_until_complete(serve(worker, signals))
+        finally:
+            forced = signals.forced.is_set()
     finally:
         try:
-            _end_leftovers(loop, LEFTOVER_WAIT_S / 2 if signals.forced.is_set() else LEFTOVER_WAIT_S)
+            _end_leftovers(loop, LEFTOVER_WAIT_S / 2 if forced else LEFTOVER_WAIT_S)
         finally:
             for signum in SHUTDOWN_SIGNALS:
                 loop.remove_signal_handler(signum)
