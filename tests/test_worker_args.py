@@ -14,6 +14,7 @@ import structlog
 
 from leaderpool.cli.args import UsageError
 from leaderpool.worker import main as worker
+from leaderpool.worker.settings import WorkerSettings, parse_settings
 from leaderpool.worker.tasks import DEFAULT_TASK
 
 from .worker_procs import ROOT, clean_env
@@ -27,8 +28,8 @@ def _restore_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-def settings(*argv: str, **env: str) -> worker.WorkerSettings:
-    return worker.parse_settings(list(argv), dict(env))
+def settings(*argv: str, **env: str) -> WorkerSettings:
+    return parse_settings(list(argv), dict(env))
 
 
 def usage_error(

@@ -7,13 +7,25 @@ The task contract (``leaderpool-worker --task MODULE:FUNCTION``):
   thread of its own and gets a :class:`ThreadTaskContext`.
 - It is started each time the member is elected, with ``ctx.pool``, ``ctx.member``, ``ctx.term``
   (the fencing token of this leadership), ``ctx.log`` (a bound structlog logger) and ``ctx.stop``
-  (an ``asyncio.Event`` or a ``threading.Event``) which is set when leadership ends.
-- It must return soon after ``ctx.stop`` is set. ``ctx.sleep(seconds)`` waits, interrupted by the
-  stop, and returns True when the task should stop. ``ctx.fenced_set(key, value, px=0)`` writes
+  (an ``asyncio.Event`` or a ``threading.Event``) which reads as set once leadership ends.
+- **The end of the lead is decided by the clock, at the moment the task asks.** The lead ends
+  when the worker stops the task (revoked, shutdown) *or* as soon as the election's renew deadline
+  (``ctx.renew_deadline``, a ``time.monotonic()`` instant that moves on with each renewal) has
+  passed or the election's term is no longer ``ctx.term`` -- whichever the task notices first, and
+  once over it stays over. So after a freeze (SIGSTOP, a long GC pause, a suspended VM) a task whose
+  own timer fires before the worker has heard that it lost the lead still sees ``ctx.stop.is_set()``,
+  ``ctx.stopping`` and ``ctx.sleep()`` report the end, for async and thread tasks alike. Check
+  ``ctx.stopping`` (or the return of ``ctx.sleep``) right before each side effect; what may still
+  happen between that check and the effect is what fenced writes are for.
+- It must return soon after the lead ends. ``ctx.sleep(seconds)`` waits (never past the renew
+  deadline without re-checking it), interrupted by the stop, and returns True when the task should
+  stop. ``ctx.stop.wait()`` also wakes at the deadline. ``ctx.fenced_set(key, value, px=0)`` writes
   under this term (a coroutine for async tasks, a blocking call for threads): it raises
-  ``NotLeader`` once this leadership is over, and ``StaleTerm`` when a newer term already wrote.
+  ``NotLeader`` once this leadership is over (stopped, another term, or past the renew deadline),
+  and ``StaleTerm`` when a newer term already wrote.
 - A task still running ``grace_s`` after the stop is cancelled (async) or abandoned (thread:
-  Python cannot kill one; it is a daemon thread and is logged as abandoned).
+  Python cannot kill one; it is a daemon thread and is logged as abandoned). An async task that
+  swallows the cancellation is abandoned after one more second: it cannot hold the worker up.
 - A task that raises while leading is a crash: the worker steps down (``task_failed``) and rejoins
   the pool as its youngest member, so leadership moves on. Should this member lead again, its next
   start waits 0.5 s, doubling per crash in a row up to 30 s, so a task that always fails cannot
@@ -33,7 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from leaderpool.errors import NotLeader
 from leaderpool.log import get_logger
@@ -50,6 +62,103 @@ CRASH_DELAY_S = 0.5
 CRASH_DELAY_MAX_S = 30.0
 HEALTHY_AFTER_S = 30.0
 """A task that ran this long before it ended resets the count of crashes in a row."""
+CANCEL_WAIT_S = 1.0
+"""How long a cancelled async task may take to finish before it is abandoned."""
+
+
+# ---- the lead, as a task sees it ----
+
+
+class LeadSource(Protocol):
+    """Where a task's lead is read from: the election (:class:`~leaderpool.aio.AsyncElection`).
+    Plain attribute reads, safe from a task's thread."""
+
+    @property
+    def term(self) -> int | None: ...
+
+    @property
+    def renew_deadline(self) -> float | None: ...
+
+
+class Lead:
+    """One leadership, judged on the monotonic clock each time it is asked: over once the
+    source's term is no longer ``term`` or its renew deadline has passed; over for good after."""
+
+    def __init__(self, source: LeadSource, term: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.term = term
+        self._source = source
+        self._clock = clock
+        self._over = False
+        self._deadline: float | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """The latest renew deadline seen for this term (the last one, once the lead is over)."""
+        self.remaining_s()
+        return self._deadline
+
+    def remaining_s(self) -> float:
+        """Seconds until the lead ends unless renewed; 0.0 once it is over."""
+        if self._over:
+            return 0.0
+        deadline = self._source.renew_deadline  # read before the term: if the term is still ours
+        if self._source.term != self.term or deadline is None:  # after it, the deadline was ours
+            self._over = True
+            return 0.0
+        self._deadline = deadline
+        left = deadline - self._clock()
+        if left <= 0:
+            self._over = True
+            return 0.0
+        return left
+
+    def over(self) -> bool:
+        return self.remaining_s() <= 0.0
+
+
+class AsyncStopEvent(asyncio.Event):
+    """``ctx.stop`` of an async task: set by the worker, and reads as set once the lead is over;
+    :meth:`wait` wakes at the renew deadline to re-check it."""
+
+    def __init__(self, lead: Lead) -> None:
+        super().__init__()
+        self._lead = lead
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._lead.over()
+
+    async def wait(self) -> Literal[True]:
+        while not self.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(super().wait(), self._lead.remaining_s())
+        return True
+
+
+class ThreadStopEvent(threading.Event):
+    """``ctx.stop`` of a thread task: as :class:`AsyncStopEvent`, for a thread."""
+
+    def __init__(self, lead: Lead) -> None:
+        super().__init__()
+        self._lead = lead
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._lead.over()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            step = self._lead.remaining_s()
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                step = min(step, left)
+            super().wait(step)
+        return self.is_set()
+
+
+def _lead_over(ctx: AsyncTaskContext | ThreadTaskContext) -> NotLeader:
+    return NotLeader(f"term {ctx.term} is over", pool=ctx.pool, member=ctx.member, term=ctx.term)
 
 
 @dataclass
@@ -61,11 +170,21 @@ class AsyncTaskContext:
     term: int
     log: Any
     _fenced_set: FencedSet = field(repr=False)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _lead: Lead = field(repr=False)
+    stop: AsyncStopEvent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stop = AsyncStopEvent(self._lead)
 
     @property
     def stopping(self) -> bool:
+        """True once the task should stop: stopped by the worker, or the lead is over."""
         return self.stop.is_set()
+
+    @property
+    def renew_deadline(self) -> float | None:
+        """The ``time.monotonic()`` instant this lead ends unless renewed (the last one seen, once over)."""
+        return self._lead.deadline
 
     async def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
@@ -74,6 +193,8 @@ class AsyncTaskContext:
         return self.stop.is_set()
 
     async def fenced_set(self, key: str, value: str | bytes, px: int = 0) -> FenceResult:
+        if self.stopping:
+            raise _lead_over(self)
         return await self._fenced_set(self.term, key, value, px)
 
 
@@ -87,17 +208,29 @@ class ThreadTaskContext:
     log: Any
     _fenced_set: FencedSet = field(repr=False)
     _loop: asyncio.AbstractEventLoop = field(repr=False)
-    stop: threading.Event = field(default_factory=threading.Event)
+    _lead: Lead = field(repr=False)
+    stop: ThreadStopEvent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stop = ThreadStopEvent(self._lead)
 
     @property
     def stopping(self) -> bool:
+        """True once the task should stop: stopped by the worker, or the lead is over."""
         return self.stop.is_set()
+
+    @property
+    def renew_deadline(self) -> float | None:
+        """The ``time.monotonic()`` instant this lead ends unless renewed (the last one seen, once over)."""
+        return self._lead.deadline
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
         return self.stop.wait(seconds)
 
     def fenced_set(self, key: str, value: str | bytes, px: int = 0, timeout: float = 10.0) -> FenceResult:
+        if self.stopping:
+            raise _lead_over(self)
         coro = self._fenced_set(self.term, key, value, px)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
@@ -146,7 +279,10 @@ class TaskRunner:
     """Runs one task per leadership: :meth:`start` when elected, :meth:`stop` when revoked.
 
     ``on_crash(term, error)`` is called on the loop when the task raises before it was asked to
-    stop; the worker steps down then.
+    stop; the worker steps down then. ``on_lapsed(term)`` is called when the task ended because it
+    saw its lead over (the renew deadline passed) before the worker stopped it: should the
+    election have renewed that very term after all, the worker steps down, so that a leader never
+    leads on without its task.
     """
 
     def __init__(
@@ -156,15 +292,19 @@ class TaskRunner:
         pool: str,
         member: str,
         fenced_set: FencedSet,
+        lead: LeadSource,
         grace_s: float,
         on_crash: Callable[[int, BaseException], None],
+        on_lapsed: Callable[[int], None] | None = None,
     ) -> None:
         self.task = task
         self.pool = pool
         self.member = member
         self.grace_s = grace_s
         self._fenced_set = fenced_set
+        self._lead_source = lead
         self._on_crash = on_crash
+        self._on_lapsed = on_lapsed
         self._ctx: TaskContext | None = None
         self._done: asyncio.Future[Any] | None = None
         self._name = getattr(task, "__qualname__", repr(task))
@@ -185,14 +325,15 @@ class TaskRunner:
         loop = asyncio.get_running_loop()
         bound = log.bind(pool=self.pool, member=self.member, term=term, task=self._name)
         delay = self.crash_delay_s
+        lead = Lead(self._lead_source, term)
         ctx: TaskContext
         if is_async(self.task):
-            ctx = AsyncTaskContext(self.pool, self.member, term, bound, self._fenced_set)
+            ctx = AsyncTaskContext(self.pool, self.member, term, bound, self._fenced_set, lead)
             done: asyncio.Future[Any] = loop.create_task(
                 _run_async(self.task, ctx, delay), name=f"leaderpool-task-{term}"
             )
         else:
-            ctx = ThreadTaskContext(self.pool, self.member, term, bound, self._fenced_set, loop)
+            ctx = ThreadTaskContext(self.pool, self.member, term, bound, self._fenced_set, loop, lead)
             done = loop.create_future()
             threading.Thread(
                 target=_run_in_thread, args=(self.task, ctx, loop, done, delay), name=f"leaderpool-task-{term}",
@@ -211,6 +352,8 @@ class TaskRunner:
             self._crashes = 0  # it ran long enough: the next crash starts over
         if fut.cancelled():
             return
+        if self._ctx is ctx and ctx._lead.over() and self._on_lapsed is not None:  # not stopped by us
+            self._on_lapsed(ctx.term)
         error = fut.exception()
         if error is None:
             if not ctx.stopping:
@@ -224,7 +367,8 @@ class TaskRunner:
         self._on_crash(ctx.term, error)
 
     async def stop(self) -> None:
-        """Set the stop event; wait up to ``grace_s``; then cancel (async) or abandon (thread)."""
+        """Set the stop event; wait up to ``grace_s``; then cancel (async) or abandon (thread).
+        Every wait is bounded: an async task that swallows the cancellation is abandoned too."""
         ctx, done = self._ctx, self._done
         self._ctx = self._done = None
         if ctx is None or done is None:
@@ -238,8 +382,11 @@ class TaskRunner:
             return
         if isinstance(ctx, AsyncTaskContext):
             done.cancel()
-            await asyncio.wait({done}, timeout=1.0)
-            ctx.log.warning("task_cancelled", grace_s=self.grace_s)
+            finished, _ = await asyncio.wait({done}, timeout=CANCEL_WAIT_S)
+            if finished:
+                ctx.log.warning("task_cancelled", grace_s=self.grace_s)
+            else:
+                ctx.log.warning("task_abandoned", grace_s=self.grace_s, detail="the task swallowed its cancellation")
         else:
             ctx.log.warning("task_abandoned", grace_s=self.grace_s, detail="the thread ignored the stop event")
 
@@ -273,10 +420,11 @@ def _run_in_thread(
 
 
 def checked_fenced_set(election: Any) -> FencedSet:
-    """The election's ``fenced_set``, refused once the caller's term is no longer the current one."""
+    """The election's ``fenced_set``, refused once the caller's term is no longer the current one
+    or its renew deadline has passed (checked on the loop, when the write is about to be sent)."""
 
     async def fenced(term: int, key: str, value: str | bytes, px: int) -> FenceResult:
-        if election.term != term:
+        if election.term != term or not election.is_leader:
             raise NotLeader(f"term {term} is over", pool=election.pool, member=election.member_id, term=term)
         result: FenceResult = await election.fenced_set(key, value, px=px)
         return result

@@ -1,0 +1,262 @@
+"""The running worker: :class:`Worker` (one election and its leader task), its JSON events, and
+:func:`run`, which drives it on an event loop of its own until a signal.
+
+Signals (only :func:`run` installs handlers; :class:`Worker` can run inside any event loop):
+SIGTERM, SIGINT and SIGHUP each start a kind shutdown -- the task is stopped, the lead is handed
+over to the next member, the member leaves the pool -- and the process exits 0. A second signal
+during that shutdown stops waiting: the process exits 1 at once, whatever the task does (a thread
+task is a daemon thread and is abandoned; async tasks are cancelled and, if they swallow the
+cancellation, abandoned). Every wait on the way out is bounded, so no task can keep the process alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from leaderpool.aio import AsyncElection
+from leaderpool.clients import describe
+from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.log import get_logger
+from leaderpool.worker.settings import WorkerSettings
+from leaderpool.worker.tasks import TaskRunner, checked_fenced_set
+
+__all__ = ["EventWriter", "ShutdownSignals", "Worker", "run", "serve"]
+
+ELECTION_CHECK_S = 0.5
+"""How often the worker checks that the election loop is still running (it only ends on a bug)."""
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Each starts a kind shutdown (hand over, exit 0); a second one forces the exit (1)."""
+EXIT_FORCED = 1
+LEFTOVER_WAIT_S = 1.0
+"""After the worker is done, how long tasks still running on the loop may take to end once
+cancelled (after a forced exit: half of it) before they are abandoned."""
+
+log = get_logger("leaderpool.worker")
+
+
+# ---- JSON events ----
+
+
+class EventWriter:
+    """One JSON object per line, flushed, for each transition (``--json-events``)."""
+
+    def __init__(self, pool: str, member: str, stream: TextIO | None = None) -> None:
+        self.pool = pool
+        self.member = member
+        self.stream = stream or sys.stdout
+        self.broken = False
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self.broken:
+            return
+        record = {"event": event, "pool": self.pool, **fields, "t": time.time()}
+        try:
+            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError) as exc:  # the reader went away: lead on, without events
+            self.broken = True
+            log.warning("json_events_unwritable", error=str(exc) or type(exc).__name__)
+
+    def elected(self, term: int) -> None:
+        self.write("elected", member=self.member, term=term)
+
+    def revoked(self, term: int | None, reason: RevokeReason) -> None:
+        self.write("revoked", member=self.member, term=term, reason=reason.value)
+
+    def leader(self, leader: LeaderInfo | None) -> None:
+        self.write("leader", member=leader.member if leader else None, term=leader.term if leader else None)
+
+
+# ---- the worker ----
+
+
+class Worker:
+    """Drives one :class:`AsyncElection` and the leader task; :meth:`run` until ``stop`` is set."""
+
+    def __init__(self, settings: WorkerSettings, events: EventWriter | None = None) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.events = events
+        self.election = AsyncElection(
+            self.config,
+            settings.redis_url,
+            on_elected=self._on_elected,
+            on_revoked=self._on_revoked,
+            on_leader_changed=self._on_leader_changed,
+        )
+        self.runner = TaskRunner(
+            settings.task,
+            pool=self.config.pool,
+            member=self.config.member_id,
+            fenced_set=checked_fenced_set(self.election),
+            lead=self.election,
+            grace_s=settings.task_grace_s,
+            on_crash=self._on_task_crash,
+            on_lapsed=self._on_lead_lapsed,
+        )
+        self._term: int | None = None
+        self.forced = False
+        self._log = log.bind(pool=self.config.pool, member=self.config.member_id)
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Take part until ``stop`` is set; 0 after a clean stop, 1 if the election itself failed."""
+        self._log.info(
+            "worker_started",
+            redis=describe(self.settings.redis_url),
+            node=self.config.node,
+            priority=self.config.priority,
+            ttl_s=self.config.ttl_s,
+            heartbeat_s=self.config.heartbeat,
+            takeover=self.config.takeover,
+            task=self.settings.task_spec,
+        )
+        code = 0
+        await self.election.start()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), ELECTION_CHECK_S)
+                if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
+                    self._log.error("election_stopped_unexpectedly")
+                    code = 1
+                    break
+            else:
+                self._log.info("worker_stopping")
+        finally:
+            try:
+                await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
+            except Exception:
+                self._log.exception("election_failed")
+                code = 1
+            await self.runner.stop()
+            if self.forced:  # a second signal cut the shutdown short
+                code = EXIT_FORCED
+            self._log.info("worker_stopped", exit_code=code)
+        return code
+
+    async def _on_elected(self, term: int) -> None:
+        self._term = term
+        if self.events:
+            self.events.elected(term)
+        self.runner.start(term)
+
+    async def _on_revoked(self, reason: RevokeReason) -> None:
+        term, self._term = self._term, None
+        if self.events:
+            self.events.revoked(term, reason)
+        await self.runner.stop()
+
+    def _on_leader_changed(self, leader: LeaderInfo | None) -> None:
+        if self.events:
+            self.events.leader(leader)
+
+    def _on_lead_lapsed(self, term: int) -> None:
+        """The task saw its renew deadline pass and ended. Usually the election is about to step
+        down too; but if it renewed this very term meanwhile (a reply that came in just after the
+        deadline), it would lead on with no task running: hand the lead over instead."""
+        if self.election.term == term and self.election.is_leader:
+            self._log.warning(
+                "stepping_down", reason=RevokeReason.LEASE_LOST.value, detail="the task saw its lead lapse"
+            )
+            self.election.step_down(RevokeReason.LEASE_LOST)
+
+    def _on_task_crash(self, term: int, error: BaseException) -> None:
+        if self.election.term != term:
+            return  # that leadership is already over
+        self._log.warning("stepping_down", reason=RevokeReason.TASK_FAILED.value, error=type(error).__name__)
+        self.election.step_down(RevokeReason.TASK_FAILED, rejoin=True)
+
+
+class ShutdownSignals:
+    """What the shutdown signals asked for: the first a kind stop, the second a forced exit."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.stop = asyncio.Event()
+        self.forced = asyncio.Event()
+        self.count = 0
+
+    def __call__(self, signum: int) -> None:
+        self.count += 1
+        log.info("signal_received", signal=signal.Signals(signum).name, count=self.count)
+        if self.count == 1:
+            self.worker.election.request_stop()  # the hand-over starts now, not a loop turn later
+            self.stop.set()
+        else:
+            self.worker.forced = True
+            self.forced.set()
+
+
+async def serve(worker: Worker, signals: ShutdownSignals) -> int:
+    """Run ``worker`` until the first signal and its kind shutdown end (its exit code), or until
+    a second signal (:data:`EXIT_FORCED` at once, leaving what still runs to :func:`run`)."""
+    running = asyncio.ensure_future(worker.run(signals.stop))
+    forcing = asyncio.ensure_future(signals.forced.wait())
+    try:
+        await asyncio.wait({running, forcing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forcing.cancel()
+    if running.done():
+        return running.result()
+    log.warning("worker_forced_exit", exit_code=EXIT_FORCED, detail="a second signal: not waiting for the shutdown")
+    return EXIT_FORCED
+
+
+def run(settings: WorkerSettings) -> int:
+    """Run a worker on a loop of its own until it stops; returns the exit code.
+
+    Unlike ``asyncio.run``, the way out is bounded: what still runs when the worker is done (a
+    task that swallowed its cancellation, a shutdown cut short by a second signal) is cancelled,
+    given :data:`LEFTOVER_WAIT_S`, and then abandoned with the loop."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    forced = False
+    try:
+        events = EventWriter(settings.config.pool, settings.config.member_id) if settings.json_events else None
+        worker = Worker(settings, events)
+        signals = ShutdownSignals(worker)
+        for signum in SHUTDOWN_SIGNALS:  # they stay handled until the loop is gone: a third one is logged
+            loop.add_signal_handler(signum, signals, signum)
+        try:
+            return loop.run_until_complete(serve(worker, signals))
+        finally:
+            forced = signals.forced.is_set()
+    finally:
+        try:
+            _end_leftovers(loop, LEFTOVER_WAIT_S / 2 if forced else LEFTOVER_WAIT_S)
+        finally:
+            for signum in SHUTDOWN_SIGNALS:
+                loop.remove_signal_handler(signum)
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _end_leftovers(loop: asyncio.AbstractEventLoop, wait_s: float) -> None:
+    """Cancel the loop's remaining tasks, wait at most ``wait_s`` for them, abandon the rest."""
+    left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.wait(left, timeout=wait_s))
+    stuck = [task for task in left if not task.done()]
+    if stuck:
+        log.warning("tasks_abandoned", tasks=sorted(task.get_name() for task in stuck), wait_s=wait_s)
+        _quiet_when_destroyed(loop, set(stuck))
+    with contextlib.suppress(asyncio.TimeoutError):
+        loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), wait_s))
+
+
+def _quiet_when_destroyed(loop: asyncio.AbstractEventLoop, abandoned: set[asyncio.Task[Any]]) -> None:
+    """Abandoned tasks are logged once, above: not again as "destroyed but pending" with the loop."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("task") not in abandoned:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
