@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -40,10 +41,11 @@ def workers(redis_server: RedisServer) -> Iterator[Workers]:
         yield ws
 
 
-def status_json(url: str, *args: str) -> dict:
+def status_json(url: str, *args: str) -> dict[str, Any]:
     done = run_cli("--redis", url, "status", "--json", *args)
     assert 0 == done.returncode, done.stderr
-    return json.loads(done.stdout)
+    status: dict[str, Any] = json.loads(done.stdout)
+    return status
 
 
 class TestStatus:
@@ -307,7 +309,7 @@ class TestStalePoolsAndForget:
         a.elected()
         a.signal(signal.SIGKILL)
 
-        def stale() -> dict | None:
+        def stale() -> dict[str, Any] | None:
             pool = status_json(redis_server.url)["pools"][0]
             return pool if "stale_since" in pool else None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leaderpool import ConfigError, Keyspace, MemberConfig
-from leaderpool.clients import validate_redis_url
 from leaderpool.keys import fence_key, pool_from_members_key
+from leaderpool.urls import validate_redis_url
 
 
 class TestNames:

@@ -247,7 +247,7 @@ class TestSafety:
                 await eventually(lambda: b.leader is not None)
                 from leaderpool.watcher import Watcher
 
-                assert Watcher.shared(b.core.store.client).keyspace_notifications is False
+                assert Watcher.shared(b.core._client).keyspace_notifications is False
                 crashed = time.monotonic()
                 a.core.abandon()
                 await b.wait_until_leader(10)

@@ -4,7 +4,7 @@ failover runs on the members' own lease timers, as it must on managed Redis)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any, ClassVar
 
 import fakeredis
@@ -19,7 +19,7 @@ from leaderpool.store import LeaderValue, PoolStore
 
 from .helpers import Recorder, eventually, leaders, start_all, stop_all
 
-FAST = {"ttl_s": 0.6}
+FAST: dict[str, Any] = {"ttl_s": 0.6}
 
 
 @pytest.fixture(autouse=True)
@@ -176,7 +176,7 @@ class TestEventsContract:
         run(main())
 
     def test_log_events_carry_pool_member_and_term(self, fake_server: fakeredis.FakeServer) -> None:
-        async def main() -> list[dict[str, Any]]:
+        async def main() -> list[MutableMapping[str, Any]]:
             with capture_logs() as logs:
                 a = Recorder().election("p", "a", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
                 await a.start()
@@ -195,7 +195,7 @@ class TestEventsContract:
 
         watcher._warned_about_config.clear()
 
-        async def main() -> list[dict[str, Any]]:
+        async def main() -> list[MutableMapping[str, Any]]:
             with capture_logs() as logs:
                 for pool in ("p1", "p2"):
                     e = Recorder().election(pool, "a", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)

@@ -48,5 +48,5 @@ class TestLibraryLogging:
         caplog.set_level("INFO", logger="leaderpool")
         get_logger("leaderpool", pool="p", member="a").info("elected", term=4)
         record = caplog.records[-1]
-        assert {"event": "elected", "pool": "p", "member": "a", "term": 4} == record.leaderpool_event
+        assert {"event": "elected", "pool": "p", "member": "a", "term": 4} == record.__dict__["leaderpool_event"]
         assert "leaderpool" == record.name

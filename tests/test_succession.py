@@ -69,7 +69,7 @@ class TestVacancy:
         assert 0.04 == succ.vacancy_grace(0.04)
 
     def test_lease_end_aims_from_the_middle_of_the_round_trip(self) -> None:
-        assert 10.5 + 2.0 == pytest.approx(succ.lease_end(10.0, 11.0, 2_000_000))  # type: ignore[arg-type]
+        assert 10.5 + 2.0 == pytest.approx(succ.lease_end(10.0, 11.0, 2_000_000))
         assert succ.lease_end(10.0, 11.0, -1) is None
 
 
@@ -77,7 +77,7 @@ class TestHandOverClock:
     def test_the_grant_is_placed_no_earlier_than_our_last_sample_allows(self) -> None:
         """Redis read 5000 ms no earlier than we sent at t=100: a grant at 5300 ms is at or
         after t=100.299 here (one ms off for truncation)."""
-        assert 100.299 == pytest.approx(succ.grant_instant((100.0, 5000), 5300))  # type: ignore[arg-type]
+        assert 100.299 == pytest.approx(succ.grant_instant((100.0, 5000), 5300))
         assert succ.grant_instant(None, 5300) is None
 
     def test_act_on_a_grant_only_with_more_than_half_a_heartbeat_left(self) -> None:

@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -30,10 +31,11 @@ def workers(redis_server: RedisServer) -> Iterator[Workers]:
         yield ws
 
 
-def history(url: str, pool: str = "p") -> list[dict]:
+def history(url: str, pool: str = "p") -> list[dict[str, Any]]:
     done = cli("--redis", url, "history", pool, "--json")
     assert 0 == done.returncode, done.stderr
-    return json.loads(done.stdout)["transitions"]
+    transitions: list[dict[str, Any]] = json.loads(done.stdout)["transitions"]
+    return transitions
 
 
 class TestJsonEvents:
@@ -148,7 +150,7 @@ class TestFrozenLeader:
         def start(member: str) -> WorkerProc:
             return workers.start(member, "--task", f"tests.worker_tasks:{task}", env={ACTS_FILE: str(acts[member])})
 
-        def recorded(member: str) -> list[dict]:
+        def recorded(member: str) -> list[dict[str, Any]]:
             path = acts[member]
             lines = path.read_text().split("\n")[:-1] if path.exists() else []  # whole lines only
             return [json.loads(line) for line in lines]

@@ -263,7 +263,9 @@ def load_task(spec: object) -> Task:
             raise ValueError(f"module {module_name!r} has no attribute {attr_path!r}")
         target = getattr(target, part)
     if not callable(target):
-        raise ValueError(f"{text!r} is not callable (it is a {type(target).__name__})")
+        kind = type(target).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise ValueError(f"{text!r} is not callable (it is {article} {kind})")
     return target  # type: ignore[no-any-return]
 
 
