@@ -68,6 +68,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if led is None else complete and led <= limit, "s")  # fmt: skip
     moments = _get(lp, "safety", "two_leader_moments")
     add("zero moments with two acting leaders", moments, None if moments is None else moments == 0)
+    status = _get(results, "startup", "commands_ms", "status", "p50")
+    add("leaderpool-cli status (one Redis call) p50 <= 150 ms", status, check(status, 150), "ms")
     return out
 
 
@@ -194,6 +196,21 @@ def results_markdown(results: dict[str, Any]) -> str:
                      f"{_ms(k.get('total_incl_lua_per_member_per_s'), 2)} | {_ms(k.get('leader_client_per_s'), 2)} | "
                      f"{_ms(k.get('follower_client_per_s'), 2)} | {_ms(k.get('redis_cpu_pct'), 2)} | "
                      + ", ".join(f"{cmd} {v:g}" for cmd, v in by.items()) + " |")  # fmt: skip
+    su = results.get("startup") or {}
+    if su:
+        lines += ["", "## CLI start-up (wall time of a whole command, from a shell)", ""]
+        lines += [
+            f"{su.get('runs')} runs each of `{su.get('cli')}` against the same redis-server, a pool with a "
+            "leader in it; `python -c pass` and `redis-cli GET` for scale.",
+            "",
+            "| command | n | p50 ms | p90 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, stats in (su.get("commands_ms") or {}).items():
+            lines.append(_stats_row(f"`leaderpool-cli {name.replace('_', ' --')}`", stats))
+        lines.append(_stats_row("`python -c pass`", su.get("python_startup_ms")))
+        if su.get("redis_cli_get_ms"):
+            lines.append(_stats_row("`redis-cli GET`", su.get("redis_cli_get_ms")))
     lines += ["", "## Safety (moments with two acting leaders, over every round above)", ""]
     lines += ["| contender | leaderships | two-leader moments | total overlap ms |", "|---|---|---|---|"]
     for name, c in (results.get("contenders") or {}).items():

@@ -157,13 +157,9 @@ class ThreadStopEvent(threading.Event):
         return self.is_set()
 
 
-def _lead_over(ctx: AsyncTaskContext | ThreadTaskContext) -> NotLeader:
-    return NotLeader(f"term {ctx.term} is over", pool=ctx.pool, member=ctx.member, term=ctx.term)
-
-
 @dataclass
-class AsyncTaskContext:
-    """What an ``async def task(ctx)`` is given."""
+class _Context:
+    """What every task is given; the two kinds differ in how they wait."""
 
     pool: str
     member: str
@@ -171,10 +167,7 @@ class AsyncTaskContext:
     log: Any
     _fenced_set: FencedSet = field(repr=False)
     _lead: Lead = field(repr=False)
-    stop: AsyncStopEvent = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.stop = AsyncStopEvent(self._lead)
+    stop: AsyncStopEvent | ThreadStopEvent = field(init=False)
 
     @property
     def stopping(self) -> bool:
@@ -185,6 +178,20 @@ class AsyncTaskContext:
     def renew_deadline(self) -> float | None:
         """The ``time.monotonic()`` instant this lead ends unless renewed (the last one seen, once over)."""
         return self._lead.deadline
+
+    def _check_leading(self) -> None:
+        if self.stopping:
+            raise NotLeader(f"term {self.term} is over", pool=self.pool, member=self.member, term=self.term)
+
+
+@dataclass
+class AsyncTaskContext(_Context):
+    """What an ``async def task(ctx)`` is given."""
+
+    stop: AsyncStopEvent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stop = AsyncStopEvent(self._lead)
 
     async def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
@@ -193,44 +200,26 @@ class AsyncTaskContext:
         return self.stop.is_set()
 
     async def fenced_set(self, key: str, value: str | bytes, px: int = 0) -> FenceResult:
-        if self.stopping:
-            raise _lead_over(self)
+        self._check_leading()
         return await self._fenced_set(self.term, key, value, px)
 
 
 @dataclass
-class ThreadTaskContext:
+class ThreadTaskContext(_Context):
     """What a plain ``def task(ctx)`` is given; it runs in its own thread."""
 
-    pool: str
-    member: str
-    term: int
-    log: Any
-    _fenced_set: FencedSet = field(repr=False)
-    _loop: asyncio.AbstractEventLoop = field(repr=False)
-    _lead: Lead = field(repr=False)
+    _loop: asyncio.AbstractEventLoop = field(repr=False, kw_only=True)
     stop: ThreadStopEvent = field(init=False)
 
     def __post_init__(self) -> None:
         self.stop = ThreadStopEvent(self._lead)
-
-    @property
-    def stopping(self) -> bool:
-        """True once the task should stop: stopped by the worker, or the lead is over."""
-        return self.stop.is_set()
-
-    @property
-    def renew_deadline(self) -> float | None:
-        """The ``time.monotonic()`` instant this lead ends unless renewed (the last one seen, once over)."""
-        return self._lead.deadline
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
         return self.stop.wait(seconds)
 
     def fenced_set(self, key: str, value: str | bytes, px: int = 0, timeout: float = 10.0) -> FenceResult:
-        if self.stopping:
-            raise _lead_over(self)
+        self._check_leading()
         coro = self._fenced_set(self.term, key, value, px)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
@@ -335,7 +324,7 @@ class TaskRunner:
                 _run_async(self.task, ctx, delay), name=f"leaderpool-task-{term}"
             )
         else:
-            ctx = ThreadTaskContext(self.pool, self.member, term, bound, self._fenced_set, loop, lead)
+            ctx = ThreadTaskContext(self.pool, self.member, term, bound, self._fenced_set, lead, _loop=loop)
             done = loop.create_future()
             threading.Thread(
                 target=_run_in_thread, args=(self.task, ctx, loop, done, delay), name=f"leaderpool-task-{term}",
