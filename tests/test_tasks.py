@@ -340,12 +340,14 @@ class TestTheLeadEndsAtTheRenewDeadline:
 
         async def main() -> None:
             r = runner(task, [], lead=FakeLead(term=8, renew_deadline=time.monotonic() + 0.2))
-            r.start(8)
-            assert r._done is not None
-            await asyncio.wait({r._done}, timeout=10)
-            assert release.is_set()
-            assert [True, True, 8] == results
-            await r.stop()
+            with capture_logs() as logs:
+                r.start(8)
+                assert r._done is not None
+                await asyncio.wait({r._done}, timeout=10)
+                assert release.is_set()
+                assert [True, True, 8] == results
+                await r.stop()  # it had already ended: its end is logged once all the same
+            assert ["task_started", "task_stopped"] == [e["event"] for e in logs]
 
         run(main())
 

@@ -347,7 +347,9 @@ class TaskRunner:
             self._on_lapsed(ctx.term)
         error = fut.exception()
         if error is None:
-            if not ctx.stopping:
+            if ctx.stopping:  # asked to stop, or it saw its lead end first (then stop() finds it done)
+                ctx.log.info("task_stopped")
+            else:
                 ctx.log.info("task_returned", detail="finished while leading; the member keeps leading")
             return
         if ctx.stopping:
@@ -369,8 +371,7 @@ class TaskRunner:
             return
         finished, _ = await asyncio.wait({done}, timeout=self.grace_s)
         if finished:
-            ctx.log.info("task_stopped")
-            return
+            return  # _finished logged how it ended
         if isinstance(ctx, AsyncTaskContext):
             done.cancel()
             finished, _ = await asyncio.wait({done}, timeout=CANCEL_WAIT_S)
