@@ -87,3 +87,7 @@ class ScriptError(LeaderpoolError):
     ) -> None:
         super().__init__(message, pool=pool, member=member, term=term)
         self.script = script
+
+
+AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")
+"""Error replies that mean our credentials or permissions are wrong: a configuration error."""

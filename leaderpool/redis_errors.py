@@ -15,7 +15,7 @@ from enum import Enum
 
 import redis.exceptions
 
-from leaderpool.errors import LeaderpoolError, RedisAuthFailed, RedisUnavailable, ScriptError
+from leaderpool.errors import AUTH_ERROR_CODES, LeaderpoolError, RedisAuthFailed, RedisUnavailable, ScriptError
 
 REDIS_FAILURES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
@@ -40,8 +40,6 @@ Not :class:`ScriptError`: a bug is surfaced, not retried."""
 COMMAND_REFUSED: tuple[type[BaseException], ...] = (redis.exceptions.ResponseError,)
 """A command Redis answered with an error (``CONFIG`` on a managed service, say)."""
 
-AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")
-"""Error replies that mean our credentials or permissions are wrong."""
 
 _AUTH_EXCEPTIONS: tuple[type[BaseException], ...] = (
     redis.exceptions.AuthenticationError,

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from leaderpool.errors import AUTH_ERROR_CODES
+
 Kind = Literal["unreachable", "auth", "permission", "tls"]
 CONFIG_KINDS: frozenset[str] = frozenset({"auth", "permission", "tls"})
 PROBE_TIMEOUT_S = 0.5
-_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,10 @@ def redact(url: str) -> str:
 def _code(exc: BaseException) -> str | None:
     """WRONGPASS, NOAUTH or NOPERM when ``exc`` carries one (redis-py's status code, or the text)."""
     code = getattr(exc, "status_code", None)
-    if code in _CODES:
+    if code in AUTH_ERROR_CODES:
         return str(code)
     first = str(exc).split(" ", 1)[0].upper()
-    return first if first in _CODES else None
+    return first if first in AUTH_ERROR_CODES else None
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
