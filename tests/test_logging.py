@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import MutableMapping
 
 import pytest
 
@@ -50,3 +51,30 @@ class TestLibraryLogging:
         record = caplog.records[-1]
         assert {"event": "elected", "pool": "p", "member": "a", "term": 4} == record.__dict__["leaderpool_event"]
         assert "leaderpool" == record.name
+
+
+class TestStructlogApplications:
+    def test_a_logger_follows_the_structlog_configuration_in_force_when_it_logs(self) -> None:
+        """Bound once per configuration for speed, yet a new configuration is honoured at once."""
+        import structlog
+
+        first: list[str] = []
+        second: list[str] = []
+
+        def into(seen: list[str]) -> structlog.typing.Processor:
+            def keep(logger: object, method: str, event: MutableMapping[str, object]) -> str:
+                seen.append(f"{event['event']} {event['pool']} {event.get('term')}")
+                raise structlog.DropEvent
+
+            return keep
+
+        log = get_logger("leaderpool", pool="p")
+        try:
+            structlog.configure(processors=[into(first)])
+            log.info("joined")
+            log.bind(term=2).info("elected")
+            structlog.configure(processors=[into(second)])
+            log.info("left")
+        finally:
+            structlog.reset_defaults()
+        assert (["joined p None", "elected p 2"], ["left p None"]) == (first, second)
