@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from leaderpool.keys import Keyspace
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
     from leaderpool.protocol import FenceResult
-
-__version__ = "0.1.0"
+    from leaderpool.version import __version__
 
 _EXPORTS = {
+    "__version__": "leaderpool.version",
     "AsyncElection": "leaderpool.aio",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",

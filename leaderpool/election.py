@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from leaderpool import probe
 from leaderpool import succession as succ
 from leaderpool.alarm import Alarm
 from leaderpool.clients import AsyncClient
@@ -373,6 +374,8 @@ class ElectionCore:
         self.view.saw(term)
         granted_at = succ.grant_instant(self.view.redis_clock, granted_ms)
         c = self.config
+        if granted_at is not None:
+            probe.notified(c.pool, max(self._clock() - granted_at, 0.0))
         if succ.safe_to_act_on_grant(
             granted_at, self._clock(), renew_deadline_s=c.renew_deadline, heartbeat_s=c.heartbeat
         ):
@@ -443,10 +446,11 @@ class ElectionCore:
         # spread the first renewal, as members spread their first beat (see FIRST_BEAT_SPREAD)
         self.membership.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
         t = self._timers
+        since = sent if handoff or t.vacant_since is None else t.vacant_since
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None
         self.view.successor_id = None
         self.view.set_leader(self.config.member_id, term, self.membership.record(), self.config.ttl_ms, self._log)
-        self.lead.announce(forced=forced, handoff=handoff)
+        self.lead.announce(forced=forced, handoff=handoff, since=since)
 
     def _forget_own_lead(self) -> None:
         self.view.forget_own_lead()

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from leaderpool import probe
 from leaderpool import succession as succ
 from leaderpool.config import MemberConfig
 from leaderpool.constants import MIN_CALL_TIMEOUT_S
@@ -59,6 +60,7 @@ class Leadership:
 
     def emit(self, event: Event) -> Awaitable[None] | None:
         """Hand ``event`` to the face; returns its acknowledgement (None if the face failed)."""
+        probe.event(self.config.pool, self.config.member_id, event)
         try:
             return self._sink(event)
         except Exception:
@@ -98,9 +100,13 @@ class Leadership:
         self.last_led_term = max(self.last_led_term, term)
         self.log = self.log.bind(term=term)
 
-    def announce(self, *, forced: bool, handoff: bool) -> None:
+    def announce(self, *, forced: bool, handoff: bool, since: float) -> None:
+        """Tell the application we lead; ``since``: when we saw the lead vacant (a contest), or
+        when it was granted to us (a hand-over)."""
         self.emit(Elected(self.term or 0))
         self.log.info("elected", forced=forced, handoff=handoff)
+        c = self.config
+        probe.took_lead(c.pool, c.member_id, handoff=handoff, seconds=max(self._clock() - since, 0.0))
 
     def renewed(self, sent: float) -> None:
         self.renew_deadline = sent + self.config.renew_deadline

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from leaderpool import probe
 from leaderpool.config import MemberConfig
 from leaderpool.constants import FIRST_BEAT_SPREAD
 from leaderpool.log import Logger
@@ -88,8 +89,10 @@ class Membership:
         beat = await bounded(
             self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members, seen_term)
         )
+        c = self.config
+        probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
         previous, self._last_beat = self._last_beat, sent
-        late = 0.0 if previous is None else sent - previous - self.config.heartbeat
-        if late > self.config.heartbeat / 2:
+        late = 0.0 if previous is None else sent - previous - c.heartbeat
+        if late > c.heartbeat / 2:
             log.warning("heartbeat_late", late_s=round(late, 3))
         return sent, beat

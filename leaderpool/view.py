@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
+from leaderpool import probe
 from leaderpool import succession as succ
 from leaderpool.config import MemberConfig
 from leaderpool.events import Event, LeaderChanged, LeaderInfo, leader_identity
@@ -41,6 +42,7 @@ class PoolView:
         """Take in a full read of the pool (sent at ``sent``)."""
         self.redis_clock = (sent, obs.now_ms)
         self.members, self.resigned = obs.members, obs.resigned
+        probe.members_seen(self.config.pool, self.config.member_id, len(obs.members))
 
     def find_next(self, leader: str, members: list[MemberInfo] | None = None, resigned: str | None = None) -> None:
         """Who comes next after ``leader`` (None with anti-affinity: its ranking needs a read)."""

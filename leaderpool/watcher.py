@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 
 from redis.asyncio.client import PubSub
 
+from leaderpool import probe
 from leaderpool.clients import AsyncClient, clone_async_client
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
@@ -157,6 +158,7 @@ class Watcher:
                 await self._connect()
                 if not first:
                     log.info("watcher_resubscribed", channels=len(self._listeners))
+                    probe.reconnected()
                     self._dispatch_all("resync", "")
                 first = False
                 delay = WATCHER_RETRY_FIRST_S

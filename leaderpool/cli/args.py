@@ -161,3 +161,24 @@ def names(raw: object) -> list[str]:
     """Names: a list (repeated flag) or one comma-separated string (env)."""
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return [str(item).strip() for item in items if str(item).strip()]
+
+
+def tcp_port(raw: object) -> int:
+    value = integer(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a TCP port from 0 to 65535, got {raw!r}")
+    return value
+
+
+class VersionAction(argparse.Action):
+    """``--version``: prints ``PROG VERSION`` and exits 0. The version is read from the package's
+    metadata only when asked, so every other run skips that lookup."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from leaderpool.version import version
+
+        print(f"{parser.prog} {version()}", flush=True)
+        raise SystemExit(0)

@@ -26,6 +26,7 @@ from leaderpool.cli.args import (
     OneLineParser,
     Options,
     UsageError,
+    VersionAction,
     fail,
     positive_integer,
     redis_url_arg,
@@ -53,6 +54,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="Inspect and operate leaderpool pools.")
     _common(p, top=True)
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     s = sub.add_parser("status", help="pools, leaders and members")

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn
 
+    from leaderpool.worker.http import HttpEndpoints
+    from leaderpool.worker.settings import WorkerSettings
+
 __all__ = ["main"]
 
 
@@ -58,13 +61,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             from leaderpool.cli.preflight import exit_on_config_error
 
             exit_on_config_error(PROG, settings.redis_url)  # credentials, ACL, TLS: exit 2; unreachable: retry on
+            http = _bind_http(settings)
             configure_logging(settings.log_format, settings.log_level)
-            return run(settings)  # its loop handles SIGINT from before it joins until it is done
+            return run(settings, http)  # its loop handles SIGINT from before it joins until it is done
         finally:
             if previous not in (signal.SIG_IGN, None):
                 signal.signal(signal.SIGINT, previous)
     except KeyboardInterrupt:  # a SIGINT before the handler above was in place
         _end_by_sigint()
+
+
+def _bind_http(settings: WorkerSettings) -> HttpEndpoints | None:
+    """Listen now, so a taken port is one line and exit 2 before the worker joins its pool."""
+    if settings.http_port is None:
+        return None
+    from leaderpool.cli.args import fail
+    from leaderpool.worker.http import bind
+    from leaderpool.worker.settings import PROG
+
+    try:
+        return bind(settings.http_host, settings.http_port)
+    except OSError as exc:
+        where = f"{settings.http_host}:{settings.http_port}"
+        fail(PROG, f"--http-port: cannot listen on {where}: {exc.strerror or exc}")
 
 
 def _sigint_during_start_up(signum: int, frame: object) -> None:

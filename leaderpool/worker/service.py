@@ -17,7 +17,7 @@ import json
 import signal
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from leaderpool.aio import AsyncElection
 from leaderpool.clients import describe
@@ -25,6 +25,10 @@ from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.log import get_logger
 from leaderpool.worker.settings import WorkerSettings
 from leaderpool.worker.tasks import TaskRunner, checked_fenced_set
+
+if TYPE_CHECKING:
+    from leaderpool.metrics import ElectionMetrics
+    from leaderpool.worker.http import HttpEndpoints
 
 __all__ = ["EventWriter", "ShutdownSignals", "Worker", "run", "serve"]
 
@@ -79,8 +83,13 @@ class EventWriter:
 class Worker:
     """Drives one :class:`AsyncElection` and the leader task; :meth:`run` until ``stop`` is set."""
 
-    def __init__(self, settings: WorkerSettings, events: EventWriter | None = None) -> None:
+    def __init__(
+        self, settings: WorkerSettings, events: EventWriter | None = None, http: HttpEndpoints | None = None
+    ) -> None:
         self.settings = settings
+        self.http = http
+        self.metrics: ElectionMetrics | None = None
+        self.loop_turned_at = time.monotonic()
         self.config = settings.config
         self.events = events
         self.election = AsyncElection(
@@ -117,9 +126,11 @@ class Worker:
             task=self.settings.task_spec,
         )
         code = 0
+        self._serve_http()
         await self.election.start()
         try:
             while not stop.is_set():
+                self.loop_turned_at = time.monotonic()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), ELECTION_CHECK_S)
                 if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
@@ -137,8 +148,58 @@ class Worker:
             await self.runner.stop()
             if self.forced:  # a second signal cut the shutdown short
                 code = EXIT_FORCED
+            if self.http is not None:
+                self.http.close()
             self._log.info("worker_stopped", exit_code=code)
         return code
+
+    # ---- health and metrics (--http-port) ----
+
+    def _serve_http(self) -> None:
+        if self.http is None:
+            return
+        from prometheus_client import REGISTRY
+
+        from leaderpool.metrics import enable_metrics
+        from leaderpool.worker.http import Probe
+
+        self.metrics = enable_metrics(REGISTRY)  # the default registry: the process's own collectors too
+        self.http.serve(Probe(health=self.health, leader=self.leadership), REGISTRY)
+        host, port = self.http.address
+        self._log.info("http_listening", host=host, port=port, paths="/healthz /leader /metrics")
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Alive while the loop turns and the election runs; Redis being retried is still alive."""
+        from leaderpool.worker.http import STALLED_AFTER_S
+
+        c = self.config
+        loop_s = time.monotonic() - self.loop_turned_at
+        role = self.election.role
+        answered = self.metrics.since_answered(c.pool, c.member_id) if self.metrics else None
+        redis_ok = answered is not None and answered < c.ttl_s
+        ok = loop_s < STALLED_AFTER_S and role is not Role.STOPPED
+        return ok, {
+            "status": "ok" if ok else "unhealthy",
+            "pool": c.pool,
+            "member": c.member_id,
+            "role": role.value,
+            "term": self.election.term,
+            "loop_turned_s_ago": round(loop_s, 3),
+            "redis": "ok" if redis_ok else "retrying",
+            "last_heartbeat_s_ago": None if answered is None else round(answered, 3),
+        }
+
+    def leadership(self) -> tuple[bool, dict[str, Any]]:
+        """Leading or not, for a readiness probe that routes to the leader alone."""
+        leader = self.election.leader
+        term = self.election.term
+        leading = self.election.is_leader and term is not None
+        return leading, {
+            "pool": self.config.pool,
+            "member": self.config.member_id,
+            "leader": leader.member if leader else None,
+            "term": term if leading else (leader.term if leader else None),
+        }
 
     async def _on_elected(self, term: int) -> None:
         self._term = term
@@ -169,6 +230,8 @@ class Worker:
     def _on_task_crash(self, term: int, error: BaseException) -> None:
         if self.election.term != term:
             return  # that leadership is already over
+        if self.metrics is not None:
+            self.metrics.task_crashed(self.config.pool, self.config.member_id)
         self._log.warning("stepping_down", reason=RevokeReason.TASK_FAILED.value, error=type(error).__name__)
         self.election.step_down(RevokeReason.TASK_FAILED, rejoin=True)
 
@@ -208,7 +271,7 @@ async def serve(worker: Worker, signals: ShutdownSignals) -> int:
     return EXIT_FORCED
 
 
-def run(settings: WorkerSettings) -> int:
+def run(settings: WorkerSettings, http: HttpEndpoints | None = None) -> int:
     """Run a worker on a loop of its own until it stops; returns the exit code.
 
     Unlike ``asyncio.run``, the way out is bounded: what still runs when the worker is done (a
@@ -219,7 +282,7 @@ def run(settings: WorkerSettings) -> int:
     forced = False
     try:
         events = EventWriter(settings.config.pool, settings.config.member_id) if settings.json_events else None
-        worker = Worker(settings, events)
+        worker = Worker(settings, events, http)
         signals = ShutdownSignals(worker)
         for signum in SHUTDOWN_SIGNALS:  # they stay handled until the loop is gone: a third one is logged
             loop.add_signal_handler(signum, signals, signum)

@@ -14,12 +14,14 @@ from leaderpool.cli.args import (
     OneLineParser,
     Options,
     UsageError,
+    VersionAction,
     choice,
     integer,
     key_values,
     names,
     redis_url_arg,
     seconds,
+    tcp_port,
 )
 from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig
@@ -43,6 +45,9 @@ class WorkerSettings:
     json_events: bool
     log_format: str
     log_level: str
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    """``/healthz``, ``/leader`` and ``/metrics`` on this port (0: any free one); None: off."""
 
 
 def build_parser() -> OneLineParser:
@@ -84,6 +89,16 @@ def build_parser() -> OneLineParser:
     )  # fmt: skip
     p.add_argument("--log-format", metavar="json|console", help="stderr log format (console) [LEADERPOOL_LOG_FORMAT]")
     p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error (info) [LEADERPOOL_LOG_LEVEL]")
+    p.add_argument("--version", action=VersionAction)
+    http = p.add_argument_group("health and metrics")
+    http.add_argument(
+        "--http-port", metavar="PORT",
+        help="serve /healthz, /leader and /metrics on this port (off) [LEADERPOOL_HTTP_PORT]",
+    )  # fmt: skip
+    http.add_argument(
+        "--http-host", metavar="ADDRESS",
+        help="address the HTTP endpoints bind (127.0.0.1; 0.0.0.0 for probes from outside) [LEADERPOOL_HTTP_HOST]",
+    )  # fmt: skip
     return p
 
 
@@ -163,7 +178,16 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
             "log_format", "--log-format", "LEADERPOOL_LOG_FORMAT", choice("json", "console"), default="console"
         ),
         log_level=o.get("log_level", "--log-level", "LEADERPOOL_LOG_LEVEL", choice(*LOG_LEVELS), default="info"),
+        http_host=o.get("http_host", "--http-host", "LEADERPOOL_HTTP_HOST", _host, default="127.0.0.1"),
+        http_port=o.get("http_port", "--http-port", "LEADERPOOL_HTTP_PORT", tcp_port, default=None),
     )
+
+
+def _host(raw: object) -> str:
+    value = str(raw).strip().strip("[]")
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"must be an address to bind, such as 127.0.0.1 or 0.0.0.0, got {raw!r}")
+    return value
 
 
 def _where(o: Options, dest: str, flag: str, env: str) -> str:
