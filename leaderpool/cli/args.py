@@ -161,3 +161,10 @@ def names(raw: object) -> list[str]:
     """Names: a list (repeated flag) or one comma-separated string (env)."""
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return [str(item).strip() for item in items if str(item).strip()]
+
+
+def count(raw: object) -> int:
+    value = integer(raw)
+    if value < 0:
+        raise ValueError(f"must be an integer >= 0, got {raw!r}")
+    return value

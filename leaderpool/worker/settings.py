@@ -15,6 +15,7 @@ from leaderpool.cli.args import (
     Options,
     UsageError,
     choice,
+    count,
     integer,
     key_values,
     names,
@@ -52,7 +53,9 @@ def build_parser() -> OneLineParser:
         epilog="Every flag also reads its LEADERPOOL_* environment variable; the flag wins.",
     )
     p.add_argument(
-        "--redis", metavar="URL", help=f"redis://, rediss:// or unix:// URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})"
+        "--redis",
+        metavar="URL",
+        help=f"redis://, rediss://, unix:// or redis+sentinel:// URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})",
     )
     p.add_argument("--pool", metavar="NAME", help="the pool to join (required) [LEADERPOOL_POOL]")
     p.add_argument("--member-id", metavar="ID", help="unique member id (host-pid-random) [LEADERPOOL_MEMBER_ID]")
@@ -84,6 +87,10 @@ def build_parser() -> OneLineParser:
     )  # fmt: skip
     p.add_argument("--log-format", metavar="json|console", help="stderr log format (console) [LEADERPOOL_LOG_FORMAT]")
     p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error (info) [LEADERPOOL_LOG_LEVEL]")
+    p.add_argument(
+        "--wait-replicas", metavar="N",
+        help="act on a new lead only once N replicas hold it (Redis WAIT) (0) [LEADERPOOL_WAIT_REPLICAS]",
+    )  # fmt: skip
     return p
 
 
@@ -142,6 +149,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         config = MemberConfig(
             pool=pool,
             priority=o.get("priority", "--priority", "LEADERPOOL_PRIORITY", integer, default=0),
+            wait_replicas=o.get("wait_replicas", "--wait-replicas", "LEADERPOOL_WAIT_REPLICAS", count, default=0),
             ttl_s=ttl,
             heartbeat_s=heartbeat,
             takeover=o.flag("takeover", "--takeover", "LEADERPOOL_TAKEOVER"),
