@@ -9,10 +9,11 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio
 
+from leaderpool.connect import sentinel_master
 from leaderpool.constants import DEFAULT_URL as DEFAULT_URL  # re-exported: the CLI and worker use it
 from leaderpool.errors import ConfigError
 from leaderpool.urls import SCHEMES as SCHEMES  # re-exported
-from leaderpool.urls import validate_redis_url
+from leaderpool.urls import is_sentinel, parse_sentinel_url, validate_redis_url
 
 _PORTABLE = frozenset(
     {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
@@ -30,7 +31,10 @@ subclasses of these)."""
 def async_client(target: RedisLike, **options: Any) -> AsyncClient:
     """An asyncio client for ``target``: a URL, or a client whose connection settings we copy."""
     if isinstance(target, str):
-        return redis.asyncio.Redis.from_url(validate_redis_url(target), **options)
+        validate_redis_url(target)
+        if is_sentinel(target):
+            return sentinel_master(parse_sentinel_url(target), asynchronous=True, **options)  # type: ignore[no-any-return]
+        return redis.asyncio.Redis.from_url(target, **options)
     if isinstance(target, redis.asyncio.Redis):
         return target
     module = type(target).__module__
@@ -60,6 +64,8 @@ def async_client(target: RedisLike, **options: Any) -> AsyncClient:
 def describe(target: RedisLike) -> str:
     """A short, password-free description of where a client points, for logs."""
     if isinstance(target, str):
+        if is_sentinel(target):
+            return parse_sentinel_url(target).describe()
         parts = urlsplit(target)
         return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     kwargs = getattr(getattr(target, "connection_pool", None), "connection_kwargs", {})
@@ -70,12 +76,20 @@ def describe(target: RedisLike) -> str:
 
 def clone_async_client(client: AsyncClient) -> AsyncClient:
     """A new asyncio client with its own connection pool, to the same server as ``client``."""
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
     module = type(client).__module__
-    kwargs = dict(client.connection_pool.connection_kwargs)
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    if isinstance(pool, SentinelConnectionPool):  # a client of whatever the Sentinels name master
+        kwargs.pop("connection_pool", None)
+        kwargs["connection_class"] = pool.connection_class
+        sentinel_client: AsyncClient = pool.sentinel_manager.master_for(pool.service_name, **kwargs)
+        return sentinel_client
     if module.startswith("fakeredis"):
         import fakeredis
 
         fake: AsyncClient = fakeredis.FakeAsyncRedis(server=kwargs["server"], db=kwargs.get("db", 0))
         return fake
-    pool = redis.asyncio.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
-    return redis.asyncio.Redis(connection_pool=pool)
+    clone_pool = redis.asyncio.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    return redis.asyncio.Redis(connection_pool=clone_pool)

@@ -73,6 +73,10 @@ class MemberConfig:
     """Anti-affinity: rank down members whose node runs the leader of one of these pools."""
     ranker: Ranker | None = None
     """A callable ordering live members best first; default: priority, then longest running."""
+    wait_replicas: int = 0
+    """Act on a new lead only once this many replicas hold it (Redis ``WAIT``, up to
+    half a heartbeat per try): a Sentinel failover to a replica then cannot forget a lead that was acted on. 0
+    (the default): act at once."""
 
     def __post_init__(self) -> None:
         validate_name("pool", self.pool)
@@ -102,6 +106,8 @@ class MemberConfig:
         _validate_meta(self.meta)
         for other in self.avoid_pools:
             validate_name("avoided pool", other)
+        if isinstance(self.wait_replicas, bool) or not isinstance(self.wait_replicas, int) or self.wait_replicas < 0:
+            raise ConfigError(f"wait_replicas must be an integer >= 0, got {self.wait_replicas!r}")
         if self.ranker is not None and not callable(self.ranker):
             raise ConfigError(f"ranker must be callable, got {self.ranker!r}")
         object.__setattr__(self, "ttl_s", ttl)

@@ -92,6 +92,7 @@ class ElectionCore:
         self._clock = clock
         self._pending = _Pending()
         self._timers = _Timers()
+        self._unreplicated_term = 0  # the term last logged as held but not yet on enough replicas
         self._alarm = Alarm(clock)
         self._retries = Retries(config.heartbeat)
         self._abandoned = False
@@ -376,7 +377,7 @@ class ElectionCore:
         c = self.config
         if granted_at is not None:
             probe.notified(c.pool, max(self._clock() - granted_at, 0.0))
-        if succ.safe_to_act_on_grant(
+        if not c.wait_replicas and succ.safe_to_act_on_grant(
             granted_at, self._clock(), renew_deadline_s=c.renew_deadline, heartbeat_s=c.heartbeat
         ):
             assert granted_at is not None
@@ -385,16 +386,38 @@ class ElectionCore:
             return
         self._pending.dirty = True  # settle finds the lead ours and adopts it by renewing
 
-    async def _adopt(self, leader: LeaderValue) -> None:
-        """Take up a lead handed to us by renewing it first: the renewal's sending time anchors
-        the renew deadline."""
+    async def _adopt(self, leader: LeaderValue, *, handoff: bool = True, forced: bool = False) -> None:
+        """Take up a lead granted to us by renewing it first: the renewal's sending time anchors
+        the renew deadline. With ``wait_replicas``, act only once that many replicas hold the
+        renewal (and so the grant before it); until then we hold the lead without acting, and
+        the next settle tries again."""
+        c = self.config
         self.view.saw(leader.term)
         sent = self._clock()
-        beat = await self.lead.bounded(
-            self.store.heartbeat(self.config.member_id, self.config.ttl_ms, leader, False, self.view.seen_term)
-        )
+        if c.wait_replicas:
+            beat, acked = await self.lead.bounded(
+                self.store.heartbeat_replicated(
+                    c.member_id, c.ttl_ms, leader, self.view.seen_term, c.wait_replicas, round(c.heartbeat * 500)
+                )
+            )
+            if beat.status is BeatStatus.OK and acked < c.wait_replicas:
+                first = self._unreplicated_term != leader.term  # said once per term, then quietly
+                self._unreplicated_term = leader.term
+                self._log.log(
+                    "warning" if first else "debug",
+                    "lead_not_replicated",
+                    leader_term=leader.term,
+                    replicas=acked,
+                    wanted=c.wait_replicas,
+                )
+                self._pending.dirty = True
+                return
+        else:
+            beat = await self.lead.bounded(
+                self.store.heartbeat(c.member_id, c.ttl_ms, leader, False, self.view.seen_term)
+            )
         if beat.status is BeatStatus.OK:
-            self._become_leader(leader.term, sent, handoff=True)
+            self._become_leader(leader.term, sent, handoff=handoff, forced=forced)
         else:
             self._pending.dirty = True
 
@@ -422,7 +445,10 @@ class ElectionCore:
             self.store.claim(self.config.member_id, self.config.ttl_ms, self.view.seen_term)
         )
         if result.status is ClaimStatus.ELECTED:
-            self._become_leader(result.term, sent, forced=forced)
+            if self.config.wait_replicas:
+                await self._adopt(LeaderValue(result.term, self.config.member_id), handoff=False, forced=forced)
+            else:
+                self._become_leader(result.term, sent, forced=forced)
         elif result.status is ClaimStatus.HELD:
             self._note_leader(result.leader, result.free_in_us, sent)
             self._pending.dirty |= not successor

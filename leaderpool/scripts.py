@@ -7,7 +7,7 @@ example after a Redis restart). Time always comes from Redis (``TIME``), never f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
@@ -358,8 +358,16 @@ class NamedScript:
         self._script = client.register_script(source)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
+        return await self.translated(self._script(keys=keys, args=args))
+
+    async def queue(self, pipeline: Any, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> None:
+        """Add this script to a redis-py pipeline (run it with :meth:`translated`)."""
+        await self._script(keys=keys, args=args, client=pipeline)
+
+    async def translated(self, call: Awaitable[Any]) -> Any:
+        """Await ``call`` (this script, or a pipeline holding it), its errors translated."""
         try:
-            return await self._script(keys=keys, args=args)
+            return await call
         except Exception as exc:
             # imported on the error path: a one-shot CLI command runs scripts without redis-py
             from leaderpool.redis_errors import COMMAND_REFUSED, translate

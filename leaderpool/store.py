@@ -4,7 +4,7 @@ the named tuples of :mod:`leaderpool.protocol` at once. Nothing here decides any
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo
@@ -86,6 +86,23 @@ class PoolStore:
             args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term],
         )
         return parse_beat(reply)
+
+    async def heartbeat_replicated(
+        self, member: str, ttl_ms: int, held: LeaderValue, seen_term: int, replicas: int, timeout_ms: int
+    ) -> tuple[Beat, int]:
+        """Renew ``held`` and wait (``WAIT``) until ``replicas`` replicas have the renewal, or
+        ``timeout_ms``: the beat, and how many replicas acknowledged. One pipeline, so ``WAIT``
+        runs on the connection that wrote (it waits for that connection's last write)."""
+        k, script = self.keys, self._scripts.heartbeat
+        pipe = cast(Any, self.client).pipeline(transaction=False)  # only the election's redis-py client gets here
+        await script.queue(
+            pipe,
+            keys=[k.members, k.leases, k.leader, k.term, k.recovery, k.resigned],
+            args=[member, ttl_ms, held.encode(), "0", seen_term],
+        )
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+        reply, acked = await script.translated(pipe.execute())
+        return parse_beat(reply), int(acked)
 
     async def observe(self, *, prune: bool = True) -> Observation:
         """The pool at one instant; members drop lapsed members on the way (``prune``), tools

@@ -3,11 +3,104 @@ imports redis-py, so the command-line tools can check a URL before (or without) 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from leaderpool.errors import ConfigError
 
-SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
+SENTINEL_PORT = 26379
+SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password", "sentinel_ssl"})
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """``redis+sentinel://[user:pass@]host:port[,host:port...]/MASTER_NAME[/DB][?options]``:
+    the Sentinels to ask, the master's name, and how to talk to the master (``rediss+`` for TLS)
+    and to the Sentinels (``sentinel_username``, ``sentinel_password``, ``sentinel_ssl``)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    sentinel_ssl: bool = False
+
+    def describe(self) -> str:
+        """Without credentials, for logs and listings."""
+        scheme = "rediss+sentinel" if self.ssl else "redis+sentinel"
+        hosts = ",".join(f"{_host_text(h)}:{p}" for h, p in self.sentinels)
+        return f"{scheme}://{hosts}/{self.master}/{self.db}"
+
+
+def _host_text(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def is_sentinel(url: str) -> bool:
+    return url.split("://", 1)[0] in SENTINEL_SCHEMES
+
+
+def parse_sentinel_url(url: str) -> SentinelURL:
+    """The parts of a Sentinel URL, or :class:`ConfigError` naming what is wrong."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    tail, _, query = tail.partition("?")
+    userinfo, at, hostlist = netloc.rpartition("@")
+    if not at:
+        userinfo, hostlist = "", netloc
+    sentinels = tuple(_sentinel_address(url, part) for part in hostlist.split(","))
+    path = [unquote(p) for p in tail.split("/") if p] if slash else []
+    if not path:
+        raise ConfigError(f"redis URL {url!r} names no master (redis+sentinel://HOST:PORT/MASTER_NAME/DB)")
+    if len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ConfigError(f"redis URL {url!r}: the path must be /MASTER_NAME or /MASTER_NAME/DB (a number)")
+    user, colon, password = userinfo.partition(":")
+    options = parse_qs(query, keep_blank_values=True)
+    unknown = set(options) - SENTINEL_OPTIONS
+    if unknown:
+        raise ConfigError(
+            f"redis URL {url!r} has unknown option(s) {', '.join(sorted(unknown))}; "
+            f"a Sentinel URL takes {', '.join(sorted(SENTINEL_OPTIONS))}"
+        )
+    ssl = scheme == "rediss+sentinel"
+
+    def option(name: str) -> str | None:
+        values = options.get(name)
+        return unquote(values[-1]) if values else None
+
+    sentinel_ssl = option("sentinel_ssl")
+    if sentinel_ssl is not None and sentinel_ssl.lower() not in (*_TRUE, *_FALSE):
+        raise ConfigError(f"redis URL {url!r}: sentinel_ssl must be 1/true/yes/on or 0/false/no/off")
+    return SentinelURL(
+        sentinels=sentinels,
+        master=path[0],
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=unquote(user) or None,
+        password=unquote(password) if colon else None,
+        ssl=ssl,
+        sentinel_username=option("sentinel_username"),
+        sentinel_password=option("sentinel_password"),
+        sentinel_ssl=ssl if sentinel_ssl is None else sentinel_ssl.lower() in _TRUE,
+    )
+
+
+def _sentinel_address(url: str, part: str) -> tuple[str, int]:
+    parts = urlsplit(f"//{part}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(f"redis URL {url!r} has an invalid port in {part!r}") from None
+    if not host:
+        raise ConfigError(f"redis URL {url!r} names an empty Sentinel address (HOST:PORT,HOST:PORT)")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"redis URL {url!r} has port {port} outside 1-65535")
+    return host, port or SENTINEL_PORT
 
 
 def validate_redis_url(url: object) -> str:
@@ -20,6 +113,9 @@ def validate_redis_url(url: object) -> str:
             f"redis URL {url!r} has scheme {parts.scheme or '(none)'!r}; use one of "
             + ", ".join(f"{s}://" for s in SCHEMES)
         )
+    if parts.scheme in SENTINEL_SCHEMES:
+        parse_sentinel_url(url)
+        return url
     if parts.scheme == "unix":
         if not parts.path:
             raise ConfigError(f"redis URL {url!r} names no socket path (unix:///path/to/redis.sock)")

@@ -182,3 +182,10 @@ class VersionAction(argparse.Action):
 
         print(f"{parser.prog} {version()}", flush=True)
         raise SystemExit(0)
+
+
+def count(raw: object) -> int:
+    value = integer(raw)
+    if value < 0:
+        raise ValueError(f"must be an integer >= 0, got {raw!r}")
+    return value

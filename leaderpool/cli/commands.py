@@ -308,9 +308,9 @@ def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
         mismatch = preflight.tls_mismatch(url)
         if mismatch is not None:
             fail(PROG, mismatch.message)
-        import redis
+        from leaderpool.connect import blocking_client
 
-        sync = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        sync = blocking_client(url, socket_connect_timeout=5, socket_timeout=10)
     try:
         client = Blocking(sync)
         if command == "doctor":

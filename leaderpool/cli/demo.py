@@ -29,6 +29,7 @@ import redis
 from leaderpool.cli import status
 from leaderpool.cli.args import Options, UsageError, seconds
 from leaderpool.clients import async_client
+from leaderpool.connect import blocking_client
 from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
@@ -354,7 +355,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
         else:
             url = redis_url
             where = f"the Redis at {url}"
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        client = blocking_client(url, socket_connect_timeout=5, socket_timeout=10)
         client.ping()
         cluster = Workers(url, pool, prefix, ttl, logdir)
         out.write(

@@ -157,9 +157,9 @@ def ping(client: Any, url: str) -> Problem | None:
 
 def check(url: str, timeout_s: float = 2.0) -> Problem | None:
     """Connect to ``url`` once, PING, classify; closes its connection."""
-    import redis
+    from leaderpool.connect import blocking_client
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         return ping(client, url)
     finally:

@@ -16,6 +16,7 @@ from leaderpool.cli.args import (
     UsageError,
     VersionAction,
     choice,
+    count,
     integer,
     key_values,
     names,
@@ -57,7 +58,9 @@ def build_parser() -> OneLineParser:
         epilog="Every flag also reads its LEADERPOOL_* environment variable; the flag wins.",
     )
     p.add_argument(
-        "--redis", metavar="URL", help=f"redis://, rediss:// or unix:// URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})"
+        "--redis",
+        metavar="URL",
+        help=f"redis://, rediss://, unix:// or redis+sentinel:// URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})",
     )
     p.add_argument("--pool", metavar="NAME", help="the pool to join (required) [LEADERPOOL_POOL]")
     p.add_argument("--member-id", metavar="ID", help="unique member id (host-pid-random) [LEADERPOOL_MEMBER_ID]")
@@ -98,6 +101,10 @@ def build_parser() -> OneLineParser:
     http.add_argument(
         "--http-host", metavar="ADDRESS",
         help="address the HTTP endpoints bind (127.0.0.1; 0.0.0.0 for probes from outside) [LEADERPOOL_HTTP_HOST]",
+    )  # fmt: skip
+    p.add_argument(
+        "--wait-replicas", metavar="N",
+        help="act on a new lead only once N replicas hold it (Redis WAIT) (0) [LEADERPOOL_WAIT_REPLICAS]",
     )  # fmt: skip
     return p
 
@@ -157,6 +164,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         config = MemberConfig(
             pool=pool,
             priority=o.get("priority", "--priority", "LEADERPOOL_PRIORITY", integer, default=0),
+            wait_replicas=o.get("wait_replicas", "--wait-replicas", "LEADERPOOL_WAIT_REPLICAS", count, default=0),
             ttl_s=ttl,
             heartbeat_s=heartbeat,
             takeover=o.flag("takeover", "--takeover", "LEADERPOOL_TAKEOVER"),
