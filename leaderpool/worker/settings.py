@@ -6,6 +6,7 @@ Every value is validated here, before anything starts; a bad one raises
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig
 from leaderpool.errors import ConfigError
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.schedules import Schedule
+from leaderpool.worker import work_args
 from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
 
 PROG = "leaderpool-worker"
@@ -43,6 +46,11 @@ class WorkerSettings:
     json_events: bool
     log_format: str
     log_level: str
+    schedule: Schedule | None = None
+    """``--every``/``--cron``: the task runs once per slot (:mod:`leaderpool.worker.schedule`)."""
+    schedule_grace_s: float = 0.0
+    exec_argv: tuple[str, ...] = ()
+    """``--exec -- COMMAND [ARGS...]``: the command run while leading, instead of the task."""
 
 
 def build_parser() -> OneLineParser:
@@ -84,6 +92,7 @@ def build_parser() -> OneLineParser:
     )  # fmt: skip
     p.add_argument("--log-format", metavar="json|console", help="stderr log format (console) [LEADERPOOL_LOG_FORMAT]")
     p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error (info) [LEADERPOOL_LOG_LEVEL]")
+    work_args.add_arguments(p)
     return p
 
 
@@ -106,7 +115,8 @@ def _node(raw: object) -> str:
 
 def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> WorkerSettings:
     """Flags and environment to settings; raises :class:`UsageError` naming the bad argument."""
-    ns = build_parser().parse_args(argv)
+    own, command = work_args.split_command(sys.argv[1:] if argv is None else argv)  # --exec -- COMMAND
+    ns = build_parser().parse_args(own)
     o = Options(ns, environ)
     redis_url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
     if o.source("pool", "--pool", "LEADERPOOL_POOL") is None:
@@ -138,6 +148,10 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     avoid = [_as(o, "avoid_pool", "--avoid-pool", "LEADERPOOL_AVOID_POOLS", _name("pool"), a) for a in avoid]
     task_spec = o.get("task", "--task", "LEADERPOOL_TASK", str, default=DEFAULT_TASK).strip()
     task = _as(o, "task", "--task", "LEADERPOOL_TASK", load_task, task_spec)
+    work = work_args.parse_leader_work(
+        o, command, task_spec=task_spec, task_given=o.source("task", "--task", "LEADERPOOL_TASK") is not None,
+        ttl_s=ttl,
+    )  # fmt: skip
     try:
         config = MemberConfig(
             pool=pool,
@@ -163,6 +177,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
             "log_format", "--log-format", "LEADERPOOL_LOG_FORMAT", choice("json", "console"), default="console"
         ),
         log_level=o.get("log_level", "--log-level", "LEADERPOOL_LOG_LEVEL", choice(*LOG_LEVELS), default="info"),
+        schedule=work.schedule,
+        schedule_grace_s=work.schedule_grace_s,
+        exec_argv=work.exec_argv,
     )
 
 
