@@ -1,0 +1,111 @@
+"""``leaderpool-worker --exec -- COMMAND``: a program that runs only while its worker leads, stops
+before the next leader's starts, and dies with its worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leaderpool.cli.args import UsageError
+from leaderpool.testing.redis_server import RedisServer
+from leaderpool.worker.settings import parse_settings
+
+from .schedule_tasks import RUNS_FILE
+from .worker_procs import PATIENCE, ROOT, eventually, workers_for
+
+COMMAND = ("--exec", "--", sys.executable, str(ROOT / "tests" / "exec_child.py"))
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def gone(pid: int) -> bool:
+    """The process has ended: no such process, or a zombie nobody reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class TestFlags:
+    def test_the_command_after_the_dashes_is_kept_whole(self) -> None:
+        """Everything after ``--`` is the command, flags included."""
+        s = parse_settings(["--pool", "p", "--exec", "--", "sh", "-c", "exec sleep 1", "--pool"], {})
+        assert ("sh", "-c", "exec sleep 1", "--pool") == s.exec_argv
+
+    @pytest.mark.parametrize(
+        ("args", "line"),
+        [
+            (["--exec"], "argument --exec: needs a command after '--'"),
+            (["--exec", "--"], "argument --exec: needs a command after '--'"),
+            (["--exec", "--", "no-such-command-here"], "command 'no-such-command-here' not found on PATH"),
+            (["--", "sh"], "argument --: a command after '--' needs --exec"),
+            (["--task", "tests.schedule_tasks:record_slot", "--exec", "--", "sh"], "give --exec or --task, not both"),
+            (["--every", "1", "--exec", "--", "sh"], "--exec runs a command for the whole lead"),
+        ],
+    )
+    def test_a_bad_exec_names_what_is_wrong(self, args: list[str], line: str) -> None:
+        with pytest.raises(UsageError) as raised:
+            parse_settings(["--pool", "p", *args], {})
+        assert line in str(raised.value)
+
+
+class TestLeaderOnlyCommand:
+    def test_it_runs_on_the_leader_with_its_term_and_stops_before_the_next_starts(
+        self, redis_server: RedisServer, tmp_path: Path
+    ) -> None:
+        """Only the leader runs the command, with LEADERPOOL_POOL/MEMBER/TERM; SIGTERM to its worker
+        stops it (SIGTERM) before the next leader's command starts; the worker exits 0."""
+        runs = tmp_path / "runs.jsonl"
+        with workers_for(redis_server.url, pool="ex") as workers:
+            a = workers.start("a", *COMMAND, env={RUNS_FILE: str(runs)})
+            term_a = a.elected()["term"]
+            b = workers.start("b", *COMMAND, env={RUNS_FILE: str(runs)})
+            b.sees("a")
+            eventually(lambda: lines(runs), PATIENCE)
+            a.signal(signal.SIGTERM)
+            term_b = b.elected()["term"]
+            assert 0 == a.wait()
+            eventually(lambda: len(lines(runs)) >= 3, PATIENCE)
+            assert [] == a.other_stdout  # with --json-events the command's stdout goes to stderr
+            assert "command output from pid" in a.stderr
+        started_a, stopped_a, started_b = lines(runs)[:3]
+        assert ("started", "ex", "a", str(term_a)) == tuple(started_a[k] for k in ("event", "pool", "member", "term"))
+        assert ("stopped", started_a["pid"]) == (stopped_a["event"], stopped_a["pid"])
+        assert ("started", "b", str(term_b)) == (started_b["event"], started_b["member"], started_b["term"])
+        assert stopped_a["t"] <= started_b["t"]
+
+    def test_it_dies_within_a_second_when_its_worker_is_sigkilled(
+        self, redis_server: RedisServer, tmp_path: Path
+    ) -> None:
+        """No orphan keeps acting as leader: the parent-death signal kills the command at once."""
+        runs = tmp_path / "runs.jsonl"
+        with workers_for(redis_server.url, pool="orphan") as workers:
+            a = workers.start("a", *COMMAND, env={RUNS_FILE: str(runs)})
+            a.elected()
+            (started,) = eventually(lambda: lines(runs), PATIENCE)
+            assert not gone(started["pid"])
+            a.signal(signal.SIGKILL)
+            killed = time.monotonic()
+            eventually(lambda: gone(started["pid"]), PATIENCE, interval=0.01)
+            assert time.monotonic() - killed < 1.0
+        assert ["started"] == [x["event"] for x in lines(runs)]  # killed, not asked to stop
+
+    def test_its_exit_while_leading_is_a_task_crash(self, redis_server: RedisServer, tmp_path: Path) -> None:
+        """A command that exits while its member leads makes the member step down (task_failed)."""
+        runs = tmp_path / "runs.jsonl"
+        with workers_for(redis_server.url, pool="crash") as workers:
+            a = workers.start("a", *COMMAND, "exit", "3", env={RUNS_FILE: str(runs)})
+            revoked = a.wait_for(lambda e: e["event"] == "revoked")
+            assert "task_failed" == revoked["reason"]
+            assert "exited with code 3 while leading" in a.stderr
+        assert os.path.exists(runs)

@@ -1,0 +1,247 @@
+"""Periodic singleton tasks: which slot is due (pure), the claim script's refusals (a real
+redis-server), and real worker processes keeping the cadence across a SIGKILL of the leader."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from leaderpool.cli.args import UsageError
+from leaderpool.errors import ConfigError
+from leaderpool.keys import Keyspace
+from leaderpool.protocol import LeaderValue
+from leaderpool.schedule_store import ClaimStatus, ScheduleStore
+from leaderpool.schedules import CatchUp, Due, Schedule, next_due
+from leaderpool.testing.redis_server import RedisServer
+from leaderpool.worker.settings import parse_settings
+
+from .schedule_tasks import RUNS_FILE
+from .worker_procs import PATIENCE, cli, eventually, workers_for
+
+TASK = "tests.schedule_tasks:record_slot"
+THREAD_TASK = "tests.schedule_tasks:record_slot_in_thread"
+
+
+# ---- which slot is due ----
+
+
+class TestSlots:
+    def test_every_counts_slots_from_the_epoch(self) -> None:
+        """Slots of every_s are multiples of the period: every member computes the same ones."""
+        s = Schedule("s", every_s=0.5)
+        assert 1500 == s.after(1000) == s.after(1499)
+        assert 1000 == s.at_or_before(1499) == s.at_or_after(1000)
+        assert 1500 == s.at_or_after(1001)
+
+    def test_cron_slots_come_from_croniter_in_utc(self) -> None:
+        """A cron expression's slots are its instants in UTC; a 6th field counts seconds."""
+        s = Schedule("s", cron="*/5 * * * *")
+        assert 300_000 == s.after(0) == s.after(299_999)
+        assert 300_000 == s.at_or_before(599_999)
+        assert 2_000 == Schedule("s", cron="* * * * * */2").after(0)
+
+    def test_the_next_slot_runs_even_late_within_the_grace(self) -> None:
+        """After the last claimed slot, the next one runs, on time or late (as after a failover)."""
+        s = Schedule("s", every_s=1)
+        assert Due(2000) == next_due(s, 1000, 1500, grace_ms=3000)  # not yet due: wait for it
+        assert Due(2000) == next_due(s, 1000, 4900, grace_ms=3000)  # 2.9 s late: runs now, then 3000, 4000
+        assert Due(3000) == next_due(s, 2000, 4900, grace_ms=3000)
+
+    def test_once_runs_the_missed_slots_as_one_run(self) -> None:
+        """Slots later than the grace are missed: ONCE runs one run for all, as the latest slot due."""
+        s = Schedule("s", every_s=1, catch_up=CatchUp.ONCE)
+        assert Due(10_000, 2000, 9000) == next_due(s, 1000, 10_500, grace_ms=3000)
+
+    def test_skip_drops_the_missed_slots(self) -> None:
+        """SKIP drops the missed slots and goes on with the first one that is not yet too late."""
+        s = Schedule("s", every_s=1, catch_up=CatchUp.SKIP)
+        assert Due(8000, 2000, 7000) == next_due(s, 1000, 10_500, grace_ms=2500)
+
+    @pytest.mark.parametrize(
+        ("fields", "words"),
+        [
+            ({"every_s": 0.001}, "every_s must be"),
+            ({"every_s": 1, "cron": "* * * * *"}, "exactly one"),
+            ({}, "exactly one"),
+            ({"cron": "61 * * * *"}, "cron expression '61 * * * *' is invalid"),
+            ({"cron": "not a cron"}, "is invalid"),
+        ],
+    )
+    def test_a_bad_schedule_is_a_config_error_naming_the_field(self, fields: dict[str, Any], words: str) -> None:
+        """A bad period or cron expression raises ConfigError saying what is wrong."""
+        with pytest.raises(ConfigError) as raised:
+            Schedule("s", **fields)
+        assert words in str(raised.value)
+
+
+# ---- the worker's flags ----
+
+
+class TestScheduleFlags:
+    def test_every_and_cron_become_the_schedule(self) -> None:
+        """--every/--cron with --task make a schedule named after the task, catch-up once, grace 2 x ttl."""
+        s = parse_settings(["--pool", "p", "--task", TASK, "--every", "0.5", "--ttl", "2"], {})
+        assert Schedule(TASK, every_s=0.5, catch_up=CatchUp.ONCE, grace_s=4.0) == s.schedule
+        s = parse_settings(["--pool", "p", "--task", TASK, "--cron", "*/5 * * * *", "--catch-up", "skip"], {})
+        assert s.schedule is not None and ("*/5 * * * *", CatchUp.SKIP) == (s.schedule.cron, s.schedule.catch_up)
+        env = {"LEADERPOOL_POOL": "p", "LEADERPOOL_TASK": TASK, "LEADERPOOL_EVERY": "3"}
+        assert 3 == parse_settings([], env).schedule.every_s  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize(
+        ("args", "line"),
+        [
+            (["--task", TASK, "--cron", "61 * * * *"], "argument --cron: cron expression '61 * * * *' is invalid"),
+            (["--task", TASK, "--every", "1", "--cron", "* * * * *"], "give one of --every or --cron"),
+            (["--every", "1"], "argument --every: needs --task MODULE:FUNCTION"),
+            (["--task", TASK, "--catch-up", "skip"], "argument --catch-up: only applies with --every or --cron"),
+            (["--task", TASK, "--every", "1", "--catch-up", "twice"], "argument --catch-up: must be one of"),
+            (["--task", TASK, "--every", "0"], "argument --every: must be a number of seconds > 0"),
+        ],
+    )
+    def test_bad_schedule_flags_name_the_flag(self, args: list[str], line: str) -> None:
+        """Each bad combination is one UsageError naming the flag."""
+        with pytest.raises(UsageError) as raised:
+            parse_settings(["--pool", "p", *args], {})
+        assert line in str(raised.value)
+
+    def test_an_invalid_cron_ends_the_worker_with_one_line_and_exit_2(self, tmp_path: Path) -> None:
+        """The worker process refuses a bad cron expression before it starts: one line, exit 2."""
+        with workers_for("redis://127.0.0.1:1/0") as workers:
+            w = workers.start("a", "--task", TASK, "--cron", "*/5 * * *")
+            assert 2 == w.wait()
+            lines = w.stderr.strip().splitlines()
+            assert 1 == len(lines) and "argument --cron:" in lines[0] and "is invalid" in lines[0], w.stderr
+
+
+# ---- the claim in Redis ----
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+class TestClaims:
+    def test_only_the_current_lead_claims_each_slot_once_and_not_early(self, redis_server: RedisServer) -> None:
+        """The claim script refuses a stale lead, a slot already claimed or older, and a slot
+        still in the future; the record shows the last run."""
+        run(self._claims(redis_server.url))
+
+    async def _claims(self, url: str) -> None:
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            await self._check_claims(client)
+        finally:
+            await client.aclose()
+
+    async def _check_claims(self, client: redis.asyncio.Redis) -> None:
+        keys = Keyspace("claims")
+        store = ScheduleStore(client, keys)
+        await client.set(keys.leader, LeaderValue(2, "b").encode())
+        now_ms, _ = await store.read()
+        slot = now_ms - 1000
+        stale = await store.claim(LeaderValue(1, "a"), "job", slot, "every 1s", "once")
+        assert ClaimStatus.NOT_LEADER == stale.status
+        assert ClaimStatus.CLAIMED == (await store.claim(LeaderValue(2, "b"), "job", slot, "every 1s", "once")).status
+        again = await store.claim(LeaderValue(2, "b"), "job", slot, "every 1s", "once")
+        assert (ClaimStatus.ALREADY_CLAIMED, slot) == (again.status, again.last_slot_ms)
+        older = await store.claim(LeaderValue(2, "b"), "job", slot - 1000, "every 1s", "once")
+        assert ClaimStatus.ALREADY_CLAIMED == older.status
+        early = await store.claim(LeaderValue(2, "b"), "job", now_ms + 60_000, "every 1s", "once")
+        assert ClaimStatus.TOO_EARLY == early.status
+        assert await store.finish("job", slot, 2, "ok", slot + 1000)
+        assert not await store.finish("job", slot, 1, "ok", slot + 1000)  # not that term's run
+        _, (record,) = await store.read("job")
+        assert (slot, 2, "b", "ok", 1, slot + 1000) == (
+            record.last_slot_ms, record.term, record.member, record.outcome, record.runs, record.next_slot_ms
+        )  # fmt: skip
+
+
+# ---- real workers ----
+
+
+@pytest.fixture
+def runs_file(tmp_path: Path) -> Path:
+    return tmp_path / "runs.jsonl"
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def starts(path: Path, member: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in read_runs(path) if r["event"] == "start" and member in (None, r["member"])]
+
+
+class TestCadenceAcrossFailover:
+    def test_a_sigkill_of_the_leader_keeps_the_cadence(self, redis_server: RedisServer, runs_file: Path) -> None:
+        """Every 0.5 s with a 1 s lease, the leader is SIGKILLed: the next leader carries on from the
+        last slot claimed -- every slot of the grid runs, none twice, runs never overlap, and the
+        gap between two runs at the failover is at most the lease plus one period (plus slack)."""
+        period, ttl = 0.5, 1.0
+        env = {RUNS_FILE: str(runs_file)}
+        args = ("--task", TASK, "--every", str(period), "--schedule-grace", "10", "--schedule-name", "cleaner")
+        with workers_for(redis_server.url) as workers:
+            a = workers.start("a", *args, env=env)
+            a.elected()
+            b = workers.start("b", "--task", THREAD_TASK, *args[2:], env=env)  # the next leader runs a thread task
+            b.sees("a")
+            eventually(lambda: len(starts(runs_file, "a")) >= 3, PATIENCE)
+            killed_at = time.time()
+            a.signal(signal.SIGKILL)
+            b.elected()
+            eventually(lambda: len(starts(runs_file, "b")) >= 3, PATIENCE)
+            b.signal(signal.SIGTERM)
+            assert 0 == b.wait()
+            shown = cli("--redis", redis_server.url, "schedules", "--json")
+        runs = read_runs(runs_file)
+        begun = [r for r in runs if r["event"] == "start"]
+        slots = [r["slot"] for r in begun]
+        assert len(slots) == len(set(slots)), "a slot ran twice"
+        assert sorted(slots) == slots
+        assert 0 == shown.returncode, shown.stderr
+        (pool,) = json.loads(shown.stdout)["pools"]
+        (record,) = pool["schedules"]
+        # Each claim counts a run. A hole in the grid is allowed only where the killed leader had
+        # claimed the slot and died before its task began: right after its last run, before the kill.
+        grid = [round(s / period) for s in slots]
+        holes = sorted(set(range(grid[0], grid[-1] + 1)) - set(grid))
+        assert len(holes) == record["runs"] - len(slots), "a slot was skipped while a member was alive"
+        last_of_a = max(round(r["slot"] / period) for r in begun if r["member"] == "a")
+        assert holes in ([], [last_of_a + 1]) and all(h * period <= killed_at for h in holes)
+        assert {"a", "b"} == {r["member"] for r in begun}
+        assert all(r["t"] >= r["slot"] for r in begun), "a run started before its slot"
+        ends = {r["slot"]: r["t"] for r in runs if r["event"] == "end"}
+        for before, after in itertools.pairwise(begun):
+            finished = ends.get(before["slot"], killed_at)  # a run without an end died with its leader
+            assert finished <= after["t"], f"slot {after['slot']} started before slot {before['slot']} ended"
+        gap = max(later["t"] - earlier["t"] for earlier, later in itertools.pairwise(begun))
+        assert gap <= ttl + period + 1.0, f"the failover gap was {gap:.2f}s"
+        assert ("cleaner", "every 0.5s", "b", slots[-1]) == (
+            record["name"], record["spec"], record["member"], record["last_slot"]
+        )  # fmt: skip
+        assert record["next_slot"] > record["last_slot"]
+
+    def test_a_cron_schedule_runs_on_its_instants(self, redis_server: RedisServer, runs_file: Path) -> None:
+        """--cron with a seconds field runs once per whole second, on the leader only."""
+        with workers_for(redis_server.url) as workers:
+            a = workers.start("a", "--task", TASK, "--cron", "* * * * * *", env={RUNS_FILE: str(runs_file)})
+            a.elected()
+            workers.start("b", "--task", TASK, "--cron", "* * * * * *", env={RUNS_FILE: str(runs_file)})
+            eventually(lambda: len(starts(runs_file)) >= 2, PATIENCE)
+            a.signal(signal.SIGTERM)
+            assert 0 == a.wait()
+        begun = starts(runs_file)[:2]
+        assert {"a"} == {r["member"] for r in begun}
+        assert [float(int(r["slot"])) for r in begun] == [r["slot"] for r in begun]
+        assert 1.0 == begun[1]["slot"] - begun[0]["slot"]
