@@ -245,3 +245,44 @@ class TestCadenceAcrossFailover:
         assert {"a"} == {r["member"] for r in begun}
         assert [float(int(r["slot"])) for r in begun] == [r["slot"] for r in begun]
         assert 1.0 == begun[1]["slot"] - begun[0]["slot"]
+
+
+class TestLibrary:
+    def test_run_schedule_runs_each_slot_once_on_whoever_leads(self, redis_server: RedisServer) -> None:
+        """Two members run ``run_schedule`` every 0.2 s; the leader stops (a kind hand-over): the
+        slots run once each, in order, on a then b, with no slot of the grid left out."""
+        run(self._hand_over(redis_server.url))
+
+    async def _hand_over(self, url: str) -> None:
+        from leaderpool import AsyncElection, MemberConfig, ScheduledRun, run_schedule
+
+        period = 0.2
+        ran: list[tuple[str, float, int]] = []
+
+        async def job(slot: ScheduledRun) -> None:
+            ran.append((slot.member, slot.slot, slot.term))
+
+        schedule = Schedule("lib", every_s=period)
+        a = AsyncElection(MemberConfig(pool="lib", member_id="a", ttl_s=1.0), url)
+        b = AsyncElection(MemberConfig(pool="lib", member_id="b", ttl_s=1.0), url)
+        await a.start()
+        await a.wait_until_leader(10)
+        await b.start()
+        runners = [asyncio.ensure_future(run_schedule(e, schedule, job)) for e in (a, b)]
+        try:
+            while len(ran) < 3:
+                await asyncio.sleep(0.02)
+            await a.stop()
+            await b.wait_until_leader(10)
+            while sum(1 for member, _, _ in ran if member == "b") < 3:
+                await asyncio.sleep(0.02)
+        finally:
+            for runner in runners:
+                runner.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
+            await a.stop()
+            await b.stop()
+        members = [member for member, _, _ in ran]
+        assert members == sorted(members) and {"a", "b"} == set(members)
+        grid = [round(s / period) for _, s, _ in ran]
+        assert list(range(grid[0], grid[-1] + 1)) == grid
