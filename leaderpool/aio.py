@@ -58,6 +58,7 @@ class AsyncElection:
         if with_state:
             on_elected = self._reading_state_first(on_elected)
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
+        self._revoked_hooks: list[Callable[[int, RevokeReason], Awaitable[None]]] = []
         self._client: AsyncClient | None = None
         self._core: ElectionCore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -125,7 +126,26 @@ class AsyncElection:
         else:
             self._leader_known.clear()
         assert self._submit is not None
-        return self._submit(event)
+        acknowledged = self._submit(event)
+        if isinstance(event, Revoked) and self._revoked_hooks:
+            return asyncio.ensure_future(self._then_hooks(acknowledged, event))
+        return acknowledged
+
+    def add_revoked_hook(self, hook: Callable[[int, RevokeReason], Awaitable[None]]) -> Callable[[], None]:
+        """Have ``await hook(term, reason)`` run after ``on_revoked`` each time the lead ends; a kind
+        hand-over waits for it too (at most one lease in all) before it releases the lead. Used
+        by :func:`~leaderpool.periodic.run_schedule` to end a run before the next leader's.
+        Returns a function that removes the hook."""
+        self._revoked_hooks.append(hook)
+        return lambda: self._revoked_hooks.remove(hook) if hook in self._revoked_hooks else None
+
+    async def _then_hooks(self, acknowledged: Awaitable[None], revoked: Revoked) -> None:
+        await acknowledged
+        for hook in list(self._revoked_hooks):
+            try:
+                await hook(revoked.term, revoked.reason)
+            except Exception:
+                log.exception("revoked_hook_failed", pool=self.pool, member=self.member_id)
 
     # ---- local answers ----
 

@@ -175,50 +175,86 @@ class ScheduledRun:
     slot: float
     """The slot's scheduled time, unix seconds (Redis's clock)."""
     _election: Any = field(repr=False)
+    _stop: asyncio.Event = field(repr=False)
 
     @property
     def stopping(self) -> bool:
-        """True once this run's lead is over: stop, before the next side effect."""
-        return self._election.term != self.term or not self._election.is_leader
+        """True once this run's lead is over (or ending): stop, before the next side effect."""
+        return self._stop.is_set() or self._election.term != self.term or not self._election.is_leader
 
 
 async def run_schedule(
     election: Any, schedule: Schedule, fn: Callable[[ScheduledRun], Any], *, grace_s: float | None = None
 ) -> None:
-    """Run ``fn(run)`` for each slot of ``schedule`` while ``election`` (a started
+    """Run ``fn(run)`` once per slot of ``schedule`` while ``election`` (a started
     :class:`~leaderpool.aio.AsyncElection`) leads; between leads, wait. Runs until cancelled.
 
     ``fn`` may be a coroutine function; a plain function runs in a thread (``asyncio.to_thread``).
-    What it raises is recorded as the run's outcome (``failed``) and propagates. ``grace_s``: how
-    late a slot may start before it counts as missed (default: ``schedule.grace_s``, else twice the
-    lease)."""
+    When the lead ends, ``run.stopping`` turns true, and a kind hand-over (stop, resign, takeover)
+    waits for the run in progress to return before the next leader can start its own (at most
+    one lease, like ``on_revoked``). What ``fn`` raises is recorded as the run's outcome
+    (``failed``) and propagates. ``grace_s``: how late a slot may start before it counts as
+    missed (default: ``schedule.grace_s``, else twice the lease)."""
     grace = grace_s if grace_s is not None else schedule.grace_s
-    if grace is None:
-        grace = 2 * election.config.ttl_s
-    while True:
-        term = await election.wait_until_leader()
-        store = ScheduleStore(election.core.store.client, election.core.store.keys)
-        walker = SlotWalker(
-            store, schedule, LeaderValue(term, election.member_id), grace,
-            log.bind(pool=election.pool, member=election.member_id, term=term),
-        )  # fmt: skip
-        while election.term == term and election.is_leader:
-            step = await walker.step()
-            if isinstance(step, Wait):
-                await _sleep_while_leading(election, term, step.seconds)
-                continue
-            run = ScheduledRun(election.pool, election.member_id, term, schedule.name, step.slot_ms / 1000, election)
-            await _run_slot(walker, step.slot_ms, fn, run)
+    runner = _LibraryRunner(election, schedule, fn, 2 * election.config.ttl_s if grace is None else grace)
+    remove = election.add_revoked_hook(runner.revoked)
+    try:
+        await runner.run()
+    finally:
+        remove()
 
 
-async def _sleep_while_leading(election: Any, term: int, seconds: float) -> None:
-    """Sleep ``seconds``, waking early (within a renew deadline) once the lead of ``term`` is over."""
+class _LibraryRunner:
+    def __init__(self, election: Any, schedule: Schedule, fn: Callable[[ScheduledRun], Any], grace_s: float) -> None:
+        self.election = election
+        self.schedule = schedule
+        self.fn = fn
+        self.grace_s = grace_s
+        self._term: int | None = None
+        self._stop = asyncio.Event()
+        self._running: asyncio.Future[None] | None = None
+
+    async def revoked(self, term: int, reason: Any) -> None:
+        """The lead of ``term`` ended: its run in progress is told (``stopping``), and waited for."""
+        if term != self._term:
+            return
+        self._stop.set()
+        running = self._running
+        if running is not None and not running.done():
+            await asyncio.wait({running})
+
+    async def run(self) -> None:
+        election = self.election
+        while True:
+            term = await election.wait_until_leader()
+            self._term, self._stop = term, asyncio.Event()
+            stop = self._stop
+            store = ScheduleStore(election.core.store.client, election.core.store.keys)
+            bound = log.bind(pool=election.pool, member=election.member_id, term=term)
+            walker = SlotWalker(store, self.schedule, LeaderValue(term, election.member_id), self.grace_s, bound)
+            while not stop.is_set() and election.term == term and election.is_leader:
+                step = await walker.step()
+                if isinstance(step, Wait):
+                    await _sleep_while_leading(election, term, stop, step.seconds)
+                    continue
+                run = ScheduledRun(
+                    election.pool, election.member_id, term, self.schedule.name, step.slot_ms / 1000, election, stop
+                )
+                self._running = asyncio.ensure_future(_run_slot(walker, step.slot_ms, self.fn, run))
+                await self._running
+            if election.term == term:  # told to stop before the election noticed: wait for it to
+                await asyncio.sleep(NOT_LEADER_RETRY_S)
+
+
+async def _sleep_while_leading(election: Any, term: int, stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, waking early once the lead of ``term`` is over (at its renew deadline
+    at the latest) or ``stop`` is set."""
     end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0 and election.term == term:
+    while (left := end - time.monotonic()) > 0 and election.term == term and election.is_leader:
         deadline = election.renew_deadline
         until_deadline = max(deadline - time.monotonic(), 0.001) if deadline is not None else left
-        await asyncio.sleep(min(left, until_deadline))
-        if not election.is_leader:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(left, until_deadline))
             return
 
 
@@ -238,5 +274,6 @@ async def _run_slot(walker: SlotWalker, slot_ms: int, fn: Callable[[ScheduledRun
     except BaseException:
         await walker.finish(slot_ms, "failed")
         raise
-    await walker.finish(slot_ms, "stopped" if run.stopping else "ok")
-    walker.log.info("slot_finished", slot_ms=slot_ms)
+    outcome = "stopped" if run.stopping else "ok"
+    await walker.finish(slot_ms, outcome)
+    walker.log.info("slot_finished", slot_ms=slot_ms, outcome=outcome)

@@ -249,18 +249,26 @@ class TestCadenceAcrossFailover:
 
 class TestLibrary:
     def test_run_schedule_runs_each_slot_once_on_whoever_leads(self, redis_server: RedisServer) -> None:
-        """Two members run ``run_schedule`` every 0.2 s; the leader stops (a kind hand-over): the
-        slots run once each, in order, on a then b, with no slot of the grid left out."""
+        """Two members run ``run_schedule`` every 0.2 s; the leader stops (a kind hand-over) during
+        a run that lasts longer than the period: the hand-over waits for it, so b's first run starts
+        after a's last one ended; the slots run once each, in order, none of the grid left out."""
         run(self._hand_over(redis_server.url))
 
     async def _hand_over(self, url: str) -> None:
         from leaderpool import AsyncElection, MemberConfig, ScheduledRun, run_schedule
 
         period = 0.2
-        ran: list[tuple[str, float, int]] = []
+        ran: list[tuple[str, float, float, float]] = []  # member, slot, started, ended
+        long_run = asyncio.Event()
 
         async def job(slot: ScheduledRun) -> None:
-            ran.append((slot.member, slot.slot, slot.term))
+            started = time.monotonic()
+            if len(ran) == 3:  # a's fourth run outlasts the period: the hand-over comes during it
+                long_run.set()
+                await asyncio.sleep(2 * period)
+            else:
+                await asyncio.sleep(0.02)
+            ran.append((slot.member, slot.slot, started, time.monotonic()))
 
         schedule = Schedule("lib", every_s=period)
         a = AsyncElection(MemberConfig(pool="lib", member_id="a", ttl_s=1.0), url)
@@ -270,11 +278,10 @@ class TestLibrary:
         await b.start()
         runners = [asyncio.ensure_future(run_schedule(e, schedule, job)) for e in (a, b)]
         try:
-            while len(ran) < 3:
-                await asyncio.sleep(0.02)
+            await asyncio.wait_for(long_run.wait(), 20)
             await a.stop()
             await b.wait_until_leader(10)
-            while sum(1 for member, _, _ in ran if member == "b") < 3:
+            while sum(1 for r in ran if r[0] == "b") < 3:
                 await asyncio.sleep(0.02)
         finally:
             for runner in runners:
@@ -282,7 +289,9 @@ class TestLibrary:
             await asyncio.gather(*runners, return_exceptions=True)
             await a.stop()
             await b.stop()
-        members = [member for member, _, _ in ran]
+        members = [r[0] for r in ran]
         assert members == sorted(members) and {"a", "b"} == set(members)
-        grid = [round(s / period) for _, s, _ in ran]
+        grid = [round(r[1] / period) for r in ran]
         assert list(range(grid[0], grid[-1] + 1)) == grid
+        for before, after in itertools.pairwise(ran):
+            assert before[3] <= after[2], f"slot {after[1]} started before slot {before[1]} ended"
