@@ -1,6 +1,7 @@
 """A leader-only command for the ``--exec`` tests: records its start (with the LEADERPOOL_*
 variables it was given and its pid) in $LEADERPOOL_TEST_RUNS_FILE, then waits; on SIGTERM it
-records that it stopped and exits 0. With ``exit N`` as arguments it exits N at once instead."""
+records that it stopped and exits 0. With ``exit N`` as arguments it exits N at once instead;
+with ``stubborn`` it ignores SIGTERM."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def main() -> int:
         nonlocal stopped
         stopped = True
 
-    signal.signal(signal.SIGTERM, on_term)
+    if sys.argv[1:2] == ["stubborn"]:  # ignores SIGTERM: only SIGKILL ends it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, on_term)
     record("started")
     print(f"command output from pid {os.getpid()}", flush=True)
     while not stopped:

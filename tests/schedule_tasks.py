@@ -55,3 +55,15 @@ def count_in_state_in_thread(ctx: Any) -> None:
         count += 1
         saved = ctx.save_state({"count": count})
         _record(event="saved", count=count, version=saved.version, term=ctx.term)
+
+
+_runs_here = 0
+
+
+async def fail_second_run(ctx: Any) -> None:
+    """Records each run; the second run in this process raises (a crash of the scheduled task)."""
+    global _runs_here
+    _runs_here += 1
+    _record(event="start", slot=ctx.slot, term=ctx.term, member=ctx.member)
+    if _runs_here == 2:
+        raise RuntimeError("the scheduled run blew up")

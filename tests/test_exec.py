@@ -109,3 +109,24 @@ class TestLeaderOnlyCommand:
             assert "task_failed" == revoked["reason"]
             assert "exited with code 3 while leading" in a.stderr
         assert os.path.exists(runs)
+
+    def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(
+        self, redis_server: RedisServer, tmp_path: Path
+    ) -> None:
+        """SIGTERM ignored: SIGKILL after --task-grace, then the lead moves and the next command starts."""
+        runs = tmp_path / "runs.jsonl"
+        stubborn = (*COMMAND, "stubborn")
+        with workers_for(redis_server.url, pool="stubborn") as workers:
+            a = workers.start("a", "--task-grace", "0.3", *stubborn, env={RUNS_FILE: str(runs)})
+            a.elected()
+            b = workers.start("b", "--task-grace", "0.3", *stubborn, env={RUNS_FILE: str(runs)})
+            b.sees("a")
+            (started_a,) = eventually(lambda: lines(runs), PATIENCE)
+            a.signal(signal.SIGTERM)
+            b.elected()
+            assert 0 == a.wait()
+            assert "command_killed" in a.stderr
+            assert gone(started_a["pid"])
+            eventually(lambda: len(lines(runs)) >= 2, PATIENCE)
+        assert ["started", "started"] == [x["event"] for x in lines(runs)]
+        assert "b" == lines(runs)[1]["member"]

@@ -232,6 +232,23 @@ class TestCadenceAcrossFailover:
         )  # fmt: skip
         assert record["next_slot"] > record["last_slot"]
 
+    def test_a_run_that_raises_is_a_crash_and_its_slot_is_not_run_again(
+        self, redis_server: RedisServer, runs_file: Path
+    ) -> None:
+        """The leader's second run raises: it steps down (task_failed) and the next leader carries on
+        with the slot after that one (the failed slot was claimed: it is not run twice)."""
+        args = ("--task", "tests.schedule_tasks:fail_second_run", "--every", "0.2", "--schedule-name", "flaky")
+        with workers_for(redis_server.url) as workers:
+            a = workers.start("a", *args, env={RUNS_FILE: str(runs_file)})
+            a.elected()
+            b = workers.start("b", *args, env={RUNS_FILE: str(runs_file)})
+            b.sees("a")
+            assert "task_failed" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
+            b.elected()
+            eventually(lambda: starts(runs_file, "b"), PATIENCE)
+        failed_slot = starts(runs_file, "a")[1]["slot"]
+        assert [round(failed_slot + 0.2, 3)] == [round(r["slot"], 3) for r in starts(runs_file, "b")[:1]]
+
     def test_a_cron_schedule_runs_on_its_instants(self, redis_server: RedisServer, runs_file: Path) -> None:
         """--cron with a seconds field runs once per whole second, on the leader only."""
         with workers_for(redis_server.url) as workers:
