@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import functools
 import threading
@@ -21,7 +22,9 @@ from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.members import MemberInfo
+from leaderpool.periodic import ScheduledRun, run_schedule
 from leaderpool.protocol import FenceResult
+from leaderpool.schedules import Schedule
 from leaderpool.state import LeaderState
 
 T = TypeVar("T")
@@ -208,3 +211,14 @@ class Election:
                 on_elected(term)
 
         return elected
+
+    # ---- periodic schedules (leaderpool.periodic) ----
+
+    def run_schedule(
+        self, schedule: Schedule, fn: Callable[[ScheduledRun], Any], *, grace_s: float | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Run ``fn(run)`` once per slot of ``schedule`` while this member leads, in the background
+        (a plain function runs in a thread of its own; see :func:`~leaderpool.periodic.run_schedule`).
+        Returns a future: ``cancel()`` it to stop; it holds what ``fn`` raised, if it raised."""
+        coro = run_schedule(self._inner, schedule, fn, grace_s=grace_s)
+        return asyncio.run_coroutine_threadsafe(coro, _Runtime.loop())

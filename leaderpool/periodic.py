@@ -36,6 +36,9 @@ RETRY_MAX_S = 1.0
 """The longest wait before trying an unreachable Redis again."""
 FINISH_TIMEOUT_S = 2.0
 """How long recording a run's end may take (it is informational: a run is claimed before it starts)."""
+MAX_WAIT_S = 30.0
+"""The longest wait for a slot before Redis's clock is read again (a daily cron slot is waited for
+in steps, so a drifting local clock cannot make it late)."""
 
 
 class Wait(NamedTuple):
@@ -124,6 +127,9 @@ class SlotWalker:
                 return self._not_the_leader()
             self._planned = due.slot_ms
         wait_ms = due.slot_ms - self._now_ms()
+        if wait_ms > MAX_WAIT_S * 1000:
+            self._planned = None  # plan again after the wait: its reply resynchronises the clock
+            return Wait(MAX_WAIT_S)
         if wait_ms > 0:
             return Wait(wait_ms / 1000)
         sent = self._clock()
@@ -152,9 +158,11 @@ class SlotWalker:
         """Record how the run of ``slot_ms`` ended (``ok``, ``failed``, ``stopped``, ``cancelled``)."""
         next_slot = self.schedule.after(slot_ms)
         try:
-            await asyncio.wait_for(
+            recorded = await asyncio.wait_for(
                 self.store.finish(self.schedule.name, slot_ms, self.held.term, outcome, next_slot), FINISH_TIMEOUT_S
             )
+            if recorded:
+                self._planned = next_slot  # the record shows it already
         except RETRYABLE as exc:
             self.log.warning(
                 "slot_end_unrecorded", slot_ms=slot_ms, outcome=outcome, error=str(exc) or type(exc).__name__

@@ -312,3 +312,72 @@ class TestLibrary:
         assert list(range(grid[0], grid[-1] + 1)) == grid
         for before, after in itertools.pairwise(ran):
             assert before[3] <= after[2], f"slot {after[1]} started before slot {before[1]} ended"
+
+    def test_the_blocking_face_runs_a_schedule_in_the_background(self, redis_server: RedisServer) -> None:
+        """Election.run_schedule: a plain function runs once per slot, in order, until cancelled."""
+        from leaderpool import Election, MemberConfig, ScheduledRun
+
+        slots: list[float] = []
+
+        def job(run: ScheduledRun) -> None:
+            assert not run.stopping
+            slots.append(run.slot)
+
+        with Election(MemberConfig(pool="blk", member_id="a", ttl_s=1.0), redis_server.url) as election:
+            election.wait_until_leader(10)
+            running = election.run_schedule(Schedule("blk", every_s=0.1), job)
+            eventually(lambda: len(slots) >= 3, PATIENCE)
+            running.cancel()
+        assert [round(s - slots[0], 3) for s in slots[:3]] == [0.0, 0.1, 0.2]
+
+
+class TestCatchUpAfterAnOutage:
+    @pytest.mark.parametrize("catch_up", [CatchUp.ONCE, CatchUp.SKIP])
+    def test_slots_missed_while_no_member_ran_them_run_once_or_are_skipped(
+        self, redis_server: RedisServer, catch_up: CatchUp
+    ) -> None:
+        """The last slot was claimed 60 s ago (every 1 s, grace 2 s): ONCE runs one run at once, as
+        the latest slot due; SKIP runs the first slot not yet 2 s late, the older ones dropped."""
+        run(self._after_outage(redis_server.url, catch_up))
+
+    async def _after_outage(self, url: str, catch_up: CatchUp) -> None:
+        from leaderpool.periodic import Run, SlotWalker
+
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            keys = Keyspace("outage")
+            store = ScheduleStore(client, keys)
+            held = LeaderValue(3, "a")
+            await client.set(keys.leader, held.encode())
+            now_ms, _ = await store.read()
+            old = (now_ms - 60_000) // 1000 * 1000
+            assert ClaimStatus.CLAIMED == (await store.claim(held, "job", old, "every 1s", "once")).status
+            walker = SlotWalker(store, Schedule("job", every_s=1, catch_up=catch_up), held, grace_s=2.0)
+            step = await walker.step()
+            while not isinstance(step, Run):
+                await asyncio.sleep(step.seconds)
+                step = await walker.step()
+            late_ms = (await store.read())[0] - step.slot_ms
+            if catch_up is CatchUp.ONCE:
+                assert 0 <= late_ms < 1000 + 500  # the latest slot due, run now (a slow call aside)
+            else:
+                assert 0 <= late_ms <= 2000 + 500 and step.slot_ms > old + 50_000
+        finally:
+            await client.aclose()
+
+
+class TestSchedulesCommand:
+    def test_the_table_shows_the_last_run_by_whom_and_the_next_slot(self) -> None:
+        """One row per schedule: spec, last slot, member, term, outcome, runs, next slot and how soon."""
+        from leaderpool.cli.schedules import PoolSchedules, render
+        from leaderpool.schedule_store import ScheduleRecord
+
+        record = ScheduleRecord("cleaner", "every 300s", "once", 1_000_000, 4, "b", 1_000_010, 1_000_500, "ok", 12,
+                                1_300_000)  # fmt: skip
+        lines = render([PoolSchedules("jobs", 1_296_000, [record])]).splitlines()
+        assert "pool jobs: 1 schedule(s)" == lines[0]
+        assert ["SCHEDULE", "SPEC", "LAST", "SLOT", "BY", "TERM", "OUTCOME", "RUNS", "NEXT", "SLOT"] == lines[1].split()
+        row = lines[2].split()
+        assert ["cleaner", "every", "300s"] == row[:3] and ["b", "4", "ok", "12"] == row[5:9]
+        assert lines[2].endswith("(in 4.0s)")
+        assert "no schedules found" == render([])
