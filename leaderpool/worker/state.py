@@ -35,7 +35,8 @@ def checked_save_state(election: Any) -> SaveState:
 
 
 async def read_for(election: Any, ctx: AsyncTaskContext | ThreadTaskContext) -> LeaderState | None:
-    """The pool's leader state, retried while Redis is unreachable and the lead lasts (None once it ended)."""
+    """The pool's leader state, retried while Redis is unreachable and the lead lasts (None once it
+    ended: the task is started all the same, and sees its stop)."""
     delay = 0.05
     while not ctx.stopping:
         try:
@@ -57,9 +58,7 @@ def with_leader_state(task: Task, election: Any) -> Task:
         async def run_async(ctx: AsyncTaskContext) -> Any:
             ctx._save_state = save
             ctx.state = await read_for(election, ctx)
-            if ctx.stopping:
-                return None
-            return await task(ctx)
+            return await task(ctx)  # even when stopping already: a task is started each time (it sees the stop)
 
         return run_async
 
@@ -67,8 +66,6 @@ def with_leader_state(task: Task, election: Any) -> Task:
     def run_in_thread(ctx: ThreadTaskContext) -> Any:
         ctx._save_state = save
         ctx.state = ctx.call_on_loop(read_for(election, ctx), timeout=None)
-        if ctx.stopping:
-            return None
         return task(ctx)
 
     return run_in_thread

@@ -26,6 +26,10 @@ The task contract (``leaderpool-worker --task MODULE:FUNCTION``):
 - A task still running ``grace_s`` after the stop is cancelled (async) or abandoned (thread:
   Python cannot kill one; it is a daemon thread and is logged as abandoned). An async task that
   swallows the cancellation is abandoned after one more second: it cannot hold the worker up.
+- ``ctx.state`` is the pool's leader state as the previous leader saved it, and
+  ``ctx.save_state(data)`` saves it under this term (:mod:`leaderpool.worker.state`); with
+  ``--every``/``--cron`` the task is called once per slot, ``ctx.slot`` its scheduled time
+  (:mod:`leaderpool.worker.schedule`). Both are set by wrappers; a bare context leaves them None.
 - A task that raises while leading is a crash: the worker steps down (``task_failed``) and rejoins
   the pool as its youngest member, so leadership moves on. Should this member lead again, its next
   start waits 0.5 s, doubling per crash in a row up to 30 s, so a task that always fails cannot
