@@ -232,6 +232,37 @@ class TestCadenceAcrossFailover:
         )  # fmt: skip
         assert record["next_slot"] > record["last_slot"]
 
+    def test_a_frozen_leader_claims_no_slot_when_it_wakes(self, redis_server: RedisServer, runs_file: Path) -> None:
+        """SIGSTOP of the leader past its lease: b carries on the cadence; SIGCONT: a's lead is over
+        (its renew deadline passed, and Redis's leader key holds b's term), so a starts no run again,
+        and no slot ever runs twice."""
+        args = ("--task", TASK, "--every", "0.2", "--schedule-grace", "10", "--schedule-name", "frozen")
+        with workers_for(redis_server.url) as workers:
+            a = workers.start("a", *args, env={RUNS_FILE: str(runs_file)})
+            a.elected()
+            b = workers.start("b", *args, env={RUNS_FILE: str(runs_file)})
+            b.sees("a")
+            eventually(lambda: len(starts(runs_file, "a")) >= 3, PATIENCE)
+            a.signal(signal.SIGSTOP)
+            try:
+                b.elected()
+                eventually(lambda: len(starts(runs_file, "b")) >= 3, PATIENCE)
+            finally:
+                woken_at = a.signal(signal.SIGCONT)
+            assert 1 == a.wait_for(lambda e: e["event"] == "revoked")["term"]
+            seen = len(starts(runs_file, "b"))
+            eventually(lambda: len(starts(runs_file, "b")) >= seen + 3, PATIENCE)  # a had time to act, if it would
+            for worker in (a, b):
+                worker.signal(signal.SIGTERM)
+                assert 0 == worker.wait()
+            shown = cli("--redis", redis_server.url, "schedules", "--json")
+        by_a, by_b = starts(runs_file, "a"), starts(runs_file, "b")
+        assert [] == [r for r in by_a if r["t"] >= woken_at]
+        slots = [r["slot"] for r in starts(runs_file)]
+        assert len(slots) == len(set(slots)) and max(r["slot"] for r in by_a) < min(r["slot"] for r in by_b)
+        (record,) = json.loads(shown.stdout)["pools"][0]["schedules"]
+        assert record["runs"] - len(slots) in (0, 1)  # a may have claimed one slot and frozen before it began
+
     def test_a_run_that_raises_is_a_crash_and_its_slot_is_not_run_again(
         self, redis_server: RedisServer, runs_file: Path
     ) -> None:
