@@ -16,6 +16,7 @@ def record(event: str) -> None:
     line = {
         "event": event, "pid": os.getpid(), "t": time.time(), "pool": os.environ.get("LEADERPOOL_POOL"),
         "member": os.environ.get("LEADERPOOL_MEMBER"), "term": os.environ.get("LEADERPOOL_TERM"),
+        "slot": os.environ.get("LEADERPOOL_SLOT"),
     }  # fmt: skip
     fd = os.open(os.environ["LEADERPOOL_TEST_RUNS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -42,6 +42,12 @@ class TestFlags:
         s = parse_settings(["--pool", "p", "--exec", "--", "sh", "-c", "exec sleep 1", "--pool"], {})
         assert ("sh", "-c", "exec sleep 1", "--pool") == s.exec_argv
 
+    def test_with_a_schedule_the_command_runs_once_per_slot(self) -> None:
+        """--exec with --every: the schedule is named after the program unless --schedule-name says."""
+        s = parse_settings(["--pool", "p", "--every", "60", "--exec", "--", "/bin/sh", "-c", "true"], {})
+        assert s.schedule is not None and ("exec:sh", 60) == (s.schedule.name, s.schedule.every_s)
+        assert ("/bin/sh", "-c", "true") == s.exec_argv
+
     @pytest.mark.parametrize(
         ("args", "line"),
         [
@@ -50,7 +56,6 @@ class TestFlags:
             (["--exec", "--", "no-such-command-here"], "command 'no-such-command-here' not found on PATH"),
             (["--", "sh"], "argument --: a command after '--' needs --exec"),
             (["--task", "tests.schedule_tasks:record_slot", "--exec", "--", "sh"], "give --exec or --task, not both"),
-            (["--every", "1", "--exec", "--", "sh"], "--exec runs a command for the whole lead"),
         ],
     )
     def test_a_bad_exec_names_what_is_wrong(self, args: list[str], line: str) -> None:
@@ -130,3 +135,29 @@ class TestLeaderOnlyCommand:
             eventually(lambda: len(lines(runs)) >= 2, PATIENCE)
         assert ["started", "started"] == [x["event"] for x in lines(runs)]
         assert "b" == lines(runs)[1]["member"]
+
+
+class TestScheduledCommand:
+    def test_the_command_runs_to_completion_once_per_slot_with_its_slot(
+        self, redis_server: RedisServer, tmp_path: Path
+    ) -> None:
+        """--exec with --every 0.2: one run of the program per slot, LEADERPOOL_SLOT set, in order."""
+        runs = tmp_path / "runs.jsonl"
+        with workers_for(redis_server.url, pool="cron") as workers:
+            a = workers.start("a", "--every", "0.2", *COMMAND, "exit", "0", env={RUNS_FILE: str(runs)})
+            a.elected()
+            eventually(lambda: len(lines(runs)) >= 3, PATIENCE)
+            a.signal(signal.SIGTERM)
+            assert 0 == a.wait()
+            assert "revoked" == a.events[-1]["event"] and "shutdown" == a.events[-1]["reason"]
+        slots = [float(x["slot"]) for x in lines(runs)]
+        assert [round(s - slots[0], 3) for s in slots[:3]] == [0.0, 0.2, 0.4]
+        assert {"exiting"} == {x["event"] for x in lines(runs)}
+
+    def test_a_failing_scheduled_run_is_a_crash(self, redis_server: RedisServer, tmp_path: Path) -> None:
+        """A scheduled run that exits non-zero while leading makes the member step down (task_failed)."""
+        runs = tmp_path / "runs.jsonl"
+        with workers_for(redis_server.url, pool="cronfail") as workers:
+            a = workers.start("a", "--every", "0.2", *COMMAND, "exit", "4", env={RUNS_FILE: str(runs)})
+            assert "task_failed" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
+            assert "exited with code 4" in a.stderr

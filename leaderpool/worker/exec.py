@@ -2,7 +2,9 @@
 ``consul lock`` or ``etcdctl elect``.
 
 The command is started each time the member is elected, with ``LEADERPOOL_POOL``,
-``LEADERPOOL_MEMBER`` and ``LEADERPOOL_TERM`` added to the worker's environment. When the lead
+``LEADERPOOL_MEMBER`` and ``LEADERPOOL_TERM`` added to the worker's environment. (With
+``--every``/``--cron`` it is run to completion once per slot instead, with ``LEADERPOOL_SLOT``
+too: exit 0 is a run done, another exit a crash; see :func:`exec_per_slot_task`.) When the lead
 ends it gets SIGTERM (its whole process group: it runs in a session of its own), then SIGKILL
 after ``--task-grace``; on a kind hand-over the lead is released only after it exited. If it
 exits while this member leads, whatever its exit code, that is a task crash: the member steps
@@ -40,9 +42,20 @@ class CommandExited(RuntimeError):
     """The leader's command exited while this member led: a task crash."""
 
     def __init__(self, argv: Sequence[str], returncode: int) -> None:
-        how = f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exited with code {returncode}"
-        super().__init__(f"the leader's command {argv[0]!r} {how} while leading")
+        super().__init__(f"the leader's command {argv[0]!r} {_how(returncode)} while leading")
         self.returncode = returncode
+
+
+class CommandFailed(RuntimeError):
+    """A scheduled run of the command exited non-zero while this member led: a task crash."""
+
+    def __init__(self, argv: Sequence[str], returncode: int) -> None:
+        super().__init__(f"the scheduled command {argv[0]!r} {_how(returncode)}")
+        self.returncode = returncode
+
+
+def _how(returncode: int) -> str:
+    return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exited with code {returncode}"
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -65,29 +78,34 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 def command_env(ctx: AsyncTaskContext) -> dict[str, str]:
-    return {
-        **os.environ,
-        "LEADERPOOL_POOL": ctx.pool,
-        "LEADERPOOL_MEMBER": ctx.member,
-        "LEADERPOOL_TERM": str(ctx.term),
-    }
+    """The worker's environment plus this lead's (and, in a schedule, this slot's) variables."""
+    env = {**os.environ, "LEADERPOOL_POOL": ctx.pool, "LEADERPOOL_MEMBER": ctx.member, "LEADERPOOL_TERM": str(ctx.term)}
+    if ctx.slot is not None:
+        env["LEADERPOOL_SLOT"] = f"{ctx.slot:.3f}"
+    return env
 
 
-def exec_task(argv: Sequence[str], *, json_events: bool) -> Task:
-    """The leader task that runs ``argv`` while this member leads."""
-    command = list(argv)
-    preexec = _parent_death_signal()
+class Command:
+    """Runs one program as leader work: started with :func:`command_env`, its output as the
+    module docstring says, stopped (SIGTERM) when the lead ends and killed (SIGKILL) when the
+    worker cancels it after ``--task-grace``."""
 
-    async def run_command(ctx: AsyncTaskContext) -> None:
+    def __init__(self, argv: Sequence[str], *, json_events: bool) -> None:
+        self.argv = list(argv)
+        self.json_events = json_events
+        self._preexec = _parent_death_signal()
+
+    async def run(self, ctx: AsyncTaskContext) -> int:
+        """Run it until it exits (its return code), or until the lead ends and it then exits."""
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *self.argv,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=sys.stderr.fileno() if json_events else None,
+            stdout=sys.stderr.fileno() if self.json_events else None,
             env=command_env(ctx),
             start_new_session=True,  # its own process group: the stop reaches what it started too
-            preexec_fn=preexec,
+            preexec_fn=self._preexec,
         )
-        ctx.log.info("command_started", pid=process.pid, command=command[0])
+        ctx.log.info("command_started", pid=process.pid, command=self.argv[0])
         try:
             exited = asyncio.ensure_future(process.wait())
             stopped = asyncio.ensure_future(ctx.stop.wait())
@@ -107,11 +125,34 @@ def exec_task(argv: Sequence[str], *, json_events: bool) -> Task:
                 await asyncio.wait_for(asyncio.shield(process.wait()), KILL_WAIT_S)
             raise
         ctx.log.info("command_exited", pid=process.pid, returncode=code)
-        if not ctx.stopping:
-            raise CommandExited(command, code)
+        return code
 
-    run_command.__qualname__ = f"exec:{command[0]}"
+
+def exec_task(argv: Sequence[str], *, json_events: bool) -> Task:
+    """The leader task that runs ``argv`` for the whole lead: its exit while leading is a crash."""
+    command = Command(argv, json_events=json_events)
+
+    async def run_command(ctx: AsyncTaskContext) -> None:
+        code = await command.run(ctx)
+        if not ctx.stopping:
+            raise CommandExited(command.argv, code)
+
+    run_command.__qualname__ = f"exec:{command.argv[0]}"
     return run_command
+
+
+def exec_per_slot_task(argv: Sequence[str], *, json_events: bool) -> Task:
+    """The task that runs ``argv`` to completion once per slot (``--exec`` with ``--every`` or
+    ``--cron``): exit 0 is a run done; any other exit while leading is a crash."""
+    command = Command(argv, json_events=json_events)
+
+    async def run_command_once(ctx: AsyncTaskContext) -> None:
+        code = await command.run(ctx)
+        if code != 0 and not ctx.stopping:
+            raise CommandFailed(command.argv, code)
+
+    run_command_once.__qualname__ = f"exec:{command.argv[0]}"
+    return run_command_once
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -23,7 +23,7 @@ from leaderpool.aio import AsyncElection
 from leaderpool.clients import describe
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.log import get_logger
-from leaderpool.worker.exec import exec_task
+from leaderpool.worker.exec import exec_per_slot_task, exec_task
 from leaderpool.worker.schedule import scheduled
 from leaderpool.worker.settings import WorkerSettings
 from leaderpool.worker.state import with_leader_state
@@ -109,10 +109,12 @@ class Worker:
 
     def _leader_task(self, settings: WorkerSettings) -> Task:
         """The task, given the leader state and run once per slot of its schedule (if any); or
-        the ``--exec`` command instead."""
-        if settings.exec_argv:
+        the ``--exec`` command instead: for the whole lead, or once per slot of the schedule."""
+        if settings.exec_argv and settings.schedule is None:
             return exec_task(settings.exec_argv, json_events=settings.json_events)
         task = settings.task
+        if settings.exec_argv:
+            task = exec_per_slot_task(settings.exec_argv, json_events=settings.json_events)
         if settings.schedule is not None:
             task = scheduled(task, settings.schedule, self.election, settings.schedule_grace_s)
         return with_leader_state(task, self.election)  # read once per lead, before the first slot
@@ -155,12 +157,11 @@ class Worker:
         return code
 
     def _work_fields(self) -> dict[str, Any]:
-        if self.settings.exec_argv:
-            return {"exec": list(self.settings.exec_argv)}
+        fields: dict[str, Any] = {"exec": list(self.settings.exec_argv)} if self.settings.exec_argv else {}
         schedule = self.settings.schedule
-        if schedule is None:
-            return {}
-        return {"schedule": schedule.name, "spec": schedule.spec, "catch_up": schedule.catch_up.value}
+        if schedule is not None:
+            fields.update(schedule=schedule.name, spec=schedule.spec, catch_up=schedule.catch_up.value)
+        return fields
 
     async def _on_elected(self, term: int) -> None:
         self._term = term

@@ -1,11 +1,12 @@
 """The worker's flags for periodic schedules (``--every``, ``--cron``, ``--catch-up``,
-``--schedule-grace``, ``--schedule-name``) and the leader-only command (``--exec -- COMMAND``),
-validated into :class:`LeaderWork`. :mod:`leaderpool.worker.settings` adds them to its parser
+``--schedule-grace``, ``--schedule-name``) and the leader-only command (``--exec -- COMMAND``,
+for the whole lead, or once per slot with a schedule), validated into :class:`LeaderWork`. :mod:`leaderpool.worker.settings` adds them to its parser
 and calls :func:`parse_leader_work`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--exec", action="store_true", default=None,
-        help=f"{EXEC_USAGE}: run a program while this member leads, instead of a task",
+        help=f"{EXEC_USAGE}: run a program while this member leads (with --every/--cron: once per slot)",
     )  # fmt: skip
 
 
@@ -86,19 +87,18 @@ def parse_leader_work(
     )
     if every is not None and cron is not None:
         raise UsageError(where, "give one of --every or --cron, not both")
-    if exec_argv:
-        raise UsageError(where, "a schedule runs a --task each slot; --exec runs a command for the whole lead")
-    if not task_given:
-        raise UsageError(where, "needs --task MODULE:FUNCTION, the function to run each slot")
+    if not task_given and not exec_argv:
+        raise UsageError(where, "needs --task MODULE:FUNCTION (or --exec -- COMMAND), what to run each slot")
     catch_up = o.get("catch_up", "--catch-up", "LEADERPOOL_CATCH_UP", choice("once", "skip"), default="once")
     grace = o.get("schedule_grace", "--schedule-grace", "LEADERPOOL_SCHEDULE_GRACE", seconds, default=2 * ttl_s)
-    name = o.get("schedule_name", "--schedule-name", "LEADERPOOL_SCHEDULE_NAME", str, default=task_spec).strip()
+    default_name = f"exec:{os.path.basename(exec_argv[0])}" if exec_argv else task_spec
+    name = o.get("schedule_name", "--schedule-name", "LEADERPOOL_SCHEDULE_NAME", str, default=default_name).strip()
     try:
         schedule = Schedule(name, every_s=every, cron=cron, catch_up=CatchUp(catch_up), grace_s=grace)
     except ConfigError as exc:
         bad = where if ("cron" in str(exc) or "every" in str(exc)) else "--schedule-name"
         raise UsageError(bad, str(exc)) from None
-    return LeaderWork(schedule=schedule, schedule_grace_s=grace)
+    return LeaderWork(schedule=schedule, schedule_grace_s=grace, exec_argv=tuple(exec_argv))
 
 
 def _exec_command(o: Options, command: list[str] | None, task_given: bool) -> list[str]:
