@@ -1,7 +1,7 @@
 """The worker's flags for periodic schedules (``--every``, ``--cron``, ``--catch-up``,
 ``--schedule-grace``, ``--schedule-name``) and the leader-only command (``--exec -- COMMAND``,
-for the whole lead, or once per slot with a schedule), validated into :class:`LeaderWork`. :mod:`leaderpool.worker.settings` adds them to its parser
-and calls :func:`parse_leader_work`."""
+for the whole lead, or once per slot with a schedule), validated into :class:`LeaderWork`.
+:mod:`leaderpool.worker.settings` adds them to its parser and calls :func:`parse_leader_work`."""
 
 from __future__ import annotations
 
