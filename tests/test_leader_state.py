@@ -136,3 +136,24 @@ class TestWorkerTasks:
         assert resumed["count"] in (last_of_a, last_of_a + 1)
         assert resumed["version"] == resumed["count"]  # one version per save, none lost or doubled
         assert resumed["count"] + 1 == by_b[1]["count"] == by_b[1]["version"]
+
+
+class TestForget:
+    def test_forget_deletes_the_state_and_the_schedules_with_the_pool(self, redis_server: RedisServer) -> None:
+        """``leaderpool-cli forget`` lists the state and schedules keys with the pool's other keys."""
+        import redis as blocking_redis
+
+        from .worker_procs import cli
+
+        with Election(MemberConfig(pool="gone", member_id="a", ttl_s=TTL), redis_server.url) as e:
+            e.wait_until_leader(10)
+            e.save_state({"n": 1})
+        keys = Keyspace("gone")
+        client = blocking_redis.Redis.from_url(redis_server.url)
+        try:
+            client.hset(keys.schedules, "job", "{}")
+            done = cli("--redis", redis_server.url, "forget", "gone")
+            assert 0 == done.returncode, done.stderr
+            assert 0 == client.exists(keys.state, keys.schedules)
+        finally:
+            client.close()
