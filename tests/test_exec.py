@@ -48,6 +48,14 @@ class TestFlags:
         assert s.schedule is not None and ("exec:sh", 60) == (s.schedule.name, s.schedule.every_s)
         assert ("/bin/sh", "-c", "true") == s.exec_argv
 
+    def test_the_command_may_come_from_leaderpool_exec(self) -> None:
+        """LEADERPOOL_EXEC holds the command as a shell would write it; a bad one names the variable."""
+        s = parse_settings([], {"LEADERPOOL_POOL": "p", "LEADERPOOL_EXEC": "sh -c 'exec sleep 1'"})
+        assert ("sh", "-c", "exec sleep 1") == s.exec_argv
+        with pytest.raises(UsageError) as raised:
+            parse_settings([], {"LEADERPOOL_POOL": "p", "LEADERPOOL_EXEC": "sh -c 'unclosed"})
+        assert "argument LEADERPOOL_EXEC: cannot be split into a command" in str(raised.value)
+
     @pytest.mark.parametrize(
         ("args", "line"),
         [

@@ -49,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--exec", action="store_true", default=None,
-        help=f"{EXEC_USAGE}: run a program while this member leads (with --every/--cron: once per slot)",
+        help=f"{EXEC_USAGE}: run a program while this member leads (with --every/--cron: once per slot) "
+        "[LEADERPOOL_EXEC='COMMAND ARGS', split as a shell would]",
     )  # fmt: skip
 
 
@@ -102,19 +103,30 @@ def parse_leader_work(
 
 
 def _exec_command(o: Options, command: list[str] | None, task_given: bool) -> list[str]:
+    """The ``--exec`` command: the arguments after ``--``, or ``LEADERPOOL_EXEC`` split as a shell
+    would (without ``--exec``); [] for none."""
+    import shlex
+
     from leaderpool.worker.exec import check_command
 
     wants_exec = bool(getattr(o.ns, "exec", None))
     if command is not None and not wants_exec:
         raise UsageError("--", f"a command after '--' needs --exec ({EXEC_USAGE})")
+    where = "--exec"
     if not wants_exec:
-        return []
+        if "LEADERPOOL_EXEC" not in o.env:
+            return []
+        where = "LEADERPOOL_EXEC"
+        try:
+            command = shlex.split(o.env[where])
+        except ValueError as exc:
+            raise UsageError(where, f"cannot be split into a command: {exc}") from None
     if task_given:
-        raise UsageError("--exec", "runs a command instead of the task: give --exec or --task, not both")
+        raise UsageError(where, "runs a command instead of the task: give --exec or --task, not both")
     try:
         return check_command(command or [])
     except ValueError as exc:
-        raise UsageError("--exec", str(exc)) from None
+        raise UsageError(where, str(exc)) from None
 
 
 def _where(o: Options, dest: str, flag: str, env: str) -> str:
