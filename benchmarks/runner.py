@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, lookup, report, startup
+from benchmarks import cost, floor, lookup, report, schedule_drift, startup
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
@@ -211,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         results["floor"] = floor.measure(server.url, 200 if args.quick else 2000)
         progress("startup: leaderpool-cli status, history and doctor from a shell")
         results["startup"] = startup.measure(server.url, 3 if args.quick else 21)
+        progress("schedule drift: a periodic task (--every 0.25) across SIGKILLs of its leader")
+        try:
+            results["schedule_drift"] = schedule_drift.measure(server.url, 2 if args.quick else 10, 0.25, args.ttl)
+        except RuntimeError as exc:
+            results["schedule_drift"] = {"error": str(exc)}
+            progress(f"schedule drift: FAILED: {exc}")
         results["contenders"] = {}
         for c in chosen:
             with open(log_dir / f"{c.name}.log", "w") as log:

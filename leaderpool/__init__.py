@@ -32,22 +32,28 @@ if TYPE_CHECKING:
         RedisUnavailable,
         ScriptError,
         StaleTerm,
+        StateTooLarge,
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
     from leaderpool.fencing import afenced_set, fenced_set
     from leaderpool.keys import Keyspace
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
+    from leaderpool.periodic import ScheduledRun, run_schedule
     from leaderpool.protocol import FenceResult
     from leaderpool.version import __version__
+    from leaderpool.schedules import CatchUp, Schedule
+    from leaderpool.state import LeaderState
 
 _EXPORTS = {
     "__version__": "leaderpool.version",
     "AsyncElection": "leaderpool.aio",
+    "CatchUp": "leaderpool.schedules",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
     "FenceResult": "leaderpool.protocol",
     "Keyspace": "leaderpool.keys",
     "LeaderInfo": "leaderpool.events",
+    "LeaderState": "leaderpool.state",
     "LeaderpoolError": "leaderpool.errors",
     "LeaseLost": "leaderpool.errors",
     "MemberConfig": "leaderpool.config",
@@ -58,20 +64,26 @@ _EXPORTS = {
     "RedisUnavailable": "leaderpool.errors",
     "RevokeReason": "leaderpool.events",
     "Role": "leaderpool.events",
+    "Schedule": "leaderpool.schedules",
+    "ScheduledRun": "leaderpool.periodic",
     "ScriptError": "leaderpool.errors",
     "StaleTerm": "leaderpool.errors",
+    "StateTooLarge": "leaderpool.errors",
     "afenced_set": "leaderpool.fencing",
     "by_priority_then_age": "leaderpool.members",
     "fenced_set": "leaderpool.fencing",
+    "run_schedule": "leaderpool.periodic",
 }
 
 __all__ = [
     "AsyncElection",
+    "CatchUp",
     "ConfigError",
     "Election",
     "FenceResult",
     "Keyspace",
     "LeaderInfo",
+    "LeaderState",
     "LeaderpoolError",
     "LeaseLost",
     "MemberConfig",
@@ -82,12 +94,16 @@ __all__ = [
     "RedisUnavailable",
     "RevokeReason",
     "Role",
+    "Schedule",
+    "ScheduledRun",
     "ScriptError",
     "StaleTerm",
+    "StateTooLarge",
     "__version__",
     "afenced_set",
     "by_priority_then_age",
     "fenced_set",
+    "run_schedule",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -15,9 +16,13 @@ from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
+from leaderpool.log import get_logger
 from leaderpool.members import MemberInfo
-from leaderpool.protocol import FenceResult
-from leaderpool.redis_errors import translate_redis_errors
+from leaderpool.protocol import FenceResult, LeaderValue
+from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.state import LeaderState, read_state, save_state
+
+log = get_logger("leaderpool")
 
 
 class AsyncElection:
@@ -31,6 +36,10 @@ class AsyncElection:
     If a leaderpool script fails inside Redis (a bug), the member leaves the pool, its role
     becomes ``STOPPED``, and :meth:`stop` and the ``wait_*`` methods raise the
     :class:`~leaderpool.errors.ScriptError`.
+
+    With ``with_state=True`` the pool's leader state (:mod:`leaderpool.state`) is read each time
+    this member is elected, before ``on_elected`` runs: ``e.state`` is what the previous leader
+    saved; ``await e.save_state(data)`` saves it under this member's term.
     """
 
     def __init__(
@@ -41,10 +50,15 @@ class AsyncElection:
         on_elected: OnElected | None = None,
         on_revoked: OnRevoked | None = None,
         on_leader_changed: OnLeaderChanged | None = None,
+        with_state: bool = False,
     ) -> None:
         self.config = config
         self._redis = redis
+        self._state: LeaderState | None = None
+        if with_state:
+            on_elected = self._reading_state_first(on_elected)
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
+        self._revoked_hooks: list[Callable[[int, RevokeReason], Awaitable[None]]] = []
         self._client: AsyncClient | None = None
         self._core: ElectionCore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +126,26 @@ class AsyncElection:
         else:
             self._leader_known.clear()
         assert self._submit is not None
-        return self._submit(event)
+        acknowledged = self._submit(event)
+        if isinstance(event, Revoked) and self._revoked_hooks:
+            return asyncio.ensure_future(self._then_hooks(acknowledged, event))
+        return acknowledged
+
+    def add_revoked_hook(self, hook: Callable[[int, RevokeReason], Awaitable[None]]) -> Callable[[], None]:
+        """Have ``await hook(term, reason)`` run after ``on_revoked`` each time the lead ends; a kind
+        hand-over waits for it too (at most one lease in all) before it releases the lead. Used
+        by :func:`~leaderpool.periodic.run_schedule` to end a run before the next leader's.
+        Returns a function that removes the hook."""
+        self._revoked_hooks.append(hook)
+        return lambda: self._revoked_hooks.remove(hook) if hook in self._revoked_hooks else None
+
+    async def _then_hooks(self, acknowledged: Awaitable[None], revoked: Revoked) -> None:
+        await acknowledged
+        for hook in list(self._revoked_hooks):
+            try:
+                await hook(revoked.term, revoked.reason)
+            except Exception:
+                log.exception("revoked_hook_failed", pool=self.pool, member=self.member_id)
 
     # ---- local answers ----
 
@@ -243,3 +276,66 @@ class AsyncElection:
         assert self._client is not None
         with translate_redis_errors(pool=self.pool, member=self.member_id, term=term):
             return await afenced_set(self._client, key, value, term, px, pool=self.pool)
+
+    # ---- leader state (leaderpool.state) ----
+
+    @property
+    def state(self) -> LeaderState | None:
+        """The leader state as this member last read or saved it: with ``with_state=True``, read
+        when it was elected (before ``on_elected``), then each of its saves; None if none was saved."""
+        return self._state
+
+    async def load_state(self) -> LeaderState | None:
+        """Read the pool's leader state from Redis (any member may); None if none was saved."""
+        client = self._started_client()
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await read_state(client, self.core.store.keys)
+
+    async def save_state(self, data: Any) -> LeaderState:
+        """Save ``data`` (JSON, at most :data:`~leaderpool.state.MAX_STATE_BYTES`) as the pool's
+        leader state under this member's term. Raises :class:`NotLeader` when not leading,
+        :class:`LeaseLost` once the renew deadline passed, :class:`StaleTerm` when Redis says this
+        term no longer leads, :class:`~leaderpool.errors.StateTooLarge` over the limit."""
+        term, core = self.term, self._core
+        if term is None or core is None:
+            raise NotLeader("save_state() needs leadership", pool=self.pool, member=self.member_id)
+        if not core.lead.is_leader:
+            raise LeaseLost(
+                f"the lead of term {term} ended (renew deadline passed)", pool=self.pool, member=self.member_id,
+                term=term,
+            )  # fmt: skip
+        client = self._started_client()
+        with translate_redis_errors(pool=self.pool, member=self.member_id, term=term):
+            saved = await save_state(client, core.store.keys, LeaderValue(term, self.member_id), data)
+        self._state = saved
+        return saved
+
+    async def read_state_for(self, term: int) -> None:
+        """Read the leader state into :attr:`state` for the lead of ``term``, retrying an
+        unreachable Redis while that lead lasts (it gives up when the lead ends)."""
+        delay = 0.05
+        while self.term == term:
+            try:
+                self._state = await self.load_state()
+                return
+            except RETRYABLE as exc:
+                log.warning("state_unreadable", pool=self.pool, member=self.member_id, term=term, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.heartbeat)
+
+    def _reading_state_first(self, on_elected: OnElected | None) -> OnElected:
+        async def elected(term: int) -> None:
+            await self.read_state_for(term)
+            if on_elected is not None:
+                result = on_elected(term)
+                if inspect.isawaitable(result):
+                    await result
+
+        return elected
+
+    def _started_client(self) -> AsyncClient:
+        if self._client is None:
+            raise LeaderpoolError(
+                "the election has not been started", pool=self.config.pool, member=self.config.member_id
+            )
+        return self._client

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import functools
 import threading
@@ -21,7 +22,10 @@ from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.members import MemberInfo
+from leaderpool.periodic import ScheduledRun, run_schedule
 from leaderpool.protocol import FenceResult
+from leaderpool.schedules import Schedule
+from leaderpool.state import LeaderState
 
 T = TypeVar("T")
 
@@ -67,6 +71,7 @@ class Election:
     ``with Election(MemberConfig(pool="jobs"), "redis://...") as e:`` joins the pool and takes
     part in elections until the block ends. Callbacks run in order on a dedicated thread:
     ``on_elected(term)``, ``on_revoked(reason)``, ``on_leader_changed(leader)``.
+    ``with_state=True`` reads the pool's leader state before each ``on_elected`` (``e.state``).
     """
 
     def __init__(
@@ -77,9 +82,12 @@ class Election:
         on_elected: OnElected | None = None,
         on_revoked: OnRevoked | None = None,
         on_leader_changed: OnLeaderChanged | None = None,
+        with_state: bool = False,
     ) -> None:
         self.config = config
         self._inner = AsyncElection(config, redis)
+        if with_state:
+            on_elected = self._reading_state_first(on_elected)
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
         self._dispatcher: ThreadDispatcher | None = None
 
@@ -180,3 +188,37 @@ class Election:
 
     def fenced_set(self, key: str, value: str | bytes, *, px: int = 0) -> FenceResult:
         return _Runtime.run(self._inner.fenced_set(key, value, px=px))
+
+    # ---- leader state (leaderpool.state) ----
+
+    @property
+    def state(self) -> LeaderState | None:
+        """The leader state as read when this member was elected (``with_state=True``) or last saved."""
+        return self._inner.state
+
+    def load_state(self) -> LeaderState | None:
+        """Read the pool's leader state from Redis; None if none was saved."""
+        return _Runtime.run(self._inner.load_state())
+
+    def save_state(self, data: Any) -> LeaderState:
+        """Save ``data`` under this member's term (see :meth:`AsyncElection.save_state`)."""
+        return _Runtime.run(self._inner.save_state(data))
+
+    def _reading_state_first(self, on_elected: OnElected | None) -> OnElected:
+        def elected(term: int) -> None:  # on the dispatcher thread: the read runs on the loop thread
+            _Runtime.run(self._inner.read_state_for(term))
+            if on_elected is not None:
+                on_elected(term)
+
+        return elected
+
+    # ---- periodic schedules (leaderpool.periodic) ----
+
+    def run_schedule(
+        self, schedule: Schedule, fn: Callable[[ScheduledRun], Any], *, grace_s: float | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Run ``fn(run)`` once per slot of ``schedule`` while this member leads, in the background
+        (a plain function runs in a thread of its own; see :func:`~leaderpool.periodic.run_schedule`).
+        Returns a future: ``cancel()`` it to stop; it holds what ``fn`` raised, if it raised."""
+        coro = run_schedule(self._inner, schedule, fn, grace_s=grace_s)
+        return asyncio.run_coroutine_threadsafe(coro, _Runtime.loop())

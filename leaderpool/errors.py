@@ -7,7 +7,8 @@
     ├── StaleTerm            a fenced write carried a term older than one already accepted
     ├── RedisUnavailable     Redis could not be reached or did not answer in time
     ├── RedisAuthFailed      Redis refused our credentials or permissions (WRONGPASS, NOAUTH, NOPERM)
-    └── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
+    ├── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
+    └── StateTooLarge        a leader state over the size limit (also a ValueError)
 
 Backend (redis-py) exceptions are classified and translated into these in one module,
 :mod:`leaderpool.redis_errors`. This one imports nothing from redis-py, so a command-line tool
@@ -87,6 +88,18 @@ class ScriptError(LeaderpoolError):
     ) -> None:
         super().__init__(message, pool=pool, member=member, term=term)
         self.script = script
+
+
+class StateTooLarge(LeaderpoolError, ValueError):
+    """A leader state (:mod:`leaderpool.state`) whose JSON is over the size limit; nothing was saved."""
+
+    def __init__(
+        self, message: str, *, size: int, limit: int, pool: str | None = None, member: str | None = None,
+        term: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message, pool=pool, member=member, term=term)
+        self.size = size
+        self.limit = limit
 
 
 AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")

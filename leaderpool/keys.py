@@ -12,6 +12,10 @@ and every multi-key Lua script stays single-slot::
                                         terms: claims wait so every live member can report its own
     leaderpool:{POOL}:history   stream  leadership transitions (term, member, reason, t_ms)
     leaderpool:{POOL}:events    channel pool events: joined, left, elected, released, resign, evicted
+    leaderpool:{POOL}:state     hash    the leader state (leaderpool.state): version, term, member,
+                                        saved_at_ms, data (JSON)
+    leaderpool:{POOL}:schedules hash    schedule name -> JSON record of its last run and next slot
+                                        (leaderpool.schedule_store)
 """
 
 from __future__ import annotations
@@ -85,6 +89,14 @@ class Keyspace:
     def events(self) -> str:
         return f"{self._base}:events"
 
+    @property
+    def state(self) -> str:
+        return f"{self._base}:state"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self._base}:schedules"
+
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""
         return f"__keyspace@{db}__:{self.leader}"
@@ -93,6 +105,19 @@ class Keyspace:
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:
     """SCAN pattern matching every pool's members hash, for discovering pools."""
     return f"{prefix}:{{*}}:members"
+
+
+def schedules_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    """SCAN pattern matching every pool's schedules hash, for listing schedules."""
+    return f"{prefix}:{{*}}:schedules"
+
+
+def pool_from_schedules_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """Inverse of ``Keyspace.schedules``; None for a key that is not one."""
+    head, tail = f"{prefix}:{{", "}:schedules"
+    if key.startswith(head) and key.endswith(tail):
+        return key[len(head) : -len(tail)]
+    return None
 
 
 def pool_from_members_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:

@@ -64,3 +64,13 @@ def test_quick_run_writes_every_section(quick_run: tuple[subprocess.CompletedPro
     for target in results["targets"]:
         assert {"target", "value", "met"} <= set(target), target
     assert (out / "quick.md").read_text().startswith("# Benchmark results")
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_measures_schedule_drift(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The schedule-drift section: steady lateness and failover gaps measured, no slot run twice."""
+    _, out = quick_run
+    drift = json.loads((out / "quick.json").read_text())["schedule_drift"]
+    assert "error" not in drift, drift
+    assert STATS <= set(drift["steady_lateness_ms"]) and drift["failover_gap_s"]["n"] >= 1
+    assert 0 == drift["slots_run_twice"]

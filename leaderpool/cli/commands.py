@@ -117,6 +117,11 @@ def build_parser() -> OneLineParser:
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
 
+    sc = sub.add_parser("schedules", help="periodic schedules: last run, by whom, next slot")
+    _common(sc, top=False)
+    sc.add_argument("--pool", metavar="NAME", action="append", help="only this pool (repeatable)")
+    sc.add_argument("--json", action="store_true", help="print JSON")
+
     m = sub.add_parser("demo", help="an embedded Redis and three workers replay the failover experiments")
     _common(m, top=False)
     m.add_argument("--ttl", metavar="SECONDS", help="the workers' lease (2)")
@@ -287,12 +292,28 @@ def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: st
     return EXIT_FAILURE if any(c.level in bad for c in checks) else 0
 
 
+def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import schedules
+
+    pools = [_as("--pool", _name("pool"), p) for p in (o.ns.pool or [])]
+    found = schedules.read(client, pools, prefix)
+    empty = [p.pool for p in found if not p.schedules]
+    if empty:
+        raise Failure(f"no schedules in pool {', '.join(empty)} (prefix {prefix})")
+    if o.ns.json:
+        out.write(json.dumps({"pools": [p.to_json() for p in found]}, separators=(",", ":")) + "\n")
+    else:
+        out.write(schedules.render(found) + "\n")
+    return 0
+
+
 ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
     "status": cmd_status,
     "history": cmd_history,
     "resign": cmd_resign,
     "evict": cmd_evict,
     "forget": cmd_forget,
+    "schedules": cmd_schedules,
 }
 
 

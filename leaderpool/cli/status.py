@@ -92,7 +92,9 @@ async def discover_pools(client: Any, prefix: str) -> list[str]:
 
 def pool_keys(keys: Keyspace) -> list[str]:
     """Every key a pool stores (its channel is not a key)."""
-    return [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
+    every = [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
+    every += [keys.state, keys.schedules]  # the leader state and the periodic schedules
+    return every
 
 
 async def pool_exists(client: Any, pool: str, prefix: str) -> bool:

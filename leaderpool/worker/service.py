@@ -23,8 +23,11 @@ from leaderpool.aio import AsyncElection
 from leaderpool.clients import describe
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.log import get_logger
+from leaderpool.worker.exec import exec_per_slot_task, exec_task
+from leaderpool.worker.schedule import scheduled
 from leaderpool.worker.settings import WorkerSettings
-from leaderpool.worker.tasks import TaskRunner, checked_fenced_set
+from leaderpool.worker.state import with_leader_state
+from leaderpool.worker.tasks import Task, TaskRunner, checked_fenced_set
 
 if TYPE_CHECKING:
     from leaderpool.metrics import ElectionMetrics
@@ -100,7 +103,7 @@ class Worker:
             on_leader_changed=self._on_leader_changed,
         )
         self.runner = TaskRunner(
-            settings.task,
+            self._leader_task(settings),
             pool=self.config.pool,
             member=self.config.member_id,
             fenced_set=checked_fenced_set(self.election),
@@ -113,6 +116,18 @@ class Worker:
         self.forced = False
         self._log = log.bind(pool=self.config.pool, member=self.config.member_id)
 
+    def _leader_task(self, settings: WorkerSettings) -> Task:
+        """The task, given the leader state and run once per slot of its schedule (if any); or
+        the ``--exec`` command instead: for the whole lead, or once per slot of the schedule."""
+        if settings.exec_argv and settings.schedule is None:
+            return exec_task(settings.exec_argv, json_events=settings.json_events)
+        task = settings.task
+        if settings.exec_argv:
+            task = exec_per_slot_task(settings.exec_argv, json_events=settings.json_events)
+        if settings.schedule is not None:
+            task = scheduled(task, settings.schedule, self.election, settings.schedule_grace_s)
+        return with_leader_state(task, self.election)  # read once per lead, before the first slot
+
     async def run(self, stop: asyncio.Event) -> int:
         """Take part until ``stop`` is set; 0 after a clean stop, 1 if the election itself failed."""
         self._log.info(
@@ -124,6 +139,7 @@ class Worker:
             heartbeat_s=self.config.heartbeat,
             takeover=self.config.takeover,
             task=self.settings.task_spec,
+            **self._work_fields(),
         )
         code = 0
         self._serve_http()
@@ -152,6 +168,13 @@ class Worker:
                 self.http.close()
             self._log.info("worker_stopped", exit_code=code)
         return code
+
+    def _work_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"exec": list(self.settings.exec_argv)} if self.settings.exec_argv else {}
+        schedule = self.settings.schedule
+        if schedule is not None:
+            fields.update(schedule=schedule.name, spec=schedule.spec, catch_up=schedule.catch_up.value)
+        return fields
 
     # ---- health and metrics (--http-port) ----
 

@@ -6,6 +6,7 @@ Every value is validated here, before anything starts; a bad one raises
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig
 from leaderpool.errors import ConfigError
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.schedules import Schedule
+from leaderpool.worker import work_args
 from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
 
 PROG = "leaderpool-worker"
@@ -49,6 +52,11 @@ class WorkerSettings:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     """``/healthz``, ``/leader`` and ``/metrics`` on this port (0: any free one); None: off."""
+    schedule: Schedule | None = None
+    """``--every``/``--cron``: the task runs once per slot (:mod:`leaderpool.worker.schedule`)."""
+    schedule_grace_s: float = 0.0
+    exec_argv: tuple[str, ...] = ()
+    """``--exec -- COMMAND [ARGS...]``: the command run while leading, instead of the task."""
 
 
 def build_parser() -> OneLineParser:
@@ -106,6 +114,7 @@ def build_parser() -> OneLineParser:
         "--wait-replicas", metavar="N",
         help="act on a new lead only once N replicas hold it (Redis WAIT) (0) [LEADERPOOL_WAIT_REPLICAS]",
     )  # fmt: skip
+    work_args.add_arguments(p)
     return p
 
 
@@ -128,7 +137,8 @@ def _node(raw: object) -> str:
 
 def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> WorkerSettings:
     """Flags and environment to settings; raises :class:`UsageError` naming the bad argument."""
-    ns = build_parser().parse_args(argv)
+    own, command = work_args.split_command(sys.argv[1:] if argv is None else argv)  # --exec -- COMMAND
+    ns = build_parser().parse_args(own)
     o = Options(ns, environ)
     redis_url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
     if o.source("pool", "--pool", "LEADERPOOL_POOL") is None:
@@ -160,6 +170,10 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     avoid = [_as(o, "avoid_pool", "--avoid-pool", "LEADERPOOL_AVOID_POOLS", _name("pool"), a) for a in avoid]
     task_spec = o.get("task", "--task", "LEADERPOOL_TASK", str, default=DEFAULT_TASK).strip()
     task = _as(o, "task", "--task", "LEADERPOOL_TASK", load_task, task_spec)
+    work = work_args.parse_leader_work(
+        o, command, task_spec=task_spec, task_given=o.source("task", "--task", "LEADERPOOL_TASK") is not None,
+        ttl_s=ttl,
+    )  # fmt: skip
     try:
         config = MemberConfig(
             pool=pool,
@@ -188,6 +202,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         log_level=o.get("log_level", "--log-level", "LEADERPOOL_LOG_LEVEL", choice(*LOG_LEVELS), default="info"),
         http_host=o.get("http_host", "--http-host", "LEADERPOOL_HTTP_HOST", _host, default="127.0.0.1"),
         http_port=o.get("http_port", "--http-port", "LEADERPOOL_HTTP_PORT", tcp_port, default=None),
+        schedule=work.schedule,
+        schedule_grace_s=work.schedule_grace_s,
+        exec_argv=work.exec_argv,
     )
 
 

@@ -26,6 +26,10 @@ The task contract (``leaderpool-worker --task MODULE:FUNCTION``):
 - A task still running ``grace_s`` after the stop is cancelled (async) or abandoned (thread:
   Python cannot kill one; it is a daemon thread and is logged as abandoned). An async task that
   swallows the cancellation is abandoned after one more second: it cannot hold the worker up.
+- ``ctx.state`` is the pool's leader state as the previous leader saved it, and
+  ``ctx.save_state(data)`` saves it under this term (:mod:`leaderpool.worker.state`); with
+  ``--every``/``--cron`` the task is called once per slot, ``ctx.slot`` its scheduled time
+  (:mod:`leaderpool.worker.schedule`). Both are set by wrappers; a bare context leaves them None.
 - A task that raises while leading is a crash: the worker steps down (``task_failed``) and rejoins
   the pool as its youngest member, so leadership moves on. Should this member lead again, its next
   start waits 0.5 s, doubling per crash in a row up to 30 s, so a task that always fails cannot
@@ -45,10 +49,11 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from leaderpool.errors import NotLeader
 from leaderpool.log import get_logger
+from leaderpool.state import LeaderState
 from leaderpool.store import FenceResult
 
 log = get_logger("leaderpool.worker")
@@ -56,6 +61,9 @@ log = get_logger("leaderpool.worker")
 Task = Callable[[Any], Any]
 FencedSet = Callable[[int, str, "str | bytes", int], Coroutine[Any, Any, FenceResult]]
 """(term, key, value, px) -> result: the election's fenced write, checked against the term."""
+SaveState = Callable[[int, Any], Coroutine[Any, Any, LeaderState]]
+"""(term, data) -> the saved state: the election's leader-state save, checked against the term."""
+T = TypeVar("T")
 
 DEFAULT_TASK = "leaderpool.worker.tasks:periodic_work"
 CRASH_DELAY_S = 0.5
@@ -168,6 +176,13 @@ class _Context:
     _fenced_set: FencedSet = field(repr=False)
     _lead: Lead = field(repr=False)
     stop: AsyncStopEvent | ThreadStopEvent = field(init=False)
+    # Set by the wrappers of leaderpool.worker.schedule and leaderpool.worker.state before the
+    # task runs (a plain task leaves them None):
+    slot: float | None = field(default=None, kw_only=True)
+    """The scheduled time (unix seconds, Redis's clock) of the slot this run is for."""
+    state: LeaderState | None = field(default=None, kw_only=True)
+    """The pool's leader state as read when this lead began, then as last saved by this task."""
+    _save_state: SaveState | None = field(default=None, kw_only=True, repr=False)
 
     @property
     def stopping(self) -> bool:
@@ -203,6 +218,15 @@ class AsyncTaskContext(_Context):
         self._check_leading()
         return await self._fenced_set(self.term, key, value, px)
 
+    async def save_state(self, data: Any) -> LeaderState:
+        """Save the pool's leader state under this term (see :mod:`leaderpool.state`); raises
+        ``NotLeader`` once this lead is over and ``StaleTerm`` when Redis says it is."""
+        self._check_leading()
+        if self._save_state is None:
+            raise RuntimeError("this task context cannot save leader state")
+        self.state = await self._save_state(self.term, data)
+        return self.state
+
 
 @dataclass
 class ThreadTaskContext(_Context):
@@ -221,6 +245,18 @@ class ThreadTaskContext(_Context):
     def fenced_set(self, key: str, value: str | bytes, px: int = 0, timeout: float = 10.0) -> FenceResult:
         self._check_leading()
         coro = self._fenced_set(self.term, key, value, px)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def save_state(self, data: Any, timeout: float = 10.0) -> LeaderState:
+        """Save the pool's leader state under this term (blocking; see the async context's)."""
+        self._check_leading()
+        if self._save_state is None:
+            raise RuntimeError("this task context cannot save leader state")
+        self.state = self.call_on_loop(self._save_state(self.term, data), timeout)
+        return self.state
+
+    def call_on_loop(self, coro: Coroutine[Any, Any, T], timeout: float | None = 10.0) -> T:
+        """Run ``coro`` on the worker's event loop and wait for its result, from the task's thread."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
 

@@ -1,0 +1,81 @@
+"""``leaderpool-cli schedules [--pool NAME ...] [--json]``: each periodic schedule's last run
+(its slot, by which member and term, when, how it ended) and the next slot its leader waits for.
+
+Pools with schedules are found by SCAN over their schedules hashes
+(:func:`~leaderpool.keys.schedules_pattern`); each pool's schedules are read with one script, which
+also returns Redis's clock, so "in 3.2s" is measured on the clock the slots are on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from leaderpool.cli.oneshot import Blocking, run
+from leaderpool.cli.status import clock_text, seconds_text, table
+from leaderpool.keys import Keyspace, pool_from_schedules_key, schedules_pattern
+from leaderpool.protocol import text
+from leaderpool.schedule_store import ScheduleRecord, ScheduleStore
+
+
+@dataclass(frozen=True)
+class PoolSchedules:
+    pool: str
+    now_ms: int
+    schedules: list[ScheduleRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pool": self.pool, "now": self.now_ms / 1000, "schedules": [s.to_json() for s in self.schedules]}
+
+
+async def discover(client: Any, prefix: str) -> list[str]:
+    """Every pool with a schedules hash under ``prefix``, sorted."""
+    found: set[str] = set()
+    cursor: Any = 0
+    while True:
+        cursor, keys = await client.scan(cursor, match=schedules_pattern(prefix), count=500)
+        for key in keys:
+            pool = pool_from_schedules_key(text(key), prefix)
+            if pool is not None:
+                found.add(pool)
+        if int(cursor) == 0:
+            return sorted(found)
+
+
+async def read_schedules(client: Any, pools: list[str], prefix: str) -> list[PoolSchedules]:
+    """The named pools' schedules (every pool with schedules when none is named)."""
+    out = []
+    for pool in sorted(set(pools)) or await discover(client, prefix):
+        now_ms, records = await ScheduleStore(client, Keyspace(pool, prefix)).read()
+        out.append(PoolSchedules(pool, now_ms, records))
+    return out
+
+
+def read(client: Blocking, pools: list[str], prefix: str) -> list[PoolSchedules]:
+    return run(read_schedules(client, pools, prefix))
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return clock_text(ms) + f".{ms % 1000:03d}"
+
+
+def render(found: list[PoolSchedules]) -> str:
+    if not found:
+        return "no schedules found"
+    blocks = []
+    for p in found:
+        rows = [["SCHEDULE", "SPEC", "LAST SLOT", "BY", "TERM", "OUTCOME", "RUNS", "NEXT SLOT"]]
+        for s in p.schedules:
+            upcoming = "-"
+            if s.next_slot_ms is not None:
+                left = s.next_slot_ms - p.now_ms
+                upcoming = _when(s.next_slot_ms) + (f" (in {seconds_text(left)})" if left >= 0 else " (due)")
+            rows.append(
+                [s.name, s.spec, _when(s.last_slot_ms), s.member or "-", "-" if s.term is None else str(s.term),
+                 s.outcome or "-", str(s.runs), upcoming]
+            )  # fmt: skip
+        lines = [f"pool {p.pool}: {len(p.schedules)} schedule(s)"] + ["  " + line for line in table(rows)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
