@@ -9,8 +9,8 @@ import configparser
 import re
 import shlex
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
