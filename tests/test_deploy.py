@@ -10,6 +10,7 @@ import re
 import shlex
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -108,7 +109,7 @@ def test_compose_workers_and_cli_are_accepted() -> None:
 def manifests() -> list[tuple[str, dict[str, Any]]]:
     return [
         (path.name, doc)
-        for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+        for path in sorted((DEPLOY / "kubernetes").rglob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     ]
@@ -149,6 +150,18 @@ def test_kubernetes_workers_are_accepted_and_probe_the_leader() -> None:
     assert {"Deployment", "Service", "PodDisruptionBudget"} <= kinds
 
 
+def test_the_sentinel_variant_points_the_workers_at_its_sentinels() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in manifests()}
+    env = docs[("ConfigMap", "leaderpool-worker-sentinel")]["data"]
+    check_worker([], {**image_environment(), **env, "LEADERPOOL_POOL": "scheduler"}, "sentinel worker env")
+    url = urlsplit(env["LEADERPOOL_REDIS_URL"])
+    master = url.path.strip("/").split("/")[0]
+    sentinel_conf = docs[("ConfigMap", "leaderpool-redis-ha")]["data"]["sentinel.conf"]
+    assert f"sentinel monitor {master} " in sentinel_conf
+    service = docs[("Service", url.hostname)]
+    assert [url.port] == [p["port"] for p in service["spec"]["ports"]]
+
+
 # ---- systemd ----
 
 
@@ -164,16 +177,21 @@ def test_systemd_unit_is_accepted_and_hardened(tmp_path: Path, monkeypatch: pyte
     service = unit["Service"]
     argv = shlex.split(service["ExecStart"])
     assert argv[0].endswith("/leaderpool-worker")
+    key, _, value = service["Environment"].partition("=")  # the last Environment= line
+    for example in ("scheduler.env.example", "sentinel.env.example"):
+        env = env_file(DEPLOY / "systemd" / example)
+        check_worker(argv[1:], {**env, key: value, "LEADERPOOL_POOL": "scheduler"}, f"systemd unit with {example}")
+    assert "yes" == service["DynamicUser"] and "strict" == service["ProtectSystem"]
+    assert "always" == service["Restart"] and "SIGTERM" == service["KillSignal"]
+
+
+def env_file(path: Path) -> dict[str, str]:
     env = {}
-    for line in (DEPLOY / "systemd" / "scheduler.env.example").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             env[key.strip()] = value.strip()
-    key, _, value = service["Environment"].partition("=")  # the last Environment= line
-    env[key] = value
-    check_worker(argv[1:], {**env, "LEADERPOOL_POOL": "scheduler"}, "systemd unit")
-    assert "yes" == service["DynamicUser"] and "strict" == service["ProtectSystem"]
-    assert "always" == service["Restart"] and "SIGTERM" == service["KillSignal"]
+    return env
 
 
 def test_every_deploy_file_is_checked() -> None:
@@ -183,7 +201,8 @@ def test_every_deploy_file_is_checked() -> None:
         "docker-compose.yml",
         "leaderpool-worker@.service",
         "scheduler.env.example",
-        *(p.name for p in (DEPLOY / "kubernetes").glob("*.yaml")),
+        "sentinel.env.example",
+        *(p.name for p in (DEPLOY / "kubernetes").rglob("*.yaml")),
     }
     present = {p.name for p in DEPLOY.rglob("*") if p.is_file()}
     assert set() == present - checked, "a new file in deploy/ needs a check here"
