@@ -74,13 +74,12 @@ class Browser:
 def _start(url: str) -> tuple[ChildGroup, Child, list[Child]]:
     group = ChildGroup()
     workers = []
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c"):  # one after another: a leads, then b and c join as followers
         argv = [sys.executable, "-m", "leaderpool.worker", "--redis", url, "--pool", POOL, "--member-id", name,
                 "--ttl", TTL, "--json-events"]  # fmt: skip
-        workers.append(group.start(argv, name=name, env=clean_env()))
-    workers[0].wait_for(lambda e: e["event"] == "elected", PATIENCE_S)
-    for w in workers[1:]:
-        w.wait_for(lambda e: e["event"] == "leader" and e["member"] == "a", PATIENCE_S)
+        worker = group.start(argv, name=name, env=clean_env())
+        worker.wait_for(lambda e: e["event"] == "leader" and e["member"] is not None, PATIENCE_S)
+        workers.append(worker)
     argv = [sys.executable, "-m", "leaderpool.cli", "--redis", url, "dashboard", "--port", "0", "--allow-actions"]
     dash = group.start(argv, name="dashboard", env=clean_env())
     return group, dash, workers
@@ -106,7 +105,8 @@ async def _measure(base: str, workers: list[Child], rounds: int, browsers: int) 
     latencies: list[float] = []
     spreads: list[float] = []
     status_ms: list[float] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+    connector = aiohttp.TCPConnector(limit=0)  # one connection per browser (aiohttp's default caps at 100)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
         readers = [Browser() for _ in range(browsers)]
         tasks = [asyncio.create_task(r.read(session, base)) for r in readers]
         try:
