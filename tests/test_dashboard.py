@@ -25,7 +25,7 @@ from leaderpool.cli.oneshot import Blocking, run
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo
 from leaderpool.store import PoolStore
-from leaderpool.testing.redis_server import RedisServer
+from leaderpool.testing.redis_server import RedisServer, free_port
 
 from .conftest import REDIS_BINARIES
 from .dashboard_procs import Event, SseReader, leaders, request, start_dashboard, status_with
@@ -216,6 +216,13 @@ class TestCommandLine:
         done = run_cli("--redis", redis_one.url, "dashboard", *args)
         assert 2 == done.returncode
         assert line in done.stderr
+        assert 1 == len(done.stderr.strip().splitlines()), done.stderr
+
+    def test_an_unreachable_redis_at_start_is_one_line_and_exit_1(self) -> None:
+        url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+        done = run_cli("--redis", url, "dashboard", "--port", "0")
+        assert 1 == done.returncode
+        assert f"leaderpool-cli: error: cannot reach Redis at {url}" in done.stderr
         assert 1 == len(done.stderr.strip().splitlines()), done.stderr
 
     def test_without_aiohttp_it_says_what_to_install(self, redis_one: RedisServer) -> None:

@@ -3,7 +3,8 @@ that turns a failure into one line and an exit code.
 
 One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``) run
 on a blocking redis-py client through :mod:`.oneshot`, with no event loop and no log set-up
-(the library is silent unless configured); ``status --watch`` and ``demo`` run on asyncio.
+(the library is silent unless configured); ``status --watch``, ``demo`` and ``dashboard`` run on
+asyncio.
 
 Exit codes: 0 done; 1 a command could not do what was asked, or Redis is unreachable; 2 bad
 input, or a Redis that refuses the configuration (credentials, ACL permissions, TLS: see
