@@ -183,10 +183,12 @@ class Dashboard:
         sub = self.hub.subscribe(on_drop=lambda: transport.abort() if transport is not None else None)
         try:
             await _pump(sub, response)
-        except (ConnectionError, asyncio.TimeoutError):
+        except asyncio.TimeoutError:  # it stopped reading: one write waited WRITE_TIMEOUT_S
+            self.hub.dropped += 1
+            log.warning("dashboard_client_dropped", reason="write_timeout", timeout_s=WRITE_TIMEOUT_S)
+        except ConnectionError:  # the browser went away (or the hub aborted it, which it logged)
             if not sub.dropped:
-                self.hub.dropped += 1
-                log.warning("dashboard_client_dropped", reason="write_timeout_or_reset")
+                log.info("dashboard_client_gone")
         finally:
             self.hub.unsubscribe(sub)
         return response
