@@ -1,9 +1,9 @@
 """The dashboard in a real headless browser: Debian's Chromium driven by Playwright for Python
 (never a browser download), against a real redis-server, real workers and the real server.
 
-One browser launch: the page shows the leader's row, follows a SIGKILL failover without a
-reload, resigns a leader from its button, and says when the server lost Redis and when the
-page lost the server. Skipped, saying why, where no Chromium is installed (CI installs it).
+One browser launch: the page shows the leader's row (and no buttons without --allow-actions),
+follows a SIGKILL failover without a reload, resigns a leader from its button, and says when the
+server lost Redis and when the page lost the server. Skipped, saying why, where no Chromium is installed (CI installs it).
 """
 
 from __future__ import annotations
@@ -69,7 +69,15 @@ def test_the_page_follows_the_pool_live(workers: Workers, redis_one: RedisServer
             expect(pool.locator('tr[data-member="a"] td.meta')).to_have_text("zone=eu-1")
             expect(page.locator("#connection")).to_have_attribute("data-state", "live")
             expect(page.locator("#redis")).to_have_attribute("data-state", "ok")
+            expect(pool.locator("button")).to_have_count(4)  # resign, and evict on each member
             page.evaluate("window.notReloaded = true")
+
+            with start_dashboard(redis_one.url) as read_only:  # no --allow-actions: no buttons
+                other = browser.new_page()
+                other.goto(read_only.base + "/")
+                expect(other.locator('section[data-pool="p"] [data-role="leader"]')).to_have_text("a", timeout=WAIT_MS)
+                expect(other.locator("button")).to_have_count(0)
+                other.close()
 
             workers.started[0].kill()
             expect(leader).to_have_text("b", timeout=WAIT_MS)
