@@ -3,7 +3,8 @@
 
 One browser launch: the page shows the leader's row (and no buttons without --allow-actions),
 follows a SIGKILL failover without a reload, resigns a leader from its button, and says when the
-server lost Redis and when the page lost the server. Skipped, saying why, where no Chromium is installed (CI installs it).
+server lost Redis and when the page lost the server. Skipped, saying why, where no Chromium is
+installed (CI installs it).
 """
 
 from __future__ import annotations
