@@ -3,7 +3,8 @@ that turns a failure into one line and an exit code.
 
 One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``) run
 on a blocking redis-py client through :mod:`.oneshot`, with no event loop and no log set-up
-(the library is silent unless configured); ``status --watch`` and ``demo`` run on asyncio.
+(the library is silent unless configured); ``status --watch``, ``demo`` and ``dashboard`` run on
+asyncio.
 
 Exit codes: 0 done; 1 a command could not do what was asked, or Redis is unreachable; 2 bad
 input, or a Redis that refuses the configuration (credentials, ACL permissions, TLS: see
@@ -127,6 +128,17 @@ def build_parser() -> OneLineParser:
     m.add_argument("--ttl", metavar="SECONDS", help="the workers' lease (2)")
     m.add_argument("--pool", metavar="NAME", help="pool name (demo; demo-XXXX with --redis)")
     m.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and say where")
+
+    w = sub.add_parser(
+        "dashboard",
+        help="a live web page of every pool (needs leaderpool[dashboard])",
+        description="Serve a web page showing every pool, its leader, members and history, updated live. "
+        "Resign and evict buttons work only with --allow-actions.",
+    )
+    _common(w, top=False)
+    w.add_argument("--host", metavar="HOST", help="address to listen on (127.0.0.1)")
+    w.add_argument("--port", metavar="PORT", help="port to listen on (8765; 0 picks a free one)")
+    w.add_argument("--allow-actions", action="store_true", help="let the page resign leaders and evict members")
     return p
 
 
@@ -260,15 +272,23 @@ def cmd_resign(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
 def cmd_evict(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     pool = _as("POOL", _name("pool"), o.ns.pool)
     member = _as("MEMBER", _name("member id"), o.ns.member)
-    was_member, released, _ = run(PoolStore(client, Keyspace(pool, prefix)).leave(member, "evicted", event="evicted"))
+    out.write(run(evict(PoolStore(client, Keyspace(pool, prefix)), member)) + "\n")
+    return 0
+
+
+async def evict(store: PoolStore, member: str) -> str:
+    """Remove ``member`` (and its lead) from the pool; the lines to print, or :class:`Failure`.
+    A coroutine, so that the dashboard awaits it on its asyncio client and the CLI runs it on a
+    :class:`Blocking` one."""
+    pool = store.keys.pool
+    was_member, released, _ = await store.leave(member, "evicted", event="evicted")
     if not was_member and not released:
         raise Failure(f"{member} is not a member of pool {pool}")
     lead = f"; it led term {released}: the lead is free and the next member takes over" if released else ""
-    out.write(
+    return (
         f"evicted {member} from pool {pool}{lead}\n"
-        "(if that member is still alive, it rejoins at its next heartbeat as the youngest member)\n"
+        "(if that member is still alive, it rejoins at its next heartbeat as the youngest member)"
     )
-    return 0
 
 
 def cmd_forget(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
@@ -370,6 +390,10 @@ def main(argv: Sequence[str] | None) -> int:
 
             pools = [_as("--pool", _name("pool"), p) for p in (ns.pool or [])]
             return watch(url, o, pools, prefix, sys.stdout)
+        if ns.command == "dashboard":
+            from leaderpool.cli.dashboard.command import dashboard
+
+            return dashboard(url, o, prefix)
         return _one_shot(ns.command, url, o, prefix)
     except UsageError as exc:
         fail(PROG, str(exc))

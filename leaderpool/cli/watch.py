@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from leaderpool.cli import status
@@ -40,6 +42,73 @@ def watch(url: str, o: Options, pools: list[str], prefix: str, out: TextIO) -> i
     return 0
 
 
+@dataclass(frozen=True)
+class Frame:
+    """One read of the shown pools."""
+
+    statuses: list[status.PoolStatus]
+    hidden: int
+    """Stale pools left out (not named, and stale for too long without ``show_all``)."""
+    changed: bool
+    """A leader, term or member differs from the previous frame (always true for the first)."""
+
+
+COALESCE_S = 0.05
+"""After a notification, wait this long so that a burst (left, released, elected) is read once."""
+
+
+async def status_frames(
+    client: Any,
+    pools: list[str],
+    prefix: str,
+    *,
+    interval: float,
+    show_all: bool = False,
+    deadline: float | None = None,
+) -> AsyncGenerator[Frame, None]:
+    """Read the pools now, then again whenever the watcher reports a change in a shown pool
+    (coalesced over :data:`COALESCE_S`) and at least every ``interval``, until the
+    ``time.monotonic()`` ``deadline`` if given. Driven by notifications, not by polling: the
+    ``interval`` read only moves lease countdowns and notices members whose lease ran out.
+
+    A Redis failure propagates (after the pools are unwatched); close the iterator with
+    ``contextlib.aclosing`` to unwatch when leaving early. Shared by ``status --watch`` and the
+    dashboard's event stream.
+    """
+    changed = asyncio.Event()
+    watcher = Watcher.shared(client)
+    watched: set[str] = set()
+    shown: tuple[Any, ...] | None = None
+
+    def listener(source: str, payload: str) -> None:
+        if not (source == "keyspace" and payload == "expire"):  # "expire" is only a lease renewal
+            changed.set()
+
+    try:
+        while True:
+            changed.clear()
+            found = await status.read_status(client, pools, prefix)
+            statuses = found if pools or show_all else [s for s in found if not s.hidden]
+            for s in statuses:
+                if s.pool not in watched:
+                    await watcher.watch(Keyspace(s.pool, prefix), listener)
+                    watched.add(s.pool)
+            identity = tuple(s.identity() for s in statuses)
+            yield Frame(statuses, len(found) - len(statuses), identity != shown)
+            shown = identity
+            wait = interval if deadline is None else min(interval, deadline - time.monotonic())
+            if wait <= 0:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait)
+            if changed.is_set():
+                await asyncio.sleep(COALESCE_S)
+    finally:
+        for pool in watched:
+            with contextlib.suppress(*REDIS_FAILURES):
+                await watcher.unwatch(Keyspace(pool, prefix), listener)
+
+
 async def watch_status(
     client: Any,
     pools: list[str],
@@ -59,47 +128,20 @@ async def watch_status(
     """
     from leaderpool.cli.commands import print_status
 
-    changed = asyncio.Event()
-    watcher = Watcher.shared(client)
-    watched: set[str] = set()
     tty = out.isatty()
     frames = 0
-    shown: tuple[Any, ...] | None = None
     deadline = time.monotonic() + duration if duration else None
-
-    def listener(source: str, payload: str) -> None:
-        if not (source == "keyspace" and payload == "expire"):  # "expire" is only a lease renewal
-            changed.set()
-
-    try:
-        while True:
-            changed.clear()
-            found = await status.read_status(client, pools, prefix)
-            statuses = found if pools or show_all else [s for s in found if not s.hidden]
-            for s in statuses:
-                if s.pool not in watched:
-                    await watcher.watch(Keyspace(s.pool, prefix), listener)
-                    watched.add(s.pool)
-            identity = tuple(s.identity() for s in statuses)
-            if tty or identity != shown:
-                if tty and not as_json:
-                    out.write("\x1b[H\x1b[2J")
-                    out.write(f"leaderpool status  {time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n\n")
-                elif frames and not as_json:
-                    out.write(f"\n--- {time.strftime('%H:%M:%S')} ---\n")
-                print_status(statuses, as_json, out, hidden=len(found) - len(statuses))
-                shown = identity
-                frames += 1
-                if count and frames >= count:
-                    return
-            wait = interval if deadline is None else min(interval, deadline - time.monotonic())
-            if wait <= 0:
+    reads = status_frames(client, pools, prefix, interval=interval, show_all=show_all, deadline=deadline)
+    async with contextlib.aclosing(reads):
+        async for frame in reads:
+            if not (tty or frame.changed):
+                continue
+            if tty and not as_json:
+                out.write("\x1b[H\x1b[2J")
+                out.write(f"leaderpool status  {time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n\n")
+            elif frames and not as_json:
+                out.write(f"\n--- {time.strftime('%H:%M:%S')} ---\n")
+            print_status(frame.statuses, as_json, out, hidden=frame.hidden)
+            frames += 1
+            if count and frames >= count:
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), wait)
-            if changed.is_set():
-                await asyncio.sleep(0.05)  # let a burst (left, released, elected) settle into one frame
-    finally:
-        for pool in watched:
-            with contextlib.suppress(*REDIS_FAILURES):
-                await watcher.unwatch(Keyspace(pool, prefix), listener)

@@ -1,0 +1,113 @@
+"""``leaderpool-cli dashboard [--host H] [--port P] [--allow-actions]``: serve the page until
+Ctrl-C (exit 130) or SIGTERM (exit 0).
+
+It reads Redis once before it listens, so a wrong URL or password is one line at once (exit 1
+or 2, as for every command); once serving, a lost Redis is shown on the page and the server
+keeps going. A port that is taken, or a host it cannot listen on, is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import sys
+from typing import Any, TextIO
+
+from leaderpool.cli.args import Options, UsageError, integer
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+INSTALL_HINT = "pip install 'leaderpool[dashboard]'"
+EXIT_INTERRUPTED = 130
+
+
+def port_number(raw: object) -> int:
+    value = integer(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a port from 0 to 65535, got {raw!r}")
+    return value
+
+
+def host_text(raw: object) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise ValueError("must be an address or host name, got ''")
+    return value
+
+
+def dashboard(url: str, o: Options, prefix: str, out: TextIO = sys.stdout) -> int:
+    host = o.get("host", "--host", None, host_text, default=DEFAULT_HOST)
+    port = o.get("port", "--port", None, port_number, default=DEFAULT_PORT)
+    try:
+        import aiohttp  # noqa: F401  (only to say what is missing, in one line)
+    except ImportError:
+        raise UsageError(None, f"the dashboard needs aiohttp, which is not installed: {INSTALL_HINT}") from None
+    from leaderpool.cli.logs import configure_logging
+
+    configure_logging("console", "info")  # events (actions, dropped browsers, Redis lost) on stderr
+    return asyncio.run(_serve(url, prefix, host, port, allow_actions=bool(o.ns.allow_actions), out=out))
+
+
+async def _serve(url: str, prefix: str, host: str, port: int, *, allow_actions: bool, out: TextIO) -> int:
+    import redis
+    from aiohttp import web
+
+    from leaderpool.cli.dashboard.server import Dashboard
+    from leaderpool.cli.preflight import redact
+    from leaderpool.clients import async_client
+
+    client = async_client(url, socket_connect_timeout=5, socket_timeout=5)
+    blocking = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)  # for resign, in a thread
+    runner: Any = None
+    try:
+        await client.ping()  # a wrong URL or password: one line now, not a page that never fills
+        dash = Dashboard(client, blocking, prefix, host=host, allow_actions=allow_actions, redis_shown=redact(url))
+        runner = web.AppRunner(dash.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise UsageError(*_bind_problem(exc, host, port)) from None
+        bound = runner.addresses[0]
+        shown_host = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
+        actions = "actions on" if allow_actions else "actions off (--allow-actions turns resign and evict on)"
+        out.write(f"leaderpool dashboard on http://{shown_host}:{bound[1]}/ ({redact(url)}, {actions}); Ctrl-C stops\n")
+        out.flush()
+        return await _until_stopped()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        with contextlib.suppress(Exception):
+            await client.aclose()
+        with contextlib.suppress(Exception):
+            blocking.close()
+
+
+async def _until_stopped() -> int:
+    """Wait for SIGINT (exit 130, as every command on Ctrl-C) or SIGTERM (exit 0)."""
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[int] = loop.create_future()
+
+    def stop(code: int) -> None:
+        if not stopped.done():
+            stopped.set_result(code)
+
+    loop.add_signal_handler(signal.SIGINT, stop, EXIT_INTERRUPTED)
+    loop.add_signal_handler(signal.SIGTERM, stop, 0)
+    try:
+        return await stopped
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _bind_problem(exc: OSError, host: str, port: int) -> tuple[str, str]:
+    """(the flag to name, the problem) for a failed listen."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return "--port", f"{where} is already in use: pick another port with --port (0 picks a free one)"
+    if exc.errno == errno.EACCES:
+        return "--port", f"not allowed to listen on {where} (ports below 1024 need privileges)"
+    return "--host", f"cannot listen on {where}: {exc.strerror or exc}"
