@@ -1,9 +1,9 @@
 """``leaderpool-cli``: look at pools and act on them from a shell.
 
 Commands: ``status``, ``history``, ``resign``, ``evict``, ``forget``, ``schedules``, ``doctor``,
-``demo`` and ``dashboard`` (:mod:`.commands`). Bad input or a Redis that refuses the configuration (credentials, ACL, TLS)
-is one line on stderr and exit 2; an unreachable Redis or a command that could not be done is
-one line and exit 1; Ctrl-C is exit 130; never a traceback.
+``demo`` and ``dashboard`` (:mod:`.commands`). Bad input or a Redis that refuses the
+configuration (credentials, ACL, TLS) is one line on stderr and exit 2; an unreachable Redis or a
+command that could not be done is one line and exit 1; Ctrl-C is exit 130; never a traceback.
 
 This module is what the console script imports first, so it imports nothing at its top: a
 Ctrl-C while the commands load lands inside :func:`main`'s guard and exits quietly.
