@@ -12,6 +12,10 @@ and every multi-key Lua script stays single-slot::
                                         terms: claims wait so every live member can report its own
     leaderpool:{POOL}:history   stream  leadership transitions (term, member, reason, t_ms)
     leaderpool:{POOL}:events    channel pool events: joined, left, elected, released, resign, evicted
+    leaderpool:{POOL}:leader_conn  string  "<term>|<client id>" of the leader's pub/sub connection,
+                                        PX = the lease (fast failover: see leaderpool.liveness)
+    leaderpool:{POOL}:watching  hash    member id -> "<term>|<leader>" whose liveness endpoint it
+                                        is connected to (shown by status)
 """
 
 from __future__ import annotations
@@ -84,6 +88,16 @@ class Keyspace:
     @property
     def events(self) -> str:
         return f"{self._base}:events"
+
+    @property
+    def leader_conn(self) -> str:
+        """The leader's registered Redis connection (``"<term>|<client id>"``), for fast failover."""
+        return f"{self._base}:leader_conn"
+
+    @property
+    def watching(self) -> str:
+        """Hash: member -> the leader value whose liveness endpoint it is connected to."""
+        return f"{self._base}:watching"
 
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""

@@ -51,6 +51,28 @@ class LeaderValue(NamedTuple):
         return cls(int(term), member)
 
 
+class LeaderConn(NamedTuple):
+    """What the ``leader_conn`` key holds: ``"<term>|<client id>"``, the Redis connection the
+    leader of ``term`` keeps open for its whole lead. ``client_id`` 0: CLIENT was refused to the
+    leader (followers confirm a death by a refused reconnect to its liveness endpoint instead)."""
+
+    term: int
+    client_id: int
+
+    def encode(self) -> str:
+        return f"{self.term}{SEPARATOR}{self.client_id}"
+
+    @classmethod
+    def parse(cls, raw: Any) -> LeaderConn | None:
+        if raw is None or raw is False:
+            return None
+        term, _, client_id = text(raw).partition(SEPARATOR)
+        try:
+            return cls(int(term), int(client_id))
+        except ValueError:
+            return None
+
+
 # ---- the pool message ----
 
 
@@ -118,6 +140,8 @@ class ClaimStatus(IntEnum):
     """The claimant is not a live member of the pool."""
     RECOVERING = -2
     """Claims wait while Redis recovers lost terms (``leader_pttl_ms`` says how long)."""
+    NOT_BURIED = -3
+    """Fast failover: the dead leader's lead or registration changed, so nothing was done."""
 
 
 class Beat(NamedTuple):
@@ -130,6 +154,8 @@ class Beat(NamedTuple):
     free_in_us: int
     """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
     members: list[MemberInfo]
+    leader_conn: str = ""
+    """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
 
 
 class Observation(NamedTuple):
@@ -140,6 +166,8 @@ class Observation(NamedTuple):
     free_in_us: int
     """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
     members: list[MemberInfo]
+    leader_conn: str = ""
+    """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
 
     def member(self, member_id: str) -> MemberInfo | None:
         return next((m for m in self.members if m.member == member_id), None)
@@ -206,14 +234,21 @@ def parse_beat(reply: Sequence[Any]) -> Beat:
         int(reply[3]),
         _optional(reply[4]),
         int(reply[5]),
-        _members(reply[6:], now),
+        _members(reply[7:], now),
+        _optional(reply[6]) or "",
     )
 
 
 def parse_observation(reply: Sequence[Any]) -> Observation:
     now = int(reply[0])
     return Observation(
-        now, LeaderValue.parse(reply[1]), int(reply[2]), _optional(reply[3]), int(reply[4]), _members(reply[5:], now)
+        now,
+        LeaderValue.parse(reply[1]),
+        int(reply[2]),
+        _optional(reply[3]),
+        int(reply[4]),
+        _members(reply[6:], now),
+        _optional(reply[5]) or "",
     )
 
 

@@ -13,6 +13,7 @@ from leaderpool.protocol import (
     ClaimResult,
     FenceResult,
     HistoryEntry,
+    LeaderConn,
     LeaderRecord,
     LeaderValue,
     Left,
@@ -36,6 +37,7 @@ __all__ = [  # the reply types live in leaderpool.protocol; these names stay imp
     "ClaimResult",
     "FenceResult",
     "HistoryEntry",
+    "LeaderConn",
     "LeaderRecord",
     "LeaderValue",
     "Left",
@@ -55,6 +57,8 @@ class PoolClient(ScriptHost, Protocol):
     def xrevrange(self, name: str, max: str = "+", min: str = "-", count: int | None = None) -> Any: ...
 
     def publish(self, channel: str, message: str) -> Any: ...
+
+    def mget(self, keys: list[str]) -> Any: ...
 
 
 class PoolStore:
@@ -78,12 +82,22 @@ class PoolStore:
         return int(now)
 
     async def heartbeat(
-        self, member: str, ttl_ms: int, held: LeaderValue | None, want_members: bool, seen_term: int = 0
+        self,
+        member: str,
+        ttl_ms: int,
+        held: LeaderValue | None,
+        want_members: bool,
+        seen_term: int = 0,
+        *,
+        conn: str = "",
+        watch: str = "",
     ) -> Beat:
+        """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
+        ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value)."""
         k = self.keys
         reply = await self._scripts.heartbeat(
-            keys=[k.members, k.leases, k.leader, k.term, k.recovery, k.resigned],
-            args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term],
+            keys=[k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching],
+            args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term, conn, watch],
         )
         return parse_beat(reply)
 
@@ -92,15 +106,16 @@ class PoolStore:
         such as ``leaderpool-cli status`` only read."""
         k = self.keys
         reply = await self._scripts.observe(
-            keys=[k.members, k.leases, k.leader, k.resigned], args=["1" if prune else "0"]
+            keys=[k.members, k.leases, k.leader, k.resigned, k.watching, k.leader_conn], args=["1" if prune else "0"]
         )
         return parse_observation(reply)
 
-    async def claim(self, member: str, ttl_ms: int, seen_term: int) -> ClaimResult:
+    async def claim(self, member: str, ttl_ms: int, seen_term: int, *, conn: str = "") -> ClaimResult:
+        """Claim the vacant lead; ``conn`` is the client id registered for it ("" none)."""
         k = self.keys
         reply = await self._scripts.claim(
-            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery],
-            args=[member, ttl_ms, seen_term, k.events],
+            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
+            args=[member, ttl_ms, seen_term, k.events, conn],
         )
         return parse_claim(reply, member, ttl_ms)
 
@@ -110,7 +125,7 @@ class PoolStore:
         """End the lead ``held`` (compare-and-set), handing it to ``successor`` when it is live."""
         k = self.keys
         reply = await self._scripts.release(
-            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery],
+            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery, k.leader_conn],
             args=[held.encode(), reason, exclude_ms, k.events, successor, ttl_ms],
         )
         return parse_released(reply)
@@ -121,7 +136,7 @@ class PoolStore:
         """Remove ``member`` and end its lead, if any, handing it to ``successor`` when live."""
         k = self.keys
         reply = await self._scripts.leave(
-            keys=[k.members, k.leases, k.leader, k.history, k.term, k.recovery],
+            keys=[k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching],
             args=[member, reason, k.events, event, successor, ttl_ms],
         )
         return parse_left(reply)
@@ -130,6 +145,25 @@ class PoolStore:
         """The leader, its lease left (ms) and its member record, or None when vacant."""
         k = self.keys
         return parse_leader_record(await self._scripts.leader_record(keys=[k.leader, k.members]))
+
+    async def leader_conn(self) -> tuple[LeaderValue | None, LeaderConn | None, str]:
+        """The leader, its registered connection, and the registration as stored ("" none)."""
+        k = self.keys
+        value, conn = await self.client.mget([k.leader, k.leader_conn])
+        return LeaderValue.parse(value), LeaderConn.parse(conn), text(conn) if conn else ""
+
+    async def bury_and_claim(
+        self, dead: LeaderValue, registration: str, reason: str, member: str, ttl_ms: int, seen_term: int, conn: str
+    ) -> ClaimResult:
+        """Remove a dead leader's lead and membership if the lead and its registration are still
+        ``dead`` and ``registration`` (compare-and-delete; else ``NOT_BURIED``), then claim the lead
+        for ``member`` as :meth:`claim` does."""
+        k = self.keys
+        reply = await self._scripts.bury(
+            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching],
+            args=[dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
+        )
+        return parse_claim(reply, member, ttl_ms)
 
     async def history(self, count: int = 20) -> list[HistoryEntry]:
         """The last ``count`` leadership transitions, oldest first."""
