@@ -321,6 +321,8 @@ class ElectionCore:
             await self._lost_membership("member record missing")
             return
         self.fast.reported(watch)
+        if self.config.fast_failover and beat.live_count != len(self.view.members):
+            self._pending.dirty = True  # a member lapsed: the next in line (who watches) may be another
         if self.lead.leading and held is not None:
             if beat.status is BeatStatus.OK:
                 self.lead.renewed(sent)
@@ -474,7 +476,14 @@ class ElectionCore:
             )
             self._pending.dirty = True
         if dead is not None:  # logged after acting on it: the fast path's log line costs it nothing
-            self._log.info("leader_process_died", dead=dead[0].member, dead_term=dead[0].term, claim=result.status.name)
+            dead_leader, how = dead[0], self.fast.confirmed_by
+            self._log.info(
+                "leader_process_died",
+                dead=dead_leader.member,
+                dead_term=dead_leader.term,
+                confirmed_by=how,
+                claim=result.status.name.lower(),
+            )
 
     def _become_leader(self, term: int, sent: float, *, forced: bool = False, handoff: bool = False) -> None:
         """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the

@@ -327,6 +327,7 @@ class Link:
             if hello.strip() != HELLO.strip() + b" " + nonce.encode():
                 return "another process answers"
             self.up = True
+            log.info("liveness_watching", endpoint=self.advertised, watchers=len(self._watchers))
             while await reader.read(256):
                 pass
             return "eof"
@@ -389,6 +390,8 @@ class FastFailover:
         self._watched: tuple[LeaderValue, str] | None = None  # (leader, its endpoint)
         self.suspect: LeaderValue | None = None
         """A leader whose endpoint closed: the loop confirms through Redis before acting."""
+        self.confirmed_by = ""
+        """How the last death was confirmed: ``client_list`` (Redis) or ``endpoint`` (the fallback)."""
         self._reported = ""
 
     async def start(self, watcher: Watcher) -> str:
@@ -494,8 +497,10 @@ class FastFailover:
                 if gone is None:
                     break  # CLIENT refused to us: fall back to the endpoint
                 if gone:
+                    self.confirmed_by = "client_list"
                     return True
             else:
                 return False
         watched = self._watched
+        self.confirmed_by = "endpoint"
         return watched is not None and bool(await probe(watched[1]))

@@ -156,6 +156,8 @@ class Beat(NamedTuple):
     members: list[MemberInfo]
     leader_conn: str = ""
     """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
+    live_count: int = -1
+    """How many members are live: a change from the last read means someone left or lapsed."""
 
 
 class Observation(NamedTuple):
@@ -168,6 +170,8 @@ class Observation(NamedTuple):
     members: list[MemberInfo]
     leader_conn: str = ""
     """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
+    watching: dict[str, str] = {}  # noqa: RUF012  # a NamedTuple default, never mutated
+    """With ``watch_reports``: member -> the leader value whose endpoint it is connected to."""
 
     def member(self, member_id: str) -> MemberInfo | None:
         return next((m for m in self.members if m.member == member_id), None)
@@ -226,7 +230,7 @@ def _optional(raw: Any) -> str | None:
 def parse_beat(reply: Sequence[Any]) -> Beat:
     status, now = BeatStatus(int(reply[0])), int(reply[1])
     if status is BeatStatus.UNKNOWN_MEMBER:
-        return Beat(status, now, None, -2, None, -1, [])
+        return Beat(status, now, None, -2, None, -1, [], "", -1)
     return Beat(
         status,
         now,
@@ -234,8 +238,9 @@ def parse_beat(reply: Sequence[Any]) -> Beat:
         int(reply[3]),
         _optional(reply[4]),
         int(reply[5]),
-        _members(reply[7:], now),
+        _members(reply[8:], now),
         _optional(reply[6]) or "",
+        int(reply[7]),
     )
 
 
@@ -247,9 +252,18 @@ def parse_observation(reply: Sequence[Any]) -> Observation:
         int(reply[2]),
         _optional(reply[3]),
         int(reply[4]),
-        _members(reply[6:], now),
+        _members(reply[7:], now),
         _optional(reply[5]) or "",
+        _pairs(reply[6]),
     )
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    """A flat HGETALL reply (or false) as a dict."""
+    if not flat:
+        return {}
+    items = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2], strict=True))
+    return {text(k): text(v) for k, v in items}
 
 
 def parse_claim(reply: Sequence[Any], member: str, ttl_ms: int) -> ClaimResult:

@@ -125,7 +125,7 @@ HEARTBEAT = (
 -- ARGV[3] (compare-and-set on member and term), with the registration of its connection.
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
---          member, record, deadline, ...};
+--          how many members are live, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -159,7 +159,8 @@ if held ~= '' then
   end
 end
 local pttl = redis.call('PTTL', leader_key)
-local reply = {status, now, value, pttl, false, free_in_us(pttl), redis.call('GET', leader_conn_key)}
+local reply = {status, now, value, pttl, false, free_in_us(pttl), redis.call('GET', leader_conn_key),
+               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf')}
 if want_members == '1' then
   reply[5] = redis.call('GET', KEYS[6])
   local live = live_members(members_key, leases_key, now, true, watching_key)
@@ -173,11 +174,12 @@ OBSERVE = (
     """
 -- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key,
 -- KEYS[5] watching hash (lapsed members' watch reports are dropped with them), KEYS[6] leader_conn;
--- ARGV[1] "1" to drop lapsed members first ("0": read only).
+-- ARGV[1] "1" to drop lapsed members first ("0": read only), ARGV[2] "1" to return the watch
+-- reports as well (for status).
 -- Reads the whole pool at one instant.
 -- Returns {now, leader value or false, leader pttl, resigned member or false,
 --          µs until the lead can be claimed, the leader's registration or false,
---          member, record, deadline, ...}.
+--          {member, report, ...} or false, member, record, deadline, ...}.
 local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 """
     + _NOW
@@ -185,7 +187,7 @@ local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS
     + """
 local pttl = redis.call('PTTL', leader_key)
 local reply = {now, redis.call('GET', leader_key), pttl, redis.call('GET', resigned_key), free_in_us(pttl),
-               redis.call('GET', KEYS[6])}
+               redis.call('GET', KEYS[6]), ARGV[2] == '1' and redis.call('HGETALL', KEYS[5])}
 local live = live_members(members_key, leases_key, now, ARGV[1] == '1', KEYS[5])
 for i = 1, #live do reply[#reply + 1] = live[i] end
 return reply

@@ -101,12 +101,13 @@ class PoolStore:
         )
         return parse_beat(reply)
 
-    async def observe(self, *, prune: bool = True) -> Observation:
+    async def observe(self, *, prune: bool = True, watch_reports: bool = False) -> Observation:
         """The pool at one instant; members drop lapsed members on the way (``prune``), tools
-        such as ``leaderpool-cli status`` only read."""
+        such as ``leaderpool-cli status`` only read (and ask for the ``watch_reports``)."""
         k = self.keys
         reply = await self._scripts.observe(
-            keys=[k.members, k.leases, k.leader, k.resigned, k.watching, k.leader_conn], args=["1" if prune else "0"]
+            keys=[k.members, k.leases, k.leader, k.resigned, k.watching, k.leader_conn],
+            args=["1" if prune else "0", "1" if watch_reports else "0"],
         )
         return parse_observation(reply)
 
