@@ -261,6 +261,8 @@ class Link:
     def __init__(self, advertised: str) -> None:
         self.advertised = advertised
         self.up = False
+        self.ever_up = False
+        """The endpoint's own process answered on this link at least once."""
         self._watchers: dict[int, Closed] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -326,7 +328,7 @@ class Link:
                 return "eof"
             if hello.strip() != HELLO.strip() + b" " + nonce.encode():
                 return "another process answers"
-            self.up = True
+            self.up = self.ever_up = True
             log.info("liveness_watching", endpoint=self.advertised, watchers=len(self._watchers))
             while await reader.read(256):
                 pass
@@ -501,6 +503,8 @@ class FastFailover:
                     return True
             else:
                 return False
-        watched = self._watched
+        # The fallback trusts a refusal only from an endpoint that answered us before: one we never
+        # reached may be behind a firewall that rejects, which proves nothing about the process.
+        watched, link = self._watched, self._link
         self.confirmed_by = "endpoint"
-        return watched is not None and bool(await probe(watched[1]))
+        return watched is not None and link is not None and link.ever_up and bool(await probe(watched[1]))
