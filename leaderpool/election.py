@@ -210,16 +210,7 @@ class ElectionCore:
             except BaseException:
                 self._pending.dirty = True
                 raise
-        self._follow_leader()
-
-    def _follow_leader(self) -> None:
-        """The next in line keeps a connection to the leader's liveness endpoint."""
-        leader = self.view.leader
-        watch = self.lead.role is Role.FOLLOWER and self.view.successor and leader is not None
-        if watch and leader is not None and leader.member != self.config.member_id:
-            self.fast.follow(LeaderValue(leader.term, leader.member), leader.info.liveness if leader.info else "")
-        else:
-            self.fast.follow(None, "")
+        self.fast.follow_from(self.view, following=self.lead.role is Role.FOLLOWER)  # the next in line watches
 
     def _next_wakeup(self) -> float:
         t = self._timers
@@ -476,14 +467,7 @@ class ElectionCore:
             )
             self._pending.dirty = True
         if dead is not None:  # logged after acting on it: the fast path's log line costs it nothing
-            dead_leader, how = dead[0], self.fast.confirmed_by
-            self._log.info(
-                "leader_process_died",
-                dead=dead_leader.member,
-                dead_term=dead_leader.term,
-                confirmed_by=how,
-                claim=result.status.name.lower(),
-            )
+            self.fast.log_takeover(self._log, dead[0], result.status)
 
     def _become_leader(self, term: int, sent: float, *, forced: bool = False, handoff: bool = False) -> None:
         """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the

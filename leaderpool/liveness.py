@@ -37,9 +37,10 @@ from weakref import WeakKeyDictionary
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.log import Logger, get_logger
-from leaderpool.protocol import LeaderConn, LeaderValue
+from leaderpool.protocol import ClaimStatus, LeaderConn, LeaderValue
 from leaderpool.redis_errors import COMMAND_REFUSED
 from leaderpool.store import PoolStore
+from leaderpool.view import PoolView
 from leaderpool.watcher import Watcher
 
 HELLO = b"leaderpool-liveness "
@@ -442,6 +443,14 @@ class FastFailover:
 
     # ---- following ----
 
+    def follow_from(self, view: PoolView, *, following: bool) -> None:
+        """Watch the leader of ``view`` while we follow and are next in line, else nothing."""
+        leader = view.leader
+        if following and view.successor and leader is not None and leader.member != self.config.member_id:
+            self.follow(LeaderValue(leader.term, leader.member), leader.info.liveness if leader.info else "")
+        else:
+            self.follow(None, "")
+
     def follow(self, leader: LeaderValue | None, endpoint: str) -> None:
         """Watch ``leader``'s endpoint while we are next in line (None: watch nothing)."""
         want = (leader, endpoint) if self.enabled and leader is not None and endpoint else None
@@ -489,6 +498,15 @@ class FastFailover:
             log.info("liveness_trigger_unconfirmed", suspect=suspect.member, suspect_term=suspect.term)
             return None
         return registration
+
+    def log_takeover(self, log: Logger, dead: LeaderValue, claim: ClaimStatus) -> None:
+        log.info(
+            "leader_process_died",
+            dead=dead.member,
+            dead_term=dead.term,
+            confirmed_by=self.confirmed_by,
+            claim=claim.name.lower(),
+        )
 
     async def _confirm(self, conn: LeaderConn) -> bool:
         if conn.client_id > 0:

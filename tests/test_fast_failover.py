@@ -157,7 +157,7 @@ class TestTheFastPath:
                 leader, term = new, elected["term"]
             everyone = [p for p in ws.started if isinstance(p, WorkerProc)]
             assert [] == acting_overlaps(everyone, ended)
-        rows = history(redis_server.url)
+            rows = history(redis_server.url)
         assert 3 == sum(1 for r in rows if r[0] == "released" and r[3] == "process_died")
         assert [1, 2, 3, 4] == [r[1] for r in rows if r[0] == "elected"]
 
