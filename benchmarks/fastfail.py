@@ -6,6 +6,11 @@ renewals, timed from the kill (not from the lease's expiry) to the new leader ac
 from __future__ import annotations
 
 import dataclasses
+import signal
+import socket
+import subprocess
+import sys
+import time
 from typing import IO, Any
 
 from benchmarks.registry import LEADERPOOL, Contender
@@ -50,6 +55,38 @@ def crash_rounds(contender: Contender, url: str, ttl: float, rounds: int, log: I
     out["from_expiry_ms"] = summary([r["from_expiry_s"] for r in ok if r["from_expiry_s"] is not None], scale=1e3)
     out["samples"] = samples
     return out
+
+
+_HOLDER = (
+    "import socket, sys, time; import leaderpool.worker.service, leaderpool.liveness; "
+    "s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.sendall(b'x'); time.sleep(60)"
+)
+
+
+def death_floor(samples: int) -> dict[str, Any]:
+    """The floor under any fast failover: from SIGKILL of a Python process holding a TCP
+    connection (with the worker's modules imported, as a leader has) until its peer reads the
+    close. Its kernel tears the process down (memory first) before it closes the sockets."""
+    took = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        for _ in range(samples):
+            holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(port)])
+            try:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(1)
+                    time.sleep(0.1)
+                    killed = time.time()
+                    holder.send_signal(signal.SIGKILL)
+                    conn.recv(1)  # b"": the close
+                    took.append(time.time() - killed)
+            finally:
+                holder.kill()
+                holder.wait()
+    return {"kill_to_peer_eof_ms": summary(took, scale=1e3)}
 
 
 def run_fast_failover(

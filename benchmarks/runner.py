@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cost, floor, lookup, report, startup
-from benchmarks.fastfail import run_fast_failover
+from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_fast:
             results["fast_failover"] = {}
         else:
-            progress(f"fast failover on/off: leases {args.fast_ttls} s")
+            progress(f"fast failover on/off: leases {args.fast_ttls} s; the floor: SIGKILL to the peer's EOF")
+            results["floor"].update(death_floor(max(3, args.fast_rounds)))
             with open(log_dir / "fast_failover.log", "w") as log:
                 results["fast_failover"] = run_fast_failover(
                     server.url, args.fast_ttl_list, args.fast_rounds, args.fast_rounds_off, log

@@ -402,7 +402,19 @@ class FastFailover:
         self.watcher = watcher
         if not self.enabled:
             return ""
-        self.endpoint = await Endpoint.acquire(self.config, self._client)
+        try:
+            self.endpoint = await Endpoint.acquire(self.config, self._client)
+        except OSError as exc:  # the address is taken or not ours: lead and follow, just not fast
+            self.enabled = False
+            log.error(
+                "liveness_endpoint_failed",
+                pool=self.config.pool,
+                member=self.config.member_id,
+                address=self.config.liveness_address or "(default)",
+                error=str(exc),
+                hint="fast failover is off for this member: crashes of its leaders wait for the lease",
+            )
+            return ""
         return self.endpoint.advertised
 
     async def close(self) -> None:

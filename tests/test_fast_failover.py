@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -293,6 +294,21 @@ class TestStatusAndSettings:
         assert endpoints["b"] is not None and endpoints["c"] is None
         text = cli("--redis", one_redis.url, "status").stdout
         assert "next in line b, connected to the leader's liveness endpoint" in text
+
+    def test_an_endpoint_that_cannot_listen_leaves_the_member_without_the_fast_path(
+        self, workers: Workers, one_redis: RedisServer
+    ) -> None:
+        """A fixed liveness port already taken: one error line, and the member leads all the same
+        (its crash would wait for the lease)."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            a = start(workers, "a", "--liveness-address", f"127.0.0.1:{port}", ttl="1")
+            a.elected()
+            failed = logs(a, "liveness_endpoint_failed")
+            assert 1 == len(failed) and f"127.0.0.1:{port}" == failed[0]["address"]
+            assert "liveness" not in record(one_redis.url, "a")
 
     def test_the_library_option_and_its_checks(self) -> None:
         """MemberConfig takes the switch and the addresses; a bad address names the field."""
