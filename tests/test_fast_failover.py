@@ -7,6 +7,7 @@ everything a closed connection cannot prove waits for the lease."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import signal
@@ -17,13 +18,18 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
+from leaderpool.events import RevokeReason
 from leaderpool.keys import Keyspace
+from leaderpool.protocol import LeaderConn
 from leaderpool.testing.redis_server import RedisServer, free_port
 
 from .conftest import REDIS_BINARIES
+from .helpers import Recorder, start_all, stop_all
+from .helpers import eventually as eventually_async
 from .liveness_proxy import Proxy
 from .worker_procs import WorkerProc, Workers, cli, eventually, workers_for
 
@@ -161,6 +167,49 @@ class TestTheFastPath:
             rows = history(redis_server.url)
         assert 3 == sum(1 for r in rows if r[0] == "released" and r[3] == "process_died")
         assert [1, 2, 3, 4] == [r[1] for r in rows if r[0] == "elected"]
+
+    def test_a_leader_handed_its_lead_registers_its_connection_and_fails_over_fast(
+        self, workers: Workers, one_redis: RedisServer
+    ) -> None:
+        """A lead taken by a hand-over (not a claim) registers its connection at its first renewal:
+        its own crash then takes the fast path too."""
+        a = start(workers, "a", ttl="10")
+        a.elected()
+        b = start(workers, "b", ttl="10")
+        b.sees("a")
+        c = start(workers, "c", ttl="10")
+        c.sees("a")
+        a.terminate()
+        assert 2 == b.elected()["term"]
+        watched_by(one_redis.url, "b", [c])
+        killed_at = b.kill()
+        elected = c.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
+        assert elected["t"] - killed_at < FAST_BOUND_S and 3 == elected["term"]
+        assert "client_list" == logs(c, "leader_process_died")[-1]["confirmed_by"]
+
+    def test_a_leader_whose_registered_connection_drops_steps_down_at_once(self, one_redis: RedisServer) -> None:
+        """Redis drops the leader's pub/sub connection (CLIENT KILL) while it lives: a follower could
+        now prove that connection gone, so the leader stops acting at once, long before its renew
+        deadline, and a new term follows."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a, b = rec.elections("p", "ab", one_redis.url, ttl_s=10)
+            await start_all([a, b])
+            await a.wait_until_leader(10)
+            admin = redis.asyncio.Redis.from_url(one_redis.url)
+            registered = LeaderConn.parse(await admin.get(Keyspace("p").leader_conn))
+            assert registered is not None and registered.term == a.term
+            dropped_at = time.monotonic()
+            await admin.client_kill_filter(_id=str(registered.client_id))
+            await eventually_async(lambda: bool(rec.of("a", "revoked")), timeout=FAST_BOUND_S)
+            assert [RevokeReason.LEASE_LOST.value] == rec.of("a", "revoked")
+            assert time.monotonic() - dropped_at < FAST_BOUND_S  # its renew deadline is 6.7 s away
+            await eventually_async(lambda: b.leader is not None and b.leader.term > 1, timeout=10)
+            await admin.aclose()
+            await stop_all([a, b])
+
+        asyncio.run(main())
 
 
 class TestFaultsThatWaitForTheLease:
