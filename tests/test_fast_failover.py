@@ -359,6 +359,22 @@ class TestStatusAndSettings:
             assert 1 == len(failed) and f"127.0.0.1:{port}" == failed[0]["address"]
             assert "liveness" not in record(one_redis.url, "a")
 
+    def test_doctor_says_whether_deaths_are_confirmed_through_redis(self, one_redis: RedisServer) -> None:
+        """doctor: ok when CLIENT ID / CLIENT LIST ID are allowed, a warning naming the fallback when not."""
+        admin = redis.Redis.from_url(one_redis.url)
+        try:
+            admin.acl_setuser(
+                "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
+                commands=["-client"],
+            )  # fmt: skip
+        finally:
+            admin.close()
+        for url, level in ((one_redis.url, "ok"), (one_redis.url.replace("redis://", "redis://noclient:pw@"), "warn")):
+            done = cli("--redis", url, "doctor", "--json")
+            check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "fast failover")
+            assert level == check["level"], check
+        assert "refused reconnect" in check["message"]
+
     def test_the_library_option_and_its_checks(self) -> None:
         """MemberConfig takes the switch and the addresses; a bad address names the field."""
         assert MemberConfig(pool="p").fast_failover
