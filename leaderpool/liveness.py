@@ -364,13 +364,15 @@ async def probe(advertised: str) -> bool | None:
 
 
 async def client_gone(client: AsyncClient, client_id: int) -> bool | None:
-    """Whether Redis no longer lists the connection ``client_id`` (CLIENT LIST ID); None when
-    CLIENT is refused (an ACL)."""
+    """Whether the connection ``client_id`` is gone: Redis no longer lists it (CLIENT LIST ID), or
+    lists it flagged ``A``, to be closed as soon as possible (Redis reads a peer's close and frees
+    the client after the current batch of events: a dying leader's connection is often still
+    listed, so flagged, when we ask). None when CLIENT is refused (an ACL, or Redis < 6.2)."""
     try:
         listed = await client.client_list(client_id=[client_id])
     except COMMAND_REFUSED:
         return None
-    return not any(int(c.get("id", -1)) == client_id for c in listed)
+    return not any(int(c.get("id", -1)) == client_id and "A" not in str(c.get("flags", "")) for c in listed)
 
 
 # ---- one member's part ----
