@@ -148,7 +148,7 @@ class TestTheFastPath:
                 procs.append(start(ws, name, ttl="10"))
                 procs[-1].sees("a")
             leader, term = procs[0], 1
-            for generation in range(1, 4):
+            for generation in range(1, 6):
                 followers = [p for p in procs if p is not leader and p.alive()]
                 watched_by(redis_server.url, leader.name, followers)
                 killed_at = ended[leader.name] = leader.kill()
@@ -165,8 +165,8 @@ class TestTheFastPath:
             everyone = [p for p in ws.started if isinstance(p, WorkerProc)]
             assert [] == acting_overlaps(everyone, ended)
             rows = history(redis_server.url)
-        assert 3 == sum(1 for r in rows if r[0] == "released" and r[3] == "process_died")
-        assert [1, 2, 3, 4] == [r[1] for r in rows if r[0] == "elected"]
+        assert 5 == sum(1 for r in rows if r[0] == "released" and r[3] == "process_died")
+        assert [1, 2, 3, 4, 5, 6] == [r[1] for r in rows if r[0] == "elected"]
 
     def test_a_leader_handed_its_lead_registers_its_connection_and_fails_over_fast(
         self, workers: Workers, one_redis: RedisServer
