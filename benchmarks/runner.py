@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cost, floor, lookup, report, schedule_drift, startup
+from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
@@ -46,6 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-members", type=int, help="members per pool = processes (5; quick 3)")
     p.add_argument("--scale-ttl", type=float, help="lease in the scale test (5, the default; quick 1)")
     p.add_argument("--scale-window", type=float, help="steady window of the scale test, seconds (15; quick 2)")
+    p.add_argument("--skip-fast", action="store_true", help="leave out crash failover with fast failover on/off")
+    p.add_argument("--fast-ttls", help="leases for the fast-failover rounds, comma-separated seconds (2,10; quick 1)")
+    p.add_argument("--fast-rounds", type=int, help="crash rounds per lease with fast failover on (20; quick 2)")
+    p.add_argument("--fast-rounds-off", type=int, help="... and with it off, waiting for the lease (5; quick 1)")
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
     p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
@@ -61,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "ttl": 1.0 if q else 2.0, "rounds": 2 if q else 20, "handoff_rounds": 2 if q else 30,
         "window": 1.0 if q else 6.0, "scale_pools": 20 if q else 1000, "scale_members": 3 if q else 5,
         "scale_ttl": 1.0 if q else 5.0, "scale_window": 2.0 if q else 15.0,
+        "fast_ttls": "1" if q else "2,10", "fast_rounds": 2 if q else 20, "fast_rounds_off": 1 if q else 5,
     }  # fmt: skip
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -70,6 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
     args.names = names
+    try:
+        args.fast_ttl_list = [float(t) for t in str(args.fast_ttls).split(",") if t.strip()]
+    except ValueError:
+        p.error(f"--fast-ttls: comma-separated seconds, got {args.fast_ttls!r}")
     return args
 
 
@@ -203,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             "source": source_state(),
             "redis": {"version": server.version, "binary": server.binary, "notify_keyspace_events": KEYSPACE_FLAGS},
             "settings": {k: getattr(args, k) for k in ("quick", "ttl", "rounds", "handoff_rounds", "window",
-                                                       "scale_pools", "scale_members", "scale_ttl", "scale_window")},
+                                                       "scale_pools", "scale_members", "scale_ttl", "scale_window",
+                                                       "fast_ttls", "fast_rounds", "fast_rounds_off")},
             "members_per_pool": 3,
             "leaderpool_impl": "leaderpool.worker",
         }  # fmt: skip
@@ -221,6 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         for c in chosen:
             with open(log_dir / f"{c.name}.log", "w") as log:
                 results["contenders"][c.name] = run_contender(c, server.url, args, log)
+        if args.skip_fast:
+            results["fast_failover"] = {}
+        else:
+            progress(f"fast failover on/off: leases {args.fast_ttls} s; the floor: SIGKILL to the peer's EOF")
+            results["floor"].update(death_floor(max(3, args.fast_rounds)))
+            with open(log_dir / "fast_failover.log", "w") as log:
+                results["fast_failover"] = run_fast_failover(
+                    server.url, args.fast_ttl_list, args.fast_rounds, args.fast_rounds_off, log
+                )
         if args.skip_scale:
             results["scale"] = {"skipped": True}
         else:
@@ -250,4 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     print(report.headline_markdown(results))
     failed = [n for n, r in results["contenders"].items() if "error" in r] + (["scale"] if "error" in results.get(
         "scale", {}) else [])  # fmt: skip
+    failed += [f"fast failover {k} {m}" for k, runs in results.get("fast_failover", {}).items()
+               for m, r in runs.items() if "error" in r]  # fmt: skip
     return 1 if failed else 0

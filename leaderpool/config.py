@@ -47,6 +47,29 @@ def _validate_meta(meta: object) -> None:
         raise ConfigError(f"meta is {size} bytes as JSON, at most {MAX_META_BYTES}")
 
 
+def parse_host_port(name: str, value: str, *, port_required: bool = False) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST``, ``:PORT`` or ``[IPV6]:PORT`` as (host, port); "" and 0 where
+    left out (the default address, any free port)."""
+    text = value.strip()
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ConfigError(f"{name} must be HOST:PORT, got {value!r}")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if port_required and not port_text:
+        raise ConfigError(f"{name} must be HOST:PORT, got {value!r}")
+    try:
+        port = int(port_text) if port_text else 0
+    except ValueError:
+        raise ConfigError(f"{name} must be HOST:PORT with a numeric port, got {value!r}") from None
+    if not 0 <= port <= 65535 or any(c.isspace() or c in "/{}" for c in host):
+        raise ConfigError(f"{name} must be HOST:PORT with a port in 0-65535, got {value!r}")
+    return host, port
+
+
 @dataclass(frozen=True)
 class MemberConfig:
     """Everything one member of one pool needs to know.
@@ -77,6 +100,17 @@ class MemberConfig:
     """Act on a new lead only once this many replicas hold it (Redis ``WAIT``, up to
     half a heartbeat per try): a Sentinel failover to a replica then cannot forget a lead that was acted on. 0
     (the default): act at once."""
+    fast_failover: bool = True
+    """Replace a leader whose process died within milliseconds instead of after its lease: a
+    liveness endpoint per process, watched by the next in line, deaths confirmed through Redis
+    (see :mod:`leaderpool.liveness`)."""
+    liveness_address: str | None = None
+    """Where this process's liveness endpoint listens, ``HOST:PORT`` (``HOST``, ``:PORT``); port 0
+    (the default) is any free port, the default host is the local address used to reach Redis;
+    ``0.0.0.0`` listens everywhere and advertises that address."""
+    liveness_advertise: str | None = None
+    """``HOST:PORT`` other members connect to, when it differs from where we listen (NAT, a
+    container's published port); default: the listening address."""
 
     def __post_init__(self) -> None:
         validate_name("pool", self.pool)
@@ -108,6 +142,10 @@ class MemberConfig:
             validate_name("avoided pool", other)
         if isinstance(self.wait_replicas, bool) or not isinstance(self.wait_replicas, int) or self.wait_replicas < 0:
             raise ConfigError(f"wait_replicas must be an integer >= 0, got {self.wait_replicas!r}")
+        if self.liveness_address is not None:
+            parse_host_port("liveness address", self.liveness_address)
+        if self.liveness_advertise is not None:
+            parse_host_port("liveness advertise", self.liveness_advertise, port_required=True)
         if self.ranker is not None and not callable(self.ranker):
             raise ConfigError(f"ranker must be callable, got {self.ranker!r}")
         object.__setattr__(self, "ttl_s", ttl)

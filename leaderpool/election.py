@@ -44,6 +44,7 @@ from leaderpool.errors import ScriptError
 from leaderpool.events import LeaderInfo, RevokeReason, Role, Sink
 from leaderpool.keys import Keyspace
 from leaderpool.leadership import Leadership
+from leaderpool.liveness import BURIED_REASON, FastFailover
 from leaderpool.log import Logger, get_logger
 from leaderpool.membership import Membership
 from leaderpool.protocol import BeatStatus, ClaimStatus, LeaderValue, Observation, PoolEvent, PoolMessage
@@ -88,6 +89,7 @@ class ElectionCore:
         log = get_logger("leaderpool", pool=config.pool, member=config.member_id, term=None)
         self.lead = Leadership(config, self.store, self.membership, sink, clock, log, on_end=self._forget_own_lead)
         self.view = PoolView(config, self.lead.emit)
+        self.fast = FastFailover(config, client, self.store, self._poke)
         self._client = client
         self._clock = clock
         self._pending = _Pending()
@@ -138,6 +140,7 @@ class ElectionCore:
         :class:`~leaderpool.errors.ScriptError` (after leaving) when a script fails."""
         watcher = Watcher.shared(self._client)
         await watcher.watch(self.keys, self._on_message, timeout=self.config.heartbeat)
+        self.membership.liveness = await self.fast.start(watcher)
         try:
             while not self._pending.stop:
                 try:
@@ -157,6 +160,7 @@ class ElectionCore:
                     await self._alarm.sleep_until(self._next_wakeup(), through_rings=backoff)
         finally:
             await self.lead.shutdown(self.view.members, abandoned=self._abandoned)
+            await self.fast.close()  # after the hand-over: a leader never closes its endpoint
             self.view.leader = None
             with contextlib.suppress(*RETRYABLE):
                 await watcher.unwatch(self.keys, self._on_message)
@@ -164,6 +168,7 @@ class ElectionCore:
     async def _turn(self) -> None:
         now = self._clock()
         self.lead.check_deadline(now)
+        self._check_registration()
         if not self.membership.joined:
             await self.membership.join(self.lead.bounded, self.view.seen_term, self._log)
             self._pending.dirty = True
@@ -179,6 +184,12 @@ class ElectionCore:
             while self._clock() < expiry and not self._alarm.rung:
                 await asyncio.sleep(0)  # bounded by SPIN_LEAD_S
             now = self._clock()
+        if (suspect := self.fast.suspect) is not None:  # the leader's endpoint closed: did its process die?
+            self.fast.suspect = None
+            if self.lead.role is Role.FOLLOWER and successor:
+                confirm = self.fast.confirm_death(suspect, self.view.leader_conn, self._log)
+                if (registration := await self.lead.bounded(confirm)) is not None:
+                    await self._claim(self._clock(), successor=True, dead=(suspect, registration))
         following = self.lead.role is Role.FOLLOWER
         if self._pending.vacated or (following and expiry is not None and now >= expiry):
             self._pending.vacated = False
@@ -201,6 +212,7 @@ class ElectionCore:
             except BaseException:
                 self._pending.dirty = True
                 raise
+        self.fast.follow_from(self.view, following=self.lead.role is Role.FOLLOWER)  # the next in line watches
 
     def _next_wakeup(self) -> float:
         t = self._timers
@@ -224,6 +236,9 @@ class ElectionCore:
     # ---- notifications ----
 
     def _on_message(self, source: str, payload: str) -> None:
+        if source == "disconnected":  # our registered connection, if we lead: a follower may prove it gone
+            self._check_registration()
+            return
         if source == "keyspace":
             if payload in ("del", "expired"):
                 self._poke(vacated=True)
@@ -285,18 +300,26 @@ class ElectionCore:
     async def _beat(self) -> None:
         held, epoch = self.lead.held(), self.lead.epoch
         want_members = self.lead.leading and self.config.takeover
-        sent, beat = await self.membership.beat(self.lead.bounded, held, want_members, self.view.seen_term, self._log)
+        conn, watch = self.fast.registration() if held else "", self.fast.watch_report()
+        sent, beat = await self.membership.beat(
+            self.lead.bounded, held, want_members, self.view.seen_term, self._log, conn=conn, watch=watch
+        )
         if epoch != self.lead.epoch:  # a hand-over made us leader meanwhile: this reply renewed nothing
             self.membership.next_beat = self._clock()
             return
         self.membership.next_beat = sent + self.config.heartbeat
-        self.view.redis_clock = (sent, beat.now_ms)
+        self.view.redis_clock, self.view.leader_conn = (sent, beat.now_ms), beat.leader_conn
         if beat.status is BeatStatus.UNKNOWN_MEMBER:
+            self.fast.rejoined()
             await self._lost_membership("member record missing")
             return
-        if self.lead.leading:
+        self.fast.reported(watch)
+        if self.config.fast_failover and beat.live_count != len(self.view.members):
+            self._pending.dirty = True  # a member lapsed: the next in line (who watches) may be another
+        if self.lead.leading and held is not None:
             if beat.status is BeatStatus.OK:
                 self.lead.renewed(sent)
+                self._check_registration(held.term, conn)
             else:
                 self.lead.step_down(self._lost_reason(), detail="leader key no longer ours")
         self._note_leader(beat.leader, beat.free_in_us, sent)
@@ -386,18 +409,18 @@ class ElectionCore:
             return
         self._pending.dirty = True  # settle finds the lead ours and adopts it by renewing
 
-    async def _adopt(self, leader: LeaderValue, *, handoff: bool = True, forced: bool = False) -> None:
+    async def _adopt(self, leader: LeaderValue, *, handoff: bool = True, forced: bool = False, conn: str = "") -> None:
         """Take up a lead granted to us by renewing it first: the renewal's sending time anchors
         the renew deadline. With ``wait_replicas``, act only once that many replicas hold the
         renewal (and so the grant before it); until then we hold the lead without acting, and
-        the next settle tries again."""
+        the next settle tries again. ``conn``: the registration a claim just made (fast failover)."""
         c = self.config
         self.view.saw(leader.term)
         sent = self._clock()
         if c.wait_replicas:
             beat, acked = await self.lead.bounded(
                 self.store.heartbeat_replicated(
-                    c.member_id, c.ttl_ms, leader, self.view.seen_term, c.wait_replicas, round(c.heartbeat * 500)
+                    c.member_id, c.ttl_ms, leader, self.view.seen_term, c.wait_replicas, round(c.heartbeat * 500), conn
                 )
             )
             if beat.status is BeatStatus.OK and acked < c.wait_replicas:
@@ -414,10 +437,12 @@ class ElectionCore:
                 return
         else:
             beat = await self.lead.bounded(
-                self.store.heartbeat(c.member_id, c.ttl_ms, leader, False, self.view.seen_term)
+                self.store.heartbeat(c.member_id, c.ttl_ms, leader, False, self.view.seen_term, conn=conn)
             )
         if beat.status is BeatStatus.OK:
             self._become_leader(leader.term, sent, handoff=handoff, forced=forced)
+            if conn:
+                self._check_registration(leader.term, conn)
         else:
             self._pending.dirty = True
 
@@ -437,18 +462,27 @@ class ElectionCore:
             "waiting_for_preferred", preferred=ranked[0].member, retry_in_s=round(t.vacancy_retry - sent, 3)
         )
 
-    async def _claim(self, sent: float, *, forced: bool = False, successor: bool = False) -> None:
+    async def _claim(
+        self, sent: float, *, forced: bool = False, successor: bool = False, dead: tuple[LeaderValue, str] | None = None
+    ) -> None:
         """Claim the vacant lead. The next in line claims the moment the lead looks vacant: if it
         is held already, the new leader's announcement (or the re-read it makes due) tells the
-        rest; if the claim is refused for another reason, the full path (a re-read) decides."""
-        result = await self.lead.bounded(
-            self.store.claim(self.config.member_id, self.config.ttl_ms, self.view.seen_term)
+        rest; if the claim is refused for another reason, the full path (a re-read) decides.
+        ``dead``: a leader whose death was confirmed, and its registration: the same script
+        removes its lead first (compare-and-delete), then claims."""
+        c, conn = self.config, self.fast.registration()
+        call = (
+            self.store.claim(c.member_id, c.ttl_ms, self.view.seen_term, conn=conn)
+            if dead is None
+            else self.store.bury_and_claim(*dead, BURIED_REASON, c.member_id, c.ttl_ms, self.view.seen_term, conn)
         )
+        result = await self.lead.bounded(call)
         if result.status is ClaimStatus.ELECTED:
             if self.config.wait_replicas:
-                await self._adopt(LeaderValue(result.term, self.config.member_id), handoff=False, forced=forced)
+                await self._adopt(LeaderValue(result.term, c.member_id), handoff=False, forced=forced, conn=conn)
             else:
                 self._become_leader(result.term, sent, forced=forced)
+                self._check_registration(result.term, conn)
         elif result.status is ClaimStatus.HELD:
             self._note_leader(result.leader, result.free_in_us, sent)
             self._pending.dirty |= not successor
@@ -463,6 +497,8 @@ class ElectionCore:
                 self.lead.bounded, self.view.seen_term, self._log, why="lease lapsed before claiming", youngest=False
             )
             self._pending.dirty = True
+        if dead is not None:  # logged after acting on it: the fast path's log line costs it nothing
+            self.fast.log_takeover(self._log, dead[0], result.status)
 
     def _become_leader(self, term: int, sent: float, *, forced: bool = False, handoff: bool = False) -> None:
         """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the
@@ -478,5 +514,16 @@ class ElectionCore:
         self.view.set_leader(self.config.member_id, term, self.membership.record(), self.config.ttl_ms, self._log)
         self.lead.announce(forced=forced, handoff=handoff, since=since)
 
+    def _check_registration(self, term: int = 0, conn: str = "") -> None:
+        """A leader whose registered connection dropped (a follower could prove it gone) or whose
+        liveness endpoint stopped listening steps down at once. ``term``/``conn``: a claim or
+        renewal just registered ``conn``."""
+        if term:
+            self.fast.registered(term, conn)
+        if self.lead.leading and (unsafe := self.fast.lead_unsafe()):
+            self.lead.step_down(RevokeReason.LEASE_LOST, detail=unsafe)
+            self._poke(dirty=True)
+
     def _forget_own_lead(self) -> None:
+        self.fast.ended()
         self.view.forget_own_lead()

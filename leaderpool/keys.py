@@ -16,6 +16,10 @@ and every multi-key Lua script stays single-slot::
                                         saved_at_ms, data (JSON)
     leaderpool:{POOL}:schedules hash    schedule name -> JSON record of its last run and next slot
                                         (leaderpool.schedule_store)
+    leaderpool:{POOL}:leader_conn  string  "<term>|<client id>" of the leader's pub/sub connection,
+                                        PX = the lease (fast failover: see leaderpool.liveness)
+    leaderpool:{POOL}:watching  hash    member id -> "<term>|<leader>" whose liveness endpoint it
+                                        is connected to (shown by status)
 """
 
 from __future__ import annotations
@@ -96,6 +100,16 @@ class Keyspace:
     @property
     def schedules(self) -> str:
         return f"{self._base}:schedules"
+
+    @property
+    def leader_conn(self) -> str:
+        """The leader's registered Redis connection (``"<term>|<client id>"``), for fast failover."""
+        return f"{self._base}:leader_conn"
+
+    @property
+    def watching(self) -> str:
+        """Hash: member -> the leader value whose liveness endpoint it is connected to."""
+        return f"{self._base}:watching"
 
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""

@@ -26,21 +26,23 @@ class MemberInfo:
     meta: Mapping[str, Any] = field(default_factory=dict)
     lease_ms: int = 0
     """Lease time left when this was read."""
+    liveness: str = ""
+    """The member process's liveness endpoint, ``HOST:PORT/NONCE`` ("" when fast failover is off):
+    see :mod:`leaderpool.liveness`."""
 
     def record_json(self) -> str:
         """The JSON stored in the members hash (everything but the lease)."""
-        return json.dumps(
-            {
-                "node": self.node,
-                "host": self.host,
-                "pid": self.pid,
-                "priority": self.priority,
-                "started_at_ms": self.started_at_ms,
-                "meta": dict(self.meta),
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        record: dict[str, Any] = {
+            "node": self.node,
+            "host": self.host,
+            "pid": self.pid,
+            "priority": self.priority,
+            "started_at_ms": self.started_at_ms,
+            "meta": dict(self.meta),
+        }
+        if self.liveness:
+            record["liveness"] = self.liveness
+        return json.dumps(record, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_record(cls, member: str, record: str | bytes, lease_ms: int) -> MemberInfo:
@@ -55,6 +57,7 @@ class MemberInfo:
             started_at_ms=int(data.get("started_at_ms", 0)),
             meta=dict(data.get("meta") or {}),
             lease_ms=lease_ms,
+            liveness=str(data.get("liveness", "")),
         )
 
 

@@ -42,11 +42,15 @@ class Membership:
         self.next_beat = 0.0
         self._last_beat: float | None = None
         self._evicted = False
+        self.liveness = ""
+        """Our process's liveness endpoint, advertised in the record (set before joining)."""
 
     def record(self, lease_ms: int = 0) -> MemberInfo:
         assert self.started_at_ms is not None
         c = self.config
-        return MemberInfo(c.member_id, c.node, self.host, self.pid, c.priority, self.started_at_ms, c.meta, lease_ms)
+        return MemberInfo(
+            c.member_id, c.node, self.host, self.pid, c.priority, self.started_at_ms, c.meta, lease_ms, self.liveness
+        )
 
     # ---- eviction: set by the pool's "evicted" message, consumed by the rejoin ----
 
@@ -81,13 +85,24 @@ class Membership:
         await self.join(bounded, seen_term, log)
 
     async def beat(
-        self, bounded: Bounded[Beat], held: LeaderValue | None, want_members: bool, seen_term: int, log: Logger
+        self,
+        bounded: Bounded[Beat],
+        held: LeaderValue | None,
+        want_members: bool,
+        seen_term: int,
+        log: Logger,
+        *,
+        conn: str = "",
+        watch: str = "",
     ) -> tuple[float, Beat]:
-        """Refresh our lease (and renew ``held``); returns when the request was sent, and the reply.
-        A beat that starts more than half a heartbeat late is logged."""
+        """Refresh our lease (and renew ``held``, registering ``conn``; ``watch``: our watch
+        report); returns when the request was sent, and the reply. A beat that starts more than
+        half a heartbeat late is logged."""
         sent = self._clock()
         beat = await bounded(
-            self.store.heartbeat(self.config.member_id, self.config.ttl_ms, held, want_members, seen_term)
+            self.store.heartbeat(
+                self.config.member_id, self.config.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch
+            )
         )
         c = self.config
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)

@@ -51,6 +51,28 @@ class LeaderValue(NamedTuple):
         return cls(int(term), member)
 
 
+class LeaderConn(NamedTuple):
+    """What the ``leader_conn`` key holds: ``"<term>|<client id>"``, the Redis connection the
+    leader of ``term`` keeps open for its whole lead. ``client_id`` 0: CLIENT was refused to the
+    leader (followers confirm a death by a refused reconnect to its liveness endpoint instead)."""
+
+    term: int
+    client_id: int
+
+    def encode(self) -> str:
+        return f"{self.term}{SEPARATOR}{self.client_id}"
+
+    @classmethod
+    def parse(cls, raw: Any) -> LeaderConn | None:
+        if raw is None or raw is False:
+            return None
+        term, _, client_id = text(raw).partition(SEPARATOR)
+        try:
+            return cls(int(term), int(client_id))
+        except ValueError:
+            return None
+
+
 # ---- the pool message ----
 
 
@@ -118,6 +140,8 @@ class ClaimStatus(IntEnum):
     """The claimant is not a live member of the pool."""
     RECOVERING = -2
     """Claims wait while Redis recovers lost terms (``leader_pttl_ms`` says how long)."""
+    NOT_BURIED = -3
+    """Fast failover: the dead leader's lead or registration changed, so nothing was done."""
 
 
 class Beat(NamedTuple):
@@ -130,6 +154,10 @@ class Beat(NamedTuple):
     free_in_us: int
     """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
     members: list[MemberInfo]
+    leader_conn: str = ""
+    """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
+    live_count: int = -1
+    """How many members are live: a change from the last read means someone left or lapsed."""
 
 
 class Observation(NamedTuple):
@@ -140,6 +168,10 @@ class Observation(NamedTuple):
     free_in_us: int
     """Microseconds from the reply until the lead can be claimed if not renewed (-1: none)."""
     members: list[MemberInfo]
+    leader_conn: str = ""
+    """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
+    watching: dict[str, str] = {}  # noqa: RUF012  # a NamedTuple default, never mutated
+    """With ``watch_reports``: member -> the leader value whose endpoint it is connected to."""
 
     def member(self, member_id: str) -> MemberInfo | None:
         return next((m for m in self.members if m.member == member_id), None)
@@ -198,7 +230,7 @@ def _optional(raw: Any) -> str | None:
 def parse_beat(reply: Sequence[Any]) -> Beat:
     status, now = BeatStatus(int(reply[0])), int(reply[1])
     if status is BeatStatus.UNKNOWN_MEMBER:
-        return Beat(status, now, None, -2, None, -1, [])
+        return Beat(status, now, None, -2, None, -1, [], "", -1)
     return Beat(
         status,
         now,
@@ -206,15 +238,32 @@ def parse_beat(reply: Sequence[Any]) -> Beat:
         int(reply[3]),
         _optional(reply[4]),
         int(reply[5]),
-        _members(reply[6:], now),
+        _members(reply[8:], now),
+        _optional(reply[6]) or "",
+        int(reply[7]),
     )
 
 
 def parse_observation(reply: Sequence[Any]) -> Observation:
     now = int(reply[0])
     return Observation(
-        now, LeaderValue.parse(reply[1]), int(reply[2]), _optional(reply[3]), int(reply[4]), _members(reply[5:], now)
+        now,
+        LeaderValue.parse(reply[1]),
+        int(reply[2]),
+        _optional(reply[3]),
+        int(reply[4]),
+        _members(reply[7:], now),
+        _optional(reply[5]) or "",
+        _pairs(reply[6]),
     )
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    """A flat HGETALL reply (or false) as a dict."""
+    if not flat:
+        return {}
+    items = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2], strict=True))
+    return {text(k): text(v) for k, v in items}
 
 
 def parse_claim(reply: Sequence[Any], member: str, ttl_ms: int) -> ClaimResult:

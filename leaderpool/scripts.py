@@ -26,14 +26,15 @@ end
 """
 
 # Lists live members as member, record, deadline triples; with prune, first drops lapsed ones
-# (without, it only reads: for tooling, and for replicas).
+# and their watch reports (without, it only reads: for tooling, and for replicas).
 _LIVE_MEMBERS = """
-local function live_members(members_key, leases_key, now, prune)
+local function live_members(members_key, leases_key, now, prune, watching_key)
   if prune then
     local dead = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now)
     for i = 1, #dead do
       redis.call('ZREM', leases_key, dead[i])
       redis.call('HDEL', members_key, dead[i])
+      if watching_key then redis.call('HDEL', watching_key, dead[i]) end
     end
   end
   local out = {}
@@ -115,18 +116,23 @@ return now
 HEARTBEAT = (
     """
 -- heartbeat: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] term counter,
--- KEYS[5] recovery, KEYS[6] resigned; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] the leader value this
--- member holds ("" if following), ARGV[4] "1" to list the live members (and who just resigned)
--- as well, ARGV[5] highest term seen.
+-- KEYS[5] recovery, KEYS[6] resigned, KEYS[7] leader_conn, KEYS[8] watching hash; ARGV[1] member,
+-- ARGV[2] ttl_ms, ARGV[3] the leader value this member holds ("" if following), ARGV[4] "1" to
+-- list the live members (and who just resigned) as well, ARGV[5] highest term seen, ARGV[6] the
+-- client id of the leader's registered connection ("" none), ARGV[7] the member's watch report
+-- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to).
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
--- ARGV[3] (compare-and-set on member and term).
+-- ARGV[3] (compare-and-set on member and term), with the registration of its connection.
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
---          µs until the lead can be claimed, member, record, deadline, ...};
+--          µs until the lead can be claimed, the leader's registration or false,
+--          how many members are live, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local leader_conn_key, watching_key, conn, watch = KEYS[7], KEYS[8], ARGV[6], ARGV[7]
 """
     + _NOW
+    + _WIRE
     + _LIVE_MEMBERS
     + _TERM_GUARD
     + """
@@ -135,20 +141,29 @@ if redis.call('HEXISTS', members_key, member) == 0 then
   return {-1, now}
 end
 redis.call('ZADD', leases_key, now + ttl_ms, member)
+if watch == '-' then
+  redis.call('HDEL', watching_key, member)
+elseif watch ~= '' then
+  redis.call('HSET', watching_key, member, watch)
+end
 local status = 1
 local value = redis.call('GET', leader_key)
 if held ~= '' then
   if value == held then
     redis.call('PEXPIRE', leader_key, ttl_ms)
+    if conn ~= '' then
+      redis.call('SET', leader_conn_key, split_leader(held) .. SEP .. conn, 'PX', ttl_ms)
+    end
   else
     status = 0
   end
 end
 local pttl = redis.call('PTTL', leader_key)
-local reply = {status, now, value, pttl, false, free_in_us(pttl)}
+local reply = {status, now, value, pttl, false, free_in_us(pttl), redis.call('GET', leader_conn_key),
+               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf')}
 if want_members == '1' then
   reply[5] = redis.call('GET', KEYS[6])
-  local live = live_members(members_key, leases_key, now, true)
+  local live = live_members(members_key, leases_key, now, true, watching_key)
   for i = 1, #live do reply[#reply + 1] = live[i] end
 end
 return reply
@@ -157,65 +172,84 @@ return reply
 
 OBSERVE = (
     """
--- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key;
--- ARGV[1] "1" to drop lapsed members first ("0": read only).
+-- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key,
+-- KEYS[5] watching hash (lapsed members' watch reports are dropped with them), KEYS[6] leader_conn;
+-- ARGV[1] "1" to drop lapsed members first ("0": read only), ARGV[2] "1" to return the watch
+-- reports as well (for status).
 -- Reads the whole pool at one instant.
 -- Returns {now, leader value or false, leader pttl, resigned member or false,
---          µs until the lead can be claimed, member, record, deadline, ...}.
+--          µs until the lead can be claimed, the leader's registration or false,
+--          {member, report, ...} or false, member, record, deadline, ...}.
 local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 """
     + _NOW
     + _LIVE_MEMBERS
     + """
 local pttl = redis.call('PTTL', leader_key)
-local reply = {now, redis.call('GET', leader_key), pttl, redis.call('GET', resigned_key), free_in_us(pttl)}
-local live = live_members(members_key, leases_key, now, ARGV[1] == '1')
+local reply = {now, redis.call('GET', leader_key), pttl, redis.call('GET', resigned_key), free_in_us(pttl),
+               redis.call('GET', KEYS[6]), ARGV[2] == '1' and redis.call('HGETALL', KEYS[5])}
+local live = live_members(members_key, leases_key, now, ARGV[1] == '1', KEYS[5])
 for i = 1, #live do reply[#reply + 1] = live[i] end
 return reply
 """
 )
 
+# Takes a vacant lead for a live member (the claim script, and the bury script after it removed a
+# dead leader). Returns the claim's reply (see CLAIM).
+_CLAIM_LEAD = """
+local function claim_lead(leader_key, term_key, members_key, leases_key, history_key, recovery_key,
+                          leader_conn_key, member, ttl_ms, seen, channel, conn)
+  local deadline = redis.call('ZSCORE', leases_key, member)
+  if not deadline or tonumber(deadline) <= now or redis.call('HEXISTS', members_key, member) == 0 then
+    return {-1, now}
+  end
+  local held = redis.call('GET', leader_key)
+  if held then
+    local pttl = redis.call('PTTL', leader_key)
+    return {0, held, pttl, free_in_us(pttl)}
+  end
+  guard_term(term_key, recovery_key, seen, ttl_ms)
+  if redis.call('EXISTS', recovery_key) == 1 then
+    return {-2, redis.call('PTTL', recovery_key)}
+  end
+  local term = tonumber(redis.call('GET', term_key) or '0')
+  if term < seen then term = seen end
+  term = string.format('%d', term + 1)
+  redis.call('SET', term_key, term)
+  redis.call('SET', leader_key, leader_value(term, member), 'PX', ttl_ms, 'NX')
+  if conn ~= '' then
+    redis.call('SET', leader_conn_key, term .. SEP .. conn, 'PX', ttl_ms)
+  else
+    redis.call('DEL', leader_conn_key)
+  end
+  redis.call('ZADD', leases_key, now + ttl_ms, member)
+  redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
+             'event', 'elected', 'term', term, 'member', member, 'reason', '', 't_ms', now)
+  announce(channel, 'elected', term, '', member)
+  return {1, term, now}
+end
+"""
+
 CLAIM = (
     """
 -- claim: KEYS[1] leader key, KEYS[2] term counter, KEYS[3] members hash, KEYS[4] leases zset,
--- KEYS[5] history stream, KEYS[6] recovery; ARGV[1] member, ARGV[2] ttl_ms, ARGV[3] highest term
--- the member has seen, ARGV[4] events channel.
+-- KEYS[5] history stream, KEYS[6] recovery, KEYS[7] leader_conn; ARGV[1] member, ARGV[2] ttl_ms,
+-- ARGV[3] highest term the member has seen, ARGV[4] events channel, ARGV[5] the client id of the
+-- connection the member registers for its leadership ("" none).
 -- Takes a vacant lead (SET NX PX) for a live member. The new term is above both the stored
 -- counter and every term any live member has reported, so terms never go back even if Redis
 -- lost data. Returns {1, term, now} when elected, {0, leader value, pttl, µs until it can be
 -- claimed} when the lead is held,
 -- {-1, now} when the member is not live in the pool, {-2, ms} while claims wait for recovery.
-local leader_key, term_key, members_key, leases_key, history_key, recovery_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local member, ttl_ms, seen, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local member, ttl_ms, seen, channel, conn = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 """
     + _NOW
     + _WIRE
     + _TERM_GUARD
+    + _CLAIM_LEAD
     + """
-local deadline = redis.call('ZSCORE', leases_key, member)
-if not deadline or tonumber(deadline) <= now or redis.call('HEXISTS', members_key, member) == 0 then
-  return {-1, now}
-end
-local held = redis.call('GET', leader_key)
-if held then
-  local pttl = redis.call('PTTL', leader_key)
-  return {0, held, pttl, free_in_us(pttl)}
-end
-guard_term(term_key, recovery_key, seen, ttl_ms)
-if redis.call('EXISTS', recovery_key) == 1 then
-  return {-2, redis.call('PTTL', recovery_key)}
-end
-local term = tonumber(redis.call('GET', term_key) or '0')
-if term < seen then term = seen end
-term = string.format('%d', term + 1)
-redis.call('SET', term_key, term)
-redis.call('SET', leader_key, leader_value(term, member), 'PX', ttl_ms, 'NX')
-redis.call('ZADD', leases_key, now + ttl_ms, member)
-redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
-           'event', 'elected', 'term', term, 'member', member, 'reason', '', 't_ms', now)
-announce(channel, 'elected', term, '', member)
-return {1, term, now}
+return claim_lead(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
+                  member, ttl_ms, seen, channel, conn)
 """
 )
 
@@ -224,7 +258,9 @@ return {1, term, now}
 # announcement, which carries Redis's time), else deletes the key so the next in line claims.
 _GIVE_UP = """
 local function give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
-                       held_term, member, reason, successor, ttl_ms, now)
+                       held_term, member, reason, successor, ttl_ms, now, leader_conn_key)
+  -- the successor registers its own connection at its first renewal
+  redis.call('DEL', leader_conn_key)
   redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
              'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
   local lease = successor ~= '' and redis.call('ZSCORE', leases_key, successor)
@@ -247,7 +283,7 @@ end
 RELEASE = (
     """
 -- release: KEYS[1] leader key, KEYS[2] resigned key, KEYS[3] history stream, KEYS[4] term counter,
--- KEYS[5] leases zset, KEYS[6] recovery; ARGV[1] the leader value held, ARGV[2] reason,
+-- KEYS[5] leases zset, KEYS[6] recovery, KEYS[7] leader_conn; ARGV[1] the leader value held, ARGV[2] reason,
 -- ARGV[3] ms to rank the member last (0: none), ARGV[4] events channel, ARGV[5] successor
 -- ("" for none), ARGV[6] the successor's lease (ms).
 -- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term);
@@ -270,14 +306,15 @@ if exclude_ms > 0 then
 end
 if redis.call('GET', leader_key) ~= held then return {0, 0} end
 return {1, give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
-                   term, member, reason, successor, ttl_ms, now)}
+                   term, member, reason, successor, ttl_ms, now, KEYS[7])}
 """
 )
 
 LEAVE = (
     """
 -- leave: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] history stream,
--- KEYS[5] term counter, KEYS[6] recovery; ARGV[1] member, ARGV[2] reason, ARGV[3] events channel,
+-- KEYS[5] term counter, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash;
+-- ARGV[1] member, ARGV[2] reason, ARGV[3] events channel,
 -- ARGV[4] event ("left" or "evicted"), ARGV[5] successor ("" for none), ARGV[6] its lease (ms).
 -- Removes the member and, if it leads, ends its lead in the same step, so no one waits for a
 -- member that has gone. Returns {1 if it was a member else 0, the released term or 0,
@@ -293,16 +330,53 @@ local member, reason, channel, event, successor, ttl_ms =
     + """
 local was_member = redis.call('HDEL', members_key, member)
 redis.call('ZREM', leases_key, member)
+redis.call('HDEL', KEYS[8], member)
 local held_term, holder = split_leader(redis.call('GET', leader_key) or nil)
 local released, handed = 0, 0
 if holder == member then
   -- the hand-over is announced first: the successor acts on the first message it reads
   released = held_term
   handed = give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
-                   released, member, reason, successor, ttl_ms, now)
+                   released, member, reason, successor, ttl_ms, now, KEYS[7])
 end
 announce(channel, event, 0, reason, member)
 return {was_member, released, handed}
+"""
+)
+
+BURY = (
+    """
+-- bury: KEYS[1] leader key, KEYS[2] term counter, KEYS[3] members hash, KEYS[4] leases zset,
+-- KEYS[5] history stream, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash;
+-- ARGV[1] the dead leader's value "<term>|<member>", ARGV[2] its registration "<term>|<client id>"
+-- as read, ARGV[3] reason, then the claim's ARGV: ARGV[4] claimant, ARGV[5] ttl_ms, ARGV[6] highest
+-- term the claimant has seen, ARGV[7] events channel, ARGV[8] the claimant's client id ("" none).
+-- The claimant confirmed (through Redis, or a refused reconnect) that the leader's process died:
+-- compare-and-delete on member and term, and on the registration, so a newer lead (or a leader
+-- that registered a new connection) is never touched; the dead member leaves the pool with it,
+-- and the claimant claims as usual (a higher term). Returns {-3} when the lead or its
+-- registration had changed (nothing done), else the claim's reply (see CLAIM).
+local value, registration, reason = ARGV[1], ARGV[2], ARGV[3]
+local member, ttl_ms, seen, channel, conn = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+"""
+    + _NOW
+    + _WIRE
+    + _TERM_GUARD
+    + _CLAIM_LEAD
+    + """
+if redis.call('GET', KEYS[1]) ~= value or redis.call('GET', KEYS[7]) ~= registration then
+  return {-3}
+end
+local dead_term, dead = split_leader(value)
+redis.call('DEL', KEYS[1], KEYS[7])
+redis.call('HDEL', KEYS[3], dead)
+redis.call('ZREM', KEYS[4], dead)
+redis.call('HDEL', KEYS[8], dead)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', HISTORY_MAXLEN, '*',
+           'event', 'released', 'term', dead_term, 'member', dead, 'reason', reason, 't_ms', now)
+announce(channel, 'released', dead_term, reason, dead)
+return claim_lead(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
+                  member, ttl_ms, seen, channel, conn)
 """
 )
 
@@ -390,6 +464,7 @@ class Scripts:
         self.release = NamedScript(client, "release", RELEASE)
         self.leave = NamedScript(client, "leave", LEAVE)
         self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD)
+        self.bury = NamedScript(client, "bury", BURY)
         self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
 
 

@@ -13,6 +13,7 @@ from leaderpool.protocol import (
     ClaimResult,
     FenceResult,
     HistoryEntry,
+    LeaderConn,
     LeaderRecord,
     LeaderValue,
     Left,
@@ -36,6 +37,7 @@ __all__ = [  # the reply types live in leaderpool.protocol; these names stay imp
     "ClaimResult",
     "FenceResult",
     "HistoryEntry",
+    "LeaderConn",
     "LeaderRecord",
     "LeaderValue",
     "Left",
@@ -55,6 +57,8 @@ class PoolClient(ScriptHost, Protocol):
     def xrevrange(self, name: str, max: str = "+", min: str = "-", count: int | None = None) -> Any: ...
 
     def publish(self, channel: str, message: str) -> Any: ...
+
+    def mget(self, keys: list[str]) -> Any: ...
 
 
 class PoolStore:
@@ -78,46 +82,75 @@ class PoolStore:
         return int(now)
 
     async def heartbeat(
-        self, member: str, ttl_ms: int, held: LeaderValue | None, want_members: bool, seen_term: int = 0
+        self,
+        member: str,
+        ttl_ms: int,
+        held: LeaderValue | None,
+        want_members: bool,
+        seen_term: int = 0,
+        *,
+        conn: str = "",
+        watch: str = "",
     ) -> Beat:
-        k = self.keys
+        """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
+        ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value)."""
         reply = await self._scripts.heartbeat(
-            keys=[k.members, k.leases, k.leader, k.term, k.recovery, k.resigned],
-            args=[member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term],
+            *self._heartbeat_call(member, ttl_ms, held, want_members, seen_term, conn, watch)
         )
         return parse_beat(reply)
 
+    def _heartbeat_call(
+        self,
+        member: str,
+        ttl_ms: int,
+        held: LeaderValue | None,
+        want_members: bool,
+        seen_term: int,
+        conn: str,
+        watch: str,
+    ) -> tuple[list[str], list[str | int]]:
+        """The heartbeat script's keys and arguments."""
+        k = self.keys
+        keys = [k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching]
+        args: list[str | int] = [member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term]
+        return keys, [*args, conn, watch]
+
     async def heartbeat_replicated(
-        self, member: str, ttl_ms: int, held: LeaderValue, seen_term: int, replicas: int, timeout_ms: int
+        self,
+        member: str,
+        ttl_ms: int,
+        held: LeaderValue,
+        seen_term: int,
+        replicas: int,
+        timeout_ms: int,
+        conn: str = "",
     ) -> tuple[Beat, int]:
         """Renew ``held`` and wait (``WAIT``) until ``replicas`` replicas have the renewal, or
         ``timeout_ms``: the beat, and how many replicas acknowledged. One pipeline, so ``WAIT``
         runs on the connection that wrote (it waits for that connection's last write)."""
-        k, script = self.keys, self._scripts.heartbeat
+        script = self._scripts.heartbeat
         pipe = cast(Any, self.client).pipeline(transaction=False)  # only the election's redis-py client gets here
-        await script.queue(
-            pipe,
-            keys=[k.members, k.leases, k.leader, k.term, k.recovery, k.resigned],
-            args=[member, ttl_ms, held.encode(), "0", seen_term],
-        )
+        await script.queue(pipe, *self._heartbeat_call(member, ttl_ms, held, False, seen_term, conn, ""))
         pipe.execute_command("WAIT", replicas, timeout_ms)
         reply, acked = await script.translated(pipe.execute())
         return parse_beat(reply), int(acked)
 
-    async def observe(self, *, prune: bool = True) -> Observation:
+    async def observe(self, *, prune: bool = True, watch_reports: bool = False) -> Observation:
         """The pool at one instant; members drop lapsed members on the way (``prune``), tools
-        such as ``leaderpool-cli status`` only read."""
+        such as ``leaderpool-cli status`` only read (and ask for the ``watch_reports``)."""
         k = self.keys
         reply = await self._scripts.observe(
-            keys=[k.members, k.leases, k.leader, k.resigned], args=["1" if prune else "0"]
+            keys=[k.members, k.leases, k.leader, k.resigned, k.watching, k.leader_conn],
+            args=["1" if prune else "0", "1" if watch_reports else "0"],
         )
         return parse_observation(reply)
 
-    async def claim(self, member: str, ttl_ms: int, seen_term: int) -> ClaimResult:
+    async def claim(self, member: str, ttl_ms: int, seen_term: int, *, conn: str = "") -> ClaimResult:
+        """Claim the vacant lead; ``conn`` is the client id registered for it ("" none)."""
         k = self.keys
         reply = await self._scripts.claim(
-            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery],
-            args=[member, ttl_ms, seen_term, k.events],
+            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
+            args=[member, ttl_ms, seen_term, k.events, conn],
         )
         return parse_claim(reply, member, ttl_ms)
 
@@ -127,7 +160,7 @@ class PoolStore:
         """End the lead ``held`` (compare-and-set), handing it to ``successor`` when it is live."""
         k = self.keys
         reply = await self._scripts.release(
-            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery],
+            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery, k.leader_conn],
             args=[held.encode(), reason, exclude_ms, k.events, successor, ttl_ms],
         )
         return parse_released(reply)
@@ -138,7 +171,7 @@ class PoolStore:
         """Remove ``member`` and end its lead, if any, handing it to ``successor`` when live."""
         k = self.keys
         reply = await self._scripts.leave(
-            keys=[k.members, k.leases, k.leader, k.history, k.term, k.recovery],
+            keys=[k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching],
             args=[member, reason, k.events, event, successor, ttl_ms],
         )
         return parse_left(reply)
@@ -147,6 +180,25 @@ class PoolStore:
         """The leader, its lease left (ms) and its member record, or None when vacant."""
         k = self.keys
         return parse_leader_record(await self._scripts.leader_record(keys=[k.leader, k.members]))
+
+    async def leader_conn(self) -> tuple[LeaderValue | None, LeaderConn | None, str]:
+        """The leader, its registered connection, and the registration as stored ("" none)."""
+        k = self.keys
+        value, conn = await self.client.mget([k.leader, k.leader_conn])
+        return LeaderValue.parse(value), LeaderConn.parse(conn), text(conn) if conn else ""
+
+    async def bury_and_claim(
+        self, dead: LeaderValue, registration: str, reason: str, member: str, ttl_ms: int, seen_term: int, conn: str
+    ) -> ClaimResult:
+        """Remove a dead leader's lead and membership if the lead and its registration are still
+        ``dead`` and ``registration`` (compare-and-delete; else ``NOT_BURIED``), then claim the lead
+        for ``member`` as :meth:`claim` does."""
+        k = self.keys
+        reply = await self._scripts.bury(
+            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching],
+            args=[dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
+        )
+        return parse_claim(reply, member, ttl_ms)
 
     async def history(self, count: int = 20) -> list[HistoryEntry]:
         """The last ``count`` leadership transitions, oldest first."""

@@ -29,6 +29,7 @@ class PoolView:
         self.successor_id: str | None = None  # who ranks first after the leader, at the last read
         self.seen_term = 0  # the highest term seen in the pool: reported so terms survive data loss
         self.redis_clock: succ.RedisClockSample | None = None
+        self.leader_conn = ""  # the leader's registered connection, "<term>|<client id>" (fast failover)
 
     @property
     def successor(self) -> bool:
@@ -41,7 +42,7 @@ class PoolView:
     def read(self, obs: Observation, sent: float) -> None:
         """Take in a full read of the pool (sent at ``sent``)."""
         self.redis_clock = (sent, obs.now_ms)
-        self.members, self.resigned = obs.members, obs.resigned
+        self.members, self.resigned, self.leader_conn = obs.members, obs.resigned, obs.leader_conn
         probe.members_seen(self.config.pool, self.config.member_id, len(obs.members))
 
     def find_next(self, leader: str, members: list[MemberInfo] | None = None, resigned: str | None = None) -> None:

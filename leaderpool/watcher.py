@@ -2,8 +2,13 @@
 
 Members register a listener for a pool; the watcher subscribes to the leader key's keyspace
 channel and to the pool's events channel, and calls the listener with ``("keyspace", event)``,
-``("events", payload)``, or ``("resync", "")`` after a lost connection was re-established (pub/sub
-is fire-and-forget: whatever happened while disconnected is lost, so listeners re-read state).
+``("events", payload)``, ``("disconnected", "")`` the moment the connection is lost, or
+``("resync", "")`` after it was re-established (pub/sub is fire-and-forget: whatever happened while
+disconnected is lost, so listeners re-read state).
+
+The connection's Redis client id (``CLIENT ID``, asked before subscribing) is :attr:`client_id`:
+a leader registers it for fast failover (:mod:`leaderpool.liveness`) and steps down when it
+drops. The connection is used with no retries inside redis-py, so a drop is always seen here.
 A notification is a hint, never the truth: listeners re-read Redis after every one.
 """
 
@@ -16,6 +21,8 @@ from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from leaderpool import probe
 from leaderpool.clients import AsyncClient, clone_async_client
@@ -57,6 +64,19 @@ def missing_keyspace_flags(current: str) -> str:
     return "".join(f for f in NEEDED_KEYSPACE_FLAGS if f not in have)
 
 
+async def _ask_client_id(pubsub: PubSub) -> int:
+    """CLIENT ID of the pub/sub connection, before it subscribes (0 if CLIENT is refused). The
+    connection must never reconnect behind our back (its id would change unseen): no retries."""
+    conn = pubsub.connection
+    assert conn is not None  # connect() ran
+    conn.retry = Retry(NoBackoff(), 0)
+    await conn.send_command("CLIENT", "ID")
+    try:
+        return int(await conn.read_response())
+    except COMMAND_REFUSED:  # an ACL without CLIENT, fakeredis: followers probe the endpoint
+        return 0
+
+
 class Watcher:
     """Keyspace and pool-event notifications for every pool watched in this process."""
 
@@ -77,6 +97,9 @@ class Watcher:
         self._ready = asyncio.Event()
         self.keyspace_notifications: bool | None = None
         """True once Redis confirmed keyspace events; False where CONFIG is refused."""
+        self.client_id: int | None = None
+        """The pub/sub connection's Redis client id while it is up; 0 where CLIENT is refused;
+        None while disconnected."""
 
     @classmethod
     def shared(cls, client: AsyncClient) -> Watcher:
@@ -170,6 +193,7 @@ class Watcher:
             except RETRYABLE as exc:
                 self._ready.clear()
                 await self._disconnect()
+                self._dispatch_all("disconnected", "")
                 first = False
                 code = auth_failure_code(exc)
                 if code is not None:  # a configuration error: say so once, retry slowly
@@ -188,11 +212,14 @@ class Watcher:
         self._subscribed = set()
         for event in self._confirmed.values():
             event.clear()
+        await pubsub.connect()
+        self.client_id = await _ask_client_id(pubsub)
         await pubsub.ping()
         self._ready.set()
         await self._sync_subscriptions()
 
     async def _disconnect(self) -> None:
+        self.client_id = None
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):

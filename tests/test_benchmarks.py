@@ -59,6 +59,9 @@ def test_quick_run_writes_every_section(quick_run: tuple[subprocess.CompletedPro
         assert contender["cost"]["commandstats"]["commands_per_s"] > 0, name  # it renewed in the window
     assert isinstance(results["contenders"]["leaderpool"]["lookup"]["cache"]["cached_ns_per_call"], float)
     assert results["scale"]["mass_kill"]["pools_led_again"] == results["scale"]["pools"]
+    for lease, runs in results["fast_failover"].items():  # crash failover with fast failover on and off
+        for mode in ("on", "off"):
+            assert "error" not in runs[mode] and runs[mode]["from_kill_ms"]["n"] >= 1, (lease, mode)
     assert STATS <= set(results["floor"]["ping"]["redis_py_us"])
     assert results["targets"]
     for target in results["targets"]:

@@ -32,7 +32,7 @@ def _restore_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-MEMBER_FIELDS = {"member", "node", "host", "pid", "started_at", "priority", "lease_ms", "leader", "meta"}
+MEMBER_FIELDS = {"member", "node", "host", "pid", "started_at", "priority", "lease_ms", "leader", "meta", "liveness"}
 
 
 @pytest.fixture
@@ -62,7 +62,8 @@ class TestStatus:
             other.cleanup()
         assert ["other", "p"] == [p["pool"] for p in found["pools"]]
         pool = found["pools"][1]
-        assert {"pool", "leader", "members"} == set(pool)
+        assert {"pool", "leader", "members", "next_in_line"} == set(pool)
+        assert "b" == pool["next_in_line"]["member"]
         assert ("a", 1) == (pool["leader"]["member"], pool["leader"]["term"])
         assert 0 < pool["leader"]["lease_ms"] <= 1000
         assert ["a", "b"] == [m["member"] for m in pool["members"]]

@@ -84,10 +84,11 @@ class TestShutdownAndFailover:
             assert [("elected", 1, "a", ""), ("released", 1, "a", "shutdown"), ("elected", 2, "b", "handoff")] == rows
 
     def test_sigkill_fails_over_after_the_lease(self, workers: Workers, redis_server: RedisServer) -> None:
-        """The others take over once the dead leader's lease runs out; history infers the expiry."""
-        a = workers.start("a")
+        """Without fast failover, the others take over once the dead leader's lease runs out;
+        history infers the expiry."""
+        a = workers.start("a", "--no-fast-failover")
         a.elected()
-        b = workers.start("b")
+        b = workers.start("b", "--no-fast-failover")
         b.sees("a")
         a.signal(signal.SIGKILL)
         assert 2 == b.elected()["term"]

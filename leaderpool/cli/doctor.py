@@ -156,6 +156,25 @@ async def check_persistence(client: Any) -> Check:
     )
 
 
+async def check_fast_failover(client: Any) -> Check:
+    """Fast failover confirms a leader's death with CLIENT ID (the leader) and CLIENT LIST ID (the
+    next in line, Redis >= 6.2); without them it falls back to a refused reconnect."""
+    try:
+        own = int(await client.client_id())
+        listed = await client.client_list(client_id=[own])
+    except redis.exceptions.ResponseError as exc:
+        return Check(
+            "fast failover",
+            "warn",
+            f"CLIENT ID / CLIENT LIST ID refused ({exc}): a crashed leader's death is confirmed by a refused "
+            "reconnect to its liveness endpoint instead, which a rejecting firewall can fake; allow "
+            "+client|id +client|list for leaderpool's user (Redis >= 6.2)",
+        )
+    if not any(int(c.get("id", -1)) == own for c in listed):
+        return Check("fast failover", "warn", "CLIENT LIST ID did not list our own connection")
+    return Check("fast failover", "ok", "CLIENT ID and CLIENT LIST ID allowed: deaths are confirmed through Redis")
+
+
 CHECKS: tuple[Callable[[Any], Awaitable[Check]], ...] = (
     check_version,
     check_latency,
@@ -164,6 +183,7 @@ CHECKS: tuple[Callable[[Any], Awaitable[Check]], ...] = (
     check_keyspace_events,
     check_eviction,
     check_persistence,
+    check_fast_failover,
 )
 
 

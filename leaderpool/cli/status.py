@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.store import LeaderValue, PoolStore, text
+from leaderpool.succession import next_in_line
 
 STALE_HIDDEN_AFTER_S = 600
 """A stale pool (no leader, no live member) is listed this long after its last sign of life."""
@@ -37,6 +38,21 @@ class PoolStatus:
     """Live members, ranked as the default ranker would (priority, then the longest running)."""
     stale_since_ms: int | None = None
     """For a stale pool (no leader, no live member): its last sign of life (unix ms)."""
+    watching: dict[str, str] = field(default_factory=dict)
+    """Fast failover: member -> the leader value whose liveness endpoint it reports being
+    connected to (as of its last heartbeat)."""
+    next_in_line: str | None = None
+    """Who takes over next if the leader dies (the default ranking)."""
+
+    @property
+    def next_connected(self) -> bool:
+        """The next in line is connected to the leader's liveness endpoint (the fast path is armed)."""
+        leader = self.leader
+        return (
+            leader is not None
+            and self.next_in_line is not None
+            and (self.watching.get(self.next_in_line) == leader.encode())
+        )
 
     @property
     def hidden(self) -> bool:
@@ -63,10 +79,13 @@ class PoolStatus:
                     "lease_ms": max(m.lease_ms, 0),
                     "leader": leader is not None and leader.member == m.member,
                     "meta": dict(m.meta),
+                    "liveness": endpoint_text(m.liveness) or None,
                 }
                 for m in self.members
             ],
         }
+        if leader is not None and self.next_in_line is not None:
+            out["next_in_line"] = {"member": self.next_in_line, "connected": self.next_connected}
         if self.stale_since_ms is not None:
             out["stale_since"] = self.stale_since_ms / 1000
         return out
@@ -94,6 +113,7 @@ def pool_keys(keys: Keyspace) -> list[str]:
     """Every key a pool stores (its channel is not a key)."""
     every = [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
     every += [keys.state, keys.schedules]  # the leader state and the periodic schedules
+    every += [keys.leader_conn, keys.watching]  # fast failover's registration and watch reports
     return every
 
 
@@ -114,11 +134,20 @@ async def last_sign_of_life_ms(client: Any, keys: Keyspace) -> int:
 
 async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     keys = Keyspace(pool, prefix)
-    obs = await PoolStore(client, keys).observe(prune=False)
+    obs = await PoolStore(client, keys).observe(prune=False, watch_reports=True)
     stale = None
     if obs.leader is None and not obs.members:
         stale = await last_sign_of_life_ms(client, keys)
-    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale)
+    following = None
+    if obs.leader is not None:
+        following = next_in_line(obs.members, obs.leader.member, None, resigned=obs.resigned, anti_affinity=False)
+    members = by_priority_then_age(obs.members)
+    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, members, stale, obs.watching, following)
+
+
+def endpoint_text(advertised: str) -> str:
+    """A liveness endpoint without its nonce: ``HOST:PORT``."""
+    return advertised.rpartition("/")[0] if "/" in advertised else advertised
 
 
 async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_all: bool = True) -> list[PoolStatus]:
@@ -183,9 +212,12 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
                 f"pool {s.pool}: leader {s.leader.member}, term {s.leader.term}, "
                 f"lease {seconds_text(s.leader_pttl_ms)} left, {len(s.members)} member(s)"
             )
+            if s.next_in_line is not None:
+                link = "connected to" if s.next_connected else "not connected to"
+                head += f"; next in line {s.next_in_line}, {link} the leader's liveness endpoint"
         lines = [head]
         if s.members:
-            rows = [["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META"]]
+            rows = [["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]]
             for m in s.members:
                 mark = "*" if s.leader is not None and s.leader.member == m.member else ""
                 meta = ",".join(f"{k}={v}" for k, v in sorted(m.meta.items())) or "-"
@@ -201,6 +233,7 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
                         str(m.priority),
                         seconds_text(m.lease_ms),
                         meta,
+                        endpoint_text(m.liveness) or "-",
                     ]
                 )
             lines += ["  " + line for line in table(rows)]

@@ -26,7 +26,7 @@ from leaderpool.cli.args import (
     tcp_port,
 )
 from leaderpool.clients import DEFAULT_URL
-from leaderpool.config import MemberConfig
+from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
 from leaderpool.schedules import Schedule
@@ -115,7 +115,65 @@ def build_parser() -> OneLineParser:
         help="act on a new lead only once N replicas hold it (Redis WAIT) (0) [LEADERPOOL_WAIT_REPLICAS]",
     )  # fmt: skip
     work_args.add_arguments(p)
+    add_fast_failover_arguments(p)
     return p
+
+
+# ---- fast failover (leaderpool.liveness) ----
+
+
+def add_fast_failover_arguments(p: OneLineParser) -> None:
+    g = p.add_argument_group("fast failover", "replace a leader whose process died in milliseconds, not a lease")
+    g.add_argument(
+        "--no-fast-failover", action="store_true", default=None,
+        help="wait for the lease after every crash; no liveness endpoint [LEADERPOOL_FAST_FAILOVER=0]",
+    )  # fmt: skip
+    g.add_argument(
+        "--liveness-address", metavar="HOST:PORT",
+        help="where the liveness endpoint listens (the address used to reach Redis, any free port) "
+        "[LEADERPOOL_LIVENESS_ADDRESS]",
+    )  # fmt: skip
+    g.add_argument(
+        "--liveness-advertise", metavar="HOST:PORT",
+        help="the address other members connect to, behind NAT or a published port [LEADERPOOL_LIVENESS_ADVERTISE]",
+    )  # fmt: skip
+
+
+def _host_port(name: str, *, port_required: bool = False) -> Any:
+    def convert(raw: object) -> str:
+        try:
+            parse_host_port(name, str(raw), port_required=port_required)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix(f"{name} ")) from None
+        return str(raw).strip()
+
+    return convert
+
+
+def fast_failover_fields(o: Options) -> dict[str, Any]:
+    """MemberConfig fields from the fast-failover flags and variables (on unless turned off)."""
+    enabled = not getattr(o.ns, "no_fast_failover", False)
+    if enabled and "LEADERPOOL_FAST_FAILOVER" in o.env:
+        enabled = o.get("fast_failover_env", "", "LEADERPOOL_FAST_FAILOVER", _switch, default=True)
+    return {
+        "fast_failover": enabled,
+        "liveness_address": o.get(
+            "liveness_address", "--liveness-address", "LEADERPOOL_LIVENESS_ADDRESS", _host_port("address"), default=None
+        ),
+        "liveness_advertise": o.get(
+            "liveness_advertise", "--liveness-advertise", "LEADERPOOL_LIVENESS_ADVERTISE",
+            _host_port("address", port_required=True), default=None,
+        ),
+    }  # fmt: skip
+
+
+def _switch(raw: object) -> bool:
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
 
 
 def _name(kind: str) -> Any:
@@ -174,6 +232,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         o, command, task_spec=task_spec, task_given=o.source("task", "--task", "LEADERPOOL_TASK") is not None,
         ttl_s=ttl,
     )  # fmt: skip
+    fields.update(fast_failover_fields(o))
     try:
         config = MemberConfig(
             pool=pool,

@@ -1,0 +1,402 @@
+"""Fast failover (:mod:`leaderpool.liveness`), end to end: real worker processes, real signals,
+a real redis-server, and a TCP proxy (``tests/liveness_proxy.py``) for the middlebox cases.
+
+A takeover before the lease ends needs a trigger (the leader's liveness endpoint closes on the
+next in line) *and* a confirmation through Redis (the leader's registered connection is gone);
+everything a closed connection cannot prove waits for the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from leaderpool.config import MemberConfig, parse_host_port
+from leaderpool.errors import ConfigError
+from leaderpool.events import RevokeReason
+from leaderpool.keys import Keyspace
+from leaderpool.protocol import LeaderConn
+from leaderpool.testing.redis_server import RedisServer, free_port
+
+from .conftest import REDIS_BINARIES
+from .helpers import Recorder, start_all, stop_all
+from .helpers import eventually as eventually_async
+from .liveness_proxy import Proxy
+from .worker_procs import WorkerProc, Workers, cli, eventually, workers_for
+
+FAST_BOUND_S = 3.0
+"""A fast takeover must come within this (generous on a shared 2-core box), far below the leases
+used here; the benchmark measures the real figure (milliseconds)."""
+
+
+@pytest.fixture
+def one_redis() -> Iterator[RedisServer]:
+    """One redis-server (the first version found) for the tests that are about processes and
+    sockets, not about Redis versions; the SIGKILL test runs on every version."""
+    server = RedisServer(REDIS_BINARIES[0][0]).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def workers(one_redis: RedisServer) -> Iterator[Workers]:
+    with workers_for(one_redis.url) as ws:
+        yield ws
+
+
+def history(url: str) -> list[tuple[str, int, str, str]]:
+    done = cli("--redis", url, "history", "p", "--json")
+    assert 0 == done.returncode, done.stderr
+    return [(r["event"], r["term"], r["member"], r["reason"]) for r in json.loads(done.stdout)["transitions"]]
+
+
+def record(url: str, member: str) -> dict[str, Any]:
+    client = redis.Redis.from_url(url)
+    try:
+        raw = client.hget(Keyspace("p").members, member)
+    finally:
+        client.close()
+    assert raw is not None, f"{member} has no record"
+    found: dict[str, Any] = json.loads(raw)
+    return found
+
+
+def start(ws: Workers, member: str, *extra: str, ttl: str) -> WorkerProc:
+    """A worker logging JSON on stderr (its log events are read by :func:`logs`)."""
+    return ws.start(member, "--log-format", "json", *extra, ttl=ttl)
+
+
+def logs(worker: WorkerProc, event: str) -> list[dict[str, Any]]:
+    """The worker's log events named ``event``."""
+    found = []
+    for line in worker.stderr.splitlines():
+        if f'"{event}"' in line:
+            entry = json.loads(line)
+            if entry.get("event") == event:
+                found.append(entry)
+    return found
+
+
+def watched_by(url: str, leader: str, followers: list[WorkerProc]) -> WorkerProc:
+    """Wait until one of ``followers`` holds a connection to ``leader``'s liveness endpoint."""
+    endpoint = record(url, leader)["liveness"]
+
+    def watcher() -> WorkerProc | None:
+        watching = (f for f in followers if f.alive() and watches(f, endpoint))
+        return next(watching, None)
+
+    found: WorkerProc = eventually(watcher)
+    return found
+
+
+def watches(worker: WorkerProc, endpoint: str) -> int:
+    """How many times ``worker`` connected to ``endpoint``."""
+    return sum(1 for e in logs(worker, "liveness_watching") if e["endpoint"] == endpoint)
+
+
+def leader_pttl_ms(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.pttl(Keyspace("p").leader))
+    finally:
+        client.close()
+
+
+def newly_elected(candidates: list[WorkerProc]) -> Callable[[], WorkerProc | None]:
+    """A predicate: the first of ``candidates`` elected since now, if any."""
+    marks = {c.name: len(c.of("elected")) for c in candidates}
+    return lambda: next((c for c in candidates if len(c.of("elected")) > marks[c.name]), None)
+
+
+def acting_overlaps(workers: list[WorkerProc], ended: dict[str, float]) -> list[tuple[str, str]]:
+    """Pairs of workers whose acting intervals (elected .. revoked, or .. killed) overlap."""
+    intervals = []
+    for w in workers:
+        start = None
+        for e in w.events:
+            if e["event"] == "elected":
+                start = e["t"]
+            elif e["event"] == "revoked" and start is not None:
+                intervals.append((w.name, start, e["t"]))
+                start = None
+        if start is not None:
+            intervals.append((w.name, start, ended.get(w.name, float("inf"))))
+    intervals.sort(key=lambda i: i[1])
+    return [(a[0], b[0]) for a, b in itertools.pairwise(intervals) if b[1] < a[2]]
+
+
+class TestTheFastPath:
+    def test_sigkill_of_the_leader_fails_over_far_within_its_lease(self, redis_server: RedisServer) -> None:
+        """With a 10 s lease, each SIGKILLed leader is replaced within a fraction of a second, with
+        a higher term, the death confirmed through Redis; never two acting leaders."""
+        ended: dict[str, float] = {}
+        with workers_for(redis_server.url) as ws:
+            procs = [start(ws, "a", ttl="10")]
+            procs[0].elected()
+            for name in ("b", "c"):
+                procs.append(start(ws, name, ttl="10"))
+                procs[-1].sees("a")
+            leader, term = procs[0], 1
+            for generation in range(1, 6):
+                followers = [p for p in procs if p is not leader and p.alive()]
+                watched_by(redis_server.url, leader.name, followers)
+                killed_at = ended[leader.name] = leader.kill()
+                new = eventually(newly_elected(followers), timeout=FAST_BOUND_S, interval=0.005)
+                elected = new.of("elected")[-1]
+                assert elected["t"] - killed_at < FAST_BOUND_S
+                assert elected["term"] > term
+                died = logs(new, "leader_process_died")[-1]
+                assert (leader.name, "client_list", "elected") == (died["dead"], died["confirmed_by"], died["claim"])
+                replacement = start(ws, f"{leader.name[0]}{generation}", ttl="10")
+                replacement.sees(new.name)
+                procs = [*followers, replacement]
+                leader, term = new, elected["term"]
+            everyone = [p for p in ws.started if isinstance(p, WorkerProc)]
+            assert [] == acting_overlaps(everyone, ended)
+            rows = history(redis_server.url)
+        assert 5 == sum(1 for r in rows if r[0] == "released" and r[3] == "process_died")
+        assert [1, 2, 3, 4, 5, 6] == [r[1] for r in rows if r[0] == "elected"]
+
+    def test_a_leader_handed_its_lead_registers_its_connection_and_fails_over_fast(
+        self, workers: Workers, one_redis: RedisServer
+    ) -> None:
+        """A lead taken by a hand-over (not a claim) registers its connection at its first renewal:
+        its own crash then takes the fast path too."""
+        a = start(workers, "a", ttl="10")
+        a.elected()
+        b = start(workers, "b", ttl="10")
+        b.sees("a")
+        c = start(workers, "c", ttl="10")
+        c.sees("a")
+        a.terminate()
+        assert 2 == b.elected()["term"]
+        watched_by(one_redis.url, "b", [c])
+        killed_at = b.kill()
+        elected = c.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
+        assert elected["t"] - killed_at < FAST_BOUND_S and 3 == elected["term"]
+        assert "client_list" == logs(c, "leader_process_died")[-1]["confirmed_by"]
+
+    def test_a_leader_whose_registered_connection_drops_steps_down_at_once(self, one_redis: RedisServer) -> None:
+        """Redis drops the leader's pub/sub connection (CLIENT KILL) while it lives: a follower could
+        now prove that connection gone, so the leader stops acting at once, long before its renew
+        deadline, and a new term follows."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a, b = rec.elections("p", "ab", one_redis.url, ttl_s=10)
+            await start_all([a, b])
+            await a.wait_until_leader(10)
+            admin = redis.asyncio.Redis.from_url(one_redis.url)
+            registered = LeaderConn.parse(await admin.get(Keyspace("p").leader_conn))
+            assert registered is not None and registered.term == a.term
+            dropped_at = time.monotonic()
+            await admin.client_kill_filter(_id=str(registered.client_id))
+            await eventually_async(lambda: bool(rec.of("a", "revoked")), timeout=FAST_BOUND_S)
+            assert [RevokeReason.LEASE_LOST.value] == rec.of("a", "revoked")
+            assert time.monotonic() - dropped_at < FAST_BOUND_S  # its renew deadline is 6.7 s away
+            await eventually_async(lambda: b.leader is not None and b.leader.term > 1, timeout=10)
+            await admin.aclose()
+            await stop_all([a, b])
+
+        asyncio.run(main())
+
+
+class TestFaultsThatWaitForTheLease:
+    def test_a_frozen_leader_is_replaced_only_after_its_lease(self, workers: Workers, one_redis: RedisServer) -> None:
+        """SIGSTOP keeps the leader's sockets open: no trigger, no early takeover; the lease decides,
+        and the leader steps down when it wakes."""
+        a = start(workers, "a", ttl="2")
+        a.elected()
+        b = start(workers, "b", ttl="2")
+        b.sees("a")
+        watched_by(one_redis.url, "a", [b])
+        a.signal(signal.SIGSTOP)
+        lease_end = time.time() + leader_pttl_ms(one_redis.url) / 1000  # nobody renews a frozen leader's lease
+        elected = b.elected()
+        assert elected["t"] >= lease_end - 0.05  # the read of the lease left took a moment
+        assert "leader_process_died" not in b.stderr
+        a.signal(signal.SIGCONT)
+        assert "lease_lost" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
+        assert [("elected", 1, "a", ""), ("expired", 1, "a", "lease_expired"), ("elected", 2, "b", "")] == history(
+            one_redis.url
+        )
+
+    def test_a_blackholed_path_to_the_leader_is_silence(self, workers: Workers, one_redis: RedisServer) -> None:
+        """A middlebox that swallows everything (the leader's close included) proves nothing: the
+        leader killed behind it is replaced only after its lease."""
+        port = free_port()
+        proxy = Proxy(port).start()
+        try:
+            a = start(workers, "a", "--liveness-address", f"127.0.0.1:{port}",
+                              "--liveness-advertise", f"127.0.0.1:{proxy.port}", ttl="2")  # fmt: skip
+            a.elected()
+            b = start(workers, "b", ttl="2")
+            b.sees("a")
+            watched_by(one_redis.url, "a", [b])
+            proxy.blackhole()
+            lease_end = a.kill() + leader_pttl_ms(one_redis.url) / 1000
+            elected = b.elected()
+            assert elected["t"] >= lease_end - 0.05
+            assert "leader_process_died" not in b.stderr
+            assert ("expired", 1, "a", "lease_expired") == history(one_redis.url)[1]
+        finally:
+            proxy.close()
+
+    def test_a_reset_injected_while_the_leader_lives_is_not_a_death(
+        self, workers: Workers, one_redis: RedisServer
+    ) -> None:
+        """A RST from a middlebox triggers the follower, but Redis still lists the leader's
+        connection: no takeover, the leader undisturbed, and the follower watches again."""
+        port = free_port()
+        proxy = Proxy(port).start()
+        try:
+            a = start(workers, "a", "--liveness-address", f"127.0.0.1:{port}",
+                              "--liveness-advertise", f"127.0.0.1:{proxy.port}", ttl="2")  # fmt: skip
+            a.elected()
+            b = start(workers, "b", ttl="2")
+            b.sees("a")
+            watched_by(one_redis.url, "a", [b])
+            proxy.reset_clients()
+            eventually(lambda: logs(b, "liveness_trigger_unconfirmed"))
+            eventually(lambda: watches(b, record(one_redis.url, "a")["liveness"]) >= 2)  # it reconnected
+            time.sleep(2.5)  # more than a lease: the leader renews on, nobody else is elected
+            assert [] == a.of("revoked") and [] == b.of("elected") and a.alive()
+            assert [("elected", 1, "a", "")] == history(one_redis.url)
+        finally:
+            proxy.close()
+
+
+class TestTheLeaderIsUndisturbed:
+    def test_a_dying_follower_does_not_disturb_the_leader(self, workers: Workers, one_redis: RedisServer) -> None:
+        """The next in line dies (its liveness connection closes on the leader's side): the leader
+        leads on in the same term, and the member after it takes up the watch."""
+        a = start(workers, "a", ttl="1")
+        a.elected()
+        b = start(workers, "b", ttl="1")
+        b.sees("a")
+        c = start(workers, "c", ttl="1")
+        c.sees("a")
+        assert b is watched_by(one_redis.url, "a", [b, c])
+        b.kill()
+        assert c is watched_by(one_redis.url, "a", [c])
+        assert [] == a.of("revoked") and [] == c.of("elected")
+        assert [("elected", 1, "a", "")] == history(one_redis.url)
+
+
+class TestWithoutClientCommand:
+    def test_an_acl_refusing_client_falls_back_to_a_refused_reconnect(self, one_redis: RedisServer) -> None:
+        """Where CLIENT is refused, a death is confirmed by a refused reconnect to the endpoint."""
+        admin = redis.Redis.from_url(one_redis.url)
+        try:
+            admin.acl_setuser(
+                "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
+                commands=["-client"],
+            )  # fmt: skip
+        finally:
+            admin.close()
+        url = one_redis.url.replace("redis://", "redis://noclient:pw@")
+        with workers_for(url) as ws:
+            a = start(ws, "a", ttl="10")
+            a.elected()
+            b = start(ws, "b", ttl="10")
+            b.sees("a")
+            watched_by(url, "a", [b])
+            killed_at = a.kill()
+            elected = b.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
+            assert elected["t"] - killed_at < FAST_BOUND_S and 2 == elected["term"]
+            assert "endpoint" == logs(b, "leader_process_died")[-1]["confirmed_by"]
+
+
+class TestStatusAndSettings:
+    def test_status_shows_the_endpoints_and_whether_the_next_in_line_is_connected(
+        self, workers: Workers, one_redis: RedisServer
+    ) -> None:
+        """Each member's endpoint, and the next in line connected to the leader (at its next beat)."""
+        a = start(workers, "a", ttl="1")
+        a.elected()
+        b = start(workers, "b", ttl="1")
+        b.sees("a")
+        c = start(workers, "c", "--no-fast-failover", ttl="1")
+        c.sees("a")
+
+        def pool() -> dict[str, Any]:
+            done = cli("--redis", one_redis.url, "status", "--json")
+            assert 0 == done.returncode, done.stderr
+            found: dict[str, Any] = json.loads(done.stdout)["pools"][0]
+            return found
+
+        shown = eventually(lambda: (p := pool())["next_in_line"]["connected"] and p)
+        assert {"member": "b", "connected": True} == shown["next_in_line"]
+        endpoints = {m["member"]: m["liveness"] for m in shown["members"]}
+        assert endpoints["a"] == record(one_redis.url, "a")["liveness"].rpartition("/")[0]
+        assert endpoints["b"] is not None and endpoints["c"] is None
+        text = cli("--redis", one_redis.url, "status").stdout
+        assert "next in line b, connected to the leader's liveness endpoint" in text
+
+    def test_an_endpoint_that_cannot_listen_leaves_the_member_without_the_fast_path(
+        self, workers: Workers, one_redis: RedisServer
+    ) -> None:
+        """A fixed liveness port already taken: one error line, and the member leads all the same
+        (its crash would wait for the lease)."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            a = start(workers, "a", "--liveness-address", f"127.0.0.1:{port}", ttl="1")
+            a.elected()
+            failed = logs(a, "liveness_endpoint_failed")
+            assert 1 == len(failed) and f"127.0.0.1:{port}" == failed[0]["address"]
+            assert "liveness" not in record(one_redis.url, "a")
+
+    def test_doctor_says_whether_deaths_are_confirmed_through_redis(self, one_redis: RedisServer) -> None:
+        """doctor: ok when CLIENT ID / CLIENT LIST ID are allowed, a warning naming the fallback when not."""
+        admin = redis.Redis.from_url(one_redis.url)
+        try:
+            admin.acl_setuser(
+                "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
+                commands=["-client"],
+            )  # fmt: skip
+        finally:
+            admin.close()
+        for url, level in ((one_redis.url, "ok"), (one_redis.url.replace("redis://", "redis://noclient:pw@"), "warn")):
+            done = cli("--redis", url, "doctor", "--json")
+            check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "fast failover")
+            assert level == check["level"], check
+        assert "refused reconnect" in check["message"]
+
+    def test_the_library_option_and_its_checks(self) -> None:
+        """MemberConfig takes the switch and the addresses; a bad address names the field."""
+        assert MemberConfig(pool="p").fast_failover
+        assert not MemberConfig(pool="p", fast_failover=False).fast_failover
+        assert ("10.0.0.5", 7000) == parse_host_port("x", "10.0.0.5:7000")
+        assert ("", 7000) == parse_host_port("x", ":7000")
+        assert ("::1", 0) == parse_host_port("x", "[::1]")
+        for bad in ("a:b", "h:70000", "[::1]x"):
+            with pytest.raises(ConfigError, match="liveness address"):
+                MemberConfig(pool="p", liveness_address=bad)
+        with pytest.raises(ConfigError, match="liveness advertise"):
+            MemberConfig(pool="p", liveness_advertise="host-without-port")
+
+    def test_worker_flags_and_variables(self, workers: Workers) -> None:
+        """--no-fast-failover / LEADERPOOL_FAST_FAILOVER=0 turn it off; a bad value is exit 2."""
+        from leaderpool.worker.settings import parse_settings
+
+        assert parse_settings(["--pool", "p"], {}).config.fast_failover
+        assert not parse_settings(["--pool", "p", "--no-fast-failover"], {}).config.fast_failover
+        assert not parse_settings(["--pool", "p"], {"LEADERPOOL_FAST_FAILOVER": "off"}).config.fast_failover
+        found = parse_settings(["--pool", "p", "--liveness-address", "127.0.0.1:7100"], {})
+        assert "127.0.0.1:7100" == found.config.liveness_address
+        bad = workers.start("bad", env={"LEADERPOOL_FAST_FAILOVER": "maybe"})
+        assert 2 == bad.wait()
+        assert "LEADERPOOL_FAST_FAILOVER" in bad.stderr
