@@ -15,6 +15,10 @@ from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
+from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
+from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.service import JobService
+from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.members import MemberInfo
 from leaderpool.protocol import FenceResult
 from leaderpool.redis_errors import translate_redis_errors
@@ -41,8 +45,14 @@ class AsyncElection:
         on_elected: OnElected | None = None,
         on_revoked: OnRevoked | None = None,
         on_leader_changed: OnLeaderChanged | None = None,
+        handler: Handler | None = None,
+        jobs: JobsConfig | None = None,
     ) -> None:
         self.config = config
+        self.jobs_config = jobs or JobsConfig()
+        self._handler = handler
+        self._jobs: JobService | None = None
+        self._calls: Calls | None = None
         self._redis = redis
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
         self._client: AsyncClient | None = None
@@ -71,6 +81,9 @@ class AsyncElection:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close
         self._core = ElectionCore(self.config, self._client, self._sink)
+        if self._handler is not None:
+            self._jobs = self._job_service(self._core, self._client, self._handler)
+            self._jobs.start()
         self._task = asyncio.get_running_loop().create_task(self._core.run(), name=f"leaderpool-{self.config.pool}")
 
     def request_stop(self) -> None:
@@ -88,6 +101,8 @@ class AsyncElection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task  # raises what ended the election on its own (a ScriptError)
         finally:
+            if self._jobs is not None:
+                await self._jobs.close()
             if self._close_dispatch is not None:
                 await self._close_dispatch()
             if self._client is not None and self._client is not self._redis:
@@ -112,7 +127,30 @@ class AsyncElection:
         else:
             self._leader_known.clear()
         assert self._submit is not None
-        return self._submit(event)
+        acknowledged = self._submit(event)
+        if self._jobs is not None:
+            if isinstance(event, Elected):
+                self._jobs.elected(event.term)
+            elif isinstance(event, Revoked):  # a hand-over waits for the job under way too
+                return self._both(acknowledged, self._jobs.revoked())
+        return acknowledged
+
+    @staticmethod
+    async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
+        await asyncio.gather(first, second)
+
+    def _job_service(self, core: ElectionCore, client: AsyncClient, handler: Handler) -> JobService:
+        lead = core.lead
+        return JobService(
+            client,
+            core.keys,
+            self.member_id,
+            handler,
+            self.jobs_config,
+            lead_ok=lambda term: lead.current_term == term and lead.is_leader,
+            term_of=lambda: lead.current_term,
+            grace_s=self.config.ttl_s / 2,
+        )
 
     # ---- local answers ----
 
@@ -243,3 +281,28 @@ class AsyncElection:
         assert self._client is not None
         with translate_redis_errors(pool=self.pool, member=self.member_id, term=term):
             return await afenced_set(self._client, key, value, term, px, pool=self.pool)
+
+    # ---- work for the pool (see leaderpool.jobs) ----
+
+    @property
+    def calls(self) -> Calls:
+        if self._calls is None:
+            if self._client is None:
+                raise LeaderpoolError("the election has not been started", pool=self.pool, member=self.member_id)
+            self._calls = Calls(self._client, self.core.keys, self.jobs_config)
+        return self._calls
+
+    async def submit(self, payload: Any) -> str:
+        """Append a job to the pool's stream; returns its id. The leader's handler runs it."""
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await self.calls.submit(payload)
+
+    async def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
+        """The leader's (or ``member``'s) reply to ``payload``; see :meth:`leaderpool.jobs.calls.Calls.call`."""
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await self.calls.call(payload, timeout, member=member)
+
+    async def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
+        """Every live member's reply to ``payload`` (those with a handler), and who did not answer."""
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await self.calls.multicall(payload, timeout)

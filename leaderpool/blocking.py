@@ -20,6 +20,9 @@ from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S
+from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.members import MemberInfo
 from leaderpool.protocol import FenceResult
 
@@ -77,9 +80,11 @@ class Election:
         on_elected: OnElected | None = None,
         on_revoked: OnRevoked | None = None,
         on_leader_changed: OnLeaderChanged | None = None,
+        handler: Handler | None = None,
+        jobs: JobsConfig | None = None,
     ) -> None:
         self.config = config
-        self._inner = AsyncElection(config, redis)
+        self._inner = AsyncElection(config, redis, handler=handler, jobs=jobs)
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
         self._dispatcher: ThreadDispatcher | None = None
 
@@ -180,3 +185,17 @@ class Election:
 
     def fenced_set(self, key: str, value: str | bytes, *, px: int = 0) -> FenceResult:
         return _Runtime.run(self._inner.fenced_set(key, value, px=px))
+
+    # ---- work for the pool (see leaderpool.jobs) ----
+
+    def submit(self, payload: Any) -> str:
+        """Append a job to the pool's stream; returns its id."""
+        return _Runtime.run(self._inner.submit(payload))
+
+    def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
+        """The leader's (or ``member``'s) reply to ``payload``."""
+        return _Runtime.run(self._inner.call(payload, timeout, member=member))
+
+    def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
+        """Every live member's reply to ``payload``, and who did not answer in time."""
+        return _Runtime.run(self._inner.multicall(payload, timeout))
