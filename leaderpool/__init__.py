@@ -24,10 +24,15 @@ if TYPE_CHECKING:
     from leaderpool.blocking import Election
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
+        BacklogFull,
+        CallTimeout,
         ConfigError,
+        JobFailed,
         LeaderpoolError,
         LeaseLost,
+        NoTaker,
         NotLeader,
+        PayloadError,
         RedisAuthFailed,
         RedisUnavailable,
         ScriptError,
@@ -35,14 +40,27 @@ if TYPE_CHECKING:
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
     from leaderpool.fencing import afenced_set, fenced_set
+    from leaderpool.jobs.config import JobsConfig
+    from leaderpool.jobs.wire import JobContext, MulticallResult
     from leaderpool.keys import Keyspace
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
+    from leaderpool.pool_client import AsyncPoolClient, PoolClient
     from leaderpool.protocol import FenceResult
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "AsyncElection": "leaderpool.aio",
+    "AsyncPoolClient": "leaderpool.pool_client",
+    "BacklogFull": "leaderpool.errors",
+    "CallTimeout": "leaderpool.errors",
+    "JobContext": "leaderpool.jobs.wire",
+    "JobFailed": "leaderpool.errors",
+    "JobsConfig": "leaderpool.jobs.config",
+    "MulticallResult": "leaderpool.jobs.wire",
+    "NoTaker": "leaderpool.errors",
+    "PayloadError": "leaderpool.errors",
+    "PoolClient": "leaderpool.pool_client",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
     "FenceResult": "leaderpool.protocol",
@@ -67,16 +85,26 @@ _EXPORTS = {
 
 __all__ = [
     "AsyncElection",
+    "AsyncPoolClient",
+    "BacklogFull",
+    "CallTimeout",
     "ConfigError",
     "Election",
     "FenceResult",
+    "JobContext",
+    "JobFailed",
+    "JobsConfig",
     "Keyspace",
     "LeaderInfo",
     "LeaderpoolError",
     "LeaseLost",
     "MemberConfig",
     "MemberInfo",
+    "MulticallResult",
+    "NoTaker",
     "NotLeader",
+    "PayloadError",
+    "PoolClient",
     "Ranker",
     "RedisAuthFailed",
     "RedisUnavailable",

@@ -37,7 +37,7 @@ from leaderpool.store import HistoryEntry, PoolStore
 
 PROG = "leaderpool-cli"
 DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
-POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget")
+POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget", "submit", "call", "multicall", "jobs", "requeue", "drop")
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -120,6 +120,10 @@ def build_parser() -> OneLineParser:
     m.add_argument("--ttl", metavar="SECONDS", help="the workers' lease (2)")
     m.add_argument("--pool", metavar="NAME", help="pool name (demo; demo-XXXX with --redis)")
     m.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and say where")
+
+    from leaderpool.cli import work
+
+    work.add_parsers(sub, _common)
     return p
 
 
@@ -347,6 +351,10 @@ def main(argv: Sequence[str] | None) -> int:
 
             pools = [_as("--pool", _name("pool"), p) for p in (ns.pool or [])]
             return watch(url, o, pools, prefix, sys.stdout)
+        from leaderpool.cli import work
+
+        if ns.command in work.COMMANDS:
+            return work.run_command(ns, o, url, _as("POOL", _name("pool"), ns.pool), prefix, sys.stdout)
         return _one_shot(ns.command, url, o, prefix)
     except UsageError as exc:
         fail(PROG, str(exc))

@@ -89,6 +89,8 @@ class Worker:
             on_elected=self._on_elected,
             on_revoked=self._on_revoked,
             on_leader_changed=self._on_leader_changed,
+            handler=settings.handler,
+            jobs=settings.jobs,
         )
         self.runner = TaskRunner(
             settings.task,
@@ -115,6 +117,7 @@ class Worker:
             heartbeat_s=self.config.heartbeat,
             takeover=self.config.takeover,
             task=self.settings.task_spec,
+            handler=self.settings.handler_spec,
         )
         code = 0
         await self.election.start()
