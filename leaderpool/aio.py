@@ -132,7 +132,8 @@ class AsyncElection:
             if isinstance(event, Elected):
                 self._jobs.elected(event.term)
             elif isinstance(event, Revoked):  # a hand-over waits for the job under way too
-                return self._both(acknowledged, self._jobs.revoked())
+                # a task: the consumer stops even when nobody awaits the acknowledgement (lease lost)
+                return asyncio.ensure_future(self._both(acknowledged, self._jobs.revoked()))
         return acknowledged
 
     @staticmethod

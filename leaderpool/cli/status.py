@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from leaderpool.jobs.store import Backlog, JobStore
 from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.store import LeaderValue, PoolStore, text
@@ -37,6 +38,8 @@ class PoolStatus:
     """Live members, ranked as the default ranker would (priority, then the longest running)."""
     stale_since_ms: int | None = None
     """For a stale pool (no leader, no live member): its last sign of life (unix ms)."""
+    backlog: Backlog | None = None
+    """Its work (leaderpool.jobs): None for a pool that never had a job."""
 
     @property
     def hidden(self) -> bool:
@@ -69,6 +72,9 @@ class PoolStatus:
         }
         if self.stale_since_ms is not None:
             out["stale_since"] = self.stale_since_ms / 1000
+        if self.backlog is not None:
+            b = self.backlog
+            out["backlog"] = {"jobs": b.jobs, "pending": b.pending, "waiting": b.waiting, "dead": b.dead}
         return out
 
     def identity(self) -> tuple[Any, ...]:
@@ -92,7 +98,8 @@ async def discover_pools(client: Any, prefix: str) -> list[str]:
 
 def pool_keys(keys: Keyspace) -> list[str]:
     """Every key a pool stores (its channel is not a key)."""
-    return [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
+    return [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history,
+            keys.jobs, keys.dead, keys.handlers]  # fmt: skip
 
 
 async def pool_exists(client: Any, pool: str, prefix: str) -> bool:
@@ -116,7 +123,11 @@ async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     stale = None
     if obs.leader is None and not obs.members:
         stale = await last_sign_of_life_ms(client, keys)
-    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale)
+    backlog = await JobStore(client, keys).backlog()
+    return PoolStatus(
+        pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale,
+        backlog if backlog.exists else None,
+    )  # fmt: skip
 
 
 async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_all: bool = True) -> list[PoolStatus]:
@@ -182,6 +193,12 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
                 f"lease {seconds_text(s.leader_pttl_ms)} left, {len(s.members)} member(s)"
             )
         lines = [head]
+        if s.backlog is not None:
+            b = s.backlog
+            lines.append(
+                f"  backlog: {b.jobs} unfinished job(s) ({b.pending} pending, {b.waiting} waiting), "
+                f"{b.dead} dead letter(s)"
+            )
         if s.members:
             rows = [["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META"]]
             for m in s.members:

@@ -47,6 +47,9 @@ class JobsConfig:
     batch: int = 200
     flush_s: float = 0.005
     reclaim_s: float = 1.0
+    retry_delay_s: float = 0.1
+    """A failed job runs again after this delay, doubling with each delivery up to ``retry_delay_max_s``."""
+    retry_delay_max_s: float = 5.0
     reply_grace_s: float = 60.0
     """An uncollected reply expires this long after the caller's own timeout."""
     inbox_ttl_s: float = 60.0
@@ -55,5 +58,9 @@ class JobsConfig:
     def __post_init__(self) -> None:
         for name in ("max_payload_bytes", "max_backlog", "max_deliveries", "batch"):
             _positive(name, getattr(self, name), integer=True)
-        for name in ("flush_s", "reclaim_s", "reply_grace_s", "inbox_ttl_s"):
+        for name in ("flush_s", "reclaim_s", "retry_delay_s", "retry_delay_max_s", "reply_grace_s", "inbox_ttl_s"):
             _positive(name, getattr(self, name), integer=False)
+
+    def retry_delay(self, delivery: int) -> float:
+        """How long to wait before delivery number ``delivery`` (2 or more) of a failed job."""
+        return float(min(self.retry_delay_s * 2.0 ** max(delivery - 2, 0), self.retry_delay_max_s))

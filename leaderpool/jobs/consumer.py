@@ -11,7 +11,8 @@ refused by Redis, and its jobs run again under the new leader (at-least-once).
 
 A leader that lost its lead while a blocking read was under way may still receive jobs after the
 new leader claimed; the new leader claims again every ``reclaim_s``, so such jobs wait at most that
-long. A failed delivery is run again at once, up to ``max_deliveries`` in all, then dead-lettered.
+long. A failed delivery runs again after a delay that doubles (``retry_delay_s``), up to
+``max_deliveries`` in all, then goes to the dead letters with its error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
 import time
 from collections.abc import Callable
 
@@ -64,6 +66,7 @@ class JobConsumer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._reading: asyncio.Task[list[Job]] | None = None
+        self._seq = 0
 
     @property
     def running(self) -> bool:
@@ -96,6 +99,7 @@ class JobConsumer:
         held = LeaderValue(term, self.member)
         log = self._log.bind(term=term)
         queue: collections.deque[Job] = collections.deque()
+        delayed: list[tuple[float, int, Job]] = []  # failed jobs waiting to run again: (when, seq, job)
         next_reclaim = 0.0
         on_election = True
         delay = BACKOFF_FIRST_S
@@ -106,11 +110,14 @@ class JobConsumer:
                         return
                     on_election = False
                     next_reclaim = time.monotonic() + self.config.reclaim_s
+                while delayed and delayed[0][0] <= time.monotonic():
+                    queue.append(heapq.heappop(delayed)[2])
                 if not queue:
-                    queue.extend(await self._read(next_reclaim))
+                    wake = min(next_reclaim, delayed[0][0]) if delayed else next_reclaim
+                    queue.extend(await self._read(wake))
                     continue
                 batch = [queue.popleft() for _ in range(min(len(queue), self.config.batch))]
-                if not await self._run_batch(held, batch, queue, log):
+                if not await self._run_batch(held, batch, delayed, log):
                     return
                 delay = BACKOFF_FIRST_S
             except asyncio.CancelledError:
@@ -151,8 +158,8 @@ class JobConsumer:
             on_election = False
         return True
 
-    async def _read(self, next_reclaim: float) -> list[Job]:
-        block_ms = max(1, min(READ_BLOCK_MS, int((next_reclaim - time.monotonic()) * 1000)))
+    async def _read(self, wake: float) -> list[Job]:
+        block_ms = max(1, min(READ_BLOCK_MS, int((wake - time.monotonic()) * 1000)))
         self._reading = asyncio.ensure_future(self.store.read(self.member, self.config.batch, block_ms))
         try:
             return await self._reading
@@ -163,7 +170,9 @@ class JobConsumer:
         finally:
             self._reading = None
 
-    async def _run_batch(self, held: LeaderValue, batch: list[Job], queue: collections.deque[Job], log: Logger) -> bool:
+    async def _run_batch(
+        self, held: LeaderValue, batch: list[Job], delayed: list[tuple[float, int, Job]], log: Logger
+    ) -> bool:
         """Run ``batch`` (acknowledging every ``flush_s``); False once the lead is gone."""
         term = held.term
         pool = self.store.keys.pool
@@ -190,7 +199,9 @@ class JobConsumer:
                     return False
                 by_id = {f.job.job_id: f for f in failed}
                 for job_id, delivery in settled.retries:
-                    queue.append(by_id[job_id].job._replace(delivery=delivery))
+                    when = time.monotonic() + self.config.retry_delay(delivery)
+                    self._seq += 1
+                    heapq.heappush(delayed, (when, self._seq, by_id[job_id].job._replace(delivery=delivery)))
                 for job_id in settled.dead:
                     log.warning("job_dead_lettered", job_id=job_id, error=by_id[job_id].error)
             if not ran:

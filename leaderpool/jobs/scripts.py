@@ -241,11 +241,11 @@ BACKLOG = """
 -- backlog: KEYS[1] job stream, KEYS[2] dead-letter stream; ARGV[1] group, ARGV[2] how many
 -- pending jobs to list (0: none).
 -- Reads only. Returns {jobs in the stream (unfinished), pending (delivered, not acknowledged),
--- dead letters, id, consumer, idle ms, deliveries, ...}.
+-- dead letters, 1 if either stream exists else 0, id, consumer, idle ms, deliveries, ...}.
 local stream, dead, group, limit = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
 local length = redis.call('XLEN', stream)
 local pending = 0
-local out = {length, 0, redis.call('XLEN', dead)}
+local out = {length, 0, redis.call('XLEN', dead), redis.call('EXISTS', stream, dead) > 0 and 1 or 0}
 local summary = redis.pcall('XPENDING', stream, group)
 if type(summary) == 'table' and not summary.err then
   pending = tonumber(summary[1])

@@ -51,6 +51,8 @@ class Backlog(NamedTuple):
     """Read by a consumer, not yet acknowledged (in flight, or held by a consumer that died)."""
     dead: int
     listed: list[PendingJob]
+    exists: bool = True
+    """False for a pool that never had a job (no job stream, no dead letters)."""
 
     @property
     def waiting(self) -> int:
@@ -205,9 +207,9 @@ class JobStore:
         reply = await self._scripts.backlog(keys=[k.jobs, k.dead], args=[GROUP, list_pending])
         rows = [
             PendingJob(text(reply[i]), text(reply[i + 1]), int(reply[i + 2]), int(reply[i + 3]))
-            for i in range(3, len(reply) - 3, 4)
+            for i in range(4, len(reply) - 3, 4)
         ]
-        return Backlog(int(reply[0]), int(reply[1]), int(reply[2]), rows)
+        return Backlog(int(reply[0]), int(reply[1]), int(reply[2]), rows, bool(int(reply[3])))
 
     async def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         entries = await self.client.xrange(self.keys.dead, count=count)
