@@ -70,6 +70,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("zero moments with two acting leaders", moments, None if moments is None else moments == 0)
     status = _get(results, "startup", "commands_ms", "status", "p50")
     add("leaderpool-cli status (one Redis call) p50 <= 150 ms", status, check(status, 150), "ms")
+    if results.get("jobs") and "skipped" not in results["jobs"]:
+        from benchmarks.jobs import targets as jobs_targets
+
+        out += jobs_targets(results["jobs"])
     return out
 
 
@@ -260,6 +264,10 @@ def results_markdown(results: dict[str, Any]) -> str:
                      ("SET sent -> keyspace notification read on another connection",
                       _get(fl, "keyspace_notification", "set_to_message_us"))):  # fmt: skip
         lines.append(f"| {label} | {_ms(_get(s, 'p50'))} | {_ms(_get(s, 'p99'))} |")
+    if results.get("jobs") and "skipped" not in results["jobs"]:
+        from benchmarks.jobs import markdown as jobs_markdown
+
+        lines += ["", jobs_markdown(results["jobs"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, lookup, report, startup
+from benchmarks import cost, floor, jobs, lookup, report, startup
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-members", type=int, help="members per pool = processes (5; quick 3)")
     p.add_argument("--scale-ttl", type=float, help="lease in the scale test (5, the default; quick 1)")
     p.add_argument("--scale-window", type=float, help="steady window of the scale test, seconds (15; quick 2)")
+    p.add_argument("--skip-jobs", action="store_true", help="leave out the jobs benchmark (leaderpool, RQ, arq)")
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
     p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
@@ -226,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
                 except BenchError as exc:
                     results["scale"] = {"error": str(exc)}
                     progress(f"scale: FAILED: {exc}")
+        if args.skip_jobs:
+            results["jobs"] = {"skipped": True}
+        else:
+            progress("jobs: leaderpool, RQ and arq, one consuming worker each")
+            with open(log_dir / "jobs.log", "w") as log:
+                results["jobs"] = jobs.measure(server.url, quick=args.quick, ttl=args.ttl, log=log)
     finally:
         server.cleanup()
     results["meta"]["duration_s"] = round(time.time() - started, 1)
@@ -244,4 +251,5 @@ def main(argv: list[str] | None = None) -> int:
     print(report.headline_markdown(results))
     failed = [n for n, r in results["contenders"].items() if "error" in r] + (["scale"] if "error" in results.get(
         "scale", {}) else [])  # fmt: skip
+    failed += [f"jobs:{n}" for n, r in results["jobs"].items() if isinstance(r, dict) and "error" in r]
     return 1 if failed else 0

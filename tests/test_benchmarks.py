@@ -64,3 +64,21 @@ def test_quick_run_writes_every_section(quick_run: tuple[subprocess.CompletedPro
     for target in results["targets"]:
         assert {"target", "value", "met"} <= set(target), target
     assert (out / "quick.md").read_text().startswith("# Benchmark results")
+
+
+@pytest.mark.timeout(300)
+def test_quick_run_measures_jobs_against_rq_and_arq(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The jobs section has latency, calls, throughput and the crash for leaderpool, RQ and arq;
+    leaderpool lost no job when its consumer was SIGKILLed."""
+    _, out = quick_run
+    jobs = json.loads((out / "quick.json").read_text())["jobs"]
+    assert {"leaderpool", "rq", "arq"} == set(jobs)
+    for name, side in jobs.items():
+        assert "error" not in side, (name, side.get("error"))
+        assert STATS <= set(side["latency_ms"]) and side["latency_ms"]["n"] >= 1, name
+        assert STATS <= set(side["call_ms"]) and side["call_ms"]["n"] >= 1, name
+        assert side["throughput"]["jobs_per_s"] > 0, name
+        assert isinstance(side["crash"]["lost"], int), name
+    assert 0 == jobs["leaderpool"]["crash"]["lost"]
+    assert jobs["leaderpool"]["crash"]["rerun_after_kill_s"] is not None
+    assert "## Jobs: leaderpool against RQ and arq" in (out / "quick.md").read_text()
