@@ -288,7 +288,7 @@ def _crash(side: Side, r: redis.Redis, wait_s: float) -> dict[str, Any]:
 def run_side(name: str, url: str, *, quick: bool, ttl: float, log: IO[str]) -> dict[str, Any]:
     job_timeout = 3.0 if quick else 10.0
     side = SIDES[name](url, ttl, job_timeout, log)
-    r = redis.Redis.from_url(url)
+    r = redis.Redis.from_url(url, socket_timeout=None)  # it waits in long blocking pops
     out: dict[str, Any] = {"title": TITLES[name]}
     slow = name == "arq"  # a 0.5 s poll per sample
     try:

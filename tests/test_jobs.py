@@ -326,3 +326,26 @@ class TestPoolClient:
                 while (client.leader is None or client.leader.member != "b") and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert "b" == getattr(client.leader, "member", None)
+
+
+class TestLongWaits:
+    def test_a_call_outlasts_the_clients_socket_timeout(self, redis_server: RedisServer) -> None:
+        """A client whose socket timeout (0.4 s) is shorter than the call's wait still gets the
+        reply: blocking commands are sent in chunks below the socket timeout."""
+
+        def slow(payload: Any, ctx: JobContext) -> Any:
+            time.sleep(1.0)
+            return "done"
+
+        async def go() -> None:
+            client = redis.asyncio.Redis.from_url(redis_server.url, socket_timeout=0.4)
+            try:
+                async with member(redis_server.url, "a", slow) as a:
+                    await a.wait_until_leader(10)
+                    async with AsyncPoolClient("w", client) as pool:
+                        assert "done" == await pool.call("x", timeout=10)
+                        assert "done" == await pool.call("x", timeout=10, member="a")
+            finally:
+                await client.aclose()
+
+        run(go())

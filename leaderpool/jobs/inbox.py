@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 from leaderpool.jobs.runner import HandlerRunner
@@ -18,8 +19,10 @@ from leaderpool.jobs.wire import JobContext, Request, error_reply, ok_reply
 from leaderpool.log import Logger
 from leaderpool.redis_errors import RETRYABLE
 
-POP_TIMEOUT_S = 5.0
-"""A blocking pop returns at least this often: the member re-announces its handler then."""
+POP_TIMEOUT_S = 1.0
+"""A blocking pop returns at least this often (below a client's socket timeout: redis-py's is 5 s)."""
+ANNOUNCE_S = 5.0
+"""The member re-announces its handler this often (the pool's keys may have been deleted)."""
 
 
 class InboxServer:
@@ -46,20 +49,19 @@ class InboxServer:
             await asyncio.wait_for(self.store.unregister_handler(self.member), 1.0)
 
     async def _run(self) -> None:
-        announced = False
+        announce_at = 0.0
         while True:
             try:
-                if not announced:
+                if time.monotonic() >= announce_at:
                     await self.store.register_handler(self.member)
-                    announced = True
+                    announce_at = time.monotonic() + ANNOUNCE_S
                 request = await self.store.next_request(self.member, POP_TIMEOUT_S)
                 if request is None:
-                    announced = False
                     continue
                 await self._answer(request)
             except RETRYABLE as exc:
                 self._log.warning("inbox_redis_failed", error=str(exc) or type(exc).__name__)
-                announced = False
+                announce_at = 0.0
                 await asyncio.sleep(0.5)
             except Exception:
                 self._log.exception("inbox_failed")

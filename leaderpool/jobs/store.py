@@ -3,6 +3,7 @@ once. Nothing here decides anything; :mod:`.consumer`, :mod:`.inbox` and :mod:`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
@@ -13,6 +14,17 @@ from leaderpool.jobs.wire import Job, Request
 from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderValue, text
 from leaderpool.scripts import NamedScript, ScriptHost
+
+BLOCK_CHUNK_S = 1.0
+"""The longest blocking command sent: well below a client's socket timeout (redis-py's: 5 s);
+shorter still (half of it) for a client with a shorter socket timeout."""
+
+
+def block_chunk_s(client: Any) -> float:
+    """How long one blocking command on ``client`` may wait, below its socket timeout."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    timeout = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
+    return BLOCK_CHUNK_S if not timeout else min(BLOCK_CHUNK_S, float(timeout) / 2)
 
 
 class Submitted(NamedTuple):
@@ -100,6 +112,7 @@ class JobStore:
         self.client = client
         self.keys = keys
         self._scripts = _scripts_for(client)
+        self.block_s = block_chunk_s(client)
 
     # ---- submitting ----
 
@@ -130,9 +143,17 @@ class JobStore:
         return sorted(text(m) for m in await self._scripts.takers(keys=[self.keys.leases, self.keys.handlers]))
 
     async def wait_reply(self, reply_key: str, timeout_s: float) -> Any:
-        """The next reply pushed to ``reply_key``, or None after ``timeout_s``."""
-        found = await self.client.blpop([reply_key], timeout=max(timeout_s, 0.001))
-        return None if found is None else found[1]
+        """The next reply pushed to ``reply_key``, or None after ``timeout_s``. Waits in
+        blocking pops of at most :attr:`block_s`, below the client's socket timeout (redis-py's
+        default is 5 s); a reply pushed between two pops waits in its list."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            found = await self.client.blpop([reply_key], timeout=max(min(left, self.block_s), 0.001))
+            if found is not None:
+                return found[1]
+            if left <= self.block_s:
+                return None
 
     # ---- consuming (the leader) ----
 
@@ -145,6 +166,8 @@ class JobStore:
 
     async def read(self, member: str, count: int, block_ms: int | None) -> list[Job]:
         """New jobs for ``member`` (delivery 1), waiting up to ``block_ms`` (None: no wait)."""
+        if block_ms is not None:
+            block_ms = max(1, min(block_ms, int(self.block_s * 1000)))
         found = await self.client.xreadgroup(GROUP, member, {self.keys.jobs: ">"}, count=count, block=block_ms)
         jobs: list[Job] = []
         for _stream, entries in found or []:
@@ -193,7 +216,7 @@ class JobStore:
         await self.client.hdel(self.keys.handlers, member)
 
     async def next_request(self, member: str, timeout_s: float) -> Request | None:
-        found = await self.client.blpop([self.keys.inbox(member)], timeout=timeout_s)
+        found = await self.client.blpop([self.keys.inbox(member)], timeout=min(timeout_s, self.block_s))
         return None if found is None else Request.parse(found[1])
 
     async def reply(self, reply_key: str, reply: str, ttl_ms: int) -> None:
