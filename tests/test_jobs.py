@@ -349,3 +349,26 @@ class TestLongWaits:
                 await client.aclose()
 
         run(go())
+
+    def test_no_job_is_stranded_when_connections_drop_mid_stream(self, redis_server: RedisServer) -> None:
+        """Redis drops every client connection while the leader works through 200 jobs (a read or
+        an ack may be lost on the way): the leader starts over from its pending list; all run."""
+        seen = Seen()
+
+        def slow(payload: Any, ctx: JobContext) -> Any:
+            time.sleep(0.002)
+            return seen(payload, ctx)
+
+        async def go() -> None:
+            admin = redis.asyncio.Redis.from_url(redis_server.url)
+            try:
+                async with member(redis_server.url, "a", slow, batch=10) as a:
+                    await a.wait_until_leader(10)
+                    await a.calls.submit_many(list(range(200)))
+                    await eventually(lambda: len(seen.calls) >= 50)
+                    await admin.client_kill_filter(_type="normal", skipme=True)
+                    await eventually(lambda: set(range(200)) <= set(seen.payloads()), timeout=30)
+            finally:
+                await admin.aclose()
+
+        run(go())

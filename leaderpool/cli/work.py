@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from leaderpool.cli.args import Failure, Options, UsageError, seconds
-from leaderpool.keys import Keyspace
+from leaderpool.keys import Keyspace, validate_name
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -81,6 +81,11 @@ def _sync_client(url: str, timeout_s: float = 10.0) -> Any:
 def run_command(ns: argparse.Namespace, o: Options, url: str, pool: str, prefix: str, out: TextIO) -> int:
     """Run one work command (the pool name already checked)."""
     keys = Keyspace(pool, prefix)
+    if getattr(ns, "member", None) is not None:
+        try:
+            validate_name("member id", ns.member)
+        except ValueError as exc:
+            raise UsageError("--member", str(exc)) from None
     if ns.command in ("submit", "call", "multicall"):
         payload = _payload(ns.payload)
         timeout = o.get("timeout", "--timeout", None, seconds, default=DEFAULT_TIMEOUT_S)

@@ -22,7 +22,7 @@ from leaderpool.errors import BacklogFull, CallTimeout, NoTaker
 from leaderpool.jobs.config import JobsConfig
 from leaderpool.jobs.store import JobStore
 from leaderpool.jobs.wire import Kind, MulticallResult, Reply, Request, encode
-from leaderpool.keys import Keyspace
+from leaderpool.keys import Keyspace, validate_name
 
 DEFAULT_CALL_TIMEOUT_S = 5.0
 
@@ -89,6 +89,7 @@ class Calls:
                 raise self._full(found.length)
             what = f"job {found.ids[0]} of pool {self.pool}"
         else:
+            validate_name("member id", member)  # it names a key: no braces, no spaces
             request = Request(call_id, encoded, reply_key, self._ttl_ms(timeout), Kind.MEMBER)
             sent = await self.store.send(member, request, int(self.config.inbox_ttl_s * 1000))
             if sent == 0:

@@ -129,6 +129,11 @@ class JobConsumer:
                 return
             except RETRYABLE as exc:
                 log.warning("jobs_redis_failed", error=str(exc) or type(exc).__name__, retry_s=delay)
+                # what a failed read delivered, or a failed settle left pending, is in our own
+                # pending list only: start over from Redis, as on election (at-least-once)
+                queue.clear()
+                delayed.clear()
+                next_reclaim, on_election = 0.0, True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
             except Exception as exc:
