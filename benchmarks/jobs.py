@@ -113,10 +113,8 @@ class LeaderpoolSide(Side):
         self.client.submit(payload)
 
     def submit_many(self, payloads: list[dict[str, Any]]) -> None:
-        from leaderpool.blocking import _Runtime
-
         for i in range(0, len(payloads), 1000):
-            _Runtime.run(self.client._inner.calls.submit_many(payloads[i : i + 1000]))
+            self.client.submit_many(payloads[i : i + 1000])
 
     def call(self, payload: dict[str, Any], timeout: float) -> Any:
         return self.client.call(payload, timeout)

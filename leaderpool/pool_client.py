@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -152,6 +153,11 @@ class AsyncPoolClient:
         with translate_redis_errors(pool=self.pool):
             return await self.calls.submit(payload)
 
+    async def submit_many(self, payloads: Sequence[Any]) -> list[str]:
+        """Append several jobs in one round trip, all or none (the cap counts them all)."""
+        with translate_redis_errors(pool=self.pool):
+            return await self.calls.submit_many(payloads)
+
     async def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
         """The leader's (or ``member``'s) reply to ``payload``."""
         with translate_redis_errors(pool=self.pool):
@@ -199,6 +205,9 @@ class PoolClient:
 
     def submit(self, payload: Any) -> str:
         return _Runtime.run(self._inner.submit(payload))
+
+    def submit_many(self, payloads: Sequence[Any]) -> list[str]:
+        return _Runtime.run(self._inner.submit_many(payloads))
 
     def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
         return _Runtime.run(self._inner.call(payload, timeout, member=member))

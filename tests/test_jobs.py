@@ -139,7 +139,7 @@ class TestJobs:
                 with pytest.raises(BacklogFull):
                     await client.submit(3)
                 with pytest.raises(BacklogFull):
-                    await client.calls.submit_many([3, 4])
+                    await client.submit_many([3, 4])
                 seen = Seen()
                 async with member(redis_server.url, "a", seen):
                     await eventually(lambda: len(seen.calls) == 3)
@@ -372,3 +372,28 @@ class TestLongWaits:
                 await admin.aclose()
 
         run(go())
+
+
+class TestWorkerSettings:
+    def test_handler_and_max_deliveries_from_flags_and_environment(self) -> None:
+        """--handler loads MODULE:FUNCTION (or LEADERPOOL_HANDLER); --max-deliveries sets the config."""
+        from leaderpool.worker.settings import parse_settings
+        from tests.jobs_handlers import record
+
+        s = parse_settings(["--pool", "p", "--handler", "tests.jobs_handlers:record", "--max-deliveries", "2"], {})
+        assert (record, "tests.jobs_handlers:record", 2) == (s.handler, s.handler_spec, s.jobs.max_deliveries)
+        s = parse_settings(["--pool", "p"], {"LEADERPOOL_HANDLER": "tests.jobs_handlers:record"})
+        assert record == s.handler
+        assert None is parse_settings(["--pool", "p"], {}).handler
+
+    def test_bad_handler_or_max_deliveries_names_the_argument(self) -> None:
+        """A handler that is not MODULE:FUNCTION, or a delivery count below 1: UsageError naming it."""
+        from leaderpool.cli.args import UsageError
+        from leaderpool.worker.settings import parse_settings
+
+        with pytest.raises(UsageError, match="argument --handler: must be MODULE:FUNCTION"):
+            parse_settings(["--pool", "p", "--handler", "nope"], {})
+        with pytest.raises(UsageError, match="argument LEADERPOOL_HANDLER: cannot import module"):
+            parse_settings(["--pool", "p"], {"LEADERPOOL_HANDLER": "no_such_module_x:f"})
+        with pytest.raises(UsageError, match="argument --max-deliveries: must be a positive integer"):
+            parse_settings(["--pool", "p", "--max-deliveries", "0"], {})
