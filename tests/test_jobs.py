@@ -304,6 +304,43 @@ class TestFencing:
         run(go())
 
 
+class TestHandOver:
+    def test_a_kind_hand_over_finishes_the_job_under_way_and_runs_nothing_twice(
+        self, redis_server: RedisServer
+    ) -> None:
+        """The leader stops (SIGTERM's path) while a job runs: it finishes and acknowledges it
+        before the lead moves; the successor runs the rest; no job runs twice."""
+        started = threading.Event()
+        runs: list[tuple[str, Any, int]] = []
+
+        def handler(payload: Any, ctx: JobContext) -> Any:
+            runs.append((ctx.member, payload, ctx.delivery))
+            if payload == "slow":
+                started.set()
+                time.sleep(0.3)
+            return payload
+
+        async def go() -> None:
+            a, b = member(redis_server.url, "a", handler), member(redis_server.url, "b", handler)
+            async with b:
+                await a.start()
+                try:
+                    await a.wait_until_leader(10)
+                    await a.submit("slow")
+                    await a.calls.submit_many(list(range(5)))
+                    await eventually(started.is_set)
+                finally:
+                    await a.stop()
+                await b.wait_until_leader(10)
+                await eventually(lambda: len(runs) >= 6)
+                await asyncio.sleep(0.1)  # room for a wrong second run to show
+            assert ("a", "slow", 1) == runs[0]
+            assert (6, {"slow", 0, 1, 2, 3, 4}) == (len(runs), {p for _, p, _ in runs})  # each once
+            assert {"b"} == {m for m, p, _ in runs if p != "slow"}
+
+        run(go())
+
+
 class TestPoolClient:
     def test_the_client_caches_leader_and_members_and_follows_a_hand_over(self, redis_server: RedisServer) -> None:
         """leader and members() answer from the cache, which follows a resignation at once."""

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import json
 import queue
 import threading
 import time
@@ -39,8 +40,6 @@ def is_async_handler(handler: Handler) -> bool:
 
 
 def _decode(payload: str) -> Any:
-    import json
-
     return json.loads(payload)
 
 

@@ -157,13 +157,6 @@ class JobStore:
 
     # ---- consuming (the leader) ----
 
-    async def ensure_group(self) -> None:
-        try:
-            await self.client.xgroup_create(self.keys.jobs, GROUP, id="0", mkstream=True)
-        except Exception as exc:  # BUSYGROUP: it exists
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     async def read(self, member: str, count: int, block_ms: int | None) -> list[Job]:
         """New jobs for ``member`` (delivery 1), waiting up to ``block_ms`` (None: no wait)."""
         if block_ms is not None:

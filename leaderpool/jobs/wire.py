@@ -10,7 +10,7 @@ Payloads and replies are JSON text, never pickle; one encoder checks type and si
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -58,7 +58,6 @@ class JobContext:
 
 Handler = Callable[[Any, JobContext], Any]
 """``handler(payload, ctx)`` returns the reply (JSON-able), plain or as a coroutine."""
-AsyncHandler = Callable[[Any, JobContext], Awaitable[Any]]
 
 
 class Job(NamedTuple):
