@@ -101,6 +101,21 @@ class TestJobs:
             assert {"member": "a", "payload": [1, "x"]} == a.call([1, "x"], timeout=10)
             assert {"member": "a", "payload": "t"} == a.call("t", timeout=10, member="a")
 
+    def test_an_async_handler_runs_on_the_loop(self, redis_server: RedisServer) -> None:
+        """handler may be an async def: awaited on the election's loop, its return value the reply."""
+
+        async def handler(payload: Any, ctx: JobContext) -> Any:
+            await asyncio.sleep(0)
+            return {"doubled": payload * 2, "delivery": ctx.delivery}
+
+        async def go() -> None:
+            async with member(redis_server.url, "a", handler) as a:
+                await a.wait_until_leader(10)
+                assert {"doubled": 42, "delivery": 1} == await a.call(21, timeout=10)
+                assert {"doubled": 4, "delivery": 1} == await a.call(2, timeout=10, member="a")
+
+        run(go())
+
     def test_a_failing_job_is_retried_then_dead_lettered_and_the_caller_gets_the_error(
         self, redis_server: RedisServer
     ) -> None:

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from leaderpool import PoolClient
+from leaderpool.keys import Keyspace
+from leaderpool.protocol import text
 from leaderpool.testing.processes import Child, ChildGroup
 from leaderpool.testing.redis_server import RedisServer
 
@@ -181,3 +184,27 @@ class TestCli:
         assert 0 == submitted.returncode and submitted.stdout.strip().endswith("-0")
         listing = json.loads(cli("jobs", "w", "--json", "--redis", server.url).stdout)
         assert (1, 1, 0) == (listing["jobs"], listing["waiting"], listing["dead_count"])
+        pools = json.loads(cli("status", "--pool", "w", "--json", "--redis", server.url).stdout)["pools"]
+        assert {"jobs": 1, "pending": 0, "waiting": 1, "dead": 0} == pools[0]["backlog"]
+
+    def test_dead_letters_are_listed_requeued_and_dropped(self, server: RedisServer) -> None:
+        """jobs lists dead letters with their error; requeue submits one again; drop deletes."""
+        client = redis.Redis.from_url(server.url)
+        try:
+            dead = Keyspace("w").dead
+            first = client.xadd(dead, {"job": "1-0", "p": '{"n": 1}', "error": "ValueError: no", "deliveries": 5})
+            client.xadd(dead, {"job": "2-0", "p": '{"n": 2}', "error": "KeyError: k", "deliveries": 5})
+        finally:
+            client.close()
+        listing = json.loads(cli("jobs", "w", "--json", "--redis", server.url).stdout)
+        assert [({"n": 1}, "ValueError: no"), ({"n": 2}, "KeyError: k")] == [
+            (d["payload"], d["error"]) for d in listing["dead"]
+        ]
+        requeued = cli("requeue", "w", text(first), "--redis", server.url)
+        assert (0, "pool w: requeued 1 dead letter(s)") == (requeued.returncode, requeued.stdout.strip())
+        unknown = cli("requeue", "w", "9-9", "--redis", server.url)
+        assert 1 == unknown.returncode and "not dead letters" in unknown.stderr
+        dropped = cli("drop", "w", "--all", "--redis", server.url)
+        assert (0, "pool w: dropped 1 dead letter(s)") == (dropped.returncode, dropped.stdout.strip())
+        listing = json.loads(cli("jobs", "w", "--json", "--redis", server.url).stdout)
+        assert (1, 0) == (listing["jobs"], listing["dead_count"])
