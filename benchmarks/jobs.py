@@ -359,16 +359,9 @@ def _cell(s: dict[str, Any] | None, key: str = "p50") -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def markdown(jobs: dict[str, Any] | None) -> str:
-    if not jobs:
-        return ""
+def table(jobs: dict[str, Any]) -> str:
+    """One row per contender: latency, calls, throughput, the SIGKILL."""
     lines = [
-        "## Jobs: leaderpool against RQ and arq",
-        "",
-        "Each with its own worker process(es) on the same redis-server; the same trivial handler. "
-        "Crash: two workers, the one running a 1 s job is SIGKILLed; RQ and arq had a job timeout of "
-        f"{(jobs.get('rq') or {}).get('crash', {}).get('job_timeout_s')} s (defaults 180 s and 300 s).",
-        "",
         "| contender | submit -> start p50 / p99 (ms) | call p50 / p99 (ms) | throughput (jobs/s) "
         "| killed job runs again after (s) | jobs lost |",
         "|---|---|---|---|---|---|",
@@ -390,6 +383,18 @@ def markdown(jobs: dict[str, Any] | None) -> str:
             f"{crash.get('lost')} of {crash.get('submitted')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def markdown(jobs: dict[str, Any] | None) -> str:
+    if not jobs:
+        return ""
+    timeout = (jobs.get("rq") or {}).get("crash", {}).get("job_timeout_s")
+    return (
+        "## Jobs: leaderpool against RQ and arq\n\n"
+        "Each with its own worker process(es) on the same redis-server; the same trivial handler. "
+        "Crash: two workers, the one running a 1 s job is SIGKILLed; RQ and arq had a job timeout of "
+        f"{timeout} s (defaults 180 s and 300 s).\n\n" + table(jobs)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

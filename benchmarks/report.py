@@ -311,9 +311,21 @@ def readme_section(results: dict[str, Any]) -> str:
         f"{_get(meta, 'redis', 'version')}; in parentheses the alternative's time divided by leaderpool's, below "
         "1x the alternative was faster; full tables in [benchmarks/RESULTS.md](benchmarks/RESULTS.md)):\n\n"
         + headline_markdown(results)
+        + _jobs_headline(results)
         + "\nleaderpool's targets in this run: "
         + "; ".join(_target_text(t) for t in results.get("targets", []))
         + ".\n"
+    )
+
+
+def _jobs_headline(results: dict[str, Any]) -> str:
+    """The jobs benchmark's table (leaderpool against RQ and arq), when it ran."""
+    if not results.get("jobs") or "skipped" in results["jobs"]:
+        return ""
+    from benchmarks.jobs import table
+
+    return "\nWork for the leader: jobs against RQ and arq, one consuming worker each on the same server:\n\n" + table(
+        results["jobs"]
     )
 
 
