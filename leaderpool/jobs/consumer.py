@@ -23,6 +23,7 @@ import contextlib
 import heapq
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from leaderpool.constants import BACKOFF_FIRST_S
 from leaderpool.errors import ScriptError
@@ -45,6 +46,16 @@ LeadCheck = Callable[[int], bool]
 reads of the election's state: safe from a handler's thread)."""
 
 
+@dataclass
+class _Lead:
+    """One leadership's run of the consumer: its own stop flag and read, so that stopping the
+    run of one term can never touch the run of the next."""
+
+    term: int
+    stopping: bool = False
+    reading: asyncio.Task[list[Job]] | None = None
+
+
 class JobConsumer:
     """Consumes a pool's jobs while this member leads."""
 
@@ -63,39 +74,42 @@ class JobConsumer:
         self.config = config
         self._lead_ok = lead_ok
         self._log = log
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._reading: asyncio.Task[list[Job]] | None = None
+        self._current: tuple[_Lead, asyncio.Task[None]] | None = None
         self._seq = 0
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._current is not None and not self._current[1].done()
 
     def start(self, term: int) -> None:
-        self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(term), name=f"leaderpool-jobs-{term}")
+        lead = _Lead(term)
+        task = asyncio.get_running_loop().create_task(self._run(lead), name=f"leaderpool-jobs-{term}")
+        self._current = (lead, task)
 
     async def stop(self, grace_s: float) -> None:
         """Stop reading; let the job under way finish and be acknowledged (up to ``grace_s``),
         then cancel. Jobs read and not run stay pending: the next leader claims them."""
-        task, self._task = self._task, None
-        if task is None:
+        current, self._current = self._current, None
+        if current is None:
             return
-        self._stopping = True
-        if self._reading is not None:
-            self._reading.cancel()  # the entries it was given stay pending: claimed by the next leader
+        lead, task = current
+        lead.stopping = True
+        if lead.reading is not None:
+            lead.reading.cancel()  # the entries it was given stay pending: claimed by the next leader
         done, _ = await asyncio.wait({task}, timeout=grace_s)
         if not done:
             task.cancel()
-            self._log.warning("jobs_stop_slow", grace_s=grace_s, detail="the handler still runs; its job runs again")
+            self._log.warning(
+                "jobs_stop_slow", term=lead.term, grace_s=grace_s, detail="the handler still runs; its job runs again"
+            )
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(task, 1.0)
 
-    def _may_start(self, term: int) -> bool:
-        return not self._stopping and self._lead_ok(term)
+    def _may_start(self, lead: _Lead) -> bool:
+        return not lead.stopping and self._lead_ok(lead.term)
 
-    async def _run(self, term: int) -> None:
+    async def _run(self, lead: _Lead) -> None:
+        term = lead.term
         held = LeaderValue(term, self.member)
         log = self._log.bind(term=term)
         queue: collections.deque[Job] = collections.deque()
@@ -103,7 +117,7 @@ class JobConsumer:
         next_reclaim = 0.0
         on_election = True
         delay = BACKOFF_FIRST_S
-        while self._may_start(term):
+        while self._may_start(lead):
             try:
                 if time.monotonic() >= next_reclaim:
                     if not await self._reclaim(held, queue, on_election, log):
@@ -114,14 +128,14 @@ class JobConsumer:
                     queue.append(heapq.heappop(delayed)[2])
                 if not queue:
                     wake = min(next_reclaim, delayed[0][0]) if delayed else next_reclaim
-                    queue.extend(await self._read(wake))
+                    queue.extend(await self._read(lead, wake))
                     continue
                 batch = [queue.popleft() for _ in range(min(len(queue), self.config.batch))]
-                if not await self._run_batch(held, batch, delayed, log):
+                if not await self._run_batch(lead, held, batch, delayed, log):
                     return
                 delay = BACKOFF_FIRST_S
             except asyncio.CancelledError:
-                if self._stopping:
+                if lead.stopping:
                     return
                 raise
             except ScriptError as exc:
@@ -163,20 +177,20 @@ class JobConsumer:
             on_election = False
         return True
 
-    async def _read(self, wake: float) -> list[Job]:
+    async def _read(self, lead: _Lead, wake: float) -> list[Job]:
         block_ms = max(1, min(READ_BLOCK_MS, int((wake - time.monotonic()) * 1000)))
-        self._reading = asyncio.ensure_future(self.store.read(self.member, self.config.batch, block_ms))
+        lead.reading = asyncio.ensure_future(self.store.read(self.member, self.config.batch, block_ms))
         try:
-            return await self._reading
+            return await lead.reading
         except asyncio.CancelledError:
-            if self._stopping:
+            if lead.stopping:
                 return []
             raise
         finally:
-            self._reading = None
+            lead.reading = None
 
     async def _run_batch(
-        self, held: LeaderValue, batch: list[Job], delayed: list[tuple[float, int, Job]], log: Logger
+        self, lead: _Lead, held: LeaderValue, batch: list[Job], delayed: list[tuple[float, int, Job]], log: Logger
     ) -> bool:
         """Run ``batch`` (acknowledging every ``flush_s``); False once the lead is gone."""
         term = held.term
@@ -186,7 +200,7 @@ class JobConsumer:
                 (job.payload, JobContext(pool, self.member, job.job_id, job.delivery, term, Kind.JOB, log))
                 for job in batch
             ]
-            outcomes = await self.runner.run_batch(items, lambda: self._may_start(term), self.config.flush_s)
+            outcomes = await self.runner.run_batch(items, lambda: self._may_start(lead), self.config.flush_s)
             ran, batch = batch[: len(outcomes)], batch[len(outcomes) :]
             done = [Done(job, ok_reply(o.value)) for job, o in zip(ran, outcomes, strict=True) if o.ok]
             failed = [Failed(job, o.value) for job, o in zip(ran, outcomes, strict=True) if not o.ok]
