@@ -402,6 +402,20 @@ class TestLongWaits:
 
         run(go())
 
+    def test_the_leader_recovers_when_the_job_stream_is_deleted(self, redis_server: RedisServer) -> None:
+        """The job stream (and its group) is deleted under a running leader (forget --force):
+        the next job is still run; the consumer makes the group again."""
+        seen = Seen()
+
+        async def go() -> None:
+            async with member(redis_server.url, "a", seen) as a:
+                await a.wait_until_leader(10)
+                assert {"member": "a", "payload": 1} == await a.call(1, timeout=10)
+                await a.calls.store.client.delete(Keyspace("w").jobs)
+                assert {"member": "a", "payload": 2} == await a.call(2, timeout=10)
+
+        run(go())
+
     def test_no_job_is_stranded_when_connections_drop_mid_stream(self, redis_server: RedisServer) -> None:
         """Redis drops every client connection while the leader works through 200 jobs (a read or
         an ack may be lost on the way): the leader starts over from its pending list; all run."""

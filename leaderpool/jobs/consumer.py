@@ -144,16 +144,14 @@ class JobConsumer:
             except RETRYABLE as exc:
                 log.warning("jobs_redis_failed", error=str(exc) or type(exc).__name__, retry_s=delay)
                 # what a failed read delivered, or a failed settle left pending, is in our own
-                # pending list only: start over from Redis, as on election (at-least-once)
+                # pending list only: start over from Redis, as on election (at-least-once); the
+                # reclaim also makes the group again if the stream was deleted (NOGROUP)
                 queue.clear()
                 delayed.clear()
                 next_reclaim, on_election = 0.0, True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
-            except Exception as exc:
-                if "NOGROUP" in str(exc):  # the stream was deleted (say, forget --force): make it again
-                    next_reclaim = 0.0
-                    continue
+            except Exception:
                 log.exception("jobs_loop_failed")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
