@@ -20,7 +20,7 @@ from typing import Any
 
 from leaderpool.errors import BacklogFull, CallTimeout, NoTaker
 from leaderpool.jobs.config import JobsConfig
-from leaderpool.jobs.store import JobStore
+from leaderpool.jobs.store import JobStore, SendStatus, SubmitStatus
 from leaderpool.jobs.wire import Kind, MulticallResult, Reply, Request, encode
 from leaderpool.keys import Keyspace, validate_name
 
@@ -60,7 +60,7 @@ class Calls:
         if not encoded:
             return []
         found = await self.store.submit(encoded, self.config.max_backlog)
-        if found.status == -1:
+        if found.status is SubmitStatus.FULL:
             raise self._full(found.length)
         return found.ids
 
@@ -83,18 +83,18 @@ class Calls:
                 [encoded], self.config.max_backlog, need_taker=True, reply_key=reply_key,
                 reply_ttl_ms=self._ttl_ms(timeout),
             )  # fmt: skip
-            if found.status == -2:
+            if found.status is SubmitStatus.NO_TAKER:
                 raise NoTaker(f"pool {self.pool} has no live member that runs a handler", pool=self.pool)
-            if found.status == -1:
+            if found.status is SubmitStatus.FULL:
                 raise self._full(found.length)
             what = f"job {found.ids[0]} of pool {self.pool}"
         else:
             validate_name("member id", member)  # it names a key: no braces, no spaces
             request = Request(call_id, encoded, reply_key, self._ttl_ms(timeout), Kind.MEMBER)
             sent = await self.store.send(member, request, int(self.config.inbox_ttl_s * 1000))
-            if sent == 0:
+            if sent is SendStatus.NOT_LIVE:
                 raise NoTaker(f"{member} is not a live member of pool {self.pool}", pool=self.pool, member=member)
-            if sent == -1:
+            if sent is SendStatus.NO_HANDLER:
                 raise NoTaker(f"{member} of pool {self.pool} runs no handler", pool=self.pool, member=member)
             what = f"call to {member} of pool {self.pool}"
         raw = await self.store.wait_reply(reply_key, timeout - (time.monotonic() - started))
@@ -115,7 +115,7 @@ class Calls:
         members = await self.store.takers()
         inbox_ttl = int(self.config.inbox_ttl_s * 1000)
         sent = await asyncio.gather(*(self.store.send(m, request, inbox_ttl) for m in members))
-        waiting = {m for m, ok in zip(members, sent, strict=True) if ok == 1}
+        waiting = {m for m, status in zip(members, sent, strict=True) if status is SendStatus.QUEUED}
         replies: dict[str, Any] = {}
         errors: dict[str, str] = {}
         while waiting:

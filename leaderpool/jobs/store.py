@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from enum import IntEnum
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
@@ -27,11 +28,25 @@ def block_chunk_s(client: Any) -> float:
     return BLOCK_CHUNK_S if not timeout else min(BLOCK_CHUNK_S, float(timeout) / 2)
 
 
+class SubmitStatus(IntEnum):
+    APPENDED = 1
+    FULL = -1
+    """The stream holds its cap of unfinished jobs: nothing appended."""
+    NO_TAKER = -2
+    """No live member runs a handler (checked only for calls): nothing appended."""
+
+
+class SendStatus(IntEnum):
+    QUEUED = 1
+    NOT_LIVE = 0
+    NO_HANDLER = -1
+
+
 class Submitted(NamedTuple):
-    status: int
-    """1 appended, -1 the stream holds the cap, -2 nobody could take it."""
+    status: SubmitStatus
     ids: list[str]
     length: int = 0
+    """With FULL: how many unfinished jobs the stream holds."""
 
 
 class Settled(NamedTuple):
@@ -124,19 +139,18 @@ class JobStore:
             keys=[k.jobs, k.leases, k.handlers],
             args=[cap, "1" if need_taker else "0", reply_key, reply_ttl_ms, *payloads],
         )
-        status = int(reply[0])
-        if status == 1:
-            return Submitted(1, [text(i) for i in reply[1:]])
+        status = SubmitStatus(int(reply[0]))
+        if status is SubmitStatus.APPENDED:
+            return Submitted(status, [text(i) for i in reply[1:]])
         return Submitted(status, [], int(reply[1]) if len(reply) > 1 else 0)
 
-    async def send(self, member: str, request: Request, inbox_ttl_ms: int) -> int:
-        """Queue a request in ``member``'s inbox: 1 queued, 0 not live, -1 runs no handler."""
+    async def send(self, member: str, request: Request, inbox_ttl_ms: int) -> SendStatus:
+        """Queue a request in ``member``'s inbox, if it is live and runs a handler."""
         k = self.keys
-        return int(
-            await self._scripts.send(
-                keys=[k.inbox(member), k.leases, k.handlers], args=[member, request.encode(), inbox_ttl_ms]
-            )
+        reply = await self._scripts.send(
+            keys=[k.inbox(member), k.leases, k.handlers], args=[member, request.encode(), inbox_ttl_ms]
         )
+        return SendStatus(int(reply))
 
     async def takers(self) -> list[str]:
         """The live members that run a handler."""
