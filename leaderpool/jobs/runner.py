@@ -50,7 +50,7 @@ class HandlerRunner:
         self.handler = handler
         self.is_async = is_async_handler(handler)
         self.max_reply_bytes = max_reply_bytes
-        self._pool: _DaemonThread | None = None
+        self._thread: _DaemonThread | None = None
 
     def _outcome_of(self, result: Any) -> Outcome:
         try:
@@ -71,15 +71,17 @@ class HandlerRunner:
             return Outcome(False, describe_error(exc))
 
     @property
-    def pool(self) -> _DaemonThread:
-        if self._pool is None:
-            self._pool = _DaemonThread(f"leaderpool-handler-{id(self):x}")
-        return self._pool
+    def thread(self) -> _DaemonThread:
+        """The thread sync handlers run on (one per runner: jobs and inbox requests do not queue
+        behind each other)."""
+        if self._thread is None:
+            self._thread = _DaemonThread(f"leaderpool-handler-{id(self):x}")
+        return self._thread
 
     async def run_one(self, payload: str, ctx: JobContext) -> Outcome:
         if self.is_async:
             return await self._run_async(payload, ctx)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self._run_sync, payload, ctx)
+        return await asyncio.get_running_loop().run_in_executor(self.thread, self._run_sync, payload, ctx)
 
     async def run_batch(
         self,
@@ -108,12 +110,12 @@ class HandlerRunner:
                 done.append(self._run_sync(payload, ctx))
             return done
 
-        return await asyncio.get_running_loop().run_in_executor(self.pool, batch)
+        return await asyncio.get_running_loop().run_in_executor(self.thread, batch)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
 
 
 class _DaemonThread(concurrent.futures.Executor):

@@ -21,6 +21,8 @@ from leaderpool.log import get_logger
 
 
 class JobService:
+    """One member's consumer (while it leads) and inbox (always), on its election's client."""
+
     def __init__(
         self,
         client: object,
