@@ -215,26 +215,26 @@ class ArqSide(Side):
 SIDES: dict[str, Callable[..., Side]] = {"leaderpool": LeaderpoolSide, "rq": RqSide, "arq": ArqSide}
 
 
-def _latency(side: Side, r: redis.Redis, n: int) -> dict[str, Any]:
+def _latency(side: Side, r: redis.Redis, n: int, warm_up: int) -> dict[str, Any]:
     samples = []
-    for i in range(n + 3):
+    for i in range(n + warm_up):
         side.submit({"k": "lat", "t": time.monotonic()})
         found = r.blpop(["bench:lat"], timeout=30)
         if found is None:
             raise BenchError(f"{side.name}: a latency job did not start within 30 s")
-        if i >= 3:  # warm-up: connections, imports
+        if i >= warm_up:  # connections, imports
             samples.append(float(found[1]))
     return summary(samples, scale=1e3)
 
 
-def _calls(side: Side, n: int) -> dict[str, Any]:
+def _calls(side: Side, n: int, warm_up: int) -> dict[str, Any]:
     samples = []
-    for i in range(n + 3):
+    for i in range(n + warm_up):
         started = time.monotonic()
         reply = side.call({"k": "call", "v": i}, 30)
         if reply != i:
             raise BenchError(f"{side.name}: call {i} replied {reply!r}")
-        if i >= 3:
+        if i >= warm_up:
             samples.append(time.monotonic() - started)
     return summary(samples, scale=1e3)
 
@@ -302,8 +302,9 @@ def run_side(name: str, url: str, *, quick: bool, ttl: float, log: IO[str]) -> d
         r.flushdb()
         progress(f"jobs: {name}: latency and calls")
         worker = side.start_worker()
-        out["latency_ms"] = _latency(side, r, (5 if quick else 30) if slow else (30 if quick else 500))
-        out["call_ms"] = _calls(side, (3 if quick else 20) if slow else (30 if quick else 500))
+        warm_up = 1 if quick else 3
+        out["latency_ms"] = _latency(side, r, (2 if quick else 30) if slow else (30 if quick else 500), warm_up)
+        out["call_ms"] = _calls(side, (1 if quick else 20) if slow else (30 if quick else 500), warm_up)
         worker.close(grace=2)
         n = 500 if quick else 20000
         progress(f"jobs: {name}: throughput over {n} jobs")
@@ -315,7 +316,7 @@ def run_side(name: str, url: str, *, quick: bool, ttl: float, log: IO[str]) -> d
         # (a quick run, whose numbers mean nothing, does not wait for them)
         wait_s = {"leaderpool": ttl + 5, "arq": job_timeout + 10 + 3}.get(name, job_timeout * 2 + 2)
         if quick and name != "leaderpool":
-            wait_s = 3.0
+            wait_s = 1.5
         out["crash"] = _crash(side, r, wait_s)
     except Exception as exc:  # one contender's failure is its row in the report, not the run's end
         out["error"] = f"{type(exc).__name__}: {exc}"
