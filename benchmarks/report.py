@@ -79,6 +79,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add("zero moments with two acting leaders", moments, None if moments is None else moments == 0)
     status = _get(results, "startup", "commands_ms", "status", "p50")
     add("leaderpool-cli status (one Redis call) p50 <= 150 ms", status, check(status, 150), "ms")
+    if results.get("jobs") and "skipped" not in results["jobs"]:
+        from benchmarks.jobs import targets as jobs_targets
+
+        out += jobs_targets(results["jobs"])
     return out
 
 
@@ -309,6 +313,10 @@ def results_markdown(results: dict[str, Any]) -> str:
     if death and death.get("n"):  # the floor under fast failover
         lines.append(f"| SIGKILL of a Python process (the worker's imports) -> its TCP peer reads the close | "
                      f"{_ms(death['p50'] * 1000)} | {_ms(death['p99'] * 1000)} |")  # fmt: skip
+    if results.get("jobs") and "skipped" not in results["jobs"]:
+        from benchmarks.jobs import markdown as jobs_markdown
+
+        lines += ["", jobs_markdown(results["jobs"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -357,9 +365,21 @@ def readme_section(results: dict[str, Any]) -> str:
             if (ff := fast_failover_markdown(results))
             else ""
         )
+        + _jobs_headline(results)
         + "\nleaderpool's targets in this run: "
         + "; ".join(_target_text(t) for t in results.get("targets", []))
         + ".\n"
+    )
+
+
+def _jobs_headline(results: dict[str, Any]) -> str:
+    """The jobs benchmark's table (leaderpool against RQ and arq), when it ran."""
+    if not results.get("jobs") or "skipped" in results["jobs"]:
+        return ""
+    from benchmarks.jobs import table
+
+    return "\nWork for the leader: jobs against RQ and arq, one consuming worker each on the same server:\n\n" + table(
+        results["jobs"]
     )
 
 

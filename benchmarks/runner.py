@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, lookup, report, schedule_drift, startup
+from benchmarks import cost, floor, jobs, lookup, report, schedule_drift, startup
 from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fast-ttls", help="leases for the fast-failover rounds, comma-separated seconds (2,10; quick 1)")
     p.add_argument("--fast-rounds", type=int, help="crash rounds per lease with fast failover on (20; quick 2)")
     p.add_argument("--fast-rounds-off", type=int, help="... and with it off, waiting for the lease (5; quick 1)")
+    p.add_argument("--skip-jobs", action="store_true", help="leave out the jobs benchmark (leaderpool, RQ, arq)")
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
     p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
@@ -252,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
                 except BenchError as exc:
                     results["scale"] = {"error": str(exc)}
                     progress(f"scale: FAILED: {exc}")
+        if args.skip_jobs:
+            results["jobs"] = {"skipped": True}
+        else:
+            progress("jobs: leaderpool, RQ and arq, one consuming worker each")
+            with open(log_dir / "jobs.log", "w") as log:
+                results["jobs"] = jobs.measure(server.url, quick=args.quick, ttl=args.ttl, log=log)
     finally:
         server.cleanup()
     results["meta"]["duration_s"] = round(time.time() - started, 1)
@@ -272,4 +279,5 @@ def main(argv: list[str] | None = None) -> int:
         "scale", {}) else [])  # fmt: skip
     failed += [f"fast failover {k} {m}" for k, runs in results.get("fast_failover", {}).items()
                for m, r in runs.items() if "error" in r]  # fmt: skip
+    failed += [f"jobs:{n}" for n, r in results["jobs"].items() if isinstance(r, dict) and "error" in r]
     return 1 if failed else 0

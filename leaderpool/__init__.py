@@ -24,10 +24,15 @@ if TYPE_CHECKING:
     from leaderpool.blocking import Election
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
+        BacklogFull,
+        CallTimeout,
         ConfigError,
+        JobFailed,
         LeaderpoolError,
         LeaseLost,
+        NoTaker,
         NotLeader,
+        PayloadError,
         RedisAuthFailed,
         RedisUnavailable,
         ScriptError,
@@ -36,9 +41,12 @@ if TYPE_CHECKING:
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
     from leaderpool.fencing import afenced_set, fenced_set
+    from leaderpool.jobs.config import JobsConfig
+    from leaderpool.jobs.wire import JobContext, MulticallResult
     from leaderpool.keys import Keyspace
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
     from leaderpool.periodic import ScheduledRun, run_schedule
+    from leaderpool.pool_client import AsyncPoolClient, PoolClient
     from leaderpool.protocol import FenceResult
     from leaderpool.schedules import CatchUp, Schedule
     from leaderpool.state import LeaderState
@@ -48,6 +56,16 @@ _EXPORTS = {
     "__version__": "leaderpool.version",
     "AsyncElection": "leaderpool.aio",
     "CatchUp": "leaderpool.schedules",
+    "AsyncPoolClient": "leaderpool.pool_client",
+    "BacklogFull": "leaderpool.errors",
+    "CallTimeout": "leaderpool.errors",
+    "JobContext": "leaderpool.jobs.wire",
+    "JobFailed": "leaderpool.errors",
+    "JobsConfig": "leaderpool.jobs.config",
+    "MulticallResult": "leaderpool.jobs.wire",
+    "NoTaker": "leaderpool.errors",
+    "PayloadError": "leaderpool.errors",
+    "PoolClient": "leaderpool.pool_client",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
     "FenceResult": "leaderpool.protocol",
@@ -77,10 +95,16 @@ _EXPORTS = {
 
 __all__ = [
     "AsyncElection",
+    "AsyncPoolClient",
+    "BacklogFull",
+    "CallTimeout",
     "CatchUp",
     "ConfigError",
     "Election",
     "FenceResult",
+    "JobContext",
+    "JobFailed",
+    "JobsConfig",
     "Keyspace",
     "LeaderInfo",
     "LeaderState",
@@ -88,7 +112,11 @@ __all__ = [
     "LeaseLost",
     "MemberConfig",
     "MemberInfo",
+    "MulticallResult",
+    "NoTaker",
     "NotLeader",
+    "PayloadError",
+    "PoolClient",
     "Ranker",
     "RedisAuthFailed",
     "RedisUnavailable",

@@ -16,6 +16,10 @@ from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
+from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
+from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.service import JobService
+from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.log import get_logger
 from leaderpool.members import MemberInfo
 from leaderpool.protocol import FenceResult, LeaderValue
@@ -51,8 +55,14 @@ class AsyncElection:
         on_revoked: OnRevoked | None = None,
         on_leader_changed: OnLeaderChanged | None = None,
         with_state: bool = False,
+        handler: Handler | None = None,
+        jobs: JobsConfig | None = None,
     ) -> None:
         self.config = config
+        self.jobs_config = jobs or JobsConfig()
+        self._handler = handler
+        self._jobs: JobService | None = None
+        self._calls: Calls | None = None
         self._redis = redis
         self._state: LeaderState | None = None
         if with_state:
@@ -85,6 +95,9 @@ class AsyncElection:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close
         self._core = ElectionCore(self.config, self._client, self._sink)
+        if self._handler is not None:
+            self._jobs = self._job_service(self._core, self._client, self._handler)
+            self._jobs.start()
         self._task = asyncio.get_running_loop().create_task(self._core.run(), name=f"leaderpool-{self.config.pool}")
 
     def request_stop(self) -> None:
@@ -102,6 +115,8 @@ class AsyncElection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task  # raises what ended the election on its own (a ScriptError)
         finally:
+            if self._jobs is not None:
+                await self._jobs.close()
             if self._close_dispatch is not None:
                 await self._close_dispatch()
             if self._client is not None and self._client is not self._redis:
@@ -127,8 +142,13 @@ class AsyncElection:
             self._leader_known.clear()
         assert self._submit is not None
         acknowledged = self._submit(event)
-        if isinstance(event, Revoked) and self._revoked_hooks:
-            return asyncio.ensure_future(self._then_hooks(acknowledged, event))
+        if self._jobs is not None and isinstance(event, Elected):
+            self._jobs.elected(event.term)
+        if isinstance(event, Revoked) and (self._jobs is not None or self._revoked_hooks):
+            # a hand-over waits for the job under way too; a task, so the consumer stops even when
+            # nobody awaits the acknowledgement (lease lost)
+            jobs_stopped = self._jobs.revoked() if self._jobs is not None else None
+            return asyncio.ensure_future(self._after_revoked(acknowledged, jobs_stopped, event))
         return acknowledged
 
     def add_revoked_hook(self, hook: Callable[[int, RevokeReason], Awaitable[None]]) -> Callable[[], None]:
@@ -139,13 +159,29 @@ class AsyncElection:
         self._revoked_hooks.append(hook)
         return lambda: self._revoked_hooks.remove(hook) if hook in self._revoked_hooks else None
 
-    async def _then_hooks(self, acknowledged: Awaitable[None], revoked: Revoked) -> None:
-        await acknowledged
+    async def _after_revoked(
+        self, acknowledged: Awaitable[None], jobs_stopped: Awaitable[None] | None, revoked: Revoked
+    ) -> None:
+        """``on_revoked`` and the job consumer's stop together, then the revoked hooks in turn."""
+        await asyncio.gather(acknowledged, *([jobs_stopped] if jobs_stopped is not None else []))
         for hook in list(self._revoked_hooks):
             try:
                 await hook(revoked.term, revoked.reason)
             except Exception:
                 log.exception("revoked_hook_failed", pool=self.pool, member=self.member_id)
+
+    def _job_service(self, core: ElectionCore, client: AsyncClient, handler: Handler) -> JobService:
+        lead = core.lead
+        return JobService(
+            client,
+            core.keys,
+            self.member_id,
+            handler,
+            self.jobs_config,
+            lead_ok=lambda term: lead.current_term == term and lead.is_leader,
+            term_of=lambda: lead.current_term,
+            grace_s=self.config.ttl_s / 2,
+        )
 
     # ---- local answers ----
 
@@ -339,3 +375,28 @@ class AsyncElection:
                 "the election has not been started", pool=self.config.pool, member=self.config.member_id
             )
         return self._client
+
+    # ---- work for the pool (see leaderpool.jobs) ----
+
+    @property
+    def calls(self) -> Calls:
+        if self._calls is None:
+            if self._client is None:
+                raise LeaderpoolError("the election has not been started", pool=self.pool, member=self.member_id)
+            self._calls = Calls(self._client, self.core.keys, self.jobs_config)
+        return self._calls
+
+    async def submit(self, payload: Any) -> str:
+        """Append a job to the pool's stream; returns its id. The leader's handler runs it."""
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await self.calls.submit(payload)
+
+    async def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
+        """The leader's (or ``member``'s) reply to ``payload``; see :meth:`leaderpool.jobs.calls.Calls.call`."""
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await self.calls.call(payload, timeout, member=member)
+
+    async def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
+        """Every live member's reply to ``payload`` (those with a handler), and who did not answer."""
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            return await self.calls.multicall(payload, timeout)

@@ -21,6 +21,9 @@ from leaderpool.config import MemberConfig
 from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S
+from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.members import MemberInfo
 from leaderpool.periodic import ScheduledRun, run_schedule
 from leaderpool.protocol import FenceResult
@@ -83,9 +86,11 @@ class Election:
         on_revoked: OnRevoked | None = None,
         on_leader_changed: OnLeaderChanged | None = None,
         with_state: bool = False,
+        handler: Handler | None = None,
+        jobs: JobsConfig | None = None,
     ) -> None:
         self.config = config
-        self._inner = AsyncElection(config, redis)
+        self._inner = AsyncElection(config, redis, handler=handler, jobs=jobs)
         if with_state:
             on_elected = self._reading_state_first(on_elected)
         self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
@@ -222,3 +227,17 @@ class Election:
         Returns a future: ``cancel()`` it to stop; it holds what ``fn`` raised, if it raised."""
         coro = run_schedule(self._inner, schedule, fn, grace_s=grace_s)
         return asyncio.run_coroutine_threadsafe(coro, _Runtime.loop())
+
+    # ---- work for the pool (see leaderpool.jobs) ----
+
+    def submit(self, payload: Any) -> str:
+        """Append a job to the pool's stream; returns its id."""
+        return _Runtime.run(self._inner.submit(payload))
+
+    def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
+        """The leader's (or ``member``'s) reply to ``payload``."""
+        return _Runtime.run(self._inner.call(payload, timeout, member=member))
+
+    def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
+        """Every live member's reply to ``payload``, and who did not answer in time."""
+        return _Runtime.run(self._inner.multicall(payload, timeout))

@@ -104,3 +104,43 @@ class StateTooLarge(LeaderpoolError, ValueError):
 
 AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")
 """Error replies that mean our credentials or permissions are wrong: a configuration error."""
+
+
+# ---- work for the pool (leaderpool.jobs) ----
+#
+#   LeaderpoolError
+#   ├── PayloadError      a payload or reply that is not JSON, or above the size limit (also a ValueError)
+#   ├── BacklogFull       submit refused: the pool's job stream holds its cap of unfinished jobs
+#   ├── NoTaker           a call nobody can take: no live member runs a handler, or no such member
+#   ├── CallTimeout       no reply within the call's timeout (also a TimeoutError)
+#   └── JobFailed         the handler raised; for a call, its error (after the last delivery)
+
+
+class PayloadError(LeaderpoolError, ValueError):
+    """A payload (or a handler's reply) is not JSON, or is larger than the configured limit."""
+
+
+class BacklogFull(LeaderpoolError):
+    """The pool's job stream holds ``cap`` unfinished jobs: a submit is refused rather than a job dropped."""
+
+    def __init__(self, message: str, *, cap: int, pool: str | None = None) -> None:
+        super().__init__(message, pool=pool)
+        self.cap = cap
+
+
+class NoTaker(LeaderpoolError):
+    """Nobody can take the call: no live member of the pool runs a handler (or the named member
+    is not live, or runs none). Raised at once instead of waiting out the timeout."""
+
+
+class CallTimeout(LeaderpoolError, TimeoutError):
+    """No reply came within the call's timeout (the job stays submitted: it still runs)."""
+
+
+class JobFailed(LeaderpoolError):
+    """The handler raised: ``error`` is its ``Type: message``; ``deliveries`` how often it ran."""
+
+    def __init__(self, message: str, *, error: str, deliveries: int = 1, pool: str | None = None) -> None:
+        super().__init__(message, pool=pool)
+        self.error = error
+        self.deliveries = deliveries

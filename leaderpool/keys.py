@@ -20,6 +20,15 @@ and every multi-key Lua script stays single-slot::
                                         PX = the lease (fast failover: see leaderpool.liveness)
     leaderpool:{POOL}:watching  hash    member id -> "<term>|<leader>" whose liveness endpoint it
                                         is connected to (shown by status)
+
+Work for the pool (:mod:`leaderpool.jobs`)::
+
+    leaderpool:{POOL}:jobs            stream  submitted jobs, read by the leader in group "leader";
+                                              an entry is deleted once acknowledged
+    leaderpool:{POOL}:dead            stream  dead letters: jobs that failed too often, with the error
+    leaderpool:{POOL}:handlers        hash    member id -> "1" for members that run a handler
+    leaderpool:{POOL}:inbox:MEMBER    list    targeted calls and multicalls for one member, PX
+    leaderpool:{POOL}:reply:ID        list    the reply (or replies) to one call, PX
 """
 
 from __future__ import annotations
@@ -110,6 +119,26 @@ class Keyspace:
     def watching(self) -> str:
         """Hash: member -> the leader value whose liveness endpoint it is connected to."""
         return f"{self._base}:watching"
+
+    # ---- work for the pool (leaderpool.jobs) ----
+
+    @property
+    def jobs(self) -> str:
+        return f"{self._base}:jobs"
+
+    @property
+    def dead(self) -> str:
+        return f"{self._base}:dead"
+
+    @property
+    def handlers(self) -> str:
+        return f"{self._base}:handlers"
+
+    def inbox(self, member: str) -> str:
+        return f"{self._base}:inbox:{member}"
+
+    def reply(self, call_id: str) -> str:
+        return f"{self._base}:reply:{call_id}"
 
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""

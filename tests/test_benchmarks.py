@@ -77,3 +77,20 @@ def test_quick_run_measures_schedule_drift(quick_run: tuple[subprocess.Completed
     assert "error" not in drift, drift
     assert STATS <= set(drift["steady_lateness_ms"]) and drift["failover_gap_s"]["n"] >= 1
     assert 0 == drift["slots_run_twice"]
+
+
+def test_quick_run_measures_jobs_against_rq_and_arq(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The jobs section has latency, calls, throughput and the crash for leaderpool, RQ and arq;
+    leaderpool lost no job when its consumer was SIGKILLed."""
+    _, out = quick_run
+    jobs = json.loads((out / "quick.json").read_text())["jobs"]
+    assert {"leaderpool", "rq", "arq"} == set(jobs)
+    for name, side in jobs.items():
+        assert "error" not in side, (name, side.get("error"))
+        assert STATS <= set(side["latency_ms"]) and side["latency_ms"]["n"] >= 1, name
+        assert STATS <= set(side["call_ms"]) and side["call_ms"]["n"] >= 1, name
+        assert side["throughput"]["jobs_per_s"] > 0, name
+        assert isinstance(side["crash"]["lost"], int), name
+    assert 0 == jobs["leaderpool"]["crash"]["lost"]
+    assert jobs["leaderpool"]["crash"]["rerun_after_kill_s"] is not None
+    assert "## Jobs: leaderpool against RQ and arq" in (out / "quick.md").read_text()

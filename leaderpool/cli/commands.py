@@ -39,7 +39,7 @@ from leaderpool.store import HistoryEntry, PoolStore
 
 PROG = "leaderpool-cli"
 DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
-POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget")
+POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget", "submit", "call", "multicall", "jobs", "requeue", "drop")
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -139,6 +139,10 @@ def build_parser() -> OneLineParser:
     w.add_argument("--host", metavar="HOST", help="address to listen on (127.0.0.1)")
     w.add_argument("--port", metavar="PORT", help="port to listen on (8765; 0 picks a free one)")
     w.add_argument("--allow-actions", action="store_true", help="let the page resign leaders and evict members")
+
+    from leaderpool.cli import work
+
+    work.add_parsers(sub, _common)
     return p
 
 
@@ -394,6 +398,10 @@ def main(argv: Sequence[str] | None) -> int:
             from leaderpool.cli.dashboard.command import dashboard
 
             return dashboard(url, o, prefix)
+        from leaderpool.cli import work
+
+        if ns.command in work.COMMANDS:
+            return work.run_command(ns, o, url, _as("POOL", _name("pool"), ns.pool), prefix, sys.stdout)
         return _one_shot(ns.command, url, o, prefix)
     except UsageError as exc:
         fail(PROG, str(exc))

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.redis_server import INSTALL_HINT, RedisServer, find_redis_servers, server_version
+
+TRACKED_JOBS = 300
+"""How many jobs the tracked_work experiment submits (about 5 ms of work each)."""
 
 NamedEvent = tuple[str, JsonEvent]
 """(worker name, one of its JSON events)."""
@@ -58,7 +62,8 @@ class Workers:
         argv = [
             sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", self.pool,
             "--member-id", name, "--node", f"node-{name}", "--ttl", f"{self.ttl:g}", "--takeover",
-            "--prefix", self.prefix, "--json-events", "--log-format", "json", *extra,
+            "--prefix", self.prefix, "--json-events", "--log-format", "json",
+            "--handler", "leaderpool.cli.demo_work:tracked_work", *extra,
         ]  # fmt: skip
         generation = sum(c.name == name for c in self.group.started) + 1
         log_path = os.path.join(self.logdir, f"{name}-{generation}.log")
@@ -278,6 +283,76 @@ class Demo:
             f"d leads term {event['term']} ({leader}: {reason})", reason == "takeover",
         )  # fmt: skip
 
+    def tracked_work(self, leader: str) -> None:
+        """The seed's tracked_work: jobs submitted while the leader is SIGKILLed all run; the few
+        the killed leader had under way run again (at-least-once), under the next leader."""
+        from leaderpool import PoolClient
+
+        self.step(f"7. tracked_work: {TRACKED_JOBS} jobs submitted while the leader ({leader}) is SIGKILLed")
+        mark = self.events.mark()
+        submitted: list[str] = []
+        with PoolClient(self.c.pool, self.c.url, prefix=self.c.prefix) as client:
+
+            def submit_all() -> None:
+                for i in range(TRACKED_JOBS):
+                    submitted.append(client.submit({"n": i, "ms": 5}))
+                    time.sleep(0.004)
+
+            submitter = threading.Thread(target=submit_all, name="demo-submitter", daemon=True)
+            submitter.start()
+            counted = [0]
+
+            def enough(item: NamedEvent) -> bool:  # sees each event once, in order
+                counted[0] += item[0] == leader and item[1].get("event") == "job_ran"
+                return counted[0] >= TRACKED_JOBS // 5
+
+            if self.events.first(enough, self.patience, mark) is None:
+                raise DemoFailed(f"{leader} did not run the jobs")
+            killed = self.c[leader].signal(signal.SIGKILL)
+            before = len(self.since(mark, "job_ran"))
+            self.say(f"{leader} had run {before} job(s) when it was SIGKILLed; submitting goes on")
+            submitter.join(self.patience)
+
+            def all_ran() -> bool:
+                return set(submitted) <= {e["job"] for _, e in self.since(mark, "job_ran")}
+
+            done_at = self.until(lambda: len(submitted) == TRACKED_JOBS and all_ran())
+            runs = self.since(mark, "job_ran")
+            by_job: dict[str, list[tuple[str, JsonEvent]]] = {}
+            for name, event in runs:
+                by_job.setdefault(event["job"], []).append((name, event))
+            twice = sorted(j for j, rs in by_job.items() if len(rs) > 1)
+            others = sorted({n for n, _ in runs if n != leader})
+            self.say(
+                f"all {TRACKED_JOBS} jobs ran: {len(runs)} runs, by {leader} (before the kill) and "
+                f"{', '.join(others) or 'nobody'} (after)"
+                if done_at
+                else "not every job ran"
+            )
+            after = [e["t"] for n, e in runs if n != leader]
+            if after:
+                self.say(f"the next leader ran its first job {min(after) - killed:.2f} s after the kill "
+                         f"(the lease is {self.c.ttl:g} s)")  # fmt: skip
+            for job in twice:
+                seen = ", ".join(f"{n} (delivery {e['delivery']}, term {e['term']})" for n, e in by_job[job])
+                self.say(f"ran twice: job {job}: {seen}")
+            self.say(f"{len(twice)} duplicate(s): jobs the killed leader had under way, run again by the next leader")
+            ok = bool(done_at) and all(by_job[j][0][0] == leader for j in twice)
+            self.record(
+                "tracked_work across SIGKILL", "every job runs; duplicates only of jobs in flight",
+                f"{len(by_job)}/{TRACKED_JOBS} ran, {len(twice)} twice", ok,
+            )  # fmt: skip
+            new = client.call("who", timeout=self.patience)["member"]
+            target = next(n for n in "abc" if n != new)
+            reply = client.call({"ms": 1}, timeout=self.patience, member=target)
+            result = client.multicall("ping", timeout=2.0)
+            self.say(f"call -> the leader {new}; call(member={target!r}) -> {reply['member']}; "
+                     f"multicall -> {sorted(result.replies)} answered, missing {result.missing}")  # fmt: skip
+            self.record(
+                "calls", "leader, named member and all answer", f"{new}, {reply['member']}, {len(result.replies)}",
+                reply["member"] == target and not result.missing,
+            )  # fmt: skip
+
     def summary(self) -> bool:
         self.step("Summary")
         rows = [["EXPERIMENT", "EXPECTED", "MEASURED", "RESULT"]]
@@ -297,6 +372,7 @@ class Demo:
         leader = self.shutdown_leader(leader)
         self.restart(old, leader, f"5b. Restart of {old}")
         self.takeover(leader)
+        self.tracked_work("d")
         ok = self.summary()
         self.step("Final state (leaderpool-cli status)")
         self.out.write(self.status_text() + "\n")

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.jobs.store import Backlog, JobStore
 from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.store import LeaderValue, PoolStore, text
@@ -54,6 +55,9 @@ class PoolStatus:
             and (self.watching.get(self.next_in_line) == leader.encode())
         )
 
+    backlog: Backlog | None = None
+    """Its work (leaderpool.jobs): None for a pool that never had a job."""
+
     @property
     def hidden(self) -> bool:
         """Stale for longer than :data:`STALE_HIDDEN_AFTER_S`: left out of a listing of every pool."""
@@ -88,6 +92,9 @@ class PoolStatus:
             out["next_in_line"] = {"member": self.next_in_line, "connected": self.next_connected}
         if self.stale_since_ms is not None:
             out["stale_since"] = self.stale_since_ms / 1000
+        if self.backlog is not None:
+            b = self.backlog
+            out["backlog"] = {"jobs": b.jobs, "pending": b.pending, "waiting": b.waiting, "dead": b.dead}
         return out
 
     def identity(self) -> tuple[Any, ...]:
@@ -114,6 +121,7 @@ def pool_keys(keys: Keyspace) -> list[str]:
     every = [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
     every += [keys.state, keys.schedules]  # the leader state and the periodic schedules
     every += [keys.leader_conn, keys.watching]  # fast failover's registration and watch reports
+    every += [keys.jobs, keys.dead, keys.handlers]  # the pool's work
     return every
 
 
@@ -141,8 +149,11 @@ async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     following = None
     if obs.leader is not None:
         following = next_in_line(obs.members, obs.leader.member, None, resigned=obs.resigned, anti_affinity=False)
-    members = by_priority_then_age(obs.members)
-    return PoolStatus(pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, members, stale, obs.watching, following)
+    backlog = await JobStore(client, keys).backlog()
+    return PoolStatus(
+        pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale,
+        obs.watching, following, backlog if backlog.exists else None,
+    )  # fmt: skip
 
 
 def endpoint_text(advertised: str) -> str:
@@ -216,6 +227,12 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
                 link = "connected to" if s.next_connected else "not connected to"
                 head += f"; next in line {s.next_in_line}, {link} the leader's liveness endpoint"
         lines = [head]
+        if s.backlog is not None:
+            b = s.backlog
+            lines.append(
+                f"  backlog: {b.jobs} unfinished job(s) ({b.pending} pending, {b.waiting} waiting), "
+                f"{b.dead} dead letter(s)"
+            )
         if s.members:
             rows = [["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]]
             for m in s.members:

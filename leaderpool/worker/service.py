@@ -101,6 +101,8 @@ class Worker:
             on_elected=self._on_elected,
             on_revoked=self._on_revoked,
             on_leader_changed=self._on_leader_changed,
+            handler=settings.handler,
+            jobs=settings.jobs,
         )
         self.runner = TaskRunner(
             self._leader_task(settings),
@@ -140,6 +142,7 @@ class Worker:
             takeover=self.config.takeover,
             task=self.settings.task_spec,
             **self._work_fields(),
+            handler=self.settings.handler_spec,
         )
         code = 0
         self._serve_http()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from leaderpool.cli.args import (
@@ -21,6 +21,7 @@ from leaderpool.cli.args import (
     integer,
     key_values,
     names,
+    positive_integer,
     redis_url_arg,
     seconds,
     tcp_port,
@@ -28,6 +29,8 @@ from leaderpool.cli.args import (
 from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
+from leaderpool.jobs.config import DEFAULT_MAX_DELIVERIES, JobsConfig
+from leaderpool.jobs.wire import Handler
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
 from leaderpool.schedules import Schedule
 from leaderpool.worker import work_args
@@ -57,6 +60,10 @@ class WorkerSettings:
     schedule_grace_s: float = 0.0
     exec_argv: tuple[str, ...] = ()
     """``--exec -- COMMAND [ARGS...]``: the command run while leading, instead of the task."""
+    handler: Handler | None = None
+    """Runs jobs (on the leader), targeted calls and multicalls (on every member); see leaderpool.jobs."""
+    handler_spec: str | None = None
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
 
 def build_parser() -> OneLineParser:
@@ -116,6 +123,16 @@ def build_parser() -> OneLineParser:
     )  # fmt: skip
     work_args.add_arguments(p)
     add_fast_failover_arguments(p)
+    work = p.add_argument_group("work for the pool (jobs, calls, multicalls)")
+    work.add_argument(
+        "--handler", metavar="MODULE:FUNCTION",
+        help="handler(payload, ctx) -> reply: runs jobs while leading, and targeted calls and multicalls "
+        "on every member (none) [LEADERPOOL_HANDLER]",
+    )  # fmt: skip
+    work.add_argument(
+        "--max-deliveries", metavar="N",
+        help=f"a job failing this often is dead-lettered ({DEFAULT_MAX_DELIVERIES}) [LEADERPOOL_MAX_DELIVERIES]",
+    )  # fmt: skip
     return p
 
 
@@ -248,7 +265,18 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         )
     except ConfigError as exc:  # a backstop: the checks above name the argument first
         raise UsageError(None, str(exc)) from None
+    handler_spec = o.get("handler", "--handler", "LEADERPOOL_HANDLER", str, default="").strip() or None
+    handler = (
+        None if handler_spec is None else _as(o, "handler", "--handler", "LEADERPOOL_HANDLER", load_task, handler_spec)
+    )
+    max_deliveries = o.get(
+        "max_deliveries", "--max-deliveries", "LEADERPOOL_MAX_DELIVERIES", positive_integer,
+        default=DEFAULT_MAX_DELIVERIES,
+    )  # fmt: skip
     return WorkerSettings(
+        handler=handler,
+        handler_spec=handler_spec,
+        jobs=JobsConfig(max_deliveries=max_deliveries),
         config=config,
         redis_url=redis_url,
         task=task,

@@ -1,0 +1,7 @@
+"""Work for the leader: a durable job stream, calls with replies, targeted calls and multicall.
+
+Layout: :mod:`.config` (``JobsConfig``), :mod:`.wire` (payloads, entries, replies, the handler's
+context), :mod:`.scripts` (the Lua scripts), :mod:`.store` (typed calls), :mod:`.calls` (submit,
+call, multicall), :mod:`.runner` (running a handler), :mod:`.consumer` (the leader's consumer),
+:mod:`.inbox` (a member's inbox), :mod:`.service` (both, driven by an election).
+"""
