@@ -112,9 +112,12 @@ class TestApiAcrossAFailover:
             history = request(base, "GET", "/api/pools/p/history")
             cli_history = json.loads(run_cli("--redis", redis_one.url, "history", "p", "--json").stdout)
             assert cli_history == history.json()
-            assert [("elected", "a"), ("expired", "a"), ("elected", "b")] == [
-                (t["event"], t["member"]) for t in history.json()["transitions"]
+            transitions = history.json()["transitions"]
+            # fast failover (on by default): a's death is confirmed and its lead removed, not left to expire
+            assert [("elected", "a"), ("released", "a"), ("elected", "b")] == [
+                (t["event"], t["member"]) for t in transitions
             ]
+            assert "process_died" == transitions[1]["reason"]
             assert 400 == request(base, "GET", "/api/pools/p/history?count=0").status
             assert 400 == request(base, "GET", "/api/pools/b%20ad/history").status
 
