@@ -15,7 +15,9 @@ from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
+from leaderpool.member_names import MemberNames
 from leaderpool.members import MemberInfo
+from leaderpool.names import NameOwner, RegisterStatus
 from leaderpool.protocol import FenceResult
 from leaderpool.redis_errors import translate_redis_errors
 
@@ -52,6 +54,7 @@ class AsyncElection:
         self._close_dispatch: Callable[[], Awaitable[None]] | None = None
         self._leading = asyncio.Event()
         self._leader_known = asyncio.Event()
+        self._names: MemberNames | None = None
 
     # ---- lifecycle ----
 
@@ -71,6 +74,7 @@ class AsyncElection:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close
         self._core = ElectionCore(self.config, self._client, self._sink)
+        self._names = MemberNames(self._core, self._client)
         self._task = asyncio.get_running_loop().create_task(self._core.run(), name=f"leaderpool-{self.config.pool}")
 
     def request_stop(self) -> None:
@@ -88,6 +92,8 @@ class AsyncElection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task  # raises what ended the election on its own (a ScriptError)
         finally:
+            if self._names is not None:
+                await self._names.close()
             if self._close_dispatch is not None:
                 await self._close_dispatch()
             if self._client is not None and self._client is not self._redis:
@@ -243,3 +249,42 @@ class AsyncElection:
         assert self._client is not None
         with translate_redis_errors(pool=self.pool, member=self.member_id, term=term):
             return await afenced_set(self._client, key, value, term, px, pool=self.pool)
+
+    # ---- unique names (see leaderpool.names) ----
+
+    @property
+    def names(self) -> MemberNames:
+        if self._names is None:
+            raise LeaderpoolError(
+                "the election has not been started", pool=self.config.pool, member=self.config.member_id
+            )
+        return self._names
+
+    @property
+    def held_names(self) -> list[str]:
+        """The names this member holds, as its last heartbeat confirmed."""
+        return self.names.held.names() if self._names is not None else []
+
+    async def register_name(self, name: str, value: str | None = None) -> bool:
+        """Register ``name`` (unique across every pool under the prefix) for this member, with an
+        optional ``value``; False when another live member holds it. It stays ours until
+        :meth:`unregister_name`, :meth:`stop`, or the end of our lease."""
+        return (await self.names.register(name, value)).status is RegisterStatus.REGISTERED
+
+    async def re_register_name(self, name: str, value: str | None = None) -> None:
+        """Register ``name`` for this member even if another member holds it (a deliberate
+        takeover; the old holder learns at its next heartbeat)."""
+        await self.names.register(name, value, takeover=True)
+
+    async def unregister_name(self, name: str) -> bool:
+        """Free ``name`` if this member holds it; False when it does not."""
+        return await self.names.unregister(name)
+
+    async def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
+        """Who holds ``name``, from the local cache (loaded on first use, then kept fresh by
+        notifications), or with ``fresh`` read from Redis; None when nobody does."""
+        return await self.names.whereis(name, fresh=fresh)
+
+    async def registered_names(self, *, fresh: bool = False) -> list[str]:
+        """Every name held under the prefix, sorted (from the cache, or ``fresh`` from Redis)."""
+        return await self.names.registered(fresh=fresh)

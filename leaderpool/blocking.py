@@ -21,6 +21,7 @@ from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.members import MemberInfo
+from leaderpool.names import NameOwner
 from leaderpool.protocol import FenceResult
 
 T = TypeVar("T")
@@ -180,3 +181,34 @@ class Election:
 
     def fenced_set(self, key: str, value: str | bytes, *, px: int = 0) -> FenceResult:
         return _Runtime.run(self._inner.fenced_set(key, value, px=px))
+
+    # ---- unique names (see leaderpool.names and AsyncElection) ----
+
+    @property
+    def held_names(self) -> list[str]:
+        return self._inner.held_names
+
+    def register_name(self, name: str, value: str | None = None) -> bool:
+        """Register ``name`` for this member; False when another live member holds it."""
+        return _Runtime.run(self._inner.register_name(name, value))
+
+    def re_register_name(self, name: str, value: str | None = None) -> None:
+        """Register ``name`` for this member even if another member holds it."""
+        _Runtime.run(self._inner.re_register_name(name, value))
+
+    def unregister_name(self, name: str) -> bool:
+        return _Runtime.run(self._inner.unregister_name(name))
+
+    def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
+        """Who holds ``name``: a plain read of the local cache once it is loaded (no round trip,
+        no hop to the loop thread), or with ``fresh`` read from Redis."""
+        cache = self._inner.names.ready_cache() if not fresh else None
+        if cache is not None:
+            return cache.lookup(name)
+        return _Runtime.run(self._inner.whereis_name(name, fresh=fresh))
+
+    def registered_names(self, *, fresh: bool = False) -> list[str]:
+        cache = self._inner.names.ready_cache() if not fresh else None
+        if cache is not None:
+            return cache.names()
+        return _Runtime.run(self._inner.registered_names(fresh=fresh))

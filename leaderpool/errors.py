@@ -7,7 +7,8 @@
     ├── StaleTerm            a fenced write carried a term older than one already accepted
     ├── RedisUnavailable     Redis could not be reached or did not answer in time
     ├── RedisAuthFailed      Redis refused our credentials or permissions (WRONGPASS, NOAUTH, NOPERM)
-    └── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
+    ├── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
+    └── LockNotAcquired      a cluster-wide lock was not taken within its timeout or retries (also a TimeoutError)
 
 Backend (redis-py) exceptions are classified and translated into these in one module,
 :mod:`leaderpool.redis_errors`. This one imports nothing from redis-py, so a command-line tool
@@ -87,6 +88,17 @@ class ScriptError(LeaderpoolError):
     ) -> None:
         super().__init__(message, pool=pool, member=member, term=term)
         self.script = script
+
+
+class LockNotAcquired(LeaderpoolError, TimeoutError):
+    """A cluster-wide lock (:mod:`leaderpool.locks`) was not taken in time: ``resource`` names
+    it, ``waited_s`` is how long we waited, ``attempts`` how many times we tried."""
+
+    def __init__(self, message: str, *, resource: str, waited_s: float, attempts: int) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.waited_s = waited_s
+        self.attempts = attempts
 
 
 AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")
