@@ -14,7 +14,8 @@ from leaderpool.clients import AsyncClient
 from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, RedisUnavailable
 from leaderpool.keys import validate_name
-from leaderpool.names import NameCache, NameOwner, RegisterStatus, Registration, validate_value
+from leaderpool.name_cache import NameCache
+from leaderpool.names import NameOwner, RegisterStatus, Registration, validate_value
 from leaderpool.redis_errors import translate_redis_errors
 from leaderpool.watcher import Watcher
 
@@ -31,6 +32,10 @@ class MemberNames:
         self._watcher: Watcher | None = None
         self._cache_lock = asyncio.Lock()
         self._pool, self._member = core.config.pool, core.config.member_id
+
+    @property
+    def client(self) -> AsyncClient:
+        return self._client
 
     async def register(self, name: str, value: str | None = None, *, takeover: bool = False) -> Registration:
         """Register ``name`` for this member (``takeover``: even from another holder). Waits

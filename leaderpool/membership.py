@@ -18,7 +18,8 @@ from leaderpool.config import MemberConfig
 from leaderpool.constants import FIRST_BEAT_SPREAD
 from leaderpool.log import Logger
 from leaderpool.members import MemberInfo
-from leaderpool.names import HeldNames, NameStore
+from leaderpool.name_cache import HeldNames
+from leaderpool.names import NameStore
 from leaderpool.protocol import Beat, LeaderValue
 from leaderpool.store import PoolStore
 

@@ -8,11 +8,12 @@ never outlives the lease and steady state stays one command per member per heart
 else removes a name, except an operator (``leaderpool-cli unregister``) and a deliberate
 ``re_register_name`` takeover.
 
-Lookups are local: :class:`NameCache` mirrors the registry, loaded once and then kept fresh by
+Lookups are local: :class:`~leaderpool.name_cache.NameCache` mirrors the registry, loaded once and then kept fresh by
 the names events channel (``registered|NAME``, ``unregistered|NAME``: hints, each answered by a
 re-read) and by re-reading each name shortly before its known deadline, which is also how a
 dead holder's name leaves the cache (no ``expired`` events needed: fakeredis and managed Redis
-have none).
+have none). This module is the wire format and the Redis calls (no asyncio import: the CLI's
+one-shot commands use it); the member's side and the cache are :mod:`leaderpool.name_cache`.
 
 Layout (see :mod:`leaderpool.keys`): ``PREFIX:global:{names}:owners`` (hash name -> JSON record),
 ``:deadlines`` (zset name -> deadline, Redis ms), ``:events`` (channel).
@@ -20,33 +21,18 @@ Layout (see :mod:`leaderpool.keys`): ``PREFIX:global:{names}:owners`` (hash name
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
 from leaderpool.errors import ConfigError
 from leaderpool.keys import Keyspace, NameKeys
-from leaderpool.log import Logger, get_logger
 from leaderpool.protocol import Beat, LeaderValue, Left, parse_beat, parse_left, text
 from leaderpool.scripts import ScriptHost, scripts_for
 
 MAX_VALUE_BYTES = 4096
 """A name's value (an address, a URL) is at most this long, UTF-8: every lookup copies it."""
-
-REREAD_BEFORE_S = 0.25
-"""The cache re-reads a name at most this long before its known deadline (a quarter of what
-was left, when less): a live holder has moved the deadline on by then, so lookups never blink."""
-
-REREAD_AFTER_S = 0.001
-"""A name with too little left to re-read early is re-read this long after its deadline, when
-Redis has let it go if its holder did not renew."""
-
-CACHE_RETRY_S = 0.5
-"""How long the cache waits before retrying a read that failed (Redis unreachable)."""
 
 
 def validate_value(value: object) -> str | None:
@@ -208,159 +194,3 @@ class NameMessage(NamedTuple):
     def parse(cls, payload: str) -> NameMessage | None:
         event, sep, name = payload.partition("|")
         return cls(event, name) if sep and event in ("registered", "unregistered") and name else None
-
-
-class HeldNames:
-    """The names one member holds, kept by its heartbeat (on the election loop).
-
-    ``held`` maps each name to when its registration was sent: a heartbeat sent before then
-    cannot have known it, so its report of the name as lost is ignored."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.held: dict[str, float] = {}
-        self.live = asyncio.Event()
-        """Set while the member is joined: registering needs a live member."""
-        self._clock = clock
-        self._on_lost: list[Callable[[str], None]] = []
-
-    def on_lost(self, listener: Callable[[str], None]) -> None:
-        self._on_lost.append(listener)
-
-    def names(self) -> list[str]:
-        return sorted(self.held)
-
-    def lost(self, names: Iterable[str], sent: float, log: Logger) -> None:
-        for name in names:
-            since = self.held.get(name)
-            if since is None or since > sent:
-                continue  # unregistered, or registered again, after this beat was sent
-            del self.held[name]
-            log.warning("name_lost", name=name)
-            for listener in list(self._on_lost):
-                listener(name)
-
-    async def beat(
-        self,
-        store: NameStore,
-        pool_keys: Keyspace,
-        member: str,
-        ttl_ms: int,
-        held: LeaderValue | None,
-        want_members: bool,
-        seen_term: int,
-        log: Logger,
-    ) -> Beat:
-        """A heartbeat that also keeps our names; the ones lost are dropped and reported."""
-        sent = self._clock()
-        beat, lost = await store.heartbeat(pool_keys, member, ttl_ms, held, want_members, seen_term, self.names())
-        self.lost(lost, sent, log)
-        return beat
-
-
-class NameCache:
-    """A local mirror of the registry: :meth:`lookup` answers without a round trip.
-
-    Loaded on :meth:`start`; a names event (a hint) re-reads that name, a lost pub/sub
-    connection (``resync``) reloads everything, and each name is re-read shortly before its
-    known deadline (:data:`REREAD_BEFORE_S`), so a dead holder's name leaves within a round trip
-    of the instant Redis lets it go."""
-
-    def __init__(self, store: NameStore, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
-        self._clock = clock
-        self._entries: dict[str, tuple[NameOwner, float]] = {}  # name -> (owner, monotonic deadline)
-        self._reread_at: dict[str, float] = {}
-        self._dirty: set[str] = set()
-        self._reload = True
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.loaded = asyncio.Event()
-
-    # ---- local answers (plain reads, safe from any thread) ----
-
-    def lookup(self, name: str) -> NameOwner | None:
-        entry = self._entries.get(name)
-        if entry is None or entry[1] <= self._clock():
-            return None
-        owner, deadline = entry
-        return owner._replace(lease_ms=max(0, int((deadline - self._clock()) * 1000)))
-
-    def names(self) -> list[str]:
-        now = self._clock()
-        return sorted(name for name, (_, deadline) in list(self._entries.items()) if deadline > now)
-
-    # ---- keeping it fresh ----
-
-    def note(self, owner: NameOwner, sent: float) -> None:
-        """We learnt who holds a name (say, we just registered it): cache it at once."""
-        self._store(owner, sent)
-
-    def on_message(self, source: str, payload: str) -> None:
-        """A watcher listener: a names event re-reads its name; a resync reloads all."""
-        if source == "resync":
-            self._reload = True
-        else:
-            msg = NameMessage.parse(payload)
-            if msg is None:
-                return
-            self._dirty.add(msg.name)
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-names")
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._refresh()
-            except Exception as exc:  # Redis unreachable (or a bug): keep what we have, retry
-                get_logger("leaderpool").warning("names_refresh_failed", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(CACHE_RETRY_S)
-                continue
-            now = self._clock()
-            next_at = min(self._reread_at.values(), default=None)
-            timeout = None if next_at is None else max(0.0, next_at - now)
-            self._wake.clear()
-            if not self._dirty and not self._reload:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _refresh(self) -> None:
-        sent = self._clock()
-        if self._reload:
-            self._reload, self._dirty = False, set()
-            owners = await self.store.read()
-            self._entries.clear()
-            self._reread_at.clear()
-            for owner in owners:
-                self._store(owner, sent)
-            self.loaded.set()
-            return
-        due = {name for name, at in self._reread_at.items() if at <= sent} | self._dirty
-        if not due:
-            return
-        self._dirty = set()
-        found = {owner.name: owner for owner in await self.store.read(sorted(due))}
-        for name in due:
-            holder = found.get(name)
-            if holder is None:
-                self._entries.pop(name, None)
-                self._reread_at.pop(name, None)
-            else:
-                self._store(holder, sent)
-
-    def _store(self, owner: NameOwner, sent: float) -> None:
-        left = owner.lease_ms / 1000
-        deadline = sent + left
-        self._entries[owner.name] = (owner, deadline)
-        early = min(REREAD_BEFORE_S, left / 4)
-        self._reread_at[owner.name] = deadline - early if early >= 0.02 else deadline + REREAD_AFTER_S
-        self._wake.set()

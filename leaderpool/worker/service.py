@@ -118,6 +118,7 @@ class Worker:
         )
         code = 0
         await self.election.start()
+        keeper = self._keep_names()
         try:
             while not stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -129,6 +130,7 @@ class Worker:
             else:
                 self._log.info("worker_stopping")
         finally:
+            await self._stop_keeping_names(keeper)  # before leaving: the leave frees them
             try:
                 await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
             except Exception:
@@ -139,6 +141,23 @@ class Worker:
                 code = EXIT_FORCED
             self._log.info("worker_stopped", exit_code=code)
         return code
+
+    def _keep_names(self) -> asyncio.Task[None] | None:
+        """``--name``: hold (or stand by for) each name while the worker runs."""
+        if not self.settings.names:
+            return None
+        from leaderpool.worker.names import NameKeeper
+
+        keeper = NameKeeper(self.election, self.settings.names, self.events)
+        return asyncio.get_running_loop().create_task(keeper.run(), name="leaderpool-names-keeper")
+
+    @staticmethod
+    async def _stop_keeping_names(keeper: asyncio.Task[None] | None) -> None:
+        if keeper is None:
+            return
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await keeper
 
     async def _on_elected(self, term: int) -> None:
         self._term = term

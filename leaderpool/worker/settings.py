@@ -43,6 +43,8 @@ class WorkerSettings:
     json_events: bool
     log_format: str
     log_level: str
+    names: tuple[str, ...] = ()
+    """``--name``: unique names held for the worker's life (a standby while another holds one)."""
 
 
 def build_parser() -> OneLineParser:
@@ -84,6 +86,12 @@ def build_parser() -> OneLineParser:
     )  # fmt: skip
     p.add_argument("--log-format", metavar="json|console", help="stderr log format (console) [LEADERPOOL_LOG_FORMAT]")
     p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning, error (info) [LEADERPOOL_LOG_LEVEL]")
+    names_group = p.add_argument_group("unique names")
+    names_group.add_argument(
+        "--name", metavar="NAME", action="append", dest="names",
+        help="hold this unique name (across every pool) for the worker's life; while another member "
+        "holds it, stand by and take it when it is free (repeatable) [LEADERPOOL_NAMES=a,b]",
+    )  # fmt: skip
     return p
 
 
@@ -152,7 +160,10 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         )
     except ConfigError as exc:  # a backstop: the checks above name the argument first
         raise UsageError(None, str(exc)) from None
+    held_names: list[str] = o.get("names", "--name", "LEADERPOOL_NAMES", names, default=[])
+    held_names = [_as(o, "names", "--name", "LEADERPOOL_NAMES", _name("name"), n) for n in held_names]
     return WorkerSettings(
+        names=tuple(dict.fromkeys(held_names)),
         config=config,
         redis_url=redis_url,
         task=task,
