@@ -37,7 +37,7 @@ from leaderpool.store import HistoryEntry, PoolStore
 
 PROG = "leaderpool-cli"
 DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
-POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget")
+POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget", "whereis", "unregister", "lock")
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -115,12 +115,73 @@ def build_parser() -> OneLineParser:
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
 
+    _names_parsers(sub)
+
     m = sub.add_parser("demo", help="an embedded Redis and three workers replay the failover experiments")
     _common(m, top=False)
     m.add_argument("--ttl", metavar="SECONDS", help="the workers' lease (2)")
     m.add_argument("--pool", metavar="NAME", help="pool name (demo; demo-XXXX with --redis)")
     m.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and say where")
     return p
+
+
+def _names_parsers(sub: Any) -> None:
+    """Unique names and cluster-wide locks (leaderpool.names, leaderpool.locks)."""
+    w = sub.add_parser("whereis", help="who holds a unique name (exit 1 when nobody does)")
+    _common(w, top=False)
+    w.add_argument("name", metavar="NAME")
+    w.add_argument("--json", action="store_true", help='print {"name", "member", "pool", "node", "value"}')
+
+    n = sub.add_parser("names", help="every unique name held, with its holder")
+    _common(n, top=False)
+    n.add_argument("--json", action="store_true", help="print JSON")
+
+    u = sub.add_parser(
+        "unregister",
+        help="remove a unique name from whoever holds it (an operator's action)",
+        description="Remove NAME from its holder; a standby takes it at once, the holder learns at its next "
+        "heartbeat. Exit 1 when nobody holds it.",
+    )
+    _common(u, top=False)
+    u.add_argument("name", metavar="NAME")
+
+    lk = sub.add_parser(
+        "lock",
+        usage=f"{PROG} lock RESOURCE [--ttl S] [--timeout S] -- COMMAND [ARGS...]",
+        help="run a command holding a cluster-wide lock (flock(1) across machines)",
+        description="Take the lock on RESOURCE, run COMMAND with LEADERPOOL_LOCK_TOKEN (a fencing token that "
+        "grows with every acquisition) in its environment, renew the lock while it runs, release it when it "
+        "exits, and exit with its exit code. SIGTERM, SIGINT and SIGHUP are passed on to it.",
+    )
+    _common(lk, top=False)
+    lk.add_argument("resource", metavar="RESOURCE")
+    lk.add_argument("--ttl", metavar="S", help="lock ttl in whole seconds: a holder that dies frees it within it (10)")
+    lk.add_argument("--timeout", metavar="S", help="give up (exit 1) when the lock is not free within S seconds")
+
+
+def split_command(args: list[str]) -> tuple[list[str], list[str] | None]:
+    """``lock ... -- COMMAND ARGS``: the CLI's own arguments and the command (None: not lock)."""
+    if "--" not in args:
+        return args, None
+    cut = args.index("--")
+    if "lock" not in args[:cut]:
+        return args, None
+    return args[:cut], args[cut + 1 :]
+
+
+def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
+    from leaderpool.cli.lock import run_locked
+
+    resource = _as("RESOURCE", _name("lock resource"), o.ns.resource)
+    ttl = o.get("ttl", "--ttl", None, seconds, default=10.0)
+    if not ttl.is_integer() or ttl < 1:
+        raise UsageError(
+            "--ttl", f"must be a whole number of seconds, at least 1 (python-redis-lock's unit), got {ttl:g}"
+        )
+    timeout: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
+    if not command:
+        raise UsageError(None, "lock needs a command to run after '--': lock RESOURCE -- COMMAND [ARGS...]")
+    return run_locked(url, resource, int(ttl), timeout, command)
 
 
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -285,12 +346,33 @@ def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: st
     return EXIT_FAILURE if any(c.level in bad for c in checks) else 0
 
 
+def cmd_whereis(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import names
+
+    return names.whereis(client, _as("NAME", _name("name"), o.ns.name), prefix, bool(o.ns.json), out)
+
+
+def cmd_names(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import names
+
+    return names.list_names(client, prefix, bool(o.ns.json), out)
+
+
+def cmd_unregister(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import names
+
+    return names.unregister(client, _as("NAME", _name("name"), o.ns.name), prefix, out)
+
+
 ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
     "status": cmd_status,
     "history": cmd_history,
     "resign": cmd_resign,
     "evict": cmd_evict,
     "forget": cmd_forget,
+    "whereis": cmd_whereis,
+    "names": cmd_names,
+    "unregister": cmd_unregister,
 }
 
 
@@ -323,6 +405,7 @@ def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
 
 def main(argv: Sequence[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    args, command = split_command(args)
     parser = build_parser()
     set_hint(parser, args)
     ns = parser.parse_args(args)
@@ -342,6 +425,8 @@ def main(argv: Sequence[str] | None) -> int:
             configure_logging("console", "warning")  # the library's events go to stderr, never stdout
             given = o.source("redis", "--redis", None) is not None
             return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)
+        if ns.command == "lock":
+            return cmd_lock(url, o, command)
         if ns.command == "status" and ns.watch:
             from leaderpool.cli.watch import watch
 
