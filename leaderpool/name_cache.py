@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
+from leaderpool.alarm import Alarm
 from leaderpool.keys import Keyspace
 from leaderpool.log import Logger, get_logger
 from leaderpool.names import NameMessage, NameOwner, NameStore
@@ -19,6 +20,9 @@ was left, when less): a live holder has moved the deadline on by then, so lookup
 REREAD_AFTER_S = 0.001
 """A name with too little left to re-read early is re-read this long after its deadline, when
 Redis has let it go if its holder did not renew."""
+
+IDLE_S = 3600.0
+"""With no name cached, the cache sleeps until a names event rings it (or this long)."""
 
 CACHE_RETRY_S = 0.5
 """How long the cache waits before retrying a read that failed (Redis unreachable)."""
@@ -86,7 +90,7 @@ class NameCache:
         self._reread_at: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._reload = True
-        self._wake = asyncio.Event()
+        self._alarm = Alarm(clock)
         self._task: asyncio.Task[None] | None = None
         self.loaded = asyncio.Event()
 
@@ -108,6 +112,7 @@ class NameCache:
     def note(self, owner: NameOwner, sent: float) -> None:
         """We learnt who holds a name (say, we just registered it): cache it at once."""
         self._store(owner, sent)
+        self._alarm.ring()  # its re-read may be the next one due
 
     def on_message(self, source: str, payload: str) -> None:
         """A watcher listener: a names event re-reads its name; a resync reloads all."""
@@ -118,7 +123,7 @@ class NameCache:
             if msg is None:
                 return
             self._dirty.add(msg.name)
-        self._wake.set()
+        self._alarm.ring()
 
     def start(self) -> None:
         if self._task is None:
@@ -139,13 +144,9 @@ class NameCache:
                 get_logger("leaderpool").warning("names_refresh_failed", error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(CACHE_RETRY_S)
                 continue
-            now = self._clock()
-            next_at = min(self._reread_at.values(), default=None)
-            timeout = None if next_at is None else max(0.0, next_at - now)
-            self._wake.clear()
+            idle_until = self._clock() + IDLE_S
             if not self._dirty and not self._reload:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                await self._alarm.sleep_until(min(self._reread_at.values(), default=idle_until))
 
     async def _refresh(self) -> None:
         sent = self._clock()
@@ -177,4 +178,3 @@ class NameCache:
         self._entries[owner.name] = (owner, deadline)
         early = min(REREAD_BEFORE_S, left / 4)
         self._reread_at[owner.name] = deadline - early if early >= 0.02 else deadline + REREAD_AFTER_S
-        self._wake.set()

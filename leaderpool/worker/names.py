@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from leaderpool.aio import AsyncElection
+from leaderpool.alarm import Alarm
 from leaderpool.errors import LeaderpoolError
 from leaderpool.log import get_logger
 from leaderpool.names import NameMessage, RegisterStatus
@@ -32,6 +34,9 @@ millisecond clock has passed it)."""
 _RETRIED: tuple[type[BaseException], ...] = (LeaderpoolError, *RETRYABLE)
 """Not joined yet, Redis away: the keeper tries again a heartbeat later."""
 
+HELD_CHECK_S = 60.0
+"""A held name is checked this often besides the ring from the heartbeat that loses it."""
+
 log = get_logger("leaderpool.worker")
 
 
@@ -42,7 +47,7 @@ class NameKeeper:
         self.election = election
         self.names = list(dict.fromkeys(names))
         self.events = events
-        self._wake = {name: asyncio.Event() for name in self.names}
+        self._wake = {name: Alarm(time.monotonic) for name in self.names}
         self._log = log.bind(pool=election.pool, member=election.member_id)
 
     async def run(self) -> None:
@@ -62,17 +67,17 @@ class NameKeeper:
 
     def _on_message(self, source: str, payload: str) -> None:
         if source == "resync":
-            for event in self._wake.values():
-                event.set()
+            for alarm in self._wake.values():
+                alarm.ring()
             return
         msg = NameMessage.parse(payload)
         if msg is not None and msg.event == "unregistered" and msg.name in self._wake:
-            self._wake[msg.name].set()
+            self._wake[msg.name].ring()
 
     def _woken(self, name: str) -> None:
-        event = self._wake.get(name)
-        if event is not None:
-            event.set()
+        alarm = self._wake.get(name)
+        if alarm is not None:
+            alarm.ring()
 
     async def _keep(self, name: str) -> None:
         c = self.election.config
@@ -80,7 +85,7 @@ class NameKeeper:
         last_error = ""
         while True:
             wake = self._wake[name]
-            wake.clear()
+            wake.rung = False  # what rang before this attempt is answered by it
             try:
                 reg = await self.election.names.register(name)
             except _RETRIED as exc:
@@ -97,8 +102,7 @@ class NameKeeper:
                 if self.events:
                     self.events.write("name_held", member=c.member_id, name=name)
                 while name in self.election.names.held.held:
-                    await wake.wait()  # set when our heartbeat reports it lost
-                    wake.clear()
+                    await wake.sleep_until(time.monotonic() + HELD_CHECK_S)  # rung when a heartbeat loses it
                 if self.events:
                     self.events.write("name_lost", member=c.member_id, name=name)
                 continue
@@ -111,6 +115,5 @@ class NameKeeper:
             await self._sleep(wake, min(reg.left_ms / 1000 + STANDBY_EARLY_WAKE_S, c.ttl_s))
 
     @staticmethod
-    async def _sleep(wake: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(wake.wait(), max(seconds, 0.0))
+    async def _sleep(wake: Alarm, seconds: float) -> None:
+        await wake.sleep_until(time.monotonic() + seconds)
