@@ -6,15 +6,18 @@ Takes the cluster-wide lock (:class:`~leaderpool.locks.Lock`), runs COMMAND with
 environment, renews the lock while it runs, releases it when it exits, and exits with its exit
 code (128 + N when a signal N ended it, as a shell reports it).
 
-Signals: SIGTERM, SIGINT and SIGHUP reach the command (forwarded once: it runs in a process group
-of its own, so a terminal's Ctrl-C reaches it through us only), and the lock is released after
-it exits. Before the lock is taken, they end the wait (128 + N). If this process dies (SIGKILL),
-the command is killed with it (Linux parent-death signal): nothing keeps running unlocked; the
-lock itself expires within its ttl.
+Signals: SIGTERM, SIGINT and SIGHUP reach the command (forwarded once, to its process group: it
+runs in a group of its own, so a terminal's Ctrl-C reaches it through us only, and a shell
+script's children get it too), and the lock is released after it exits. Before the lock is
+taken, they end the wait (128 + N). If this process dies (SIGKILL), the command is killed with
+it (Linux parent-death signal): nothing keeps running unlocked; the lock itself expires within
+its ttl. (The command is not in the terminal's foreground group: one that reads the terminal
+stops; give it its input through a pipe or a file.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -57,8 +60,9 @@ class _Signals:
         child = self.child
         if child is None:
             raise _Interrupted(signum)
-        if child.poll() is None:
-            child.send_signal(signum)
+        if child.poll() is None:  # to its whole group, as a terminal signals a foreground job
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signum)
 
 
 def _child_setup() -> None:
