@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, lookup, report, startup
+from benchmarks import cost, floor, locks, lookup, report, startup
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         results["floor"] = floor.measure(server.url, 200 if args.quick else 2000)
         progress("startup: leaderpool-cli status, history and doctor from a shell")
         results["startup"] = startup.measure(server.url, 3 if args.quick else 21)
+        progress("locks: acquire/release and hand-over beside python-redis-lock and redis-py; whereis_name")
+        results["locks"] = locks.measure(server.url, 3 if args.quick else 100)
         results["contenders"] = {}
         for c in chosen:
             with open(log_dir / f"{c.name}.log", "w") as log:

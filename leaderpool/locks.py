@@ -101,6 +101,18 @@ def timed_out_message(resource: str, waited_s: float, attempts: int) -> str:
     )
 
 
+def _register_base_scripts(client: redis.Redis) -> None:
+    """python-redis-lock registers its scripts once per process, on the class that asks first:
+    were that this subclass, plain ``redis_lock.Lock`` objects made later would have none (and
+    fail to release). Register them on the base class first."""
+    base = redis_lock.Lock
+    if base.unlock_script is None:
+        base.unlock_script = client.register_script(redis_lock.UNLOCK_SCRIPT)
+        base.extend_script = client.register_script(redis_lock.EXTEND_SCRIPT)
+        base.reset_script = client.register_script(redis_lock.RESET_SCRIPT)
+        base.reset_all_script = client.register_script(redis_lock.RESET_ALL_SCRIPT)
+
+
 class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no type hints
     """A cluster-wide lock on ``resource`` for a blocking redis-py client.
 
@@ -123,6 +135,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         self.resource = resource
         self.ttl_s = validate_ttl(ttl_s)
         self.timeout = validate_timeout(timeout)
+        _register_base_scripts(client)
         super().__init__(client, self.keys.redis_lock_name, expire=self.ttl_s, strict=False)
         self.token: int | None = None
         """The fencing token of the current acquisition; None while not held."""

@@ -97,11 +97,12 @@ class NameCache:
     # ---- local answers (plain reads, safe from any thread) ----
 
     def lookup(self, name: str) -> NameOwner | None:
+        """The holder, as of the read that cached it (its ``lease_ms`` too); None when nobody
+        holds the name, or its deadline passed before a re-read confirmed it."""
         entry = self._entries.get(name)
         if entry is None or entry[1] <= self._clock():
             return None
-        owner, deadline = entry
-        return owner._replace(lease_ms=max(0, int((deadline - self._clock()) * 1000)))
+        return entry[0]
 
     def names(self) -> list[str]:
         now = self._clock()

@@ -120,11 +120,15 @@ def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: Redi
             async_lock = AsyncLock(aclient, "orders", ttl_s=5)
             assert not await async_lock.acquire(timeout=0.1)  # the waiter above holds it
             # a plain python-redis-lock user on the same name is excluded too
-            assert not redis_lock.Lock(client, "{orders}", expire=5).acquire(blocking=False)
+            plain = redis_lock.Lock(client, "{orders}", expire=5)
+            assert not plain.acquire(blocking=False)
             await aclient.delete("lock:{orders}")
             async with AsyncLock(aclient, "orders", ttl_s=5) as alock:
                 assert not Lock(client, "orders").acquire(blocking=False)
                 assert alock.token is not None
+            assert plain.acquire(blocking=False)  # python-redis-lock itself, after ours ran in this process
+            assert not Lock(client, "orders").acquire(blocking=False)
+            plain.release()
             assert Lock(client, "orders", ttl_s=5).acquire(blocking=False)
         finally:
             await aclient.aclose()

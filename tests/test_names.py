@@ -208,7 +208,7 @@ def test_the_cache_answers_only_within_the_deadline_it_read() -> None:
     cache = NameCache(NameStore(fakeredis.FakeAsyncRedis(), "leaderpool"), clock=lambda: now[0])
     cache.note(NameOwner("svc", "p", "a", "n", None, 500), sent=100.0)
     owner = cache.lookup("svc")
-    assert owner is not None and 500 == owner.lease_ms
+    assert owner is not None and 500 == owner.lease_ms  # as of the read that cached it
     now[0] = 100.49
     assert cache.lookup("svc") is not None
     now[0] = 100.5
