@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leaderpool.aio import AsyncElection
+    from leaderpool.aio_locks import AsyncLock, atrans
     from leaderpool.blocking import Election
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
         ConfigError,
         LeaderpoolError,
         LeaseLost,
+        LockNotAcquired,
         NotLeader,
         RedisAuthFailed,
         RedisUnavailable,
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
     from leaderpool.events import LeaderInfo, RevokeReason, Role
     from leaderpool.fencing import afenced_set, fenced_set
     from leaderpool.keys import Keyspace
+    from leaderpool.locks import Lock, trans
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
+    from leaderpool.names import NameOwner
     from leaderpool.protocol import FenceResult
 
 __version__ = "0.1.0"
@@ -63,10 +67,17 @@ _EXPORTS = {
     "afenced_set": "leaderpool.fencing",
     "by_priority_then_age": "leaderpool.members",
     "fenced_set": "leaderpool.fencing",
+    "AsyncLock": "leaderpool.aio_locks",
+    "Lock": "leaderpool.locks",
+    "LockNotAcquired": "leaderpool.errors",
+    "NameOwner": "leaderpool.names",
+    "atrans": "leaderpool.aio_locks",
+    "trans": "leaderpool.locks",
 }
 
 __all__ = [
     "AsyncElection",
+    "AsyncLock",
     "ConfigError",
     "Election",
     "FenceResult",
@@ -74,8 +85,11 @@ __all__ = [
     "LeaderInfo",
     "LeaderpoolError",
     "LeaseLost",
+    "Lock",
+    "LockNotAcquired",
     "MemberConfig",
     "MemberInfo",
+    "NameOwner",
     "NotLeader",
     "Ranker",
     "RedisAuthFailed",
@@ -86,8 +100,10 @@ __all__ = [
     "StaleTerm",
     "__version__",
     "afenced_set",
+    "atrans",
     "by_priority_then_age",
     "fenced_set",
+    "trans",
 ]
 
 

@@ -21,6 +21,10 @@ REREAD_AFTER_S = 0.001
 """A name with too little left to re-read early is re-read this long after its deadline, when
 Redis has let it go if its holder did not renew."""
 
+REREAD_BATCH_S = 1.0
+"""A due re-read takes along every name due within this long: re-reading early only freshens
+the cache, and many names then cost one call a second or so, not one each."""
+
 IDLE_S = 3600.0
 """With no name cached, the cache sleeps until a names event rings it (or this long)."""
 
@@ -160,9 +164,10 @@ class NameCache:
                 self._store(owner, sent)
             self.loaded.set()
             return
-        due = {name for name, at in self._reread_at.items() if at <= sent} | self._dirty
-        if not due:
+        if not self._dirty and min(self._reread_at.values(), default=sent + 1) > sent:
             return
+        # one read for every name due soon too: with many names, a call per batch, not per name
+        due = {name for name, at in self._reread_at.items() if at <= sent + REREAD_BATCH_S} | self._dirty
         self._dirty = set()
         found = {owner.name: owner for owner in await self.store.read(sorted(due))}
         for name in due:

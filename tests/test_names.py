@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
 
 from leaderpool import AsyncElection, ConfigError, Election, MemberConfig
 from leaderpool.name_cache import NameCache
@@ -336,3 +337,61 @@ def test_bad_name_arguments_are_one_line_and_exit_2() -> None:
     """A name with a brace is a usage error, before Redis is contacted."""
     out = cli("--redis", "redis://127.0.0.1:1/0", "whereis", "{x}")
     assert 2 == out.returncode and 1 == len(out.stderr.splitlines()) and "braces" in out.stderr
+
+
+def test_a_leader_holding_names_keeps_both_and_its_stop_hands_both_over(fake_server: fakeredis.FakeServer) -> None:
+    """The names heartbeat renews the lead too; stop() hands the lead over and frees the names
+    in one script, so the successor leads and the name is free long before the lease ends."""
+
+    async def scenario() -> None:
+        a = member("p1", "a", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=0.5)
+        b = member("p1", "b", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=0.5)
+        await a.start()
+        term = await a.wait_until_leader(5)
+        await b.start()
+        try:
+            assert await a.register_name("svc")
+            await asyncio.sleep(1.5)  # three leases of heartbeats with a name held
+            assert a.is_leader and term == a.term and ["svc"] == a.held_names
+            await a.stop()
+            assert await b.wait_until_leader(5) > term
+            assert await b.whereis_name("svc", fresh=True) is None
+        finally:
+            await b.stop()
+
+    run(scenario())
+
+
+@pytest.mark.slow
+def test_holding_names_costs_no_command_besides_the_heartbeat(redis_server: RedisServer) -> None:
+    """Steady state with three names held: the member sends one EVALSHA per heartbeat (the
+    names heartbeat, which renews the lead too) and nothing else, as without names."""
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(redis_server.url)
+        sent: list[str] = []
+        execute: Callable[..., Awaitable[Any]] = client.execute_command
+
+        async def counted(*args: Any, **options: Any) -> Any:
+            sent.append(str(args[0]).upper())
+            return await execute(*args, **options)
+
+        client.execute_command = counted  # type: ignore[method-assign]
+        a = AsyncElection(MemberConfig(pool="p1", member_id="a", ttl_s=0.6), client)
+        await a.start()
+        try:
+            await a.wait_until_leader(10)
+            for name in ("x", "y", "z"):
+                assert await a.register_name(name)
+            await asyncio.sleep(a.config.heartbeat * 1.5)  # the names heartbeat's script is loaded
+            sent.clear()
+            window = 2.0
+            await asyncio.sleep(window)
+            assert {"EVALSHA"} == set(sent), sent
+            assert 1 <= len(sent) <= window / a.config.heartbeat + 1
+            assert ["x", "y", "z"] == a.held_names
+        finally:
+            await a.stop()
+            await client.aclose()
+
+    run(scenario())
