@@ -181,7 +181,14 @@ def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
     timeout: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
     if not command:
         raise UsageError(None, "lock needs a command to run after '--': lock RESOURCE -- COMMAND [ARGS...]")
-    return run_locked(url, resource, int(ttl), timeout, command)
+    from leaderpool.errors import RedisAuthFailed, RedisUnavailable
+
+    try:
+        return run_locked(url, resource, int(ttl), timeout, command)
+    except (RedisUnavailable, RedisAuthFailed) as exc:  # the backend's error: the CLI's usual line for it
+        if exc.__cause__ is None:
+            raise
+        raise exc.__cause__ from None
 
 
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
