@@ -90,17 +90,23 @@ class AsyncLock:
                     await self._client.blpop([k.signal], timeout=wait)
 
     async def _renew(self) -> None:
-        interval = self.ttl_s * RENEW_FRACTION
+        """Extend every third of the ttl; give up, marking the lock lost, when it is no longer
+        ours or no renewal succeeded for a whole ttl."""
+        interval, renewed = self.ttl_s * RENEW_FRACTION, time.monotonic()
         while True:
             await asyncio.sleep(interval)
             try:
                 error = await self._extend(keys=[self.keys.lock, self.keys.signal], args=[self.id, self.ttl_s])
             except RETRYABLE as exc:
+                if time.monotonic() - renewed >= self.ttl_s:
+                    self._mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
+                    return
                 log.warning("lock_renewal_failed", resource=self.resource, error=str(exc) or type(exc).__name__)
                 continue
             if int(error) != 0:
                 self._mark_lost("renewal found the lock no longer ours")
                 return
+            renewed = time.monotonic()
 
     def _mark_lost(self, why: str) -> None:
         if not self.lost:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
@@ -196,23 +197,15 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
     # ---- holding ----
 
     def start_renewal(self) -> None:
-        """Renew the lock every third of its ttl until it is released."""
+        """Renew the lock every third of its ttl until it is released (or dropped unreleased:
+        the thread holds it weakly, as python-redis-lock's does)."""
         if self._renewer is not None:
             return
         self._stop_renewing.clear()
-        self._renewer = threading.Thread(target=self._renew, name=f"leaderpool-lock-{self.resource}", daemon=True)
+        self._renewer = threading.Thread(
+            target=_renew, args=(weakref.ref(self), self._stop_renewing), name=f"lock-{self.resource}", daemon=True
+        )
         self._renewer.start()
-
-    def _renew(self) -> None:
-        interval = self.ttl_s * RENEW_FRACTION
-        while not self._stop_renewing.wait(interval):
-            try:
-                self.extend(expire=self.ttl_s)
-            except redis_lock.NotAcquired:
-                self._mark_lost("renewal found the lock no longer ours")
-                return
-            except RETRYABLE as exc:  # keep trying: the lock lives on until its ttl
-                log.warning("lock_renewal_failed", resource=self.resource, error=str(exc) or type(exc).__name__)
 
     def _mark_lost(self, why: str) -> None:
         if not self.lost:
@@ -236,6 +229,33 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
                 super().release()
         except redis_lock.NotAcquired:
             self._mark_lost("the release found the lock no longer ours")
+
+
+def _renew(ref: weakref.ReferenceType[Lock], stop: threading.Event) -> None:
+    """The renewal thread: extends the lock every third of its ttl. Gives up, marking the lock
+    lost, when it is no longer ours, or when no renewal succeeded for a whole ttl (Redis gone:
+    the lock has expired there by now)."""
+    lock = ref()
+    if lock is None:
+        return
+    interval, ttl_s, renewed = lock.ttl_s * RENEW_FRACTION, lock.ttl_s, time.monotonic()
+    del lock
+    while not stop.wait(interval):
+        lock = ref()
+        if lock is None:
+            return
+        try:
+            lock.extend(expire=ttl_s)
+            renewed = time.monotonic()
+        except redis_lock.NotAcquired:
+            lock._mark_lost("renewal found the lock no longer ours")
+            return
+        except RETRYABLE as exc:
+            if time.monotonic() - renewed >= ttl_s:
+                lock._mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
+                return
+            log.warning("lock_renewal_failed", resource=lock.resource, error=str(exc) or type(exc).__name__)
+        del lock
 
 
 def trans(

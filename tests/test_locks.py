@@ -95,6 +95,20 @@ def test_a_held_lock_is_renewed_past_its_ttl(redis_server: RedisServer) -> None:
     client.close()
 
 
+def test_a_lock_taken_from_under_its_holder_is_reported_lost_not_raised(redis_server: RedisServer) -> None:
+    """Its renewal finds it gone: ``lost`` turns true, renewal stops, and the release says
+    nothing (the next holder's lock is left alone)."""
+    client = redis.Redis.from_url(redis_server.url)
+    with Lock(client, "orders", ttl_s=1) as lock:
+        client.delete("lock:{orders}")
+        other = Lock(client, "orders", ttl_s=5)
+        assert other.acquire(blocking=False)
+        eventually(lambda: lock.lost, timeout=10)
+    assert other.id.encode() == client.get("lock:{orders}")
+    other.release()
+    client.close()
+
+
 def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: RedisServer) -> None:
     """Either face waits for the other; a release on one face wakes a waiter on the other at
     once (python-redis-lock's signal), and tokens keep growing across faces."""
@@ -129,7 +143,9 @@ def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: Redi
             assert plain.acquire(blocking=False)  # python-redis-lock itself, after ours ran in this process
             assert not Lock(client, "orders").acquire(blocking=False)
             plain.release()
-            assert Lock(client, "orders", ttl_s=5).acquire(blocking=False)
+            last = Lock(client, "orders", ttl_s=5)
+            assert last.acquire(blocking=False)
+            last.release()
         finally:
             await aclient.aclose()
 

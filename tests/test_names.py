@@ -395,3 +395,25 @@ def test_holding_names_costs_no_command_besides_the_heartbeat(redis_server: Redi
             await client.aclose()
 
     run(scenario())
+
+
+def test_the_workers_names_come_from_flags_or_the_environment_and_bad_ones_are_usage_errors() -> None:
+    """--name is repeatable (duplicates once), LEADERPOOL_NAMES is a comma list; a bad name
+    names the flag."""
+    from leaderpool.cli.args import UsageError
+    from leaderpool.worker.settings import parse_settings
+
+    assert ("a", "b") == parse_settings(["--pool", "p", "--name", "a", "--name", "b", "--name", "a"], {}).names
+    assert ("x", "y") == parse_settings(["--pool", "p"], {"LEADERPOOL_NAMES": "x, y"}).names
+    with pytest.raises(UsageError, match="--name"):
+        parse_settings(["--pool", "p", "--name", "{x}"], {})
+
+
+def test_only_the_lock_subcommand_takes_a_command_after_the_double_dash() -> None:
+    """``lock RES -- CMD`` splits off CMD; a pool named lock in another command does not."""
+    from leaderpool.cli.commands import split_command
+
+    assert (["--redis", "u", "lock", "r", "--ttl", "2"], ["sh", "-c", "x --y"]) == split_command(
+        ["--redis", "u", "lock", "r", "--ttl", "2", "--", "sh", "-c", "x --y"]
+    )
+    assert (["evict", "lock", "--", "-m"], None) == split_command(["evict", "lock", "--", "-m"])

@@ -160,12 +160,14 @@ def _names_parsers(sub: Any) -> None:
 
 
 def split_command(args: list[str]) -> tuple[list[str], list[str] | None]:
-    """``lock ... -- COMMAND ARGS``: the CLI's own arguments and the command (None: not lock)."""
-    if "--" not in args:
+    """``lock ... -- COMMAND ARGS``: the CLI's own arguments and the command (None: the
+    subcommand is not ``lock``, whose ``--`` argparse handles as usual)."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # the top-level --redis URL, --prefix P
+        i += 1 if "=" in args[i] or args[i] not in ("--redis", "--prefix") else 2
+    if i >= len(args) or args[i] != "lock" or "--" not in args[i:]:
         return args, None
-    cut = args.index("--")
-    if "lock" not in args[:cut]:
-        return args, None
+    cut = args.index("--", i)
     return args[:cut], args[cut + 1 :]
 
 
