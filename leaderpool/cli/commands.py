@@ -1,13 +1,16 @@
 """The commands of ``leaderpool-cli``: the parser, one function per command, and the one place
 that turns a failure into one line and an exit code.
 
-One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``) run
+One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``, and
+``whereis``, ``names``, ``unregister`` for unique names) run
 on a blocking redis-py client through :mod:`.oneshot`, with no event loop and no log set-up
-(the library is silent unless configured); ``status --watch`` and ``demo`` run on asyncio.
+(the library is silent unless configured); ``status --watch`` and ``demo`` run on asyncio;
+``lock`` runs a command under a cluster-wide lock (:mod:`.lock`).
 
 Exit codes: 0 done; 1 a command could not do what was asked, or Redis is unreachable; 2 bad
 input, or a Redis that refuses the configuration (credentials, ACL permissions, TLS: see
-:mod:`.preflight`); 130 Ctrl-C.
+:mod:`.preflight`); 130 Ctrl-C. ``lock`` exits with its command's exit code (127: it could not
+be started).
 """
 
 from __future__ import annotations
