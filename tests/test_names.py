@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -417,3 +418,24 @@ def test_only_the_lock_subcommand_takes_a_command_after_the_double_dash() -> Non
         ["--redis", "u", "lock", "r", "--ttl", "2", "--", "sh", "-c", "x --y"]
     )
     assert (["evict", "lock", "--", "-m"], None) == split_command(["evict", "lock", "--", "-m"])
+
+
+@pytest.mark.slow
+def test_a_frozen_holder_loses_its_name_to_the_standby_and_stands_by_when_it_wakes(
+    redis_server: RedisServer,
+) -> None:
+    """SIGSTOP the holder past its lease: the standby takes the name; on SIGCONT the old holder's
+    heartbeat finds it lost, and it becomes the standby: never two holders."""
+    with workers_for(redis_server.url) as ws:
+        a = ws.start("a", "--name", "svc", ttl="1")
+        a.wait_for(_event("name_held", "svc"))
+        b = ws.start("b", "--name", "svc", ttl="1")
+        b.wait_for(_event("name_standby", "svc"))
+        a.signal(signal.SIGSTOP)
+        b.wait_for(_event("name_held", "svc"))
+        mark = len(a.events)
+        a.signal(signal.SIGCONT)
+        a.wait_for(_event("name_lost", "svc"), since=mark)
+        a.wait_for(lambda e: e["event"] == "name_standby" and e["holder"] == "b", since=mark)
+        out = cli("--redis", redis_server.url, "whereis", "svc", "--json")
+        assert "b" == json.loads(out.stdout)["member"]
