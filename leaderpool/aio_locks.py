@@ -99,16 +99,16 @@ class AsyncLock:
                 error = await self._extend(keys=[self.keys.lock, self.keys.signal], args=[self.id, self.ttl_s])
             except RETRYABLE as exc:
                 if time.monotonic() - renewed >= self.ttl_s:
-                    self._mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
+                    self.mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
                     return
                 log.warning("lock_renewal_failed", resource=self.resource, error=str(exc) or type(exc).__name__)
                 continue
             if int(error) != 0:
-                self._mark_lost("renewal found the lock no longer ours")
+                self.mark_lost("renewal found the lock no longer ours")
                 return
             renewed = time.monotonic()
 
-    def _mark_lost(self, why: str) -> None:
+    def mark_lost(self, why: str) -> None:
         if not self.lost:
             self.lost = True
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
@@ -126,7 +126,7 @@ class AsyncLock:
         with translate_redis_errors():
             error = await self._unlock(keys=[self.keys.lock, self.keys.signal], args=[self.id, SIGNAL_EXPIRE_MS])
         if int(error) != 0:
-            self._mark_lost("the release found the lock no longer ours")
+            self.mark_lost("the release found the lock no longer ours")
 
     async def __aenter__(self) -> AsyncLock:
         started = time.monotonic()

@@ -12,9 +12,9 @@ key ``lock:NAME`` holds the holder's random id with an expiry, and a release pus
   follow the order in which the lock was held (pass it along and refuse older ones downstream);
 - waits bounded by the holder's expiry: a waiter also wakes when a dead holder's lock expires,
   not one full ``BLPOP`` timeout later; timeouts in fractions of a second;
-- renewal every third of the ttl on a thread stopped by an event, and a lost lock (it expired
-  while we were paused) reported (``lock.lost``, a ``lock_lost`` warning) instead of a crashed
-  renewal thread.
+- renewal every third of the ttl on one thread shared by every lock of the process
+  (:mod:`leaderpool.lock_renewal`), and a lost lock (it expired while we were paused) reported
+  (``lock.lost``, a ``lock_lost`` warning) instead of a crashed renewal thread.
 
 :class:`~leaderpool.aio_locks.AsyncLock` is the asyncio face: the same keys, scripts and rules,
 so a blocking holder and an asyncio holder of one resource exclude each other (as do plain
@@ -23,9 +23,7 @@ python-redis-lock users of the name ``{RESOURCE}``).
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
@@ -35,17 +33,16 @@ import redis_lock
 
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.keys import LockKeys
+from leaderpool.lock_renewal import RENEW_FRACTION as RENEW_FRACTION  # re-exported: the asyncio face
+from leaderpool.lock_renewal import RENEWER, Renewal
 from leaderpool.log import get_logger
-from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.redis_errors import translate_redis_errors
 from leaderpool.scripts import LOCK_ACQUIRE
 
 T = TypeVar("T")
 
 DEFAULT_LOCK_TTL_S = 10
 """A holder that dies frees the lock within this long; renewal keeps a live holder's lock."""
-
-RENEW_FRACTION = 1 / 3
-"""A held lock is renewed every third of its ttl: two renewals may fail before it lapses."""
 
 SIGNAL_EXPIRE_MS = 1000
 """How long a release's wake-up signal waits for a waiter (python-redis-lock's default)."""
@@ -145,8 +142,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         self.attempts = 0
         self._auto_renew = auto_renew
         self._take = client.register_script(LOCK_ACQUIRE)
-        self._renewer: threading.Thread | None = None
-        self._stop_renewing = threading.Event()
+        self._renewal: Renewal | None = None
 
     # ---- taking ----
 
@@ -197,17 +193,12 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
     # ---- holding ----
 
     def start_renewal(self) -> None:
-        """Renew the lock every third of its ttl until it is released (or dropped unreleased:
-        the thread holds it weakly, as python-redis-lock's does)."""
-        if self._renewer is not None:
-            return
-        self._stop_renewing.clear()
-        self._renewer = threading.Thread(
-            target=_renew, args=(weakref.ref(self), self._stop_renewing), name=f"lock-{self.resource}", daemon=True
-        )
-        self._renewer.start()
+        """Renew the lock every third of its ttl until it is released (on the process's one
+        renewal thread, which holds it weakly: a lock dropped unreleased expires)."""
+        if self._renewal is None:
+            self._renewal = RENEWER.add(self)
 
-    def _mark_lost(self, why: str) -> None:
+    def mark_lost(self, why: str) -> None:
         if not self.lost:
             self.lost = True
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
@@ -217,10 +208,9 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
     def release(self) -> None:
         """Stop renewing and release (waking one waiter). A lock that expired meanwhile is
         marked :attr:`lost` instead of raising."""
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            self._stop_renewing.set()
-            renewer.join()
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            RENEWER.remove(renewal)
         if self.token is None:
             return
         self.token = None
@@ -228,34 +218,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
             with translate_redis_errors():
                 super().release()
         except redis_lock.NotAcquired:
-            self._mark_lost("the release found the lock no longer ours")
-
-
-def _renew(ref: weakref.ReferenceType[Lock], stop: threading.Event) -> None:
-    """The renewal thread: extends the lock every third of its ttl. Gives up, marking the lock
-    lost, when it is no longer ours, or when no renewal succeeded for a whole ttl (Redis gone:
-    the lock has expired there by now)."""
-    lock = ref()
-    if lock is None:
-        return
-    interval, ttl_s, renewed = lock.ttl_s * RENEW_FRACTION, lock.ttl_s, time.monotonic()
-    del lock
-    while not stop.wait(interval):
-        lock = ref()
-        if lock is None:
-            return
-        try:
-            lock.extend(expire=ttl_s)
-            renewed = time.monotonic()
-        except redis_lock.NotAcquired:
-            lock._mark_lost("renewal found the lock no longer ours")
-            return
-        except RETRYABLE as exc:
-            if time.monotonic() - renewed >= ttl_s:
-                lock._mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
-                return
-            log.warning("lock_renewal_failed", resource=lock.resource, error=str(exc) or type(exc).__name__)
-        del lock
+            self.mark_lost("the release found the lock no longer ours")
 
 
 def trans(

@@ -84,14 +84,17 @@ def test_each_acquisition_gets_a_higher_token_and_a_timeout_raises(redis_server:
     client.close()
 
 
-def test_a_held_lock_is_renewed_past_its_ttl(redis_server: RedisServer) -> None:
-    """Held for twice its ttl, the lock is still ours and still excludes."""
+def test_held_locks_are_renewed_past_their_ttl(redis_server: RedisServer) -> None:
+    """Two locks held at once (one renewal thread serves both) for over twice the shorter ttl:
+    both still ours, both still exclude."""
     client = redis.Redis.from_url(redis_server.url)
-    with Lock(client, "orders", ttl_s=1) as lock:
+    with Lock(client, "orders", ttl_s=1) as lock, Lock(client, "invoices", ttl_s=2) as other:
         time.sleep(2.2)
         assert lock.id.encode() == client.get("lock:{orders}")
+        assert other.id.encode() == client.get("lock:{invoices}")
         assert not Lock(client, "orders").acquire(blocking=False)
-        assert not lock.lost
+        assert not lock.lost and not other.lost
+    assert client.get("lock:{orders}") is None and client.get("lock:{invoices}") is None
     client.close()
 
 

@@ -1,7 +1,7 @@
 """``leaderpool-cli``: look at pools and act on them from a shell.
 
-Commands: ``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``, ``demo``, and
-``whereis``, ``names``, ``unregister``, ``lock`` (:mod:`.commands`). Bad input or a Redis that refuses the configuration (credentials, ACL, TLS)
+Commands: ``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor`` and ``demo``
+(:mod:`.commands`). Bad input or a Redis that refuses the configuration (credentials, ACL, TLS)
 is one line on stderr and exit 2; an unreachable Redis or a command that could not be done is
 one line and exit 1; Ctrl-C is exit 130; never a traceback.
 
