@@ -31,6 +31,7 @@ from leaderpool.locks import (
     validate_retries,
     validate_timeout,
     validate_ttl,
+    wait_cap,
 )
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.scripts import LOCK_ACQUIRE
@@ -61,6 +62,7 @@ class AsyncLock:
         self.attempts = 0
         self._client = client
         self._take = client.register_script(LOCK_ACQUIRE)
+        self._wait_cap = wait_cap(client)
         self._extend = client.register_script(redis_lock.EXTEND_SCRIPT)
         self._unlock = client.register_script(redis_lock.UNLOCK_SCRIPT)
         self._renewer: asyncio.Task[None] | None = None
@@ -85,7 +87,7 @@ class AsyncLock:
                 left = None if deadline is None else deadline - time.monotonic()
                 if (attempts is not None and self.attempts >= attempts) or (left is not None and left <= 0):
                     return False
-                wait = next_wait(int(value), left)
+                wait = next_wait(int(value), left, self._wait_cap)
                 if wait > 0:
                     await self._client.blpop([k.signal], timeout=wait)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 import redis_lock
@@ -48,7 +48,12 @@ SIGNAL_EXPIRE_MS = 1000
 """How long a release's wake-up signal waits for a waiter (python-redis-lock's default)."""
 
 MAX_WAIT_S = 5.0
-"""The longest single ``BLPOP``: a client's socket timeout may be shorter than a long ttl."""
+"""The longest single ``BLPOP``, and at most half the client's socket timeout (redis-py 8's
+default is 5 s): a blocked read must end before the socket gives up on it."""
+
+MIN_WAIT_S = 0.001
+"""The shortest ``BLPOP``: Redis 6 reads a timeout under a millisecond as 0, which blocks for
+ever (found: a 0.4 ms wait hung until the client's socket timeout)."""
 
 NO_EXPIRY_POLL_S = 1.0
 """How often a waiter re-checks a lock held without expiry (a plain python-redis-lock user's)."""
@@ -81,16 +86,24 @@ def validate_retries(retries: object) -> int | None:
     return retries
 
 
-def next_wait(pttl_ms: int, left_s: float | None) -> float:
+def next_wait(pttl_ms: int, left_s: float | None, cap_s: float = MAX_WAIT_S) -> float:
     """How long a waiter blocks for the release signal before trying again: until the holder's
-    lock would expire (a dead holder sends no signal), capped; 0 means try again at once."""
+    lock would expire (a dead holder sends no signal), at most ``cap_s``; 0 means try again at
+    once, and any wait is at least :data:`MIN_WAIT_S`."""
     if pttl_ms == -2:  # released meanwhile
         return 0.0
     wait = NO_EXPIRY_POLL_S if pttl_ms < 0 else pttl_ms / 1000 + 0.001
-    wait = min(wait, MAX_WAIT_S)
+    wait = min(wait, cap_s)
     if left_s is not None:
         wait = min(wait, left_s)
-    return max(wait, 0.0)
+    return max(wait, MIN_WAIT_S) if wait > 0 else 0.0
+
+
+def wait_cap(client: Any) -> float:
+    """:data:`MAX_WAIT_S`, or half the client's socket timeout when that is shorter."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    socket_timeout = kwargs.get("socket_timeout")
+    return MAX_WAIT_S if not socket_timeout else max(min(MAX_WAIT_S, socket_timeout / 2), MIN_WAIT_S)
 
 
 def timed_out_message(resource: str, waited_s: float, attempts: int) -> str:
@@ -142,6 +155,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         self.attempts = 0
         self._auto_renew = auto_renew
         self._take = client.register_script(LOCK_ACQUIRE)
+        self._wait_cap = wait_cap(client)
         self._renewal: Renewal | None = None
 
     # ---- taking ----
@@ -169,7 +183,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
                 out_of_tries = attempts is not None and self.attempts >= attempts
                 if not blocking or out_of_tries or (left is not None and left <= 0):
                     return False
-                wait = next_wait(int(value), left)
+                wait = next_wait(int(value), left, self._wait_cap)
                 if wait > 0:
                     self._client.blpop([self._signal], timeout=wait)
 

@@ -20,7 +20,7 @@ import redis_lock
 from leaderpool.aio_locks import AsyncLock, atrans
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.keys import LockKeys
-from leaderpool.locks import Lock, next_wait, trans
+from leaderpool.locks import Lock, next_wait, trans, wait_cap
 from leaderpool.testing.processes import Child, ChildGroup
 from leaderpool.testing.redis_server import RedisServer
 
@@ -62,6 +62,15 @@ def test_a_waiter_blocks_until_the_holders_lock_would_expire_at_the_latest() -> 
     assert 0.25 == next_wait(1500, 0.25)
     assert 0.0 == next_wait(-2, None)
     assert 1.0 == next_wait(-1, None)  # held without expiry: look again every second
+    assert 0.001 == next_wait(1500, 0.0004)  # Redis 6 would read 0.4 ms as "block for ever"
+    assert 0.0 == next_wait(1500, -0.1)
+    assert 2.5 == next_wait(9000, None, cap_s=2.5)
+
+
+def test_a_wait_never_outlasts_the_clients_socket_timeout() -> None:
+    """redis-py 8 gives every client a 5 s socket timeout: a BLPOP must end well before it."""
+    assert 2.5 == wait_cap(redis.Redis(socket_timeout=5))
+    assert 5.0 == wait_cap(redis.Redis(socket_timeout=None))
 
 
 # ---- one process, both faces, real redis-server ----
@@ -88,8 +97,8 @@ def test_held_locks_are_renewed_past_their_ttl(redis_server: RedisServer) -> Non
     """Two locks held at once (one renewal thread serves both) for over twice the shorter ttl:
     both still ours, both still exclude."""
     client = redis.Redis.from_url(redis_server.url)
-    with Lock(client, "orders", ttl_s=1) as lock, Lock(client, "invoices", ttl_s=2) as other:
-        time.sleep(2.2)
+    with Lock(client, "orders", ttl_s=2) as lock, Lock(client, "invoices", ttl_s=3) as other:
+        time.sleep(4.2)
         assert lock.id.encode() == client.get("lock:{orders}")
         assert other.id.encode() == client.get("lock:{invoices}")
         assert not Lock(client, "orders").acquire(blocking=False)

@@ -115,14 +115,14 @@ def test_a_name_lives_as_long_as_its_holders_lease_and_no_longer(fake_server: fa
     (a crash, without leaving) the name is gone once the lease ends, without any notification."""
 
     async def scenario() -> None:
-        a = member("p1", "a", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=0.4)
-        b = member("p2", "b", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=0.4)
+        a = member("p1", "a", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=1.0)
+        b = member("p2", "b", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=1.0)
         await a.start()
         await b.start()
         try:
             assert await a.register_name("svc")
             assert await b.whereis_name("svc") is not None  # loads b's cache
-            await asyncio.sleep(1.2)  # three leases
+            await asyncio.sleep(2.2)  # over two leases
             assert ["svc"] == a.held_names
             assert await b.whereis_name("svc", fresh=True) is not None
             a.core.abandon()  # a crash: no leave, no more heartbeats
@@ -345,14 +345,14 @@ def test_a_leader_holding_names_keeps_both_and_its_stop_hands_both_over(fake_ser
     in one script, so the successor leads and the name is free long before the lease ends."""
 
     async def scenario() -> None:
-        a = member("p1", "a", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=0.5)
-        b = member("p1", "b", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=0.5)
+        a = member("p1", "a", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=1.0)
+        b = member("p1", "b", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=1.0)
         await a.start()
         term = await a.wait_until_leader(5)
         await b.start()
         try:
             assert await a.register_name("svc")
-            await asyncio.sleep(1.5)  # three leases of heartbeats with a name held
+            await asyncio.sleep(2.2)  # over two leases of heartbeats with a name held
             assert a.is_leader and term == a.term and ["svc"] == a.held_names
             await a.stop()
             assert await b.wait_until_leader(5) > term
@@ -378,7 +378,7 @@ def test_holding_names_costs_no_command_besides_the_heartbeat(redis_server: Redi
             return await execute(*args, **options)
 
         client.execute_command = counted  # type: ignore[method-assign]
-        a = AsyncElection(MemberConfig(pool="p1", member_id="a", ttl_s=0.6), client)
+        a = AsyncElection(MemberConfig(pool="p1", member_id="a", ttl_s=1.5), client)
         await a.start()
         try:
             await a.wait_until_leader(10)
