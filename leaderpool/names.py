@@ -139,6 +139,14 @@ class NameStore:
         reply = await self._scripts.name_unregister(keys=[k.owners, k.deadlines], args=[name, prefix, k.events])
         return NameOwner.parse(name, reply[1], 0) if int(reply[0]) == 1 else None
 
+    async def drop_owner(self, pool: str, member: str) -> list[str]:
+        """Free every name ``member`` of ``pool`` holds (it was evicted); the names freed."""
+        k = self.keys
+        reply = await self._scripts.names_drop_owner(
+            keys=[k.owners, k.deadlines], args=[owner_prefix(pool, member), k.events]
+        )
+        return sorted(text(name) for name in reply)
+
     async def read(self, names: Sequence[str] = ()) -> list[NameOwner]:
         """The holders of ``names`` (of every name when empty) that hold them now."""
         k = self.keys

@@ -445,6 +445,29 @@ return out
 """
 )
 
+NAMES_DROP_OWNER = (
+    """
+-- names_drop_owner: KEYS[1] names owners hash, KEYS[2] names deadlines zset; ARGV[1] owner
+-- prefix, ARGV[2] names events channel.
+-- Frees every name the owner holds (an operator evicted it), each announced.
+-- Returns the names freed.
+local owners_key, deadlines_key, owner, channel = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+"""
+    + _NAMES
+    + """
+local all, freed = redis.call('HGETALL', owners_key), {}
+for i = 1, #all, 2 do
+  if owned_by(all[i + 1], owner) then
+    redis.call('HDEL', owners_key, all[i])
+    redis.call('ZREM', deadlines_key, all[i])
+    redis.call('PUBLISH', channel, 'unregistered|' .. all[i])
+    freed[#freed + 1] = all[i]
+  end
+end
+return freed
+"""
+)
+
 # A member holding names beats with this script instead of HEARTBEAT: the same step, wrapped
 # (its early returns become the function's), then its names' deadlines follow the lease, so the
 # steady state stays one EVALSHA per member per heartbeat. A name whose deadline passed (the
@@ -578,6 +601,7 @@ class Scripts:
         self.names_read = NamedScript(client, "names_read", NAMES_READ)
         self.heartbeat_names = NamedScript(client, "heartbeat_names", HEARTBEAT_NAMES)
         self.leave_names = NamedScript(client, "leave_names", LEAVE_NAMES)
+        self.names_drop_owner = NamedScript(client, "names_drop_owner", NAMES_DROP_OWNER)
 
 
 _registered: WeakKeyDictionary[ScriptHost, Scripts] = WeakKeyDictionary()

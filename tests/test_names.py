@@ -439,3 +439,23 @@ def test_a_frozen_holder_loses_its_name_to_the_standby_and_stands_by_when_it_wak
         a.wait_for(lambda e: e["event"] == "name_standby" and e["holder"] == "b", since=mark)
         out = cli("--redis", redis_server.url, "whereis", "svc", "--json")
         assert "b" == json.loads(out.stdout)["member"]
+
+
+@pytest.mark.slow
+def test_evicting_a_member_frees_its_names_at_once(redis_server: RedisServer) -> None:
+    """No member, no names: ``evict`` frees the member's names too and says so; the standby
+    takes them at once, and the evicted (live) worker stands by once it has rejoined."""
+    url = redis_server.url
+    with workers_for(url) as ws:
+        a = ws.start("a", "--name", "svc", ttl="5")
+        a.wait_for(_event("name_held", "svc"))
+        b = ws.start("b", "--name", "svc", ttl="5")
+        b.wait_for(_event("name_standby", "svc"))
+        out = cli("--redis", url, "evict", "p", "a")
+        assert 0 == out.returncode, out.stderr
+        assert "its names are free: svc" in out.stdout
+        now = cli("--redis", url, "whereis", "svc", "--json")  # freed by evict itself, not by a's next beat
+        assert 1 == now.returncode or "b" == json.loads(now.stdout)["member"]
+        b.wait_for(_event("name_held", "svc"))
+        a.wait_for(_event("name_lost", "svc"))
+        a.wait_for(lambda e: e["event"] == "name_standby" and e["holder"] == "b")

@@ -330,6 +330,11 @@ def cmd_evict(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     if not was_member and not released:
         raise Failure(f"{member} is not a member of pool {pool}")
     lead = f"; it led term {released}: the lead is free and the next member takes over" if released else ""
+    from leaderpool.names import NameStore
+
+    freed = run(NameStore(client, prefix).drop_owner(pool, member))  # no member, no names
+    if freed:
+        lead += f"; its names are free: {', '.join(freed)}"
     out.write(
         f"evicted {member} from pool {pool}{lead}\n"
         "(if that member is still alive, it rejoins at its next heartbeat as the youngest member)\n"
