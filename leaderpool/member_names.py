@@ -31,6 +31,7 @@ class MemberNames:
         self.cache: NameCache | None = None
         self._watcher: Watcher | None = None
         self._cache_lock = asyncio.Lock()
+        self._inflight: set[asyncio.Future[Registration]] = set()
         self._pool, self._member = core.config.pool, core.config.member_id
 
     @property
@@ -54,21 +55,42 @@ class MemberNames:
                     member=self._member,
                 ) from None
         sent = time.monotonic()
+        call = asyncio.ensure_future(
+            self.store.register(self._core.keys, c.member_id, c.node, name, value, takeover=takeover)
+        )
+        # bookkept when Redis answers, even if our caller was cancelled meanwhile (a stopping
+        # worker): a name registered then must be freed by the leave, not outlive the member
+        call.add_done_callback(lambda done: self._registered(done, name, value, sent, takeover))
+        self._inflight.add(call)
+        call.add_done_callback(self._inflight.discard)
         with translate_redis_errors(pool=self._pool, member=self._member):
-            reg = await self.store.register(self._core.keys, c.member_id, c.node, name, value, takeover=takeover)
-        log = self._core.lead.log
-        if reg.status is RegisterStatus.REGISTERED:
-            self.held.held[name] = sent
-            log.info("name_registered", name=name, takeover=takeover)
-            if self.cache is not None:
-                self.cache.note(NameOwner(name, c.pool, c.member_id, c.node, value, reg.left_ms), sent)
-        elif reg.status is RegisterStatus.NOT_MEMBER:
+            reg = await asyncio.shield(call)
+        if reg.status is RegisterStatus.NOT_MEMBER:
             raise LeaderpoolError(
                 f"cannot register name {name!r}: not a live member of pool {c.pool}",
                 pool=self._pool,
                 member=self._member,
             )
         return reg
+
+    def _registered(
+        self, call: asyncio.Future[Registration], name: str, value: str | None, sent: float, takeover: bool
+    ) -> None:
+        if call.cancelled() or call.exception() is not None:
+            return
+        reg = call.result()
+        if reg.status is RegisterStatus.REGISTERED:
+            c = self._core.config
+            self.held.held[name] = sent
+            self._core.lead.log.info("name_registered", name=name, takeover=takeover)
+            if self.cache is not None:
+                self.cache.note(NameOwner(name, c.pool, c.member_id, c.node, value, reg.left_ms), sent)
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for registrations still in flight, so that a leave that
+        follows frees what they registered."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
 
     async def unregister(self, name: str) -> bool:
         """Free ``name`` if this member holds it; False when it does not."""

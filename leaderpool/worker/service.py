@@ -149,15 +149,21 @@ class Worker:
         from leaderpool.worker.names import NameKeeper
 
         keeper = NameKeeper(self.election, self.settings.names, self.events)
-        return asyncio.get_running_loop().create_task(keeper.run(), name="leaderpool-names-keeper")
+        task = asyncio.get_running_loop().create_task(keeper.run(), name="leaderpool-names-keeper")
+        task.add_done_callback(self._keeper_ended)
+        return task
 
-    @staticmethod
-    async def _stop_keeping_names(keeper: asyncio.Task[None] | None) -> None:
+    def _keeper_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # a bug: say so, the worker runs on
+            self._log.error("name_keeper_failed", error=repr(task.exception()))
+
+    async def _stop_keeping_names(self, keeper: asyncio.Task[None] | None) -> None:
         if keeper is None:
             return
         keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        with contextlib.suppress(asyncio.CancelledError):
             await keeper
+        await self.election.names.settle(self.config.heartbeat)  # a registration in flight is freed too
 
     async def _on_elected(self, term: int) -> None:
         self._term = term
