@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks import locks
+
 SECTION = "## Benchmarks"
 
 
@@ -260,6 +262,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines.append(_stats_row("`python -c pass`", su.get("python_startup_ms")))
         if su.get("redis_cli_get_ms"):
             lines.append(_stats_row("`redis-cli GET`", su.get("redis_cli_get_ms")))
+    lines += locks.markdown_lines(results.get("locks"))
     lines += ["", "## Safety (moments with two acting leaders, over every round above)", ""]
     lines += ["| contender | leaderships | two-leader moments | total overlap ms |", "|---|---|---|---|"]
     for name, c in (results.get("contenders") or {}).items():

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, jobs, lookup, report, schedule_drift, startup
+from benchmarks import cost, floor, jobs, locks, lookup, report, schedule_drift, startup
 from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             results["schedule_drift"] = {"error": str(exc)}
             progress(f"schedule drift: FAILED: {exc}")
+        progress("locks: acquire/release and hand-over beside python-redis-lock and redis-py; whereis_name")
+        results["locks"] = locks.measure(server.url, 3 if args.quick else 100)
         results["contenders"] = {}
         for c in chosen:
             with open(log_dir / f"{c.name}.log", "w") as log:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leaderpool.aio import AsyncElection
+    from leaderpool.aio_locks import AsyncLock, atrans
     from leaderpool.blocking import Election
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         JobFailed,
         LeaderpoolError,
         LeaseLost,
+        LockNotAcquired,
         NoTaker,
         NotLeader,
         PayloadError,
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
     from leaderpool.jobs.config import JobsConfig
     from leaderpool.jobs.wire import JobContext, MulticallResult
     from leaderpool.keys import Keyspace
+    from leaderpool.locks import Lock, trans
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
+    from leaderpool.names import NameOwner
     from leaderpool.periodic import ScheduledRun, run_schedule
     from leaderpool.pool_client import AsyncPoolClient, PoolClient
     from leaderpool.protocol import FenceResult
@@ -91,10 +95,17 @@ _EXPORTS = {
     "by_priority_then_age": "leaderpool.members",
     "fenced_set": "leaderpool.fencing",
     "run_schedule": "leaderpool.periodic",
+    "AsyncLock": "leaderpool.aio_locks",
+    "Lock": "leaderpool.locks",
+    "LockNotAcquired": "leaderpool.errors",
+    "NameOwner": "leaderpool.names",
+    "atrans": "leaderpool.aio_locks",
+    "trans": "leaderpool.locks",
 }
 
 __all__ = [
     "AsyncElection",
+    "AsyncLock",
     "AsyncPoolClient",
     "BacklogFull",
     "CallTimeout",
@@ -110,9 +121,12 @@ __all__ = [
     "LeaderState",
     "LeaderpoolError",
     "LeaseLost",
+    "Lock",
+    "LockNotAcquired",
     "MemberConfig",
     "MemberInfo",
     "MulticallResult",
+    "NameOwner",
     "NoTaker",
     "NotLeader",
     "PayloadError",
@@ -129,9 +143,11 @@ __all__ = [
     "StateTooLarge",
     "__version__",
     "afenced_set",
+    "atrans",
     "by_priority_then_age",
     "fenced_set",
     "run_schedule",
+    "trans",
 ]
 
 

@@ -21,7 +21,9 @@ from leaderpool.jobs.config import JobsConfig
 from leaderpool.jobs.service import JobService
 from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.log import get_logger
+from leaderpool.member_names import MemberNames
 from leaderpool.members import MemberInfo
+from leaderpool.names import NameOwner, RegisterStatus
 from leaderpool.protocol import FenceResult, LeaderValue
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.state import LeaderState, read_state, save_state
@@ -76,6 +78,7 @@ class AsyncElection:
         self._close_dispatch: Callable[[], Awaitable[None]] | None = None
         self._leading = asyncio.Event()
         self._leader_known = asyncio.Event()
+        self._names: MemberNames | None = None
 
     # ---- lifecycle ----
 
@@ -98,6 +101,7 @@ class AsyncElection:
         if self._handler is not None:
             self._jobs = self._job_service(self._core, self._client, self._handler)
             self._jobs.start()
+        self._names = MemberNames(self._core, self._client)
         self._task = asyncio.get_running_loop().create_task(self._core.run(), name=f"leaderpool-{self.config.pool}")
 
     def request_stop(self) -> None:
@@ -117,6 +121,8 @@ class AsyncElection:
         finally:
             if self._jobs is not None:
                 await self._jobs.close()
+            if self._names is not None:
+                await self._names.close()
             if self._close_dispatch is not None:
                 await self._close_dispatch()
             if self._client is not None and self._client is not self._redis:
@@ -400,3 +406,42 @@ class AsyncElection:
         """Every live member's reply to ``payload`` (those with a handler), and who did not answer."""
         with translate_redis_errors(pool=self.pool, member=self.member_id):
             return await self.calls.multicall(payload, timeout)
+
+    # ---- unique names (see leaderpool.names) ----
+
+    @property
+    def names(self) -> MemberNames:
+        if self._names is None:
+            raise LeaderpoolError(
+                "the election has not been started", pool=self.config.pool, member=self.config.member_id
+            )
+        return self._names
+
+    @property
+    def held_names(self) -> list[str]:
+        """The names this member holds, as its last heartbeat confirmed."""
+        return self.names.held.names() if self._names is not None else []
+
+    async def register_name(self, name: str, value: str | None = None) -> bool:
+        """Register ``name`` (unique across every pool under the prefix) for this member, with an
+        optional ``value``; False when another live member holds it. It stays ours until
+        :meth:`unregister_name`, :meth:`stop`, or the end of our lease."""
+        return (await self.names.register(name, value)).status is RegisterStatus.REGISTERED
+
+    async def re_register_name(self, name: str, value: str | None = None) -> None:
+        """Register ``name`` for this member even if another member holds it (a deliberate
+        takeover; the old holder learns at its next heartbeat)."""
+        await self.names.register(name, value, takeover=True)
+
+    async def unregister_name(self, name: str) -> bool:
+        """Free ``name`` if this member holds it; False when it does not."""
+        return await self.names.unregister(name)
+
+    async def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
+        """Who holds ``name``, from the local cache (loaded on first use, then kept fresh by
+        notifications), or with ``fresh`` read from Redis; None when nobody does."""
+        return await self.names.whereis(name, fresh=fresh)
+
+    async def registered_names(self, *, fresh: bool = False) -> list[str]:
+        """Every name held under the prefix, sorted (from the cache, or ``fresh`` from Redis)."""
+        return await self.names.registered(fresh=fresh)

@@ -25,6 +25,7 @@ from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S
 from leaderpool.jobs.config import JobsConfig
 from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.members import MemberInfo
+from leaderpool.names import NameOwner
 from leaderpool.periodic import ScheduledRun, run_schedule
 from leaderpool.protocol import FenceResult
 from leaderpool.schedules import Schedule
@@ -241,3 +242,34 @@ class Election:
     def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
         """Every live member's reply to ``payload``, and who did not answer in time."""
         return _Runtime.run(self._inner.multicall(payload, timeout))
+
+    # ---- unique names (see leaderpool.names and AsyncElection) ----
+
+    @property
+    def held_names(self) -> list[str]:
+        return self._inner.held_names
+
+    def register_name(self, name: str, value: str | None = None) -> bool:
+        """Register ``name`` for this member; False when another live member holds it."""
+        return _Runtime.run(self._inner.register_name(name, value))
+
+    def re_register_name(self, name: str, value: str | None = None) -> None:
+        """Register ``name`` for this member even if another member holds it."""
+        _Runtime.run(self._inner.re_register_name(name, value))
+
+    def unregister_name(self, name: str) -> bool:
+        return _Runtime.run(self._inner.unregister_name(name))
+
+    def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
+        """Who holds ``name``: a plain read of the local cache once it is loaded (no round trip,
+        no hop to the loop thread), or with ``fresh`` read from Redis."""
+        cache = self._inner.names.ready_cache() if not fresh else None
+        if cache is not None:
+            return cache.lookup(name)
+        return _Runtime.run(self._inner.whereis_name(name, fresh=fresh))
+
+    def registered_names(self, *, fresh: bool = False) -> list[str]:
+        cache = self._inner.names.ready_cache() if not fresh else None
+        if cache is not None:
+            return cache.names()
+        return _Runtime.run(self._inner.registered_names(fresh=fresh))

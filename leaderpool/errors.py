@@ -9,6 +9,7 @@
     ├── RedisAuthFailed      Redis refused our credentials or permissions (WRONGPASS, NOAUTH, NOPERM)
     ├── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
     └── StateTooLarge        a leader state over the size limit (also a ValueError)
+    └── LockNotAcquired      a cluster-wide lock was not taken within its timeout or retries (also a TimeoutError)
 
 Backend (redis-py) exceptions are classified and translated into these in one module,
 :mod:`leaderpool.redis_errors`. This one imports nothing from redis-py, so a command-line tool
@@ -100,6 +101,17 @@ class StateTooLarge(LeaderpoolError, ValueError):
         super().__init__(message, pool=pool, member=member, term=term)
         self.size = size
         self.limit = limit
+
+
+class LockNotAcquired(LeaderpoolError, TimeoutError):
+    """A cluster-wide lock (:mod:`leaderpool.locks`) was not taken in time: ``resource`` names
+    it, ``waited_s`` is how long we waited, ``attempts`` how many times we tried."""
+
+    def __init__(self, message: str, *, resource: str, waited_s: float, attempts: int) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.waited_s = waited_s
+        self.attempts = attempts
 
 
 AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")

@@ -29,6 +29,20 @@ Work for the pool (:mod:`leaderpool.jobs`)::
     leaderpool:{POOL}:handlers        hash    member id -> "1" for members that run a handler
     leaderpool:{POOL}:inbox:MEMBER    list    targeted calls and multicalls for one member, PX
     leaderpool:{POOL}:reply:ID        list    the reply (or replies) to one call, PX
+
+Unique names (:mod:`leaderpool.names`) span every pool under the prefix, so they live apart, on
+one slot of their own (the hash tag ``{names}``; no pool key starts ``PREFIX:global:``)::
+
+    leaderpool:global:{names}:owners     hash    name -> JSON {"pool", "member", "node", "value"}
+    leaderpool:global:{names}:deadlines  zset    name -> its holder's lease deadline, Redis clock, ms
+    leaderpool:global:{names}:events     channel "registered|NAME", "unregistered|NAME"
+
+Cluster-wide locks (:mod:`leaderpool.locks`) use python-redis-lock's own keys, with the resource
+as hash tag so all three sit on one slot::
+
+    lock:{RESOURCE}          string  the holder's random id, EX/PX = the lock's ttl
+    lock-signal:{RESOURCE}   list    pushed on release, wakes one waiter (BLPOP), PX 1 s
+    lock-token:{RESOURCE}    string  the last fencing token handed out (never expires)
 """
 
 from __future__ import annotations
@@ -143,6 +157,60 @@ class Keyspace:
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""
         return f"__keyspace@{db}__:{self.leader}"
+
+
+@dataclass(frozen=True)
+class NameKeys:
+    """The keys of the unique-name registry under one prefix (shared by every pool)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        validate_name("prefix", self.prefix)
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:global:{{names}}"
+
+    @property
+    def owners(self) -> str:
+        return f"{self._base}:owners"
+
+    @property
+    def deadlines(self) -> str:
+        return f"{self._base}:deadlines"
+
+    @property
+    def events(self) -> str:
+        return f"{self._base}:events"
+
+
+@dataclass(frozen=True)
+class LockKeys:
+    """python-redis-lock's keys for one resource, hash-tagged so they share a Cluster slot, and
+    the fencing-token counter next to them. ``LockKeys("orders").lock == "lock:{orders}"``."""
+
+    resource: str
+
+    def __post_init__(self) -> None:
+        validate_name("lock resource", self.resource)
+
+    @property
+    def redis_lock_name(self) -> str:
+        """The name python-redis-lock is given: it prefixes ``lock:`` and ``lock-signal:``."""
+        return f"{{{self.resource}}}"
+
+    @property
+    def lock(self) -> str:
+        return f"lock:{self.redis_lock_name}"
+
+    @property
+    def signal(self) -> str:
+        return f"lock-signal:{self.redis_lock_name}"
+
+    @property
+    def token(self) -> str:
+        return f"lock-token:{self.redis_lock_name}"
 
 
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:

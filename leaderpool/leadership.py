@@ -211,10 +211,18 @@ class Leadership:
         if self.membership.joined:
             c = self.config
             try:
-                leave = self.store.leave(c.member_id, RevokeReason.SHUTDOWN.value, successor=successor, ttl_ms=c.ttl_ms)
+                reason, names = RevokeReason.SHUTDOWN.value, self.membership.names.names()
+                if names:  # freed in the same script, and announced: standbys take them at once
+                    leave = self.membership.name_store.leave(
+                        self.store.keys, c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms, names=names
+                    )
+                else:
+                    leave = self.store.leave(c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
                 await asyncio.wait_for(leave, c.heartbeat)
                 self.log.info("left")
             except Exception as exc:  # stopping anyway: our lease ends on its own
                 self.log.warning("leave_failed", error=str(exc) or type(exc).__name__)
         self.membership.joined = False
+        self.membership.names.live.clear()
+        self.membership.names.held.clear()
         self.role = Role.STOPPED

@@ -19,6 +19,8 @@ from leaderpool.config import MemberConfig
 from leaderpool.constants import FIRST_BEAT_SPREAD
 from leaderpool.log import Logger
 from leaderpool.members import MemberInfo
+from leaderpool.name_cache import HeldNames
+from leaderpool.names import NameStore
 from leaderpool.protocol import Beat, LeaderValue
 from leaderpool.store import PoolStore
 
@@ -44,6 +46,9 @@ class Membership:
         self._evicted = False
         self.liveness = ""
         """Our process's liveness endpoint, advertised in the record (set before joining)."""
+        self.names = HeldNames(clock)
+        """The unique names this member holds: while any, its heartbeat keeps them too."""
+        self.name_store = NameStore(store.client, config.prefix)
 
     def record(self, lease_ms: int = 0) -> MemberInfo:
         assert self.started_at_ms is not None
@@ -70,6 +75,7 @@ class Membership:
         sent = self._clock()
         await bounded(self.store.register(self.record(), self.config.ttl_ms, seen_term))
         self.joined = True
+        self.names.live.set()
         self.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
         log.info("joined", node=self.config.node, priority=self.config.priority, started_at_ms=self.started_at_ms)
 
@@ -79,6 +85,7 @@ class Membership:
         youngest = youngest or self._evicted
         self._evicted = False
         self.joined = False
+        self.names.live.clear()
         if youngest:
             self.started_at_ms = None
         log.info("rejoining", why=why, as_youngest=youngest)
@@ -99,12 +106,15 @@ class Membership:
         report); returns when the request was sent, and the reply. A beat that starts more than
         half a heartbeat late is logged."""
         sent = self._clock()
-        beat = await bounded(
-            self.store.heartbeat(
-                self.config.member_id, self.config.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch
-            )
-        )
         c = self.config
+        if self.names.held:
+            call = self.names.beat(
+                self.name_store, self.store.keys, c.member_id, c.ttl_ms, held, want_members, seen_term, log,
+                conn=conn, watch=watch,
+            )  # fmt: skip
+        else:
+            call = self.store.heartbeat(c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch)
+        beat = await bounded(call)
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
         previous, self._last_beat = self._last_beat, sent
         late = 0.0 if previous is None else sent - previous - c.heartbeat

@@ -414,6 +414,232 @@ return {1, string.format('%d', term)}
 """
 
 
+# ---- unique names (leaderpool.names) ----
+# A name's record starts with its owner, '{"pool":...,"member":...,' (leaderpool.names builds
+# it, JSON with a fixed key order), so a script compares owners by prefix without decoding.
+
+_NAMES = """
+local function owned_by(record, owner)
+  return record ~= false and record ~= nil and string.sub(record, 1, #owner) == owner
+end
+-- drops names whose holder's lease ended; returns how many
+local function prune_names(owners_key, deadlines_key, now)
+  local dead = redis.call('ZRANGEBYSCORE', deadlines_key, '-inf', now)
+  for i = 1, #dead do
+    redis.call('HDEL', owners_key, dead[i])
+    redis.call('ZREM', deadlines_key, dead[i])
+  end
+  return #dead
+end
+"""
+
+NAME_REGISTER = (
+    """
+-- name_register: KEYS[1] names owners hash, KEYS[2] names deadlines zset, KEYS[3] the member's
+-- pool leases zset, KEYS[4] its pool members hash; ARGV[1] name, ARGV[2] owner prefix,
+-- ARGV[3] record, ARGV[4] member, ARGV[5] names events channel, ARGV[6] "1" to take the name
+-- over from another holder (re_register_name).
+-- Gives the name to a live member until its lease ends (its heartbeat moves the deadline on).
+-- Returns {1, ms until the name's deadline} when registered (or already ours: the value is
+-- updated), {0, holder record, ms left} when another live member holds it, {-1} when the
+-- member is not live.
+local owners_key, deadlines_key, leases_key, members_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local name, owner, record, member, channel, takeover = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+"""
+    + _NOW
+    + _NAMES
+    + """
+local lease = redis.call('ZSCORE', leases_key, member)
+if not lease or tonumber(lease) <= now or redis.call('HEXISTS', members_key, member) == 0 then
+  return {-1}
+end
+prune_names(owners_key, deadlines_key, now)
+local current = redis.call('HGET', owners_key, name)
+if current and not owned_by(current, owner) and takeover ~= '1' then
+  return {0, current, tonumber(redis.call('ZSCORE', deadlines_key, name) or now) - now}
+end
+redis.call('HSET', owners_key, name, record)
+redis.call('ZADD', deadlines_key, lease, name)
+if current ~= record then
+  redis.call('PUBLISH', channel, 'registered|' .. name)
+end
+return {1, tonumber(lease) - now}
+"""
+)
+
+NAME_UNREGISTER = (
+    """
+-- name_unregister: KEYS[1] names owners hash, KEYS[2] names deadlines zset; ARGV[1] name,
+-- ARGV[2] owner prefix ("" for an operator: whoever holds it), ARGV[3] names events channel.
+-- Returns {1, the record removed} or {0} when the name is not held (by that owner).
+local owners_key, deadlines_key = KEYS[1], KEYS[2]
+local name, owner, channel = ARGV[1], ARGV[2], ARGV[3]
+"""
+    + _NOW
+    + _NAMES
+    + """
+prune_names(owners_key, deadlines_key, now)
+local current = redis.call('HGET', owners_key, name)
+if not current or not owned_by(current, owner) then return {0} end
+redis.call('HDEL', owners_key, name)
+redis.call('ZREM', deadlines_key, name)
+redis.call('PUBLISH', channel, 'unregistered|' .. name)
+return {1, current}
+"""
+)
+
+NAMES_READ = (
+    """
+-- names_read: KEYS[1] names owners hash, KEYS[2] names deadlines zset; ARGV the names to read
+-- (none: every name). Only reads (a lapsed name is reported missing, not removed).
+-- Returns {now, name, record, ms left, ...} for the names held, in name order for all.
+local owners_key, deadlines_key = KEYS[1], KEYS[2]
+"""
+    + _NOW
+    + """
+local out = {now}
+local function add(name, deadline)
+  local record = redis.call('HGET', owners_key, name)
+  if record and deadline and tonumber(deadline) > now then
+    out[#out + 1] = name
+    out[#out + 1] = record
+    out[#out + 1] = tonumber(deadline) - now
+  end
+end
+if #ARGV == 0 then
+  local live = redis.call('ZRANGEBYSCORE', deadlines_key, '(' .. now, '+inf', 'WITHSCORES')
+  local order = {}
+  for i = 1, #live, 2 do order[#order + 1] = {live[i], live[i + 1]} end
+  table.sort(order, function(a, b) return a[1] < b[1] end)
+  for i = 1, #order do add(order[i][1], order[i][2]) end
+else
+  for i = 1, #ARGV do add(ARGV[i], redis.call('ZSCORE', deadlines_key, ARGV[i])) end
+end
+return out
+"""
+)
+
+NAMES_DROP_OWNER = (
+    """
+-- names_drop_owner: KEYS[1] names owners hash, KEYS[2] names deadlines zset; ARGV[1] owner
+-- prefix, ARGV[2] names events channel.
+-- Frees every name the owner holds (an operator evicted it), each announced.
+-- Returns the names freed.
+local owners_key, deadlines_key, owner, channel = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+"""
+    + _NAMES
+    + """
+local all, freed = redis.call('HGETALL', owners_key), {}
+for i = 1, #all, 2 do
+  if owned_by(all[i + 1], owner) then
+    redis.call('HDEL', owners_key, all[i])
+    redis.call('ZREM', deadlines_key, all[i])
+    redis.call('PUBLISH', channel, 'unregistered|' .. all[i])
+    freed[#freed + 1] = all[i]
+  end
+end
+return freed
+"""
+)
+
+# A member holding names beats with this script instead of HEARTBEAT: the same step, wrapped
+# (its early returns become the function's), then its names' deadlines follow the lease, so the
+# steady state stays one EVALSHA per member per heartbeat. A name whose deadline passed (the
+# member was paused past its lease) or that another member took over is reported lost.
+HEARTBEAT_ARITY = (8, 7)
+"""How many keys and arguments the heartbeat script takes (:func:`leaderpool.store.heartbeat_call`)."""
+LEAVE_ARITY = (8, 6)
+"""How many keys and arguments the leave script takes (:func:`leaderpool.store.leave_call`)."""
+
+HEARTBEAT_NAMES = (
+    (
+        """
+-- heartbeat_names: KEYS[1..K] and ARGV[1..A] as heartbeat (K, A: HEARTBEAT_ARITY), then the
+-- names owners hash and deadlines zset; the owner prefix, then the names the member holds.
+-- Returns {heartbeat's reply, {names lost}}. An unknown member (evicted, or Redis lost it)
+-- loses every name it held.
+local function pool_beat()
+"""
+        + HEARTBEAT
+        + """
+end
+local beat = pool_beat()
+"""
+        + _NAMES
+        + """
+local owners_key, deadlines_key, owner = KEYS[@K@ + 1], KEYS[@K@ + 2], ARGV[@A@ + 1]
+local now, ttl_ms, lost = beat[2], tonumber(ARGV[2]), {}
+for i = @A@ + 2, #ARGV do
+  local name = ARGV[i]
+  local record = redis.call('HGET', owners_key, name)
+  local deadline = tonumber(redis.call('ZSCORE', deadlines_key, name) or '0')
+  if owned_by(record, owner) and deadline > now and beat[1] ~= -1 then
+    redis.call('ZADD', deadlines_key, now + ttl_ms, name)
+  else
+    lost[#lost + 1] = name
+    if owned_by(record, owner) then
+      redis.call('HDEL', owners_key, name)
+      redis.call('ZREM', deadlines_key, name)
+    end
+  end
+end
+return {beat, lost}
+"""
+    )
+    .replace("@K@", str(HEARTBEAT_ARITY[0]))
+    .replace("@A@", str(HEARTBEAT_ARITY[1]))
+)
+
+LEAVE_NAMES = (
+    (
+        """
+-- leave_names: KEYS[1..K] and ARGV[1..A] as leave (K, A: LEAVE_ARITY), then the names owners
+-- hash and deadlines zset; the owner prefix, the names events channel, then the names the
+-- member holds. Leaves as leave does, then frees the member's names, each announced
+-- ("unregistered|NAME") after the pool's own messages, so a standby takes it at once.
+-- Returns leave's reply.
+local function pool_leave()
+"""
+        + LEAVE
+        + """
+end
+local left = pool_leave()
+"""
+        + _NAMES
+        + """
+local owners_key, deadlines_key, owner, channel = KEYS[@K@ + 1], KEYS[@K@ + 2], ARGV[@A@ + 1], ARGV[@A@ + 2]
+for i = @A@ + 3, #ARGV do
+  local name = ARGV[i]
+  if owned_by(redis.call('HGET', owners_key, name), owner) then
+    redis.call('HDEL', owners_key, name)
+    redis.call('ZREM', deadlines_key, name)
+    redis.call('PUBLISH', channel, 'unregistered|' .. name)
+  end
+end
+return left
+"""
+    )
+    .replace("@K@", str(LEAVE_ARITY[0]))
+    .replace("@A@", str(LEAVE_ARITY[1]))
+)
+
+# ---- cluster-wide locks (leaderpool.locks) ----
+
+LOCK_ACQUIRE = """
+-- lock_acquire: KEYS[1] lock key (python-redis-lock's "lock:NAME"), KEYS[2] fencing-token
+-- counter on the same slot; ARGV[1] our random id, ARGV[2] ttl_ms.
+-- Takes the lock as python-redis-lock does (SET NX with an expiry) and, in the same step, hands
+-- out the next fencing token, so tokens grow in the order the lock was held.
+-- Returns {1, token} when taken, {0, the lock's pttl (-1: held without expiry)} when held.
+local lock_key, token_key = KEYS[1], KEYS[2]
+local id, ttl_ms = ARGV[1], tonumber(ARGV[2])
+if redis.call('SET', lock_key, id, 'NX', 'PX', ttl_ms) then
+  return {1, redis.call('INCR', token_key)}
+end
+return {0, redis.call('PTTL', lock_key)}
+"""
+
+
 class ScriptHost(Protocol):
     """A client that registers scripts: ``register_script(source)`` returns a callable taking
     ``keys=`` and ``args=`` whose result is awaited (redis-py's asyncio client, or the CLI's
@@ -466,6 +692,12 @@ class Scripts:
         self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD)
         self.bury = NamedScript(client, "bury", BURY)
         self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
+        self.name_register = NamedScript(client, "name_register", NAME_REGISTER)
+        self.name_unregister = NamedScript(client, "name_unregister", NAME_UNREGISTER)
+        self.names_read = NamedScript(client, "names_read", NAMES_READ)
+        self.heartbeat_names = NamedScript(client, "heartbeat_names", HEARTBEAT_NAMES)
+        self.leave_names = NamedScript(client, "leave_names", LEAVE_NAMES)
+        self.names_drop_owner = NamedScript(client, "names_drop_owner", NAMES_DROP_OWNER)
 
 
 _registered: WeakKeyDictionary[ScriptHost, Scripts] = WeakKeyDictionary()

@@ -61,6 +61,33 @@ class PoolClient(ScriptHost, Protocol):
     def mget(self, keys: list[str]) -> Any: ...
 
 
+ScriptCall = tuple[list[str], list[str | int]]
+"""A script's keys and arguments."""
+
+
+def heartbeat_call(
+    k: Keyspace,
+    member: str,
+    ttl_ms: int,
+    held: LeaderValue | None,
+    want_members: bool,
+    seen_term: int,
+    conn: str = "",
+    watch: str = "",
+) -> ScriptCall:
+    """The heartbeat script's keys and arguments (:data:`~leaderpool.scripts.HEARTBEAT_ARITY`);
+    scripts that wrap it (the names heartbeat) append theirs after these."""
+    keys = [k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching]
+    want = "1" if want_members else "0"
+    return keys, [member, ttl_ms, held.encode() if held else "", want, seen_term, conn, watch]
+
+
+def leave_call(k: Keyspace, member: str, reason: str, event: str, successor: str, ttl_ms: int) -> ScriptCall:
+    """The leave script's keys and arguments (:data:`~leaderpool.scripts.LEAVE_ARITY`)."""
+    keys = [k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching]
+    return keys, [member, reason, k.events, event, successor, ttl_ms]
+
+
 class PoolStore:
     """The asyncio Redis I/O of one pool."""
 
@@ -95,25 +122,9 @@ class PoolStore:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
         ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value)."""
         reply = await self._scripts.heartbeat(
-            *self._heartbeat_call(member, ttl_ms, held, want_members, seen_term, conn, watch)
+            *heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
         )
         return parse_beat(reply)
-
-    def _heartbeat_call(
-        self,
-        member: str,
-        ttl_ms: int,
-        held: LeaderValue | None,
-        want_members: bool,
-        seen_term: int,
-        conn: str,
-        watch: str,
-    ) -> tuple[list[str], list[str | int]]:
-        """The heartbeat script's keys and arguments."""
-        k = self.keys
-        keys = [k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching]
-        args: list[str | int] = [member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term]
-        return keys, [*args, conn, watch]
 
     async def heartbeat_replicated(
         self,
@@ -130,7 +141,7 @@ class PoolStore:
         runs on the connection that wrote (it waits for that connection's last write)."""
         script = self._scripts.heartbeat
         pipe = cast(Any, self.client).pipeline(transaction=False)  # only the election's redis-py client gets here
-        await script.queue(pipe, *self._heartbeat_call(member, ttl_ms, held, False, seen_term, conn, ""))
+        await script.queue(pipe, *heartbeat_call(self.keys, member, ttl_ms, held, False, seen_term, conn, ""))
         pipe.execute_command("WAIT", replicas, timeout_ms)
         reply, acked = await script.translated(pipe.execute())
         return parse_beat(reply), int(acked)
@@ -169,11 +180,7 @@ class PoolStore:
         self, member: str, reason: str, *, event: str = "left", successor: str = "", ttl_ms: int = 0
     ) -> Left:
         """Remove ``member`` and end its lead, if any, handing it to ``successor`` when live."""
-        k = self.keys
-        reply = await self._scripts.leave(
-            keys=[k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching],
-            args=[member, reason, k.events, event, successor, ttl_ms],
-        )
+        reply = await self._scripts.leave(*leave_call(self.keys, member, reason, event, successor, ttl_ms))
         return parse_left(reply)
 
     async def leader_record(self) -> LeaderRecord | None:

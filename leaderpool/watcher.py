@@ -118,7 +118,11 @@ class Watcher:
     async def watch(self, keys: Keyspace, listener: Listener, timeout: float = 5.0) -> None:
         """Deliver ``keys``' notifications to ``listener``; returns once subscribed (or after
         ``timeout`` if Redis is unreachable: the watcher keeps trying and resyncs when back)."""
-        channels = self.channels_for(keys)
+        await self.watch_channels(self.channels_for(keys), listener, timeout)
+
+    async def watch_channels(self, channels: tuple[str, ...], listener: Listener, timeout: float = 5.0) -> None:
+        """Deliver messages on ``channels`` (plain pub/sub channels: ``("events", payload)``) to
+        ``listener``, and ``("resync", "")`` after a reconnection; returns once subscribed."""
         for ch in channels:
             self._listeners.setdefault(ch, []).append(listener)
             self._confirmed.setdefault(ch, asyncio.Event())
@@ -130,7 +134,10 @@ class Watcher:
 
     async def unwatch(self, keys: Keyspace, listener: Listener) -> None:
         """Stop delivering to ``listener``; the connection closes with the last listener."""
-        for ch in self.channels_for(keys):
+        await self.unwatch_channels(self.channels_for(keys), listener)
+
+    async def unwatch_channels(self, channels: tuple[str, ...], listener: Listener) -> None:
+        for ch in channels:
             listeners = self._listeners.get(ch, [])
             if listener in listeners:
                 listeners.remove(listener)

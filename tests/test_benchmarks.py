@@ -94,3 +94,14 @@ def test_quick_run_measures_jobs_against_rq_and_arq(quick_run: tuple[subprocess.
     assert 0 == jobs["leaderpool"]["crash"]["lost"]
     assert jobs["leaderpool"]["crash"]["rerun_after_kill_s"] is not None
     assert "## Jobs: leaderpool against RQ and arq" in (out / "quick.md").read_text()
+
+
+def test_quick_run_measures_the_locks_and_names(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The locks section has every library's acquire/release and hand-over, and whereis_name."""
+    _, out = quick_run
+    locks = json.loads((out / "quick.json").read_text())["locks"]
+    for library in ("leaderpool Lock", "python-redis-lock", "redis-py Lock"):
+        assert STATS <= set(locks["acquire_release_us"][library]), library
+        assert locks["handover_ms"][library]["n"] >= 1, library
+    assert STATS <= set(locks["acquire_release_us"]["leaderpool AsyncLock"])
+    assert isinstance(locks["whereis_name"]["cached_ns_per_call"], float)

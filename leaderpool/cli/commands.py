@@ -1,14 +1,16 @@
 """The commands of ``leaderpool-cli``: the parser, one function per command, and the one place
 that turns a failure into one line and an exit code.
 
-One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``) run
+One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``, and
+``whereis``, ``names``, ``unregister`` for unique names) run
 on a blocking redis-py client through :mod:`.oneshot`, with no event loop and no log set-up
 (the library is silent unless configured); ``status --watch``, ``demo`` and ``dashboard`` run on
-asyncio.
+asyncio; ``lock`` runs a command under a cluster-wide lock (:mod:`.lock`).
 
 Exit codes: 0 done; 1 a command could not do what was asked, or Redis is unreachable; 2 bad
 input, or a Redis that refuses the configuration (credentials, ACL permissions, TLS: see
-:mod:`.preflight`); 130 Ctrl-C.
+:mod:`.preflight`); 130 Ctrl-C. ``lock`` exits with its command's exit code (127: it could not
+be started).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ from leaderpool.store import HistoryEntry, PoolStore
 
 PROG = "leaderpool-cli"
 DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
-POSITIONAL_COMMANDS = ("history", "resign", "evict", "forget", "submit", "call", "multicall", "jobs", "requeue", "drop")
+POSITIONAL_COMMANDS = (
+    "history", "resign", "evict", "forget", "submit", "call", "multicall", "jobs", "requeue", "drop",
+    "whereis", "unregister", "lock",
+)  # fmt: skip
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -122,6 +127,7 @@ def build_parser() -> OneLineParser:
     _common(sc, top=False)
     sc.add_argument("--pool", metavar="NAME", action="append", help="only this pool (repeatable)")
     sc.add_argument("--json", action="store_true", help="print JSON")
+    _names_parsers(sub)
 
     m = sub.add_parser("demo", help="an embedded Redis and three workers replay the failover experiments")
     _common(m, top=False)
@@ -144,6 +150,74 @@ def build_parser() -> OneLineParser:
 
     work.add_parsers(sub, _common)
     return p
+
+
+def _names_parsers(sub: Any) -> None:
+    """Unique names and cluster-wide locks (leaderpool.names, leaderpool.locks)."""
+    w = sub.add_parser("whereis", help="who holds a unique name (exit 1 when nobody does)")
+    _common(w, top=False)
+    w.add_argument("name", metavar="NAME")
+    w.add_argument("--json", action="store_true", help='print {"name", "member", "pool", "node", "value"}')
+
+    n = sub.add_parser("names", help="every unique name held, with its holder")
+    _common(n, top=False)
+    n.add_argument("--json", action="store_true", help="print JSON")
+
+    u = sub.add_parser(
+        "unregister",
+        help="remove a unique name from whoever holds it (an operator's action)",
+        description="Remove NAME from its holder; a standby takes it at once, the holder learns at its next "
+        "heartbeat. Exit 1 when nobody holds it.",
+    )
+    _common(u, top=False)
+    u.add_argument("name", metavar="NAME")
+
+    lk = sub.add_parser(
+        "lock",
+        usage=f"{PROG} lock RESOURCE [--ttl S] [--timeout S] -- COMMAND [ARGS...]",
+        help="run a command holding a cluster-wide lock (flock(1) across machines)",
+        description="Take the lock on RESOURCE, run COMMAND with LEADERPOOL_LOCK_TOKEN (a fencing token that "
+        "grows with every acquisition) in its environment, renew the lock while it runs, release it when it "
+        "exits, and exit with its exit code. SIGTERM, SIGINT and SIGHUP are passed on to it.",
+    )
+    _common(lk, top=False)
+    lk.add_argument("resource", metavar="RESOURCE")
+    lk.add_argument("--ttl", metavar="S", help="lock ttl in whole seconds: a holder that dies frees it within it (10)")
+    lk.add_argument("--timeout", metavar="S", help="give up (exit 1) when the lock is not free within S seconds")
+
+
+def split_command(args: list[str]) -> tuple[list[str], list[str] | None]:
+    """``lock ... -- COMMAND ARGS``: the CLI's own arguments and the command (None: the
+    subcommand is not ``lock``, whose ``--`` argparse handles as usual)."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # the top-level --redis URL, --prefix P
+        i += 1 if "=" in args[i] or args[i] not in ("--redis", "--prefix") else 2
+    if i >= len(args) or args[i] != "lock" or "--" not in args[i:]:
+        return args, None
+    cut = args.index("--", i)
+    return args[:cut], args[cut + 1 :]
+
+
+def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
+    from leaderpool.cli.lock import run_locked
+
+    resource = _as("RESOURCE", _name("lock resource"), o.ns.resource)
+    ttl = o.get("ttl", "--ttl", None, seconds, default=10.0)
+    if not ttl.is_integer() or ttl < 1:
+        raise UsageError(
+            "--ttl", f"must be a whole number of seconds, at least 1 (python-redis-lock's unit), got {ttl:g}"
+        )
+    timeout: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
+    if not command:
+        raise UsageError(None, "lock needs a command to run after '--': lock RESOURCE -- COMMAND [ARGS...]")
+    from leaderpool.errors import RedisAuthFailed, RedisUnavailable
+
+    try:
+        return run_locked(url, resource, int(ttl), timeout, command)
+    except (RedisUnavailable, RedisAuthFailed) as exc:  # the backend's error: the CLI's usual line for it
+        if exc.__cause__ is None:
+            raise
+        raise exc.__cause__ from None
 
 
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -289,6 +363,11 @@ async def evict(store: PoolStore, member: str) -> str:
     if not was_member and not released:
         raise Failure(f"{member} is not a member of pool {pool}")
     lead = f"; it led term {released}: the lead is free and the next member takes over" if released else ""
+    from leaderpool.names import NameStore
+
+    freed = await NameStore(store.client, store.keys.prefix).drop_owner(pool, member)  # no member, no names
+    if freed:
+        lead += f"; its names are free: {', '.join(freed)}"
     return (
         f"evicted {member} from pool {pool}{lead}\n"
         "(if that member is still alive, it rejoins at its next heartbeat as the youngest member)"
@@ -331,6 +410,24 @@ def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int
     return 0
 
 
+def cmd_whereis(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import names
+
+    return names.whereis(client, _as("NAME", _name("name"), o.ns.name), prefix, bool(o.ns.json), out)
+
+
+def cmd_names(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import names
+
+    return names.list_names(client, prefix, bool(o.ns.json), out)
+
+
+def cmd_unregister(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import names
+
+    return names.unregister(client, _as("NAME", _name("name"), o.ns.name), prefix, out)
+
+
 ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
     "status": cmd_status,
     "history": cmd_history,
@@ -338,6 +435,9 @@ ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
     "evict": cmd_evict,
     "forget": cmd_forget,
     "schedules": cmd_schedules,
+    "whereis": cmd_whereis,
+    "names": cmd_names,
+    "unregister": cmd_unregister,
 }
 
 
@@ -370,6 +470,7 @@ def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
 
 def main(argv: Sequence[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    args, command = split_command(args)
     parser = build_parser()
     set_hint(parser, args)
     ns = parser.parse_args(args)
@@ -389,6 +490,8 @@ def main(argv: Sequence[str] | None) -> int:
             configure_logging("console", "warning")  # the library's events go to stderr, never stdout
             given = o.source("redis", "--redis", None) is not None
             return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)
+        if ns.command == "lock":
+            return cmd_lock(url, o, command)
         if ns.command == "status" and ns.watch:
             from leaderpool.cli.watch import watch
 

@@ -147,6 +147,7 @@ class Worker:
         code = 0
         self._serve_http()
         await self.election.start()
+        keeper = self._keep_names()
         try:
             while not stop.is_set():
                 self.loop_turned_at = time.monotonic()
@@ -159,6 +160,7 @@ class Worker:
             else:
                 self._log.info("worker_stopping")
         finally:
+            await self._stop_keeping_names(keeper)  # before leaving: the leave frees them
             try:
                 await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
             except Exception:
@@ -226,6 +228,29 @@ class Worker:
             "leader": leader.member if leader else None,
             "term": term if leading else (leader.term if leader else None),
         }
+
+    def _keep_names(self) -> asyncio.Task[None] | None:
+        """``--name``: hold (or stand by for) each name while the worker runs."""
+        if not self.settings.names:
+            return None
+        from leaderpool.worker.names import NameKeeper
+
+        keeper = NameKeeper(self.election, self.settings.names, self.events)
+        task = asyncio.get_running_loop().create_task(keeper.run(), name="leaderpool-names-keeper")
+        task.add_done_callback(self._keeper_ended)
+        return task
+
+    def _keeper_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # a bug: say so, the worker runs on
+            self._log.error("name_keeper_failed", error=repr(task.exception()))
+
+    async def _stop_keeping_names(self, keeper: asyncio.Task[None] | None) -> None:
+        if keeper is None:
+            return
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await self.election.names.settle(self.config.heartbeat)  # a registration in flight is freed too
 
     async def _on_elected(self, term: int) -> None:
         self._term = term

@@ -64,6 +64,8 @@ class WorkerSettings:
     """Runs jobs (on the leader), targeted calls and multicalls (on every member); see leaderpool.jobs."""
     handler_spec: str | None = None
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    names: tuple[str, ...] = ()
+    """``--name``: unique names held for the worker's life (a standby while another holds one)."""
 
 
 def build_parser() -> OneLineParser:
@@ -132,6 +134,12 @@ def build_parser() -> OneLineParser:
     work.add_argument(
         "--max-deliveries", metavar="N",
         help=f"a job failing this often is dead-lettered ({DEFAULT_MAX_DELIVERIES}) [LEADERPOOL_MAX_DELIVERIES]",
+    )  # fmt: skip
+    names_group = p.add_argument_group("unique names")
+    names_group.add_argument(
+        "--name", metavar="NAME", action="append", dest="names",
+        help="hold this unique name (across every pool) for the worker's life; while another member "
+        "holds it, stand by and take it when it is free (repeatable) [LEADERPOOL_NAMES=a,b]",
     )  # fmt: skip
     return p
 
@@ -273,10 +281,13 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         "max_deliveries", "--max-deliveries", "LEADERPOOL_MAX_DELIVERIES", positive_integer,
         default=DEFAULT_MAX_DELIVERIES,
     )  # fmt: skip
+    held_names: list[str] = o.get("names", "--name", "LEADERPOOL_NAMES", names, default=[])
+    held_names = [_as(o, "names", "--name", "LEADERPOOL_NAMES", _name("name"), n) for n in held_names]
     return WorkerSettings(
         handler=handler,
         handler_spec=handler_spec,
         jobs=JobsConfig(max_deliveries=max_deliveries),
+        names=tuple(dict.fromkeys(held_names)),
         config=config,
         redis_url=redis_url,
         task=task,
