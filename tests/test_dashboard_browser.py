@@ -84,7 +84,8 @@ def test_the_page_follows_the_pool_live(workers: Workers, redis_one: RedisServer
             expect(leader).to_have_text("b", timeout=WAIT_MS)
             expect(pool.locator("tr.is-leader")).to_have_attribute("data-member", "b")
             expect(pool.locator("tr[data-member]")).to_have_count(2, timeout=WAIT_MS)
-            expect(pool.locator('li[data-event="expired"]')).to_have_count(1, timeout=WAIT_MS)
+            # fast failover (on by default) removes the dead leader's lead: a release, not an expiry
+            expect(pool.locator('li[data-event="released"]')).to_have_count(1, timeout=WAIT_MS)
             assert page.evaluate("window.notReloaded") is True
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
