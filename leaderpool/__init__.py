@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
     from leaderpool.periodic import ScheduledRun, run_schedule
     from leaderpool.protocol import FenceResult
-    from leaderpool.version import __version__
     from leaderpool.schedules import CatchUp, Schedule
     from leaderpool.state import LeaderState
+    from leaderpool.version import __version__
 
 _EXPORTS = {
     "__version__": "leaderpool.version",

@@ -19,7 +19,7 @@ SCRIPT_COMMANDS = ("evalsha", "eval", "script|load")
 """The scripts: EVALSHA, SCRIPT LOAD after a restart (NOSCRIPT); EVAL for the CLI and doctor."""
 
 SCRIPTED_COMMANDS = (
-    "time", "get", "set", "del", "exists", "pexpire", "pttl",
+    "time", "type", "get", "set", "del", "exists", "pexpire", "pttl",
     "hget", "hmget", "hgetall", "hset", "hdel", "hexists",
     "zadd", "zrem", "zscore", "zcount", "zrange", "zrangebyscore",
     "xadd", "xrevrange", "publish",

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
+from leaderpool.baddata import is_bad_data_reply, type_guard
 from leaderpool.constants import HISTORY_MAXLEN
+from leaderpool.errors import BadPoolData
 from leaderpool.protocol import HANDOFF_PREFIX, SEPARATOR
 
 _NOW = """
@@ -60,10 +62,12 @@ local SEP = '"""
 local function leader_value(term, member)
   return term .. SEP .. member
 end
--- the term (a string) and the member of a leader value; nil for none
+-- the term (a string) and the member of a leader value; nil for none, and for a value that is
+-- not ours (hostile data: a lead held by someone unknown, see leaderpool.baddata)
 local function split_leader(value)
   if not value then return nil, nil end
   local bar = string.find(value, SEP, 1, true)
+  if not bar or not tonumber(string.sub(value, 1, bar - 1)) then return nil, nil end
   return string.sub(value, 1, bar - 1), string.sub(value, bar + 1)
 end
 local function announce(channel, event, term, detail, member)
@@ -83,7 +87,7 @@ local HISTORY_MAXLEN = """
 # hold claims for one lease, so every live member reports in before a new term is granted.
 _TERM_GUARD = """
 local function guard_term(term_key, recovery_key, seen, ttl_ms)
-  local counter = tonumber(redis.call('GET', term_key) or '0')
+  local counter = tonumber(redis.call('GET', term_key) or '0') or 0  -- garbage: as if lost
   if seen > counter then
     redis.call('SET', term_key, string.format('%d', seen))
     redis.call('SET', recovery_key, '1', 'PX', ttl_ms)
@@ -206,7 +210,7 @@ guard_term(term_key, recovery_key, seen, ttl_ms)
 if redis.call('EXISTS', recovery_key) == 1 then
   return {-2, redis.call('PTTL', recovery_key)}
 end
-local term = tonumber(redis.call('GET', term_key) or '0')
+local term = tonumber(redis.call('GET', term_key) or '0') or 0
 if term < seen then term = seen end
 term = string.format('%d', term + 1)
 redis.call('SET', term_key, term)
@@ -229,7 +233,7 @@ local function give_up(leader_key, term_key, leases_key, recovery_key, history_k
              'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
   local lease = successor ~= '' and redis.call('ZSCORE', leases_key, successor)
   if lease and tonumber(lease) > now and redis.call('EXISTS', recovery_key) == 0 then
-    local counter = tonumber(redis.call('GET', term_key) or '0')
+    local counter = tonumber(redis.call('GET', term_key) or '0') or 0
     local term = string.format('%d', math.max(counter, tonumber(held_term)) + 1)
     redis.call('SET', term_key, term)
     redis.call('SET', leader_key, leader_value(term, successor), 'PX', ttl_ms)
@@ -317,7 +321,7 @@ local leader_key, members_key = KEYS[1], KEYS[2]
 local value = redis.call('GET', leader_key)
 if not value then return {} end
 local _, holder = split_leader(value)
-return {value, redis.call('PTTL', leader_key), redis.call('HGET', members_key, holder)}
+return {value, redis.call('PTTL', leader_key), holder and redis.call('HGET', members_key, holder) or false}
 """
 )
 
@@ -353,9 +357,10 @@ class NamedScript:
     becomes :class:`~leaderpool.errors.ScriptError` naming the script (or, for ``NOPERM`` and the
     like, :class:`~leaderpool.errors.RedisAuthFailed`); connection failures pass through."""
 
-    def __init__(self, client: ScriptHost, name: str, source: str) -> None:
+    def __init__(self, client: ScriptHost, name: str, source: str, key_types: Sequence[str | None] = ()) -> None:
         self.name = name
-        self._script = client.register_script(source)
+        # key_types: checked before anything runs (hostile data: see leaderpool.baddata)
+        self._script = client.register_script(type_guard(key_types) + source if key_types else source)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
         return await self.translated(self._script(keys=keys, args=args))
@@ -369,6 +374,8 @@ class NamedScript:
         try:
             return await call
         except Exception as exc:
+            if is_bad_data_reply(exc):
+                raise BadPoolData(f"script {self.name} refused: {exc}") from exc
             # imported on the error path: a one-shot CLI command runs scripts without redis-py
             from leaderpool.redis_errors import COMMAND_REFUSED, translate
 
@@ -383,13 +390,14 @@ class Scripts:
     """The scripts registered on one client."""
 
     def __init__(self, client: ScriptHost) -> None:
-        self.register = NamedScript(client, "register", REGISTER)
-        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT)
-        self.observe = NamedScript(client, "observe", OBSERVE)
-        self.claim = NamedScript(client, "claim", CLAIM)
-        self.release = NamedScript(client, "release", RELEASE)
-        self.leave = NamedScript(client, "leave", LEAVE)
-        self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD)
+        h, z, s, x = "hash", "zset", "string", "stream"  # the type each KEYS[i] must have, if it exists
+        self.register = NamedScript(client, "register", REGISTER, (h, z, s, s))
+        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT, (h, z, s, s, s, s))
+        self.observe = NamedScript(client, "observe", OBSERVE, (h, z, s, s))
+        self.claim = NamedScript(client, "claim", CLAIM, (s, s, h, z, x, s))
+        self.release = NamedScript(client, "release", RELEASE, (s, s, x, s, z, s))
+        self.leave = NamedScript(client, "leave", LEAVE, (h, z, s, x, s, s))
+        self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD, (s, h))
         self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
 
 
