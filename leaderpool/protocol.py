@@ -93,6 +93,7 @@ class PoolMessage(NamedTuple):
         try:
             event = PoolEvent(head)
         except ValueError:
+            report("pool_message_ignored", text(raw)[:100], hint="an event this version does not know")
             return None
         term, _, rest = rest.partition(SEPARATOR)
         detail, _, member = rest.partition(SEPARATOR)
