@@ -81,7 +81,8 @@ def test_malformed_member_records_are_skipped(pool: tuple[Workers, redis.Redis],
         "ghost-fields": '{"pid": "x", "meta": "text"}',
         "ghost-huge": json.dumps({"meta": {"x": "y" * (MAX_RECORD_BYTES + 1)}}),
     }
-    admin.hset(KEYS.members, mapping=ghosts)
+    for ghost, record in ghosts.items():
+        admin.hset(KEYS.members, ghost, record)
     admin.zadd(KEYS.leases, {g: 2**42 for g in ghosts})
     c = ws.start("c")  # its join makes everyone re-read the pool
     c.sees("a")
