@@ -180,3 +180,12 @@ def test_garbage_on_the_pool_channel_is_ignored(pool: tuple[Workers, redis.Redis
     for w in (a, b):
         assert len(garbage) == w.stderr.count("pool_message_ignored"), w.stderr  # once per distinct message
     assert_sound([a, b])
+
+
+def test_the_type_guard_benchmark_runs() -> None:
+    """``python -m benchmarks.type_guard`` measures both scripts (a short run, so it cannot rot)."""
+    from benchmarks.type_guard import measure
+
+    results = measure(20)
+    assert {"plain", "guarded"} == set(results)
+    assert all(r["calls"] == 20 and r["redis_us_per_call"] > 0 for r in results.values())

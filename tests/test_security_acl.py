@@ -85,11 +85,13 @@ class TestRestrictedUser:
         assert [] == acl_denials(admin)
 
     def test_a_user_without_the_rules_gets_one_line_and_exit_2(self, server: RedisServer, admin: redis.Redis) -> None:
-        """A user that may only PING, or only touch other keys: the worker and the CLI stop at
-        once with one line naming the refusal and pointing at ``leaderpool-cli acl``."""
+        """A user that may only PING, only touch other keys, or not subscribe: the worker stops at
+        once with one line naming the refusal and pointing at ``leaderpool-cli acl``; so does the
+        CLI (its ``history`` reads a key; it subscribes to nothing)."""
         add_user(admin, "pingonly", rules=["resetkeys", "~*", "resetchannels", "&*", "-@all", "+ping"])
         add_user(admin, "elsewhere", prefix="other")
-        for user in ("pingonly", "elsewhere"):
+        add_user(admin, "nochannels", rules=[r for r in acl_rules() if not r.startswith("&")])
+        for user in ("pingonly", "elsewhere", "nochannels"):
             url = user_url(server, user)
             with workers_for(url) as ws:
                 worker = ws.start("a")
@@ -98,6 +100,8 @@ class TestRestrictedUser:
                 assert 1 == len(lines), worker.stderr
                 assert "refused a command (NOPERM" in lines[0] and "leaderpool-cli acl" in lines[0]
                 assert PASSWORD not in worker.stderr
+            if user == "nochannels":
+                continue
             done = cli("--redis", url, "history", "p")
             assert 2 == done.returncode and 1 == len(done.stderr.splitlines()), done.stderr
             assert "NOPERM" in done.stderr and PASSWORD not in done.stderr
