@@ -80,6 +80,11 @@ class TestRestrictedUser:
             doctor = cli("--redis", url, "doctor", "--json")
             checks = {c["name"]: c["level"] for c in json.loads(doctor.stdout)["checks"]}
             assert {"ok"} == {checks["scripting"], checks["keyspace events"], checks["version"]}, doctor.stdout
+            assert "ok" == checks["pool data"], doctor.stdout
+            schedules = cli("--redis", url, "schedules")
+            assert 0 == schedules.returncode, schedules.stderr
+            forget = cli("--redis", url, "forget", "acl", "--force")
+            assert 0 == forget.returncode, forget.stderr
         demo = cli("demo", "--redis", url, "--ttl", "0.5", timeout=120)
         assert 0 == demo.returncode, demo.stdout + demo.stderr
         assert [] == acl_denials(admin)
