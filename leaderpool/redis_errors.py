@@ -131,7 +131,9 @@ def translate(
     if isinstance(exc, REDIS_FAILURES):
         return RedisUnavailable(f"redis unavailable: {detail}", pool=pool, member=member, term=term)
     if script is not None and isinstance(exc, redis.exceptions.ResponseError) and is_bad_data_reply(exc):
-        return BadPoolData(f"script {script} refused: {detail}", pool=pool, member=member, term=term)
+        return BadPoolData(
+            f"script {script} refused: {detail}: delete or repair that key", pool=pool, member=member, term=term
+        )
     if script is not None and isinstance(exc, redis.exceptions.ResponseError):
         return ScriptError(f"script {script} failed: {detail}", script=script, pool=pool, member=member, term=term)
     return None

@@ -375,7 +375,7 @@ class NamedScript:
             return await call
         except Exception as exc:
             if is_bad_data_reply(exc):
-                raise BadPoolData(f"script {self.name} refused: {exc}") from exc
+                raise BadPoolData(f"script {self.name} refused: {exc}: delete or repair that key") from exc
             # imported on the error path: a one-shot CLI command runs scripts without redis-py
             from leaderpool.redis_errors import COMMAND_REFUSED, translate
 
