@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from leaderpool.blocking import Election
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
+        BadPoolData,
         ConfigError,
         LeaderpoolError,
         LeaseLost,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "__version__": "leaderpool.version",
     "AsyncElection": "leaderpool.aio",
+    "BadPoolData": "leaderpool.errors",
     "CatchUp": "leaderpool.schedules",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
@@ -77,6 +79,7 @@ _EXPORTS = {
 
 __all__ = [
     "AsyncElection",
+    "BadPoolData",
     "CatchUp",
     "ConfigError",
     "Election",
