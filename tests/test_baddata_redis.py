@@ -151,6 +151,11 @@ def test_a_pool_key_of_the_wrong_type_stalls_claims_without_crashing(
     eventually(lambda: "bad_pool_data" in b.stderr)
     found = doctor_pool_data(server.url)
     assert "fail" == found["level"] and key in found["message"], found
+    if kind == "members":  # status reads the members: it names the problem, exit 1
+        shown = cli("--redis", server.url, "status")
+        assert (
+            1 == shown.returncode and f"pool p: unreadable: script observe refused: BADDATA key {key}" in shown.stdout
+        )
     time.sleep(2.0)  # a lease and more: b would have been elected by now without the bad key
     assert [] == elected_since([b], marks)
     assert 1 == b.stderr.count("bad_pool_data"), b.stderr

@@ -203,7 +203,7 @@ def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     found = run(status.read_status(client, pools, prefix))
     shown = found if pools or o.ns.all else [s for s in found if not s.hidden]
     print_status(shown, bool(o.ns.json), out, hidden=len(found) - len(shown))
-    return 0
+    return EXIT_FAILURE if any(s.problem for s in shown) else 0  # a pool that could not be read
 
 
 def print_status(statuses: list[status.PoolStatus], as_json: bool, out: TextIO, hidden: int = 0) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from leaderpool.errors import BadPoolData
 from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.store import LeaderValue, PoolStore, text
@@ -37,6 +38,9 @@ class PoolStatus:
     """Live members, ranked as the default ranker would (priority, then the longest running)."""
     stale_since_ms: int | None = None
     """For a stale pool (no leader, no live member): its last sign of life (unix ms)."""
+    problem: str | None = None
+    """A pool key holds what leaderpool did not write (:class:`~leaderpool.errors.BadPoolData`):
+    the pool could not be read; the rest of the listing goes on."""
 
     @property
     def hidden(self) -> bool:
@@ -69,6 +73,8 @@ class PoolStatus:
         }
         if self.stale_since_ms is not None:
             out["stale_since"] = self.stale_since_ms / 1000
+        if self.problem is not None:
+            out["problem"] = self.problem
         return out
 
     def identity(self) -> tuple[Any, ...]:
@@ -112,6 +118,14 @@ async def last_sign_of_life_ms(client: Any, keys: Keyspace) -> int:
     return latest
 
 
+async def _read_or_report(client: Any, pool: str, prefix: str) -> PoolStatus:
+    """The pool, or, when one of its keys holds foreign data, a status naming the problem."""
+    try:
+        return await read_pool(client, pool, prefix)
+    except BadPoolData as exc:
+        return PoolStatus(pool, 0, None, -2, [], problem=str(exc))
+
+
 async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     keys = Keyspace(pool, prefix)
     obs = await PoolStore(client, keys).observe(prune=False)
@@ -125,7 +139,7 @@ async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_al
     """The named pools (or, given none, every pool found) in name order; unless ``show_all``,
     pools found (never pools named) that have been stale too long are left out."""
     named = sorted(set(pools))
-    statuses = [await read_pool(client, pool, prefix) for pool in named or await discover_pools(client, prefix)]
+    statuses = [await _read_or_report(client, pool, prefix) for pool in named or await discover_pools(client, prefix)]
     if named or show_all:
         return statuses
     return [s for s in statuses if not s.hidden]
@@ -173,7 +187,9 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
         return "no pools found" + note
     blocks = []
     for s in statuses:
-        if s.leader is None:
+        if s.problem is not None:
+            head = f"pool {s.pool}: unreadable: {s.problem} (leaderpool-cli doctor lists every such key)"
+        elif s.leader is None:
             head = f"pool {s.pool}: no leader, {len(s.members)} member(s)"
             if s.stale_since_ms is not None:
                 since = clock_text(s.stale_since_ms) if s.stale_since_ms else "unknown"
