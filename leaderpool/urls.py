@@ -126,6 +126,8 @@ def validate_redis_url(url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"redis URL must be a non-empty string, got {url!r}")
     parts = urlsplit(url)
+    if parts.scheme in SCHEMES and not url.startswith(f"{parts.scheme}://"):  # redis-py needs the //
+        raise ConfigError(f"redis URL {redact(url)!r} lacks '//' after '{parts.scheme}:' ({parts.scheme}://...)")
     if parts.scheme not in SCHEMES:
         raise ConfigError(
             f"redis URL {redact(url)!r} has scheme {parts.scheme or '(none)'!r}; use one of "

@@ -41,6 +41,14 @@ class TestWhereTheUrlComesFrom:
         env = {"LEADERPOOL_REDIS_URL_FILE": str(tmp_path / "url"), "LEADERPOOL_REDIS_PASSWORD": "pw"}
         assert "redis://:pw@h:2/3" == resolve(env)
 
+    def test_a_unix_socket_url_takes_the_password_as_an_option(self) -> None:
+        assert "unix:///run/r.sock?password=pw" == resolve(
+            {"LEADERPOOL_REDIS_PASSWORD": "pw"}, redis="unix:///run/r.sock"
+        )
+        assert "unix:///r.sock?db=2&password=p%26w" == resolve(
+            {"LEADERPOOL_REDIS_PASSWORD": "p&w"}, redis="unix:///r.sock?db=2"
+        )
+
     def test_a_flag_wins_over_a_variable(self, tmp_path: Path) -> None:
         (tmp_path / "url").write_text("redis://from-file:1/0")
         assert "redis://flag:1/0" == resolve(

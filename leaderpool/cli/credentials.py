@@ -85,7 +85,7 @@ def with_password(url: str, password: str) -> str:
     """``url`` with ``password`` for its user (``redis://USER@HOST``), or for the default user."""
     parts = urlsplit(url)
     secret = quote(password, safe="")
-    if parts.scheme == "unix":
-        return urlunsplit(parts._replace(query="&".join(q for q in (parts.query, f"password={secret}") if q)))
+    if parts.scheme == "unix":  # (urlunsplit would drop the empty host: unix:/path)
+        return f"{url}{'&' if parts.query else '?'}password={secret}"
     user, at, host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{user if at else ''}:{secret}@{host}"))
