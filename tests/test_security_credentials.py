@@ -62,6 +62,7 @@ class TestWhereTheUrlComesFrom:
             ({}, {"redis_url_file": "/no/such/file"}, "argument --redis-url-file: cannot read /no/such/file"),
             ({"LEADERPOOL_REDIS_PASSWORD": "x"}, {"redis": "redis://:y@h/0"}, "has a password already"),
             ({"LEADERPOOL_REDIS_PASSWORD": ""}, {}, "argument LEADERPOOL_REDIS_PASSWORD: is empty"),
+            ({}, {"redis": "unix:/run/r.sock"}, "redis URL 'unix:/run/r.sock' lacks '//' after 'unix:'"),
             (
                 {},
                 {"redis": "redis://u:" + PASSWORD + "@h:99999/0"},
