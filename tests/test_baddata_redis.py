@@ -100,6 +100,30 @@ def test_malformed_member_records_are_skipped(pool: tuple[Workers, redis.Redis],
     assert_sound([b, c])
 
 
+def test_a_members_own_corrupted_record_is_written_again(
+    pool: tuple[Workers, redis.Redis], server: RedisServer
+) -> None:
+    """The leader's own record overwritten with garbage: it finds itself missing from the read,
+    steps down, registers again (its record is valid once more), and the pool has one leader."""
+    ws, admin = pool
+    a = ws.start("a")
+    a.elected()
+    b = ws.start("b")
+    b.sees("a")
+    admin.hset(KEYS.members, "a", "garbage")
+    ws.start("c").sees("a")  # the join makes everyone re-read the pool, a included
+
+    def healed() -> bool:
+        record = admin.hget(KEYS.members, "a")
+        return record is not None and record != b"garbage"
+
+    eventually(healed)
+    eventually(lambda: len(leaders(server.url)) == 1)
+    done = cli("--redis", server.url, "status", "--json")
+    assert ["a", "b", "c"] == sorted(m["member"] for m in json.loads(done.stdout)["pools"][0]["members"])
+    assert_sound([a, b])
+
+
 def test_a_foreign_leader_value_blocks_claims_until_it_goes(
     pool: tuple[Workers, redis.Redis], server: RedisServer
 ) -> None:
