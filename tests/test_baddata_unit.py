@@ -172,3 +172,46 @@ class TestScripts:
             assert (ClaimStatus.ELECTED, 8) == (elected.status, elected.term)
 
         run(scenario())
+
+
+class TestScheduleRecords:
+    def test_a_foreign_schedule_record_is_skipped_then_overwritten(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """Garbage in the schedules hash: reads skip it, the leader's next claim starts it afresh."""
+        from leaderpool.schedule_store import ClaimStatus as SlotClaim
+        from leaderpool.schedule_store import ScheduleStore
+
+        async def scenario() -> None:
+            keys = Keyspace("p")
+            store = ScheduleStore(fake_client, keys)
+            held = LeaderValue(3, "a")
+            await fake_client.set(keys.leader, held.encode())
+            await fake_client.hset(keys.schedules, mapping={"bad": "not json", "worse": '{"last_slot_ms": "x"}'})
+            now, records = await store.read()
+            assert [] == records
+            for name in ("bad", "worse"):
+                claim = await store.claim(held, name, now - 1000, "every 1s", "once")
+                assert SlotClaim.CLAIMED == claim.status
+            _, records = await store.read()
+            assert {("bad", 1), ("worse", 1)} == {(r.name, r.runs) for r in records}
+
+        run(scenario())
+
+
+class TestLeaderState:
+    def test_a_foreign_state_reads_as_none_and_the_next_save_replaces_it(
+        self, fake_client: fakeredis.FakeAsyncRedis
+    ) -> None:
+        from leaderpool.state import read_state, save_state
+
+        async def scenario() -> None:
+            keys = Keyspace("p")
+            held = LeaderValue(3, "a")
+            await fake_client.set(keys.leader, held.encode())
+            await fake_client.hset(keys.state, mapping={"version": "x", "term": "y", "data": "{not json"})
+            assert await read_state(fake_client, keys) is None
+            saved = await save_state(fake_client, keys, held, {"n": 1})
+            assert (1, {"n": 1}) == (saved.version, saved.data)
+            again = await read_state(fake_client, keys)
+            assert again is not None and (1, 3, {"n": 1}) == (again.version, again.term, again.data)
+
+        run(scenario())
