@@ -11,6 +11,8 @@ garbage on a pool's events channel. None of it may crash a member or make two le
 - a pool key of the wrong type makes the scripts refuse before writing anything (``BADDATA``),
   and the member retries each heartbeat until the key is fixed;
 - a pool message that does not parse is ignored (the member re-reads the pool instead).
+- a schedule record or leader state that does not parse reads as none, and the leader's next run
+  or save replaces it.
 
 Each distinct problem is logged once per process (:func:`report`), at warning level.
 """

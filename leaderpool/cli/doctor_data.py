@@ -1,8 +1,8 @@
 """The doctor's ``pool data`` check: every pool under the prefix, scanned for data leaderpool
 did not write (see :mod:`leaderpool.baddata`): a pool key of the wrong type, a leader value that
-is not ``<term>|<member>``, a term counter that is no number, a member record that does not
-parse or is over the size limit. Members skip such data and log it once; this names each key,
-so an operator can delete it."""
+is not ``<term>|<member>``, a term counter that is no number, a member record, schedule record
+or leader state that does not parse (or a member record over the size limit). Members skip such
+data and log it once; this names each key, so an operator can delete it."""
 
 from __future__ import annotations
 
@@ -61,6 +61,24 @@ async def _problems_of(client: Any, key: str, kind: str) -> list[str]:
             except (ValueError, TypeError, AttributeError, RecursionError):
                 out.append(f"{key} member {name[:40]!r}: record {text(record)[:40]!r} is not a member record")
         return out
+    elif kind == "schedules":
+        from leaderpool.schedule_store import ScheduleRecord
+
+        out = []
+        for name, record in (await client.hgetall(key)).items():
+            try:
+                ScheduleRecord.parse(name, record)
+            except (ValueError, TypeError, AttributeError, RecursionError):
+                out.append(f"{key} schedule {text(name)[:40]!r}: record {text(record)[:40]!r} is not a schedule record")
+        return out
+    elif kind == "state":
+        from leaderpool.state import _FIELDS, parse_state
+
+        if (
+            await client.hget(key, "version") is not None
+            and parse_state(list(await client.hmget(key, list(_FIELDS)))) is None
+        ):
+            return [f"{key} is not a leader state leaderpool saved"]
     return []
 
 
