@@ -215,3 +215,28 @@ class TestLeaderState:
             assert again is not None and (1, 3, {"n": 1}) == (again.version, again.term, again.data)
 
         run(scenario())
+
+
+class TestDoctorPoolData:
+    def test_each_kind_of_foreign_data_is_named_and_a_clean_pool_is_ok(
+        self, fake_client: fakeredis.FakeAsyncRedis
+    ) -> None:
+        from leaderpool.cli.doctor_data import check_pool_data
+
+        async def scenario() -> None:
+            store = PoolStore(fake_client, Keyspace("good"))
+            await store.register(info("a"), 5000)
+            assert "ok" == (await check_pool_data(fake_client)).level
+            bad = Keyspace("bad")
+            await fake_client.set(bad.leader, "garbage")
+            await fake_client.set(bad.term, "x")
+            await fake_client.set(bad.history, "x")
+            await fake_client.hset(bad.members, "m", "not json")
+            await fake_client.hset(bad.schedules, "s", "[1]")
+            await fake_client.hset(bad.state, mapping={"version": "1", "data": "{"})
+            found = await check_pool_data(fake_client)
+            assert "fail" == found.level and found.message.startswith("6 problem(s)"), found
+            other = await check_pool_data(fake_client, prefix="elsewhere")
+            assert ("ok", "0 pool(s) under elsewhere:, nothing foreign") == (other.level, other.message)
+
+        run(scenario())
