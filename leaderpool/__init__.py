@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
         BacklogFull,
+        BadPoolData,
         CallTimeout,
         ConfigError,
         JobFailed,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "__version__": "leaderpool.version",
     "AsyncElection": "leaderpool.aio",
+    "BadPoolData": "leaderpool.errors",
     "CatchUp": "leaderpool.schedules",
     "AsyncPoolClient": "leaderpool.pool_client",
     "BacklogFull": "leaderpool.errors",
@@ -108,6 +110,7 @@ __all__ = [
     "AsyncLock",
     "AsyncPoolClient",
     "BacklogFull",
+    "BadPoolData",
     "CallTimeout",
     "CatchUp",
     "ConfigError",

@@ -8,6 +8,7 @@
     ├── RedisUnavailable     Redis could not be reached or did not answer in time
     ├── RedisAuthFailed      Redis refused our credentials or permissions (WRONGPASS, NOAUTH, NOPERM)
     ├── ScriptError          a leaderpool Lua script failed inside Redis: a bug, never retried
+    ├── BadPoolData          a pool key holds a type leaderpool never writes there: retried, reported
     └── StateTooLarge        a leader state over the size limit (also a ValueError)
     └── LockNotAcquired      a cluster-wide lock was not taken within its timeout or retries (also a TimeoutError)
 
@@ -89,6 +90,12 @@ class ScriptError(LeaderpoolError):
     ) -> None:
         super().__init__(message, pool=pool, member=member, term=term)
         self.script = script
+
+
+class BadPoolData(LeaderpoolError):
+    """A pool key holds data leaderpool did not write (a string where a hash belongs, say): the
+    script refused before writing anything. Not a bug in leaderpool: the member logs it once and
+    retries each heartbeat until the key is fixed (see :mod:`leaderpool.baddata`)."""
 
 
 class StateTooLarge(LeaderpoolError, ValueError):

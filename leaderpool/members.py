@@ -46,8 +46,11 @@ class MemberInfo:
 
     @classmethod
     def from_record(cls, member: str, record: str | bytes, lease_ms: int) -> MemberInfo:
-        """Parse a members-hash value; tolerate missing fields from other versions."""
+        """Parse a members-hash value; tolerate missing fields from other versions. ValueError
+        (or TypeError) for a record that is no JSON object or whose fields have the wrong kind."""
         data = json.loads(record)
+        if not isinstance(data, dict) or not isinstance(data.get("meta") or {}, dict):
+            raise ValueError("not a JSON object with an object for meta")
         return cls(
             member=member,
             node=str(data.get("node", "")),

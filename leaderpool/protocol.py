@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from enum import Enum, IntEnum
 from typing import Any, NamedTuple
 
+from leaderpool.baddata import FOREIGN_HOLDER, MAX_RECORD_BYTES, report
 from leaderpool.members import MemberInfo
 
 SEPARATOR = "|"
@@ -27,8 +28,9 @@ HANDOFF_PREFIX = "handoff:"
 
 
 def text(value: Any) -> str:
-    """A Redis reply as str, whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A Redis reply as str, whether or not the client decodes responses (bytes that are not
+    UTF-8, which leaderpool never writes, are replaced rather than raised on)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 # ---- the leader value ----
@@ -45,10 +47,16 @@ class LeaderValue(NamedTuple):
 
     @classmethod
     def parse(cls, raw: Any) -> LeaderValue | None:
+        """None for no leader; a value that is not ``<term>|<member>`` is a lead held by someone
+        unknown, :data:`~leaderpool.baddata.FOREIGN_HOLDER` at term 0 (reported once)."""
         if raw is None or raw is False:
             return None
-        term, _, member = text(raw).partition(SEPARATOR)
-        return cls(int(term), member)
+        value = text(raw)
+        term, sep, member = value.partition(SEPARATOR)
+        if sep and member and term.isdigit():
+            return cls(int(term), member)
+        report("leader_value_foreign", value[:100], hint="a lead held by someone unknown: never overwritten")
+        return cls(0, FOREIGN_HOLDER)
 
 
 class LeaderConn(NamedTuple):
@@ -107,9 +115,14 @@ class PoolMessage(NamedTuple):
         try:
             event = PoolEvent(head)
         except ValueError:
+            report("pool_message_ignored", text(raw)[:100], hint="an event this version does not know")
             return None
         term, _, rest = rest.partition(SEPARATOR)
         detail, _, member = rest.partition(SEPARATOR)
+        handoff = detail.removeprefix(HANDOFF_PREFIX) if detail.startswith(HANDOFF_PREFIX) else "0"
+        if not (term or "0").isdigit() or not handoff.isdigit():
+            report("pool_message_ignored", text(raw)[:100], hint="not a message leaderpool sends")
+            return None
         return cls(event, int(term or 0), detail, member)
 
     @property
@@ -215,11 +228,26 @@ class HistoryEntry(NamedTuple):
     t_ms: int
 
 
+def member_info(member: str, record: Any, lease_ms: int) -> MemberInfo | None:
+    """A member record parsed; None for one leaderpool did not write (reported once): not JSON,
+    not an object, fields of the wrong kind, or over :data:`~leaderpool.baddata.MAX_RECORD_BYTES`."""
+    if len(record) > MAX_RECORD_BYTES:
+        report("member_record_skipped", member, problem=f"{len(record)} bytes, over {MAX_RECORD_BYTES}")
+        return None
+    try:
+        return MemberInfo.from_record(member, record, lease_ms)
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        report("member_record_skipped", member, problem=f"{type(exc).__name__}: {str(exc)[:100]}")
+        return None
+
+
 def _members(flat: Sequence[Any], now_ms: int) -> list[MemberInfo]:
     out = []
     for i in range(0, len(flat) - 2, 3):
         deadline = int(float(text(flat[i + 2])))
-        out.append(MemberInfo.from_record(text(flat[i]), text(flat[i + 1]), deadline - now_ms))
+        info = member_info(text(flat[i]), flat[i + 1], deadline - now_ms)
+        if info is not None:
+            out.append(info)
     return out
 
 
@@ -292,8 +320,12 @@ def parse_leader_record(reply: Sequence[Any]) -> LeaderRecord | None:
     value = LeaderValue.parse(reply[0])
     assert value is not None
     pttl = int(reply[1])
-    info = MemberInfo.from_record(value.member, text(reply[2]), pttl) if reply[2] else None
+    info = member_info(value.member, reply[2], pttl) if reply[2] else None
     return LeaderRecord(value, pttl, info)
+
+
+def _number(raw: str) -> int:
+    return int(raw) if raw.isdigit() else 0
 
 
 def parse_history(entries: Sequence[Any] | None) -> list[HistoryEntry]:
@@ -305,10 +337,10 @@ def parse_history(entries: Sequence[Any] | None) -> list[HistoryEntry]:
             HistoryEntry(
                 text(entry_id),
                 f.get("event", ""),
-                int(f.get("term", 0) or 0),
+                _number(f.get("term", "")),
                 f.get("member", ""),
                 f.get("reason", ""),
-                int(f.get("t_ms", 0) or 0),
+                _number(f.get("t_ms", "")),
             )
         )
     return out

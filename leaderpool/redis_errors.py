@@ -15,7 +15,15 @@ from enum import Enum
 
 import redis.exceptions
 
-from leaderpool.errors import AUTH_ERROR_CODES, LeaderpoolError, RedisAuthFailed, RedisUnavailable, ScriptError
+from leaderpool.baddata import is_bad_data_reply
+from leaderpool.errors import (
+    AUTH_ERROR_CODES,
+    BadPoolData,
+    LeaderpoolError,
+    RedisAuthFailed,
+    RedisUnavailable,
+    ScriptError,
+)
 
 REDIS_FAILURES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
@@ -33,8 +41,9 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.RedisError,
     RedisUnavailable,
     RedisAuthFailed,
+    BadPoolData,
 )
-"""What a background loop survives and retries (auth failures slowly: see :func:`classify`).
+"""What a background loop survives and retries (auth failures and bad data slowly: see :func:`classify`).
 Not :class:`ScriptError`: a bug is surfaced, not retried."""
 
 COMMAND_REFUSED: tuple[type[BaseException], ...] = (redis.exceptions.ResponseError,)
@@ -60,6 +69,8 @@ class Failure(str, Enum):
     """Credentials or permissions refused: log once at error level, retry slowly."""
     SCRIPT = "script"
     """A script failed inside Redis: a bug. Log at error level and surface it."""
+    DATA = "data"
+    """A pool key holds what leaderpool never writes there: log once, retry slowly."""
     OTHER = "other"
     """Another error reply from Redis. Retry."""
 
@@ -87,6 +98,8 @@ def is_auth_failure(exc: BaseException) -> bool:
 def classify(exc: BaseException) -> Failure:
     if is_auth_failure(exc):
         return Failure.AUTH
+    if isinstance(exc, BadPoolData):
+        return Failure.DATA
     if isinstance(exc, ScriptError):
         return Failure.SCRIPT
     if isinstance(exc, (asyncio.TimeoutError, redis.exceptions.TimeoutError)):
@@ -117,6 +130,10 @@ def translate(
         )
     if isinstance(exc, REDIS_FAILURES):
         return RedisUnavailable(f"redis unavailable: {detail}", pool=pool, member=member, term=term)
+    if script is not None and isinstance(exc, redis.exceptions.ResponseError) and is_bad_data_reply(exc):
+        return BadPoolData(
+            f"script {script} refused: {detail}: delete or repair that key", pool=pool, member=member, term=term
+        )
     if script is not None and isinstance(exc, redis.exceptions.ResponseError):
         return ScriptError(f"script {script} failed: {detail}", script=script, pool=pool, member=member, term=term)
     return None

@@ -8,6 +8,7 @@ a configuration error: logged at error level once per distinct error, retried a 
 
 from __future__ import annotations
 
+from leaderpool.baddata import report
 from leaderpool.constants import LOG_FAILURE_AT, LOG_FAILURE_EVERY
 from leaderpool.log import Logger
 from leaderpool.redis_errors import Failure, auth_failure_code, classify
@@ -39,6 +40,9 @@ class Retries:
         self.failures += 1
         error = str(exc) or type(exc).__name__
         kind = classify(exc)
+        if kind is Failure.DATA:  # a broken pool key: retrying fast fixes nothing; said once per process
+            report("bad_pool_data", error, retry_s=self._heartbeat, hint="leaderpool-cli doctor names it")
+            return self._heartbeat
         if kind is Failure.AUTH:  # a configuration error: retrying fast fixes nothing
             if error not in self._auth_errors:
                 self._auth_errors.add(error)

@@ -19,6 +19,7 @@ from enum import IntEnum
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
+from leaderpool.baddata import report
 from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderValue, text
 from leaderpool.scripts import NamedScript, ScriptHost
@@ -26,10 +27,16 @@ from leaderpool.scripts import NamedScript, ScriptHost
 _NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- a record that is not ours (hostile data: not JSON, not an object, numbers that are not) is
+-- read as none, and overwritten by the next run (see leaderpool.baddata)
 local function record_of(schedules_key, name)
   local raw = redis.call('HGET', schedules_key, name)
-  if raw then return cjson.decode(raw) end
-  return {}
+  local ok, record = pcall(cjson.decode, raw or '{}')
+  if not ok or type(record) ~= 'table' then return {} end
+  for _, field in ipairs({'last_slot_ms', 'term', 'runs'}) do
+    if record[field] ~= nil and not tonumber(record[field]) then record[field] = nil end
+  end
+  return record
 end
 """
 
@@ -196,10 +203,11 @@ class ScheduleRecord:
 
 class _Scripts:
     def __init__(self, client: ScriptHost) -> None:
-        self.read = NamedScript(client, "schedule_read", SCHEDULE_READ)
-        self.plan = NamedScript(client, "schedule_plan", SCHEDULE_PLAN)
-        self.claim = NamedScript(client, "schedule_claim", SCHEDULE_CLAIM)
-        self.finish = NamedScript(client, "schedule_finish", SCHEDULE_FINISH)
+        h, s = "hash", "string"  # the type each KEYS[i] must have, if it exists (leaderpool.baddata)
+        self.read = NamedScript(client, "schedule_read", SCHEDULE_READ, (h,))
+        self.plan = NamedScript(client, "schedule_plan", SCHEDULE_PLAN, (s, h))
+        self.claim = NamedScript(client, "schedule_claim", SCHEDULE_CLAIM, (s, h))
+        self.finish = NamedScript(client, "schedule_finish", SCHEDULE_FINISH, (h,))
 
 
 _registered: WeakKeyDictionary[ScriptHost, _Scripts] = WeakKeyDictionary()
@@ -222,7 +230,12 @@ class ScheduleStore:
     async def read(self, name: str = "") -> tuple[int, list[ScheduleRecord]]:
         """Redis's time (ms) and the schedule ``name`` (every schedule for ``""``), by name."""
         reply = await self._scripts.read(keys=[self.keys.schedules], args=[name])
-        records = [ScheduleRecord.parse(reply[i], reply[i + 1]) for i in range(1, len(reply) - 1, 2)]
+        records = []
+        for i in range(1, len(reply) - 1, 2):
+            try:
+                records.append(ScheduleRecord.parse(reply[i], reply[i + 1]))
+            except (ValueError, TypeError, AttributeError, RecursionError) as exc:  # not ours: skipped
+                report("schedule_record_skipped", text(reply[i]), problem=f"{type(exc).__name__}: {str(exc)[:100]}")
         return int(reply[0]), sorted(records, key=lambda r: r.name)
 
     async def plan(self, held: LeaderValue, name: str, spec: str, catch_up: str, next_slot_ms: int) -> tuple[bool, int]:

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
+from leaderpool.baddata import is_bad_data_reply, type_guard
 from leaderpool.constants import HISTORY_MAXLEN
+from leaderpool.errors import BadPoolData
 from leaderpool.protocol import HANDOFF_PREFIX, SEPARATOR
 
 _NOW = """
@@ -61,10 +63,12 @@ local SEP = '"""
 local function leader_value(term, member)
   return term .. SEP .. member
 end
--- the term (a string) and the member of a leader value; nil for none
+-- the term (a string) and the member of a leader value; nil for none, and for a value that is
+-- not ours (hostile data: a lead held by someone unknown, see leaderpool.baddata)
 local function split_leader(value)
   if not value then return nil, nil end
   local bar = string.find(value, SEP, 1, true)
+  if not bar or not tonumber(string.sub(value, 1, bar - 1)) then return nil, nil end
   return string.sub(value, 1, bar - 1), string.sub(value, bar + 1)
 end
 local function announce(channel, event, term, detail, member)
@@ -84,7 +88,7 @@ local HISTORY_MAXLEN = """
 # hold claims for one lease, so every live member reports in before a new term is granted.
 _TERM_GUARD = """
 local function guard_term(term_key, recovery_key, seen, ttl_ms)
-  local counter = tonumber(redis.call('GET', term_key) or '0')
+  local counter = tonumber(redis.call('GET', term_key) or '0') or 0  -- garbage: as if lost
   if seen > counter then
     redis.call('SET', term_key, string.format('%d', seen))
     redis.call('SET', recovery_key, '1', 'PX', ttl_ms)
@@ -212,7 +216,7 @@ local function claim_lead(leader_key, term_key, members_key, leases_key, history
   if redis.call('EXISTS', recovery_key) == 1 then
     return {-2, redis.call('PTTL', recovery_key)}
   end
-  local term = tonumber(redis.call('GET', term_key) or '0')
+  local term = tonumber(redis.call('GET', term_key) or '0') or 0
   if term < seen then term = seen end
   term = string.format('%d', term + 1)
   redis.call('SET', term_key, term)
@@ -265,7 +269,7 @@ local function give_up(leader_key, term_key, leases_key, recovery_key, history_k
              'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
   local lease = successor ~= '' and redis.call('ZSCORE', leases_key, successor)
   if lease and tonumber(lease) > now and redis.call('EXISTS', recovery_key) == 0 then
-    local counter = tonumber(redis.call('GET', term_key) or '0')
+    local counter = tonumber(redis.call('GET', term_key) or '0') or 0
     local term = string.format('%d', math.max(counter, tonumber(held_term)) + 1)
     redis.call('SET', term_key, term)
     redis.call('SET', leader_key, leader_value(term, successor), 'PX', ttl_ms)
@@ -391,7 +395,7 @@ local leader_key, members_key = KEYS[1], KEYS[2]
 local value = redis.call('GET', leader_key)
 if not value then return {} end
 local _, holder = split_leader(value)
-return {value, redis.call('PTTL', leader_key), redis.call('HGET', members_key, holder)}
+return {value, redis.call('PTTL', leader_key), holder and redis.call('HGET', members_key, holder) or false}
 """
 )
 
@@ -653,9 +657,10 @@ class NamedScript:
     becomes :class:`~leaderpool.errors.ScriptError` naming the script (or, for ``NOPERM`` and the
     like, :class:`~leaderpool.errors.RedisAuthFailed`); connection failures pass through."""
 
-    def __init__(self, client: ScriptHost, name: str, source: str) -> None:
+    def __init__(self, client: ScriptHost, name: str, source: str, key_types: Sequence[str | None] = ()) -> None:
         self.name = name
-        self._script = client.register_script(source)
+        # key_types: checked before anything runs (hostile data: see leaderpool.baddata)
+        self._script = client.register_script(type_guard(key_types) + source if key_types else source)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
         return await self.translated(self._script(keys=keys, args=args))
@@ -669,6 +674,8 @@ class NamedScript:
         try:
             return await call
         except Exception as exc:
+            if is_bad_data_reply(exc):
+                raise BadPoolData(f"script {self.name} refused: {exc}: delete or repair that key") from exc
             # imported on the error path: a one-shot CLI command runs scripts without redis-py
             from leaderpool.redis_errors import COMMAND_REFUSED, translate
 
@@ -683,20 +690,23 @@ class Scripts:
     """The scripts registered on one client."""
 
     def __init__(self, client: ScriptHost) -> None:
-        self.register = NamedScript(client, "register", REGISTER)
-        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT)
-        self.observe = NamedScript(client, "observe", OBSERVE)
-        self.claim = NamedScript(client, "claim", CLAIM)
-        self.release = NamedScript(client, "release", RELEASE)
-        self.leave = NamedScript(client, "leave", LEAVE)
-        self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD)
-        self.bury = NamedScript(client, "bury", BURY)
+        h, z, s, x = "hash", "zset", "string", "stream"  # the type each KEYS[i] must have, if it exists
+        pool_beat = (h, z, s, s, s, s, s, h)  # members, leases, leader, term, recovery, resigned, leader_conn, watching
+        pool_leave = (h, z, s, x, s, s, s, h)  # members, leases, leader, history, term, recovery, leader_conn, watching
+        self.register = NamedScript(client, "register", REGISTER, (h, z, s, s))
+        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT, pool_beat)
+        self.observe = NamedScript(client, "observe", OBSERVE, (h, z, s, s, h, s))
+        self.claim = NamedScript(client, "claim", CLAIM, (s, s, h, z, x, s, s))
+        self.release = NamedScript(client, "release", RELEASE, (s, s, x, s, z, s, s))
+        self.leave = NamedScript(client, "leave", LEAVE, pool_leave)
+        self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD, (s, h))
+        self.bury = NamedScript(client, "bury", BURY, (s, s, h, z, x, s, s, h))
         self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
         self.name_register = NamedScript(client, "name_register", NAME_REGISTER)
         self.name_unregister = NamedScript(client, "name_unregister", NAME_UNREGISTER)
         self.names_read = NamedScript(client, "names_read", NAMES_READ)
-        self.heartbeat_names = NamedScript(client, "heartbeat_names", HEARTBEAT_NAMES)
-        self.leave_names = NamedScript(client, "leave_names", LEAVE_NAMES)
+        self.heartbeat_names = NamedScript(client, "heartbeat_names", HEARTBEAT_NAMES, (*pool_beat, h, z))
+        self.leave_names = NamedScript(client, "leave_names", LEAVE_NAMES, (*pool_leave, h, z))
         self.names_drop_owner = NamedScript(client, "names_drop_owner", NAMES_DROP_OWNER)
 
 

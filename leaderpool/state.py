@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from leaderpool.baddata import report
 from leaderpool.errors import StaleTerm, StateTooLarge
 from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderValue, text
@@ -44,9 +45,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leader = redis.call('GET', leader_key)
 local stored = redis.call('HMGET', state_key, 'version', 'term')
-local stored_term = tonumber(stored[2] or '0')
+local stored_term = tonumber(stored[2] or '0') or 0  -- garbage (not ours): as none
 if leader ~= held or stored_term > term then return {0, leader, stored_term} end
-local version = tonumber(stored[1] or '0') + 1
+local version = (tonumber(stored[1] or '0') or 0) + 1
 redis.call('HSET', state_key, 'version', version, 'term', ARGV[2], 'member', member,
            'saved_at_ms', now, 'data', data)
 return {1, version, now}
@@ -79,7 +80,7 @@ _scripts: WeakKeyDictionary[ScriptHost, NamedScript] = WeakKeyDictionary()
 def _save_script(client: ScriptHost) -> NamedScript:
     script = _scripts.get(client)
     if script is None:
-        script = _scripts[client] = NamedScript(client, "save_state", SAVE_STATE)
+        script = _scripts[client] = NamedScript(client, "save_state", SAVE_STATE, ("string", "hash"))
     return script
 
 
@@ -100,13 +101,18 @@ def encode_state(data: Any, *, pool: str | None = None, member: str | None = Non
 
 
 def parse_state(values: list[Any]) -> LeaderState | None:
-    """The reply of ``HMGET state version term member saved_at_ms data``; None when nothing was saved."""
+    """The reply of ``HMGET state version term member saved_at_ms data``; None when nothing was
+    saved, and for a state leaderpool did not write (reported once: see :mod:`leaderpool.baddata`)."""
     if not values or values[0] is None:
         return None
     version, term, member, saved_at_ms, data = values
-    return LeaderState(
-        json.loads(text(data)), int(text(version)), int(text(term)), text(member), int(text(saved_at_ms))
-    )
+    try:
+        return LeaderState(
+            json.loads(text(data)), int(text(version)), int(text(term)), text(member), int(text(saved_at_ms))
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        report("leader_state_skipped", text(member)[:100], problem=f"{type(exc).__name__}: {str(exc)[:100]}")
+        return None
 
 
 async def read_state(client: Any, keys: Keyspace) -> LeaderState | None:

@@ -42,6 +42,24 @@ def _host_text(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def redact(url: str) -> str:
+    """``url`` as given (database, query and all) without its password, for every message and
+    log line: ``redis://user:secret@host/0`` -> ``redis://user@host/0``; a ``password=`` query
+    option (``unix://`` URLs) is shown as ``password=...``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, q, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}@{hosts}" if user else hosts
+    hidden = ("password", "sentinel_password")
+    query = "&".join(f"{p.partition('=')[0]}=..." if p.partition("=")[0] in hidden else p for p in query.split("&"))
+    return f"{scheme}{sep}{netloc}{slash}{path}{q}{query}"
+
+
 def is_sentinel(url: str) -> bool:
     return url.split("://", 1)[0] in SENTINEL_SCHEMES
 
@@ -57,15 +75,15 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     sentinels = tuple(_sentinel_address(url, part) for part in hostlist.split(","))
     path = [unquote(p) for p in tail.split("/") if p] if slash else []
     if not path:
-        raise ConfigError(f"redis URL {url!r} names no master (redis+sentinel://HOST:PORT/MASTER_NAME/DB)")
+        raise ConfigError(f"redis URL {redact(url)!r} names no master (redis+sentinel://HOST:PORT/MASTER_NAME/DB)")
     if len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-        raise ConfigError(f"redis URL {url!r}: the path must be /MASTER_NAME or /MASTER_NAME/DB (a number)")
+        raise ConfigError(f"redis URL {redact(url)!r}: the path must be /MASTER_NAME or /MASTER_NAME/DB (a number)")
     user, colon, password = userinfo.partition(":")
     options = parse_qs(query, keep_blank_values=True)
     unknown = set(options) - SENTINEL_OPTIONS
     if unknown:
         raise ConfigError(
-            f"redis URL {url!r} has unknown option(s) {', '.join(sorted(unknown))}; "
+            f"redis URL {redact(url)!r} has unknown option(s) {', '.join(sorted(unknown))}; "
             f"a Sentinel URL takes {', '.join(sorted(SENTINEL_OPTIONS))}"
         )
     ssl = scheme == "rediss+sentinel"
@@ -76,7 +94,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
 
     sentinel_ssl = option("sentinel_ssl")
     if sentinel_ssl is not None and sentinel_ssl.lower() not in (*_TRUE, *_FALSE):
-        raise ConfigError(f"redis URL {url!r}: sentinel_ssl must be 1/true/yes/on or 0/false/no/off")
+        raise ConfigError(f"redis URL {redact(url)!r}: sentinel_ssl must be 1/true/yes/on or 0/false/no/off")
     return SentinelURL(
         sentinels=sentinels,
         master=path[0],
@@ -95,11 +113,11 @@ def _sentinel_address(url: str, part: str) -> tuple[str, int]:
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise ConfigError(f"redis URL {url!r} has an invalid port in {part!r}") from None
+        raise ConfigError(f"redis URL {redact(url)!r} has an invalid port in {part!r}") from None
     if not host:
-        raise ConfigError(f"redis URL {url!r} names an empty Sentinel address (HOST:PORT,HOST:PORT)")
+        raise ConfigError(f"redis URL {redact(url)!r} names an empty Sentinel address (HOST:PORT,HOST:PORT)")
     if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"redis URL {url!r} has port {port} outside 1-65535")
+        raise ConfigError(f"redis URL {redact(url)!r} has port {port} outside 1-65535")
     return host, port or SENTINEL_PORT
 
 
@@ -108,9 +126,11 @@ def validate_redis_url(url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"redis URL must be a non-empty string, got {url!r}")
     parts = urlsplit(url)
+    if parts.scheme in SCHEMES and not url.startswith(f"{parts.scheme}://"):  # redis-py needs the //
+        raise ConfigError(f"redis URL {redact(url)!r} lacks '//' after '{parts.scheme}:' ({parts.scheme}://...)")
     if parts.scheme not in SCHEMES:
         raise ConfigError(
-            f"redis URL {url!r} has scheme {parts.scheme or '(none)'!r}; use one of "
+            f"redis URL {redact(url)!r} has scheme {parts.scheme or '(none)'!r}; use one of "
             + ", ".join(f"{s}://" for s in SCHEMES)
         )
     if parts.scheme in SENTINEL_SCHEMES:
@@ -118,17 +138,17 @@ def validate_redis_url(url: object) -> str:
         return url
     if parts.scheme == "unix":
         if not parts.path:
-            raise ConfigError(f"redis URL {url!r} names no socket path (unix:///path/to/redis.sock)")
+            raise ConfigError(f"redis URL {redact(url)!r} names no socket path (unix:///path/to/redis.sock)")
         return url
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"redis URL {url!r} has an invalid port") from None
+        raise ConfigError(f"redis URL {redact(url)!r} has an invalid port") from None
     if not parts.hostname:
-        raise ConfigError(f"redis URL {url!r} names no host (redis://HOST:PORT/DB)")
+        raise ConfigError(f"redis URL {redact(url)!r} names no host (redis://HOST:PORT/DB)")
     if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"redis URL {url!r} has port {port} outside 1-65535")
+        raise ConfigError(f"redis URL {redact(url)!r} has port {port} outside 1-65535")
     db = parts.path.lstrip("/")
     if db and not db.isdigit():
-        raise ConfigError(f"redis URL {url!r} has database {db!r}; it must be a number")
+        raise ConfigError(f"redis URL {redact(url)!r} has database {db!r}; it must be a number")
     return url

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from leaderpool.cli import preflight, status
+from leaderpool.cli import credentials, preflight, status
 from leaderpool.cli.args import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -32,7 +32,6 @@ from leaderpool.cli.args import (
     VersionAction,
     fail,
     positive_integer,
-    redis_url_arg,
     seconds,
 )
 from leaderpool.cli.oneshot import Blocking, run
@@ -55,6 +54,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--prefix", metavar="PREFIX", default=default, help=f"key prefix [LEADERPOOL_PREFIX] ({DEFAULT_PREFIX})"
     )
+    credentials.add_arguments(parser, default=default)
 
 
 def build_parser() -> OneLineParser:
@@ -128,6 +128,15 @@ def build_parser() -> OneLineParser:
     sc.add_argument("--pool", metavar="NAME", action="append", help="only this pool (repeatable)")
     sc.add_argument("--json", action="store_true", help="print JSON")
     _names_parsers(sub)
+
+    a = sub.add_parser(
+        "acl",
+        help="print the ACL SETUSER line giving a user exactly what leaderpool needs under the prefix",
+        description="Print the minimal Redis ACL rules for a leaderpool user of PREFIX, as one ACL SETUSER "
+        "line for redis-cli (PASSWORD is a placeholder: replace it). Talks to no Redis.",
+    )
+    _common(a, top=False)
+    a.add_argument("--user", metavar="NAME", help="the ACL user's name (leaderpool)")
 
     m = sub.add_parser("demo", help="an embedded Redis and three workers replay the failover experiments")
     _common(m, top=False)
@@ -284,7 +293,7 @@ def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     found = run(status.read_status(client, pools, prefix))
     shown = found if pools or o.ns.all else [s for s in found if not s.hidden]
     print_status(shown, bool(o.ns.json), out, hidden=len(found) - len(shown))
-    return 0
+    return EXIT_FAILURE if any(s.problem for s in shown) else 0  # a pool that could not be read
 
 
 def print_status(statuses: list[status.PoolStatus], as_json: bool, out: TextIO, hidden: int = 0) -> None:
@@ -384,8 +393,10 @@ def cmd_forget(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
 
 def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: str) -> int:
     from leaderpool.cli import doctor
+    from leaderpool.cli.doctor_data import check_pool_data
 
     checks = run(doctor.run_checks(client))
+    checks.append(run(check_pool_data(client, prefix)))  # hostile or broken data in the pools
     if o.ns.json:
         payload = {"redis": where, "checks": [c.__dict__ for c in checks]}
         out.write(json.dumps(payload, separators=(",", ":")) + "\n")
@@ -477,8 +488,14 @@ def main(argv: Sequence[str] | None) -> int:
     o = Options(ns)
     url = DEFAULT_URL
     try:
-        url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
+        url = credentials.redis_url(o, DEFAULT_URL)
         prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)
+        if ns.command == "acl":
+            from leaderpool.acl import setuser_line
+
+            user = _as("--user", _name("user"), ns.user or "leaderpool")
+            sys.stdout.write(setuser_line(user, prefix) + "\n")
+            return 0
         if ns.command == "demo" or (ns.command == "status" and ns.watch):
             from leaderpool.cli.main import interrupts_raise
 
@@ -488,7 +505,7 @@ def main(argv: Sequence[str] | None) -> int:
             from leaderpool.cli.logs import configure_logging
 
             configure_logging("console", "warning")  # the library's events go to stderr, never stdout
-            given = o.source("redis", "--redis", None) is not None
+            given = any(o.source(d, f, None) for d, f in (("redis", "--redis"), ("redis_url_file", "--redis-url-file")))
             return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)
         if ns.command == "lock":
             return cmd_lock(url, o, command)

@@ -36,6 +36,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.redis_server import INSTALL_HINT, RedisServer, find_redis_servers, server_version
+from leaderpool.urls import redact
 
 TRACKED_JOBS = 300
 """How many jobs the tracked_work experiment submits (about 5 ms of work each)."""
@@ -60,7 +61,7 @@ class Workers:
 
     def start(self, name: str, *extra: str) -> Child:
         argv = [
-            sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", self.pool,
+            sys.executable, "-m", "leaderpool.worker", "--pool", self.pool,
             "--member-id", name, "--node", f"node-{name}", "--ttl", f"{self.ttl:g}", "--takeover",
             "--prefix", self.prefix, "--json-events", "--log-format", "json",
             "--handler", "leaderpool.cli.demo_work:tracked_work", *extra,
@@ -68,7 +69,9 @@ class Workers:
         generation = sum(c.name == name for c in self.group.started) + 1
         log_path = os.path.join(self.logdir, f"{name}-{generation}.log")
         # A session of its own: a Ctrl-C reaches the demo alone, which stops its workers itself.
-        return self.group.start(argv, name=name, env=clean_env(), stderr=log_path, new_session=True)
+        # The URL goes by the environment: it may hold a password, which argv would show to `ps`.
+        env = clean_env(LEADERPOOL_REDIS_URL=self.url)
+        return self.group.start(argv, name=name, env=env, stderr=log_path, new_session=True)
 
     def __getitem__(self, name: str) -> Child:
         """The latest process of worker ``name``."""
@@ -425,6 +428,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
     logdir = tempfile.mkdtemp(prefix="leaderpool-demo-")
     cluster: Workers | None = None
     client: redis.Redis | None = None
+    url = redis_url or ""
     ok = False
     try:
         if redis_url is None:
@@ -437,7 +441,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
             where = f"an embedded redis-server {server_version(binaries[0])} at {url}"
         else:
             url = redis_url
-            where = f"the Redis at {url}"
+            where = f"the Redis at {redact(url)}"
         client = blocking_client(url, socket_connect_timeout=5, socket_timeout=10)
         client.ping()
         cluster = Workers(url, pool, prefix, ttl, logdir)
@@ -452,7 +456,7 @@ def main(ns: argparse.Namespace, o: Options, *, redis_url: str | None, prefix: s
         print(f"leaderpool-cli: demo failed: {exc}", file=sys.stderr)
         return 1
     except redis.exceptions.ConnectionError as exc:
-        print(f"leaderpool-cli: error: cannot reach Redis at {redis_url}: {exc}", file=sys.stderr)
+        print(f"leaderpool-cli: error: cannot reach Redis at {redact(url)}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the workers and Redis", file=sys.stderr)

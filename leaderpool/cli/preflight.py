@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from leaderpool.errors import AUTH_ERROR_CODES
+
+if TYPE_CHECKING:
+    from leaderpool.keys import Keyspace
 
 Kind = Literal["unreachable", "auth", "permission", "tls"]
 CONFIG_KINDS: frozenset[str] = frozenset({"auth", "permission", "tls"})
@@ -43,12 +46,9 @@ class Problem:
 
 def redact(url: str) -> str:
     """``url`` as given (database, query and all) with the password left out."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    from leaderpool.urls import redact as redact_url
+
+    return redact_url(url)
 
 
 def _code(exc: BaseException) -> str | None:
@@ -93,7 +93,7 @@ def classify(exc: BaseException, url: str) -> Problem | None:
         return Problem(
             "permission",
             f"Redis at {where} refused a command (NOPERM: {detail}): give this ACL user leaderpool's "
-            "commands and keys (scripting, pub/sub, ping, on the prefix's keys)",
+            "commands, keys and channels (`leaderpool-cli acl --prefix PREFIX` prints them)",
         )
     tls = urlsplit(url).scheme == "rediss"
     if any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or (
@@ -140,13 +140,17 @@ def tls_mismatch(url: str) -> Problem | None:
     )
 
 
-def ping(client: Any, url: str) -> Problem | None:
-    """PING through ``client`` (a blocking redis-py client for ``url``); the problem, if any."""
+def ping(client: Any, url: str, keys: Keyspace | None = None) -> Problem | None:
+    """PING through ``client`` (a blocking redis-py client for ``url``); the problem, if any.
+    With ``keys``, also read that pool with its script and subscribe to its channels, as a
+    member does: an ACL that refuses any of it is a problem now, not a retry loop later."""
     mismatch = tls_mismatch(url)
     if mismatch is not None:
         return mismatch
     try:
         client.ping()
+        if keys is not None:
+            _try_pool_access(client, keys)
     except Exception as exc:
         problem = classify(exc, url)
         if problem is None:
@@ -155,22 +159,39 @@ def ping(client: Any, url: str) -> Problem | None:
     return None
 
 
-def check(url: str, timeout_s: float = 2.0) -> Problem | None:
-    """Connect to ``url`` once, PING, classify; closes its connection."""
+def _try_pool_access(client: Any, keys: Keyspace) -> None:
+    """Read the pool (the observe script, read-only) and subscribe to its channels; raises what
+    Redis refused."""
+    from leaderpool.scripts import OBSERVE
+
+    client.register_script(OBSERVE)(keys=[keys.members, keys.leases, keys.leader, keys.resigned], args=["0"])
+    db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(keys.events, keys.leader_channel(db))
+        for _ in range(2):  # the confirmations, or the refusal raised
+            pubsub.get_message(timeout=1.0)
+    finally:
+        pubsub.close()
+
+
+def check(url: str, timeout_s: float = 2.0, keys: Keyspace | None = None) -> Problem | None:
+    """Connect to ``url`` once, PING (and try ``keys``' pool, see :func:`ping`), classify;
+    closes its connection."""
     from leaderpool.connect import blocking_client
 
     client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
-        return ping(client, url)
+        return ping(client, url, keys)
     finally:
         client.close()
 
 
-def exit_on_config_error(prog: str, url: str) -> None:
+def exit_on_config_error(prog: str, url: str, keys: Keyspace | None = None) -> None:
     """At a program's start: a configuration problem is one line and exit 2; an unreachable Redis
     is left to the caller (the worker keeps retrying, as documented)."""
     from leaderpool.cli.args import fail
 
-    problem = check(url)
+    problem = check(url, keys=keys)
     if problem is not None and problem.is_config:
         fail(prog, problem.message)

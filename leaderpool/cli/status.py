@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.errors import BadPoolData
 from leaderpool.jobs.store import Backlog, JobStore
 from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
@@ -58,6 +59,10 @@ class PoolStatus:
     backlog: Backlog | None = None
     """Its work (leaderpool.jobs): None for a pool that never had a job."""
 
+    problem: str | None = None
+    """A pool key holds what leaderpool did not write (:class:`~leaderpool.errors.BadPoolData`):
+    the pool could not be read; the rest of the listing goes on."""
+
     @property
     def hidden(self) -> bool:
         """Stale for longer than :data:`STALE_HIDDEN_AFTER_S`: left out of a listing of every pool."""
@@ -95,6 +100,8 @@ class PoolStatus:
         if self.backlog is not None:
             b = self.backlog
             out["backlog"] = {"jobs": b.jobs, "pending": b.pending, "waiting": b.waiting, "dead": b.dead}
+        if self.problem is not None:
+            out["problem"] = self.problem
         return out
 
     def identity(self) -> tuple[Any, ...]:
@@ -140,6 +147,14 @@ async def last_sign_of_life_ms(client: Any, keys: Keyspace) -> int:
     return latest
 
 
+async def _read_or_report(client: Any, pool: str, prefix: str) -> PoolStatus:
+    """The pool, or, when one of its keys holds foreign data, a status naming the problem."""
+    try:
+        return await read_pool(client, pool, prefix)
+    except BadPoolData as exc:
+        return PoolStatus(pool, 0, None, -2, [], problem=str(exc))
+
+
 async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     keys = Keyspace(pool, prefix)
     obs = await PoolStore(client, keys).observe(prune=False, watch_reports=True)
@@ -165,7 +180,7 @@ async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_al
     """The named pools (or, given none, every pool found) in name order; unless ``show_all``,
     pools found (never pools named) that have been stale too long are left out."""
     named = sorted(set(pools))
-    statuses = [await read_pool(client, pool, prefix) for pool in named or await discover_pools(client, prefix)]
+    statuses = [await _read_or_report(client, pool, prefix) for pool in named or await discover_pools(client, prefix)]
     if named or show_all:
         return statuses
     return [s for s in statuses if not s.hidden]
@@ -213,7 +228,9 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
         return "no pools found" + note
     blocks = []
     for s in statuses:
-        if s.leader is None:
+        if s.problem is not None:
+            head = f"pool {s.pool}: unreadable: {s.problem} (leaderpool-cli doctor lists every such key)"
+        elif s.leader is None:
             head = f"pool {s.pool}: no leader, {len(s.members)} member(s)"
             if s.stale_since_ms is not None:
                 since = clock_text(s.stale_since_ms) if s.stale_since_ms else "unknown"

@@ -59,8 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             except UsageError as exc:
                 fail(PROG, str(exc))
             from leaderpool.cli.preflight import exit_on_config_error
+            from leaderpool.keys import Keyspace
 
-            exit_on_config_error(PROG, settings.redis_url)  # credentials, ACL, TLS: exit 2; unreachable: retry on
+            keys = Keyspace(settings.config.pool, settings.config.prefix)
+            exit_on_config_error(PROG, settings.redis_url, keys)  # credentials, ACL, TLS: exit 2; unreachable: retry on
             http = _bind_http(settings)
             configure_logging(settings.log_format, settings.log_level)
             return run(settings, http)  # its loop handles SIGINT from before it joins until it is done

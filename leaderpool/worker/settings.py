@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.cli import credentials
 from leaderpool.cli.args import (
     OneLineParser,
     Options,
@@ -22,7 +23,6 @@ from leaderpool.cli.args import (
     key_values,
     names,
     positive_integer,
-    redis_url_arg,
     seconds,
     tcp_port,
 )
@@ -141,6 +141,7 @@ def build_parser() -> OneLineParser:
         help="hold this unique name (across every pool) for the worker's life; while another member "
         "holds it, stand by and take it when it is free (repeatable) [LEADERPOOL_NAMES=a,b]",
     )  # fmt: skip
+    credentials.add_arguments(p.add_argument_group("credentials"))
     return p
 
 
@@ -223,7 +224,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     own, command = work_args.split_command(sys.argv[1:] if argv is None else argv)  # --exec -- COMMAND
     ns = build_parser().parse_args(own)
     o = Options(ns, environ)
-    redis_url = o.get("redis", "--redis", "LEADERPOOL_REDIS_URL", redis_url_arg, default=DEFAULT_URL)
+    redis_url = credentials.redis_url(o, DEFAULT_URL)
     if o.source("pool", "--pool", "LEADERPOOL_POOL") is None:
         raise UsageError("--pool", "is required (or set LEADERPOOL_POOL)")
     pool = o.get("pool", "--pool", "LEADERPOOL_POOL", _name("pool"), default="")

@@ -1,0 +1,61 @@
+"""The minimal Redis ACL rules a leaderpool user needs: keys and channels under its prefix, and
+the commands leaderpool sends, those its Lua scripts call included (Redis checks a script's
+``redis.call`` against the caller's ACL too).
+
+``leaderpool-cli acl [--prefix P] [--user NAME]`` prints the ``ACL SETUSER`` line built here, and
+the tests create their restricted users from it, so the documented rules are the tested ones.
+"""
+
+from __future__ import annotations
+
+from leaderpool.constants import DEFAULT_PREFIX
+
+CONNECTION_COMMANDS = ("ping", "select")
+"""Connecting (``AUTH`` and ``HELLO`` are always allowed): ``SELECT`` for a database other than 0.
+redis-py's ``CLIENT SETINFO`` on connect may be refused: it ignores the refusal (and Redis 6.2
+cannot grant that subcommand alone)."""
+
+SCRIPT_COMMANDS = ("evalsha", "eval", "script|load")
+"""The scripts: EVALSHA, SCRIPT LOAD after a restart (NOSCRIPT); EVAL for the CLI and doctor."""
+
+SCRIPTED_COMMANDS = (
+    "time", "type", "get", "set", "del", "exists", "pexpire", "pttl",
+    "hget", "hmget", "hgetall", "hset", "hdel", "hexists",
+    "zadd", "zrem", "zscore", "zcount", "zrange", "zrangebyscore",
+    "xadd", "xrevrange", "publish",
+)  # fmt: skip
+"""Called inside the scripts and directly (``status``, ``history``, ``resign``, the demo)."""
+
+TOOL_COMMANDS = ("scan", "info", "wait", "subscribe", "unsubscribe", "config|get")
+"""Finding pools (SCAN), the doctor (INFO, CONFIG GET), ``wait_replicas`` (WAIT), the watcher
+(SUBSCRIBE). ``CONFIG GET`` lets members check ``notify-keyspace-events``; without ``CONFIG SET``
+the operator sets it (members warn once and rely on lease timers when it is off)."""
+
+COMMANDS = (*CONNECTION_COMMANDS, *SCRIPT_COMMANDS, *SCRIPTED_COMMANDS, *TOOL_COMMANDS)
+
+_GLOB_SPECIAL = "*?[]\\"
+
+
+def _glob_literal(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in text)
+
+
+def acl_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The rules, after ``ACL SETUSER NAME on >PASSWORD``: every key under ``prefix``, the pool
+    events channels and the leader keys' keyspace channels (any database), and :data:`COMMANDS`."""
+    p = _glob_literal(prefix)
+    return [
+        "resetkeys",
+        f"~{p}:*",
+        "resetchannels",
+        f"&{p}:*",
+        f"&__keyspace@*__:{p}:*",
+        "-@all",
+        *(f"+{c}" for c in COMMANDS),
+    ]
+
+
+def setuser_line(user: str = "leaderpool", prefix: str = DEFAULT_PREFIX, password: str = "PASSWORD") -> str:
+    """The ``ACL SETUSER`` line creating ``user`` with :func:`acl_rules`, for ``redis-cli``."""
+    return " ".join(["ACL", "SETUSER", user, "reset", "on", f">{password}", *acl_rules(prefix)])
