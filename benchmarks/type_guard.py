@@ -18,10 +18,9 @@ import redis
 from leaderpool.baddata import type_guard
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo
-from leaderpool.scripts import HEARTBEAT, REGISTER
+from leaderpool.scripts import HEARTBEAT, HEARTBEAT_KEY_TYPES, REGISTER
+from leaderpool.store import heartbeat_call
 from leaderpool.testing.redis_server import RedisServer
-
-HEARTBEAT_TYPES = ("hash", "zset", "string", "string", "string", "string")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -31,8 +30,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def measure(calls: int) -> dict[str, Any]:
     keys = Keyspace("bench")
-    hb_keys = [keys.members, keys.leases, keys.leader, keys.term, keys.recovery, keys.resigned]
-    args: list[str | int] = ["a", 5000, "", "0", 0]
+    hb_keys, args = heartbeat_call(keys, "a", 5000, None, False, 0)
     with RedisServer() as server:
         client = redis.Redis(port=server.port)
         record = MemberInfo("a", "n", "h", 1, 0, 1).record_json()
@@ -41,7 +39,7 @@ def measure(calls: int) -> dict[str, Any]:
         )
         scripts = {
             "plain": client.register_script(HEARTBEAT),
-            "guarded": client.register_script(type_guard(HEARTBEAT_TYPES) + HEARTBEAT),
+            "guarded": client.register_script(type_guard(HEARTBEAT_KEY_TYPES) + HEARTBEAT),
         }
         round_trip: dict[str, list[float]] = {name: [] for name in scripts}
         for _ in range(calls):  # alternate, so both see the same machine

@@ -19,19 +19,25 @@ SCRIPT_COMMANDS = ("evalsha", "eval", "script|load")
 """The scripts: EVALSHA, SCRIPT LOAD after a restart (NOSCRIPT); EVAL for the CLI and doctor."""
 
 SCRIPTED_COMMANDS = (
-    "time", "type", "get", "set", "del", "exists", "pexpire", "pttl",
-    "hget", "hmget", "hgetall", "hset", "hdel", "hexists",
+    "time", "type", "get", "set", "del", "exists", "incr", "pexpire", "pttl",
+    "hget", "hmget", "hgetall", "hkeys", "hset", "hdel", "hexists",
     "zadd", "zrem", "zscore", "zcount", "zrange", "zrangebyscore",
-    "xadd", "xrevrange", "publish",
+    "xadd", "xrange", "xrevrange", "xlen", "xdel", "publish",
 )  # fmt: skip
 """Called inside the scripts and directly (``status``, ``history``, ``resign``, the demo)."""
-
-TOOL_COMMANDS = ("scan", "info", "wait", "subscribe", "unsubscribe", "config|get")
+WORK_COMMANDS = (
+    "xgroup|create", "xgroup|delconsumer", "xinfo|consumers", "xreadgroup", "xack", "xclaim", "xpending", "rpush",
+    "blpop",
+)  # fmt: skip
+"""Work for the leader (:mod:`leaderpool.jobs`): the consumer group, the leader's reads and
+acknowledgements, member inboxes and replies."""
+TOOL_COMMANDS = ("scan", "info", "wait", "subscribe", "unsubscribe", "config|get", "client|id", "client|list")
 """Finding pools (SCAN), the doctor (INFO, CONFIG GET), ``wait_replicas`` (WAIT), the watcher
 (SUBSCRIBE). ``CONFIG GET`` lets members check ``notify-keyspace-events``; without ``CONFIG SET``
-the operator sets it (members warn once and rely on lease timers when it is off)."""
-
-COMMANDS = (*CONNECTION_COMMANDS, *SCRIPT_COMMANDS, *SCRIPTED_COMMANDS, *TOOL_COMMANDS)
+the operator sets it (members warn once and rely on lease timers when it is off). ``CLIENT ID``
+and ``CLIENT LIST`` confirm a crashed leader's death (fast failover); without them a death is
+confirmed by the endpoint fallback (see the README's "Fast failover")."""
+COMMANDS = (*CONNECTION_COMMANDS, *SCRIPT_COMMANDS, *SCRIPTED_COMMANDS, *WORK_COMMANDS, *TOOL_COMMANDS)
 
 _GLOB_SPECIAL = "*?[]\\"
 

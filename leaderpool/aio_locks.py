@@ -19,6 +19,7 @@ from typing import TypeVar
 import redis.asyncio
 import redis_lock
 
+from leaderpool import probe
 from leaderpool.errors import LockNotAcquired
 from leaderpool.keys import LockKeys
 from leaderpool.locks import (
@@ -72,7 +73,8 @@ class AsyncLock:
         if self.token is not None:
             raise redis_lock.AlreadyAcquired("Already acquired from this Lock instance.")
         limit = validate_timeout(self.timeout if timeout is None else timeout)
-        deadline = None if limit is None else time.monotonic() + limit
+        began = time.monotonic()
+        deadline = None if limit is None else began + limit
         self.attempts = 0
         k = self.keys
         with translate_redis_errors():
@@ -82,6 +84,7 @@ class AsyncLock:
                 if int(taken) == 1:
                     self.token, self.lost = int(value), False
                     log.debug("lock_acquired", resource=self.resource, token=self.token)
+                    probe.lock("acquired", time.monotonic() - began)
                     self._renewer = asyncio.get_running_loop().create_task(self._renew(), name=f"lock-{self.resource}")
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
@@ -114,6 +117,7 @@ class AsyncLock:
         if not self.lost:
             self.lost = True
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
+            probe.lock("lost")
 
     async def release(self) -> None:
         """Stop renewing and release (waking one waiter); an expired lock is marked lost."""

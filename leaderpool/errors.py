@@ -97,6 +97,10 @@ class BadPoolData(LeaderpoolError):
     script refused before writing anything. Not a bug in leaderpool: the member logs it once and
     retries each heartbeat until the key is fixed (see :mod:`leaderpool.baddata`)."""
 
+    problem: str = ""
+    """What Redis said about the data (``BADDATA key K holds a string, not a stream``), whichever
+    script met it: members report each problem once."""
+
 
 class StateTooLarge(LeaderpoolError, ValueError):
     """A leader state (:mod:`leaderpool.state`) whose JSON is over the size limit; nothing was saved."""

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import redis
 import redis_lock
 
+from leaderpool import probe
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.keys import LockKeys
 from leaderpool.lock_renewal import RENEW_FRACTION as RENEW_FRACTION  # re-exported: the asyncio face
@@ -167,7 +168,8 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         if self.token is not None:
             raise redis_lock.AlreadyAcquired("Already acquired from this Lock instance.")
         limit = validate_timeout(self.timeout if timeout is None else timeout)
-        deadline = None if limit is None else time.monotonic() + limit
+        began = time.monotonic()
+        deadline = None if limit is None else began + limit
         self.attempts = 0
         with translate_redis_errors():
             while True:
@@ -176,6 +178,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
                 if int(taken) == 1:
                     self.token, self.lost = int(value), False
                     log.debug("lock_acquired", resource=self.resource, token=self.token)
+                    probe.lock("acquired", time.monotonic() - began)
                     if self._auto_renew:
                         self.start_renewal()
                     return True
@@ -216,6 +219,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         if not self.lost:
             self.lost = True
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
+            probe.lock("lost")
 
     # ---- releasing ----
 

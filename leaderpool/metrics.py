@@ -80,6 +80,21 @@ class ElectionMetrics:
         self.task_crashes = Counter(
             "leaderpool_task_crashes", "Leader tasks that raised while leading.", MEMBER, registry=registry
         )
+        self.job_outcomes = Counter(
+            "leaderpool_jobs", "Jobs the leader's consumer settled, by outcome (done, failed, dead_lettered, "
+            "claimed from a previous leader, ack_refused for a term that ended).", ("pool", "outcome"),
+            registry=registry,
+        )  # fmt: skip
+        self.locks = Counter(
+            "leaderpool_locks", "Cluster-wide locks acquired, and lost while held.", ("outcome",), registry=registry
+        )
+        self.lock_wait = histogram(
+            "leaderpool_lock_wait_seconds", "How long an acquired cluster-wide lock was waited for.", ()
+        )
+        self.slots = Counter(
+            "leaderpool_schedule_slots", "Schedule slots by outcome (ok, failed, stopped, cancelled, missed).",
+            ("pool", "schedule", "outcome"), registry=registry,
+        )  # fmt: skip
         self._answered: dict[tuple[str, str], float] = {}  # (pool, member) -> monotonic time of the last reply
         self._lock = threading.Lock()
 
@@ -114,6 +129,17 @@ class ElectionMetrics:
 
     def reconnected(self) -> None:
         self.redis_reconnects.inc()
+
+    def jobs(self, pool: str, outcome: str, count: int) -> None:
+        self.job_outcomes.labels(pool, outcome).inc(count)
+
+    def lock(self, outcome: str, waited_s: float) -> None:
+        self.locks.labels(outcome).inc()
+        if outcome == "acquired":
+            self.lock_wait.observe(waited_s)
+
+    def slot(self, pool: str, schedule: str, outcome: str, count: int = 1) -> None:
+        self.slots.labels(pool, schedule, outcome).inc(count)
 
     # ---- for the worker ----
 

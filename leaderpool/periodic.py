@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from leaderpool import probe
 from leaderpool.log import Logger, get_logger
 from leaderpool.protocol import LeaderValue
 from leaderpool.redis_errors import RETRYABLE
@@ -117,6 +118,7 @@ class SlotWalker:
                 "slots_missed", catch_up=self.schedule.catch_up.value, first_ms=due.missed_from, last_ms=due.missed_to,
                 slot_ms=due.slot_ms,
             )  # fmt: skip
+            probe.slot(self.store.keys.pool, self.schedule.name, "missed", self._count(due.missed_from, due.missed_to))
         if due.slot_ms != self._planned:
             sent = self._clock()
             planned, now_ms = await self.store.plan(
@@ -154,8 +156,16 @@ class SlotWalker:
             self.log.info("schedule_not_leader", detail="the pool's leader key holds another lead: no slot is claimed")
         return Wait(NOT_LEADER_RETRY_S)
 
+    def _count(self, first_ms: int, last_ms: int | None, cap: int = 10_000) -> int:
+        """How many slots ``first_ms``..``last_ms`` holds (at most ``cap``: an outage of years)."""
+        count, slot = 0, first_ms
+        while last_ms is not None and slot <= last_ms and count < cap:
+            count, slot = count + 1, self.schedule.after(slot)
+        return max(count, 1)
+
     async def finish(self, slot_ms: int, outcome: str) -> None:
         """Record how the run of ``slot_ms`` ended (``ok``, ``failed``, ``stopped``, ``cancelled``)."""
+        probe.slot(self.store.keys.pool, self.schedule.name, outcome)
         next_slot = self.schedule.after(slot_ms)
         try:
             recorded = await asyncio.wait_for(

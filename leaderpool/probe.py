@@ -41,6 +41,17 @@ class Observer(Protocol):
     def reconnected(self) -> None:
         """A watcher lost its Redis connection and subscribed again."""
 
+    def jobs(self, pool: str, outcome: str, count: int) -> None:
+        """The leader's job consumer: ``count`` jobs ``done``, ``failed`` (to be retried),
+        ``dead_lettered``, ``claimed`` (taken over from a previous leader) or ``ack_refused``."""
+
+    def lock(self, outcome: str, waited_s: float) -> None:
+        """A cluster-wide lock ``acquired`` after waiting ``waited_s``, or ``lost`` while held."""
+
+    def slot(self, pool: str, schedule: str, outcome: str, count: int = 1) -> None:
+        """A periodic schedule's run ended (``ok``, ``failed``, ``stopped``, ``cancelled``), or
+        ``count`` slots were ``missed``."""
+
 
 _observers: list[Observer] = []
 
@@ -92,3 +103,18 @@ def members_seen(pool: str, member: str, count: int) -> None:
 def reconnected() -> None:
     if _observers:
         _tell("reconnected")
+
+
+def jobs(pool: str, outcome: str, count: int) -> None:
+    if _observers and count:
+        _tell("jobs", pool, outcome, count)
+
+
+def lock(outcome: str, waited_s: float = 0.0) -> None:
+    if _observers:
+        _tell("lock", outcome, waited_s)
+
+
+def slot(pool: str, schedule: str, outcome: str, count: int = 1) -> None:
+    if _observers:
+        _tell("slot", pool, schedule, outcome, count)

@@ -41,7 +41,8 @@ class Retries:
         error = str(exc) or type(exc).__name__
         kind = classify(exc)
         if kind is Failure.DATA:  # a broken pool key: retrying fast fixes nothing; said once per process
-            report("bad_pool_data", error, retry_s=self._heartbeat, hint="leaderpool-cli doctor names it")
+            subject = getattr(exc, "problem", "") or error  # the data's problem, whichever script met it
+            report("bad_pool_data", subject, retry_s=self._heartbeat, hint="leaderpool-cli doctor names it")
             return self._heartbeat
         if kind is Failure.AUTH:  # a configuration error: retrying fast fixes nothing
             if error not in self._auth_errors:

@@ -555,6 +555,12 @@ HEARTBEAT_ARITY = (8, 7)
 LEAVE_ARITY = (8, 6)
 """How many keys and arguments the leave script takes (:func:`leaderpool.store.leave_call`)."""
 
+HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash")
+"""The heartbeat's keys' types: members, leases, leader, term, recovery, resigned, leader_conn,
+watching (checked before it runs: hostile data, see :mod:`leaderpool.baddata`)."""
+LEAVE_KEY_TYPES = ("hash", "zset", "string", "stream", "string", "string", "string", "hash")
+"""The leave script's: members, leases, leader, history, term, recovery, leader_conn, watching."""
+
 HEARTBEAT_NAMES = (
     (
         """
@@ -675,7 +681,9 @@ class NamedScript:
             return await call
         except Exception as exc:
             if is_bad_data_reply(exc):
-                raise BadPoolData(f"script {self.name} refused: {exc}: delete or repair that key") from exc
+                bad = BadPoolData(f"script {self.name} refused: {exc}: delete or repair that key")
+                bad.problem = str(exc)
+                raise bad from exc
             # imported on the error path: a one-shot CLI command runs scripts without redis-py
             from leaderpool.redis_errors import COMMAND_REFUSED, translate
 
@@ -691,8 +699,7 @@ class Scripts:
 
     def __init__(self, client: ScriptHost) -> None:
         h, z, s, x = "hash", "zset", "string", "stream"  # the type each KEYS[i] must have, if it exists
-        pool_beat = (h, z, s, s, s, s, s, h)  # members, leases, leader, term, recovery, resigned, leader_conn, watching
-        pool_leave = (h, z, s, x, s, s, s, h)  # members, leases, leader, history, term, recovery, leader_conn, watching
+        pool_beat, pool_leave = HEARTBEAT_KEY_TYPES, LEAVE_KEY_TYPES
         self.register = NamedScript(client, "register", REGISTER, (h, z, s, s))
         self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT, pool_beat)
         self.observe = NamedScript(client, "observe", OBSERVE, (h, z, s, s, h, s))

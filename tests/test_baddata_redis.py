@@ -92,11 +92,12 @@ def test_malformed_member_records_are_skipped(pool: tuple[Workers, redis.Redis],
     marks = [b.mark(), c.mark()]
     a.kill()
     b.elected()
-    eventually(lambda: all("ghost-huge" in w.stderr for w in (b, c)))
+    eventually(lambda: "ghost-huge" in b.stderr)  # b read the pool to take the lead over
     assert [("b", 2)] == elected_since([b, c], marks)
-    for w in (b, c):
+    for w in (b, c):  # a member that read the pool (c need not have, as a follower) says it once
         for ghost in ghosts:
-            assert 1 == w.stderr.count(f"subject={ghost}") + w.stderr.count(f"subject='{ghost}'"), w.stderr
+            said = w.stderr.count(f"subject={ghost}") + w.stderr.count(f"subject='{ghost}'")
+            assert said == 1 or (said == 0 and w is c), w.stderr
     assert_sound([b, c])
 
 

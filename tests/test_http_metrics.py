@@ -10,12 +10,19 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from leaderpool import Lock, PoolClient
+from leaderpool.metrics import disable_metrics, enable_metrics
 from leaderpool.testing.redis_server import RedisServer, free_port
 from tests.worker_procs import WorkerProc, Workers, eventually, workers_for
+
+SLOT_TASK = "tests.schedule_tasks:record_slot"
 
 
 @pytest.fixture
@@ -109,3 +116,50 @@ def test_a_taken_port_is_one_line_and_exit_2(workers: Workers) -> None:
         assert 2 == a.wait()
     assert f"leaderpool-worker: error: --http-port: cannot listen on 127.0.0.1:{port}" in a.stderr
     assert 1 == len(a.stderr.strip().splitlines()) and "Traceback" not in a.stderr
+
+
+def test_jobs_and_schedules_are_counted(workers: Workers, tmp_path: Path, redis_server: RedisServer) -> None:
+    """A worker with a handler counts the jobs it settles; one with a schedule counts its slots."""
+    port = free_port()
+    env = {"JOBS_RECORD_DIR": str(tmp_path), "LEADERPOOL_TEST_RUNS_FILE": str(tmp_path / "runs.jsonl")}
+    a = workers.start("a", "--http-port", str(port), "--handler", "tests.jobs_handlers:record", env=env)
+    a.elected()
+    with PoolClient("p", redis_server.url) as pool:
+        for n in range(3):
+            pool.submit({"n": n})
+    eventually(lambda: value(port, "leaderpool_jobs_total", pool="p", outcome="done") == 3)
+
+    sched_port = free_port()
+    sched = Workers(redis_server.url, "s")
+    try:
+        s = sched.start(
+            "s1",
+            "--http-port",
+            str(sched_port),
+            "--task",
+            "tests.schedule_tasks:record_slot",
+            "--every",
+            "0.2",
+            env=env,
+        )
+        s.elected()
+        eventually(lambda: (value(sched_port, "leaderpool_schedule_slots_total", pool="s", schedule=SLOT_TASK,
+                                  outcome="ok") or 0) >= 2)  # fmt: skip
+    finally:
+        sched.cleanup()
+
+
+def test_locks_are_counted_in_an_applications_registry(redis_server: RedisServer) -> None:
+    """The library's collectors in an application's own registry: a lock taken is counted, with
+    its wait."""
+    registry = CollectorRegistry()
+    enable_metrics(registry)
+    try:
+        client = redis.Redis.from_url(redis_server.url)
+        with Lock(client, "metrics-test", ttl_s=5):
+            pass
+        client.close()
+        assert 1 == registry.get_sample_value("leaderpool_locks_total", {"outcome": "acquired"})
+        assert 1 == registry.get_sample_value("leaderpool_lock_wait_seconds_count")
+    finally:
+        disable_metrics(registry)

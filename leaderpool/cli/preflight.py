@@ -162,9 +162,16 @@ def ping(client: Any, url: str, keys: Keyspace | None = None) -> Problem | None:
 def _try_pool_access(client: Any, keys: Keyspace) -> None:
     """Read the pool (the observe script, read-only) and subscribe to its channels; raises what
     Redis refused."""
-    from leaderpool.scripts import OBSERVE
+    from leaderpool.cli.oneshot import Blocking, run
+    from leaderpool.errors import BadPoolData, RedisAuthFailed
+    from leaderpool.store import PoolStore
 
-    client.register_script(OBSERVE)(keys=[keys.members, keys.leases, keys.leader, keys.resigned], args=["0"])
+    try:
+        run(PoolStore(Blocking(client), keys).observe(prune=False))
+    except BadPoolData:
+        pass  # readable, with data to repair: the members report it, and doctor names it
+    except RedisAuthFailed as exc:  # the store's translation: classify what Redis said
+        raise exc.__cause__ or exc from None
     db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
     pubsub = client.pubsub()
     try:

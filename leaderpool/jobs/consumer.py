@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from leaderpool import probe
 from leaderpool.constants import BACKOFF_FIRST_S
 from leaderpool.errors import ScriptError
 from leaderpool.jobs.config import JobsConfig
@@ -167,6 +168,7 @@ class JobConsumer:
                 return False
             if found.jobs:
                 log.info("jobs_claimed", count=len(found.jobs), ids=[j.job_id for j in found.jobs[:20]])
+                probe.jobs(self.store.keys.pool, "claimed", len(found.jobs))
             for job_id in found.dead:
                 log.warning("job_dead_lettered", job_id=job_id, detail="its consumers stopped mid-job too often")
             known = {j.job_id for j in queue}
@@ -207,6 +209,7 @@ class JobConsumer:
             if ran:
                 settled = await self.store.settle(held, done, failed, self.config.max_deliveries)
                 if not settled.accepted:
+                    probe.jobs(pool, "ack_refused", len(ran))
                     log.warning(
                         "job_ack_refused",
                         jobs=len(ran),
@@ -221,6 +224,9 @@ class JobConsumer:
                     heapq.heappush(delayed, (when, self._seq, by_id[job_id].job._replace(delivery=delivery)))
                 for job_id in settled.dead:
                     log.warning("job_dead_lettered", job_id=job_id, error=by_id[job_id].error)
+                probe.jobs(pool, "done", len(done))
+                probe.jobs(pool, "failed", len(settled.retries))
+                probe.jobs(pool, "dead_lettered", len(settled.dead))
             if not ran:
                 return False  # the lead is over (or we stop): the rest stay pending for the next leader
         return True
