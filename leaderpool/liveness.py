@@ -59,6 +59,8 @@ reads the close in its own time): ask again at once (twice: a round trip is shor
 event loop's smallest sleep), then after these pauses, about 90 ms in all, before giving up
 (then the lease decides)."""
 BURIED_REASON = "process_died"
+ACCEPT_BURST = 64
+"""Connections accepted per readiness callback at most (the rest on the next turn of the loop)."""
 HIGH_FD_FLOOR = 4096
 """Accepted liveness connections move to descriptors at least this high (or half the
 descriptor limit, if lower): see :class:`Endpoint`."""
@@ -130,7 +132,6 @@ class Endpoint:
         self.advertised = ""
         """``HOST:PORT/NONCE``: what members put in their records."""
         self._listener: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
         self._peers: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -163,7 +164,7 @@ class Endpoint:
 
     @property
     def serving(self) -> bool:
-        return self._accepting is not None and not self._accepting.done()
+        return self._listener is not None
 
     def _open(self, route: str) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -181,21 +182,30 @@ class Endpoint:
         shown = route if self.host in ("0.0.0.0", "::") else self.host
         advertise = self._advertise or join_host_port(shown, int(bound[1]))
         self.advertised = f"{advertise}/{self.nonce}"
-        self._accepting = asyncio.get_running_loop().create_task(self._accept(listener), name="leaderpool-liveness")
+        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
         log.info("liveness_endpoint_open", listening=join_host_port(str(bound[0]), int(bound[1])), advertised=advertise)
 
-    async def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: socket.socket) -> None:
+        """The listener is readable: accept what waits. (A reader callback rather than
+        ``loop.sock_accept``, whose cancellation races with a connection arriving on Python 3.11.)"""
         loop = asyncio.get_running_loop()
-        while True:
+        for _ in range(ACCEPT_BURST):
             try:
-                conn, _ = await loop.sock_accept(listener)
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:  # out of descriptors, say: the connection waits in the backlog
                 log.warning("liveness_accept_failed", error=str(exc))
-                await asyncio.sleep(LINK_RETRY_FIRST_S)
-                continue
+                loop.remove_reader(listener.fileno())
+                loop.call_later(LINK_RETRY_FIRST_S, self._resume, listener)
+                return
             task = loop.create_task(self._serve(_high_descriptor(conn)))
             self._peers.add(task)
             task.add_done_callback(self._peers.discard)
+
+    def _resume(self, listener: socket.socket) -> None:
+        if self._listener is listener:
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
 
     async def _serve(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -210,15 +220,14 @@ class Endpoint:
             conn.close()
 
     async def close(self) -> None:
-        accepting, self._accepting = self._accepting, None
-        if accepting is None:
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        accepting.cancel()
+        asyncio.get_running_loop().remove_reader(listener.fileno())
+        listener.close()
         for task in list(self._peers):
             task.cancel()
-        await asyncio.gather(accepting, *self._peers, return_exceptions=True)
-        if self._listener is not None:
-            self._listener.close()
+        await asyncio.gather(*self._peers, return_exceptions=True)
 
 
 def _high_descriptor(conn: socket.socket) -> socket.socket:
