@@ -52,12 +52,12 @@ HELLO_TIMEOUT_S = 2.0
 """How long a link waits for an endpoint's hello once connected."""
 LINK_RETRY_FIRST_S, LINK_RETRY_MAX_S = 0.05, 2.0
 """Reconnect delays of a link whose connection failed or closed, while anyone watches it."""
-CONFIRM_RETRIES_S = (0.0, 0.0, 0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+CONFIRM_RETRIES_S = (0.0,) * 8 + (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 """When a trigger comes, the leader's registered connection may still be listed for a moment (a
-dying process's kernel closes its sockets one after the other, in descriptor order, and Redis
-reads the close in its own time): ask again at once (twice: a round trip is shorter than the
-event loop's smallest sleep), then after these pauses, about 90 ms in all, before giving up
-(then the lease decides)."""
+dying process's kernel closes its sockets one after the other, and Redis reads the close in its
+own time, often a millisecond or two after the follower read its EOF): ask again at once, one
+round trip after the other (shorter than the event loop's smallest sleep) a few times, then
+after these pauses, about 90 ms in all, before giving up (then the lease decides)."""
 BURIED_REASON = "process_died"
 ACCEPT_BURST = 64
 """Connections accepted per readiness callback at most (the rest on the next turn of the loop)."""
