@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             progress(f"fast failover on/off: leases {args.fast_ttls} s; the floor: SIGKILL to the peer's EOF")
             results["floor"].update(death_floor(max(3, args.fast_rounds)))
+            if not args.quick:  # the same after an idle stretch as long as a 10 s lease's heartbeat
+                results["floor"].update(death_floor(8, idle_s=3.0))
             with open(log_dir / "fast_failover.log", "w") as log:
                 results["fast_failover"] = run_fast_failover(
                     server.url, args.fast_ttl_list, args.fast_rounds, args.fast_rounds_off, log
