@@ -67,6 +67,8 @@ def test_dockerfile_runs_the_worker_as_a_user_with_a_health_check() -> None:
     assert users and users[-1] not in ("root", "0")
     env = image_environment()
     check_worker([], {**env, "LEADERPOOL_POOL": "p"}, "Dockerfile ENV")
+    liveness = env["LEADERPOOL_LIVENESS_ADDRESS"].rpartition(":")[2]
+    assert liveness in dockerfile_instructions("EXPOSE")[0].split()
     (health,) = dockerfile_instructions("HEALTHCHECK")
     assert f"127.0.0.1:{env['LEADERPOOL_HTTP_PORT']}/healthz" in health
     assert [f"ARG VERSION={leaderpool.__version__}"] == [
@@ -140,6 +142,10 @@ def test_kubernetes_workers_are_accepted_and_probe_the_leader() -> None:
     check_worker(container.get("args", []), {**image_environment(), **env}, "kubernetes worker")
     port = int(env["LEADERPOOL_HTTP_PORT"])
     assert [port] == [p["containerPort"] for p in container["ports"] if p["name"] == "http"]
+    liveness = int(env["LEADERPOOL_LIVENESS_ADDRESS"].rpartition(":")[2])  # fast failover's endpoint
+    assert [liveness] == [p["containerPort"] for p in container["ports"] if p["name"] == "liveness"]
+    policy = next(d for _, d in manifests() if d["kind"] == "NetworkPolicy")
+    assert liveness in [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
     assert "/leader" == container["readinessProbe"]["httpGet"]["path"]
     assert "/healthz" == container["livenessProbe"]["httpGet"]["path"]
     assert container["resources"]["requests"] and container["resources"]["limits"]
