@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import locks
+from benchmarks import locks, schedule_drift
 
 SECTION = "## Benchmarks"
 
@@ -263,6 +263,10 @@ def results_markdown(results: dict[str, Any]) -> str:
         if su.get("redis_cli_get_ms"):
             lines.append(_stats_row("`redis-cli GET`", su.get("redis_cli_get_ms")))
     lines += locks.markdown_lines(results.get("locks"))
+    drift = results.get("schedule_drift")
+    if drift and "error" not in drift:
+        lines += ["", "## A periodic singleton across SIGKILLs of its leader (`--every`)", ""]
+        lines += [f"- {line}" for line in schedule_drift.table(drift).splitlines()]
     lines += ["", "## Safety (moments with two acting leaders, over every round above)", ""]
     lines += ["| contender | leaderships | two-leader moments | total overlap ms |", "|---|---|---|---|"]
     for name, c in (results.get("contenders") or {}).items():
