@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results_file import run_alone
 from benchmarks.stats import summary
 from leaderpool.testing.processes import Child, ChildGroup, clean_env
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 POOL = "bench-dashboard"
 TTL = "2"
 TARGET_P50_MS = 100.0
@@ -180,20 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 20)
     browsers = args.browsers or (5 if args.quick else 50)
-    from leaderpool.testing.redis_server import RedisServer
 
-    with RedisServer() as server:
-        result = measure(server.url, rounds, browsers)
-        result["redis"] = {"version": server.version, "binary": server.binary}
-    result["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    out_dir = args.out or RESULTS
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = args.name or ("quick-" if args.quick else "") + "dashboard-" + time.strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
-    print(f"written to {path}", file=sys.stderr)
-    return 0
+    return run_alone(
+        "dashboard", lambda url: measure(url, rounds, browsers), table, out=args.out, name=args.name, quick=args.quick
+    )
 
 
 if __name__ == "__main__":

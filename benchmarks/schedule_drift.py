@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.drift_task import RUNS_FILE
+from benchmarks.results_file import run_alone
 from benchmarks.stats import summary
 from leaderpool.testing.processes import Child, ChildGroup, clean_env
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 POOL = "bench-drift"
 PATIENCE_S = 30.0
 
@@ -164,20 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="result file name without .json (schedule-drift-TIMESTAMP)")
     args = p.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 10)
-    from leaderpool.testing.redis_server import RedisServer
 
-    with RedisServer() as server:
-        result = measure(server.url, rounds, args.period, args.ttl)
-        result["redis"] = {"version": server.version, "binary": server.binary}
-    result["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    out_dir = args.out or RESULTS
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = args.name or ("quick-" if args.quick else "") + "schedule-drift-" + time.strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
-    print(f"written to {path}", file=sys.stderr)
-    return 0
+    return run_alone(
+        "schedule-drift",
+        lambda url: measure(url, rounds, args.period, args.ttl),
+        table,
+        out=args.out,
+        name=args.name,
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":

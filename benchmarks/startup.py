@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results_file import run_alone
 from benchmarks.stats import summary
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 POOL = "bench-startup"
 TARGET_MS = 150.0
 ONE_CALL = ("status", "history")
@@ -122,20 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="result file name without .json (startup-TIMESTAMP)")
     args = p.parse_args(argv)
     runs = args.runs or (3 if args.quick else 21)
-    from leaderpool.testing.redis_server import RedisServer
 
-    with RedisServer() as server:
-        result = measure(server.url, runs)
-        result["redis"] = {"version": server.version, "binary": server.binary}
-    result["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    out_dir = args.out or RESULTS
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = args.name or ("quick-" if args.quick else "") + "startup-" + time.strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
-    print(f"written to {path}", file=sys.stderr)
-    return 0
+    return run_alone("startup", lambda url: measure(url, runs), table, out=args.out, name=args.name, quick=args.quick)
 
 
 if __name__ == "__main__":

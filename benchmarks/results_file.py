@@ -1,0 +1,41 @@
+"""Where a benchmark's result goes: one JSON file per run under ``benchmarks/results`` (or
+``--out``), named after the section and the time; shared by the sections that also run alone
+(``python -m benchmarks.startup``, ``.dashboard``, ``.schedule_drift``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from leaderpool.testing.redis_server import RedisServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_alone(
+    section: str,
+    measure: Callable[[str], dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    *,
+    out: Path | None,
+    name: str | None,
+    quick: bool,
+) -> int:
+    """Measure on a fresh redis-server, write ``SECTION-TIMESTAMP.json`` (``quick-`` first for a
+    smoke run, or ``name``), print the table; the exit code."""
+    with RedisServer() as server:
+        result = measure(server.url)
+        result["redis"] = {"version": server.version, "binary": server.binary}
+    result["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    out_dir = out or RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name or ("quick-" if quick else "") + f"{section}-" + time.strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"{stem}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"written to {path}", file=sys.stderr)
+    return 0
