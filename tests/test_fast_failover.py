@@ -27,7 +27,6 @@ from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderConn
 from leaderpool.testing.redis_server import RedisServer, free_port
 
-from .conftest import REDIS_BINARIES
 from .helpers import Recorder, start_all, stop_all
 from .helpers import eventually as eventually_async
 from .liveness_proxy import Proxy
@@ -39,19 +38,8 @@ used here; the benchmark measures the real figure (milliseconds)."""
 
 
 @pytest.fixture
-def one_redis() -> Iterator[RedisServer]:
-    """One redis-server (the first version found) for the tests that are about processes and
-    sockets, not about Redis versions; the SIGKILL test runs on every version."""
-    server = RedisServer(REDIS_BINARIES[0][0]).start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture
-def workers(one_redis: RedisServer) -> Iterator[Workers]:
-    with workers_for(one_redis.url) as ws:
+def workers(redis_one: RedisServer) -> Iterator[Workers]:
+    with workers_for(redis_one.url) as ws:
         yield ws
 
 
@@ -169,7 +157,7 @@ class TestTheFastPath:
         assert [1, 2, 3, 4, 5, 6] == [r[1] for r in rows if r[0] == "elected"]
 
     def test_a_leader_handed_its_lead_registers_its_connection_and_fails_over_fast(
-        self, workers: Workers, one_redis: RedisServer
+        self, workers: Workers, redis_one: RedisServer
     ) -> None:
         """A lead taken by a hand-over (not a claim) registers its connection at its first renewal:
         its own crash then takes the fast path too."""
@@ -181,23 +169,23 @@ class TestTheFastPath:
         c.sees("a")
         a.terminate()
         assert 2 == b.elected()["term"]
-        watched_by(one_redis.url, "b", [c])
+        watched_by(redis_one.url, "b", [c])
         killed_at = b.kill()
         elected = c.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
         assert elected["t"] - killed_at < FAST_BOUND_S and 3 == elected["term"]
         assert "client_list" == logs(c, "leader_process_died")[-1]["confirmed_by"]
 
-    def test_a_leader_whose_registered_connection_drops_steps_down_at_once(self, one_redis: RedisServer) -> None:
+    def test_a_leader_whose_registered_connection_drops_steps_down_at_once(self, redis_one: RedisServer) -> None:
         """Redis drops the leader's pub/sub connection (CLIENT KILL) while it lives: a follower could
         now prove that connection gone, so the leader stops acting at once, long before its renew
         deadline, and a new term follows."""
 
         async def main() -> None:
             rec = Recorder()
-            a, b = rec.elections("p", "ab", one_redis.url, ttl_s=10)
+            a, b = rec.elections("p", "ab", redis_one.url, ttl_s=10)
             await start_all([a, b])
             await a.wait_until_leader(10)
-            admin = redis.asyncio.Redis.from_url(one_redis.url)
+            admin = redis.asyncio.Redis.from_url(redis_one.url)
             registered = LeaderConn.parse(await admin.get(Keyspace("p").leader_conn))
             assert registered is not None and registered.term == a.term
             dropped_at = time.monotonic()
@@ -213,26 +201,26 @@ class TestTheFastPath:
 
 
 class TestFaultsThatWaitForTheLease:
-    def test_a_frozen_leader_is_replaced_only_after_its_lease(self, workers: Workers, one_redis: RedisServer) -> None:
+    def test_a_frozen_leader_is_replaced_only_after_its_lease(self, workers: Workers, redis_one: RedisServer) -> None:
         """SIGSTOP keeps the leader's sockets open: no trigger, no early takeover; the lease decides,
         and the leader steps down when it wakes."""
         a = start(workers, "a", ttl="2")
         a.elected()
         b = start(workers, "b", ttl="2")
         b.sees("a")
-        watched_by(one_redis.url, "a", [b])
+        watched_by(redis_one.url, "a", [b])
         a.signal(signal.SIGSTOP)
-        lease_end = time.time() + leader_pttl_ms(one_redis.url) / 1000  # nobody renews a frozen leader's lease
+        lease_end = time.time() + leader_pttl_ms(redis_one.url) / 1000  # nobody renews a frozen leader's lease
         elected = b.elected()
         assert elected["t"] >= lease_end - 0.05  # the read of the lease left took a moment
         assert "leader_process_died" not in b.stderr
         a.signal(signal.SIGCONT)
         assert "lease_lost" == a.wait_for(lambda e: e["event"] == "revoked")["reason"]
         assert [("elected", 1, "a", ""), ("expired", 1, "a", "lease_expired"), ("elected", 2, "b", "")] == history(
-            one_redis.url
+            redis_one.url
         )
 
-    def test_a_blackholed_path_to_the_leader_is_silence(self, workers: Workers, one_redis: RedisServer) -> None:
+    def test_a_blackholed_path_to_the_leader_is_silence(self, workers: Workers, redis_one: RedisServer) -> None:
         """A middlebox that swallows everything (the leader's close included) proves nothing: the
         leader killed behind it is replaced only after its lease."""
         port = free_port()
@@ -243,18 +231,18 @@ class TestFaultsThatWaitForTheLease:
             a.elected()
             b = start(workers, "b", ttl="2")
             b.sees("a")
-            watched_by(one_redis.url, "a", [b])
+            watched_by(redis_one.url, "a", [b])
             proxy.blackhole()
-            lease_end = a.kill() + leader_pttl_ms(one_redis.url) / 1000
+            lease_end = a.kill() + leader_pttl_ms(redis_one.url) / 1000
             elected = b.elected()
             assert elected["t"] >= lease_end - 0.05
             assert "leader_process_died" not in b.stderr
-            assert ("expired", 1, "a", "lease_expired") == history(one_redis.url)[1]
+            assert ("expired", 1, "a", "lease_expired") == history(redis_one.url)[1]
         finally:
             proxy.close()
 
     def test_a_reset_injected_while_the_leader_lives_is_not_a_death(
-        self, workers: Workers, one_redis: RedisServer
+        self, workers: Workers, redis_one: RedisServer
     ) -> None:
         """A RST from a middlebox triggers the follower, but Redis still lists the leader's
         connection: no takeover, the leader undisturbed, and the follower watches again."""
@@ -266,19 +254,19 @@ class TestFaultsThatWaitForTheLease:
             a.elected()
             b = start(workers, "b", ttl="2")
             b.sees("a")
-            watched_by(one_redis.url, "a", [b])
+            watched_by(redis_one.url, "a", [b])
             proxy.reset_clients()
             eventually(lambda: logs(b, "liveness_trigger_unconfirmed"))
-            eventually(lambda: watches(b, record(one_redis.url, "a")["liveness"]) >= 2)  # it reconnected
+            eventually(lambda: watches(b, record(redis_one.url, "a")["liveness"]) >= 2)  # it reconnected
             time.sleep(2.5)  # more than a lease: the leader renews on, nobody else is elected
             assert [] == a.of("revoked") and [] == b.of("elected") and a.alive()
-            assert [("elected", 1, "a", "")] == history(one_redis.url)
+            assert [("elected", 1, "a", "")] == history(redis_one.url)
         finally:
             proxy.close()
 
 
 class TestTheLeaderIsUndisturbed:
-    def test_a_dying_follower_does_not_disturb_the_leader(self, workers: Workers, one_redis: RedisServer) -> None:
+    def test_a_dying_follower_does_not_disturb_the_leader(self, workers: Workers, redis_one: RedisServer) -> None:
         """The next in line dies (its liveness connection closes on the leader's side): the leader
         leads on in the same term, and the member after it takes up the watch."""
         a = start(workers, "a", ttl="1")
@@ -287,17 +275,17 @@ class TestTheLeaderIsUndisturbed:
         b.sees("a")
         c = start(workers, "c", ttl="1")
         c.sees("a")
-        assert b is watched_by(one_redis.url, "a", [b, c])
+        assert b is watched_by(redis_one.url, "a", [b, c])
         b.kill()
-        assert c is watched_by(one_redis.url, "a", [c])
+        assert c is watched_by(redis_one.url, "a", [c])
         assert [] == a.of("revoked") and [] == c.of("elected")
-        assert [("elected", 1, "a", "")] == history(one_redis.url)
+        assert [("elected", 1, "a", "")] == history(redis_one.url)
 
 
 class TestWithoutClientCommand:
-    def test_an_acl_refusing_client_falls_back_to_a_refused_reconnect(self, one_redis: RedisServer) -> None:
+    def test_an_acl_refusing_client_falls_back_to_a_refused_reconnect(self, redis_one: RedisServer) -> None:
         """Where CLIENT is refused, a death is confirmed by a refused reconnect to the endpoint."""
-        admin = redis.Redis.from_url(one_redis.url)
+        admin = redis.Redis.from_url(redis_one.url)
         try:
             admin.acl_setuser(
                 "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
@@ -305,7 +293,7 @@ class TestWithoutClientCommand:
             )  # fmt: skip
         finally:
             admin.close()
-        url = one_redis.url.replace("redis://", "redis://noclient:pw@")
+        url = redis_one.url.replace("redis://", "redis://noclient:pw@")
         with workers_for(url) as ws:
             a = start(ws, "a", ttl="10")
             a.elected()
@@ -320,7 +308,7 @@ class TestWithoutClientCommand:
 
 class TestStatusAndSettings:
     def test_status_shows_the_endpoints_and_whether_the_next_in_line_is_connected(
-        self, workers: Workers, one_redis: RedisServer
+        self, workers: Workers, redis_one: RedisServer
     ) -> None:
         """Each member's endpoint, and the next in line connected to the leader (at its next beat)."""
         a = start(workers, "a", ttl="1")
@@ -331,7 +319,7 @@ class TestStatusAndSettings:
         c.sees("a")
 
         def pool() -> dict[str, Any]:
-            done = cli("--redis", one_redis.url, "status", "--json")
+            done = cli("--redis", redis_one.url, "status", "--json")
             assert 0 == done.returncode, done.stderr
             found: dict[str, Any] = json.loads(done.stdout)["pools"][0]
             return found
@@ -339,13 +327,13 @@ class TestStatusAndSettings:
         shown = eventually(lambda: (p := pool())["next_in_line"]["connected"] and p)
         assert {"member": "b", "connected": True} == shown["next_in_line"]
         endpoints = {m["member"]: m["liveness"] for m in shown["members"]}
-        assert endpoints["a"] == record(one_redis.url, "a")["liveness"].rpartition("/")[0]
+        assert endpoints["a"] == record(redis_one.url, "a")["liveness"].rpartition("/")[0]
         assert endpoints["b"] is not None and endpoints["c"] is None
-        text = cli("--redis", one_redis.url, "status").stdout
+        text = cli("--redis", redis_one.url, "status").stdout
         assert "next in line b, connected to the leader's liveness endpoint" in text
 
     def test_an_endpoint_that_cannot_listen_leaves_the_member_without_the_fast_path(
-        self, workers: Workers, one_redis: RedisServer
+        self, workers: Workers, redis_one: RedisServer
     ) -> None:
         """A fixed liveness port already taken: one error line, and the member leads all the same
         (its crash would wait for the lease)."""
@@ -357,11 +345,11 @@ class TestStatusAndSettings:
             a.elected()
             failed = logs(a, "liveness_endpoint_failed")
             assert 1 == len(failed) and f"127.0.0.1:{port}" == failed[0]["address"]
-            assert "liveness" not in record(one_redis.url, "a")
+            assert "liveness" not in record(redis_one.url, "a")
 
-    def test_doctor_says_whether_deaths_are_confirmed_through_redis(self, one_redis: RedisServer) -> None:
+    def test_doctor_says_whether_deaths_are_confirmed_through_redis(self, redis_one: RedisServer) -> None:
         """doctor: ok when CLIENT ID / CLIENT LIST ID are allowed, a warning naming the fallback when not."""
-        admin = redis.Redis.from_url(one_redis.url)
+        admin = redis.Redis.from_url(redis_one.url)
         try:
             admin.acl_setuser(
                 "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
@@ -369,7 +357,7 @@ class TestStatusAndSettings:
             )  # fmt: skip
         finally:
             admin.close()
-        for url, level in ((one_redis.url, "ok"), (one_redis.url.replace("redis://", "redis://noclient:pw@"), "warn")):
+        for url, level in ((redis_one.url, "ok"), (redis_one.url.replace("redis://", "redis://noclient:pw@"), "warn")):
             done = cli("--redis", url, "doctor", "--json")
             check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "fast failover")
             assert level == check["level"], check
