@@ -56,7 +56,7 @@ DEFAULT_TIMEOUT_S = 5.0
 HAND_OVER_POLL_S = 0.002
 """How often stand_down_group_leader looks whether its hand-over has landed in Redis."""
 
-_OPTIONS = {"timeout", "sentinel", "prefix", "priority", "fast_failover", "lock_timeout", "ssl"}
+_OPTIONS = {"db", "timeout", "sentinel", "prefix", "priority", "fast_failover", "lock_timeout", "ssl"}
 
 
 def _text(value: bytes | str) -> str:
@@ -76,6 +76,17 @@ def _option(options: dict[str, Any], name: str) -> str | None:
     return str(value)
 
 
+def _seconds(options: dict[str, Any], name: str, default: float) -> float:
+    text = _option(options, name)
+    try:
+        value = default if text is None else float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"leaderpool tooz URL: {name} must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def redis_url(parsed_url: Any, options: dict[str, Any]) -> str:
     """The redis:// (or redis+sentinel://) URL a ``leaderpool://`` URL names."""
     unknown = set(options) - _OPTIONS
@@ -91,9 +102,11 @@ def redis_url(parsed_url: Any, options: dict[str, Any]) -> str:
         userinfo = f"{user}:{password}@" if parsed_url.password is not None else f"{user}@"
     host = parsed_url.hostname or "localhost"
     host = f"[{host}]" if ":" in host else host
-    db = (parsed_url.path or "/0").strip("/") or "0"
+    db = _option(options, "db") or (parsed_url.path or "").strip("/") or "0"
     if not db.isdigit():
-        raise ConfigError(f"leaderpool tooz URL: the path must be a database number, got {db!r}")
+        # tooz's Redis driver ignores the path (its db is ``?db=N``); so does this one, and says so
+        log.warning("tooz_url_path_ignored", pool=None, member=None, term=None, path=db, db=0)
+        db = "0"
     sentinel = _option(options, "sentinel")
     ssl = (_option(options, "ssl") or "").lower() in ("1", "true", "yes", "on")
     if sentinel:
@@ -204,14 +217,14 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
     def __init__(self, member_id: bytes, parsed_url: Any, options: dict[str, Any]) -> None:
         super().__init__(member_id, parsed_url, options)
         self._url = redis_url(parsed_url, options)
-        self._ttl_s = float(_option(options, "timeout") or DEFAULT_TIMEOUT_S)
-        if not (math.isfinite(self._ttl_s) and self._ttl_s > 0):
-            raise ConfigError(f"leaderpool tooz URL: timeout must be a positive number of seconds, got {self._ttl_s}")
+        self._ttl_s = _seconds(options, "timeout", DEFAULT_TIMEOUT_S)
         self._prefix = _option(options, "prefix") or "leaderpool"
-        self._priority = int(_option(options, "priority") or 0)
+        priority = _option(options, "priority") or "0"
+        if not priority.lstrip("-").isdigit():
+            raise ConfigError(f"leaderpool tooz URL: priority must be an integer, got {priority!r}")
+        self._priority = int(priority)
         self._fast_failover = (_option(options, "fast_failover") or "1").lower() not in ("0", "false", "no", "off")
-        lock_ttl = _option(options, "lock_timeout")
-        self._lock_ttl_s = max(1, math.ceil(float(lock_ttl) if lock_ttl else self._ttl_s))
+        self._lock_ttl_s = max(1, math.ceil(_seconds(options, "lock_timeout", self._ttl_s)))
         self._member = _text(member_id)
         self._client: redis.Redis | None = None
         self._groups: GroupStore | None = None

@@ -36,6 +36,8 @@ from leaderpool.tooz_groups import GroupStatus, GroupStore
         ("leaderpool://:pw@h:1/0", {}, "redis://:pw@h:1/0"),
         ("leaderpool://s1:26379/2", {"sentinel": ["mymaster"]}, "redis+sentinel://s1:26379/mymaster/2"),
         ("leaderpool://h:6380/0", {"ssl": ["true"]}, "rediss://h:6380/0"),
+        ("leaderpool://h:6380", {"db": ["4"]}, "redis://h:6380/4"),  # tooz's Redis driver's form
+        ("leaderpool://h:6380/f00", {}, "redis://h:6380/0"),  # a path that is no db: ignored, as tooz's driver does
     ],
 )
 def test_a_leaderpool_url_names_the_redis_url(url: str, options: dict[str, list[str]], expected: str) -> None:
@@ -46,12 +48,26 @@ def test_a_leaderpool_url_names_the_redis_url(url: str, options: dict[str, list[
     ("url", "options", "match"),
     [
         ("leaderpool://h:1/0", {"tiemout": ["2"]}, "unknown option.*tiemout"),
-        ("leaderpool://h:1/zero", {}, "database number"),
     ],
 )
 def test_a_bad_url_is_one_clear_error(url: str, options: dict[str, list[str]], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         redis_url(urlsplit(url), options)
+
+
+@pytest.mark.parametrize(
+    ("query", "match"),
+    [
+        ("timeout=soon", "timeout must be a positive number of seconds, got 'soon'"),
+        ("timeout=-1", "timeout must be a positive"),
+        ("lock_timeout=0", "lock_timeout must be a positive"),
+        ("priority=high", "priority must be an integer"),
+        ("tiemout=2", "unknown option"),
+    ],
+)
+def test_a_bad_option_fails_at_get_coordinator(query: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        tooz.coordination.get_coordinator(f"leaderpool://127.0.0.1:1/0?{query}", b"m1")
 
 
 def test_tooz_finds_the_driver_by_its_scheme() -> None:
@@ -60,8 +76,6 @@ def test_tooz_finds_the_driver_by_its_scheme() -> None:
     assert isinstance(coordinator, LeaderpoolDriver)
     assert coordinator.requires_beating  # tooz calls heartbeat(); it only reports the delay
     assert 2 / 3 == coordinator.heartbeat()
-    with pytest.raises(ConfigError, match="timeout must be a positive"):
-        tooz.coordination.get_coordinator("leaderpool://127.0.0.1:1/0?timeout=-1", b"m1")
 
 
 # ---- the group registry, on fakeredis ----
