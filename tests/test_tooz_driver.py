@@ -224,7 +224,7 @@ def test_toozs_own_api_suite_passes_on_the_leaderpool_driver(server: RedisServer
     report = tmp_path / "report.xml"
     env = {**os.environ, "TOOZ_TEST_URL": f"leaderpool://127.0.0.1:{server.port}/0"}
     args = [sys.executable, "-m", "pytest", str(suite), "-c", str(ini), "-p", "no:cacheprovider", "-q"]
-    args += [f"--junitxml={report}", "--timeout=60", *(f"--deselect={suite}::TestAPI::{t}" for t in DESELECTED)]
+    args += [f"--junitxml={report}", "--timeout=60", "-k", " and ".join(f"not {t}" for t in sorted(DESELECTED))]
     done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     outcomes: dict[str, str] = {}
     for case in ET.parse(report).getroot().iter("testcase"):
