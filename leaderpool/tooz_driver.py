@@ -231,8 +231,6 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         self._elections: dict[bytes, Election] = {}
         self._announced: dict[bytes, int] = {}
         self._members_seen: dict[bytes, set[bytes]] = {}
-        self._refresher: threading.Thread | None = None
-        self._stopping = threading.Event()
 
     # ---- start and stop ----
 
@@ -246,17 +244,10 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
             raise
         self._client = client
         self._groups = GroupStore(client, self._prefix)
-        self._stopping.clear()
-        self._refresher = threading.Thread(target=self._refresh_forever, name="leaderpool-tooz", daemon=True)
-        self._refresher.start()
 
     def _stop(self) -> None:
-        self._stopping.set()
         for group in list(self._elections):
             self._stop_election(group)
-        if self._refresher is not None:
-            self._refresher.join()
-            self._refresher = None
         if self._client is not None:
             self._client.close()
         self._client = self._groups = None
@@ -268,23 +259,17 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
             raise tooz.ToozError("the coordinator is not started")
         return self._groups
 
-    def _refresh_forever(self) -> None:
-        """Keep this coordinator's memberships leased: the one thing tooz asks ``heartbeat`` for,
-        done here so that a caller that never beats keeps its memberships while it lives."""
-        ttl_ms = int(self._ttl_s * 1000)
-        while not self._stopping.wait(self._ttl_s / 3):
-            for group in list(self._joined_groups):
-                try:
-                    if not self._store.refresh(_text(group), self._member, ttl_ms):
-                        log.warning("tooz_membership_lost", pool=_text(group), member=self._member, term=None)
-                        self._joined_groups.discard(group)
-                except (redis.exceptions.RedisError, tooz.ToozError) as exc:
-                    log.warning(
-                        "tooz_refresh_failed", pool=_text(group), member=self._member, term=None, error=str(exc)
-                    )
-
     def heartbeat(self) -> float:
-        """Cheap: leaderpool renews everything in the background. Returns tooz's next-beat delay."""
+        """tooz's contract for group membership: a joined member stays in its groups while it
+        beats (``start(start_heart=True)`` beats on a thread), one script per joined group.
+        Leads and locks do not depend on it: leaderpool renews them in the background.
+        Returns the delay until the next beat."""
+        ttl_ms = int(self._ttl_s * 1000)
+        for group in list(self._joined_groups):
+            with _translated():
+                if not self._store.refresh(_text(group), self._member, ttl_ms):
+                    log.warning("tooz_membership_lost", pool=_text(group), member=self._member, term=None)
+                    self._joined_groups.discard(group)
         return self._ttl_s / 3
 
     # ---- groups ----
