@@ -54,7 +54,8 @@ DEFAULT_TIMEOUT_S = 5.0
 """The lease of members, leads and locks (``?timeout=``); leaderpool's default ttl."""
 
 HAND_OVER_POLL_S = 0.002
-"""How often stand_down_group_leader looks whether its hand-over has landed in Redis."""
+"""How often stand_down_group_leader looks whether its hand-over has landed in Redis, and
+run_watchers whether a vacant lead has been filled."""
 
 _OPTIONS = {"db", "timeout", "sentinel", "prefix", "priority", "fast_failover", "lock_timeout", "ssl"}
 
@@ -443,18 +444,26 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         if election.is_leader:
             return election.term
         try:
-            leader = election.current_leader(fresh=True)
-            if leader is None:
-                leader = election.wait_for_leader(timeout=max(0.0, deadline - time.monotonic()))
-            if leader.member != self._member:
+            # a new candidate has joined once its own first read of the pool found a leader (local)
+            election.wait_for_leader(timeout=max(0.0, deadline - time.monotonic()))
+            found = self._leader_value(election.pool)  # one GET: the local view may be a hand-over late
+            while found is None:  # a vacancy (first start, a release): Redis says who fills it
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(HAND_OVER_POLL_S)
+                found = self._leader_value(election.pool)
+            if found.member != self._member:
                 return None
             return election.wait_until_leader(timeout=max(0.0, deadline - time.monotonic()))
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             return None
 
+    def _leader_value(self, pool: str) -> LeaderValue | None:
+        return LeaderValue.parse(self._store.client.get(Keyspace(pool, self._prefix).leader))
+
     def get_leader(self, group_id: bytes) -> coordination.CoordAsyncResult[bytes | None]:  # type: ignore[override]
         def leader() -> bytes | None:
-            value = LeaderValue.parse(self._store.client.get(Keyspace(_text(group_id), self._prefix).leader))
+            value = self._leader_value(_text(group_id))
             return None if value is None else _bytes(value.member)
 
         return _result(leader)
@@ -471,7 +480,7 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
             # tooz callers expect the lead gone on return: wait for the hand-over script
             deadline = time.monotonic() + 2 * self._ttl_s
             while time.monotonic() < deadline:
-                leader = election.current_leader(fresh=True)
+                leader = self._leader_value(election.pool)
                 if leader is None or leader.member != self._member or leader.term != term:
                     break
                 time.sleep(HAND_OVER_POLL_S)
