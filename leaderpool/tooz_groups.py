@@ -18,6 +18,8 @@ from typing import Any
 
 import redis
 
+from leaderpool.keys import validate_name
+
 __all__ = ["GroupKeys", "GroupStatus", "GroupStore", "JoinedMember"]
 
 # Shared by every script: Redis's clock in ms and the purge of members whose lease ran out.
@@ -175,7 +177,8 @@ class GroupStore:
         self._delete = client.register_script(_DELETE)
 
     def keys(self, group: str) -> GroupKeys:
-        return GroupKeys(self.prefix, group)
+        """The group's keys; a group id that could not be a pool name is a ConfigError."""
+        return GroupKeys(self.prefix, validate_name("group id", group))
 
     def create(self, group: str) -> bool:
         """False when the group already existed."""

@@ -97,6 +97,13 @@ def test_joining_needs_a_created_group_and_a_member_joins_once(groups: GroupStor
     assert ["g"] == groups.groups()
 
 
+def test_a_group_id_follows_the_pool_name_rules(groups: GroupStore) -> None:
+    with pytest.raises(ConfigError, match="group id"):
+        groups.create("has space")
+    with pytest.raises(ConfigError, match="group id"):
+        groups.join("{tag}", "a", None, 5000)
+
+
 def test_update_keeps_the_join_time_and_moves_the_update_time(groups: GroupStore) -> None:
     groups.create("g")
     groups.join("g", "a", {"v": 1}, 5000)
@@ -168,6 +175,8 @@ def test_leadership_and_a_fenced_lock_through_the_tooz_api(server: RedisServer) 
         assert b"preferred" == first.get_leader(b"jobs").get()
         assert not first.stand_down_group_leader(b"jobs")
 
+        with pytest.raises(tooz.ToozError, match="group id"):
+            first.create_group(b"has space").get()
         assert 2 / 3 == first.heartbeat()  # renews memberships only (none here): the lead is leaderpool's
 
         lock = first.get_lock(b"orders")
