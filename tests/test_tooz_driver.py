@@ -15,14 +15,19 @@ from urllib.parse import urlsplit
 
 import fakeredis
 import pytest
+import redis
 import tooz
 import tooz.coordination
 import tooz.tests
 
 from leaderpool.errors import ConfigError
+from leaderpool.keys import Keyspace
+from leaderpool.testing.processes import ChildGroup
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.tooz_driver import LeaderpoolDriver, LeaderpoolLock, redis_url
 from leaderpool.tooz_groups import GroupStatus, GroupStore
+
+from .worker_procs import PATIENCE, ROOT, clean_env, eventually
 
 # ---- the URL, without Redis ----
 
@@ -195,6 +200,31 @@ def test_leadership_and_a_fenced_lock_through_the_tooz_api(server: RedisServer) 
     finally:
         first.stop()
         preferred.stop()
+
+
+def test_a_killed_leader_is_replaced_through_the_tooz_api_long_before_its_lease(server: RedisServer) -> None:
+    """Two processes on the tooz API (the benchmark's tooz-leaderpool program, 6 s lease): the
+    leader is SIGKILLed and the other's LeaderElected callback runs well within half the lease
+    (fast failover: the lease is not waited for)."""
+    ttl = 6.0
+
+    def argv(member: str) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.contenders.tooz_leaderpool", "--redis", server.url,
+                "--pool", "crash", "--member-id", member, "--ttl", str(ttl), "--json-events"]  # fmt: skip
+
+    client = redis.Redis.from_url(server.url)
+    try:
+        with ChildGroup() as group:
+            first = group.start(argv("a"), name="a", cwd=ROOT, env=clean_env())
+            first.wait_for(lambda e: e["event"] == "elected", timeout=PATIENCE)
+            second = group.start(argv("b"), name="b", cwd=ROOT, env=clean_env())
+            # b is next in line and holds a link to a's liveness endpoint (reported on its heartbeat)
+            eventually(lambda: client.hget(Keyspace("crash").watching, "b"))
+            killed_at = first.kill()
+            elected = second.wait_for(lambda e: e["event"] == "elected", timeout=ttl / 2)
+            assert elected["t"] - killed_at < ttl / 2
+    finally:
+        client.close()
 
 
 def test_an_unreachable_redis_is_toozs_connection_error() -> None:
