@@ -13,9 +13,9 @@ The mapping (see the README's "For tooz users"):
   fast; ``run_watchers`` reports the elections the member won since it last ran;
 - locks are :class:`leaderpool.locks.Lock`, with the fencing token as ``lock.token``.
 
-``heartbeat`` and ``run_watchers`` only report: leases (memberships, leads, locks) are renewed by
-leaderpool's own background loop and threads, so a process that stops calling them keeps its
-lead until it dies, stops or loses Redis.
+Leads and locks are renewed by leaderpool's own background loop and threads, so a process that
+calls ``heartbeat`` or ``run_watchers`` late keeps its lead until it dies, stops or loses Redis.
+Group membership keeps tooz's contract: ``heartbeat`` renews it (one script per joined group).
 """
 
 from __future__ import annotations
