@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.contenders import k8s_lease, python_redis_lock, redispy_lock, tooz_redis
+from benchmarks.contenders import k8s_lease, python_redis_lock, redispy_lock, tooz_leaderpool, tooz_redis
 from leaderpool.keys import Keyspace
 
 
@@ -48,6 +48,9 @@ ALTERNATIVES = (
     Contender("tooz", "tooz 9 (Redis driver)", "benchmarks.contenders.tooz_redis", tooz_redis.leader_key,
               "GET of the leader lock (the driver has no get_leader; the value is an opaque token)",
               whole_seconds=True),
+    Contender("tooz-leaderpool", "tooz 9 API on leaderpool (leaderpool:// driver)",
+              "benchmarks.contenders.tooz_leaderpool", tooz_leaderpool.leader_key,
+              "get_leader() (a GET of the pool's leader key)"),
     Contender("python-redis-lock", "python-redis-lock 4 (auto_renewal)", "benchmarks.contenders.python_redis_lock",
               python_redis_lock.leader_key, "Lock.get_owner_id() (a GET)", whole_seconds=True),
     Contender("redis-py-lock", "redis-py Lock (reacquire every ttl/3)", "benchmarks.contenders.redispy_lock",

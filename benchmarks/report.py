@@ -337,6 +337,10 @@ NOTES = """## How each contender learns of a change (what the numbers above come
 - **tooz**: every member polls `run_watchers()` every 0.1 s, which tries the group's leader lock with
   SET NX PX; the leader refreshes it in `heartbeat()`. No lost-leadership callback and no `get_leader` in
   the Redis driver. SIGTERM: `stop()` (leave the group, release the lock).
+- **tooz-leaderpool**: the tooz contender's program with the URL `leaderpool://` (leaderpool's tooz driver):
+  leaderpool elects and fails over in the background (fast failover included); the application hears
+  it is elected at its next `run_watchers()` (every 0.1 s), which is most of the time measured.
+  SIGTERM: `stop()` (hands the lead over, leaves the group).
 - **python-redis-lock**: waiters block in BLPOP on the lock's signal list for up to `expire` seconds: a
   release (RPUSH) wakes one at once (fast handoff), an expiry wakes nobody, so after a crash a waiter
   retries only when its BLPOP times out (slow, phase-dependent failover). It renews every 2/3 of the

@@ -1,0 +1,75 @@
+"""tooz's API on the leaderpool driver (``leaderpool://``): the tooz contender's very loop
+(``create_group``/``join_group``, ``watch_elected_as_leader``, then ``run_watchers()`` every 0.1 s
+and ``heartbeat()`` at the pace tooz's ``Heart`` keeps), with only the URL changed.
+
+Under it, leaderpool keeps the lead in the background and fails over on its own (fast failover,
+a hand-over on ``stop()``); the application learns it leads at its next ``run_watchers()``, so
+the time to "elected" includes up to one poll. SIGTERM: ``stop()`` (hands the lead over, leaves
+the group)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from urllib.parse import urlsplit
+
+from tooz import coordination
+
+from benchmarks.contenders.common import Emitter, Shutdown, parse_args, raise_on_sigterm, sleep
+from leaderpool.keys import Keyspace
+
+POLL_S = 0.1
+
+
+def leader_key(pool: str) -> str:
+    """The pool's leader key: the driver's election is leaderpool's."""
+    return Keyspace(pool).leader
+
+
+def tooz_url(redis_url: str, ttl: float) -> str:
+    parts = urlsplit(redis_url)
+    return f"leaderpool://{parts.hostname}:{parts.port}/0?timeout={ttl}"
+
+
+def main() -> int:
+    args = parse_args(__doc__ or "")
+    emit = Emitter(args.pool, args.member_id)
+    raise_on_sigterm()
+    group = args.pool.encode()
+    coordinator = coordination.get_coordinator(tooz_url(args.redis, args.ttl), args.member_id.encode())
+    leading = False
+
+    def on_elected(event: coordination.LeaderElected) -> None:
+        nonlocal leading
+        leading = True
+        emit.elected()
+
+    started = False
+    try:
+        coordinator.start()
+        started = True
+        with contextlib.suppress(coordination.GroupAlreadyExist):
+            coordinator.create_group(group).get()
+        with contextlib.suppress(coordination.MemberAlreadyExist):
+            coordinator.join_group(group).get()
+        coordinator.watch_elected_as_leader(group, on_elected)
+        emit.ready()
+        next_beat = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + (coordinator.heartbeat() or args.ttl) / 2
+            coordinator.run_watchers(timeout=POLL_S)
+            sleep(POLL_S)
+    except Shutdown:
+        pass
+    finally:
+        if leading:
+            emit.revoked("shutdown")
+        if started:
+            coordinator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
