@@ -8,6 +8,7 @@ everything a closed connection cannot prove waits for the lease."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
@@ -86,6 +87,24 @@ def watched_by(url: str, leader: str, followers: list[WorkerProc]) -> WorkerProc
 
     found: WorkerProc = eventually(watcher)
     return found
+
+
+@contextlib.contextmanager
+def leader_behind_a_proxy(ws: Workers, url: str) -> Iterator[tuple[Proxy, WorkerProc, WorkerProc]]:
+    """Leader a, whose liveness endpoint the others reach only through a proxy the test
+    controls, and b, next in line, connected to it through the proxy."""
+    port = free_port()
+    proxy = Proxy(port).start()
+    try:
+        a = start(ws, "a", "--liveness-address", f"127.0.0.1:{port}",
+                  "--liveness-advertise", f"127.0.0.1:{proxy.port}", ttl="2")  # fmt: skip
+        a.elected()
+        b = start(ws, "b", ttl="2")
+        b.sees("a")
+        watched_by(url, "a", [b])
+        yield proxy, a, b
+    finally:
+        proxy.close()
 
 
 def watches(worker: WorkerProc, endpoint: str) -> int:
@@ -223,46 +242,26 @@ class TestFaultsThatWaitForTheLease:
     def test_a_blackholed_path_to_the_leader_is_silence(self, workers: Workers, redis_one: RedisServer) -> None:
         """A middlebox that swallows everything (the leader's close included) proves nothing: the
         leader killed behind it is replaced only after its lease."""
-        port = free_port()
-        proxy = Proxy(port).start()
-        try:
-            a = start(workers, "a", "--liveness-address", f"127.0.0.1:{port}",
-                              "--liveness-advertise", f"127.0.0.1:{proxy.port}", ttl="2")  # fmt: skip
-            a.elected()
-            b = start(workers, "b", ttl="2")
-            b.sees("a")
-            watched_by(redis_one.url, "a", [b])
+        with leader_behind_a_proxy(workers, redis_one.url) as (proxy, a, b):
             proxy.blackhole()
             lease_end = a.kill() + leader_pttl_ms(redis_one.url) / 1000
             elected = b.elected()
             assert elected["t"] >= lease_end - 0.05
             assert "leader_process_died" not in b.stderr
             assert ("expired", 1, "a", "lease_expired") == history(redis_one.url)[1]
-        finally:
-            proxy.close()
 
     def test_a_reset_injected_while_the_leader_lives_is_not_a_death(
         self, workers: Workers, redis_one: RedisServer
     ) -> None:
         """A RST from a middlebox triggers the follower, but Redis still lists the leader's
         connection: no takeover, the leader undisturbed, and the follower watches again."""
-        port = free_port()
-        proxy = Proxy(port).start()
-        try:
-            a = start(workers, "a", "--liveness-address", f"127.0.0.1:{port}",
-                              "--liveness-advertise", f"127.0.0.1:{proxy.port}", ttl="2")  # fmt: skip
-            a.elected()
-            b = start(workers, "b", ttl="2")
-            b.sees("a")
-            watched_by(redis_one.url, "a", [b])
+        with leader_behind_a_proxy(workers, redis_one.url) as (proxy, a, b):
             proxy.reset_clients()
             eventually(lambda: logs(b, "liveness_trigger_unconfirmed"))
             eventually(lambda: watches(b, record(redis_one.url, "a")["liveness"]) >= 2)  # it reconnected
             time.sleep(2.5)  # more than a lease: the leader renews on, nobody else is elected
             assert [] == a.of("revoked") and [] == b.of("elected") and a.alive()
             assert [("elected", 1, "a", "")] == history(redis_one.url)
-        finally:
-            proxy.close()
 
 
 class TestTheLeaderIsUndisturbed:

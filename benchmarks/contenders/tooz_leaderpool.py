@@ -9,16 +9,13 @@ the group)."""
 
 from __future__ import annotations
 
-import contextlib
-import time
 from urllib.parse import urlsplit
 
 from tooz import coordination
 
-from benchmarks.contenders.common import Emitter, Shutdown, parse_args, raise_on_sigterm, sleep
+from benchmarks.contenders.common import Emitter, parse_args, raise_on_sigterm
+from benchmarks.contenders.tooz_redis import POLL_S, play
 from leaderpool.keys import Keyspace
-
-POLL_S = 0.1
 
 
 def leader_key(pool: str) -> str:
@@ -35,40 +32,8 @@ def main() -> int:
     args = parse_args(__doc__ or "")
     emit = Emitter(args.pool, args.member_id)
     raise_on_sigterm()
-    group = args.pool.encode()
     coordinator = coordination.get_coordinator(tooz_url(args.redis, args.ttl), args.member_id.encode())
-    leading = False
-
-    def on_elected(event: coordination.LeaderElected) -> None:
-        nonlocal leading
-        leading = True
-        emit.elected()
-
-    started = False
-    try:
-        coordinator.start()
-        started = True
-        with contextlib.suppress(coordination.GroupAlreadyExist):
-            coordinator.create_group(group).get()
-        with contextlib.suppress(coordination.MemberAlreadyExist):
-            coordinator.join_group(group).get()
-        coordinator.watch_elected_as_leader(group, on_elected)
-        emit.ready()
-        next_beat = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= next_beat:
-                next_beat = now + (coordinator.heartbeat() or args.ttl) / 2
-            coordinator.run_watchers(timeout=POLL_S)
-            sleep(POLL_S)
-    except Shutdown:
-        pass
-    finally:
-        if leading:
-            emit.revoked("shutdown")
-        if started:
-            coordinator.stop()
-    return 0
+    return play(coordinator, args, emit, watch_timeout=POLL_S)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from tooz import coordination
@@ -36,8 +37,15 @@ def main() -> int:
     raise_on_sigterm()
     if args.ttl != int(args.ttl):
         raise SystemExit("tooz's Redis driver takes whole seconds (it does int(timeout))")
-    group = args.pool.encode()
     coordinator = coordination.get_coordinator(tooz_url(args.redis), args.member_id.encode(), timeout=int(args.ttl))
+    return play(coordinator, args, emit, watch_timeout=None)
+
+
+def play(coordinator: coordination.CoordinationDriver, args: Any, emit: Emitter, *, watch_timeout: float | None) -> int:
+    """The member's life through tooz's API, whichever driver is under it: join the group, stand
+    for leader, then ``run_watchers()`` every :data:`POLL_S` and ``heartbeat()`` at the pace of
+    tooz's ``Heart``, until SIGTERM (``stop()``)."""
+    group = args.pool.encode()
     leading = False
 
     def on_elected(event: coordination.LeaderElected) -> None:
@@ -60,7 +68,7 @@ def main() -> int:
             now = time.monotonic()
             if now >= next_beat:
                 next_beat = now + (coordinator.heartbeat() or args.ttl) / 2
-            coordinator.run_watchers()
+            coordinator.run_watchers(timeout=watch_timeout)
             sleep(POLL_S)
     except Shutdown:
         pass

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaderpool.cli.oneshot import Blocking, run
-from leaderpool.cli.status import clock_text, seconds_text, table
+from leaderpool.cli.status import clock_text, scan_pools, seconds_text, table
 from leaderpool.keys import Keyspace, pool_from_schedules_key, schedules_pattern
-from leaderpool.protocol import text
 from leaderpool.schedule_store import ScheduleRecord, ScheduleStore
 
 
@@ -30,16 +29,7 @@ class PoolSchedules:
 
 async def discover(client: Any, prefix: str) -> list[str]:
     """Every pool with a schedules hash under ``prefix``, sorted."""
-    found: set[str] = set()
-    cursor: Any = 0
-    while True:
-        cursor, keys = await client.scan(cursor, match=schedules_pattern(prefix), count=500)
-        for key in keys:
-            pool = pool_from_schedules_key(text(key), prefix)
-            if pool is not None:
-                found.add(pool)
-        if int(cursor) == 0:
-            return sorted(found)
+    return await scan_pools(client, schedules_pattern(prefix), lambda key: pool_from_schedules_key(key, prefix))
 
 
 async def read_schedules(client: Any, pools: list[str], prefix: str) -> list[PoolSchedules]:

@@ -14,7 +14,7 @@ or the pool is named. ``leaderpool-cli forget POOL`` deletes one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,12 +111,17 @@ class PoolStatus:
 
 async def discover_pools(client: Any, prefix: str) -> list[str]:
     """Every pool with a members hash under ``prefix``, sorted."""
+    return await scan_pools(client, members_pattern(prefix), lambda key: pool_from_members_key(key, prefix))
+
+
+async def scan_pools(client: Any, pattern: str, pool_of: Callable[[str], str | None]) -> list[str]:
+    """The pools of every key matching ``pattern`` (``pool_of`` names a key's pool, or None), sorted."""
     found: set[str] = set()
     cursor: Any = 0
     while True:
-        cursor, keys = await client.scan(cursor, match=members_pattern(prefix), count=500)
+        cursor, keys = await client.scan(cursor, match=pattern, count=500)
         for key in keys:
-            pool = pool_from_members_key(text(key), prefix)
+            pool = pool_of(text(key))
             if pool is not None:
                 found.add(pool)
         if int(cursor) == 0:
