@@ -36,9 +36,11 @@ def test_the_page_follows_the_pool_live(workers: Workers, redis_one: RedisServer
     server are shown."""
     from playwright.sync_api import expect, sync_playwright
 
-    workers.start("a", "--meta", "zone=eu-1").elected()
-    workers.start("b").sees("a")
-    workers.start("c").sees("a")
+    # a 3 s lease: Chromium starting on a busy 2-core machine must not starve a's renewals (the
+    # failover below is a SIGKILL, replaced in milliseconds whatever the lease)
+    workers.start("a", "--meta", "zone=eu-1", ttl="3").elected()
+    workers.start("b", ttl="3").sees("a")
+    workers.start("c", ttl="3").sees("a")
     dash = start_dashboard(redis_one.url, "--allow-actions")
     with dash, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
