@@ -41,8 +41,9 @@ from leaderpool.errors import ConfigError, LeaderpoolError, RedisUnavailable
 from leaderpool.keys import Keyspace
 from leaderpool.locks import Lock
 from leaderpool.log import get_logger
-from leaderpool.protocol import LeaderValue
+from leaderpool.protocol import LeaderValue, PoolEvent
 from leaderpool.tooz_groups import GroupStatus, GroupStore
+from leaderpool.tooz_watch import GroupEvents
 
 __all__ = ["LeaderpoolDriver", "LeaderpoolLock", "redis_url"]
 
@@ -232,6 +233,10 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         self._elections: dict[bytes, Election] = {}
         self._announced: dict[bytes, int] = {}
         self._members_seen: dict[bytes, set[bytes]] = {}
+        self._events: GroupEvents | None = None
+        self._lapse_due: dict[bytes, float] = {}
+        """Per watched group, the monotonic instant its first known lease ends: a member may
+        have lapsed unannounced (a crash) and run_watchers reads the group (evicting it)."""
 
     # ---- start and stop ----
 
@@ -245,14 +250,18 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
             raise
         self._client = client
         self._groups = GroupStore(client, self._prefix)
+        self._events = GroupEvents(self._url)
 
     def _stop(self) -> None:
         for group in list(self._elections):
             self._stop_election(group)
+        if self._events is not None:
+            self._events.close()
         if self._client is not None:
             self._client.close()
-        self._client = self._groups = None
+        self._client = self._groups = self._events = None
         self._members_seen.clear()
+        self._lapse_due.clear()
 
     @property
     def _store(self) -> GroupStore:
@@ -262,15 +271,18 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
 
     def heartbeat(self) -> float:
         """tooz's contract for group membership: a joined member stays in its groups while it
-        beats (``start(start_heart=True)`` beats on a thread), one script per joined group.
-        Leads and locks do not depend on it: leaderpool renews them in the background.
+        beats (``start(start_heart=True)`` beats on a thread), one script per joined group,
+        which also evicts the group's lapsed members (announced to watchers). Leads and locks
+        do not depend on it: leaderpool renews them in the background.
         Returns the delay until the next beat."""
         ttl_ms = int(self._ttl_s * 1000)
         for group in list(self._joined_groups):
             with _translated():
-                if not self._store.refresh(_text(group), self._member, ttl_ms):
-                    log.warning("tooz_membership_lost", pool=_text(group), member=self._member, term=None)
-                    self._joined_groups.discard(group)
+                refreshed = self._store.refresh(_text(group), self._member, ttl_ms)
+            self._note_lapse(group, refreshed.next_lapse_ms)
+            if not refreshed.renewed:
+                log.warning("tooz_membership_lost", pool=_text(group), member=self._member, term=None)
+                self._joined_groups.discard(group)
         return self._ttl_s / 3
 
     # ---- groups ----
@@ -369,36 +381,103 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
 
     # ---- watching members ----
 
-    def _seen(self, group_id: bytes) -> None:
-        if group_id not in self._members_seen:
+    def _note_lapse(self, group_id: bytes, next_lapse_ms: int | None) -> None:
+        if group_id in self._members_seen:
+            due = math.inf if next_lapse_ms is None else time.monotonic() + next_lapse_ms / 1000
+            self._lapse_due[group_id] = due
+
+    def _watch_members(self, group_id: bytes) -> None:
+        """Subscribe to the group's events, then read it once: events that cross the read
+        are applied by set difference, so they change nothing."""
+        if group_id in self._members_seen or self._events is None:
+            return
+        with _translated():
+            channel = self._store.keys(_text(group_id)).events
+            self._events.watch(_text(group_id), channel, timeout=self._ttl_s)
+            try:
+                self._refresh_members(group_id)
+            except coordination.GroupNotCreated:
+                self._events.unwatch(_text(group_id))
+                raise
+
+    def _refresh_members(self, group_id: bytes) -> set[bytes]:
+        """Read the group (one script); its members as the new baseline."""
+        snapshot = self._store.snapshot(_text(group_id))
+        if snapshot is None:
+            raise coordination.GroupNotCreated(group_id)
+        self._members_seen[group_id] = {_bytes(m) for m in snapshot.members}
+        self._note_lapse(group_id, snapshot.next_lapse_ms)
+        return self._members_seen[group_id]
+
+    def _unwatch_members(self, group_id: bytes) -> None:
+        if self._has_hooks_for_group(group_id) or group_id not in self._members_seen:
+            return
+        self._members_seen.pop(group_id, None)
+        self._lapse_due.pop(group_id, None)
+        if self._events is not None:
             with _translated():
-                self._members_seen[group_id] = {_bytes(m) for m in self._read(group_id)}
+                self._events.unwatch(_text(group_id))
 
     def watch_join_group(
         self, group_id: bytes, callback: coordination.EventCallback[coordination.MemberJoinedGroup]
     ) -> None:
-        self._seen(group_id)
+        self._watch_members(group_id)
         super().watch_join_group(group_id, callback)
 
     def watch_leave_group(
         self, group_id: bytes, callback: coordination.EventCallback[coordination.MemberLeftGroup]
     ) -> None:
-        self._seen(group_id)
+        self._watch_members(group_id)
         super().watch_leave_group(group_id, callback)
 
     def unwatch_join_group(
         self, group_id: bytes, callback: coordination.EventCallback[coordination.MemberJoinedGroup]
     ) -> None:
         super().unwatch_join_group(group_id, callback)
-        if not self._has_hooks_for_group(group_id):
-            self._members_seen.pop(group_id, None)
+        self._unwatch_members(group_id)
 
     def unwatch_leave_group(
         self, group_id: bytes, callback: coordination.EventCallback[coordination.MemberLeftGroup]
     ) -> None:
         super().unwatch_leave_group(group_id, callback)
-        if not self._has_hooks_for_group(group_id):
-            self._members_seen.pop(group_id, None)
+        self._unwatch_members(group_id)
+
+    def _member_changes(self) -> list[tuple[bytes, bytes, bool]]:
+        """(group, member, joined?) since the last run: the queued events first (no Redis
+        command), then one read per group whose events may have been missed (a reconnect) or
+        whose first known lease has ended (a member may have lapsed unannounced)."""
+        changes: list[tuple[bytes, bytes, bool]] = []
+        if self._events is None:
+            return changes
+        for group, message in self._events.drain():
+            group_id = _bytes(group)
+            seen = self._members_seen.get(group_id)
+            if seen is None:  # no longer watched
+                continue
+            member = _bytes(message.member)
+            if message.event is PoolEvent.JOINED and member not in seen:
+                seen.add(member)
+                self._lapse_due[group_id] = min(self._lapse_due.get(group_id, math.inf), time.monotonic() + self._ttl_s)
+                changes.append((group_id, member, True))
+            elif message.event in (PoolEvent.LEFT, PoolEvent.EVICTED) and member in seen:
+                seen.discard(member)
+                changes.append((group_id, member, False))
+        now = time.monotonic()
+        stale = {_bytes(g) for g in self._events.missed()}
+        stale |= {g for g, due in self._lapse_due.items() if due <= now}
+        for group_id in stale:
+            before = self._members_seen.get(group_id)
+            if before is None:
+                continue
+            with _translated():
+                try:
+                    after = self._refresh_members(group_id)
+                except coordination.GroupNotCreated:
+                    after = self._members_seen[group_id] = set()
+                    self._lapse_due[group_id] = math.inf
+            changes.extend((group_id, m, True) for m in after - before)
+            changes.extend((group_id, m, False) for m in before - after)
+        return changes
 
     # ---- leader election ----
 
@@ -489,25 +568,20 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
     # ---- run_watchers ----
 
     def run_watchers(self, timeout: float | None = None) -> list[Any]:
-        """Report membership changes since the last run (one read per watched group) and the
-        elections this member won (a read per election it does not lead; when the election has
-        not settled yet, it waits for it, at most ``timeout`` or two leases)."""
+        """Report membership changes since the last run (from the events heard in the
+        background: no Redis command unless a reconnect or a lease's end calls for a read, see
+        :meth:`_member_changes`) and the elections this member won (a read per election it does
+        not lead; when the election has not settled yet, it waits for it, at most ``timeout`` or
+        two leases)."""
         deadline = time.monotonic() + (2 * self._ttl_s if timeout is None else timeout)
         result: list[Any] = []
-        for group_id in set(self._hooks_join_group) | set(self._hooks_leave_group):
-            with _translated():
-                try:
-                    now = {_bytes(m) for m in self._read(group_id)}
-                except coordination.GroupNotCreated:
-                    now = set()
-            if group_id in self._joined_groups and self._member_id not in now and _bytes(self._member) not in now:
-                self._joined_groups.discard(group_id)
-            before = self._members_seen.get(group_id, set())
-            for member in now - before:
+        for group_id, member, joined in self._member_changes():
+            if not joined and member == _bytes(self._member):
+                self._joined_groups.discard(group_id)  # we were made to leave, or lapsed
+            if joined:
                 result.extend(self._hooks_join_group[group_id].run(coordination.MemberJoinedGroup(group_id, member)))
-            for member in before - now:
+            else:
                 result.extend(self._hooks_leave_group[group_id].run(coordination.MemberLeftGroup(group_id, member)))
-            self._members_seen[group_id] = now
         for group_id in list(self._hooks_elected_leader):
             self._run_for(group_id)
             election = self._elections.get(group_id)

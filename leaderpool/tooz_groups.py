@@ -5,8 +5,10 @@ tooz separates joining a group from running for its leadership (a member joins w
 candidate, and a candidate need not have joined), while every leaderpool pool member is a
 candidate. So the election of group ``G`` is leaderpool pool ``G`` (its members are the tooz
 candidates) and the group's joined members are kept here, under the same hash tag, with leases
-like a pool member's (Redis's clock, purged by whoever reads next). No tooz import: the
-scripts and their statuses are plain Redis.
+like a pool member's (Redis's clock, purged by whoever reads or beats next). Every change is
+announced on the group's events channel (:attr:`GroupKeys.events`), in the pool-message format,
+so watchers learn of joins and departures without reading. No tooz import: the scripts and
+their statuses are plain Redis.
 """
 
 from __future__ import annotations
@@ -14,103 +16,136 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from leaderpool.keys import validate_name
+from leaderpool.protocol import SEPARATOR, PoolEvent
 
-__all__ = ["GroupKeys", "GroupStatus", "GroupStore", "JoinedMember"]
+__all__ = ["GroupKeys", "GroupStatus", "GroupStore", "JoinedMember", "Refreshed", "Snapshot"]
 
-# Shared by every script: Redis's clock in ms and the purge of members whose lease ran out.
-_HELPERS = """
+# Shared by every script: Redis's clock in ms, the pool-message format (leaderpool.protocol's
+# "<event>|<term>|<detail>|<member>", term 0) on the group's events channel, and the purge of
+# members whose lease ran out, each announced as evicted.
+_HELPERS = (
+    """
+local SEP = '"""
+    + SEPARATOR
+    + """'
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function purge(members, joined, leases, now)
+local function announce(channel, event, detail, member)
+  redis.call('PUBLISH', channel, event .. SEP .. '0' .. SEP .. detail .. SEP .. member)
+end
+local function purge(members, joined, leases, now, channel)
   local dead = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
   for _, m in ipairs(dead) do
     redis.call('HDEL', members, m)
     redis.call('HDEL', joined, m)
+    announce(channel, '"""
+    + PoolEvent.EVICTED.value
+    + """', 'lapsed', m)
   end
   if #dead > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', now) end
 end
+-- ms from now until the first lease ends, -1 for none
+local function next_lapse(leases, now)
+  local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return math.max(0, math.floor(tonumber(first[2]) - now))
+end
 """
+)
 
-# KEYS: registry, members, joined, leases. ARGV: group, member, capabilities JSON, ttl ms.
+# Every script: KEYS registry, members, joined, leases; ARGV[1] group, ARGV[2] events channel.
+
+# ARGV[3] member, ARGV[4] capabilities JSON, ARGV[5] ttl ms. -> GroupStatus; announces the join.
 _JOIN = (
     _HELPERS
     + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
 local now = now_ms()
-purge(KEYS[2], KEYS[3], KEYS[4], now)
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -2 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[2], now .. '|' .. now)
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
+purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return -2 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[3], now .. '|' .. now)
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[3])
+announce(ARGV[2], '"""
+    + PoolEvent.JOINED.value
+    + """', '', ARGV[3])
 return 0
 """
 )
 
-# KEYS: registry, members, joined, leases. ARGV: group, member.
+# ARGV[3] member. -> GroupStatus; announces the departure.
 _LEAVE = (
     _HELPERS
     + """
 local now = now_ms()
-purge(KEYS[2], KEYS[3], KEYS[4], now)
-if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then
+purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
+if redis.call('HDEL', KEYS[2], ARGV[3]) == 0 then
   if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
   return -2
 end
-redis.call('HDEL', KEYS[3], ARGV[2])
-redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
+announce(ARGV[2], '"""
+    + PoolEvent.LEFT.value
+    + """', 'left', ARGV[3])
 return 0
 """
 )
 
-# KEYS: registry, members, joined, leases. ARGV: group, member, capabilities JSON.
+# ARGV[3] member, ARGV[4] capabilities JSON. -> GroupStatus.
 _UPDATE = (
     _HELPERS
     + """
 local now = now_ms()
-purge(KEYS[2], KEYS[3], KEYS[4], now)
-local since = redis.call('HGET', KEYS[3], ARGV[2])
+purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
+local since = redis.call('HGET', KEYS[3], ARGV[3])
 if not since then
   if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
   return -2
 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[2], string.match(since, '^[^|]*') .. '|' .. now)
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[3], string.match(since, '^[^|]*') .. '|' .. now)
 return 0
 """
 )
 
-# KEYS: registry, members, joined, leases. ARGV: group. -> -1, or {members flat, joined flat}.
+# -> -1 not created, or {members flat, joined flat, ms until the first lease ends (-1 none)}.
 _READ = (
     _HELPERS
     + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
-purge(KEYS[2], KEYS[3], KEYS[4], now_ms())
-return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+local now = now_ms()
+purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
+return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), next_lapse(KEYS[4], now)}
 """
 )
 
-# KEYS: members, leases. ARGV: ttl ms, member. -> 1 renewed, 0 no longer a member.
-_REFRESH = """
-if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
-return 1
+# ARGV[3] ttl ms, ARGV[4] member. Purges (so members that beat evict the lapsed: nobody has to
+# poll for them), then renews. -> {1 renewed or 0 no longer a member, ms until the first lease ends}.
+_REFRESH = (
+    _HELPERS
+    + """
+local now = now_ms()
+purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
+if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 0 then return {0, next_lapse(KEYS[4], now)} end
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[4])
+return {1, next_lapse(KEYS[4], now)}
 """
+)
 
-# KEYS: registry, members, joined, leases. ARGV: group. -> -1 not created, -2 not empty, 0.
+# -> -1 not created, -2 not empty, 0.
 _DELETE = (
     _HELPERS
     + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
-purge(KEYS[2], KEYS[3], KEYS[4], now_ms())
+purge(KEYS[2], KEYS[3], KEYS[4], now_ms(), ARGV[2])
 if redis.call('HLEN', KEYS[2]) > 0 then return -2 end
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
@@ -148,6 +183,15 @@ class GroupKeys:
     def leases(self) -> str:
         return f"{self.prefix}:{{{self.group}}}:tooz:leases"
 
+    @property
+    def events(self) -> str:
+        """Channel: ``joined``, ``left`` and ``evicted`` (a lease ran out) pool messages
+        (:class:`~leaderpool.protocol.PoolMessage`) for the group's joined members. A sibling of
+        the pool's own events channel: the pool's members (the group's candidates) must not
+        re-read their election on every tooz join, nor take a joined member's leave for their
+        leader's."""
+        return f"{self.prefix}:{{{self.group}}}:tooz:events"
+
     def all(self) -> list[str]:
         return [self.registry, self.members, self.joined, self.leases]
 
@@ -159,8 +203,27 @@ class JoinedMember:
     updated_at_ms: int
 
 
+class Snapshot(NamedTuple):
+    """A group's live members, and when the first of their leases ends."""
+
+    members: dict[str, JoinedMember]
+    next_lapse_ms: int | None
+    """Milliseconds from the read until the first lease ends (None: no member)."""
+
+
+class Refreshed(NamedTuple):
+    renewed: bool
+    """False when the member is no longer in the group (its lease ran out, or it was made to leave)."""
+    next_lapse_ms: int | None
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _lapse(raw: Any) -> int | None:
+    ms = int(raw)
+    return None if ms < 0 else ms
 
 
 class GroupStore:
@@ -180,6 +243,10 @@ class GroupStore:
         """The group's keys; a group id that could not be a pool name is a ConfigError."""
         return GroupKeys(self.prefix, validate_name("group id", group))
 
+    def _call(self, script: Any, group: str, *args: Any) -> Any:
+        keys = self.keys(group)
+        return script(keys=keys.all(), args=[group, keys.events, *args])
+
     def create(self, group: str) -> bool:
         """False when the group already existed."""
         return int(self.client.sadd(self.keys(group).registry, group)) == 1
@@ -188,35 +255,39 @@ class GroupStore:
         return sorted(_text(g) for g in self.client.smembers(GroupKeys(self.prefix, "").registry))
 
     def delete(self, group: str) -> GroupStatus:
-        return GroupStatus(int(self._delete(keys=self.keys(group).all(), args=[group])))
+        return GroupStatus(int(self._call(self._delete, group)))
 
     def join(self, group: str, member: str, capabilities: Any, ttl_ms: int) -> GroupStatus:
         caps = json.dumps(capabilities, separators=(",", ":"))
-        return GroupStatus(int(self._join(keys=self.keys(group).all(), args=[group, member, caps, ttl_ms])))
+        return GroupStatus(int(self._call(self._join, group, member, caps, ttl_ms)))
 
     def leave(self, group: str, member: str) -> GroupStatus:
-        return GroupStatus(int(self._leave(keys=self.keys(group).all(), args=[group, member])))
+        return GroupStatus(int(self._call(self._leave, group, member)))
 
     def update(self, group: str, member: str, capabilities: Any) -> GroupStatus:
         caps = json.dumps(capabilities, separators=(",", ":"))
-        return GroupStatus(int(self._update(keys=self.keys(group).all(), args=[group, member, caps])))
+        return GroupStatus(int(self._call(self._update, group, member, caps)))
 
-    def refresh(self, group: str, member: str, ttl_ms: int) -> bool:
-        """Move the member's lease on; False when it is no longer a member (its lease ran out,
-        or someone made it leave)."""
-        keys = self.keys(group)
-        return int(self._refresh(keys=[keys.members, keys.leases], args=[ttl_ms, member])) == 1
+    def refresh(self, group: str, member: str, ttl_ms: int) -> Refreshed:
+        """Evict the group's lapsed members (announced), then move the member's lease on."""
+        renewed, next_lapse = self._call(self._refresh, group, ttl_ms, member)
+        return Refreshed(int(renewed) == 1, _lapse(next_lapse))
 
     def read(self, group: str) -> dict[str, JoinedMember] | None:
         """The live members of ``group``, or None when it was not created."""
-        reply = self._read(keys=self.keys(group).all(), args=[group])
+        found = self.snapshot(group)
+        return None if found is None else found.members
+
+    def snapshot(self, group: str) -> Snapshot | None:
+        """The live members of ``group`` and when the first lease ends; None when not created."""
+        reply = self._call(self._read, group)
         if not isinstance(reply, list):
             return None
-        caps_flat, joined_flat = reply
+        caps_flat, joined_flat, next_lapse = reply
         times = {_text(joined_flat[i]): _text(joined_flat[i + 1]) for i in range(0, len(joined_flat), 2)}
         members: dict[str, JoinedMember] = {}
         for i in range(0, len(caps_flat), 2):
             member = _text(caps_flat[i])
             created, _, updated = times.get(member, "0|0").partition("|")
             members[member] = JoinedMember(json.loads(caps_flat[i + 1]), int(created or 0), int(updated or 0))
-        return members
+        return Snapshot(members, _lapse(next_lapse))

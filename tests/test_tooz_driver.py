@@ -22,6 +22,7 @@ import tooz.tests
 
 from leaderpool.errors import ConfigError
 from leaderpool.keys import Keyspace
+from leaderpool.protocol import PoolEvent, PoolMessage
 from leaderpool.testing.processes import ChildGroup
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.tooz_driver import LeaderpoolDriver, LeaderpoolLock, redis_url
@@ -140,10 +141,35 @@ def test_a_member_whose_lease_ran_out_is_gone(groups: GroupStore) -> None:
     groups.join("g", "short", None, 50)
     groups.join("g", "kept", None, 50)
     time.sleep(0.03)
-    assert groups.refresh("g", "kept", 5000)
+    assert groups.refresh("g", "kept", 5000).renewed
     time.sleep(0.05)
     assert {"kept"} == set(groups.read("g") or {})
-    assert not groups.refresh("g", "short", 5000)
+    assert not groups.refresh("g", "short", 5000).renewed
+
+
+def test_every_membership_change_is_announced_as_a_pool_message(groups: GroupStore) -> None:
+    """joined, left, and evicted (a lapsed lease, found by whoever reads or beats next) on the
+    group's events channel, in leaderpool's pool-message format."""
+    groups.create("g")
+    pubsub = groups.client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(groups.keys("g").events)
+    groups.join("g", "a", None, 5000)
+    groups.join("g", "short", None, 20)
+    groups.leave("g", "a")
+    time.sleep(0.05)
+    assert not groups.refresh("g", "a", 5000).renewed  # a beat (here a stale one) evicts the lapsed
+    messages = []
+    for _ in range(10):
+        message = pubsub.get_message(timeout=0.1)
+        if message is not None:
+            messages.append(PoolMessage.parse(message["data"]))
+    pubsub.close()
+    assert [
+        PoolMessage(PoolEvent.JOINED, 0, "", "a"),
+        PoolMessage(PoolEvent.JOINED, 0, "", "short"),
+        PoolMessage(PoolEvent.LEFT, 0, "left", "a"),
+        PoolMessage(PoolEvent.EVICTED, 0, "lapsed", "short"),
+    ] == messages
 
 
 # ---- on a real redis-server ----
@@ -224,6 +250,130 @@ def test_a_killed_leader_is_replaced_through_the_tooz_api_long_before_its_lease(
             elected = second.wait_for(lambda e: e["event"] == "elected", timeout=ttl / 2)
             assert elected["t"] - killed_at < ttl / 2
     finally:
+        client.close()
+
+
+# ---- watching members: pool events, not reads ----
+
+# Another process's side of the watch tests: joins a group, then leaves it when told.
+_JOINER = """
+import sys
+from tooz import coordination
+c = coordination.get_coordinator(sys.argv[1], b"other")
+c.start()
+c.join_group(sys.argv[2].encode()).get()
+print("joined", flush=True)
+sys.stdin.readline()
+c.leave_group(sys.argv[2].encode()).get()
+print("left", flush=True)
+c.stop()
+"""
+
+
+def _commands(client: redis.Redis) -> int:
+    """Commands the server has run so far, all clients, INFO itself left out."""
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def _changes(coordinator: tooz.coordination.CoordinationDriver, rounds: int = 2000) -> None:
+    """run_watchers until it reports something (bounded: 10 s or more)."""
+    for _ in range(rounds):
+        if coordinator.run_watchers():
+            return
+        time.sleep(0.005)
+    raise AssertionError("run_watchers reported nothing")
+
+
+def test_run_watchers_sends_no_command_when_nothing_happened_and_hears_another_process(server: RedisServer) -> None:
+    """With join and leave watchers on 20 groups, 200 run_watchers calls send Redis nothing;
+    another process's join and leave are reported, and hearing them sends nothing either (the
+    events arrive on the background subscription)."""
+    url = f"leaderpool://127.0.0.1:{server.port}/0?timeout=30"  # no lease ends during the test
+    groups = [f"g{i}".encode() for i in range(20)]
+    heard: list[tuple[str, bytes, bytes]] = []
+    watcher = tooz.coordination.get_coordinator(url, b"watcher")
+    assert isinstance(watcher, LeaderpoolDriver)
+    watcher.start()
+    stats = redis.Redis.from_url(server.url)
+    try:
+        for group in groups:
+            watcher.create_group(group).get()
+            watcher.watch_join_group(group, lambda e: heard.append(("joined", e.group_id, e.member_id)))
+            watcher.watch_leave_group(group, lambda e: heard.append(("left", e.group_id, e.member_id)))
+        assert [] == watcher.run_watchers()
+        before = _commands(stats)
+        for _ in range(200):
+            assert [] == watcher.run_watchers()
+        assert 0 == _commands(stats) - before
+
+        with subprocess.Popen(
+            [sys.executable, "-c", _JOINER, url, "g7"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=clean_env(),
+        ) as other:  # fmt: skip
+            try:
+                assert other.stdin is not None and other.stdout is not None
+                assert "joined" == other.stdout.readline().strip()
+                before = _commands(stats)
+                _changes(watcher)
+                assert [("joined", b"g7", b"other")] == heard
+                assert before == _commands(stats)
+                other.stdin.write("leave\n")
+                other.stdin.flush()
+                assert "left" == other.stdout.readline().strip()
+                middle = _commands(stats)
+                _changes(watcher)
+                assert [("joined", b"g7", b"other"), ("left", b"g7", b"other")] == heard
+                assert middle == _commands(stats)
+                assert 0 == other.wait(timeout=PATIENCE)
+            finally:
+                if other.poll() is None:
+                    other.kill()
+        assert before < middle  # the other process's commands were counted: the counter works
+    finally:
+        watcher.stop()
+        stats.close()
+
+
+def test_a_join_missed_while_the_subscription_was_down_is_read_after_the_reconnect(server: RedisServer) -> None:
+    """Pub/sub is fire-and-forget: a member that joins while the watcher's connection is down
+    is found by the one read run_watchers makes after the resubscription."""
+    url = f"leaderpool://127.0.0.1:{server.port}/0?timeout=30"
+    watcher = tooz.coordination.get_coordinator(url, b"watcher")
+    watcher.start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        heard: list[bytes] = []
+        watcher.create_group(b"g").get()
+        watcher.watch_join_group(b"g", lambda e: heard.append(e.member_id))
+        assert 1 <= int(client.client_kill_filter(_type="pubsub"))
+        # published while nobody listens (the watcher reconnects after 50 ms at the earliest)
+        assert GroupStatus.OK == GroupStore(client, "leaderpool").join("g", "late", None, 30_000)
+        _changes(watcher)
+        assert [b"late"] == heard
+    finally:
+        watcher.stop()
+        client.close()
+
+
+def test_a_member_that_stops_beating_is_reported_gone_once_its_lease_ends(server: RedisServer) -> None:
+    """Nobody announces a crash: the watcher (not a member, so no heartbeat of its own evicts
+    anyone) reads the group once the first lease it knows of has ended, and reports the leave."""
+    url = f"leaderpool://127.0.0.1:{server.port}/0?timeout=1"
+    watcher = tooz.coordination.get_coordinator(url, b"watcher")
+    watcher.start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        heard: list[tuple[str, bytes]] = []
+        watcher.create_group(b"g").get()
+        watcher.watch_join_group(b"g", lambda e: heard.append(("joined", e.member_id)))
+        watcher.watch_leave_group(b"g", lambda e: heard.append(("left", e.member_id)))
+        assert GroupStatus.OK == GroupStore(client, "leaderpool").join("g", "crashed", None, 300)
+        _changes(watcher)
+        _changes(watcher)
+        assert [("joined", b"crashed"), ("left", b"crashed")] == heard
+    finally:
+        watcher.stop()
         client.close()
 
 
