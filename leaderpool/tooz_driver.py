@@ -463,18 +463,24 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
                 seen.discard(member)
                 changes.append((group_id, member, False))
         now = time.monotonic()
-        stale = {_bytes(g) for g in self._events.missed()}
-        stale |= {g for g, due in self._lapse_due.items() if due <= now}
-        for group_id in stale:
+        missed = self._events.missed()
+        due = [g for g, at in list(self._lapse_due.items()) if at <= now]
+        stale = list(dict.fromkeys([_bytes(g) for g in missed] + due))
+        for i, group_id in enumerate(stale):
             before = self._members_seen.get(group_id)
             if before is None:
                 continue
-            with _translated():
-                try:
+            try:
+                with _translated():
                     after = self._refresh_members(group_id)
-                except coordination.GroupNotCreated:
-                    after = self._members_seen[group_id] = set()
-                    self._lapse_due[group_id] = math.inf
+            except coordination.GroupNotCreated:
+                after = self._members_seen[group_id] = set()
+                self._lapse_due[group_id] = math.inf
+            except coordination.ToozConnectionError as exc:
+                # Redis is away: what was heard is still reported; the reads wait for the next run
+                self._events.mark(missed & {_text(g) for g in stale[i:]})
+                log.warning("tooz_members_unread", pool=_text(group_id), member=self._member, term=None, error=str(exc))
+                break
             changes.extend((group_id, m, True) for m in after - before)
             changes.extend((group_id, m, False) for m in before - after)
         return changes

@@ -68,6 +68,11 @@ class GroupEvents:
             missed, self._missed = self._missed, set()
         return missed
 
+    def mark(self, groups: set[str]) -> None:
+        """Have :meth:`missed` return ``groups`` again (their read failed)."""
+        with self._lock:
+            self._missed |= groups
+
     def close(self) -> None:
         for group in list(self._listeners):
             self.unwatch(group)

@@ -356,6 +356,30 @@ def test_a_join_missed_while_the_subscription_was_down_is_read_after_the_reconne
         client.close()
 
 
+def test_while_redis_is_away_run_watchers_waits_and_reads_once_it_is_back(server: RedisServer) -> None:
+    """A dropped subscription with Redis down: run_watchers does not fail on the read it cannot
+    make, and makes it after the reconnect (here Redis came back empty: the member is gone)."""
+    url = f"leaderpool://127.0.0.1:{server.port}/0?timeout=30"
+    watcher = tooz.coordination.get_coordinator(url, b"watcher")
+    watcher.start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        heard: list[bytes] = []
+        watcher.create_group(b"g").get()
+        GroupStore(client, "leaderpool").join("g", "a", None, 30_000)
+        watcher.watch_leave_group(b"g", lambda e: heard.append(e.member_id))
+        server.stop()
+        for _ in range(20):
+            assert [] == watcher.run_watchers()
+            time.sleep(0.01)
+        server.start()  # no persistence: the group and its member are gone
+        _changes(watcher)
+        assert [b"a"] == heard
+    finally:
+        watcher.stop()
+        client.close()
+
+
 def test_a_member_that_stops_beating_is_reported_gone_once_its_lease_ends(server: RedisServer) -> None:
     """Nobody announces a crash: the watcher (not a member, so no heartbeat of its own evicts
     anyone) reads the group once the first lease it knows of has ended, and reports the leave."""
