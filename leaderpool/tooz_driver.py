@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
@@ -251,6 +251,12 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         self._client = client
         self._groups = GroupStore(client, self._prefix)
         self._events = GroupEvents(self._url)
+        for group_id in self._watched_groups():  # a restart keeps tooz's hooks: listen again
+            with suppress(coordination.GroupNotCreated):
+                self._watch_members(group_id)
+
+    def _watched_groups(self) -> set[bytes]:
+        return {g for g in set(self._hooks_join_group) | set(self._hooks_leave_group) if self._has_hooks_for_group(g)}
 
     def _stop(self) -> None:
         for group in list(self._elections):
@@ -584,10 +590,12 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         for group_id, member, joined in self._member_changes():
             if not joined and member == _bytes(self._member):
                 self._joined_groups.discard(group_id)  # we were made to leave, or lapsed
-            if joined:
-                result.extend(self._hooks_join_group[group_id].run(coordination.MemberJoinedGroup(group_id, member)))
-            else:
-                result.extend(self._hooks_leave_group[group_id].run(coordination.MemberLeftGroup(group_id, member)))
+            # .get: indexing tooz's defaultdicts would leave an empty hook list behind, and a
+            # group that looks watched forever
+            if joined and (on_join := self._hooks_join_group.get(group_id)) is not None:
+                result.extend(on_join.run(coordination.MemberJoinedGroup(group_id, member)))
+            elif not joined and (on_leave := self._hooks_leave_group.get(group_id)) is not None:
+                result.extend(on_leave.run(coordination.MemberLeftGroup(group_id, member)))
         for group_id in list(self._hooks_elected_leader):
             self._run_for(group_id)
             election = self._elections.get(group_id)

@@ -380,6 +380,40 @@ def test_while_redis_is_away_run_watchers_waits_and_reads_once_it_is_back(server
         client.close()
 
 
+def test_the_group_channel_is_subscribed_while_watched_and_again_after_a_restart(server: RedisServer) -> None:
+    """Unwatching the last hook of a group unsubscribes; stop() unsubscribes and start() listens
+    again for the hooks tooz kept."""
+    url = f"leaderpool://127.0.0.1:{server.port}/0?timeout=30"
+    watcher = tooz.coordination.get_coordinator(url, b"watcher")
+    watcher.start()
+    client = redis.Redis.from_url(server.url)
+    channel = GroupStore(client, "leaderpool").keys("g").events
+
+    def subscribers() -> int:
+        return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+
+    try:
+        heard: list[bytes] = []
+        watcher.create_group(b"g").get()
+        watcher.watch_join_group(b"g", lambda e: heard.append(e.member_id))
+        watcher.watch_leave_group(b"g", lambda e: None)
+        assert 1 == subscribers()
+        watcher.stop()
+        eventually(lambda: subscribers() == 0)
+        watcher.start()
+        assert 1 == subscribers()
+        GroupStore(client, "leaderpool").join("g", "b", None, 30_000)
+        _changes(watcher)
+        assert [b"b"] == heard
+        watcher.unwatch_join_group(b"g", watcher._hooks_join_group[b"g"][0])
+        assert 1 == subscribers()  # the leave hook still listens
+        watcher.unwatch_leave_group(b"g", watcher._hooks_leave_group[b"g"][0])
+        eventually(lambda: subscribers() == 0)
+    finally:
+        watcher.stop()
+        client.close()
+
+
 def test_a_member_that_stops_beating_is_reported_gone_once_its_lease_ends(server: RedisServer) -> None:
     """Nobody announces a crash: the watcher (not a member, so no heartbeat of its own evicts
     anyone) reads the group once the first lease it knows of has ended, and reports the leave."""
