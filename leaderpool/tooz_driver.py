@@ -199,6 +199,20 @@ class LeaderpoolLock(locking.Lock):
         return bool(owner == self._lock.id)
 
 
+class _LocalHandOvers:
+    """Leads given up by this process's coordinators (stop, stand-down). The successor may be
+    another coordinator of this process whose election has not heard of it yet (tooz's suite
+    checks at once), so after one, run_watchers asks Redis instead of trusting the local view."""
+
+    _lock = threading.Lock()
+    count = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        with cls._lock:
+            cls.count += 1
+
+
 def _blocking(blocking: bool | float, timeout: float | None) -> tuple[bool, float | None]:
     """tooz's ``blocking`` is a bool or a number of seconds to wait."""
     if isinstance(blocking, bool):
@@ -232,6 +246,7 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         self._groups: GroupStore | None = None
         self._elections: dict[bytes, Election] = {}
         self._announced: dict[bytes, int] = {}
+        self._hand_overs_seen: dict[bytes, int] = {}
         self._members_seen: dict[bytes, set[bytes]] = {}
         self._events: GroupEvents | None = None
         self._lapse_due: dict[bytes, float] = {}
@@ -525,15 +540,25 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
     def _stop_election(self, group_id: bytes) -> None:
         election = self._elections.pop(group_id, None)
         self._announced.pop(group_id, None)
+        self._hand_overs_seen.pop(group_id, None)
         if election is not None:
-            election.stop()
+            try:
+                election.stop()
+            finally:
+                _LocalHandOvers.bump()
 
     def _won(self, election: Election, deadline: float) -> int | None:
         """The term this member leads with, once the election has settled (waiting up to
         ``deadline`` for a vacancy to fill or a lead handed to us to arrive); None if another
-        member leads."""
+        member leads. No Redis command while the local view has another member leading and no
+        coordinator of this process has given up a lead since the last look."""
         if election.is_leader:
             return election.term
+        group_id = _bytes(election.pool)
+        leader, hand_overs = election.leader, _LocalHandOvers.count
+        if leader is not None and leader.member != self._member and self._hand_overs_seen.get(group_id) == hand_overs:
+            return None
+        self._hand_overs_seen[group_id] = hand_overs
         try:
             # a new candidate has joined once its own first read of the pool found a leader (local)
             election.wait_for_leader(timeout=max(0.0, deadline - time.monotonic()))
@@ -566,15 +591,18 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
         term = None if election is None else election.term
         if election is None or term is None:
             return False
-        with _translated():
-            election.resign()
-            # tooz callers expect the lead gone on return: wait for the hand-over script
-            deadline = time.monotonic() + 2 * self._ttl_s
-            while time.monotonic() < deadline:
-                leader = self._leader_value(election.pool)
-                if leader is None or leader.member != self._member or leader.term != term:
-                    break
-                time.sleep(HAND_OVER_POLL_S)
+        try:
+            with _translated():
+                election.resign()
+                # tooz callers expect the lead gone on return: wait for the hand-over script
+                deadline = time.monotonic() + 2 * self._ttl_s
+                while time.monotonic() < deadline:
+                    leader = self._leader_value(election.pool)
+                    if leader is None or leader.member != self._member or leader.term != term:
+                        break
+                    time.sleep(HAND_OVER_POLL_S)
+        finally:
+            _LocalHandOvers.bump()  # once Redis shows it: a successor here may not have heard yet
         return True
 
     # ---- run_watchers ----

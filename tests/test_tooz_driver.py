@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -333,6 +333,45 @@ def test_run_watchers_sends_no_command_when_nothing_happened_and_hears_another_p
     finally:
         watcher.stop()
         stats.close()
+
+
+def test_run_watchers_sends_no_command_for_an_election_another_member_leads(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower's run_watchers trusts its election's local view (kept by the pool events):
+    200 calls send nothing on its client; a stand-down in the same process is still reported by
+    the very next call."""
+    url = f"leaderpool://127.0.0.1:{server.port}/0?timeout=30"
+    leader = tooz.coordination.get_coordinator(url, b"leader")
+    follower = tooz.coordination.get_coordinator(url, b"follower")
+    assert isinstance(follower, LeaderpoolDriver)
+    leader.start()
+    follower.start()
+    try:
+        won: list[bytes] = []
+        leader.watch_elected_as_leader(b"jobs", lambda e: won.append(e.member_id))
+        leader.run_watchers()
+        follower.watch_elected_as_leader(b"jobs", lambda e: won.append(e.member_id))
+        follower.run_watchers()
+        assert [b"leader"] == won
+        sent: list[tuple[object, ...]] = []
+        client = follower._store.client
+        send: Callable[..., object] = client.execute_command
+
+        def counted(*args: object, **options: object) -> object:  # a spy: the command still runs
+            sent.append(args)
+            return send(*args, **options)
+
+        monkeypatch.setattr(client, "execute_command", counted)
+        for _ in range(200):
+            assert [] == follower.run_watchers()
+        assert [] == sent
+        assert leader.stand_down_group_leader(b"jobs")
+        follower.run_watchers()
+        assert [b"leader", b"follower"] == won
+    finally:
+        leader.stop()
+        follower.stop()
 
 
 def test_a_join_missed_while_the_subscription_was_down_is_read_after_the_reconnect(server: RedisServer) -> None:
