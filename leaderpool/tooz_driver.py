@@ -11,11 +11,16 @@ The mapping (see the README's "For tooz users"):
   :class:`~leaderpool.Election`): leaderpool elects (priority, then the oldest candidate, which is
   tooz's first come when priorities are equal), keeps the lead in the background and fails over
   fast; ``run_watchers`` reports the elections the member won since it last ran;
+- ``watch_join_group``/``watch_leave_group`` subscribe to the group's events (``joined``, ``left``,
+  ``evicted`` pool messages, published by the scripts that change the group) on the process's
+  shared pub/sub watcher (:mod:`leaderpool.tooz_watch`); ``run_watchers`` drains them, and reads
+  a group only after a reconnect or once the first lease it knows of there has ended;
 - locks are :class:`leaderpool.locks.Lock`, with the fencing token as ``lock.token``.
 
 Leads and locks are renewed by leaderpool's own background loop and threads, so a process that
 calls ``heartbeat`` or ``run_watchers`` late keeps its lead until it dies, stops or loses Redis.
-Group membership keeps tooz's contract: ``heartbeat`` renews it (one script per joined group).
+Group membership keeps tooz's contract: ``heartbeat`` renews it (one script per joined group,
+which also evicts the group's lapsed members).
 """
 
 from __future__ import annotations
@@ -610,9 +615,8 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
     def run_watchers(self, timeout: float | None = None) -> list[Any]:
         """Report membership changes since the last run (from the events heard in the
         background: no Redis command unless a reconnect or a lease's end calls for a read, see
-        :meth:`_member_changes`) and the elections this member won (a read per election it does
-        not lead; when the election has not settled yet, it waits for it, at most ``timeout`` or
-        two leases)."""
+        :meth:`_member_changes`) and the elections this member won (from the election's local
+        view; see :meth:`_won` for when it reads, and waits at most ``timeout`` or two leases)."""
         deadline = time.monotonic() + (2 * self._ttl_s if timeout is None else timeout)
         result: list[Any] = []
         for group_id, member, joined in self._member_changes():
