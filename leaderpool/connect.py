@@ -8,10 +8,21 @@ run on their own small client (:mod:`leaderpool.cli.resp`), before paying for it
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from leaderpool.urls import SentinelURL, is_sentinel, parse_sentinel_url, validate_redis_url
+from leaderpool.urls import (
+    ClusterURL,
+    SentinelURL,
+    is_cluster,
+    is_sentinel,
+    parse_cluster_url,
+    parse_sentinel_url,
+    validate_redis_url,
+)
 
-__all__ = ["blocking_client", "sentinel_master"]
+__all__ = ["blocking_client", "cluster_client", "cluster_url_of", "sentinel_master"]
+
+_cluster_urls: WeakKeyDictionary[Any, ClusterURL] = WeakKeyDictionary()
 
 
 def blocking_client(url: str, **options: Any) -> Any:
@@ -19,6 +30,8 @@ def blocking_client(url: str, **options: Any) -> Any:
     validate_redis_url(url)
     if is_sentinel(url):
         return sentinel_master(parse_sentinel_url(url), asynchronous=False, **options)
+    if is_cluster(url):
+        return cluster_client(parse_cluster_url(url), asynchronous=False, **options)
     import redis
 
     return redis.Redis.from_url(url, **options)
@@ -48,3 +61,33 @@ def sentinel_master(where: SentinelURL, *, asynchronous: bool, **options: Any) -
     if where.ssl:
         kwargs["ssl"] = True
     return manager.master_for(where.master, **kwargs)
+
+
+def cluster_client(where: ClusterURL, *, asynchronous: bool, **options: Any) -> Any:
+    """redis-py's cluster client (asyncio or blocking) for ``where``'s nodes. It learns the slot
+    map from any of them, sends each command to the master of its key's slot and follows MOVED,
+    ASK and failovers by re-reading the map; a pool's keys share the hash tag ``{POOL}``, so each
+    of leaderpool's scripts runs on one node."""
+    if asynchronous:
+        from redis.asyncio.cluster import ClusterNode as AsyncNode
+        from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+        nodes: list[Any] = [AsyncNode(host, port) for host, port in where.nodes]
+        cluster_class: Any = AsyncCluster
+    else:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(host, port) for host, port in where.nodes]
+        cluster_class = RedisCluster
+    options.pop("db", None)  # a cluster has database 0 only
+    kwargs: dict[str, Any] = {"username": where.username, "password": where.password, **options}
+    if where.ssl:
+        kwargs["ssl"] = True
+    client = cluster_class(startup_nodes=nodes, **kwargs)
+    _cluster_urls[client] = where
+    return client
+
+
+def cluster_url_of(client: Any) -> ClusterURL | None:
+    """The URL a cluster client of :func:`cluster_client` was built from (None for others)."""
+    return _cluster_urls.get(client)

@@ -106,11 +106,24 @@ class Watcher:
         """The watcher of the running loop for the Redis server ``client`` talks to."""
         loop = asyncio.get_running_loop()
         by_server = cls._shared.setdefault(loop, {})
+        if hasattr(client, "nodes_manager"):  # a RedisCluster: one watcher per master, behind one
+            from leaderpool.cluster_watcher import ClusterWatcher, cluster_identity
+
+            key = cluster_identity(client)
+            found = by_server.get(key)
+            if found is None:
+                found = by_server[key] = ClusterWatcher(client, key)
+            return found
         key = _identity(client)
         watcher = by_server.get(key)
         if watcher is None:
             watcher = by_server[key] = cls(client)
         return watcher
+
+    @property
+    def idle(self) -> bool:
+        """Whether no listener is left (the connection is closed then)."""
+        return not self._listeners
 
     def channels_for(self, keys: Keyspace) -> tuple[str, str]:
         return keys.leader_channel(self._db), keys.events

@@ -172,7 +172,8 @@ def _try_pool_access(client: Any, keys: Keyspace) -> None:
         pass  # readable, with data to repair: the members report it, and doctor names it
     except RedisAuthFailed as exc:  # the store's translation: classify what Redis said
         raise exc.__cause__ or exc from None
-    db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+    pool = getattr(client, "connection_pool", None)  # a cluster client has none: database 0
+    db = int(pool.connection_kwargs.get("db", 0) or 0) if pool is not None else 0
     pubsub = client.pubsub()
     try:
         pubsub.subscribe(keys.events, keys.leader_channel(db))
