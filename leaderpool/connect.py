@@ -20,7 +20,7 @@ from leaderpool.urls import (
     validate_redis_url,
 )
 
-__all__ = ["blocking_client", "cluster_client", "cluster_url_of", "sentinel_master"]
+__all__ = ["blocking_client", "cluster_client", "cluster_url_of", "is_cluster_client", "sentinel_master"]
 
 _cluster_urls: WeakKeyDictionary[Any, ClusterURL] = WeakKeyDictionary()
 
@@ -86,6 +86,15 @@ def cluster_client(where: ClusterURL, *, asynchronous: bool, **options: Any) -> 
     client = cluster_class(startup_nodes=nodes, **kwargs)
     _cluster_urls[client] = where
     return client
+
+
+def is_cluster_client(client: Any) -> bool:
+    """Whether ``client`` (or the one inside the CLI's ``Blocking`` wrapper) is a RedisCluster."""
+    from redis.asyncio.cluster import RedisCluster as AsyncCluster
+    from redis.cluster import RedisCluster
+
+    raw = vars(client).get("sync", client) if hasattr(client, "__dict__") else client
+    return isinstance(raw, (AsyncCluster, RedisCluster))
 
 
 def cluster_url_of(client: Any) -> ClusterURL | None:

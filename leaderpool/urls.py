@@ -12,6 +12,11 @@ SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)
 CLUSTER_PORT = 6379
+CLUSTER_NO_NAMES = (
+    "unique names are not supported on Redis Cluster: a name's registration and its holder's heartbeat "
+    "update the pool's slot and the names' slot ({names}) in one script; use a pool's leader instead"
+)
+CLUSTER_NO_WAIT = "waiting for replicas (WAIT) is not supported on Redis Cluster yet"
 SENTINEL_PORT = 26379
 SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password", "sentinel_ssl"})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

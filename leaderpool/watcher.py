@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 
 from leaderpool import probe
 from leaderpool.clients import AsyncClient, clone_async_client
+from leaderpool.connect import is_cluster_client
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
 from leaderpool.keys import Keyspace
@@ -106,7 +107,7 @@ class Watcher:
         """The watcher of the running loop for the Redis server ``client`` talks to."""
         loop = asyncio.get_running_loop()
         by_server = cls._shared.setdefault(loop, {})
-        if hasattr(client, "nodes_manager"):  # a RedisCluster: one watcher per master, behind one
+        if is_cluster_client(client):  # a RedisCluster: one watcher per master, behind one
             from leaderpool.cluster_watcher import ClusterWatcher, cluster_identity
 
             key = cluster_identity(client)

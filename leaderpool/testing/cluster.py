@@ -120,6 +120,15 @@ class ClusterSet:
     def master_of(self, key: str) -> RedisServer:
         return self.master_of_slot(slot_of(key))
 
+    def name_on(self, master: RedisServer, stem: str) -> str:
+        """A pool name (``stem`` and a number) whose hash slot ``master`` serves now."""
+        ranges = _myself(master.port)[8:]
+        for i in range(100_000):
+            name = f"{stem}{i}"
+            if _serves(ranges, slot_of(name)):
+                return name
+        raise LeaderpoolError(f"no name for the master on port {master.port}")
+
     def masters(self) -> list[RedisServer]:
         """The live servers that are masters serving slots now."""
         found = []

@@ -1,0 +1,195 @@
+"""Redis Cluster: workers and the CLI reach a cluster through redis+cluster:// URLs. Pools
+spread over every master elect and fail over on each; a resharding that moves a pool's slot
+and a master failover (a replica promoted) do not stop a pool: its members watch the slot's new
+master, turn keyspace events on there, and keep one leader with rising terms."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from leaderpool.errors import ConfigError
+from leaderpool.keys import Keyspace
+from leaderpool.testing.cluster import ClusterSet, slot_of
+from leaderpool.testing.redis_server import RedisServer
+from leaderpool.urls import parse_cluster_url, validate_redis_url
+from tests.worker_procs import PATIENCE, WorkerProc, Workers, cli, eventually, workers_for
+
+# ---- URLs ----
+
+
+def test_cluster_url_parts() -> None:
+    u = parse_cluster_url("rediss+cluster://app:s%40cret@h1:7001,[::1],h3:7003")
+    assert (("h1", 7001), ("::1", 6379), ("h3", 7003)) == u.nodes
+    assert ("app", "s@cret", True) == (u.username, u.password, u.ssl)
+    assert "rediss+cluster://h1:7001,[::1]:6379,h3:7003" == u.describe()
+    assert (None, None, False) == (lambda c: (c.username, c.password, c.ssl))(parse_cluster_url("redis+cluster://h/0"))
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+cluster://h:7000/1", "only database 0"),
+        ("redis+cluster://h:7000?db=0", "takes no options"),
+        ("redis+cluster://h1,,h2", "empty node address"),
+        ("redis+cluster://h:99999", "port"),
+    ],
+)
+def test_bad_cluster_urls_are_one_clear_error(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_redis_url(url)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_worker_refuses_unique_names_on_a_cluster_in_one_line() -> None:
+    """A name's registration touches the pool's slot and the names' slot in one script."""
+    with workers_for("redis+cluster://127.0.0.1:1") as ws:
+        w = ws.start("a", "--name", "billing")
+        assert 2 == w.wait()
+        assert "not supported on Redis Cluster" in w.stderr and 1 == len(w.stderr.strip().splitlines())
+
+
+# ---- a real cluster: three masters, three replicas (one cluster for the module; the test that
+# kills a master runs last) ----
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterSet]:
+    with ClusterSet() as c:
+        yield c
+
+
+@contextlib.contextmanager
+def pools_of_workers(url: str, pools: list[str]) -> Iterator[dict[str, Workers]]:
+    with contextlib.ExitStack() as stack:
+        yield {pool: stack.enter_context(workers_for(url, pool)) for pool in pools}
+
+
+def status(url: str) -> dict[str, dict[str, Any]]:
+    done = cli("--redis", url, "status", "--json")
+    assert 0 == done.returncode, done.stderr
+    return {p["pool"]: p for p in json.loads(done.stdout)["pools"]}
+
+
+def elections(workers: list[WorkerProc]) -> list[int]:
+    """The terms every worker of one pool was elected for, in the order they were reported."""
+    return [term for _, term in sorted((e["t"], e["term"]) for w in workers for e in w.of("elected"))]
+
+
+def one_leader_per_term(workers: list[WorkerProc]) -> bool:
+    terms = elections(workers)
+    return terms == sorted(set(terms))  # each term once, rising
+
+
+def subscribers(server: RedisServer, pool: str) -> int:
+    """How many connections watch ``pool``'s leader key on ``server`` (keyspace events are node-local)."""
+    client = redis.Redis(port=server.port, socket_timeout=5)
+    try:
+        channel = Keyspace(pool).leader_channel(0)
+        return int(dict(client.pubsub_numsub(channel)).get(channel.encode(), 0))
+    finally:
+        client.close()
+
+
+def keyspace_flags(server: RedisServer) -> str:
+    client = redis.Redis(port=server.port, socket_timeout=5)
+    try:
+        return str(client.config_get("notify-keyspace-events")["notify-keyspace-events"])
+    finally:
+        client.close()
+
+
+def test_pools_on_every_master_elect_and_fail_over(cluster: ClusterSet) -> None:
+    """One pool per master: each elects, each fails over when its leader is SIGKILLed, and
+    ``leaderpool-cli status`` (SCAN on every master) lists them all."""
+    pools = [cluster.name_on(m, "spread") for m in cluster.masters()]
+    assert 3 == len({cluster.master_of(p).port for p in pools})
+    with pools_of_workers(cluster.url, pools) as by_pool:
+        first = {p: ws.start("a", ttl="2") for p, ws in by_pool.items()}
+        for w in first.values():
+            w.elected()
+        second = {p: ws.start("b", ttl="2") for p, ws in by_pool.items()}
+        for w in second.values():
+            w.sees("a")
+        shown = status(cluster.url)
+        assert {p: "a" for p in pools} == {p: shown[p]["leader"]["member"] for p in pools}
+
+        for w in first.values():
+            w.signal(signal.SIGKILL)
+        for p, w in second.items():
+            assert w.elected()["term"] > first[p].of("elected")[-1]["term"]
+        shown = status(cluster.url)
+        assert {p: "b" for p in pools} == {p: shown[p]["leader"]["member"] for p in pools}
+        for p in pools:
+            assert one_leader_per_term([first[p], second[p]])
+
+
+def test_a_resharding_that_moves_the_pools_slot_does_not_stop_it(cluster: ClusterSet) -> None:
+    """The slot moves (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE): the members' commands follow
+    MOVED, their watchers move to the new master, and a hand-over there is announced by its
+    keyspace events."""
+    source, target = cluster.masters()[:2]
+    pool = cluster.name_on(source, "moving")
+    with workers_for(cluster.url, pool) as ws:
+        a = ws.start("a", ttl="2")
+        a.elected()
+        b = ws.start("b", ttl="2")
+        b.sees("a")
+        assert 2 == subscribers(source, pool)
+
+        cluster.move_slot(slot_of(pool), target)
+        assert target.port == cluster.master_of(pool).port
+        eventually(lambda: 2 == subscribers(target, pool), timeout=PATIENCE)
+        assert 0 == subscribers(source, pool)
+        assert "cluster_channel_moved" in a.stderr and "cluster_channel_moved" in b.stderr
+
+        term = a.of("elected")[-1]["term"]
+        a.signal(signal.SIGTERM)
+        assert 0 == a.wait()
+        assert b.elected()["term"] > term
+        assert "b" == status(cluster.url)[pool]["leader"]["member"]
+        assert one_leader_per_term([a, b])
+
+
+def test_a_master_failover_keeps_each_pool_one_leader_with_rising_terms(cluster: ClusterSet) -> None:
+    """SIGKILL the master of one pool's slot: its replica is promoted; the members turn keyspace
+    events on there (a replica does not inherit CONFIG SET), watch there, and carry on. A pool
+    on another master is not disturbed."""
+    doomed, other = cluster.masters()[:2]
+    pool, calm = cluster.name_on(doomed, "failing"), cluster.name_on(other, "calm")
+    with pools_of_workers(cluster.url, [pool, calm]) as by_pool:
+        workers = {p: [ws.start("a", ttl="2")] for p, ws in by_pool.items()}
+        for p, ws in by_pool.items():
+            workers[p][0].elected()
+            workers[p] += [ws.start(m, ttl="2") for m in "bc"]
+            for w in workers[p][1:]:
+                w.sees("a")
+        calm_term = workers[calm][0].of("elected")[-1]["term"]
+
+        cluster.kill(doomed)
+        promoted = cluster.wait_for_failover(doomed)
+        assert promoted.port == cluster.master_of(pool).port
+        eventually(lambda: set("Kg$x") <= set(keyspace_flags(promoted)), timeout=PATIENCE)
+        eventually(lambda: 3 == subscribers(promoted, pool), timeout=PATIENCE)
+
+        def settled() -> dict[str, Any] | None:
+            found = status(cluster.url).get(pool)
+            return found if found and found["leader"] and 3 == len(found["members"]) else None
+
+        leader = eventually(settled, timeout=PATIENCE)["leader"]
+        # keyspace events work on the promoted master: a kind hand-over lands at once
+        lead = next(w for w in workers[pool] if w.name == leader["member"])
+        lead.signal(signal.SIGTERM)
+        assert 0 == lead.wait()
+        rest = [w for w in workers[pool] if w is not lead]
+        eventually(lambda: any(w.of("elected") and w.of("elected")[-1]["term"] > leader["term"] for w in rest))
+        assert one_leader_per_term(workers[pool])
+
+        assert [calm_term] == elections(workers[calm])  # the other master's pool kept its leader
+        assert "a" == status(cluster.url)[calm]["leader"]["member"]
