@@ -28,7 +28,8 @@ async def scan_keys(client: Any, pattern: str, count: int = 500) -> AsyncIterato
             for key in keys:
                 yield key
         return
-    raw = getattr(client, "sync", client)  # the Blocking wrapper's cluster client: get_node is not I/O
+    # the cluster client itself, or the one inside the CLI's Blocking wrapper: get_node is not I/O
+    raw = vars(client).get("sync", client) if hasattr(client, "__dict__") else client
     for name, node_cursor in cursor.items():
         node = raw.get_node(node_name=name)
         for _ in range(MAX_ROUNDS):

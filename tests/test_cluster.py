@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,6 +156,19 @@ def test_a_resharding_that_moves_the_pools_slot_does_not_stop_it(cluster: Cluste
         assert b.elected()["term"] > term
         assert "b" == status(cluster.url)[pool]["leader"]["member"]
         assert one_leader_per_term([a, b])
+
+
+def test_doctor_checks_every_master_and_lock_works_over_a_cluster(cluster: ClusterSet) -> None:
+    """Each master has its own configuration: doctor checks each (keyspace events included);
+    ``lock`` takes python-redis-lock's keys, which share the resource's slot."""
+    done = cli("--redis", cluster.url, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    masters = {f"127.0.0.1:{m.port}" for m in cluster.masters()}
+    assert masters == {name[len("keyspace events (") : -1] for name in checks if name.startswith("keyspace events (")}
+    assert "fast failover" in checks and "pool data" in checks
+
+    locked = cli("--redis", cluster.url, "lock", "nightly", "--", sys.executable, "-c", "print('held')")
+    assert (0, "held") == (locked.returncode, locked.stdout.strip()), locked.stderr
 
 
 def test_a_master_failover_keeps_each_pool_one_leader_with_rising_terms(cluster: ClusterSet) -> None:
