@@ -184,7 +184,7 @@ class ClusterWatcher(Watcher):
         pool = redis.asyncio.ConnectionPool(
             connection_class=self._connection_class, **{**self._node_kwargs, "host": address[0], "port": address[1]}
         )
-        return redis.asyncio.Redis(connection_pool=pool)
+        return redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 def cluster_identity(client: Any) -> tuple[Any, ...]:

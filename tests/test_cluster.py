@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from leaderpool import Election, MemberConfig
 from leaderpool.errors import ConfigError
 from leaderpool.keys import Keyspace
 from leaderpool.testing.cluster import ClusterSet, slot_of
@@ -169,6 +170,18 @@ def test_doctor_checks_every_master_and_lock_works_over_a_cluster(cluster: Clust
 
     locked = cli("--redis", cluster.url, "lock", "nightly", "--", sys.executable, "-c", "print('held')")
     assert (0, "held") == (locked.returncode, locked.stdout.strip()), locked.stderr
+
+
+def test_the_library_takes_a_cluster_url_and_refuses_names_there(cluster: ClusterSet) -> None:
+    """``Election`` on a redis+cluster:// URL leads, writes fenced on its pool's slot, and
+    refuses a unique name with a ConfigError (the registry is on another slot)."""
+    pool = cluster.name_on(cluster.masters()[2], "library")
+    with Election(MemberConfig(pool=pool, ttl_s=2.0), cluster.url) as election:
+        term = election.wait_until_leader(timeout=PATIENCE)
+        assert term >= 1 and election.current_leader(fresh=True) is not None
+        assert (True, term) == tuple(election.fenced_set(f"{{{pool}}}:report", "done"))
+        with pytest.raises(ConfigError, match="not supported on Redis Cluster"):
+            election.register_name("billing")
 
 
 def test_a_master_failover_keeps_each_pool_one_leader_with_rising_terms(cluster: ClusterSet) -> None:
