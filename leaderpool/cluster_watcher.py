@@ -64,8 +64,9 @@ class ClusterWatcher(Watcher):
 
     async def watch_channels(self, channels: tuple[str, ...], listener: Listener, timeout: float = 5.0) -> None:
         async with self._lock:
-            if not self._slots:
-                await self._read_slot_map()
+            if not self._slots:  # unreachable now: the follower subscribes once it reads the map
+                with contextlib.suppress(*REDIS_FAILURES):
+                    await self._read_slot_map()
             for ch in channels:
                 self._listeners.setdefault(ch, []).append(listener)
             if self._task is None or self._task.done():
@@ -110,13 +111,21 @@ class ClusterWatcher(Watcher):
     # ---- following the slot map ----
 
     async def _follow(self) -> None:
-        while True:
+        failing = False
+        while True:  # until close() cancels it
             connected = all(w.client_id is not None for w in self._nodes.values())
             await asyncio.sleep(FOLLOW_S if connected else FOLLOW_DISCONNECTED_S)
-            with contextlib.suppress(*REDIS_FAILURES):
+            try:
                 await self._read_slot_map()
-            async with self._lock:
-                await self._move_channels()
+                failing = False
+                async with self._lock:
+                    await self._move_channels()
+            except REDIS_FAILURES as exc:  # every node unreachable: the next round asks again
+                if not failing:  # once per outage
+                    log.warning("cluster_slot_map_unavailable", error=str(exc) or type(exc).__name__)
+                failing = True
+            except (ValueError, TypeError, IndexError) as exc:  # a reply we cannot read: say so, go on
+                log.error("cluster_slot_map_unreadable", error=str(exc))
             flags = [w.keyspace_notifications for w in self._nodes.values()]
             self.keyspace_notifications = None if None in flags or not flags else all(flags)
 

@@ -182,6 +182,8 @@ def test_the_library_takes_a_cluster_url_and_refuses_names_there(cluster: Cluste
         assert (True, term) == tuple(election.fenced_set(f"{{{pool}}}:report", "done"))
         with pytest.raises(ConfigError, match="not supported on Redis Cluster"):
             election.register_name("billing")
+    with pytest.raises(ConfigError, match="not supported on Redis Cluster"):
+        Election(MemberConfig(pool=pool, wait_replicas=1), cluster.url).start()
 
 
 def test_a_master_failover_keeps_each_pool_one_leader_with_rising_terms(cluster: ClusterSet) -> None:
