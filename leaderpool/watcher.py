@@ -10,6 +10,10 @@ The connection's Redis client id (``CLIENT ID``, asked before subscribing) is :a
 a leader registers it for fast failover (:mod:`leaderpool.liveness`) and steps down when it
 drops. The connection is used with no retries inside redis-py, so a drop is always seen here.
 A notification is a hint, never the truth: listeners re-read Redis after every one.
+
+On a Redis Cluster, :meth:`Watcher.shared` returns a
+:class:`~leaderpool.cluster_watcher.ClusterWatcher`: one watcher of this kind per master that
+serves a watched slot, behind the same API.
 """
 
 from __future__ import annotations

@@ -41,12 +41,13 @@ def test_cluster_url_parts() -> None:
         ("redis+cluster://h:7000?db=0", "takes no options"),
         ("redis+cluster://h1,,h2", "empty node address"),
         ("redis+cluster://h:99999", "port"),
+        ("redis+cluster://app:secret@h1:x", "invalid port"),
     ],
 )
 def test_bad_cluster_urls_are_one_clear_error(url: str, says: str) -> None:
     with pytest.raises(ConfigError) as caught:
         validate_redis_url(url)
-    assert says in str(caught.value) and "\n" not in str(caught.value)
+    assert says in str(caught.value) and "\n" not in str(caught.value) and "secret" not in str(caught.value)
 
 
 def test_the_worker_refuses_unique_names_on_a_cluster_in_one_line() -> None:
