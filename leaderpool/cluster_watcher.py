@@ -52,6 +52,7 @@ class ClusterWatcher(Watcher):
         self._connection_class = kwargs.get("connection_class", redis.asyncio.Connection)
         self._known: list[Address] = [(n.host, int(n.port)) for n in client.nodes_manager.startup_nodes.values()]
         self._slots: list[tuple[int, int, Address]] = []
+        self._asker: tuple[Address, AsyncClient] | None = None  # where the slot map is read
         self._listeners: dict[str, list[Listener]] = {}
         self._at: dict[str, Address] = {}  # where each channel is watched now
         self._nodes: dict[Address, Watcher] = {}
@@ -104,6 +105,7 @@ class ClusterWatcher(Watcher):
         nodes, self._nodes = self._nodes, {}
         for watcher in nodes.values():
             await watcher.close()
+        await self._close_asker()
         by_server = self._shared.get(asyncio.get_running_loop(), {})
         if by_server.get(self._identity) is self:
             del by_server[self._identity]
@@ -155,18 +157,25 @@ class ClusterWatcher(Watcher):
             self._nodes.pop(node, None)
 
     async def _read_slot_map(self) -> None:
-        """``CLUSTER SLOTS`` from the first node that answers; learns every node it names."""
+        """``CLUSTER SLOTS``, asked on the connection that answered last, else of each node known
+        in turn; learns every node the reply names."""
         failure: BaseException | None = None
-        for address in list(self._known):
-            client = self._client_for(address)
+        asker = self._asker
+        candidates = ([asker[0]] if asker else []) + [a for a in self._known if not asker or a != asker[0]]
+        for address in candidates:
+            client = asker[1] if asker and asker[0] == address else self._client_for(address)
             try:
                 reply = await client.execute_command("CLUSTER", "SLOTS")
             except REDIS_FAILURES as exc:
                 failure = exc
-                continue
-            finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
+                if asker and asker[0] == address:
+                    asker = self._asker = None
+                continue
+            if not asker or asker[0] != address:
+                await self._close_asker()
+                self._asker = (address, client)
             slots: list[tuple[int, int, Address]] = []
             for first, last, master, *replicas in reply:
                 for node in (master, *replicas):
@@ -178,6 +187,12 @@ class ClusterWatcher(Watcher):
             return
         if failure is not None:
             raise failure
+
+    async def _close_asker(self) -> None:
+        asker, self._asker = self._asker, None
+        if asker is not None:
+            with contextlib.suppress(Exception):
+                await asker[1].aclose()
 
     def _master_of(self, channel: str) -> Address | None:
         slot = key_slot(channel.encode())
