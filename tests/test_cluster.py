@@ -21,6 +21,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.testing.cluster import ClusterSet, slot_of
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.urls import parse_cluster_url, validate_redis_url
+from tests.conftest import REDIS_BINARIES
 from tests.worker_procs import PATIENCE, WorkerProc, Workers, cli, eventually, workers_for
 
 # ---- URLs ----
@@ -185,6 +186,22 @@ def test_the_library_takes_a_cluster_url_and_refuses_names_there(cluster: Cluste
             election.register_name("billing")
     with pytest.raises(ConfigError, match="not supported on Redis Cluster"):
         Election(MemberConfig(pool=pool, wait_replicas=1), cluster.url).start()
+
+
+@pytest.mark.parametrize("binary", [b for b, _ in REDIS_BINARIES[1:]], ids=[f"redis{v}" for _, v in REDIS_BINARIES[1:]])
+def test_older_redis_versions_elect_and_follow_a_resharding(binary: str) -> None:
+    """The other redis-server versions on the machine (6.2 has no ADDSLOTSRANGE; CLUSTER SLOTS
+    is read the same way): a pool elects, and its watcher follows its slot to another master.
+    Masters only, to stay quick: the failover tests run on the first version."""
+    with ClusterSet(binary, replicas=0) as c:
+        source, target = c.masters()[:2]
+        pool = c.name_on(source, "older")
+        with workers_for(c.url, pool) as ws:
+            a = ws.start("a", ttl="2")
+            a.elected()
+            c.move_slot(slot_of(pool), target)
+            eventually(lambda: 1 == subscribers(target, pool), timeout=PATIENCE)
+            assert "a" == status(c.url)[pool]["leader"]["member"]
 
 
 def test_a_master_failover_keeps_each_pool_one_leader_with_rising_terms(cluster: ClusterSet) -> None:
