@@ -83,9 +83,37 @@ def cluster_client(where: ClusterURL, *, asynchronous: bool, **options: Any) -> 
     kwargs: dict[str, Any] = {"username": where.username, "password": where.password, **options}
     if where.ssl:
         kwargs["ssl"] = True
-    client = cluster_class(startup_nodes=nodes, **kwargs)
+    # the asyncio client connects on its first command; the blocking one as it is built
+    client = cluster_class(startup_nodes=nodes, **kwargs) if asynchronous else _connected(cluster_class, nodes, kwargs)
     _cluster_urls[client] = where
     return client
+
+
+def _connected(cluster_class: Any, nodes: list[Any], kwargs: dict[str, Any]) -> Any:
+    """The blocking cluster client reads the slot map as it is built: when no node answers, raise
+    what the last one said (refused connection, wrong password, NOPERM), as a single server's
+    client would on its first command, so the callers' classification applies."""
+    import redis.exceptions
+
+    try:
+        return cluster_class(startup_nodes=nodes, **kwargs)
+    except redis.exceptions.RedisClusterException as exc:
+        cause: BaseException | None = exc
+        for _ in range(5):  # down the chain (redis-py chains some with "from", some not) to Redis's answer
+            if cause is None or isinstance(cause, redis.exceptions.RedisError):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, redis.exceptions.ResponseError) and not isinstance(cause, _refusals()):
+            raise redis.exceptions.ConnectionError(f"{exc} ({cause})") from exc  # not a cluster node
+        if isinstance(cause, redis.exceptions.RedisError):
+            raise cause from exc
+        raise redis.exceptions.ConnectionError(str(exc)) from exc
+
+
+def _refusals() -> tuple[type[BaseException], ...]:
+    import redis.exceptions
+
+    return (redis.exceptions.NoPermissionError, redis.exceptions.AuthenticationError)
 
 
 def is_cluster_client(client: Any) -> bool:

@@ -59,6 +59,45 @@ def test_the_worker_refuses_unique_names_on_a_cluster_in_one_line() -> None:
         assert "not supported on Redis Cluster" in w.stderr and 1 == len(w.stderr.strip().splitlines())
 
 
+# ---- small clusters of their own: masters only ----
+
+
+def test_a_worker_started_before_the_cluster_elects_once_it_is_up() -> None:
+    """The worker retries an unreachable cluster (no traceback, no exit); once the cluster is up
+    it joins, elects, and its watcher, which had no slot map yet, subscribes on the pool's master."""
+    c = ClusterSet(replicas=0)
+    try:
+        with workers_for(c.url, "early") as ws:
+            a = ws.start("a", ttl="2")
+            eventually(lambda: "redis_unavailable" in a.stderr, timeout=PATIENCE)
+            c.start()
+            a.elected()
+            eventually(lambda: 1 == subscribers(c.master_of("early"), "early"), timeout=PATIENCE)
+            assert "Traceback" not in a.stderr
+    finally:
+        c.cleanup()
+
+
+def test_the_acl_rules_for_a_cluster_are_enough_and_needed() -> None:
+    """``leaderpool-cli acl --cluster``, set on every node, lets a worker and the CLI run as that
+    user; without ``--cluster`` (no CLUSTER SLOTS, no COMMAND) the worker exits 2 in one line."""
+    with ClusterSet(replicas=0) as c:
+        for cluster_rules, user in ((True, "full"), (False, "bare")):
+            line = cli("acl", "--user", user, *(["--cluster"] if cluster_rules else [])).stdout.split()
+            for server in c.servers:
+                admin = redis.Redis(port=server.port, socket_timeout=5)
+                admin.execute_command(*[w.replace(">PASSWORD", ">pw") for w in line])
+                admin.close()
+        with workers_for(c.url.replace("//", "//bare:pw@", 1), "acl") as ws:
+            refused = ws.start("a")
+            assert 2 == refused.wait()
+            assert "NOPERM" in refused.stderr and 1 == len(refused.stderr.strip().splitlines())
+        url = c.url.replace("//", "//full:pw@", 1)
+        with workers_for(url, "acl") as ws:
+            assert ws.start("a", ttl="2").elected()["term"] >= 1
+            assert "a" == status(url)["acl"]["leader"]["member"]
+
+
 # ---- a real cluster: three masters, three replicas (one cluster for the module; the test that
 # kills a master runs last) ----
 

@@ -188,7 +188,13 @@ def check(url: str, timeout_s: float = 2.0, keys: Keyspace | None = None) -> Pro
     closes its connection."""
     from leaderpool.connect import blocking_client
 
-    client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    except Exception as exc:  # a cluster client connects as it is built
+        problem = classify(exc, url)
+        if problem is None:
+            raise
+        return problem
     try:
         return ping(client, url, keys)
     finally:
