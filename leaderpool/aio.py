@@ -11,10 +11,10 @@ from typing import Any
 
 from leaderpool.clients import AsyncClient, RedisLike, async_client
 from leaderpool.config import MemberConfig
-from leaderpool.connect import is_cluster_client
+from leaderpool.connect import refuse_on_cluster
 from leaderpool.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.election import ElectionCore
-from leaderpool.errors import ConfigError, LeaderpoolError, LeaseLost, NotLeader
+from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
 from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
@@ -28,7 +28,6 @@ from leaderpool.names import NameOwner, RegisterStatus
 from leaderpool.protocol import FenceResult, LeaderValue
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.state import LeaderState, read_state, save_state
-from leaderpool.urls import CLUSTER_NO_WAIT
 
 log = get_logger("leaderpool")
 
@@ -96,8 +95,7 @@ class AsyncElection:
         if self._task is not None:
             return
         self._client = async_client(self._redis)
-        if self.config.wait_replicas and is_cluster_client(self._client):  # WAIT would ask a random node
-            raise ConfigError(CLUSTER_NO_WAIT)
+        refuse_on_cluster(self._client, wait_replicas=self.config.wait_replicas)
         if self._submit is None:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close

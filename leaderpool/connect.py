@@ -11,6 +11,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from leaderpool.urls import (
+    CLUSTER_NO_WAIT,
     ClusterURL,
     SentinelURL,
     is_cluster,
@@ -20,7 +21,9 @@ from leaderpool.urls import (
     validate_redis_url,
 )
 
-__all__ = ["blocking_client", "cluster_client", "cluster_url_of", "is_cluster_client", "sentinel_master"]
+__all__ = [
+    "blocking_client", "cluster_client", "cluster_url_of", "is_cluster_client", "refuse_on_cluster", "sentinel_master",
+]  # fmt: skip
 
 _cluster_urls: WeakKeyDictionary[Any, ClusterURL] = WeakKeyDictionary()
 
@@ -123,6 +126,15 @@ def is_cluster_client(client: Any) -> bool:
 
     raw = vars(client).get("sync", client) if hasattr(client, "__dict__") else client
     return isinstance(raw, (AsyncCluster, RedisCluster))
+
+
+def refuse_on_cluster(client: Any, *, wait_replicas: int) -> None:
+    """:class:`~leaderpool.errors.ConfigError` for what a cluster client cannot do: ``wait_replicas``
+    (a pipeline's WAIT would go to a node of redis-py's choosing, not the one that wrote)."""
+    if wait_replicas and is_cluster_client(client):
+        from leaderpool.errors import ConfigError
+
+        raise ConfigError(CLUSTER_NO_WAIT)
 
 
 def cluster_url_of(client: Any) -> ClusterURL | None:
