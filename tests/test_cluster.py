@@ -200,9 +200,10 @@ def test_a_resharding_that_moves_the_pools_slot_does_not_stop_it(cluster: Cluste
         assert one_leader_per_term([a, b])
 
 
-def test_doctor_checks_every_master_and_lock_works_over_a_cluster(cluster: ClusterSet) -> None:
+def test_doctor_lock_and_status_watch_work_over_a_cluster(cluster: ClusterSet) -> None:
     """Each master has its own configuration: doctor checks each (keyspace events included);
-    ``lock`` takes python-redis-lock's keys, which share the resource's slot."""
+    ``lock`` takes python-redis-lock's keys, which share the resource's slot; ``status --watch``
+    runs on the cluster watcher."""
     done = cli("--redis", cluster.url, "doctor", "--json")
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
     masters = {f"127.0.0.1:{m.port}" for m in cluster.masters()}
@@ -211,6 +212,12 @@ def test_doctor_checks_every_master_and_lock_works_over_a_cluster(cluster: Clust
 
     locked = cli("--redis", cluster.url, "lock", "nightly", "--", sys.executable, "-c", "print('held')")
     assert (0, "held") == (locked.returncode, locked.stdout.strip()), locked.stderr
+
+    pool = cluster.name_on(cluster.masters()[1], "watched")
+    with workers_for(cluster.url, pool) as ws:
+        ws.start("a", ttl="2").elected()
+        watched = cli("--redis", cluster.url, "status", "--watch", "--for", "1", "--pool", pool)  # the cluster watcher
+        assert 0 == watched.returncode and f"pool {pool}: leader a" in watched.stdout, watched.stderr
 
 
 def test_the_library_takes_a_cluster_url_and_refuses_names_there(cluster: ClusterSet) -> None:
