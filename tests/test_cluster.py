@@ -51,12 +51,15 @@ def test_bad_cluster_urls_are_one_clear_error(url: str, says: str) -> None:
     assert says in str(caught.value) and "\n" not in str(caught.value) and "secret" not in str(caught.value)
 
 
-def test_the_worker_refuses_unique_names_on_a_cluster_in_one_line() -> None:
-    """A name's registration touches the pool's slot and the names' slot in one script."""
+@pytest.mark.parametrize("flag", [("--name", "billing"), ("--wait-replicas", "1")])
+def test_the_worker_refuses_names_and_wait_replicas_on_a_cluster_in_one_line(flag: tuple[str, str]) -> None:
+    """A name's registration touches the pool's slot and the names' slot in one script; WAIT
+    would go to a node of redis-py's choosing."""
     with workers_for("redis+cluster://127.0.0.1:1") as ws:
-        w = ws.start("a", "--name", "billing")
+        w = ws.start("a", *flag)
         assert 2 == w.wait()
         assert "not supported on Redis Cluster" in w.stderr and 1 == len(w.stderr.strip().splitlines())
+        assert flag[0] in w.stderr
 
 
 # ---- small clusters of their own: masters only ----
