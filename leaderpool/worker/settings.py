@@ -78,7 +78,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--redis",
         metavar="URL",
-        help=f"redis://, rediss://, unix:// or redis+sentinel:// URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})",
+        help="redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL "
+        f"[LEADERPOOL_REDIS_URL] ({DEFAULT_URL})",
     )
     p.add_argument("--pool", metavar="NAME", help="the pool to join (required) [LEADERPOOL_POOL]")
     p.add_argument("--member-id", metavar="ID", help="unique member id (host-pid-random) [LEADERPOOL_MEMBER_ID]")
