@@ -38,6 +38,9 @@ the operator sets it (members warn once and rely on lease timers when it is off)
 and ``CLIENT LIST`` confirm a crashed leader's death (fast failover); without them a death is
 confirmed by the endpoint fallback (see the README's "Fast failover")."""
 COMMANDS = (*CONNECTION_COMMANDS, *SCRIPT_COMMANDS, *SCRIPTED_COMMANDS, *WORK_COMMANDS, *TOOL_COMMANDS)
+CLUSTER_COMMANDS = ("cluster|slots", "command")
+"""On a Redis Cluster (``acl --cluster``): redis-py's cluster client and the watcher read the slot
+map (CLUSTER SLOTS), and redis-py reads the command table (COMMAND) to find each command's keys."""
 
 _GLOB_SPECIAL = "*?[]\\"
 
@@ -47,9 +50,10 @@ def _glob_literal(text: str) -> str:
     return "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in text)
 
 
-def acl_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
+def acl_rules(prefix: str = DEFAULT_PREFIX, *, cluster: bool = False) -> list[str]:
     """The rules, after ``ACL SETUSER NAME on >PASSWORD``: every key under ``prefix``, the pool
-    events channels and the leader keys' keyspace channels (any database), and :data:`COMMANDS`."""
+    events channels and the leader keys' keyspace channels (any database), and :data:`COMMANDS`
+    (and :data:`CLUSTER_COMMANDS` for a user of a Redis Cluster, set on every node)."""
     p = _glob_literal(prefix)
     return [
         "resetkeys",
@@ -59,9 +63,12 @@ def acl_rules(prefix: str = DEFAULT_PREFIX) -> list[str]:
         f"&__keyspace@*__:{p}:*",
         "-@all",
         *(f"+{c}" for c in COMMANDS),
+        *(f"+{c}" for c in (CLUSTER_COMMANDS if cluster else ())),
     ]
 
 
-def setuser_line(user: str = "leaderpool", prefix: str = DEFAULT_PREFIX, password: str = "PASSWORD") -> str:
+def setuser_line(
+    user: str = "leaderpool", prefix: str = DEFAULT_PREFIX, password: str = "PASSWORD", *, cluster: bool = False
+) -> str:
     """The ``ACL SETUSER`` line creating ``user`` with :func:`acl_rules`, for ``redis-cli``."""
-    return " ".join(["ACL", "SETUSER", user, "reset", "on", f">{password}", *acl_rules(prefix)])
+    return " ".join(["ACL", "SETUSER", user, "reset", "on", f">{password}", *acl_rules(prefix, cluster=cluster)])

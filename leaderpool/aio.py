@@ -11,6 +11,7 @@ from typing import Any
 
 from leaderpool.clients import AsyncClient, RedisLike, async_client
 from leaderpool.config import MemberConfig
+from leaderpool.connect import refuse_on_cluster
 from leaderpool.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.election import ElectionCore
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
@@ -94,6 +95,7 @@ class AsyncElection:
         if self._task is not None:
             return
         self._client = async_client(self._redis)
+        refuse_on_cluster(self._client, wait_replicas=self.config.wait_replicas)
         if self._submit is None:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close

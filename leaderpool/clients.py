@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio
 
-from leaderpool.connect import sentinel_master
+from leaderpool.connect import cluster_client, sentinel_master
 from leaderpool.constants import DEFAULT_URL as DEFAULT_URL  # re-exported: the CLI and worker use it
 from leaderpool.errors import ConfigError
 from leaderpool.urls import SCHEMES as SCHEMES  # re-exported
-from leaderpool.urls import is_sentinel, parse_sentinel_url, validate_redis_url
+from leaderpool.urls import is_cluster, is_sentinel, parse_cluster_url, parse_sentinel_url, validate_redis_url
 
 _PORTABLE = frozenset(
     {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
@@ -34,6 +34,8 @@ def async_client(target: RedisLike, **options: Any) -> AsyncClient:
         validate_redis_url(target)
         if is_sentinel(target):
             return sentinel_master(parse_sentinel_url(target), asynchronous=True, **options)  # type: ignore[no-any-return]
+        if is_cluster(target):  # a RedisCluster: the core calls only what both clients have
+            return cluster_client(parse_cluster_url(target), asynchronous=True, **options)  # type: ignore[no-any-return]
         return redis.asyncio.Redis.from_url(target, **options)
     if isinstance(target, redis.asyncio.Redis):
         return target
@@ -66,6 +68,8 @@ def describe(target: RedisLike) -> str:
     if isinstance(target, str):
         if is_sentinel(target):
             return parse_sentinel_url(target).describe()
+        if is_cluster(target):
+            return parse_cluster_url(target).describe()
         parts = urlsplit(target)
         return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     kwargs = getattr(getattr(target, "connection_pool", None), "connection_kwargs", {})

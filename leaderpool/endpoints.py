@@ -58,7 +58,9 @@ def keep_alive(sock: socket.socket) -> None:
 def route_address(client: AsyncClient) -> str:
     """The local address this process uses to reach Redis (a UDP connect sends nothing; it asks
     the kernel for the route); 127.0.0.1 for a unix socket or an in-process fake."""
-    kwargs = client.connection_pool.connection_kwargs
+    nodes = getattr(client, "nodes_manager", None)  # a RedisCluster: the route to a node of it
+    kwargs = next(iter(nodes.startup_nodes.values())).connection_kwargs if nodes else None
+    kwargs = kwargs or client.connection_pool.connection_kwargs
     host, port = kwargs.get("host"), kwargs.get("port") or 6379
     if not host or "path" in kwargs or "server" in kwargs:
         return "127.0.0.1"

@@ -48,7 +48,7 @@ async def afenced_set(
 ) -> FenceResult:
     """SET ``key`` to ``value`` (expiring after ``px`` ms if > 0) only if ``term`` is at least the
     highest term that wrote it under ``pool``'s fence; else raise :class:`StaleTerm`."""
-    if not isinstance(client, redis.asyncio.Redis):
+    if not isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
         raise TypeError(f"afenced_set() needs an asyncio client, got {type(client).__name__}: use fenced_set()")
     reply = await scripts_for(client).fenced_set(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
     return _result(reply, key, term, pool)
@@ -61,7 +61,7 @@ def fenced_set(
     client: redis.Redis, key: str, value: str | bytes, term: int, px: int = 0, *, pool: str | None = None
 ) -> FenceResult:
     """The blocking :func:`afenced_set`, for a ``redis.Redis`` client."""
-    if not isinstance(client, redis.Redis):
+    if not isinstance(client, redis.Redis | redis.RedisCluster):
         raise TypeError(f"fenced_set() needs a blocking client, got {type(client).__name__}: use afenced_set()")
     script = _sync_scripts.get(client)
     if script is None:

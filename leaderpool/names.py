@@ -26,11 +26,13 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
+from leaderpool.connect import is_cluster_client
 from leaderpool.errors import ConfigError
 from leaderpool.keys import Keyspace, NameKeys
 from leaderpool.protocol import Beat, LeaderValue, Left, parse_beat, parse_left, text
 from leaderpool.scripts import ScriptHost, scripts_for
 from leaderpool.store import heartbeat_call, leave_call
+from leaderpool.urls import CLUSTER_NO_NAMES
 
 MAX_VALUE_BYTES = 4096
 """A name's value (an address, a URL) is at most this long, UTF-8: every lookup copies it."""
@@ -108,10 +110,13 @@ class NameStore:
     def __init__(self, client: ScriptHost, prefix: str) -> None:
         self.keys = NameKeys(prefix)
         self._scripts = scripts_for(client)
+        self._cluster = is_cluster_client(client)  # registration crosses slots: refused there
 
     async def register(
         self, pool_keys: Keyspace, member: str, node: str, name: str, value: str | None, *, takeover: bool = False
     ) -> Registration:
+        if self._cluster:
+            raise ConfigError(CLUSTER_NO_NAMES)
         k = self.keys
         reply = await self._scripts.name_register(
             keys=[k.owners, k.deadlines, pool_keys.leases, pool_keys.members],

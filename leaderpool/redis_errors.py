@@ -30,6 +30,7 @@ REDIS_FAILURES: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,
+    redis.exceptions.RedisClusterException,  # a cluster client that reached no node (the cause is chained)
     asyncio.TimeoutError,
     ConnectionError,
     OSError,
@@ -81,6 +82,9 @@ def auth_failure_code(exc: BaseException) -> str | None:
     (redis-py strips the code from the messages of the exceptions it maps.)"""
     if isinstance(exc, RedisAuthFailed):
         return exc.code
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, redis.exceptions.RedisClusterException) and cause is not None:
+        return auth_failure_code(cause)  # no node let us in: say why
     if isinstance(exc, redis.exceptions.NoPermissionError):
         return "NOPERM"
     if isinstance(exc, _AUTH_EXCEPTIONS):

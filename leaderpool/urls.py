@@ -9,7 +9,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from leaderpool.errors import ConfigError
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)
+CLUSTER_PORT = 6379
+CLUSTER_NO_NAMES = (
+    "unique names are not supported on Redis Cluster: a name's registration and its holder's heartbeat "
+    "update the pool's slot and the names' slot ({names}) in one script; use a pool's leader instead"
+)
+CLUSTER_NO_WAIT = "waiting for replicas (WAIT) is not supported on Redis Cluster yet"
 SENTINEL_PORT = 26379
 SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password", "sentinel_ssl"})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -38,6 +45,23 @@ class SentinelURL:
         return f"{scheme}://{hosts}/{self.master}/{self.db}"
 
 
+@dataclass(frozen=True)
+class ClusterURL:
+    """``redis+cluster://[user:pass@]host:port[,host:port...][/0]``: the nodes to start from (any
+    of them will do: the client learns the rest from ``CLUSTER SLOTS``), the credentials every
+    node takes, and ``rediss+`` for TLS. A cluster has one database, 0."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+
+    def describe(self) -> str:
+        """Without credentials, for logs and listings."""
+        scheme = "rediss+cluster" if self.ssl else "redis+cluster"
+        return f"{scheme}://" + ",".join(f"{_host_text(h)}:{p}" for h, p in self.nodes)
+
+
 def _host_text(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -64,6 +88,33 @@ def is_sentinel(url: str) -> bool:
     return url.split("://", 1)[0] in SENTINEL_SCHEMES
 
 
+def is_cluster(url: str) -> bool:
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> ClusterURL:
+    """The parts of a Cluster URL, or :class:`ConfigError` naming what is wrong."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    netloc, q, query = netloc.partition("?")
+    tail, q2, query2 = tail.partition("?")
+    if q or q2:
+        raise ConfigError(f"redis URL {redact(url)!r}: a Cluster URL takes no options (?{query or query2})")
+    if tail.strip("/") not in ("", "0"):
+        raise ConfigError(f"redis URL {redact(url)!r}: a Redis Cluster has only database 0 (redis+cluster://HOST:PORT)")
+    userinfo, at, hostlist = netloc.rpartition("@")
+    if not at:
+        userinfo, hostlist = "", netloc
+    nodes = tuple(_address(url, part, CLUSTER_PORT, "node") for part in hostlist.split(","))
+    user, colon, password = userinfo.partition(":")
+    return ClusterURL(
+        nodes=nodes,
+        username=unquote(user) or None,
+        password=unquote(password) if colon else None,
+        ssl=scheme == "rediss+cluster",
+    )
+
+
 def parse_sentinel_url(url: str) -> SentinelURL:
     """The parts of a Sentinel URL, or :class:`ConfigError` naming what is wrong."""
     scheme, _, rest = url.partition("://")
@@ -72,7 +123,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     userinfo, at, hostlist = netloc.rpartition("@")
     if not at:
         userinfo, hostlist = "", netloc
-    sentinels = tuple(_sentinel_address(url, part) for part in hostlist.split(","))
+    sentinels = tuple(_address(url, part, SENTINEL_PORT, "Sentinel") for part in hostlist.split(","))
     path = [unquote(p) for p in tail.split("/") if p] if slash else []
     if not path:
         raise ConfigError(f"redis URL {redact(url)!r} names no master (redis+sentinel://HOST:PORT/MASTER_NAME/DB)")
@@ -108,17 +159,17 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     )
 
 
-def _sentinel_address(url: str, part: str) -> tuple[str, int]:
+def _address(url: str, part: str, default_port: int, what: str) -> tuple[str, int]:
     parts = urlsplit(f"//{part}")
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
         raise ConfigError(f"redis URL {redact(url)!r} has an invalid port in {part!r}") from None
     if not host:
-        raise ConfigError(f"redis URL {redact(url)!r} names an empty Sentinel address (HOST:PORT,HOST:PORT)")
+        raise ConfigError(f"redis URL {redact(url)!r} names an empty {what} address (HOST:PORT,HOST:PORT)")
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"redis URL {redact(url)!r} has port {port} outside 1-65535")
-    return host, port or SENTINEL_PORT
+    return host, port or default_port
 
 
 def validate_redis_url(url: object) -> str:
@@ -135,6 +186,9 @@ def validate_redis_url(url: object) -> str:
         )
     if parts.scheme in SENTINEL_SCHEMES:
         parse_sentinel_url(url)
+        return url
+    if parts.scheme in CLUSTER_SCHEMES:
+        parse_cluster_url(url)
         return url
     if parts.scheme == "unix":
         if not parts.path:

@@ -10,6 +10,10 @@ The connection's Redis client id (``CLIENT ID``, asked before subscribing) is :a
 a leader registers it for fast failover (:mod:`leaderpool.liveness`) and steps down when it
 drops. The connection is used with no retries inside redis-py, so a drop is always seen here.
 A notification is a hint, never the truth: listeners re-read Redis after every one.
+
+On a Redis Cluster, :meth:`Watcher.shared` returns a
+:class:`~leaderpool.cluster_watcher.ClusterWatcher`: one watcher of this kind per master that
+serves a watched slot, behind the same API.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from redis.backoff import NoBackoff
 
 from leaderpool import probe
 from leaderpool.clients import AsyncClient, clone_async_client
+from leaderpool.connect import is_cluster_client
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
 from leaderpool.keys import Keyspace
@@ -106,11 +111,24 @@ class Watcher:
         """The watcher of the running loop for the Redis server ``client`` talks to."""
         loop = asyncio.get_running_loop()
         by_server = cls._shared.setdefault(loop, {})
+        if is_cluster_client(client):  # a RedisCluster: one watcher per master, behind one
+            from leaderpool.cluster_watcher import ClusterWatcher, cluster_identity
+
+            key = cluster_identity(client)
+            found = by_server.get(key)
+            if found is None:
+                found = by_server[key] = ClusterWatcher(client, key)
+            return found
         key = _identity(client)
         watcher = by_server.get(key)
         if watcher is None:
             watcher = by_server[key] = cls(client)
         return watcher
+
+    @property
+    def idle(self) -> bool:
+        """Whether no listener is left (the connection is closed then)."""
+        return not self._listeners
 
     def channels_for(self, keys: Keyspace) -> tuple[str, str]:
         return keys.leader_channel(self._db), keys.events

@@ -137,6 +137,7 @@ def build_parser() -> OneLineParser:
     )
     _common(a, top=False)
     a.add_argument("--user", metavar="NAME", help="the ACL user's name (leaderpool)")
+    a.add_argument("--cluster", action="store_true", help="for a Redis Cluster: also CLUSTER SLOTS and COMMAND")
 
     m = sub.add_parser("demo", help="an embedded Redis and three workers replay the failover experiments")
     _common(m, top=False)
@@ -494,7 +495,7 @@ def main(argv: Sequence[str] | None) -> int:
             from leaderpool.acl import setuser_line
 
             user = _as("--user", _name("user"), ns.user or "leaderpool")
-            sys.stdout.write(setuser_line(user, prefix) + "\n")
+            sys.stdout.write(setuser_line(user, prefix, cluster=bool(ns.cluster)) + "\n")
             return 0
         if ns.command == "demo" or (ns.command == "status" and ns.watch):
             from leaderpool.cli.main import interrupts_raise

@@ -188,8 +188,30 @@ CHECKS: tuple[Callable[[Any], Awaitable[Check]], ...] = (
 
 
 async def run_checks(client: Any) -> list[Check]:
-    """Every check in order; connection failures propagate (the caller reports them)."""
-    return [await check(client) for check in CHECKS]
+    """Every check in order; connection failures propagate (the caller reports them). On a Redis
+    Cluster (the CLI's blocking client) every master is checked: each serves its own pools' slots,
+    with its own configuration and keyspace events."""
+    from leaderpool.connect import is_cluster_client
+
+    if not is_cluster_client(client):
+        return [await check(client) for check in CHECKS]
+    from leaderpool.cli.oneshot import Blocking
+
+    found = []
+    per_node = [k for k in CHECKS if k is not check_fast_failover]
+    for node in sorted(client.sync.get_primaries(), key=lambda n: n.name):
+        master = Blocking(node.redis_connection or client.sync.get_redis_connection(node))
+        found += [Check(f"{c.name} ({node.name})", c.level, c.message) for c in [await k(master) for k in per_node]]
+    found.append(CLUSTER_FAST_FAILOVER)
+    return found
+
+
+CLUSTER_FAST_FAILOVER = Check(
+    "fast failover",
+    "warn",
+    "on a Redis Cluster a crashed leader's death is confirmed by a refused reconnect to its liveness endpoint, "
+    "not by CLIENT LIST (a client id is per node), which a rejecting firewall can fake",
+)
 
 
 def render(where: str, checks: list[Check]) -> str:

@@ -13,6 +13,7 @@ from leaderpool.cli.doctor import Check
 from leaderpool.keys import DEFAULT_PREFIX
 from leaderpool.members import MemberInfo
 from leaderpool.protocol import SEPARATOR, text
+from leaderpool.scan import scan_keys
 
 EXPECTED_TYPES = {
     "leader": "string", "term": "string", "members": "hash", "leases": "zset", "resigned": "string",
@@ -86,16 +87,11 @@ async def check_pool_data(client: Any, prefix: str = DEFAULT_PREFIX) -> Check:
     """Scan every key under ``prefix``; ``fail`` naming the keys whose data leaderpool skips."""
     pools: set[str] = set()
     problems: list[str] = []
-    cursor: Any = 0
-    while True:
-        cursor, keys = await client.scan(cursor, match=f"{prefix}:{{*}}:*", count=500)
-        for raw in keys:
-            parts = _split(text(raw), prefix)
-            if parts is not None:
-                pools.add(parts[0])
-                problems += await _problems_of(client, text(raw), parts[1])
-        if int(cursor) == 0:
-            break
+    async for raw in scan_keys(client, f"{prefix}:{{*}}:*"):  # every master of a cluster
+        parts = _split(text(raw), prefix)
+        if parts is not None:
+            pools.add(parts[0])
+            problems += await _problems_of(client, text(raw), parts[1])
     if not problems:
         return Check("pool data", "ok", f"{len(pools)} pool(s) under {prefix}:, nothing foreign")
     more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""

@@ -83,11 +83,10 @@ def exit_code(returncode: int) -> int:
 
 def run_locked(url: str, resource: str, ttl_s: int, timeout_s: float | None, command: Sequence[str]) -> int:
     """Run ``command`` holding the lock; its exit code. Raises :class:`Failure` on a timeout."""
-    import redis
-
+    from leaderpool.connect import blocking_client
     from leaderpool.locks import Lock
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    client = blocking_client(url, socket_connect_timeout=5)  # Sentinel and Cluster URLs too
     signals = _Signals()
     signals.install()
     try:

@@ -172,7 +172,8 @@ def _try_pool_access(client: Any, keys: Keyspace) -> None:
         pass  # readable, with data to repair: the members report it, and doctor names it
     except RedisAuthFailed as exc:  # the store's translation: classify what Redis said
         raise exc.__cause__ or exc from None
-    db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+    pool = getattr(client, "connection_pool", None)  # a cluster client has none: database 0
+    db = int(pool.connection_kwargs.get("db", 0) or 0) if pool is not None else 0
     pubsub = client.pubsub()
     try:
         pubsub.subscribe(keys.events, keys.leader_channel(db))
@@ -187,7 +188,13 @@ def check(url: str, timeout_s: float = 2.0, keys: Keyspace | None = None) -> Pro
     closes its connection."""
     from leaderpool.connect import blocking_client
 
-    client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    except Exception as exc:  # a cluster client connects as it is built
+        problem = classify(exc, url)
+        if problem is None:
+            raise
+        return problem
     try:
         return ping(client, url, keys)
     finally:

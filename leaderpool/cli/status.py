@@ -22,6 +22,7 @@ from leaderpool.errors import BadPoolData
 from leaderpool.jobs.store import Backlog, JobStore
 from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.members import MemberInfo, by_priority_then_age
+from leaderpool.scan import scan_keys
 from leaderpool.store import LeaderValue, PoolStore, text
 from leaderpool.succession import next_in_line
 
@@ -117,15 +118,11 @@ async def discover_pools(client: Any, prefix: str) -> list[str]:
 async def scan_pools(client: Any, pattern: str, pool_of: Callable[[str], str | None]) -> list[str]:
     """The pools of every key matching ``pattern`` (``pool_of`` names a key's pool, or None), sorted."""
     found: set[str] = set()
-    cursor: Any = 0
-    while True:
-        cursor, keys = await client.scan(cursor, match=pattern, count=500)
-        for key in keys:
-            pool = pool_of(text(key))
-            if pool is not None:
-                found.add(pool)
-        if int(cursor) == 0:
-            return sorted(found)
+    async for key in scan_keys(client, pattern):  # every master of a cluster
+        pool = pool_of(text(key))
+        if pool is not None:
+            found.add(pool)
+    return sorted(found)
 
 
 def pool_keys(keys: Keyspace) -> list[str]:

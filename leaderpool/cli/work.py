@@ -73,9 +73,9 @@ def _payload(raw: str) -> Any:
 
 
 def _sync_client(url: str, timeout_s: float = 10.0) -> Any:
-    import redis
+    from leaderpool.connect import blocking_client  # Sentinel and Cluster URLs too
 
-    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=timeout_s)
+    return blocking_client(url, socket_connect_timeout=5, socket_timeout=timeout_s)
 
 
 def run_command(ns: argparse.Namespace, o: Options, url: str, pool: str, prefix: str, out: TextIO) -> int:
@@ -117,12 +117,11 @@ def _wait_for_replies(
 ) -> int:
     import asyncio
 
-    import redis.asyncio
-
+    from leaderpool.clients import async_client
     from leaderpool.jobs.calls import Calls
 
     async def go() -> int:
-        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=timeout + 5)
+        client = async_client(url, socket_connect_timeout=5, socket_timeout=timeout + 5)
         try:
             calls = Calls(client, keys)
             if ns.command == "call":

@@ -33,6 +33,7 @@ from leaderpool.jobs.config import DEFAULT_MAX_DELIVERIES, JobsConfig
 from leaderpool.jobs.wire import Handler
 from leaderpool.keys import DEFAULT_PREFIX, validate_name
 from leaderpool.schedules import Schedule
+from leaderpool.urls import CLUSTER_NO_NAMES, CLUSTER_NO_WAIT, is_cluster
 from leaderpool.worker import work_args
 from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
 
@@ -77,7 +78,8 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--redis",
         metavar="URL",
-        help=f"redis://, rediss://, unix:// or redis+sentinel:// URL [LEADERPOOL_REDIS_URL] ({DEFAULT_URL})",
+        help="redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL "
+        f"[LEADERPOOL_REDIS_URL] ({DEFAULT_URL})",
     )
     p.add_argument("--pool", metavar="NAME", help="the pool to join (required) [LEADERPOOL_POOL]")
     p.add_argument("--member-id", metavar="ID", help="unique member id (host-pid-random) [LEADERPOOL_MEMBER_ID]")
@@ -284,6 +286,10 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     )  # fmt: skip
     held_names: list[str] = o.get("names", "--name", "LEADERPOOL_NAMES", names, default=[])
     held_names = [_as(o, "names", "--name", "LEADERPOOL_NAMES", _name("name"), n) for n in held_names]
+    if is_cluster(redis_url) and held_names:
+        raise UsageError(_where(o, "names", "--name", "LEADERPOOL_NAMES"), CLUSTER_NO_NAMES)
+    if is_cluster(redis_url) and config.wait_replicas:
+        raise UsageError(_where(o, "wait_replicas", "--wait-replicas", "LEADERPOOL_WAIT_REPLICAS"), CLUSTER_NO_WAIT)
     return WorkerSettings(
         handler=handler,
         handler_spec=handler_spec,
