@@ -10,6 +10,7 @@ their draws; who leads when still depends on timing). The long form is
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -33,8 +34,10 @@ from leaderpool.testing.chaos.timeline import (
     read_act_logs,
 )
 from leaderpool.testing.proxy import Proxy
+from leaderpool.testing.redis_server import RedisServer
 
 from .conftest import REDIS_BINARIES
+from .worker_procs import Workers
 
 TTL = 1.0
 SETTINGS = Settings(ttl_s=TTL, heartbeat_s=TTL / 3, renew_deadline_s=2 * TTL / 3, seed=7, members=3)
@@ -268,3 +271,38 @@ def test_a_short_chaos_run_keeps_every_promise(tmp_path: Path) -> None:
     handovers = report.handovers(findings, "sigterm")
     assert all(ms < 2000 * config.ttl_s for ms in handovers), f"seed {seed}: SIGTERM hand-overs {handovers}"
     assert findings.counts["acts"] > 0 and findings.counts["fenced_ok"] > 0
+
+
+@pytest.fixture
+def workers(redis_one: RedisServer) -> Iterator[Workers]:
+    ws = Workers(redis_one.url)
+    try:
+        yield ws
+    finally:
+        ws.cleanup()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by the chaos suite (fault fresh_first): a member with no memory of terms that reaches an "
+    "emptied Redis first is granted term 1 again; nothing holds its claim until the others report",
+)
+def test_terms_only_grow_when_a_fresh_member_reaches_an_emptied_redis_first(
+    workers: Workers, redis_one: RedisServer
+) -> None:
+    """The README's Guarantees: "Terms only grow, even when Redis loses data". Here a leads term 1
+    and hands over to b (term 2); Redis restarts empty while b cannot reach it yet (frozen, as
+    if still reconnecting), and c, a process that just started, reaches it first."""
+    a = workers.start("a")
+    assert 1 == a.elected()["term"]
+    b = workers.start("b")
+    b.sees("a")
+    a.terminate()
+    assert 2 == b.elected()["term"]
+    a.wait()
+    b.signal(signal.SIGSTOP)
+    redis_one.restart()
+    c = workers.start("c")
+    term = c.elected()["term"]
+    b.signal(signal.SIGCONT)
+    assert term > 2, f"c was granted term {term}, already granted before Redis lost its data"

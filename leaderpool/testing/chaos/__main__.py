@@ -12,6 +12,7 @@ from pathlib import Path
 from leaderpool.cli.args import OneLineParser
 from leaderpool.testing.chaos import faults, report
 from leaderpool.testing.chaos.runner import RunConfig, run
+from leaderpool.testing.chaos.timeline import FRESH_FIRST
 
 
 def _positive(text: str) -> float:
@@ -29,7 +30,7 @@ def _kinds(text: str) -> tuple[str, ...]:
     unknown = [k for k in kinds if k not in faults.FAULTS]
     if unknown or not kinds:
         raise argparse.ArgumentTypeError(
-            f"unknown fault kind {', '.join(unknown) or text!r}; known: {', '.join(faults.KINDS)}"
+            f"unknown fault kind {', '.join(unknown) or text!r}; known: {', '.join(faults.FAULTS)}"
         )
     return kinds
 
@@ -44,7 +45,10 @@ def parser() -> OneLineParser:
     p.add_argument("--ttl", type=_positive, default=1.0, metavar="SECONDS", help="the workers' lease (1)")
     p.add_argument("--members", type=int, default=5, choices=range(2, 21), metavar="N", help="workers (5)")
     p.add_argument(
-        "--kinds", type=_kinds, default=faults.KINDS, help=f"comma-separated fault kinds ({','.join(faults.KINDS)})"
+        "--kinds",
+        type=_kinds,
+        default=faults.KINDS,
+        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST})",
     )
     p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here (and the timeline to FILE.json)")
     p.add_argument("--workdir", type=Path, metavar="DIR", help="keep the act logs and the workers' stderr here")

@@ -17,7 +17,7 @@ from typing import Any
 
 from leaderpool.testing.chaos.pool import ChaosPool
 from leaderpool.testing.chaos.tail import ActTail
-from leaderpool.testing.chaos.timeline import DATA_LOSS, Fault
+from leaderpool.testing.chaos.timeline import DATA_LOSS, FRESH_FIRST, Fault
 
 LEADER_SHARE = 0.75
 """How often a fault that targets one member targets the leader."""
@@ -185,6 +185,31 @@ def redis_restart(stage: Stage) -> Fault:
     return _fault(stage, DATA_LOSS, None, act)
 
 
+def fresh_first(stage: Stage) -> Fault:
+    """Redis loses its data while every member but one is cut off, and that one is a process
+    that just started (it remembers no term): it reaches the empty Redis first. The others are
+    healed once it acts (or after the recovery bound). Not in the default plan: it breaks
+    "terms only grow" (see the README's chaos section), which the checker reports."""
+    name = stage.pool.pick(stage.rng, 0.0)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        others = [m for n, m in stage.pool.members.items() if n != name]
+        for member in others:
+            member.redis_proxy.blackhole()
+        proc = stage.pool.members[name].proc
+        assert proc is not None
+        proc.kill()
+        start = time.time()
+        stage.pool.redis.restart()
+        stage.pool.start_worker(name)
+        acted = stage.tail.wait_for_act_after(start, stage.recovery_s, path=stage.pool.members[name].log_path)
+        for member in others:
+            member.redis_proxy.heal()
+        return start, time.time(), {"fresh_member_acted": acted is not None}
+
+    return _fault(stage, FRESH_FIRST, name, act)
+
+
 FAULTS: dict[str, Callable[[Stage], Fault]] = {
     "sigkill": sigkill,
     "sigstop": sigstop,
@@ -195,8 +220,10 @@ FAULTS: dict[str, Callable[[Stage], Fault]] = {
     "reset": reset,
     "liveness_reset": liveness_reset,
     DATA_LOSS: redis_restart,
+    FRESH_FIRST: fresh_first,
 }
-KINDS = tuple(FAULTS)
+KINDS = tuple(k for k in FAULTS if k != FRESH_FIRST)
+"""The default plan's kinds: every fault under which the README promises safety."""
 
 
 def plan(rng: random.Random, kinds: tuple[str, ...] = KINDS) -> Iterator[str]:

@@ -17,6 +17,8 @@ class ActTail:
         self.latest = 0.0
         """The latest ``act`` time read so far (unix seconds)."""
         self.latest_term = 0
+        self.latest_in: dict[Path, float] = {}
+        """The latest act time read from each file."""
 
     def poll(self) -> float:
         for path, offset in self._offsets.items():
@@ -38,14 +40,19 @@ class ActTail:
                         continue
                     if t > self.latest:
                         self.latest, self.latest_term = t, term
+                    self.latest_in[path] = max(t, self.latest_in.get(path, 0.0))
         return self.latest
 
-    def wait_for_act_after(self, instant: float, timeout: float, interval: float = 0.02) -> float | None:
-        """The first act time seen after ``instant`` (None if none came within ``timeout`` s)."""
+    def wait_for_act_after(
+        self, instant: float, timeout: float, interval: float = 0.02, path: Path | None = None
+    ) -> float | None:
+        """The latest act time once one after ``instant`` was seen (in ``path`` only, if given);
+        None if none came within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            if self.poll() > instant:
-                return self.latest
+            latest = self.poll() if path is None else (self.poll(), self.latest_in.get(path, 0.0))[1]
+            if latest > instant:
+                return latest
             if time.monotonic() >= deadline:
                 return None
             time.sleep(interval)

@@ -13,6 +13,8 @@ from typing import Any
 
 DATA_LOSS = "redis_restart"
 """The fault kind after which Redis has lost every key."""
+FRESH_FIRST = "fresh_first"
+"""Redis lost every key and a freshly started member reached it first (see :mod:`.faults`)."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,11 @@ class Fault:
 
     @property
     def on_leader(self) -> bool:
-        return self.kind == DATA_LOSS or (self.target is not None and self.target == self.leader)
+        return self.data_loss or (self.target is not None and self.target == self.leader)
 
     @property
     def data_loss(self) -> bool:
-        return self.kind == DATA_LOSS
+        return self.kind in (DATA_LOSS, FRESH_FIRST)
 
 
 @dataclass(frozen=True)
