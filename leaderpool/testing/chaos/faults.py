@@ -46,6 +46,14 @@ def _fault(
     return Fault(kind, target, start, healed, leader, term if leader is not None else None, detail)
 
 
+def _informed(stage: Stage, name: str) -> dict[str, Any]:
+    """Wait until a restarted member has read the pool (so it knows its term): one fault at a
+    time. A fresh process that meets an emptied Redis first is a fault of its own (fresh_first)."""
+    if stage.pool.wait_until_informed(name, stage.recovery_s):
+        return {}
+    return {"not_informed_within_s": stage.recovery_s}
+
+
 def sigkill(stage: Stage) -> Fault:
     """SIGKILL; once someone acts again, the member is started again (a supervisor's restart)."""
     name = stage.pool.pick(stage.rng, LEADER_SHARE)
@@ -56,7 +64,7 @@ def sigkill(stage: Stage) -> Fault:
         sent = proc.kill()
         stage.tail.wait_for_act_after(sent, stage.recovery_s)
         stage.pool.start_worker(name)
-        return sent, time.time(), {}
+        return sent, time.time(), _informed(stage, name)
 
     return _fault(stage, "sigkill", name, act)
 
@@ -75,7 +83,7 @@ def sigterm(stage: Stage) -> Fault:
             proc.kill()
             code = None
         stage.pool.start_worker(name)
-        return sent, time.time(), {"exit_code": code}
+        return sent, time.time(), {"exit_code": code, **_informed(stage, name)}
 
     return _fault(stage, "sigterm", name, act)
 
@@ -89,7 +97,7 @@ def restart(stage: Stage) -> Fault:
         assert proc is not None
         sent = proc.kill()
         stage.pool.start_worker(name)
-        return sent, time.time(), {}
+        return sent, time.time(), _informed(stage, name)
 
     return _fault(stage, "restart", name, act)
 

@@ -125,14 +125,13 @@ class ChaosPool:
             if kind == "elected" and isinstance(term, int):
                 pid = proc.pid if proc is not None else 0
                 self._leader.elected.append(Elected(float(event.get("t", time.time())), name, pid, term))
-                if term >= self._leader.term:
-                    self._leader.member, self._leader.term = name, term
+                self._leader.member, self._leader.term = name, term  # the latest, even if lower
             elif kind == "revoked" and self._leader.member == name and term == self._leader.term:
                 self._leader.member = None
             self._cond.notify_all()
 
     def leader(self) -> tuple[str | None, int]:
-        """The member that last announced a lead not yet revoked (or None), and the highest term seen."""
+        """The member that last announced a lead not yet revoked (or None), and its term."""
         with self._cond:
             member = self._leader.member
             if member is not None and not self.members[member].running():
@@ -143,6 +142,18 @@ class ChaosPool:
     def elected(self) -> list[Elected]:
         with self._cond:
             return list(self._leader.elected)
+
+    def wait_until_informed(self, name: str, timeout: float) -> bool:
+        """Wait until member ``name``'s process has read who leads (its first ``leader`` event
+        naming one): from then on it remembers the pool's term, as every member at rest does."""
+        proc = self.members[name].proc
+        if proc is None:
+            return False
+        try:
+            proc.wait_for(lambda e: e.get("event") == "leader" and e.get("term") is not None, timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def wait_for_leader(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout

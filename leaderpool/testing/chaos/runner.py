@@ -77,7 +77,9 @@ def _run(config: RunConfig, workdir: Path, say: Callable[[str], None]) -> tuple[
         began = time.monotonic()
         while time.monotonic() - began < config.duration_s and len(recorded) < config.max_faults:
             fault = faults.FAULTS[next(kinds)](stage)
-            recovered = tail.wait_for_act_after(fault.healed, config.recovery_s)
+            # a leader acting a renew deadline after the fault was undone: a lead the fault
+            # ended (the old leader acting on until its deadline) does not count
+            recovered = tail.wait_for_act_after(fault.healed + config.renew_deadline_s, config.recovery_s)
             if recovered is None:
                 fault.detail["no_leader_within_s"] = config.recovery_s
             recorded.append(fault)
