@@ -112,18 +112,22 @@ class ChaosPool:
             "--liveness-advertise", f"127.0.0.1:{m.liveness_proxy.port}",
         ]  # fmt: skip
         env = clean_env(PYTHONPATH=str(PACKAGE_ROOT), **{task.LOG_VAR: str(m.log_path), task.URL_VAR: url})
-        m.proc = self.group.start(argv, name=name, env=env, cwd=PACKAGE_ROOT, stderr=m.stderr_path, on_event=self._seen)
+        pid: list[int] = []  # this process's own pid: its late events must not be credited to its successor
+
+        def seen(child: str, event: JsonEvent) -> None:
+            self._seen(child, pid[0] if pid else 0, event)
+
+        m.proc = self.group.start(argv, name=name, env=env, cwd=PACKAGE_ROOT, stderr=m.stderr_path, on_event=seen)
+        pid.append(m.proc.pid)
         m.frozen = False
         return m.proc
 
     # ---- who leads, from the workers' events ----
 
-    def _seen(self, name: str, event: JsonEvent) -> None:
+    def _seen(self, name: str, pid: int, event: JsonEvent) -> None:
         kind, term = event.get("event"), event.get("term")
         with self._cond:
-            proc = self.members[name].proc
             if kind == "elected" and isinstance(term, int):
-                pid = proc.pid if proc is not None else 0
                 self._leader.elected.append(Elected(float(event.get("t", time.time())), name, pid, term))
                 self._leader.member, self._leader.term = name, term  # the latest, even if lower
             elif kind == "revoked" and self._leader.member == name and term == self._leader.term:
