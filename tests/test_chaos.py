@@ -31,6 +31,7 @@ from leaderpool.testing.chaos.timeline import (
     Lead,
     Settings,
     Timeline,
+    load,
     read_act_logs,
 )
 from leaderpool.testing.proxy import Proxy
@@ -157,6 +158,14 @@ class TestTheCheckerTimesRecovery:
         t = timeline([Lead(1, "a", 11, 1.0, 5.0), Lead(2, "b", 12, 5.9, 9.0)], faults_=[fault])
         text = report.summary(t, check(t))
         assert "SAFE" in text and "| sigstop | 1 | 1 | 1 | 0.90 / 0.90 | 0.90 / 0.90 | 1/1 |" in text
+
+    def test_the_files_hold_the_summary_and_the_timeline_reads_back(self, tmp_path: Path) -> None:
+        fault = Fault("sigterm", "a", 5.0, 5.2, "a", 1, {"exit_code": 0})
+        t = timeline([Lead(1, "a", 11, 1.0, 4.999)], [ok(1, "a", 2.0, 2.001)], [fault], [Elected(1.0, "a", 11, 1)])
+        report.write(tmp_path / "run.md", t, check(t), "python -m leaderpool.testing.chaos --seed 7")
+        report.write_timeline(tmp_path / "run.json", t)
+        assert "| 1 | 5.0 | sigterm | a | a (1) | 0.20 |" in (tmp_path / "run.md").read_text()
+        assert t == load(tmp_path / "run.json")
 
     def test_percentiles_interpolate(self) -> None:
         assert 2.5 == percentile([1, 2, 3, 4], 0.5) and 4 == percentile([4, 1], 1.0)

@@ -50,7 +50,8 @@ def parser() -> OneLineParser:
         default=faults.KINDS,
         help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST})",
     )
-    p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here (and the timeline to FILE.json)")
+    p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here")
+    p.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the raw timeline here (for the checker)")
     p.add_argument("--workdir", type=Path, metavar="DIR", help="keep the act logs and the workers' stderr here")
     return p
 
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         report.write(args.out, timeline, findings, command)
         print(f"written to {args.out}")
+    if args.timeline is not None:
+        report.write_timeline(args.timeline, timeline)
     return 0 if findings.safe else 1
 
 

@@ -117,11 +117,16 @@ def fault_list(findings: Findings, started: float) -> str:
 
 
 def write(path: Path, timeline: Timeline, findings: Findings, command: str) -> None:
-    """The summary and the fault list as Markdown at ``path``, the raw timeline next to it (.json)."""
+    """The summary and the fault list as Markdown at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join([
         f"# Chaos run, seed {timeline.settings.seed}", "", f"`{command}`", "",
         summary(timeline, findings), "", "## Every fault", "", fault_list(findings, timeline.started), "",
     ])  # fmt: skip
     path.write_text(text)
-    path.with_suffix(".json").write_text(json.dumps(timeline.to_json()))
+
+
+def write_timeline(path: Path, timeline: Timeline) -> None:
+    """The raw timeline as JSON (:func:`~.timeline.load` reads it back), for the checker offline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timeline.to_json()))
