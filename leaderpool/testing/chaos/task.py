@@ -10,9 +10,10 @@ While it leads it records what an application's leader would do, in the file nam
   its election. Two terms whose acts interleave in time overlapped.
 - ``fence TERM MEMBER PID T_SEND T_REPLY OUTCOME``: a fenced write (``ctx.fenced_set``) every
   ``$CHAOS_FENCE_S`` seconds (50 ms); OUTCOME ``ok``, ``stale`` (refused) or ``error``.
-- ``zombie TERM ...``: the same, written once after the lead ended with the ended term, on a
-  connection of its own (``$CHAOS_REDIS_URL``): the in-flight write of a leader that was frozen
-  or cut off, which the fence must refuse once a newer term wrote.
+- ``zombie TERM ...``: the same, written once after a lead that ran out on the clock (its renew
+  deadline passed: frozen, cut off, slowed down), with the ended term, on a connection of its own
+  (``$CHAOS_REDIS_URL``): the in-flight write of a stale leader, which the fence must refuse once
+  a newer term wrote.
 """
 
 from __future__ import annotations
@@ -42,19 +43,25 @@ def fenced_key(pool: str) -> str:
 
 
 async def chaos_task(ctx: Any) -> None:
-    """Act and write fenced while leading; then, after the lead, one zombie write."""
+    """Act and write fenced while leading; then, if the lead lapsed, one zombie write."""
     with open(os.environ[LOG_VAR], "a", buffering=1) as out:
-        try:
-            await asyncio.gather(
-                _act(ctx, out, float(os.environ.get(ACT_VAR, "0.005"))),
-                _fence(ctx, out, float(os.environ.get(FENCE_VAR, "0.05"))),
-            )
+        loops = {
+            asyncio.ensure_future(_act(ctx, out, float(os.environ.get(ACT_VAR, "0.005")))),
+            asyncio.ensure_future(_fence(ctx, out, float(os.environ.get(FENCE_VAR, "0.05")))),
+        }
+        try:  # either loop ends when it sees the lead over; the other is not waited for
+            await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            url = os.environ.get(URL_VAR)
-            if url:  # not awaited: a kind hand-over does not wait for it
-                zombie = asyncio.ensure_future(_zombie(url, ctx.pool, ctx.member, ctx.term, os.environ[LOG_VAR]))
-                _zombies.add(zombie)
-                zombie.add_done_callback(_zombies.discard)
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+    url, deadline = os.environ.get(URL_VAR), ctx.renew_deadline
+    # Only a lead that ran out on the clock (frozen, cut off, slowed down) leaves a zombie: those
+    # are the leaders whose in-flight writes fences exist for. A hand-over is not slowed by one.
+    if url and deadline is not None and time.monotonic() >= deadline:
+        zombie = asyncio.ensure_future(_zombie(url, ctx.pool, ctx.member, ctx.term, os.environ[LOG_VAR]))
+        _zombies.add(zombie)
+        zombie.add_done_callback(_zombies.discard)
 
 
 async def _act(ctx: Any, out: IO[str], every_s: float) -> None:

@@ -68,7 +68,7 @@ class Fault:
 
     @property
     def on_leader(self) -> bool:
-        return self.data_loss or (self.target is not None and self.target == self.leader)
+        return self.data_loss or self.target is None or self.target == self.leader  # None: every member
 
     @property
     def data_loss(self) -> bool:
