@@ -10,6 +10,7 @@ their draws; who leads when still depends on timing). The long form is
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import threading
@@ -231,6 +232,19 @@ class TestTheProxy:
             conn.settimeout(5)
             assert b"two" == conn.recv(16)
 
+    def test_a_connection_opened_during_a_blackhole_is_held_until_healed(self, echo_port: int) -> None:
+        with Proxy(echo_port) as proxy:
+            proxy.blackhole()
+            time.sleep(0.05)
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+                conn.sendall(b"early")
+                conn.settimeout(0.3)
+                with pytest.raises(TimeoutError):
+                    conn.recv(16)
+                proxy.heal()
+                conn.settimeout(5)
+                assert b"early" == conn.recv(16)
+
     def test_latency_delays_each_way(self, echo_port: int) -> None:
         with Proxy(echo_port) as proxy, socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
             proxy.set_delay(0.1)
@@ -247,6 +261,20 @@ class TestTheProxy:
             with pytest.raises(ConnectionResetError):
                 conn.sendall(b"y")
                 conn.recv(16)
+
+
+class TestThePlan:
+    def test_every_round_has_each_kind_once_in_an_order_the_seed_decides(self) -> None:
+        plan = faults.plan(random.Random(42))
+        rounds = [[next(plan) for _ in faults.KINDS] for _ in range(3)]
+        assert all(sorted(faults.KINDS) == sorted(r) for r in rounds)
+        assert len({tuple(r) for r in rounds}) > 1
+        again = faults.plan(random.Random(42))
+        assert rounds[0] == [next(again) for _ in faults.KINDS]
+
+    def test_the_default_plan_leaves_out_the_fault_that_breaks_a_promise(self) -> None:
+        """fresh_first reproduces a known gap (see the strict xfail below): opt-in only."""
+        assert "fresh_first" in faults.FAULTS and "fresh_first" not in faults.KINDS
 
 
 def test_a_bad_fault_kind_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -111,10 +111,8 @@ def sigstop(stage: Stage) -> Fault:
         member = stage.pool.members[name]
         assert member.proc is not None
         sent = member.proc.signal(signal.SIGSTOP)
-        member.frozen = True
         time.sleep(hold)
         member.proc.signal(signal.SIGCONT)
-        member.frozen = False
         return sent, time.time(), {"hold_s": round(hold, 3)}
 
     return _fault(stage, "sigstop", name, act)

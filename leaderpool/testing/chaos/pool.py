@@ -33,7 +33,6 @@ class Member:
     log_path: Path
     stderr_path: Path
     proc: Child | None = None
-    frozen: bool = False
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.alive()
@@ -97,10 +96,6 @@ class ChaosPool:
     ) -> None:
         self.close()
 
-    @property
-    def redis_url(self) -> str:
-        return self.redis.url
-
     def start_worker(self, name: str) -> Child:
         """Start (or start again) member ``name``'s worker process, same id, same ports."""
         m = self.members[name]
@@ -119,7 +114,6 @@ class ChaosPool:
 
         m.proc = self.group.start(argv, name=name, env=env, cwd=PACKAGE_ROOT, stderr=m.stderr_path, on_event=seen)
         pid.append(m.proc.pid)
-        m.frozen = False
         return m.proc
 
     # ---- who leads, from the workers' events ----
@@ -158,16 +152,6 @@ class ChaosPool:
         except TimeoutError:
             return False
         return True
-
-    def wait_for_leader(self, timeout: float) -> str | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            member, _ = self.leader()
-            if member is not None:
-                return member
-            with self._cond:
-                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
-        return None
 
     def pick(self, rng: random.Random, leader_share: float) -> str:
         """The leader with probability ``leader_share`` (when there is one), else another running member."""

@@ -16,7 +16,6 @@ class ActTail:
         self._partial = {path: b"" for path in self._offsets}
         self.latest = 0.0
         """The latest ``act`` time read so far (unix seconds)."""
-        self.latest_term = 0
         self.latest_in: dict[Path, float] = {}
         """The latest act time read from each file."""
 
@@ -35,11 +34,11 @@ class ActTail:
                 fields = line.split()
                 if len(fields) == 6 and fields[0] == b"act":
                     try:
-                        t, term = float(fields[5]), int(fields[1])
+                        t = float(fields[5])
                     except ValueError:
                         continue
                     if t > self.latest:
-                        self.latest, self.latest_term = t, term
+                        self.latest = t
                     self.latest_in[path] = max(t, self.latest_in.get(path, 0.0))
         return self.latest
 
