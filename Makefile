@@ -31,5 +31,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+# Ten minutes of faults on five workers (README, "Chaos testing"); CHAOS_SEED=N replays a run's plan.
+.PHONY: chaos
+CHAOS_SEED ?= 42
+chaos: $(STAMP)
+	$(BIN)/python -m leaderpool.testing.chaos --seed $(CHAOS_SEED) --duration 600 --out benchmarks/results/chaos-latest.md
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,81 @@
+"""``python -m leaderpool.testing.chaos [--seed N] [--duration S] [--ttl S] [--out FILE.md]``:
+a chaos run against a throw-away redis-server; prints the seed first and the summary last,
+writes the summary (and the timeline, as JSON) to ``--out``; exits 1 if a promise was broken."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from leaderpool.cli.args import OneLineParser
+from leaderpool.testing.chaos import faults, report
+from leaderpool.testing.chaos.runner import RunConfig, run
+from leaderpool.testing.chaos.timeline import FRESH_FIRST
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in faults.FAULTS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault kind {', '.join(unknown) or text!r}; known: {', '.join(faults.FAULTS)}"
+        )
+    return kinds
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m leaderpool.testing.chaos", description=__doc__.splitlines()[0])
+    p.add_argument("--seed", type=int, help="the run's seed (default: from the time; printed)")
+    p.add_argument(
+        "--duration", type=_positive, default=60.0, metavar="SECONDS", help="inject faults for this long (60)"
+    )
+    p.add_argument("--faults", type=int, default=10_000, metavar="N", help="stop after N faults")
+    p.add_argument("--ttl", type=_positive, default=1.0, metavar="SECONDS", help="the workers' lease (1)")
+    p.add_argument("--members", type=int, default=5, choices=range(2, 21), metavar="N", help="workers (5)")
+    p.add_argument(
+        "--kinds",
+        type=_kinds,
+        default=faults.KINDS,
+        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST})",
+    )
+    p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here")
+    p.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the raw timeline here (for the checker)")
+    p.add_argument("--workdir", type=Path, metavar="DIR", help="keep the act logs and the workers' stderr here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000
+    config = RunConfig(
+        seed=seed, duration_s=args.duration, max_faults=args.faults, members=args.members, ttl_s=args.ttl,
+        workdir=args.workdir, kinds=args.kinds,
+    )  # fmt: skip
+    timeline, findings = run(config)
+    print(report.summary(timeline, findings), flush=True)
+    if args.out is not None:
+        command = (
+            f"python -m leaderpool.testing.chaos --seed {seed} --duration {args.duration:g} --ttl {args.ttl:g} "
+            f"--members {args.members} --kinds {','.join(args.kinds)} --out {args.out}"
+        )
+        report.write(args.out, timeline, findings, command)
+        print(f"written to {args.out}")
+    if args.timeline is not None:
+        report.write_timeline(args.timeline, timeline)
+    return 0 if findings.safe else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The faults a chaos run injects, and the order they come in.
+
+Each fault is a function that applies itself to the pool, holds for its duration (drawn from the
+run's random generator, in leases), undoes itself, and returns a :class:`~.timeline.Fault`
+saying when. Kinds come from shuffled decks of every kind, so each run of ``len(KINDS)``
+faults has one of each, in an order the seed decides.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from leaderpool.testing.chaos.pool import ChaosPool
+from leaderpool.testing.chaos.tail import ActTail
+from leaderpool.testing.chaos.timeline import DATA_LOSS, FRESH_FIRST, Fault
+
+LEADER_SHARE = 0.75
+"""How often a fault that targets one member targets the leader."""
+
+
+@dataclass
+class Stage:
+    """What a fault works on."""
+
+    pool: ChaosPool
+    rng: random.Random
+    tail: ActTail
+    ttl_s: float
+    recovery_s: float
+    """The longest a fault waits for the pool to act again before it undoes itself."""
+
+    def leases(self, low: float, high: float) -> float:
+        return self.ttl_s * self.rng.uniform(low, high)
+
+
+def _fault(
+    stage: Stage, kind: str, target: str | None, act: Callable[[], tuple[float, float, dict[str, Any]]]
+) -> Fault:
+    leader, term = stage.pool.leader()
+    start, healed, detail = act()
+    return Fault(kind, target, start, healed, leader, term if leader is not None else None, detail)
+
+
+def _informed(stage: Stage, name: str) -> dict[str, Any]:
+    """Wait until a restarted member has read the pool (so it knows its term): one fault at a
+    time. A fresh process that meets an emptied Redis first is a fault of its own (fresh_first)."""
+    if stage.pool.wait_until_informed(name, stage.recovery_s):
+        return {}
+    return {"not_informed_within_s": stage.recovery_s}
+
+
+def sigkill(stage: Stage) -> Fault:
+    """SIGKILL; once someone acts again, the member is started again (a supervisor's restart)."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        proc = stage.pool.members[name].proc
+        assert proc is not None
+        sent = proc.kill()
+        stage.tail.wait_for_act_after(sent, stage.recovery_s)
+        stage.pool.start_worker(name)
+        return sent, time.time(), _informed(stage, name)
+
+    return _fault(stage, "sigkill", name, act)
+
+
+def sigterm(stage: Stage) -> Fault:
+    """SIGTERM (a kind shutdown: the lead is handed over), then started again once it exited."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        proc = stage.pool.members[name].proc
+        assert proc is not None
+        sent = proc.terminate()
+        try:
+            code = proc.wait(stage.recovery_s)
+        except Exception:  # it did not exit: a finding of its own
+            proc.kill()
+            code = None
+        stage.pool.start_worker(name)
+        return sent, time.time(), {"exit_code": code, **_informed(stage, name)}
+
+    return _fault(stage, "sigterm", name, act)
+
+
+def restart(stage: Stage) -> Fault:
+    """SIGKILL and an immediate start of a new process with the same member id."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        proc = stage.pool.members[name].proc
+        assert proc is not None
+        sent = proc.kill()
+        stage.pool.start_worker(name)
+        return sent, time.time(), _informed(stage, name)
+
+    return _fault(stage, "restart", name, act)
+
+
+def sigstop(stage: Stage) -> Fault:
+    """SIGSTOP for longer than the lease (1.2 to 2.5 leases), then SIGCONT."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+    hold = stage.leases(1.2, 2.5)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        member = stage.pool.members[name]
+        assert member.proc is not None
+        sent = member.proc.signal(signal.SIGSTOP)
+        time.sleep(hold)
+        member.proc.signal(signal.SIGCONT)
+        return sent, time.time(), {"hold_s": round(hold, 3)}
+
+    return _fault(stage, "sigstop", name, act)
+
+
+def partition(stage: Stage) -> Fault:
+    """Cut one member off (its Redis path and its liveness endpoint go silent) for 1.5 to 3 leases."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+    hold = stage.leases(1.5, 3.0)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        member = stage.pool.members[name]
+        start = time.time()
+        member.redis_proxy.blackhole()
+        member.liveness_proxy.blackhole()
+        time.sleep(hold)
+        member.redis_proxy.heal()
+        member.liveness_proxy.heal()
+        return start, time.time(), {"hold_s": round(hold, 3)}
+
+    return _fault(stage, "partition", name, act)
+
+
+def latency(stage: Stage) -> Fault:
+    """Add 5 to 30% of a lease each way, to one member's Redis path (or to everyone's), for 1 to 3 leases."""
+    everyone = stage.rng.random() < 0.3
+    name = None if everyone else stage.pool.pick(stage.rng, LEADER_SHARE)
+    delay, hold = stage.leases(0.05, 0.3), stage.leases(1.0, 3.0)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        proxies = [m.redis_proxy for n, m in stage.pool.members.items() if everyone or n == name]
+        start = time.time()
+        for proxy in proxies:
+            proxy.set_delay(delay)
+        time.sleep(hold)
+        for proxy in proxies:
+            proxy.set_delay(0.0)
+        return start, time.time(), {"delay_ms": round(delay * 1000, 1), "hold_s": round(hold, 3)}
+
+    return _fault(stage, "latency", name, act)
+
+
+def reset(stage: Stage) -> Fault:
+    """Reset every Redis connection of one member (RST), as a middlebox or a flaky NIC can."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        start = time.time()
+        stage.pool.members[name].redis_proxy.reset_clients()
+        return start, time.time(), {}
+
+    return _fault(stage, "reset", name, act)
+
+
+def liveness_reset(stage: Stage) -> Fault:
+    """Reset the connections to one member's liveness endpoint while it lives: a trigger that
+    Redis does not confirm (no takeover may follow)."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        start = time.time()
+        stage.pool.members[name].liveness_proxy.reset_clients()
+        return start, time.time(), {}
+
+    return _fault(stage, "liveness_reset", name, act)
+
+
+def redis_restart(stage: Stage) -> Fault:
+    """Kill redis-server and start it again, empty, on the same port: Redis lost its data."""
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        start = time.time()
+        stage.pool.redis.restart()
+        return start, time.time(), {}
+
+    return _fault(stage, DATA_LOSS, None, act)
+
+
+def fresh_first(stage: Stage) -> Fault:
+    """Redis loses its data while every member but one is cut off, and that one is a process
+    that just started (it remembers no term): it reaches the empty Redis first. The others are
+    healed once it acts (or after the recovery bound). Not in the default plan: it breaks
+    "terms only grow" (see the README's chaos section), which the checker reports."""
+    name = stage.pool.pick(stage.rng, 0.0)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        others = [m for n, m in stage.pool.members.items() if n != name]
+        for member in others:
+            member.redis_proxy.blackhole()
+        proc = stage.pool.members[name].proc
+        assert proc is not None
+        proc.kill()
+        start = time.time()
+        stage.pool.redis.restart()
+        stage.pool.start_worker(name)
+        acted = stage.tail.wait_for_act_after(start, stage.recovery_s, path=stage.pool.members[name].log_path)
+        for member in others:
+            member.redis_proxy.heal()
+        return start, time.time(), {"fresh_member_acted": acted is not None}
+
+    return _fault(stage, FRESH_FIRST, name, act)
+
+
+FAULTS: dict[str, Callable[[Stage], Fault]] = {
+    "sigkill": sigkill,
+    "sigstop": sigstop,
+    "sigterm": sigterm,
+    "restart": restart,
+    "partition": partition,
+    "latency": latency,
+    "reset": reset,
+    "liveness_reset": liveness_reset,
+    DATA_LOSS: redis_restart,
+    FRESH_FIRST: fresh_first,
+}
+KINDS = tuple(k for k in FAULTS if k != FRESH_FIRST)
+"""The default plan's kinds: every fault under which the README promises safety."""
+
+
+def plan(rng: random.Random, kinds: tuple[str, ...] = KINDS) -> Iterator[str]:
+    """Endless kinds: each deck of ``kinds`` shuffled, one deck after another."""
+    while True:
+        deck = list(kinds)
+        rng.shuffle(deck)
+        yield from deck
