@@ -1,7 +1,9 @@
 """A small TCP proxy for the fast-failover tests, standing for a middlebox between a follower and
 its leader's liveness endpoint: it forwards, or blackholes (keeps every connection open and
 passes nothing on, so no close is ever seen), or resets the connections of its clients (an
-injected RST) while the leader lives. It runs an asyncio loop on a thread of its own."""
+injected RST) while the leader lives. In front of Redis it can also hold a dead client's
+connection open a while (``linger_s``), as a loaded host's slow teardown of a killed process
+does. It runs an asyncio loop on a thread of its own."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class Proxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.blackholed = False
+        self.linger_s = 0.0
+        """How long a client's close takes to reach the target (its data passes at once)."""
         self.port = 0
         self._clients: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -78,7 +82,7 @@ class Proxy:
         up_writer: asyncio.StreamWriter | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
-            pipes = (self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            pipes = (self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer))
             await asyncio.gather(*pipes, return_exceptions=True)
         except OSError:
             pass
@@ -88,7 +92,7 @@ class Proxy:
             if up_writer is not None:
                 up_writer.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False) -> None:
         try:
             while data := await reader.read(4096):
                 if self.blackholed:
@@ -99,5 +103,7 @@ class Proxy:
             pass
         if self.blackholed:
             await asyncio.Event().wait()  # hold everything open: no close passes through
+        if upstream and self.linger_s:
+            await asyncio.sleep(self.linger_s)
         with contextlib.suppress(OSError):
             writer.close()
