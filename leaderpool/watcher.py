@@ -32,6 +32,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.log import get_logger
 from leaderpool.protocol import text
 from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
+from leaderpool.timeouts import within
 
 Listener = Callable[[str, str], None]
 
@@ -130,7 +131,7 @@ class Watcher:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-watcher")
         await self._sync_subscriptions()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
+            await within(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
 
     async def unwatch(self, keys: Keyspace, listener: Listener) -> None:
         """Stop delivering to ``listener``; the connection closes with the last listener."""

@@ -24,13 +24,14 @@ from leaderpool.names import NameMessage, NameOwner, NameStore, name_record, own
 from leaderpool.store import PoolStore
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 
 from .helpers import eventually
 from .worker_procs import PATIENCE, ROOT, clean_env, cli, workers_for
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return asyncio.run(within(coro, 60))
 
 
 def member(pool: str, member_id: str, redis_target: Any, ttl_s: float = 1.0) -> AsyncElection:
