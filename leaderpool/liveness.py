@@ -24,7 +24,6 @@ registers while leading, watches while next in line, and how it confirms a death
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar
@@ -36,6 +35,7 @@ from leaderpool.log import Logger, get_logger
 from leaderpool.protocol import ClaimStatus, LeaderConn, LeaderValue
 from leaderpool.redis_errors import COMMAND_REFUSED, RETRYABLE
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import cancel_and_wait
 from leaderpool.view import PoolView
 from leaderpool.watcher import Watcher
 
@@ -255,9 +255,7 @@ class FastFailover:
     async def _stop_confirming(self) -> None:
         confirming, self._confirming = self._confirming, None
         if confirming is not None:
-            confirming[1].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await confirming[1]
+            await cancel_and_wait(confirming[1])
 
     def log_takeover(self, log: Logger, dead: LeaderValue, claim: ClaimStatus) -> None:
         log.info(

@@ -29,7 +29,7 @@ from leaderpool.log import get_logger
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.store import PoolStore
-from leaderpool.timeouts import within
+from leaderpool.timeouts import cancel_and_wait, within
 from leaderpool.watcher import Watcher
 
 REFRESH_S = 2.0
@@ -84,9 +84,7 @@ class AsyncPoolClient:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._watcher is not None:
             with contextlib.suppress(*RETRYABLE):
                 await self._watcher.unwatch(self.keys, self._on_message)

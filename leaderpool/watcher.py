@@ -32,7 +32,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.log import get_logger
 from leaderpool.protocol import text
 from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
-from leaderpool.timeouts import within
+from leaderpool.timeouts import cancel_and_wait, within
 
 Listener = Callable[[str, str], None]
 
@@ -170,9 +170,7 @@ class Watcher:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_FAILURES):
-                await task
+            await cancel_and_wait(task)
         await self._disconnect()
         with contextlib.suppress(Exception):
             await self._client.aclose()

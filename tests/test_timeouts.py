@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from leaderpool import AsyncPoolClient
+from leaderpool import AsyncPoolClient, Election, MemberConfig
 from leaderpool.testing.redis_server import RedisServer
-from leaderpool.timeouts import within
+from leaderpool.timeouts import cancel_and_wait, within
 
 
 def test_a_cancellation_that_comes_as_the_wait_ends_is_kept() -> None:
@@ -58,3 +58,36 @@ def test_a_pool_client_stops_even_when_a_message_arrives_as_it_stops(redis_one: 
             assert done, "stop() hung: the refresh loop lost its cancellation"
 
     asyncio.run(scenario())
+
+
+def test_cancel_and_wait_cancels_again_a_task_that_swallowed_the_first() -> None:
+    async def scenario() -> None:
+        swallowed = 0
+
+        async def stubborn() -> None:
+            nonlocal swallowed
+            while True:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    if swallowed:
+                        raise
+                    swallowed += 1  # as a library can, once
+
+        task = asyncio.get_running_loop().create_task(stubborn())
+        await asyncio.sleep(0.01)
+        await within(cancel_and_wait(task), 5)
+        assert task.cancelled() and swallowed == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_member_holding_a_name_stops_after_its_cache_heard_its_own_leave(redis_one: RedisServer) -> None:
+    """The leave frees the name and announces it; the name cache, re-reading on that message,
+    lost the cancellation that stops it inside a Redis call, and stop() hung."""
+    for _ in range(3):
+        election = Election(MemberConfig(pool="p", member_id="holder", ttl_s=5), redis_one.url)
+        election.start()
+        assert election.register_name("svc", "10.0.0.1:8080")
+        assert election.whereis_name("svc") is not None  # loads the cache
+        election.stop(timeout=10)

@@ -38,7 +38,7 @@ from leaderpool.keys import Keyspace, validate_name
 from leaderpool.log import get_logger
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.store import PoolStore
-from leaderpool.timeouts import within
+from leaderpool.timeouts import cancel_and_wait, within
 
 STATIC = Path(__file__).with_name("static")
 FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -114,9 +114,8 @@ class Dashboard:
     async def _stop_hub(self, _app: web.Application) -> None:
         self.hub.close()
         task, self._hub_task = self._hub_task, None
-        while task is not None and not task.done():
-            task.cancel()  # again if a Redis call swallowed it (the hub, closed, then ends by itself)
-            await asyncio.wait({task}, timeout=0.5)
+        if task is not None:
+            await cancel_and_wait(task)
 
     # ---- every request ----
 
