@@ -28,6 +28,7 @@ from typing import Any
 from benchmarks.results_file import run_alone
 from benchmarks.stats import summary
 from leaderpool.testing.processes import Child, ChildGroup, clean_env
+from leaderpool.timeouts import within
 
 POOL = "bench-dashboard"
 TTL = "2"
@@ -67,7 +68,7 @@ class Browser:
                 if leader is not None and leader["term"] >= term:
                     return at
             self.changed.clear()
-            await asyncio.wait_for(self.changed.wait(), max(deadline - time.monotonic(), 0.001))
+            await within(self.changed.wait(), max(deadline - time.monotonic(), 0.001))
 
 
 def _start(url: str) -> tuple[ChildGroup, Child, list[Child]]:

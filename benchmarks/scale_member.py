@@ -19,6 +19,7 @@ import redis.asyncio
 
 from leaderpool import AsyncElection, MemberConfig
 from leaderpool.cli.logs import configure_logging
+from leaderpool.timeouts import within
 
 
 def emit(event: str, **fields: object) -> None:
@@ -54,7 +55,7 @@ async def run(args: argparse.Namespace) -> None:
                 emit("ready", member=args.member_id, count=known)
                 break
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.1)
+                await within(stop.wait(), 0.1)
         await stop.wait()
     finally:
         await asyncio.gather(*(e.stop() for e in elections), return_exceptions=True)

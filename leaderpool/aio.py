@@ -28,6 +28,7 @@ from leaderpool.names import NameOwner, RegisterStatus
 from leaderpool.protocol import FenceResult, LeaderValue
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.state import LeaderState, read_state, save_state
+from leaderpool.timeouts import within
 
 log = get_logger("leaderpool")
 
@@ -269,7 +270,7 @@ class AsyncElection:
             if task is None or task.done():
                 if task is not None and not task.cancelled() and (error := task.exception()) is not None:
                     raise error
-                await asyncio.wait_for(event.wait(), timeout)  # not started, or stopped cleanly
+                await within(event.wait(), timeout)  # not started, or stopped cleanly
                 return
             waiter: asyncio.Task[Any] = loop.create_task(event.wait())
             try:

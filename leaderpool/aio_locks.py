@@ -8,7 +8,6 @@ share), so an asyncio holder and a blocking holder of one resource exclude each 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from base64 import b64encode
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from leaderpool.locks import (
 )
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.scripts import LOCK_ACQUIRE
+from leaderpool.timeouts import cancel_and_wait
 
 T = TypeVar("T")
 
@@ -123,9 +123,7 @@ class AsyncLock:
         """Stop renewing and release (waking one waiter); an expired lock is marked lost."""
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await cancel_and_wait(renewer)
         if self.token is None:
             return
         self.token = None

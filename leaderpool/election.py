@@ -89,7 +89,7 @@ class ElectionCore:
         log = get_logger("leaderpool", pool=config.pool, member=config.member_id, term=None)
         self.lead = Leadership(config, self.store, self.membership, sink, clock, log, on_end=self._forget_own_lead)
         self.view = PoolView(config, self.lead.emit)
-        self.fast = FastFailover(config, client, self.store, self._poke)
+        self.fast = FastFailover(config, client, self.store, self._poke, clock)
         self._client = client
         self._clock = clock
         self._pending = _Pending()
@@ -187,9 +187,12 @@ class ElectionCore:
         if (suspect := self.fast.suspect) is not None:  # the leader's endpoint closed: did its process die?
             self.fast.suspect = None
             if self.lead.role is Role.FOLLOWER and successor:
-                confirm = self.fast.confirm_death(suspect, self.view.leader_conn, self._log)
-                if (registration := await self.lead.bounded(confirm)) is not None:
-                    await self._claim(self._clock(), successor=True, dead=(suspect, registration))
+                until = expiry if expiry is not None else now + self.config.ttl_s
+                self.fast.confirm_in_background(suspect, self.view.leader_conn, until, self.lead.bounded, self._log)
+        if (dead := self.fast.confirmed) is not None:  # its process died: bury its lead and claim
+            self.fast.confirmed = None
+            if self.lead.role is Role.FOLLOWER and self.view.successor:
+                await self._claim(self._clock(), successor=True, dead=dead)
         following = self.lead.role is Role.FOLLOWER
         if self._pending.vacated or (following and expiry is not None and now >= expiry):
             self._pending.vacated = False

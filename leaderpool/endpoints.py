@@ -26,6 +26,7 @@ from weakref import WeakKeyDictionary
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.log import get_logger
+from leaderpool.timeouts import within
 
 HELLO = b"leaderpool-liveness "
 """What an endpoint says first, followed by its nonce and a newline."""
@@ -307,12 +308,12 @@ class Link:
         host, port, nonce = found
         writer: asyncio.StreamWriter | None = None
         try:
-            reader, opened = await asyncio.wait_for(asyncio.open_connection(host, port), HELLO_TIMEOUT_S)
+            reader, opened = await within(asyncio.open_connection(host, port), HELLO_TIMEOUT_S)
             writer = opened
             sock = opened.get_extra_info("socket")
             if sock is not None:
                 keep_alive(sock)
-            hello = await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT_S)
+            hello = await within(reader.readline(), HELLO_TIMEOUT_S)
             if not hello:
                 return "eof"
             if hello.strip() != HELLO.strip() + b" " + nonce.encode():
@@ -341,8 +342,8 @@ async def probe(advertised: str) -> bool | None:
     host, port, nonce = found
     writer: asyncio.StreamWriter | None = None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), HELLO_TIMEOUT_S)
-        hello = await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT_S)
+        reader, writer = await within(asyncio.open_connection(host, port), HELLO_TIMEOUT_S)
+        hello = await within(reader.readline(), HELLO_TIMEOUT_S)
         return hello.strip() != HELLO.strip() + b" " + nonce.encode()
     except Exception as exc:
         return True if isinstance(exc, ConnectionRefusedError) else None

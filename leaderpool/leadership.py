@@ -27,6 +27,7 @@ from leaderpool.membership import Membership
 from leaderpool.protocol import LeaderValue
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import within
 
 T = TypeVar("T")
 
@@ -139,7 +140,7 @@ class Leadership:
                     call.close()
                 self.step_down(RevokeReason.LEASE_LOST, detail="renew deadline passed")
                 raise asyncio.TimeoutError("renew deadline passed")
-        return await asyncio.wait_for(call, timeout)
+        return await within(call, timeout)
 
     # ---- giving the lead up ----
 
@@ -159,7 +160,7 @@ class Leadership:
         if ack is None:
             return
         try:
-            await asyncio.wait_for(asyncio.ensure_future(ack), self.config.ttl_s)
+            await within(asyncio.ensure_future(ack), self.config.ttl_s)
         except asyncio.TimeoutError:
             self.log.warning("revoked_callback_slow", waited_s=self.config.ttl_s)
         except Exception:
@@ -205,7 +206,7 @@ class Leadership:
         if self.leading:
             with contextlib.suppress(*RETRYABLE, LeaderpoolError, asyncio.CancelledError):
                 pick = self.successor(view)
-                successor = await (asyncio.wait_for(pick, self.config.heartbeat) if self.config.avoid_pools else pick)
+                successor = await (within(pick, self.config.heartbeat) if self.config.avoid_pools else pick)
         with contextlib.suppress(asyncio.CancelledError):
             await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))
         if self.membership.joined:
@@ -218,7 +219,7 @@ class Leadership:
                     )
                 else:
                     leave = self.store.leave(c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
-                await asyncio.wait_for(leave, c.heartbeat)
+                await within(leave, c.heartbeat)
                 self.log.info("left")
             except Exception as exc:  # stopping anyway: our lease ends on its own
                 self.log.warning("leave_failed", error=str(exc) or type(exc).__name__)

@@ -24,27 +24,41 @@ registers while leading, watches while next in line, and how it confirms a death
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Protocol, TypeVar
 
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig
 from leaderpool.endpoints import Endpoint, Link, probe
 from leaderpool.log import Logger, get_logger
 from leaderpool.protocol import ClaimStatus, LeaderConn, LeaderValue
-from leaderpool.redis_errors import COMMAND_REFUSED
+from leaderpool.redis_errors import COMMAND_REFUSED, RETRYABLE
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import cancel_and_wait
 from leaderpool.view import PoolView
 from leaderpool.watcher import Watcher
 
-CONFIRM_RETRIES_S = (0.0,) * 8 + (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+CONFIRM_PAUSES_S = (0.0,) * 8 + (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 """When a trigger comes, the leader's registered connection may still be listed for a moment (a
 dying process's kernel closes its sockets one after the other, and Redis reads the close in its
 own time, often a millisecond or two after the follower read its EOF): ask again at once, one
 round trip after the other (shorter than the event loop's smallest sleep) a few times, then
-after these pauses, about 90 ms in all, before giving up (then the lease decides)."""
+after these pauses, then every :data:`CONFIRM_PAUSE_MAX_S` until the lease would end anyway. A
+loaded host can take a hundred milliseconds or more to tear a killed process down; asking beside
+the election loop (a task) keeps the follower's heartbeats on time meanwhile."""
+CONFIRM_PAUSE_MAX_S = 0.1
 BURIED_REASON = "process_died"
 
 log = get_logger("leaderpool.liveness")
+
+T = TypeVar("T")
+
+
+class Bounded(Protocol):
+    """How a Redis call is bounded in time (the election's ``Leadership.bounded``)."""
+
+    def __call__(self, call: Awaitable[T], /) -> Awaitable[T]: ...
 
 
 async def client_gone(client: AsyncClient, client_id: int) -> bool | None:
@@ -66,8 +80,16 @@ class FastFailover:
     """One member's fast failover: the endpoint it advertises, the registration of its
     connection while it leads, and, while it is next in line, the watch on its leader."""
 
-    def __init__(self, config: MemberConfig, client: AsyncClient, store: PoolStore, poke: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: MemberConfig,
+        client: AsyncClient,
+        store: PoolStore,
+        poke: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
+        self._clock = clock
         self._client = client
         self._store = store
         self._poke = poke
@@ -81,6 +103,9 @@ class FastFailover:
         """A leader whose endpoint closed: the loop confirms through Redis before acting."""
         self.confirmed_by = ""
         """How the last death was confirmed: ``client_list`` (Redis) or ``endpoint`` (the fallback)."""
+        self.confirmed: tuple[LeaderValue, str] | None = None
+        """A death confirmed (the dead leader and the registration to bury it with), for the loop."""
+        self._confirming: tuple[LeaderValue, asyncio.Task[None]] | None = None
         self._reported = ""
 
     async def start(self, watcher: Watcher) -> str:
@@ -106,6 +131,7 @@ class FastFailover:
     async def close(self) -> None:
         """After the hand-over: stop watching and release the endpoint."""
         self.follow(None, "")
+        await self._stop_confirming()
         endpoint, self.endpoint = self.endpoint, None
         if endpoint is not None:
             await endpoint.release()
@@ -158,7 +184,10 @@ class FastFailover:
             self._link.unwatch(id(self))
             self._link = None
         self._watched = want
-        self.suspect = None
+        self.suspect = self.confirmed = None
+        if self._confirming is not None:  # about a leader we no longer watch
+            self._confirming[1].cancel()
+            self._confirming = None
         if want is not None and self._link is None:
             self._link = Link.watch(want[1], id(self), self._on_closed)
 
@@ -180,22 +209,53 @@ class FastFailover:
     def rejoined(self) -> None:
         self._reported = ""  # our record (and the report) may have gone with Redis's data
 
-    async def confirm_death(self, suspect: LeaderValue, cached: str, log: Logger) -> str | None:
-        """The trigger came: confirm through Redis that ``suspect``'s registered connection is
-        gone (or, where CLIENT is refused, that its endpoint refuses us). Returns the registration
-        to remove the lead with (the bury script compares it), or None: no proof, the lease decides.
-        ``cached`` is the registration from our last reply (read again if it is not the suspect's)."""
+    def confirm_in_background(
+        self, suspect: LeaderValue, cached: str, until: float, bounded: Bounded, log: Logger
+    ) -> None:
+        """The trigger came: confirm ``suspect``'s death beside the election loop, asking Redis
+        until ``until`` (when its lease would end anyway, on the loop's clock). On proof it sets
+        :attr:`confirmed` and wakes the loop, which buries the lead and claims. ``cached`` is the
+        registration from our last reply."""
+        if self._confirming is not None and self._confirming[0] == suspect and not self._confirming[1].done():
+            return  # already asking (the endpoint closed again, or a reconnect was refused)
+        if self._confirming is not None:
+            self._confirming[1].cancel()
+        task = asyncio.get_running_loop().create_task(self._confirm_death(suspect, cached, until, bounded, log))
+        self._confirming = (suspect, task)
+
+    async def _confirm_death(
+        self, suspect: LeaderValue, cached: str, until: float, bounded: Bounded, log: Logger
+    ) -> None:
+        try:
+            registration = await self._proof(suspect, cached, until, bounded, log)
+        except RETRYABLE as exc:  # Redis is away: the lease decides, as for everything unproven
+            log.info("liveness_trigger_unconfirmed", suspect=suspect.member, suspect_term=suspect.term, error=str(exc))
+            return
+        if registration is not None and self._watched is not None and self._watched[0] == suspect:
+            self.confirmed = (suspect, registration)
+            self._poke()
+
+    async def _proof(
+        self, suspect: LeaderValue, cached: str, until: float, bounded: Bounded, log: Logger
+    ) -> str | None:
+        """The registration to remove ``suspect``'s lead with (the bury script compares it), or None:
+        no proof, the lease decides."""
         registration = cached
         conn = LeaderConn.parse(cached)
         if conn is None or conn.term != suspect.term:
-            leader, conn, registration = await self._store.leader_conn()
+            leader, conn, registration = await bounded(self._store.leader_conn())
             if leader != suspect or conn is None or conn.term != suspect.term:
                 log.info("liveness_trigger_ignored", suspect=suspect.member, why="lead changed or not registered")
                 return None
-        if not await self._confirm(conn):
+        if not await self._confirm(conn, until, bounded):
             log.info("liveness_trigger_unconfirmed", suspect=suspect.member, suspect_term=suspect.term)
             return None
         return registration
+
+    async def _stop_confirming(self) -> None:
+        confirming, self._confirming = self._confirming, None
+        if confirming is not None:
+            await cancel_and_wait(confirming[1])
 
     def log_takeover(self, log: Logger, dead: LeaderValue, claim: ClaimStatus) -> None:
         log.info(
@@ -206,12 +266,15 @@ class FastFailover:
             claim=claim.name.lower(),
         )
 
-    async def _confirm(self, conn: LeaderConn) -> bool:
+    async def _confirm(self, conn: LeaderConn, until: float, bounded: Bounded) -> bool:
         if conn.client_id > 0:
-            for pause in CONFIRM_RETRIES_S:
+            for pause in _pauses(until, self._clock):
                 if pause:
                     await asyncio.sleep(pause)
-                gone = await client_gone(self._client, conn.client_id)
+                try:
+                    gone = await bounded(client_gone(self._client, conn.client_id))
+                except RETRYABLE:
+                    continue  # a slow or lost round trip is no answer: ask again while time is left
                 if gone is None:
                     break  # CLIENT refused to us: fall back to the endpoint
                 if gone:
@@ -224,3 +287,11 @@ class FastFailover:
         watched, link = self._watched, self._link
         self.confirmed_by = "endpoint"
         return watched is not None and link is not None and link.ever_up and bool(await probe(watched[1]))
+
+
+def _pauses(until: float, clock: Callable[[], float]) -> Iterator[float]:
+    """The pauses before each question: :data:`CONFIRM_PAUSES_S`, then the longest pause, until
+    ``until`` (one last question after it is pointless: the lease ends then)."""
+    yield from CONFIRM_PAUSES_S
+    while clock() + CONFIRM_PAUSE_MAX_S < until:
+        yield CONFIRM_PAUSE_MAX_S

@@ -17,6 +17,7 @@ from leaderpool.keys import validate_name
 from leaderpool.name_cache import NameCache
 from leaderpool.names import NameOwner, RegisterStatus, Registration, validate_value
 from leaderpool.redis_errors import translate_redis_errors
+from leaderpool.timeouts import within
 from leaderpool.watcher import Watcher
 
 
@@ -47,7 +48,7 @@ class MemberNames:
         c = self._core.config
         if not self.held.live.is_set():
             try:
-                await asyncio.wait_for(self.held.live.wait(), c.ttl_s)
+                await within(self.held.live.wait(), c.ttl_s)
             except asyncio.TimeoutError:
                 raise LeaderpoolError(
                     f"cannot register name {name!r}: not a live member of pool {c.pool} yet",
@@ -133,7 +134,7 @@ class MemberNames:
                 self.cache = cache
         cache = self.cache
         try:
-            await asyncio.wait_for(cache.loaded.wait(), self._core.config.ttl_s)
+            await within(cache.loaded.wait(), self._core.config.ttl_s)
         except asyncio.TimeoutError:
             raise RedisUnavailable(
                 "could not load the names from Redis", pool=self._pool, member=self._member

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 
@@ -12,6 +11,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.log import Logger, get_logger
 from leaderpool.names import NameMessage, NameOwner, NameStore
 from leaderpool.protocol import Beat, LeaderValue
+from leaderpool.timeouts import cancel_and_wait
 
 REREAD_BEFORE_S = 0.25
 """The cache re-reads a name at most this long before its known deadline (a quarter of what
@@ -142,9 +142,7 @@ class NameCache:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

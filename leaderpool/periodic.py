@@ -28,6 +28,7 @@ from leaderpool.protocol import LeaderValue
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.schedule_store import ClaimStatus, ScheduleStore
 from leaderpool.schedules import Due, Schedule, next_due
+from leaderpool.timeouts import within
 
 log = get_logger("leaderpool")
 
@@ -168,7 +169,7 @@ class SlotWalker:
         probe.slot(self.store.keys.pool, self.schedule.name, outcome)
         next_slot = self.schedule.after(slot_ms)
         try:
-            recorded = await asyncio.wait_for(
+            recorded = await within(
                 self.store.finish(self.schedule.name, slot_ms, self.held.term, outcome, next_slot), FINISH_TIMEOUT_S
             )
             if recorded:
@@ -272,7 +273,7 @@ async def _sleep_while_leading(election: Any, term: int, stop: asyncio.Event, se
         deadline = election.renew_deadline
         until_deadline = max(deadline - time.monotonic(), 0.001) if deadline is not None else left
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), min(left, until_deadline))
+            await within(stop.wait(), min(left, until_deadline))
             return
 
 

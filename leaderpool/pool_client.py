@@ -29,6 +29,7 @@ from leaderpool.log import get_logger
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import cancel_and_wait, within
 from leaderpool.watcher import Watcher
 
 REFRESH_S = 2.0
@@ -78,14 +79,12 @@ class AsyncPoolClient:
         await self._watcher.watch(self.keys, self._on_message, timeout=timeout)
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name=f"leaderpool-client-{self.pool}")
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._fresh.wait(), timeout)
+            await within(self._fresh.wait(), timeout)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._watcher is not None:
             with contextlib.suppress(*RETRYABLE):
                 await self._watcher.unwatch(self.keys, self._on_message)
@@ -136,7 +135,7 @@ class AsyncPoolClient:
             except RETRYABLE as exc:
                 log.warning("pool_client_read_failed", pool=self.pool, error=str(exc) or type(exc).__name__)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._hint.wait(), REFRESH_S)
+                await within(self._hint.wait(), REFRESH_S)
             await asyncio.sleep(COALESCE_S)
             self._hint.clear()
 

@@ -37,6 +37,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.log import get_logger
 from leaderpool.protocol import text
 from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
+from leaderpool.timeouts import cancel_and_wait, within
 
 Listener = Callable[[str, str], None]
 
@@ -148,7 +149,7 @@ class Watcher:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-watcher")
         await self._sync_subscriptions()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
+            await within(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
 
     async def unwatch(self, keys: Keyspace, listener: Listener) -> None:
         """Stop delivering to ``listener``; the connection closes with the last listener."""
@@ -187,9 +188,7 @@ class Watcher:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_FAILURES):
-                await task
+            await cancel_and_wait(task)
         await self._disconnect()
         with contextlib.suppress(Exception):
             await self._client.aclose()

@@ -21,6 +21,7 @@ from leaderpool.members import MemberInfo
 from leaderpool.protocol import ClaimStatus, LeaderValue, PoolEvent, PoolMessage, member_info, parse_history
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import within
 
 GOOD = MemberInfo("a", "n", "h", 1, 0, 1000).record_json()
 
@@ -91,7 +92,7 @@ class TestParsers:
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 60))
+    asyncio.run(within(coro, 60))
 
 
 @pytest.fixture

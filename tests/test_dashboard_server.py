@@ -15,6 +15,7 @@ from leaderpool.cli.dashboard import server
 from leaderpool.cli.dashboard.server import Dashboard, host_name, is_loopback
 from leaderpool.clients import async_client
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 
 from .worker_procs import PATIENCE
 
@@ -49,7 +50,7 @@ def test_idle_streams_get_keep_alives_and_a_vanished_browser_is_let_go(
             writer.write(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             received = b""
             while received.count(b": keep-alive\n") < 2:
-                received += await asyncio.wait_for(reader.read(4096), PATIENCE)
+                received += await within(reader.read(4096), PATIENCE)
             assert b"event: redis\n" in received
             assert 1 == dash.hub.subscribers
             writer.transport.abort()  # gone, no FIN handshake, as a browser on a dead network

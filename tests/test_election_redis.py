@@ -18,6 +18,7 @@ import redis.asyncio
 from leaderpool import Election, MemberConfig, NotLeader, StaleTerm
 from leaderpool.keys import Keyspace
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 
 from .helpers import Recorder, eventually, leaders, start_all, stop_all
 from .processes import member_processes, overlaps, settled_pool
@@ -26,7 +27,7 @@ TTL = 1.0
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
+    return asyncio.run(within(coro, 90))
 
 
 class TestOneLeader:

@@ -16,6 +16,7 @@ from leaderpool import MemberConfig, NotLeader, StaleTerm
 from leaderpool.fencing import afenced_set
 from leaderpool.keys import Keyspace
 from leaderpool.store import LeaderValue, PoolStore
+from leaderpool.timeouts import within
 
 from .helpers import Recorder, eventually, leaders, start_all, stop_all
 
@@ -31,7 +32,7 @@ def _structlog_left_unconfigured() -> Iterator[None]:
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return asyncio.run(within(coro, 60))
 
 
 class TestOneLeader:

@@ -158,8 +158,9 @@ class TestTheFastPath:
             for generation in range(1, 6):
                 followers = [p for p in procs if p is not leader and p.alive()]
                 watched_by(redis_server.url, leader.name, followers)
+                elected_since_now = newly_elected(followers)  # before the kill: the takeover can beat its reaping
                 killed_at = ended[leader.name] = leader.kill()
-                new = eventually(newly_elected(followers), timeout=FAST_BOUND_S, interval=0.005)
+                new = eventually(elected_since_now, timeout=FAST_BOUND_S, interval=0.005)
                 elected = new.of("elected")[-1]
                 assert elected["t"] - killed_at < FAST_BOUND_S
                 assert elected["term"] > term
@@ -174,6 +175,32 @@ class TestTheFastPath:
             rows = history(redis_server.url)
         assert 5 == sum(1 for r in rows if r[0] == "released" and r[3] == "process_died")
         assert [1, 2, 3, 4, 5, 6] == [r[1] for r in rows if r[0] == "elected"]
+
+    def test_a_slow_teardown_of_the_dead_leaders_connection_still_takes_the_fast_path(
+        self, redis_one: RedisServer
+    ) -> None:
+        """A loaded host closes a killed process's sockets one after the other, and Redis may read
+        the close of the leader's connection well after the follower read its endpoint's EOF (a
+        proxy in front of Redis holds it half a second here): the follower keeps asking, beside
+        its loop, and takes over once Redis lets go, long before the 10 s lease ends."""
+        proxy = Proxy(redis_one.port).start()
+        proxy.linger_s = 0.5
+        try:
+            with workers_for(f"redis://127.0.0.1:{proxy.port}/0") as via_proxy, workers_for(redis_one.url) as direct:
+                a = start(via_proxy, "a", ttl="10")
+                a.elected()
+                b = start(direct, "b", ttl="10")
+                b.sees("a")
+                watched_by(redis_one.url, "a", [b])
+                killed_at = a.kill()
+                elected = b.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
+                assert proxy.linger_s - 0.05 <= elected["t"] - killed_at  # Redis let go, then b took over
+                assert 2 == elected["term"]
+                assert "client_list" == logs(b, "leader_process_died")[-1]["confirmed_by"]
+                assert [] == logs(b, "liveness_trigger_unconfirmed")  # the first trigger's proof, waited for
+                assert [] == logs(b, "heartbeat_late")
+        finally:
+            proxy.close()
 
     def test_a_leader_handed_its_lead_registers_its_connection_and_fails_over_fast(
         self, workers: Workers, redis_one: RedisServer

@@ -35,6 +35,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderValue
 from leaderpool.store import PoolStore
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 
 from .helpers import eventually
 
@@ -42,7 +43,7 @@ TTL = 1.0
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return asyncio.run(within(coro, 60))
 
 
 class Seen:

@@ -18,6 +18,7 @@ from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderValue
 from leaderpool.state import MAX_STATE_BYTES, LeaderState, read_state, save_state
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 
 from .schedule_tasks import RUNS_FILE
 from .worker_procs import PATIENCE, eventually, workers_for
@@ -26,7 +27,7 @@ TTL = 1.0
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return asyncio.run(within(coro, 60))
 
 
 class TestLibrary:
@@ -57,7 +58,7 @@ class TestLibrary:
             await b.wait_for_leader(10)
             await a.stop()
             term_b = await b.wait_until_leader(10)
-            await asyncio.wait_for(told.wait(), 10)
+            await within(told.wait(), 10)
             assert [saved] == seen
             client = redis.asyncio.Redis.from_url(redis_server.url)
             try:

@@ -23,6 +23,7 @@ from leaderpool.keys import LockKeys
 from leaderpool.locks import Lock, next_wait, trans, wait_cap
 from leaderpool.testing.processes import Child, ChildGroup
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 
 from .worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
 
@@ -140,7 +141,7 @@ def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: Redi
                 sync_token = held.token
                 released = time.monotonic()
             # released: the waiter wakes on the signal, long before the 5 s ttl
-            assert await asyncio.wait_for(waiter, 10)
+            assert await within(waiter, 10)
             assert time.monotonic() - released < 2.5
             assert int(client.get("lock-token:{orders}") or 0) > (sync_token or 0)
             async_lock = AsyncLock(aclient, "orders", ttl_s=5)
@@ -161,7 +162,7 @@ def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: Redi
         finally:
             await aclient.aclose()
 
-    asyncio.run(asyncio.wait_for(scenario(), 60))
+    asyncio.run(within(scenario(), 60))
     client.close()
 
 
@@ -186,7 +187,7 @@ def test_trans_returns_the_result_and_gives_up_with_a_clear_error(redis_server: 
             finally:
                 await aclient.aclose()
 
-        asyncio.run(asyncio.wait_for(attempt(), 60))
+        asyncio.run(within(attempt(), 60))
     with pytest.raises(ConfigError, match="retries"):
         trans(client, "orders", lambda: 1, retries=-1)
     client.close()

@@ -20,10 +20,11 @@ from leaderpool.protocol import (
     parse_claim,
 )
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import within
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return asyncio.run(within(coro, 60))
 
 
 class TestLeaderValue:

@@ -22,6 +22,7 @@ from leaderpool.protocol import LeaderValue
 from leaderpool.schedule_store import ClaimStatus, ScheduleStore
 from leaderpool.schedules import CatchUp, Due, Schedule, next_due
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.timeouts import within
 from leaderpool.worker.settings import parse_settings
 
 from .schedule_tasks import RUNS_FILE
@@ -126,7 +127,7 @@ class TestScheduleFlags:
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 60))
+    asyncio.run(within(coro, 60))
 
 
 class TestClaims:
@@ -326,7 +327,7 @@ class TestLibrary:
         await b.start()
         runners = [asyncio.ensure_future(run_schedule(e, schedule, job)) for e in (a, b)]
         try:
-            await asyncio.wait_for(long_run.wait(), 20)
+            await within(long_run.wait(), 20)
             await a.stop()
             await b.wait_until_leader(10)
             while sum(1 for r in ran if r[0] == "b") < 3:

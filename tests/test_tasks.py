@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from leaderpool.errors import NotLeader
 from leaderpool.store import FenceResult
+from leaderpool.timeouts import within
 from leaderpool.worker import tasks
 from leaderpool.worker.tasks import AsyncTaskContext, TaskRunner, ThreadTaskContext, load_task
 
@@ -65,7 +66,7 @@ def runner(
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 30))
+    return asyncio.run(within(coro, 30))
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:

@@ -16,6 +16,7 @@ from leaderpool.cli.logs import configure_logging
 from leaderpool.clients import async_client
 from leaderpool.keys import Keyspace
 from leaderpool.redis_errors import REDIS_FAILURES
+from leaderpool.timeouts import within
 from leaderpool.watcher import Watcher
 
 
@@ -100,7 +101,7 @@ async def status_frames(
             if wait <= 0:
                 return
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), wait)
+                await within(changed.wait(), wait)
             if changed.is_set():
                 await asyncio.sleep(COALESCE_S)
     finally:

@@ -35,6 +35,7 @@ from leaderpool.jobs.wire import Job, JobContext, Kind, ok_reply
 from leaderpool.log import Logger
 from leaderpool.protocol import LeaderValue
 from leaderpool.redis_errors import RETRYABLE
+from leaderpool.timeouts import within
 
 READ_BLOCK_MS = 1000
 """A blocking read returns at least this often, so the loop re-checks its lead and reclaims."""
@@ -104,7 +105,7 @@ class JobConsumer:
                 "jobs_stop_slow", term=lead.term, grace_s=grace_s, detail="the handler still runs; its job runs again"
             )
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(task, 1.0)
+                await within(task, 1.0)
 
     def _may_start(self, lead: _Lead) -> bool:
         return not lead.stopping and self._lead_ok(lead.term)

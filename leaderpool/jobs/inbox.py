@@ -18,6 +18,7 @@ from leaderpool.jobs.store import JobStore
 from leaderpool.jobs.wire import JobContext, Request, error_reply, ok_reply
 from leaderpool.log import Logger
 from leaderpool.redis_errors import RETRYABLE
+from leaderpool.timeouts import cancel_and_wait, within
 
 POP_TIMEOUT_S = 1.0
 """A blocking pop returns at least this often (below a client's socket timeout: redis-py's is 5 s)."""
@@ -42,11 +43,9 @@ class InboxServer:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         with contextlib.suppress(*RETRYABLE):
-            await asyncio.wait_for(self.store.unregister_handler(self.member), 1.0)
+            await within(self.store.unregister_handler(self.member), 1.0)
 
     async def _run(self) -> None:
         announce_at = 0.0

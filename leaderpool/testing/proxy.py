@@ -1,9 +1,10 @@
 """A TCP proxy that stands for the network between a process and what it talks to, under the
 control of a test: it forwards, adds latency, blackholes (holds every connection open and passes
 nothing either way, not even a close: silence, as a partition is) and heals, or resets its
-clients' connections (an injected RST). Used by the fast-failover tests (a middlebox before a
-leader's liveness endpoint) and by the chaos runner (each worker reaches Redis, and is reached
-by its peers, through one of these).
+clients' connections (an injected RST), or holds a dead client's close back a while before
+passing it on (``linger_s``: a loaded host's slow teardown of a killed process). Used by the
+fast-failover tests (a middlebox before a leader's liveness endpoint, or before Redis) and by
+the chaos runner (each worker reaches Redis, and is reached by its peers, through one of these).
 
 A blackhole stops *reading*: bytes wait in the kernel's buffers and flow, in order, once healed,
 as TCP delivers what it retransmitted after a partition heals; a connection accepted while
@@ -34,6 +35,8 @@ class Proxy:
         self.port = 0
         self.delay_s = 0.0
         """Added to each chunk, both ways (so a round trip gains twice this)."""
+        self.linger_s = 0.0
+        """How long a client's close takes to reach the target (its data passes as usual)."""
         self._flowing: asyncio.Event | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self._upstreams: set[asyncio.StreamWriter] = set()
@@ -135,7 +138,7 @@ class Proxy:
             await self._flowing_event().wait()  # accepted while blackholed: held, unconnected
             up_reader, up_writer = await asyncio.open_connection(*self.target)
             self._upstreams.add(up_writer)
-            pipes = (self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            pipes = (self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer))
             await asyncio.gather(*pipes, return_exceptions=True)
         except (OSError, asyncio.CancelledError):  # cancelled by close(): end quietly (a
             pass  # connection task that ends cancelled is reported as an error by Python 3.11)
@@ -146,7 +149,7 @@ class Proxy:
                 self._upstreams.discard(up_writer)
                 up_writer.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False) -> None:
         """Copy one direction: each chunk is due ``delay_s`` after it was read; a blackhole
         holds both the reading and the writing, an EOF included."""
         flowing = self._flowing_event()
@@ -179,5 +182,7 @@ class Proxy:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await sender
+        if upstream and self.linger_s:
+            await asyncio.sleep(self.linger_s)
         with contextlib.suppress(OSError):
             writer.close()

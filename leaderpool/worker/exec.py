@@ -31,6 +31,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from leaderpool.timeouts import within
 from leaderpool.worker.tasks import AsyncTaskContext, Task
 
 PR_SET_PDEATHSIG = 1
@@ -122,7 +123,7 @@ class Command:
             ctx.log.warning("command_killed", pid=process.pid, signal="SIGKILL")
             _signal_group(process.pid, signal.SIGKILL)
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(process.wait()), KILL_WAIT_S)
+                await within(asyncio.shield(process.wait()), KILL_WAIT_S)
             raise
         ctx.log.info("command_exited", pid=process.pid, returncode=code)
         return code

@@ -23,6 +23,7 @@ from leaderpool.aio import AsyncElection
 from leaderpool.clients import describe
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.log import get_logger
+from leaderpool.timeouts import within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
 from leaderpool.worker.schedule import scheduled
 from leaderpool.worker.settings import WorkerSettings
@@ -152,7 +153,7 @@ class Worker:
             while not stop.is_set():
                 self.loop_turned_at = time.monotonic()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), ELECTION_CHECK_S)
+                    await within(stop.wait(), ELECTION_CHECK_S)
                 if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
                     self._log.error("election_stopped_unexpectedly")
                     code = 1
@@ -363,7 +364,7 @@ def _end_leftovers(loop: asyncio.AbstractEventLoop, wait_s: float) -> None:
         log.warning("tasks_abandoned", tasks=sorted(task.get_name() for task in stuck), wait_s=wait_s)
         _quiet_when_destroyed(loop, set(stuck))
     with contextlib.suppress(asyncio.TimeoutError):
-        loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), wait_s))
+        loop.run_until_complete(within(loop.shutdown_asyncgens(), wait_s))
 
 
 def _quiet_when_destroyed(loop: asyncio.AbstractEventLoop, abandoned: set[asyncio.Task[Any]]) -> None:

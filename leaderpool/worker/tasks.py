@@ -55,6 +55,7 @@ from leaderpool.errors import NotLeader
 from leaderpool.log import get_logger
 from leaderpool.state import LeaderState
 from leaderpool.store import FenceResult
+from leaderpool.timeouts import within
 
 log = get_logger("leaderpool.worker")
 
@@ -138,7 +139,7 @@ class AsyncStopEvent(asyncio.Event):
     async def wait(self) -> Literal[True]:
         while not self.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(super().wait(), self._lead.remaining_s())
+                await within(super().wait(), self._lead.remaining_s())
         return True
 
 
@@ -211,7 +212,7 @@ class AsyncTaskContext(_Context):
     async def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+            await within(self.stop.wait(), seconds)
         return self.stop.is_set()
 
     async def fenced_set(self, key: str, value: str | bytes, px: int = 0) -> FenceResult:

@@ -38,6 +38,7 @@ from leaderpool.keys import Keyspace, validate_name
 from leaderpool.log import get_logger
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.store import PoolStore
+from leaderpool.timeouts import cancel_and_wait, within
 
 STATIC = Path(__file__).with_name("static")
 FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -113,9 +114,8 @@ class Dashboard:
     async def _stop_hub(self, _app: web.Application) -> None:
         self.hub.close()
         task, self._hub_task = self._hub_task, None
-        while task is not None and not task.done():
-            task.cancel()  # again if a Redis call swallowed it (the hub, closed, then ends by itself)
-            await asyncio.wait({task}, timeout=0.5)
+        if task is not None:
+            await cancel_and_wait(task)
 
     # ---- every request ----
 
@@ -231,12 +231,12 @@ async def _pump(sub: Subscriber, response: web.StreamResponse) -> None:
     """Write ``sub``'s events to the browser until it is dropped; a keep-alive when idle."""
     while True:
         try:
-            event = await asyncio.wait_for(sub.next(), KEEPALIVE_S)
+            event = await within(sub.next(), KEEPALIVE_S)
         except asyncio.TimeoutError:
             event = b": keep-alive\n\n"
         if event is None:
             return
-        await asyncio.wait_for(response.write(event), WRITE_TIMEOUT_S)
+        await within(response.write(event), WRITE_TIMEOUT_S)
 
 
 async def _act(do: Callable[[], Awaitable[str]], **fields: str) -> web.StreamResponse:
