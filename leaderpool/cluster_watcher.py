@@ -27,6 +27,7 @@ from leaderpool.clients import _PORTABLE, AsyncClient
 from leaderpool.log import get_logger
 from leaderpool.protocol import text
 from leaderpool.redis_errors import REDIS_FAILURES
+from leaderpool.timeouts import cancel_and_wait
 from leaderpool.watcher import Listener, Watcher
 
 FOLLOW_S = 1.0
@@ -99,9 +100,7 @@ class ClusterWatcher(Watcher):
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_FAILURES):
-                await task
+            await cancel_and_wait(task)
         nodes, self._nodes = self._nodes, {}
         for watcher in nodes.values():
             await watcher.close()

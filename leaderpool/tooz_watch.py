@@ -17,6 +17,7 @@ import threading
 from leaderpool.blocking import _Runtime  # the process's one background loop (shared watcher)
 from leaderpool.clients import AsyncClient, async_client
 from leaderpool.protocol import PoolMessage
+from leaderpool.timeouts import within
 from leaderpool.watcher import Listener, Watcher
 
 __all__ = ["GroupEvents"]
@@ -87,7 +88,7 @@ class GroupEvents:
             self._client = async_client(self._url)
         watcher = self._watcher = Watcher.shared(self._client)
         try:
-            await asyncio.wait_for(watcher.watch_channels((channel,), listener, timeout), timeout + 1)
+            await within(watcher.watch_channels((channel,), listener, timeout), timeout + 1)
         except asyncio.TimeoutError:
             return False
         # watch_channels returns after its timeout even when not subscribed yet

@@ -28,6 +28,7 @@ import redis.asyncio
 
 from leaderpool.errors import NotLeader, StaleTerm
 from leaderpool.fencing import afenced_set
+from leaderpool.timeouts import within
 
 LOG_VAR = "CHAOS_LOG"
 URL_VAR = "CHAOS_REDIS_URL"
@@ -98,7 +99,7 @@ async def _zombie(url: str, pool: str, member: str, term: int, path: str) -> Non
     client = redis.asyncio.Redis.from_url(url, socket_timeout=ZOMBIE_TIMEOUT_S, socket_connect_timeout=ZOMBIE_TIMEOUT_S)
     sent = time.time()
     try:
-        await asyncio.wait_for(afenced_set(client, fenced_key(pool), f"{term} {member} zombie", term, pool=pool), 5)
+        await within(afenced_set(client, fenced_key(pool), f"{term} {member} zombie", term, pool=pool), 5)
         outcome = "ok"
     except StaleTerm:
         outcome = "stale"
