@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/leaderpool-cli demo
 
+# Two test processes, each taking whole files (a file's set-up, such as a Redis Cluster, is made
+# once): most tests wait on leases and processes, not on the CPU. TEST_JOBS=0 runs them in one.
+TEST_JOBS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff (lint and formatting) and strict mypy over what pyproject.toml's [tool.mypy] lists.
 lint: $(STAMP)
