@@ -152,6 +152,13 @@ elseif watch ~= '' then
 end
 local status = 1
 local value = redis.call('GET', leader_key)
+if value and (tonumber((split_leader(value))) or seen) < seen then
+  -- A lead in a term below one this member saw: granted again after Redis lost its data, to a
+  -- member that knew no earlier term (nothing could hold its claim). It ends now; its holder
+  -- finds the key gone at its next renewal, and claims wait out the recovery (guard_term).
+  redis.call('DEL', leader_key, leader_conn_key)
+  value = false
+end
 if held ~= '' then
   if value == held then
     redis.call('PEXPIRE', leader_key, ttl_ms)
