@@ -1,5 +1,7 @@
 """leaderpool as a tooz backend: ``tooz.coordination.get_coordinator("leaderpool://HOST:PORT/DB",
-member_id)`` (registered under the ``tooz.backends`` entry point; ``pip install leaderpool[tooz]``).
+member_id)`` (registered under the ``tooz.backends`` entry point; ``pip install leaderpool[tooz]``);
+``?sentinel=MASTER`` for Sentinel, ``?cluster=true`` (or ``?cluster=HOST:PORT,...``, more nodes
+to start from) for Redis Cluster, where every script touches one group's slot.
 
 The mapping (see the README's "For tooz users"):
 
@@ -49,6 +51,7 @@ from leaderpool.log import get_logger
 from leaderpool.protocol import LeaderValue, PoolEvent
 from leaderpool.tooz_groups import GroupStatus, GroupStore
 from leaderpool.tooz_watch import GroupEvents
+from leaderpool.urls import validate_redis_url
 
 __all__ = ["LeaderpoolDriver", "LeaderpoolLock", "redis_url"]
 
@@ -63,7 +66,9 @@ HAND_OVER_POLL_S = 0.002
 """How often stand_down_group_leader looks whether its hand-over has landed in Redis, and
 run_watchers whether a vacant lead has been filled."""
 
-_OPTIONS = {"db", "timeout", "sentinel", "prefix", "priority", "fast_failover", "lock_timeout", "ssl"}
+_OPTIONS = {"db", "timeout", "sentinel", "cluster", "prefix", "priority", "fast_failover", "lock_timeout", "ssl"}
+
+_YES = ("1", "true", "yes", "on")
 
 
 def _text(value: bytes | str) -> str:
@@ -95,7 +100,9 @@ def _seconds(options: dict[str, Any], name: str, default: float) -> float:
 
 
 def redis_url(parsed_url: Any, options: dict[str, Any]) -> str:
-    """The redis:// (or redis+sentinel://) URL a ``leaderpool://`` URL names."""
+    """The redis:// (or redis+sentinel://, redis+cluster://) URL a ``leaderpool://`` URL names.
+    ``?cluster=true`` names a Redis Cluster through the URL's node; ``?cluster=HOST:PORT,...``
+    adds more nodes to start from (tooz's URL has room for one host)."""
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
@@ -115,7 +122,18 @@ def redis_url(parsed_url: Any, options: dict[str, Any]) -> str:
         log.warning("tooz_url_path_ignored", pool=None, member=None, term=None, path=db, db=0)
         db = "0"
     sentinel = _option(options, "sentinel")
-    ssl = (_option(options, "ssl") or "").lower() in ("1", "true", "yes", "on")
+    ssl = (_option(options, "ssl") or "").lower() in _YES
+    cluster = _option(options, "cluster") or ""
+    if cluster.lower() not in ("", "0", "false", "no", "off"):
+        if sentinel:
+            raise ConfigError("leaderpool tooz URL: sentinel and cluster name different setups; give one")
+        if db != "0":
+            raise ConfigError(f"leaderpool tooz URL: a Redis Cluster has only database 0, got {db}")
+        more = "" if cluster.lower() in _YES else f",{cluster}"
+        scheme = "rediss+cluster" if ssl else "redis+cluster"
+        url = f"{scheme}://{userinfo}{host}:{parsed_url.port or 6379}{more}/0"
+        validate_redis_url(url)  # a bad node list: one clear error now, not at start()
+        return url
     if sentinel:
         scheme = "rediss+sentinel" if ssl else "redis+sentinel"
         return f"{scheme}://{userinfo}{host}:{parsed_url.port or 26379}/{quote(sentinel, safe='')}/{db}"

@@ -5,7 +5,10 @@ tooz separates joining a group from running for its leadership (a member joins w
 candidate, and a candidate need not have joined), while every leaderpool pool member is a
 candidate. So the election of group ``G`` is leaderpool pool ``G`` (its members are the tooz
 candidates) and the group's joined members are kept here, under the same hash tag, with leases
-like a pool member's (Redis's clock, purged by whoever reads or beats next). Every change is
+like a pool member's (Redis's clock, purged by whoever reads or beats next). A created group is a
+marker key under the same hash tag, which every script checks, so each script touches one slot
+(Redis Cluster); the list of groups for ``get_groups`` is a set beside it, updated by a separate
+command after the marker changes. Every change is
 announced on the group's events channel (:attr:`GroupKeys.events`), in the pool-message format,
 so watchers learn of joins and departures without reading. No tooz import: the scripts and
 their statuses are plain Redis.
@@ -60,13 +63,15 @@ end
 """
 )
 
-# Every script: KEYS registry, members, joined, leases; ARGV[1] group, ARGV[2] events channel.
+# Every script: KEYS created (the marker), members, joined, leases, all under the group's hash tag;
+# ARGV[1] group, ARGV[2] events channel. The marker is '1' for a created group and the tombstone
+# '0' for a while after its deletion (see GroupStore._adopt).
 
 # ARGV[3] member, ARGV[4] capabilities JSON, ARGV[5] ttl ms. -> GroupStatus; announces the join.
 _JOIN = (
     _HELPERS
     + """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+if redis.call('GET', KEYS[1]) ~= '1' then return -1 end
 local now = now_ms()
 purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
 if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return -2 end
@@ -87,7 +92,7 @@ _LEAVE = (
 local now = now_ms()
 purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
 if redis.call('HDEL', KEYS[2], ARGV[3]) == 0 then
-  if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+  if redis.call('GET', KEYS[1]) ~= '1' then return -1 end
   return -2
 end
 redis.call('HDEL', KEYS[3], ARGV[3])
@@ -107,7 +112,7 @@ local now = now_ms()
 purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
 local since = redis.call('HGET', KEYS[3], ARGV[3])
 if not since then
-  if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+  if redis.call('GET', KEYS[1]) ~= '1' then return -1 end
   return -2
 end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
@@ -120,7 +125,7 @@ return 0
 _READ = (
     _HELPERS
     + """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+if redis.call('GET', KEYS[1]) ~= '1' then return -1 end
 local now = now_ms()
 purge(KEYS[2], KEYS[3], KEYS[4], now, ARGV[2])
 return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), next_lapse(KEYS[4], now)}
@@ -140,18 +145,29 @@ return {1, next_lapse(KEYS[4], now)}
 """
 )
 
-# -> -1 not created, -2 not empty, 0.
+# ARGV[3] ms the tombstone lasts. -> -1 not created, -2 not empty, 0.
 _DELETE = (
     _HELPERS
     + """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+if redis.call('GET', KEYS[1]) ~= '1' then return -1 end
 purge(KEYS[2], KEYS[3], KEYS[4], now_ms(), ARGV[2])
 if redis.call('HLEN', KEYS[2]) > 0 then return -2 end
-redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[1], '0', 'PX', ARGV[3])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return 0
 """
 )
+
+# KEYS[1] created. -> 1 created now, 0 it already was.
+_CREATE = """
+if redis.call('GET', KEYS[1]) == '1' then return 0 end
+redis.call('SET', KEYS[1], '1')
+return 1
+"""
+
+TOMBSTONE_MS = 60_000
+"""How long a deleted group's marker says so: meanwhile the group's entry in the list of groups,
+removed right after the marker, cannot make the group look like one of an earlier version."""
 
 
 class GroupStatus(enum.IntEnum):
@@ -170,6 +186,11 @@ class GroupKeys:
     @property
     def registry(self) -> str:
         return f"{self.prefix}:tooz:{{groups}}"
+
+    @property
+    def created(self) -> str:
+        """'1' while the group exists (the scripts' check, in the group's slot)."""
+        return f"{self.prefix}:{{{self.group}}}:tooz:created"
 
     @property
     def members(self) -> str:
@@ -193,7 +214,7 @@ class GroupKeys:
         return f"{self.prefix}:{{{self.group}}}:tooz:events"
 
     def all(self) -> list[str]:
-        return [self.registry, self.members, self.joined, self.leases]
+        return [self.created, self.members, self.joined, self.leases]
 
 
 @dataclass(frozen=True)
@@ -238,6 +259,7 @@ class GroupStore:
         self._read = client.register_script(_READ)
         self._refresh = client.register_script(_REFRESH)
         self._delete = client.register_script(_DELETE)
+        self._create = client.register_script(_CREATE)
 
     def keys(self, group: str) -> GroupKeys:
         """The group's keys; a group id that could not be a pool name is a ConfigError."""
@@ -245,17 +267,45 @@ class GroupStore:
 
     def _call(self, script: Any, group: str, *args: Any) -> Any:
         keys = self.keys(group)
-        return script(keys=keys.all(), args=[group, keys.events, *args])
+        reply = script(keys=keys.all(), args=[group, keys.events, *args])
+        if reply == GroupStatus.NO_GROUP and self._adopt(keys):
+            reply = script(keys=keys.all(), args=[group, keys.events, *args])
+        return reply
+
+    def _adopt(self, keys: GroupKeys) -> bool:
+        """A group listed with no marker was created by a version without markers (or its
+        deletion stopped between the marker and the list, over a tombstone ago): give it its
+        marker. True when it now has one."""
+        if not self.client.sismember(keys.registry, keys.group):
+            return False
+        return bool(self.client.set(keys.created, "1", nx=True))
 
     def create(self, group: str) -> bool:
-        """False when the group already existed."""
-        return int(self.client.sadd(self.keys(group).registry, group)) == 1
+        """False when the group already existed. The marker first, then the list (which a
+        repeated create repairs, should the process have stopped in between)."""
+        keys = self.keys(group)
+        if self._adopt(keys):
+            return False
+        created = int(self._create(keys=[keys.created])) == 1
+        self.client.sadd(keys.registry, group)
+        return created
 
     def groups(self) -> list[str]:
-        return sorted(_text(g) for g in self.client.smembers(GroupKeys(self.prefix, "").registry))
+        """The listed groups, less those deleted (tombstone) whose entry is still to go; one
+        GET per group (a pipeline, which a cluster client splits by slot)."""
+        listed = sorted(_text(g) for g in self.client.smembers(GroupKeys(self.prefix, "").registry))
+        pipe = self.client.pipeline(transaction=False)
+        for group in listed:
+            pipe.get(GroupKeys(self.prefix, group).created)
+        markers = pipe.execute()
+        return [group for group, marker in zip(listed, markers, strict=True) if marker is None or _text(marker) == "1"]
 
     def delete(self, group: str) -> GroupStatus:
-        return GroupStatus(int(self._call(self._delete, group)))
+        """The group's keys go (its marker turns into a tombstone), then its entry in the list."""
+        status = GroupStatus(int(self._call(self._delete, group, TOMBSTONE_MS)))
+        if status is GroupStatus.OK:
+            self.client.srem(self.keys(group).registry, group)
+        return status
 
     def join(self, group: str, member: str, capabilities: Any, ttl_ms: int) -> GroupStatus:
         caps = json.dumps(capabilities, separators=(",", ":"))
