@@ -147,7 +147,7 @@ def test_a_deletion_stopped_before_the_list_does_not_bring_the_group_back(groups
 
 
 def test_a_group_created_before_markers_is_adopted(groups: GroupStore) -> None:
-    """0.2.0 kept only the list: such a group gets its marker at its first use."""
+    """The driver before markers kept only the list: such a group gets its marker at its first use."""
     groups.client.sadd(groups.keys("old").registry, "old", "older")
     assert ["old", "older"] == groups.groups()
     assert GroupStatus.OK == groups.join("old", "a", None, 5000)
