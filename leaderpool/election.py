@@ -89,7 +89,7 @@ class ElectionCore:
         log = get_logger("leaderpool", pool=config.pool, member=config.member_id, term=None)
         self.lead = Leadership(config, self.store, self.membership, sink, clock, log, on_end=self._forget_own_lead)
         self.view = PoolView(config, self.lead.emit)
-        self.fast = FastFailover(config, client, self.store, self._poke, clock)
+        self.fast = FastFailover(config, client, self.store, self._poke, self._on_trigger, clock)
         self._client = client
         self._clock = clock
         self._pending = _Pending()
@@ -132,6 +132,14 @@ class ElectionCore:
         self._pending.dirty |= dirty
         self._pending.vacated |= vacated
         self._alarm.ring()
+
+    def _on_trigger(self, suspect: LeaderValue) -> None:
+        """The leader's liveness endpoint closed: while we are next in line, start confirming its
+        death through Redis at once, beside the loop (which buries and claims once it is proved)."""
+        if self.lead.role is Role.FOLLOWER and self.view.successor:
+            expiry = self._timers.leader_expiry
+            until = expiry if expiry is not None else self._clock() + self.config.ttl_s
+            self.fast.confirm_in_background(suspect, self.view.leader_conn, until, self.lead.bounded, self._log)
 
     # ---- the loop ----
 
@@ -177,6 +185,10 @@ class ElectionCore:
             self._pending.resign = None
             await self.lead.resign(reason, self.view.members, rejoin=rejoin, seen_term=self.view.seen_term)
             self._pending.dirty = True
+        if (dead := self.fast.confirmed) is not None:  # its process died: bury its lead and claim
+            self.fast.confirmed = None
+            if self.lead.role is Role.FOLLOWER and self.view.successor:
+                await self._claim(self._clock(), successor=True, dead=dead)
         if now >= self.membership.next_beat:
             await self._beat()
         expiry, successor = self._timers.leader_expiry, self.view.successor
@@ -184,15 +196,6 @@ class ElectionCore:
             while self._clock() < expiry and not self._alarm.rung:
                 await asyncio.sleep(0)  # bounded by SPIN_LEAD_S
             now = self._clock()
-        if (suspect := self.fast.suspect) is not None:  # the leader's endpoint closed: did its process die?
-            self.fast.suspect = None
-            if self.lead.role is Role.FOLLOWER and successor:
-                until = expiry if expiry is not None else now + self.config.ttl_s
-                self.fast.confirm_in_background(suspect, self.view.leader_conn, until, self.lead.bounded, self._log)
-        if (dead := self.fast.confirmed) is not None:  # its process died: bury its lead and claim
-            self.fast.confirmed = None
-            if self.lead.role is Role.FOLLOWER and self.view.successor:
-                await self._claim(self._clock(), successor=True, dead=dead)
         following = self.lead.role is Role.FOLLOWER
         if self._pending.vacated or (following and expiry is not None and now >= expiry):
             self._pending.vacated = False

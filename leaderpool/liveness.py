@@ -86,6 +86,7 @@ class FastFailover:
         client: AsyncClient,
         store: PoolStore,
         poke: Callable[[], None],
+        on_trigger: Callable[[LeaderValue], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -93,14 +94,15 @@ class FastFailover:
         self._client = client
         self._store = store
         self._poke = poke
+        self._on_trigger = on_trigger
+        """Called the moment the watched leader's endpoint closes (the election decides whether to
+        confirm: it does while it is the next in line), not at the loop's next turn."""
         self.enabled = config.fast_failover
         self.endpoint: Endpoint | None = None
         self.watcher: Watcher | None = None
         self._registered: tuple[int, int] | None = None  # (term, client id) we registered
         self._link: Link | None = None
         self._watched: tuple[LeaderValue, str] | None = None  # (leader, its endpoint)
-        self.suspect: LeaderValue | None = None
-        """A leader whose endpoint closed: the loop confirms through Redis before acting."""
         self.confirmed_by = ""
         """How the last death was confirmed: ``client_list`` (Redis) or ``endpoint`` (the fallback)."""
         self.confirmed: tuple[LeaderValue, str] | None = None
@@ -184,7 +186,7 @@ class FastFailover:
             self._link.unwatch(id(self))
             self._link = None
         self._watched = want
-        self.suspect = self.confirmed = None
+        self.confirmed = None
         if self._confirming is not None:  # about a leader we no longer watch
             self._confirming[1].cancel()
             self._confirming = None
@@ -193,8 +195,7 @@ class FastFailover:
 
     def _on_closed(self) -> None:
         if self._watched is not None:
-            self.suspect = self._watched[0]
-            self._poke()
+            self._on_trigger(self._watched[0])
 
     def watch_report(self) -> str:
         """For the next heartbeat: "" when unchanged, "-" for none, else the leader value whose
