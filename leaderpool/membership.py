@@ -113,7 +113,9 @@ class Membership:
                 conn=conn, watch=watch,
             )  # fmt: skip
         else:
-            call = self.store.heartbeat(c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch)
+            call = self.store.heartbeat(
+                c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch, batched=True
+            )
         beat = await bounded(call)
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
         previous, self._last_beat = self._last_beat, sent

@@ -8,8 +8,10 @@ a configuration error: logged at error level once per distinct error, retried a 
 
 from __future__ import annotations
 
+import random
+
 from leaderpool.baddata import report
-from leaderpool.constants import LOG_FAILURE_AT, LOG_FAILURE_EVERY
+from leaderpool.constants import BACKOFF_JITTER, LOG_FAILURE_AT, LOG_FAILURE_EVERY
 from leaderpool.log import Logger
 from leaderpool.redis_errors import Failure, auth_failure_code, classify
 from leaderpool.succession import retry_delay
@@ -52,6 +54,7 @@ class Retries:
                 log.error("redis_auth_failed", code=code, error=error, retry_s=self._heartbeat, hint=f"check {check}")
             return self._heartbeat
         delay = retry_delay(self.failures, heartbeat_s=self._heartbeat, renew_left_s=renew_left_s)
+        delay *= random.uniform(BACKOFF_JITTER, 1.0)  # no synchronized retry storm
         often = self.failures in LOG_FAILURE_AT or self.failures % LOG_FAILURE_EVERY == 0
         event, hint = _EVENTS.get(kind, ("redis_call_failed", None))
         level = "warning" if often else "debug"

@@ -754,6 +754,15 @@ class NamedScript:
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
         return await self.translated(self._script(keys=keys, args=args))
 
+    @property
+    def sha(self) -> str:
+        """The script's SHA1 (for EVALSHA in a batch: :mod:`leaderpool.batching`)."""
+        return str(self._script.sha)
+
+    def raw(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Awaitable[Any]:
+        """The script called directly (loading it if Redis lost it), errors untranslated."""
+        return self._script(keys=keys, args=args)  # type: ignore[no-any-return]
+
     async def queue(self, pipeline: Any, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> None:
         """Add this script to a redis-py pipeline (run it with :meth:`translated`)."""
         await self._script(keys=keys, args=args, client=pipeline)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
+from leaderpool.batching import batcher_for
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo, rank_score
 from leaderpool.protocol import (
@@ -127,13 +128,17 @@ class PoolStore:
         *,
         conn: str = "",
         watch: str = "",
+        batched: bool = False,
     ) -> Beat:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
-        ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value)."""
-        reply = await self._scripts.heartbeat(
-            *heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
-        )
-        return parse_beat(reply)
+        ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
+        ``batched``: sent with the other beats of this turn of the loop (followers only: see
+        :mod:`leaderpool.batching`)."""
+        keys, args = heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
+        batcher = batcher_for(self.client) if batched and held is None else None
+        if batcher is not None:
+            return parse_beat(await batcher.call(self._scripts.heartbeat, keys, args))
+        return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))
 
     async def heartbeat_replicated(
         self,

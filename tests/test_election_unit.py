@@ -440,15 +440,21 @@ class TestFailures:
         assert logs[0]["code"] in ("NOPERM", "WRONGPASS", "WRONGPASS/NOAUTH", "NOAUTH")
 
     def test_outages_still_back_off_from_50_ms(self) -> None:
-        """For contrast: an unreachable Redis is retried fast at first."""
+        """For contrast: an unreachable Redis is retried fast at first (within 50 ms, jittered
+        down to half of it, so members that failed together do not retry in step)."""
         import redis.exceptions
 
         from leaderpool.election import ElectionCore
 
         config = MemberConfig(pool="down", member_id="a", ttl_s=3.0)
         core = ElectionCore(config, fakeredis.FakeAsyncRedis(), lambda event: None, clock=lambda: 5.0)
-        core._on_failure(redis.exceptions.ConnectionError("refused"))
-        assert 0.05 == pytest.approx(core._timers.backoff_until - 5.0)  # type: ignore[operator]
+        delays = set()
+        for _ in range(20):
+            core._retries.failures = 0
+            core._on_failure(redis.exceptions.ConnectionError("refused"))
+            delays.add(core._timers.backoff_until - 5.0)  # type: ignore[operator]
+        assert all(0.025 <= d <= 0.05 for d in delays), delays
+        assert len(delays) > 1  # jittered
 
 
 class TestCachedLeader:

@@ -195,3 +195,59 @@ def test_a_beat_costs_the_same_in_a_pool_of_3_and_of_40(redis_one: Any) -> None:
         assert big <= small + 2, (small, big)
 
     asyncio.run(asyncio.wait_for(main(), 90))
+
+
+class TestBatchedBeats:
+    def test_followers_beats_in_one_turn_go_as_one_pipeline(self, fake_server: fakeredis.FakeServer) -> None:
+        """Beats queued in one turn of the loop share one pipeline; each caller gets its own reply,
+        and a caller that gave up does not spoil the others' (nor is its call sent)."""
+        from leaderpool.batching import batcher_for
+        from leaderpool.keys import Keyspace
+        from leaderpool.members import MemberInfo
+
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            stores = [PoolStore(client, Keyspace(f"b{i}")) for i in range(5)]
+            for i, store in enumerate(stores):
+                await store.register(MemberInfo(f"m{i}", "n", "h", 1, 0, 1), 5000)
+            batcher = batcher_for(client)
+            assert batcher is not None
+            pipelines: list[int] = []
+            real = client.pipeline
+
+            def counted(*a: Any, **kw: Any) -> Any:
+                pipe = real(*a, **kw)
+                pipelines.append(1)
+                return pipe
+
+            client.pipeline = counted  # type: ignore[method-assign]
+            calls = [
+                asyncio.ensure_future(s.heartbeat(f"m{i}", 5000, None, False, batched=True))
+                for i, s in enumerate(stores)
+            ]
+            gone = asyncio.ensure_future(stores[0].heartbeat("nobody", 5000, None, False, batched=True))
+            await asyncio.sleep(0)
+            gone.cancel()
+            beats = await asyncio.gather(*calls)
+            assert [1] == pipelines
+            assert all(b.status.name == "OK" for b in beats)
+            assert gone.cancelled()
+            await client.aclose()
+
+        run(main())
+
+    def test_a_batch_survives_redis_forgetting_the_script(self, fake_server: fakeredis.FakeServer) -> None:
+        """After SCRIPT FLUSH (a Redis restart) a batched beat loads the script and succeeds."""
+        from leaderpool.keys import Keyspace
+        from leaderpool.members import MemberInfo
+
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            store = PoolStore(client, Keyspace("flushed"))
+            await store.register(MemberInfo("m", "n", "h", 1, 0, 1), 5000)
+            await client.script_flush()
+            beat = await store.heartbeat("m", 5000, None, False, batched=True)
+            assert "OK" == beat.status.name
+            await client.aclose()
+
+        run(main())
