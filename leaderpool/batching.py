@@ -1,16 +1,20 @@
-"""Followers' heartbeats from one process, sent together: the beats its members queue in one turn
-of the event loop go to Redis as one pipeline (one write, one read) instead of one round trip each.
+"""Heartbeats from one process, sent together: the beats its members queue while the previous
+batch is out go to Redis as one pipeline (one write, one read) instead of one round trip each.
 
+One batch is in flight per client at a time; what queues meanwhile is the next batch, so a batch
+grows with the load (auto-pipelining) and never waits behind other batches for a connection.
 Hundreds or thousands of members in one process (one pool or many) then cost Redis one read and
-one write system call per batch rather than per beat, and the process one socket operation per
-batch. A member that stops waiting (its call timed out) only abandons its own reply: the batch
-goes on, so its connection is not torn down and rebuilt. That matters under overload: with one
-round trip per call, every timeout cancelled a request mid-flight, redis-py dropped that
-connection, and the reconnections made Redis slower still (the retry storm of issue 13).
+one write system call per batch rather than per beat. A member that stops waiting (its call
+timed out) only abandons its own reply: the batch goes on, so its connection is not torn down
+and rebuilt. That matters under overload: with one round trip per call on a pool of 16
+connections, a process of 2,000 members could send only 16 calls per turn of its (busy) event
+loop; calls queued for a connection timed out, each timeout dropped a connection mid-reply, and
+the reconnections and retries made everything slower still (the collapse in issue 13).
 
-Only followers batch: a leader's renewal carries its lead and is bounded by its renew deadline,
-so it is never queued behind others (nor sent after its caller gave up on it). Clusters are not
-batched (one pool lives on one slot, but a process's pools do not).
+A leader's renewal batches too: it is sent only if its caller still waits when the batch is
+written (a call its renew deadline cancelled is dropped); once written it is as any call in
+flight, and the script renews only a lead still held (compare-and-set). Cluster clients are not
+batched (a process's pools live on many slots).
 """
 
 from __future__ import annotations
@@ -38,23 +42,27 @@ class Batcher:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._client = client
         self._queue: list[_Call] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: asyncio.Task[None] | None = None
 
     async def call(self, script: NamedScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run ``script`` in the next batch; its reply (errors translated as a direct call's)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
-        if len(self._queue) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self._sending is None:
+            self._sending = asyncio.ensure_future(self._run())
         return await script.translated(future)
 
-    def _flush(self) -> None:
-        queue, self._queue = self._queue, []
-        live = [call for call in queue if not call[3].done()]  # a caller that gave up is not sent
-        for start in range(0, len(live), MAX_BATCH):
-            task = asyncio.ensure_future(self._send(live[start : start + MAX_BATCH]))
-            self._sending.add(task)  # held until done: a task nobody references may be collected
-            task.add_done_callback(self._sending.discard)
+    async def _run(self) -> None:
+        """Send batches until nothing is queued; one at a time."""
+        try:
+            await asyncio.sleep(0)  # let the members due in this turn queue theirs
+            while self._queue:
+                batch = [call for call in self._queue[:MAX_BATCH] if not call[3].done()]  # gave up: not sent
+                del self._queue[:MAX_BATCH]
+                if batch:
+                    await self._send(batch)
+        finally:
+            self._sending = None
 
     async def _send(self, batch: list[_Call]) -> None:
         pipe = self._client.pipeline(transaction=False)

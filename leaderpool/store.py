@@ -132,10 +132,9 @@ class PoolStore:
     ) -> Beat:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
         ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
-        ``batched``: sent with the other beats of this turn of the loop (followers only: see
-        :mod:`leaderpool.batching`)."""
+        ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.batching`)."""
         keys, args = heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
-        batcher = batcher_for(self.client) if batched and held is None else None
+        batcher = batcher_for(self.client) if batched else None
         if batcher is not None:
             return parse_beat(await batcher.call(self._scripts.heartbeat, keys, args))
         return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))

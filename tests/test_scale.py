@@ -251,3 +251,30 @@ class TestBatchedBeats:
             await client.aclose()
 
         run(main())
+
+
+class TestOverload:
+    def test_a_burst_of_one_warning_is_throttled_and_counted(self) -> None:
+        """Ten lines pass at once, then two a second; the next line that passes says how many
+        were held back."""
+        from leaderpool.throttle import Throttle
+
+        now = [0.0]
+        t = Throttle(burst=10, per_s=2.0, clock=lambda: now[0])
+        passed = [t.allow() for _ in range(1000)]
+        assert 10 == sum(p is not None for p in passed)
+        now[0] += 0.5
+        assert 990 == t.allow()
+        assert t.allow() is None
+
+    def test_a_followers_timeout_backs_off_a_heartbeat_a_leaders_does_not(self) -> None:
+        """A timed-out call means overload: a follower waits about a heartbeat (jittered), a
+        leader retries within its renew deadline."""
+        from leaderpool.log import get_logger
+        from leaderpool.retry import Retries
+
+        log = get_logger("leaderpool", pool="p", member="m", term=None)
+        follower = [Retries(1.0).failed(TimeoutError(), log, renew_left_s=None) for _ in range(20)]
+        assert all(0.5 <= d <= 1.0 for d in follower) and len(set(follower)) > 1
+        leader = Retries(1.0).failed(TimeoutError(), log, renew_left_s=0.4)
+        assert leader <= 0.1
