@@ -1,5 +1,6 @@
-"""Heartbeats from one process, sent together: the beats its members queue while the previous
-batch is out go to Redis as one pipeline (one write, one read) instead of one round trip each.
+"""The hot-path calls of one process, sent together: the heartbeats (and, after a change, the
+glances and claims) its members queue while the previous batch is out go to Redis as one
+pipeline (one write, one read) instead of one round trip each.
 
 One batch is in flight per client at a time; what queues meanwhile is the next batch, so a batch
 grows with the load (auto-pipelining) and never waits behind other batches for a connection.
@@ -20,12 +21,10 @@ batched (a process's pools live on many slots).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
-
-import redis.asyncio
-from redis.exceptions import NoScriptError
 
 from leaderpool.scripts import NamedScript
 
@@ -39,7 +38,7 @@ reply is not held back long by the last one's."""
 class Batcher:
     """The script calls one client's members queue in one event-loop turn, sent as pipelines."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: Any) -> None:  # a redis.asyncio.Redis (not imported: the CLI runs without it)
         self._client = client
         self._queue: list[_Call] = []
         self._sending: asyncio.Task[None] | None = None
@@ -65,6 +64,8 @@ class Batcher:
             self._sending = None
 
     async def _send(self, batch: list[_Call]) -> None:
+        from redis.exceptions import NoScriptError
+
         pipe = self._client.pipeline(transaction=False)
         for script, keys, args, _ in batch:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
@@ -99,7 +100,8 @@ _batchers: WeakKeyDictionary[Any, Batcher] = WeakKeyDictionary()
 def batcher_for(client: Any) -> Batcher | None:
     """The batcher of ``client`` (one per client), or None for a client that does not batch
     (a cluster client, the CLI's one-shot adapter)."""
-    if not isinstance(client, redis.asyncio.Redis):
+    aio = sys.modules.get("redis.asyncio")  # not loaded: the client cannot be one of its clients
+    if aio is None or not isinstance(client, aio.Redis):
         return None
     found = _batchers.get(client)
     if found is None:

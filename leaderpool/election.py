@@ -330,7 +330,8 @@ class ElectionCore:
             return
         self.fast.reported(watch)
         if ranked:
-            self.view.successor_id = beat.next  # who follows the leader, by Redis's ranking
+            if beat.ranked:
+                self.view.successor_id = beat.next  # who follows the leader, by Redis's ranking
         elif self.config.fast_failover and beat.live_count != len(self.view.members):
             self._pending.dirty = True  # a member lapsed: the next in line (who watches) may be another
         if self.lead.leading and held is not None:
@@ -344,7 +345,7 @@ class ElectionCore:
             self.view.members = beat.members
             if self.lead.leading:
                 await self.lead.check_takeover(beat.members, beat.resigned)
-        elif ranked and self.lead.leading and self.config.takeover:
+        elif ranked and beat.ranked and self.lead.leading and self.config.takeover:
             await self.lead.take_over_by(beat.first)
 
     async def _lost_membership(self, detail: str) -> None:

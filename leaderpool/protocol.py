@@ -175,6 +175,8 @@ class Beat(NamedTuple):
     """Who ranks first by the default ranking (Redis's ranking zset), None if unknown."""
     next: str | None = None
     """Who ranks first after the leader (the next in line), None if none or unknown."""
+    ranked: bool = False
+    """This beat read the ranking's head (``first`` and ``next`` say something)."""
 
 
 class Observation(NamedTuple):
@@ -279,6 +281,7 @@ def _optional(raw: Any) -> str | None:
 
 def parse_beat(reply: Sequence[Any]) -> Beat:
     status, now = BeatStatus(int(reply[0])), int(reply[1])
+    unranked = isinstance(reply[8], int) and reply[8] == -1 if len(reply) > 8 else True
     if status is BeatStatus.UNKNOWN_MEMBER:
         return Beat(status, now, None, -2, None, -1, [], "", -1)
     return Beat(
@@ -291,8 +294,9 @@ def parse_beat(reply: Sequence[Any]) -> Beat:
         _members(reply[10:], now),
         _optional(reply[6]) or "",
         int(reply[7]),
-        _optional(reply[8]),
-        _optional(reply[9]),
+        None if unranked else _optional(reply[8]),
+        None if unranked else _optional(reply[9]),
+        not unranked,
     )
 
 

@@ -175,11 +175,13 @@ HEARTBEAT = (
 -- KEYS[9] ranking zset.
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term), with the registration of its connection; drops
--- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next.
+-- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next,
+-- read by a leader's beat and by about one follower beat in three (a safety net: followers learn
+-- of changes from the pool's messages and glance), the rest of the beats are O(1).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
---          how many members are live, who ranks first or false, who is next after the leader
---          or false, member, record, deadline, ...};
+--          how many members are live, who ranks first or false (-1: not read this beat),
+--          who is next after the leader or false, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -196,7 +198,6 @@ if redis.call('HEXISTS', members_key, member) == 0 then
   return {-1, now}
 end
 redis.call('ZADD', leases_key, now + ttl_ms, member)
-prune_lapsed(members_key, leases_key, watching_key, KEYS[9], now, 4)
 if watch == '-' then
   redis.call('HDEL', watching_key, member)
 elseif watch ~= '' then
@@ -215,11 +216,14 @@ if held ~= '' then
   end
 end
 local pttl = redis.call('PTTL', leader_key)
-local resigned = redis.call('GET', KEYS[6])
-local _, holder = split_leader(value or nil)
-local first, nxt = rank_heads(KEYS[9], leases_key, now, holder, resigned)
-local reply = {status, now, value, pttl, resigned, free_in_us(pttl), redis.call('GET', leader_conn_key),
-               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf'), first, nxt}
+local reply = {status, now, value, pttl, false, free_in_us(pttl), redis.call('GET', leader_conn_key),
+               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf'), -1, false}
+if held ~= '' or want_members == '1' or now % 3 == 0 then
+  prune_lapsed(members_key, leases_key, watching_key, KEYS[9], now, 4)
+  reply[5] = redis.call('GET', KEYS[6])
+  local _, holder = split_leader(value or nil)
+  reply[9], reply[10] = rank_heads(KEYS[9], leases_key, now, holder, reply[5])
+end
 if want_members == '1' then
   local live = live_members(members_key, leases_key, now, true, watching_key, KEYS[9])
   for i = 1, #live do reply[#reply + 1] = live[i] end

@@ -33,7 +33,7 @@ from leaderpool.protocol import (
     parse_released,
     text,
 )
-from leaderpool.scripts import ScriptHost, scripts_for
+from leaderpool.scripts import NamedScript, ScriptHost, scripts_for
 
 __all__ = [  # the reply types live in leaderpool.protocol; these names stay importable from here
     "Beat",
@@ -134,10 +134,17 @@ class PoolStore:
         ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
         ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.batching`)."""
         keys, args = heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
-        batcher = batcher_for(self.client) if batched else None
-        if batcher is not None:
-            return parse_beat(await batcher.call(self._scripts.heartbeat, keys, args))
+        if batched:
+            return parse_beat(await self._batched(self._scripts.heartbeat, keys, args))
         return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))
+
+    async def _batched(self, script: NamedScript, keys: list[str], args: list[str | int]) -> Any:
+        """A call on the hot path (beats; after a change, glances and claims: a mass failover makes
+        thousands at once): in the process's next batch, where the client batches."""
+        batcher = batcher_for(self.client)
+        if batcher is None:
+            return await script(keys=keys, args=args)
+        return await batcher.call(script, keys, args)
 
     async def heartbeat_replicated(
         self,
@@ -173,17 +180,18 @@ class PoolStore:
         """The lead, who ranks first and next, the leader's record and ``member``'s lease, in
         O(log N): what a follower re-reads after a change (:meth:`observe` lists every member)."""
         k = self.keys
-        reply = await self._scripts.glance(
-            keys=[k.members, k.leases, k.leader, k.resigned, k.leader_conn, k.ranking], args=[member]
+        reply = await self._batched(
+            self._scripts.glance, [k.members, k.leases, k.leader, k.resigned, k.leader_conn, k.ranking], [member]
         )
         return parse_glance(reply, member)
 
     async def claim(self, member: str, ttl_ms: int, seen_term: int, *, conn: str = "") -> ClaimResult:
         """Claim the vacant lead; ``conn`` is the client id registered for it ("" none)."""
         k = self.keys
-        reply = await self._scripts.claim(
-            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
-            args=[member, ttl_ms, seen_term, k.events, conn],
+        reply = await self._batched(
+            self._scripts.claim,
+            [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
+            [member, ttl_ms, seen_term, k.events, conn],
         )
         return parse_claim(reply, member, ttl_ms)
 
@@ -223,9 +231,10 @@ class PoolStore:
         ``dead`` and ``registration`` (compare-and-delete; else ``NOT_BURIED``), then claim the lead
         for ``member`` as :meth:`claim` does."""
         k = self.keys
-        reply = await self._scripts.bury(
-            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching, k.ranking],
-            args=[dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
+        reply = await self._batched(
+            self._scripts.bury,
+            [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching, k.ranking],
+            [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
         )
         return parse_claim(reply, member, ttl_ms)
 
