@@ -370,13 +370,11 @@ class ElectionCore:
     async def _settle(self) -> None:
         """Re-read the pool and act: claim a vacant lead we rank first for, check our own lead,
         or arm the timer for when the member we wait for would lapse. With the ranking in Redis
-        a glance (O(log N)) does, unless the lead is vacant: who claims it needs the listing."""
+        a glance (O(log N)) does, a vacant lead included: Redis says who ranks first."""
         sent, epoch = self._clock(), self.lead.epoch
         glance = None
         if self.view.ranked_in_redis:
             glance = await self.lead.bounded(self.store.glance(self.config.member_id))
-            if glance.leader is None and (glance.lease_ms or 0) > 0:
-                glance, sent = None, self._clock()
         obs = await self.lead.bounded(self.store.observe()) if glance is None else self._glanced(glance)
         if epoch != self.lead.epoch:  # our role changed meanwhile: read again
             self._pending.dirty = True
@@ -405,6 +403,9 @@ class ElectionCore:
                 await self.lead.check_takeover(obs.members, obs.resigned)
             if glance is not None:
                 self.view.successor_id = glance.next
+            return
+        if leader is None and glance is not None:
+            await self._contend_ranked(glance, sent)
             return
         if leader is None:
             await self._contend(obs, sent)
@@ -505,6 +506,21 @@ class ElectionCore:
         self._log.debug(
             "waiting_for_preferred", preferred=ranked[0].member, retry_in_s=round(t.vacancy_retry - sent, 3)
         )
+
+    async def _contend_ranked(self, glance: Glance, sent: float) -> None:
+        """A vacant lead, ranked in Redis: the member ranked first claims; the others look again
+        half a heartbeat later (a glance each, not a listing: a vacancy nobody was next in line
+        for must not make every member of a big pool read every record), and claim anyway once
+        the first failed to for a lease and a heartbeat."""
+        t, c = self._timers, self.config
+        if t.vacant_since is None:
+            t.vacant_since = sent
+        forced = t.vacant_since + c.ttl_s + c.heartbeat
+        if glance.first in (None, c.member_id) or sent >= forced:
+            await self._claim(sent, forced=glance.first not in (None, c.member_id))
+            return
+        t.vacancy_retry = min(sent + c.heartbeat / 2, forced)
+        self._log.debug("waiting_for_preferred", preferred=glance.first, retry_in_s=round(t.vacancy_retry - sent, 3))
 
     async def _claim(
         self, sent: float, *, forced: bool = False, successor: bool = False, dead: tuple[LeaderValue, str] | None = None

@@ -386,7 +386,8 @@ class TestFailures:
         from leaderpool import ScriptError
         from leaderpool.events import Role
 
-        monkeypatch.setattr(leaderpool.scripts, "OBSERVE", "return redis.error_reply('ERR deliberately broken')")
+        # the script every member's first settle runs (the default ranking: a glance)
+        monkeypatch.setattr(leaderpool.scripts, "GLANCE", "return redis.error_reply('ERR deliberately broken')")
 
         async def main() -> None:
             client = fakeredis.FakeAsyncRedis(server=fake_server)
@@ -395,12 +396,12 @@ class TestFailures:
                 await e.start()
                 with pytest.raises(ScriptError) as raised:
                     await e.wait_until_leader(10)
-                assert "observe" == raised.value.script
+                assert "glance" == raised.value.script
                 assert Role.STOPPED == e.role
                 with pytest.raises(ScriptError):
                     await e.stop()
             failed = [entry for entry in logs if entry["event"] == "script_failed"]
-            assert [("error", "observe", "broken", "a")] == [
+            assert [("error", "glance", "broken", "a")] == [
                 (f["log_level"], f["script"], f["pool"], f["member"]) for f in failed
             ]
             assert not any(entry["event"] == "election_turn_failed" for entry in logs)

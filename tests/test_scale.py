@@ -279,3 +279,26 @@ class TestOverload:
         assert all(0.5 <= d <= 1.0 for d in follower) and len(set(follower)) > 1
         leader = Retries(1.0).failed(TimeoutError(), log, renew_left_s=0.4)
         assert leader <= 0.1
+
+
+def test_a_vacancy_nobody_was_next_for_costs_glances_not_listings(
+    fake_server: fakeredis.FakeServer, reads: Counter[str]
+) -> None:
+    """The leader crashes while no member knows it is next in line (say the next one just
+    changed): at the lease's end every member looks, with a glance; the one Redis ranks first
+    claims, nobody lists the pool."""
+
+    async def main() -> None:
+        rec = Recorder()
+        members = await _pool(fake_server, rec, 20, ttl_s=1.0)
+        reads.clear()
+        members[0].core.abandon()
+        for m in members[1:]:
+            m.core.view.successor_id = "someone-gone"
+        await members[1].wait_until_leader(10)
+        await _quiet(reads)
+        assert 0 == reads["records"], reads
+        assert ["m001"] == leaders(members[1:])
+        await stop_all(members[1:])
+
+    run(main())
