@@ -235,7 +235,9 @@ async def _crash_failovers(
                     break
             else:
                 raise BenchError(f"crash failover: {label} was never handed the lead")
-            await asyncio.sleep(ttl / 2)
+            # the resigned member ranks last for one lease, and when that ends the next in line
+            # changes silently (members learn it from their beats): kill only after it settled
+            await asyncio.sleep(ttl + 2 * ttl / 3)
             newest = client.xrevrange(keys.history, count=1)
             t_kill = time.time()
             child.kill()
