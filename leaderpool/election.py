@@ -204,7 +204,8 @@ class ElectionCore:
             elif following and self.view.successor_id is not None:
                 # The next in line claims now and its claim is announced; look shortly anyway
                 # (no notifications on some Redis services, or the next in line died too).
-                soon = now + succ.vacancy_grace(self.config.heartbeat)
+                base = now if expiry is None else min(now, expiry)  # woken late on purpose: see _next_wakeup
+                soon = base + succ.vacancy_grace(self.config.heartbeat)
                 retry = self._timers.vacancy_retry
                 self._timers.vacancy_retry = soon if retry is None else min(retry, soon)
                 self._timers.leader_expiry = None
@@ -227,8 +228,14 @@ class ElectionCore:
         else:
             candidates = [self.membership.next_beat, *(x for x in (t.vacancy_retry, t.reread_at) if x is not None)]
             if self.lead.role is Role.FOLLOWER and t.leader_expiry is not None:
-                spin = SPIN_LEAD_S if self.view.successor else 0.0
-                candidates.append(t.leader_expiry - spin)
+                if self.view.successor:
+                    candidates.append(t.leader_expiry - SPIN_LEAD_S)
+                elif self.view.successor_id is not None:
+                    # the next in line claims at the expiry; the others look a grace later, so
+                    # hundreds of members of a process do not wake in the very turn it claims in
+                    candidates.append(t.leader_expiry + succ.vacancy_grace(self.config.heartbeat))
+                else:
+                    candidates.append(t.leader_expiry)
         if self.lead.leading and self.lead.renew_deadline is not None:
             candidates.append(self.lead.renew_deadline)
         return min(candidates)
