@@ -17,7 +17,7 @@ import redis
 
 from leaderpool.baddata import type_guard
 from leaderpool.keys import Keyspace
-from leaderpool.members import MemberInfo
+from leaderpool.members import MemberInfo, rank_score
 from leaderpool.scripts import HEARTBEAT, HEARTBEAT_KEY_TYPES, REGISTER
 from leaderpool.store import heartbeat_call
 from leaderpool.testing.redis_server import RedisServer
@@ -35,7 +35,8 @@ def measure(calls: int) -> dict[str, Any]:
         client = redis.Redis(port=server.port)
         record = MemberInfo("a", "n", "h", 1, 0, 1).record_json()
         client.register_script(REGISTER)(
-            keys=[keys.members, keys.leases, keys.term, keys.recovery], args=["a", record, 10**9, keys.events, 0]
+            keys=[keys.members, keys.leases, keys.term, keys.recovery, keys.ranking],
+            args=["a", record, 10**9, keys.events, 0, rank_score(0, 1)],
         )
         scripts = {
             "plain": client.register_script(HEARTBEAT),

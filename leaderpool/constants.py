@@ -66,6 +66,10 @@ that a loaded machine answers in time)."""
 BACKOFF_FIRST_S = 0.05
 """The first retry after a failed Redis call: a dropped connection usually reconnects at once."""
 
+BACKOFF_JITTER = 0.5
+"""Each retry waits a random share of its delay, down to this fraction: members that failed
+together (a Redis pause, an overloaded process) must not retry together, in step, for ever."""
+
 BACKOFF_DOUBLINGS = 10
 """Retries double their delay this many times at most before the cap (one heartbeat)."""
 

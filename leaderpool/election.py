@@ -47,7 +47,7 @@ from leaderpool.leadership import Leadership
 from leaderpool.liveness import BURIED_REASON, FastFailover
 from leaderpool.log import Logger, get_logger
 from leaderpool.membership import Membership
-from leaderpool.protocol import BeatStatus, ClaimStatus, LeaderValue, Observation, PoolEvent, PoolMessage
+from leaderpool.protocol import BeatStatus, ClaimStatus, Glance, LeaderValue, Observation, PoolEvent, PoolMessage
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.retry import Retries
 from leaderpool.store import PoolStore
@@ -167,7 +167,7 @@ class ElectionCore:
                     backoff = self._timers.backoff_until is not None
                     await self._alarm.sleep_until(self._next_wakeup(), through_rings=backoff)
         finally:
-            await self.lead.shutdown(self.view.members, abandoned=self._abandoned)
+            await self.lead.shutdown(self.view.members, abandoned=self._abandoned, hint=self.view.ranked_successor())
             await self.fast.close()  # after the hand-over: a leader never closes its endpoint
             self.view.leader = None
             with contextlib.suppress(*RETRYABLE):
@@ -183,7 +183,13 @@ class ElectionCore:
         if self._pending.resign is not None:
             reason, rejoin = self._pending.resign
             self._pending.resign = None
-            await self.lead.resign(reason, self.view.members, rejoin=rejoin, seen_term=self.view.seen_term)
+            await self.lead.resign(
+                reason,
+                self.view.members,
+                rejoin=rejoin,
+                seen_term=self.view.seen_term,
+                hint=self.view.ranked_successor(),
+            )
             self._pending.dirty = True
         if (dead := self.fast.confirmed) is not None:  # its process died: bury its lead and claim
             self.fast.confirmed = None
@@ -204,7 +210,8 @@ class ElectionCore:
             elif following and self.view.successor_id is not None:
                 # The next in line claims now and its claim is announced; look shortly anyway
                 # (no notifications on some Redis services, or the next in line died too).
-                soon = now + succ.vacancy_grace(self.config.heartbeat)
+                base = now if expiry is None else min(now, expiry)  # woken late on purpose: see _next_wakeup
+                soon = base + succ.vacancy_grace(self.config.heartbeat)
                 retry = self._timers.vacancy_retry
                 self._timers.vacancy_retry = soon if retry is None else min(retry, soon)
                 self._timers.leader_expiry = None
@@ -227,8 +234,14 @@ class ElectionCore:
         else:
             candidates = [self.membership.next_beat, *(x for x in (t.vacancy_retry, t.reread_at) if x is not None)]
             if self.lead.role is Role.FOLLOWER and t.leader_expiry is not None:
-                spin = SPIN_LEAD_S if self.view.successor else 0.0
-                candidates.append(t.leader_expiry - spin)
+                if self.view.successor:
+                    candidates.append(t.leader_expiry - SPIN_LEAD_S)
+                elif self.view.successor_id is not None:
+                    # the next in line claims at the expiry; the others look a grace later, so
+                    # hundreds of members of a process do not wake in the very turn it claims in
+                    candidates.append(t.leader_expiry + succ.vacancy_grace(self.config.heartbeat))
+                else:
+                    candidates.append(t.leader_expiry)
         if self.lead.leading and self.lead.renew_deadline is not None:
             candidates.append(self.lead.renew_deadline)
         return min(candidates)
@@ -262,15 +275,18 @@ class ElectionCore:
         elif msg.event is PoolEvent.EVICTED:
             if msg.member == me:
                 self.membership.note_evicted()
-            if msg.member == me or looking:
+            if msg.member == me or looking or self._next_changes(msg.member):
                 self._poke(dirty=True)
         elif msg.event is PoolEvent.JOINED:
-            self._poke(dirty=True)  # succession (and a takeover) may change with the newcomer
+            # succession (and a takeover) may change with the newcomer: with the ranking in Redis
+            # only those it can concern look (the leader, the next in line), so a join costs O(N)
+            if not self.view.ranked_in_redis or looking or self.lead.leading or self.view.successor:
+                self._poke(dirty=True)
         elif msg.event is PoolEvent.LEFT:
             leader = self.view.leader
             if leader is not None and msg.member == leader.member:
                 self._poke(vacated=True)
-            elif looking or self.view.successor_id == me:
+            elif looking or self.view.successor_id == me or self._next_changes(msg.member):
                 self._poke(dirty=True)
         elif msg.event is PoolEvent.RELEASED:
             self._poke(vacated=True)
@@ -283,6 +299,11 @@ class ElectionCore:
             # handed to us: act in this very callback, every loop turn counts here
             self._accept_handoff(msg.term, granted_ms)
             self._poke()
+
+    def _next_changes(self, gone: str) -> bool:
+        """With the ranking in Redis: ``gone`` was next in line, so someone else is now (every
+        member glances, O(log N) each, to learn whether it is that one)."""
+        return self.view.ranked_in_redis and gone == self.view.successor_id
 
     def _schedule_reread(self) -> None:
         """Re-read the pool shortly: right after a transition the new leader's first steps
@@ -305,7 +326,8 @@ class ElectionCore:
 
     async def _beat(self) -> None:
         held, epoch = self.lead.held(), self.lead.epoch
-        want_members = self.lead.leading and self.config.takeover
+        ranked = self.view.ranked_in_redis  # else a leader with takeover ranks the listing itself
+        want_members = self.lead.leading and self.config.takeover and not ranked
         conn, watch = self.fast.registration() if held else "", self.fast.watch_report()
         sent, beat = await self.membership.beat(
             self.lead.bounded, held, want_members, self.view.seen_term, self._log, conn=conn, watch=watch
@@ -320,7 +342,10 @@ class ElectionCore:
             await self._lost_membership("member record missing")
             return
         self.fast.reported(watch)
-        if self.config.fast_failover and beat.live_count != len(self.view.members):
+        if ranked:
+            if beat.ranked:
+                self.view.successor_id = beat.next  # who follows the leader, by Redis's ranking
+        elif self.config.fast_failover and beat.live_count != len(self.view.members):
             self._pending.dirty = True  # a member lapsed: the next in line (who watches) may be another
         if self.lead.leading and held is not None:
             if beat.status is BeatStatus.OK:
@@ -333,6 +358,8 @@ class ElectionCore:
             self.view.members = beat.members
             if self.lead.leading:
                 await self.lead.check_takeover(beat.members, beat.resigned)
+        elif ranked and beat.ranked and self.lead.leading and self.config.takeover:
+            await self.lead.take_over_by(beat.first)
 
     async def _lost_membership(self, detail: str) -> None:
         """Our record is gone (Redis lost its data, or an operator evicted us) or our lease
@@ -355,13 +382,20 @@ class ElectionCore:
 
     async def _settle(self) -> None:
         """Re-read the pool and act: claim a vacant lead we rank first for, check our own lead,
-        or arm the timer for when the member we wait for would lapse."""
+        or arm the timer for when the member we wait for would lapse. With the ranking in Redis
+        a glance (O(log N)) does, a vacant lead included: Redis says who ranks first."""
         sent, epoch = self._clock(), self.lead.epoch
-        obs = await self.lead.bounded(self.store.observe())
+        glance = None
+        if self.view.ranked_in_redis:
+            glance = await self.lead.bounded(self.store.glance(self.config.member_id))
+        obs = await self.lead.bounded(self.store.observe()) if glance is None else self._glanced(glance)
         if epoch != self.lead.epoch:  # our role changed meanwhile: read again
             self._pending.dirty = True
             return
-        self.view.read(obs, sent)
+        if glance is None:
+            self.view.read(obs, sent)
+        else:
+            self.view.glanced(glance, sent)
         self._timers.reread_at = None
         self._note_leader(obs.leader, obs.free_in_us, sent)
         self._pending.dirty = False
@@ -376,14 +410,24 @@ class ElectionCore:
             if leader != self.lead.held():
                 self.lead.step_down(self._lost_reason(), detail="leader key no longer ours")
                 self._pending.dirty = True
+            elif self.config.takeover and glance is not None:
+                await self.lead.take_over_by(glance.first)
             elif self.config.takeover:
                 await self.lead.check_takeover(obs.members, obs.resigned)
+            if glance is not None:
+                self.view.successor_id = glance.next
+            return
+        if leader is None and glance is not None:
+            await self._contend_ranked(glance, sent)
             return
         if leader is None:
             await self._contend(obs, sent)
             return
         self._timers.vacancy_retry = self._timers.vacant_since = None
-        self.view.find_next(leader.member)
+        if glance is None:
+            self.view.find_next(leader.member)
+        else:
+            self.view.successor_id = glance.next
         if leader.member == self.config.member_id:
             if leader.term > self.lead.last_led_term:
                 await self._adopt(leader)  # handed to us, and we missed the announcement
@@ -392,6 +436,14 @@ class ElectionCore:
             # deadline but came back before the key expired): free it for a new term.
             await self.lead.bounded(self.store.release(leader, RevokeReason.LEASE_LOST.value))
             self._pending.dirty = True
+
+    def _glanced(self, glance: Glance) -> Observation:
+        """A glance as an observation whose listing holds only the leader and this member."""
+        lease = glance.lease_ms or 0
+        mine = self.membership.record(lease) if lease > 0 else None  # lapsed: rejoin, as a listing would say
+        members = [m for m in (glance.leader_info, mine) if m is not None]
+        g = glance
+        return Observation(g.now_ms, g.leader, g.leader_pttl_ms, g.resigned, g.free_in_us, members, g.leader_conn)
 
     # ---- becoming leader ----
 
@@ -467,6 +519,21 @@ class ElectionCore:
         self._log.debug(
             "waiting_for_preferred", preferred=ranked[0].member, retry_in_s=round(t.vacancy_retry - sent, 3)
         )
+
+    async def _contend_ranked(self, glance: Glance, sent: float) -> None:
+        """A vacant lead, ranked in Redis: the member ranked first claims; the others look again
+        half a heartbeat later (a glance each, not a listing: a vacancy nobody was next in line
+        for must not make every member of a big pool read every record), and claim anyway once
+        the first failed to for a lease and a heartbeat."""
+        t, c = self._timers, self.config
+        if t.vacant_since is None:
+            t.vacant_since = sent
+        forced = t.vacant_since + c.ttl_s + c.heartbeat
+        if glance.first in (None, c.member_id) or sent >= forced:
+            await self._claim(sent, forced=glance.first not in (None, c.member_id))
+            return
+        t.vacancy_retry = min(sent + c.heartbeat / 2, forced)
+        self._log.debug("waiting_for_preferred", preferred=glance.first, retry_in_s=round(t.vacancy_retry - sent, 3))
 
     async def _claim(
         self, sent: float, *, forced: bool = False, successor: bool = False, dead: tuple[LeaderValue, str] | None = None

@@ -7,6 +7,8 @@ and every multi-key Lua script stays single-slot::
     leaderpool:{POOL}:term      string  highest term ever granted in this pool
     leaderpool:{POOL}:members   hash    member id -> JSON record (node, host, pid, priority, ...)
     leaderpool:{POOL}:leases    zset    member id -> lease deadline, Redis clock, unix ms
+    leaderpool:{POOL}:ranking   zset    member id -> rank score (priority, then start time: see
+                                        leaderpool.members.rank_score), best first: who is next
     leaderpool:{POOL}:resigned  string  member id that just resigned, PX = one lease
     leaderpool:{POOL}:recovery  string  present (PX = one lease) after Redis was found to have lost
                                         terms: claims wait so every live member can report its own
@@ -99,6 +101,11 @@ class Keyspace:
     @property
     def leases(self) -> str:
         return f"{self._base}:leases"
+
+    @property
+    def ranking(self) -> str:
+        """Zset: member id -> rank score, best first (who ranks first and next, without a listing)."""
+        return f"{self._base}:ranking"
 
     @property
     def resigned(self) -> str:

@@ -150,8 +150,11 @@ class Leadership:
         stores = [PoolStore(self.store.client, Keyspace(p, c.prefix)) for p in c.avoid_pools if p != c.pool]
         return succ.leader_nodes([await self.bounded(s.leader_record()) for s in stores])
 
-    async def successor(self, view: Sequence[MemberInfo]) -> str:
-        """Whom to hand our lead to (reads Redis only for anti-affinity)."""
+    async def successor(self, view: Sequence[MemberInfo], hint: str | None = None) -> str:
+        """Whom to hand our lead to (reads Redis only for anti-affinity); ``hint``: Redis's
+        ranking already said (the default ranking: see :attr:`PoolView.ranked_in_redis`)."""
+        if hint is not None:
+            return hint
         avoid = await self.avoided_nodes() if self.config.avoid_pools else frozenset()
         return succ.successor_for(view, self.config.member_id, self.config.ranker, avoid)
 
@@ -166,12 +169,14 @@ class Leadership:
         except Exception:
             self.log.exception("revoked_callback_failed")
 
-    async def resign(self, reason: RevokeReason, view: Sequence[MemberInfo], *, rejoin: bool, seen_term: int) -> None:
+    async def resign(
+        self, reason: RevokeReason, view: Sequence[MemberInfo], *, rejoin: bool, seen_term: int, hint: str | None = None
+    ) -> None:
         """Hand the lead (if held) to the next member; with ``rejoin``, leave and rejoin as the
         youngest member (one script ends the lead and the membership)."""
         held, successor, ttl_ms = self.held(), "", self.config.ttl_ms
         if held is not None:
-            successor = await self.successor(view)
+            successor = await self.successor(view, hint)
             await self.acknowledged(self.step_down(reason))
             if not rejoin:  # rank ourselves last for one lease so the next member keeps the lead
                 await self.bounded(self.store.release(held, reason.value, ttl_ms, successor=successor, ttl_ms=ttl_ms))
@@ -186,16 +191,22 @@ class Leadership:
         c = self.config
         avoid = await self.avoided_nodes()
         preferred = succ.preferred_over(members, c.member_id, c.ranker, avoid_nodes=avoid, resigned=resigned)
-        if preferred is None:
+        await self.take_over_by(preferred.member if preferred else None)
+
+    async def take_over_by(self, preferred: str | None) -> None:
+        """With takeover on: hand the lead to ``preferred`` (a live member ranked above us; None
+        or ourselves: keep leading)."""
+        c = self.config
+        if not preferred or preferred == c.member_id:
             return
         held = self.held()
-        self.log.info("takeover_by", preferred=preferred.member)
+        self.log.info("takeover_by", preferred=preferred)
         await self.acknowledged(self.step_down(RevokeReason.TAKEOVER))
         if held is not None:
             reason = RevokeReason.TAKEOVER.value
-            await self.bounded(self.store.release(held, reason, successor=preferred.member, ttl_ms=c.ttl_ms))
+            await self.bounded(self.store.release(held, reason, successor=preferred, ttl_ms=c.ttl_ms))
 
-    async def shutdown(self, view: Sequence[MemberInfo], *, abandoned: bool) -> None:
+    async def shutdown(self, view: Sequence[MemberInfo], *, abandoned: bool, hint: str | None = None) -> None:
         """Stop leading (telling the application first), then leave: one script does both, so
         the next member takes over at once instead of waiting for us. ``abandoned``: neither,
         as a crash would."""
@@ -205,7 +216,7 @@ class Leadership:
         successor = ""
         if self.leading:
             with contextlib.suppress(*RETRYABLE, LeaderpoolError, asyncio.CancelledError):
-                pick = self.successor(view)
+                pick = self.successor(view, hint)
                 successor = await (within(pick, self.config.heartbeat) if self.config.avoid_pools else pick)
         with contextlib.suppress(asyncio.CancelledError):
             await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))

@@ -74,6 +74,19 @@ def by_priority_then_age(members: Sequence[MemberInfo]) -> list[MemberInfo]:
     return sorted(members, key=lambda m: (-m.priority, m.started_at_ms, m.member))
 
 
+RANK_PRIORITY_LIMIT = 2**11 - 1
+"""Priorities are exact in Redis's ranking zset within +-this; beyond, they rank as the limit."""
+_RANK_TIME_BITS = 41  # unix ms fit in 41 bits until 2039; with the priority, 53 bits: a double is exact
+
+
+def rank_score(priority: int, started_at_ms: int) -> int:
+    """The member's score in the pool's ranking zset: ascending order is the default ranking
+    (:func:`by_priority_then_age`; Redis orders equal scores by member id, as it does). Redis
+    answers "who is first, who is next" from its head, without listing the pool."""
+    clamped = max(-RANK_PRIORITY_LIMIT, min(RANK_PRIORITY_LIMIT, priority))
+    return -clamped * (1 << _RANK_TIME_BITS) + max(0, min(started_at_ms, (1 << _RANK_TIME_BITS) - 1))
+
+
 def rank_members(
     members: Iterable[MemberInfo],
     ranker: Ranker | None = None,

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from leaderpool import probe
+from leaderpool import probe, throttle
 from leaderpool.config import MemberConfig
 from leaderpool.constants import FIRST_BEAT_SPREAD
 from leaderpool.log import Logger
@@ -113,11 +113,13 @@ class Membership:
                 conn=conn, watch=watch,
             )  # fmt: skip
         else:
-            call = self.store.heartbeat(c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch)
+            call = self.store.heartbeat(
+                c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch, batched=True
+            )
         beat = await bounded(call)
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
         previous, self._last_beat = self._last_beat, sent
         late = 0.0 if previous is None else sent - previous - c.heartbeat
-        if late > c.heartbeat / 2:
-            log.warning("heartbeat_late", late_s=round(late, 3))
+        if late > c.heartbeat / 2 and (suppressed := throttle.allow("heartbeat_late")) is not None:
+            log.warning("heartbeat_late", late_s=round(late, 3), suppressed=suppressed or None)
         return sent, beat

@@ -171,6 +171,12 @@ class Beat(NamedTuple):
     """The leader's registered connection as stored, ``"<term>|<client id>"`` ("" none)."""
     live_count: int = -1
     """How many members are live: a change from the last read means someone left or lapsed."""
+    first: str | None = None
+    """Who ranks first by the default ranking (Redis's ranking zset), None if unknown."""
+    next: str | None = None
+    """Who ranks first after the leader (the next in line), None if none or unknown."""
+    ranked: bool = False
+    """This beat read the ranking's head (``first`` and ``next`` say something)."""
 
 
 class Observation(NamedTuple):
@@ -188,6 +194,24 @@ class Observation(NamedTuple):
 
     def member(self, member_id: str) -> MemberInfo | None:
         return next((m for m in self.members if m.member == member_id), None)
+
+
+class Glance(NamedTuple):
+    """A follower's O(log N) look at its pool (the ``glance`` script): the lead, the ranking's
+    head, the leader's record, and whether the member itself is still live."""
+
+    now_ms: int
+    leader: LeaderValue | None
+    leader_pttl_ms: int
+    resigned: str | None
+    free_in_us: int
+    leader_conn: str
+    first: str | None
+    next: str | None
+    leader_info: MemberInfo | None
+    lease_ms: int | None
+    """The member's own lease left (None: it is no member any more, or its record is not one
+    leaderpool wrote: it registers again, as it would on missing from a listing)."""
 
 
 class ClaimResult(NamedTuple):
@@ -257,6 +281,7 @@ def _optional(raw: Any) -> str | None:
 
 def parse_beat(reply: Sequence[Any]) -> Beat:
     status, now = BeatStatus(int(reply[0])), int(reply[1])
+    unranked = isinstance(reply[8], int) and reply[8] == -1 if len(reply) > 8 else True
     if status is BeatStatus.UNKNOWN_MEMBER:
         return Beat(status, now, None, -2, None, -1, [], "", -1)
     return Beat(
@@ -266,10 +291,28 @@ def parse_beat(reply: Sequence[Any]) -> Beat:
         int(reply[3]),
         _optional(reply[4]),
         int(reply[5]),
-        _members(reply[8:], now),
+        _members(reply[10:], now),
         _optional(reply[6]) or "",
         int(reply[7]),
+        None if unranked else _optional(reply[8]),
+        None if unranked else _optional(reply[9]),
+        not unranked,
     )
+
+
+def parse_glance(reply: Sequence[Any], member: str) -> Glance:
+    now = int(reply[0])
+    leader, pttl = LeaderValue.parse(reply[1]), int(reply[2])
+    info = member_info(leader.member, reply[8], pttl) if leader is not None and reply[8] else None
+    lease = int(float(text(reply[9]))) - now if reply[9] and reply[10] else None
+    if lease is not None and leader is not None and leader.member == member:
+        lease = lease if info is not None else None
+    elif lease is not None and member_info(member, reply[10], lease) is None:
+        lease = None
+    return Glance(
+        now, leader, pttl, _optional(reply[3]), int(reply[4]), _optional(reply[5]) or "",
+        _optional(reply[6]), _optional(reply[7]), info, lease,
+    )  # fmt: skip
 
 
 def parse_observation(reply: Sequence[Any]) -> Observation:

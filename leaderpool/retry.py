@@ -8,8 +8,11 @@ a configuration error: logged at error level once per distinct error, retried a 
 
 from __future__ import annotations
 
+import random
+
+from leaderpool import throttle
 from leaderpool.baddata import report
-from leaderpool.constants import LOG_FAILURE_AT, LOG_FAILURE_EVERY
+from leaderpool.constants import BACKOFF_JITTER, LOG_FAILURE_AT, LOG_FAILURE_EVERY
 from leaderpool.log import Logger
 from leaderpool.redis_errors import Failure, auth_failure_code, classify
 from leaderpool.succession import retry_delay
@@ -52,8 +55,16 @@ class Retries:
                 log.error("redis_auth_failed", code=code, error=error, retry_s=self._heartbeat, hint=f"check {check}")
             return self._heartbeat
         delay = retry_delay(self.failures, heartbeat_s=self._heartbeat, renew_left_s=renew_left_s)
+        if kind is Failure.TIMEOUT and renew_left_s is None:
+            # a follower's call timed out: Redis or this process is overloaded, and retrying
+            # sooner only adds to it; its lease outlasts a heartbeat or two without a beat
+            delay = self._heartbeat
+        delay *= random.uniform(BACKOFF_JITTER, 1.0)  # no synchronized retry storm
         often = self.failures in LOG_FAILURE_AT or self.failures % LOG_FAILURE_EVERY == 0
         event, hint = _EVENTS.get(kind, ("redis_call_failed", None))
-        level = "warning" if often else "debug"
-        log.log(level, event, error=error, failures=self.failures, retry_s=round(delay, 3), hint=hint)
+        fields = {"error": error, "failures": self.failures, "retry_s": round(delay, 3), "hint": hint}
+        if not often:
+            log.debug(event, **fields)
+        elif (suppressed := throttle.allow(event)) is not None:  # thousands of members fail at once
+            log.warning(event, **fields, suppressed=suppressed or None)
         return delay

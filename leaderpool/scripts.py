@@ -30,13 +30,14 @@ end
 # Lists live members as member, record, deadline triples; with prune, first drops lapsed ones
 # and their watch reports (without, it only reads: for tooling, and for replicas).
 _LIVE_MEMBERS = """
-local function live_members(members_key, leases_key, now, prune, watching_key)
+local function live_members(members_key, leases_key, now, prune, watching_key, ranking_key)
   if prune then
     local dead = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now)
     for i = 1, #dead do
       redis.call('ZREM', leases_key, dead[i])
       redis.call('HDEL', members_key, dead[i])
       if watching_key then redis.call('HDEL', watching_key, dead[i]) end
+      if ranking_key then redis.call('ZREM', ranking_key, dead[i]) end
     end
   end
   local out = {}
@@ -50,6 +51,51 @@ local function live_members(members_key, leases_key, now, prune, watching_key)
     end
   end
   return out
+end
+"""
+
+# The ranking zset (member -> leaderpool.members.rank_score) orders members best first, so its
+# head answers who ranks first and who is next after the leader without listing the pool: O(log N)
+# per beat however large the pool. The member who just resigned ranks last; entries without a
+# live lease are skipped (and those with none at all dropped). The scan is bounded: false for
+# "not found in the head" makes the member fall back to a full read.
+_RANKING = """
+local RANK_SCAN, RANK_BATCH = 64, 8
+local function rank_heads(ranking_key, leases_key, now, leader, resigned)
+  local first, nxt, spare_first, spare_next, gone = false, false, false, false, {}
+  for start = 0, RANK_SCAN - 1, RANK_BATCH do
+    local batch = redis.call('ZRANGE', ranking_key, start, start + RANK_BATCH - 1)
+    for i = 1, #batch do
+      local m = batch[i]
+      local lease = redis.call('ZSCORE', leases_key, m)
+      if not lease then
+        gone[#gone + 1] = m
+      elseif tonumber(lease) > now then
+        if m == resigned then
+          spare_first = m
+          if m ~= leader then spare_next = m end
+        else
+          if not first then first = m end
+          if not nxt and m ~= leader then nxt = m end
+        end
+      end
+      if first and nxt then break end
+    end
+    if (first and nxt) or #batch < RANK_BATCH then break end
+  end
+  for i = 1, #gone do redis.call('ZREM', ranking_key, gone[i]) end
+  return first or spare_first, nxt or spare_next
+end
+-- drops a few members whose lease lapsed (a bounded share per call: beats keep the pool clean
+-- without listing it)
+local function prune_lapsed(members_key, leases_key, watching_key, ranking_key, now, limit)
+  local dead = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
+  for i = 1, #dead do
+    redis.call('ZREM', leases_key, dead[i])
+    redis.call('ZREM', ranking_key, dead[i])
+    redis.call('HDEL', members_key, dead[i])
+    redis.call('HDEL', watching_key, dead[i])
+  end
 end
 """
 
@@ -98,10 +144,10 @@ end
 
 REGISTER = (
     """
--- register: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] term counter, KEYS[4] recovery;
--- ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms, ARGV[4] events channel,
--- ARGV[5] highest term the member has seen.
--- Stores the member's record, starts its lease and announces it. Returns the Redis time (ms).
+-- register: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] term counter, KEYS[4] recovery,
+-- KEYS[5] ranking zset; ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms, ARGV[4] events channel,
+-- ARGV[5] highest term the member has seen, ARGV[6] its rank score.
+-- Stores the member's record, starts its lease, ranks it and announces it. Returns the Redis time (ms).
 local members_key, leases_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member, record, ttl_ms, channel, seen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 """
@@ -112,6 +158,7 @@ local member, record, ttl_ms, channel, seen = ARGV[1], ARGV[2], tonumber(ARGV[3]
 guard_term(term_key, recovery_key, seen, ttl_ms)
 redis.call('HSET', members_key, member, record)
 redis.call('ZADD', leases_key, now + ttl_ms, member)
+redis.call('ZADD', KEYS[5], ARGV[6], member)
 announce(channel, 'joined', 0, '', member)
 return now
 """
@@ -124,12 +171,17 @@ HEARTBEAT = (
 -- ARGV[2] ttl_ms, ARGV[3] the leader value this member holds ("" if following), ARGV[4] "1" to
 -- list the live members (and who just resigned) as well, ARGV[5] highest term seen, ARGV[6] the
 -- client id of the leader's registered connection ("" none), ARGV[7] the member's watch report
--- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to).
+-- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to);
+-- KEYS[9] ranking zset.
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
--- ARGV[3] (compare-and-set on member and term), with the registration of its connection.
+-- ARGV[3] (compare-and-set on member and term), with the registration of its connection; drops
+-- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next,
+-- read by a leader's beat and by about one follower beat in three (a safety net: followers learn
+-- of changes from the pool's messages and glance), the rest of the beats are O(1).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
---          how many members are live, member, record, deadline, ...};
+--          how many members are live, who ranks first or false (-1: not read this beat),
+--          who is next after the leader or false, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -138,6 +190,7 @@ local leader_conn_key, watching_key, conn, watch = KEYS[7], KEYS[8], ARGV[6], AR
     + _NOW
     + _WIRE
     + _LIVE_MEMBERS
+    + _RANKING
     + _TERM_GUARD
     + """
 guard_term(term_key, recovery_key, seen, ttl_ms)
@@ -171,10 +224,15 @@ if held ~= '' then
 end
 local pttl = redis.call('PTTL', leader_key)
 local reply = {status, now, value, pttl, false, free_in_us(pttl), redis.call('GET', leader_conn_key),
-               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf')}
-if want_members == '1' then
+               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf'), -1, false}
+if held ~= '' or want_members == '1' or now % 3 == 0 then
+  prune_lapsed(members_key, leases_key, watching_key, KEYS[9], now, 4)
   reply[5] = redis.call('GET', KEYS[6])
-  local live = live_members(members_key, leases_key, now, true, watching_key)
+  local _, holder = split_leader(value or nil)
+  reply[9], reply[10] = rank_heads(KEYS[9], leases_key, now, holder, reply[5])
+end
+if want_members == '1' then
+  local live = live_members(members_key, leases_key, now, true, watching_key, KEYS[9])
   for i = 1, #live do reply[#reply + 1] = live[i] end
 end
 return reply
@@ -184,7 +242,8 @@ return reply
 OBSERVE = (
     """
 -- observe: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key,
--- KEYS[5] watching hash (lapsed members' watch reports are dropped with them), KEYS[6] leader_conn;
+-- KEYS[5] watching hash (lapsed members' watch reports are dropped with them), KEYS[6] leader_conn,
+-- KEYS[7] ranking zset (lapsed members leave it too);
 -- ARGV[1] "1" to drop lapsed members first ("0": read only), ARGV[2] "1" to return the watch
 -- reports as well (for status).
 -- Reads the whole pool at one instant.
@@ -199,7 +258,7 @@ local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS
 local pttl = redis.call('PTTL', leader_key)
 local reply = {now, redis.call('GET', leader_key), pttl, redis.call('GET', resigned_key), free_in_us(pttl),
                redis.call('GET', KEYS[6]), ARGV[2] == '1' and redis.call('HGETALL', KEYS[5])}
-local live = live_members(members_key, leases_key, now, ARGV[1] == '1', KEYS[5])
+local live = live_members(members_key, leases_key, now, ARGV[1] == '1', KEYS[5], KEYS[7])
 for i = 1, #live do reply[#reply + 1] = live[i] end
 return reply
 """
@@ -324,7 +383,7 @@ return {1, give_up(leader_key, term_key, leases_key, recovery_key, history_key, 
 LEAVE = (
     """
 -- leave: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] history stream,
--- KEYS[5] term counter, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash;
+-- KEYS[5] term counter, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash, KEYS[9] ranking;
 -- ARGV[1] member, ARGV[2] reason, ARGV[3] events channel,
 -- ARGV[4] event ("left" or "evicted"), ARGV[5] successor ("" for none), ARGV[6] its lease (ms).
 -- Removes the member and, if it leads, ends its lead in the same step, so no one waits for a
@@ -342,6 +401,7 @@ local member, reason, channel, event, successor, ttl_ms =
 local was_member = redis.call('HDEL', members_key, member)
 redis.call('ZREM', leases_key, member)
 redis.call('HDEL', KEYS[8], member)
+redis.call('ZREM', KEYS[9], member)
 local held_term, holder = split_leader(redis.call('GET', leader_key) or nil)
 local released, handed = 0, 0
 if holder == member then
@@ -358,7 +418,7 @@ return {was_member, released, handed}
 BURY = (
     """
 -- bury: KEYS[1] leader key, KEYS[2] term counter, KEYS[3] members hash, KEYS[4] leases zset,
--- KEYS[5] history stream, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash;
+-- KEYS[5] history stream, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash, KEYS[9] ranking;
 -- ARGV[1] the dead leader's value "<term>|<member>", ARGV[2] its registration "<term>|<client id>"
 -- as read, ARGV[3] reason, then the claim's ARGV: ARGV[4] claimant, ARGV[5] ttl_ms, ARGV[6] highest
 -- term the claimant has seen, ARGV[7] events channel, ARGV[8] the claimant's client id ("" none).
@@ -383,6 +443,7 @@ redis.call('DEL', KEYS[1], KEYS[7])
 redis.call('HDEL', KEYS[3], dead)
 redis.call('ZREM', KEYS[4], dead)
 redis.call('HDEL', KEYS[8], dead)
+redis.call('ZREM', KEYS[9], dead)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', HISTORY_MAXLEN, '*',
            'event', 'released', 'term', dead_term, 'member', dead, 'reason', reason, 't_ms', now)
 announce(channel, 'released', dead_term, reason, dead)
@@ -403,6 +464,32 @@ local value = redis.call('GET', leader_key)
 if not value then return {} end
 local _, holder = split_leader(value)
 return {value, redis.call('PTTL', leader_key), holder and redis.call('HGET', members_key, holder) or false}
+"""
+)
+
+GLANCE = (
+    """
+-- glance: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] resigned key,
+-- KEYS[5] leader_conn, KEYS[6] ranking zset; ARGV[1] the member looking.
+-- What a follower needs after a change, in O(log N) (observe lists the whole pool):
+-- Returns {now, leader value or false, leader pttl, resigned or false, µs until the lead can be
+--          claimed, the leader's registration or false, who ranks first or false, who is next
+--          after the leader or false, the leader's record or false, the member's lease deadline
+--          or false, the member's record or false}.
+local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+"""
+    + _NOW
+    + _WIRE
+    + _RANKING
+    + """
+local value = redis.call('GET', leader_key)
+local pttl = redis.call('PTTL', leader_key)
+local resigned = redis.call('GET', resigned_key)
+local _, holder = split_leader(value or nil)
+local first, nxt = rank_heads(KEYS[6], leases_key, now, holder, resigned)
+local record = holder and redis.call('HGET', members_key, holder) or false
+return {now, value, pttl, resigned, free_in_us(pttl), redis.call('GET', KEYS[5]), first, nxt, record,
+        redis.call('ZSCORE', leases_key, ARGV[1]), redis.call('HGET', members_key, ARGV[1])}
 """
 )
 
@@ -557,16 +644,16 @@ return freed
 # (its early returns become the function's), then its names' deadlines follow the lease, so the
 # steady state stays one EVALSHA per member per heartbeat. A name whose deadline passed (the
 # member was paused past its lease) or that another member took over is reported lost.
-HEARTBEAT_ARITY = (8, 7)
+HEARTBEAT_ARITY = (9, 7)
 """How many keys and arguments the heartbeat script takes (:func:`leaderpool.store.heartbeat_call`)."""
-LEAVE_ARITY = (8, 6)
+LEAVE_ARITY = (9, 6)
 """How many keys and arguments the leave script takes (:func:`leaderpool.store.leave_call`)."""
 
-HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash")
+HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash", "zset")
 """The heartbeat's keys' types: members, leases, leader, term, recovery, resigned, leader_conn,
-watching (checked before it runs: hostile data, see :mod:`leaderpool.baddata`)."""
-LEAVE_KEY_TYPES = ("hash", "zset", "string", "stream", "string", "string", "string", "hash")
-"""The leave script's: members, leases, leader, history, term, recovery, leader_conn, watching."""
+watching, ranking (checked before it runs: hostile data, see :mod:`leaderpool.baddata`)."""
+LEAVE_KEY_TYPES = ("hash", "zset", "string", "stream", "string", "string", "string", "hash", "zset")
+"""The leave script's: members, leases, leader, history, term, recovery, leader_conn, watching, ranking."""
 
 HEARTBEAT_NAMES = (
     (
@@ -678,6 +765,15 @@ class NamedScript:
     async def __call__(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Any:
         return await self.translated(self._script(keys=keys, args=args))
 
+    @property
+    def sha(self) -> str:
+        """The script's SHA1 (for EVALSHA in a batch: :mod:`leaderpool.batching`)."""
+        return str(self._script.sha)
+
+    def raw(self, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> Awaitable[Any]:
+        """The script called directly (loading it if Redis lost it), errors untranslated."""
+        return self._script(keys=keys, args=args)  # type: ignore[no-any-return]
+
     async def queue(self, pipeline: Any, keys: Sequence[str], args: Sequence[str | bytes | int] = ()) -> None:
         """Add this script to a redis-py pipeline (run it with :meth:`translated`)."""
         await self._script(keys=keys, args=args, client=pipeline)
@@ -707,14 +803,15 @@ class Scripts:
     def __init__(self, client: ScriptHost) -> None:
         h, z, s, x = "hash", "zset", "string", "stream"  # the type each KEYS[i] must have, if it exists
         pool_beat, pool_leave = HEARTBEAT_KEY_TYPES, LEAVE_KEY_TYPES
-        self.register = NamedScript(client, "register", REGISTER, (h, z, s, s))
+        self.register = NamedScript(client, "register", REGISTER, (h, z, s, s, z))
         self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT, pool_beat)
-        self.observe = NamedScript(client, "observe", OBSERVE, (h, z, s, s, h, s))
+        self.observe = NamedScript(client, "observe", OBSERVE, (h, z, s, s, h, s, z))
+        self.glance = NamedScript(client, "glance", GLANCE, (h, z, s, s, s, z))
         self.claim = NamedScript(client, "claim", CLAIM, (s, s, h, z, x, s, s))
         self.release = NamedScript(client, "release", RELEASE, (s, s, x, s, z, s, s))
         self.leave = NamedScript(client, "leave", LEAVE, pool_leave)
         self.leader_record = NamedScript(client, "leader_record", LEADER_RECORD, (s, h))
-        self.bury = NamedScript(client, "bury", BURY, (s, s, h, z, x, s, s, h))
+        self.bury = NamedScript(client, "bury", BURY, (s, s, h, z, x, s, s, h, z))
         self.fenced_set = NamedScript(client, "fenced_set", FENCED_SET)
         self.name_register = NamedScript(client, "name_register", NAME_REGISTER)
         self.name_unregister = NamedScript(client, "name_unregister", NAME_UNREGISTER)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
+from leaderpool.batching import batcher_for
 from leaderpool.keys import Keyspace
-from leaderpool.members import MemberInfo
+from leaderpool.members import MemberInfo, rank_score
 from leaderpool.protocol import (
     Beat,
     ClaimResult,
     FenceResult,
+    Glance,
     HistoryEntry,
     LeaderConn,
     LeaderRecord,
@@ -23,6 +25,7 @@ from leaderpool.protocol import (
     Released,
     parse_beat,
     parse_claim,
+    parse_glance,
     parse_history,
     parse_leader_record,
     parse_left,
@@ -30,7 +33,7 @@ from leaderpool.protocol import (
     parse_released,
     text,
 )
-from leaderpool.scripts import ScriptHost, scripts_for
+from leaderpool.scripts import NamedScript, ScriptHost, scripts_for
 
 __all__ = [  # the reply types live in leaderpool.protocol; these names stay importable from here
     "Beat",
@@ -77,14 +80,14 @@ def heartbeat_call(
 ) -> ScriptCall:
     """The heartbeat script's keys and arguments (:data:`~leaderpool.scripts.HEARTBEAT_ARITY`);
     scripts that wrap it (the names heartbeat) append theirs after these."""
-    keys = [k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching]
+    keys = [k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking]
     want = "1" if want_members else "0"
     return keys, [member, ttl_ms, held.encode() if held else "", want, seen_term, conn, watch]
 
 
 def leave_call(k: Keyspace, member: str, reason: str, event: str, successor: str, ttl_ms: int) -> ScriptCall:
     """The leave script's keys and arguments (:data:`~leaderpool.scripts.LEAVE_ARITY`)."""
-    keys = [k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching]
+    keys = [k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching, k.ranking]
     return keys, [member, reason, k.events, event, successor, ttl_ms]
 
 
@@ -103,8 +106,15 @@ class PoolStore:
     async def register(self, info: MemberInfo, ttl_ms: int, seen_term: int = 0) -> int:
         k = self.keys
         now = await self._scripts.register(
-            keys=[k.members, k.leases, k.term, k.recovery],
-            args=[info.member, info.record_json(), ttl_ms, k.events, seen_term],
+            keys=[k.members, k.leases, k.term, k.recovery, k.ranking],
+            args=[
+                info.member,
+                info.record_json(),
+                ttl_ms,
+                k.events,
+                seen_term,
+                rank_score(info.priority, info.started_at_ms),
+            ],
         )
         return int(now)
 
@@ -118,13 +128,23 @@ class PoolStore:
         *,
         conn: str = "",
         watch: str = "",
+        batched: bool = False,
     ) -> Beat:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
-        ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value)."""
-        reply = await self._scripts.heartbeat(
-            *heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
-        )
-        return parse_beat(reply)
+        ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
+        ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.batching`)."""
+        keys, args = heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
+        if batched:
+            return parse_beat(await self._batched(self._scripts.heartbeat, keys, args))
+        return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))
+
+    async def _batched(self, script: NamedScript, keys: list[str], args: list[str | int]) -> Any:
+        """A call on the hot path (beats; after a change, glances and claims: a mass failover makes
+        thousands at once): in the process's next batch, where the client batches."""
+        batcher = batcher_for(self.client)
+        if batcher is None:
+            return await script(keys=keys, args=args)
+        return await batcher.call(script, keys, args)
 
     async def heartbeat_replicated(
         self,
@@ -151,17 +171,27 @@ class PoolStore:
         such as ``leaderpool-cli status`` only read (and ask for the ``watch_reports``)."""
         k = self.keys
         reply = await self._scripts.observe(
-            keys=[k.members, k.leases, k.leader, k.resigned, k.watching, k.leader_conn],
+            keys=[k.members, k.leases, k.leader, k.resigned, k.watching, k.leader_conn, k.ranking],
             args=["1" if prune else "0", "1" if watch_reports else "0"],
         )
         return parse_observation(reply)
 
+    async def glance(self, member: str) -> Glance:
+        """The lead, who ranks first and next, the leader's record and ``member``'s lease, in
+        O(log N): what a follower re-reads after a change (:meth:`observe` lists every member)."""
+        k = self.keys
+        reply = await self._batched(
+            self._scripts.glance, [k.members, k.leases, k.leader, k.resigned, k.leader_conn, k.ranking], [member]
+        )
+        return parse_glance(reply, member)
+
     async def claim(self, member: str, ttl_ms: int, seen_term: int, *, conn: str = "") -> ClaimResult:
         """Claim the vacant lead; ``conn`` is the client id registered for it ("" none)."""
         k = self.keys
-        reply = await self._scripts.claim(
-            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
-            args=[member, ttl_ms, seen_term, k.events, conn],
+        reply = await self._batched(
+            self._scripts.claim,
+            [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
+            [member, ttl_ms, seen_term, k.events, conn],
         )
         return parse_claim(reply, member, ttl_ms)
 
@@ -201,9 +231,10 @@ class PoolStore:
         ``dead`` and ``registration`` (compare-and-delete; else ``NOT_BURIED``), then claim the lead
         for ``member`` as :meth:`claim` does."""
         k = self.keys
-        reply = await self._scripts.bury(
-            keys=[k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching],
-            args=[dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
+        reply = await self._batched(
+            self._scripts.bury,
+            [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching, k.ranking],
+            [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
         )
         return parse_claim(reply, member, ttl_ms)
 

@@ -14,7 +14,7 @@ from leaderpool.config import MemberConfig
 from leaderpool.events import Event, LeaderChanged, LeaderInfo, leader_identity
 from leaderpool.log import Logger
 from leaderpool.members import MemberInfo
-from leaderpool.protocol import LeaderValue, Observation
+from leaderpool.protocol import Glance, LeaderValue, Observation
 
 
 class PoolView:
@@ -36,6 +36,18 @@ class PoolView:
         """We are next in line: we claim the moment the lead looks vacant."""
         return self.successor_id == self.config.member_id
 
+    @property
+    def ranked_in_redis(self) -> bool:
+        """The default ranking, without anti-affinity: Redis's ranking zset says who is first and
+        next, so a change costs this member a glance (O(log N)) instead of a full listing. A custom
+        ranker or anti-affinity needs every record: those pools read the whole pool."""
+        return self.config.ranker is None and not self.config.avoid_pools
+
+    def ranked_successor(self) -> str | None:
+        """Whom a leaving leader hands to, as Redis's ranking said at the last beat (None: rank
+        the members read instead)."""
+        return (self.successor_id or "") if self.ranked_in_redis else None
+
     def saw(self, term: int) -> None:
         self.seen_term = max(self.seen_term, term)
 
@@ -44,6 +56,11 @@ class PoolView:
         self.redis_clock = (sent, obs.now_ms)
         self.members, self.resigned, self.leader_conn = obs.members, obs.resigned, obs.leader_conn
         probe.members_seen(self.config.pool, self.config.member_id, len(obs.members))
+
+    def glanced(self, glance: Glance, sent: float) -> None:
+        """Take in a glance (sent at ``sent``): the members listing stays as it was."""
+        self.redis_clock = (sent, glance.now_ms)
+        self.resigned, self.leader_conn = glance.resigned, glance.leader_conn
 
     def find_next(self, leader: str, members: list[MemberInfo] | None = None, resigned: str | None = None) -> None:
         """Who comes next after ``leader`` (None with anti-affinity: its ranking needs a read)."""
@@ -73,7 +90,10 @@ class PoolView:
         if self.leader is not None and term <= self.leader.term:
             return False
         self.saw(term)
-        self.find_next(member)
+        if not self.ranked_in_redis:
+            self.find_next(member)
+        elif self.successor_id == member:
+            self.successor_id = None  # who follows it: the re-read this announcement makes due says
         record = next((m for m in self.members if m.member == member), None)
         self.set_leader(member, term, record, self.config.ttl_ms, log)
         return True

@@ -84,7 +84,7 @@ def test_malformed_member_records_are_skipped(pool: tuple[Workers, redis.Redis],
     for ghost, record in ghosts.items():
         admin.hset(KEYS.members, ghost, record)
     admin.zadd(KEYS.leases, {g: 2**42 for g in ghosts})
-    c = ws.start("c")  # its join makes everyone re-read the pool
+    c = ws.start("c")  # the ghosts are not in the ranking: followers never list the pool for them
     c.sees("a")
     done = cli("--redis", server.url, "status", "--json")
     assert ["a", "b", "c"] == sorted(m["member"] for m in json.loads(done.stdout)["pools"][0]["members"])
@@ -92,12 +92,11 @@ def test_malformed_member_records_are_skipped(pool: tuple[Workers, redis.Redis],
     marks = [b.mark(), c.mark()]
     a.kill()
     b.elected()
-    eventually(lambda: "ghost-huge" in b.stderr)  # b read the pool to take the lead over
     assert [("b", 2)] == elected_since([b, c], marks)
-    for w in (b, c):  # a member that read the pool (c need not have, as a follower) says it once
+    for w in (b, c):  # a member that read the whole pool (it need not, as next in line) says it once
         for ghost in ghosts:
             said = w.stderr.count(f"subject={ghost}") + w.stderr.count(f"subject='{ghost}'")
-            assert said == 1 or (said == 0 and w is c), w.stderr
+            assert said <= 1, w.stderr
     assert_sound([b, c])
 
 
@@ -112,7 +111,7 @@ def test_a_members_own_corrupted_record_is_written_again(
     b = ws.start("b")
     b.sees("a")
     admin.hset(KEYS.members, "a", "garbage")
-    ws.start("c").sees("a")  # the join makes everyone re-read the pool, a included
+    ws.start("c").sees("a")  # the join makes the leader look again (a glance reads its own record)
 
     def healed() -> bool:
         record = admin.hget(KEYS.members, "a")

@@ -387,7 +387,8 @@ class TestFailures:
         from leaderpool import ScriptError
         from leaderpool.events import Role
 
-        monkeypatch.setattr(leaderpool.scripts, "OBSERVE", "return redis.error_reply('ERR deliberately broken')")
+        # the script every member's first settle runs (the default ranking: a glance)
+        monkeypatch.setattr(leaderpool.scripts, "GLANCE", "return redis.error_reply('ERR deliberately broken')")
 
         async def main() -> None:
             client = fakeredis.FakeAsyncRedis(server=fake_server)
@@ -396,12 +397,12 @@ class TestFailures:
                 await e.start()
                 with pytest.raises(ScriptError) as raised:
                     await e.wait_until_leader(10)
-                assert "observe" == raised.value.script
+                assert "glance" == raised.value.script
                 assert Role.STOPPED == e.role
                 with pytest.raises(ScriptError):
                     await e.stop()
             failed = [entry for entry in logs if entry["event"] == "script_failed"]
-            assert [("error", "observe", "broken", "a")] == [
+            assert [("error", "glance", "broken", "a")] == [
                 (f["log_level"], f["script"], f["pool"], f["member"]) for f in failed
             ]
             assert not any(entry["event"] == "election_turn_failed" for entry in logs)
@@ -441,15 +442,21 @@ class TestFailures:
         assert logs[0]["code"] in ("NOPERM", "WRONGPASS", "WRONGPASS/NOAUTH", "NOAUTH")
 
     def test_outages_still_back_off_from_50_ms(self) -> None:
-        """For contrast: an unreachable Redis is retried fast at first."""
+        """For contrast: an unreachable Redis is retried fast at first (within 50 ms, jittered
+        down to half of it, so members that failed together do not retry in step)."""
         import redis.exceptions
 
         from leaderpool.election import ElectionCore
 
         config = MemberConfig(pool="down", member_id="a", ttl_s=3.0)
         core = ElectionCore(config, fakeredis.FakeAsyncRedis(), lambda event: None, clock=lambda: 5.0)
-        core._on_failure(redis.exceptions.ConnectionError("refused"))
-        assert 0.05 == pytest.approx(core._timers.backoff_until - 5.0)  # type: ignore[operator]
+        delays = set()
+        for _ in range(20):
+            core._retries.failures = 0
+            core._on_failure(redis.exceptions.ConnectionError("refused"))
+            delays.add(core._timers.backoff_until - 5.0)  # type: ignore[operator]
+        assert all(0.025 <= d <= 0.05 for d in delays), delays
+        assert len(delays) > 1  # jittered
 
 
 class TestCachedLeader:

@@ -128,6 +128,7 @@ async def scan_pools(client: Any, pattern: str, pool_of: Callable[[str], str | N
 def pool_keys(keys: Keyspace) -> list[str]:
     """Every key a pool stores (its channel is not a key)."""
     every = [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
+    every += [keys.ranking]  # the default ranking, best first
     every += [keys.state, keys.schedules]  # the leader state and the periodic schedules
     every += [keys.leader_conn, keys.watching]  # fast failover's registration and watch reports
     every += [keys.jobs, keys.dead, keys.handlers]  # the pool's work

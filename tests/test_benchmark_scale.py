@@ -1,0 +1,44 @@
+"""The big-pool and many-pools benchmarks' quick modes run end to end, so they cannot rot; they
+check the shape of what they wrote, never the speed (the suite runs on shared machines)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(180)
+def test_quick_bigpool_run_measures_every_step(tmp_path: Path) -> None:
+    """The crowd in one process, the big pool's steady state, join, leave, rolling restart and
+    crash failovers each measured and written."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bigpool", "--quick", "--out", str(tmp_path), "--name", "quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr[-3000:]
+    result = json.loads((tmp_path / "quick.json").read_text())
+    assert 20 == result["crowd"]["members"] and result["crowd"]["heartbeat_late_in_window"] >= 0
+    big = result["big_pool"]
+    for step in ("join", "leave", "rolling_restart"):
+        assert {"action_wall_ms", "redis_cpu_ms", "commands", "records_read"} <= set(big[step]), step
+    assert 1 == big["crash_failover"]["from_lease_expiry_ms"]["n"]
+
+
+@pytest.mark.timeout(180)
+def test_quick_manypools_run_writes_the_mass_kill(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.manypools", "--quick", "--out", str(tmp_path), "--name", "quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr[-3000:]
+    result = json.loads((tmp_path / "quick.json").read_text())
+    assert 20 == result["pools"] and result["mass_kill"]["all_led_again"]
+    assert result["worker_rss_mb_per_1000_members"] > 0
