@@ -342,6 +342,8 @@ class ElectionCore:
             await self._lost_membership("member record missing")
             return
         self.fast.reported(watch)
+        if beat.live_count >= 0:  # the beat counts the live members: no full read needed for the gauge
+            probe.members_seen(self.config.pool, self.config.member_id, beat.live_count)
         if ranked:
             if beat.ranked:
                 self.view.successor_id = beat.next  # who follows the leader, by Redis's ranking

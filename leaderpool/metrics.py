@@ -66,7 +66,7 @@ class ElectionMetrics:
             ("pool",),
         )
         self.live_members = Gauge(
-            "leaderpool_live_members", "Live members at this member's last full read of its pool.", MEMBER,
+            "leaderpool_live_members", "Live members as of this member's last heartbeat (or read) of its pool.", MEMBER,
             registry=registry,
         )  # fmt: skip
         self.last_heartbeat = Gauge(

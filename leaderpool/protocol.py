@@ -212,6 +212,8 @@ class Glance(NamedTuple):
     lease_ms: int | None
     """The member's own lease left (None: it is no member any more, or its record is not one
     leaderpool wrote: it registers again, as it would on missing from a listing)."""
+    live_count: int = -1
+    """How many members are live (for the live-members gauge)."""
 
 
 class ClaimResult(NamedTuple):
@@ -311,7 +313,7 @@ def parse_glance(reply: Sequence[Any], member: str) -> Glance:
         lease = None
     return Glance(
         now, leader, pttl, _optional(reply[3]), int(reply[4]), _optional(reply[5]) or "",
-        _optional(reply[6]), _optional(reply[7]), info, lease,
+        _optional(reply[6]), _optional(reply[7]), info, lease, int(reply[11]) if len(reply) > 11 else -1,
     )  # fmt: skip
 
 

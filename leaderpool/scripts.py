@@ -475,7 +475,7 @@ GLANCE = (
 -- Returns {now, leader value or false, leader pttl, resigned or false, µs until the lead can be
 --          claimed, the leader's registration or false, who ranks first or false, who is next
 --          after the leader or false, the leader's record or false, the member's lease deadline
---          or false, the member's record or false}.
+--          or false, the member's record or false, how many members are live}.
 local members_key, leases_key, leader_key, resigned_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 """
     + _NOW
@@ -489,7 +489,8 @@ local _, holder = split_leader(value or nil)
 local first, nxt = rank_heads(KEYS[6], leases_key, now, holder, resigned)
 local record = holder and redis.call('HGET', members_key, holder) or false
 return {now, value, pttl, resigned, free_in_us(pttl), redis.call('GET', KEYS[5]), first, nxt, record,
-        redis.call('ZSCORE', leases_key, ARGV[1]), redis.call('HGET', members_key, ARGV[1])}
+        redis.call('ZSCORE', leases_key, ARGV[1]), redis.call('HGET', members_key, ARGV[1]),
+        redis.call('ZCOUNT', leases_key, '(' .. now, '+inf')}
 """
 )
 

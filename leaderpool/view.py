@@ -61,6 +61,8 @@ class PoolView:
         """Take in a glance (sent at ``sent``): the members listing stays as it was."""
         self.redis_clock = (sent, glance.now_ms)
         self.resigned, self.leader_conn = glance.resigned, glance.leader_conn
+        if glance.live_count >= 0:
+            probe.members_seen(self.config.pool, self.config.member_id, glance.live_count)
 
     def find_next(self, leader: str, members: list[MemberInfo] | None = None, resigned: str | None = None) -> None:
         """Who comes next after ``leader`` (None with anti-affinity: its ranking needs a read)."""
