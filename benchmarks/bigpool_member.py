@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
-import time
 
-import redis.asyncio
-
-from benchmarks.scale_member import announce_elected, emit
+from benchmarks.scale_member import announce_elected, hold, shared_client
 from leaderpool import AsyncElection, MemberConfig
 from leaderpool.cli.logs import configure_logging
-from leaderpool.timeouts import within
 
 
 async def run(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    pool = redis.asyncio.BlockingConnectionPool.from_url(args.redis, max_connections=args.connections, timeout=None)
-    client = redis.asyncio.Redis(connection_pool=pool)
+    client = shared_client(args.redis, args.connections)
     elections = []
     for i in range(args.members):
         member = f"{args.label}-{i:04d}"
@@ -33,21 +24,13 @@ async def run(args: argparse.Namespace) -> None:
             pool=args.pool, member_id=member, ttl_s=args.ttl, priority=args.priority, fast_failover=args.fast_failover
         )
         elections.append(AsyncElection(config, client, on_elected=announce_elected(args.pool, member)))
-    try:
+
+    async def starting() -> None:  # one after another: the default ranking follows the order
         for e in elections:
             await e.start()
             await asyncio.sleep(args.gap)
-        deadline = time.monotonic() + args.ready_timeout
-        while time.monotonic() < deadline and not stop.is_set():
-            if all(e.leader is not None for e in elections):
-                emit("ready", member=args.label, count=len(elections))
-                break
-            with contextlib.suppress(asyncio.TimeoutError):
-                await within(stop.wait(), 0.1)
-        await stop.wait()
-    finally:
-        await asyncio.gather(*(e.stop() for e in elections), return_exceptions=True)
-        await client.aclose()
+
+    await hold(elections, client, starting(), args.label, args.ready_timeout)
 
 
 def main() -> int:

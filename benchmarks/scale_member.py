@@ -13,7 +13,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio
 
@@ -31,11 +31,40 @@ def announce_elected(pool: str, member: str) -> Callable[[int], None]:
     return lambda term: emit("elected", pool=pool, member=member, term=term)
 
 
-async def run(args: argparse.Namespace) -> None:
+def shared_client(url: str, connections: int) -> redis.asyncio.Redis:
+    """One client for every election of the process (one connection pool, at most ``connections``)."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=connections, timeout=None)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+async def hold(
+    elections: list[AsyncElection],
+    client: redis.asyncio.Redis,
+    starting: Awaitable[object],
+    label: str,
+    ready_timeout: float,
+) -> None:
+    """Start ``elections`` (``starting``) and run them until SIGTERM: say ``ready`` once each
+    knows its leader (within ``ready_timeout``); then stop them all and close the client."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    pool = redis.asyncio.BlockingConnectionPool.from_url(args.redis, max_connections=args.connections, timeout=None)
-    client = redis.asyncio.Redis(connection_pool=pool)
+    try:
+        await starting
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline and not stop.is_set():
+            if all(e.leader is not None for e in elections):
+                emit("ready", member=label, count=len(elections))
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await within(stop.wait(), 0.1)
+        await stop.wait()
+    finally:
+        await asyncio.gather(*(e.stop() for e in elections), return_exceptions=True)
+        await client.aclose()
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = shared_client(args.redis, args.connections)
     elections = []
     for i in range(args.pools):
         name = f"{args.prefix}{i}"
@@ -46,20 +75,8 @@ async def run(args: argparse.Namespace) -> None:
                 on_elected=announce_elected(name, args.member_id),
             )
         )
-    try:
-        await asyncio.gather(*(e.start() for e in elections))
-        deadline = time.monotonic() + args.ready_timeout
-        while time.monotonic() < deadline and not stop.is_set():
-            known = sum(1 for e in elections if e.leader is not None)
-            if known == len(elections):
-                emit("ready", member=args.member_id, count=known)
-                break
-            with contextlib.suppress(asyncio.TimeoutError):
-                await within(stop.wait(), 0.1)
-        await stop.wait()
-    finally:
-        await asyncio.gather(*(e.stop() for e in elections), return_exceptions=True)
-        await client.aclose()
+    starting = asyncio.gather(*(e.start() for e in elections))
+    await hold(elections, client, starting, args.member_id, args.ready_timeout)
 
 
 def main() -> int:
