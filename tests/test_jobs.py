@@ -338,18 +338,22 @@ class TestHandOver:
 
         async def go() -> None:
             a, b = member(redis_server.url, "a", handler), member(redis_server.url, "b", handler)
-            async with b:
-                await a.start()
-                try:
-                    await a.wait_until_leader(10)
-                    await a.submit("slow")
-                    await a.calls.submit_many(list(range(5)))
-                    await eventually(started.is_set)
-                finally:
-                    await a.stop()
+            await a.start()  # a first, then b: the member that registered first leads
+            try:
+                await a.wait_until_leader(10)
+                await b.start()
+                assert "a" == (await b.wait_for_leader(10)).member
+                await a.submit("slow")
+                await a.calls.submit_many(list(range(5)))
+                await eventually(started.is_set)
+            finally:
+                await a.stop()
+            try:
                 await b.wait_until_leader(10)
                 await eventually(lambda: len(runs) >= 6)
                 await asyncio.sleep(0.1)  # room for a wrong second run to show
+            finally:
+                await b.stop()
             assert ("a", "slow", 1) == runs[0]
             assert (6, {"slow", 0, 1, 2, 3, 4}) == (len(runs), {p for _, p, _ in runs})  # each once
             assert {"b"} == {m for m, p, _ in runs if p != "slow"}
