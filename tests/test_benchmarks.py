@@ -58,7 +58,12 @@ def test_quick_run_writes_every_section(quick_run: tuple[subprocess.CompletedPro
         assert isinstance(contender["safety"]["two_leader_moments"], int), name
         assert contender["cost"]["commandstats"]["commands_per_s"] > 0, name  # it renewed in the window
     assert isinstance(results["contenders"]["leaderpool"]["lookup"]["cache"]["cached_ns_per_call"], float)
-    assert results["scale"]["mass_kill"]["pools_led_again"] == results["scale"]["pools"]
+    # Every pool the killed process led is led again, none left vacant or held by it. (With the
+    # quick run's 1 s lease a loaded machine can move some leads before the kill: the benchmark
+    # reports those, and they are no part of the mass kill.)
+    kill = results["scale"]["mass_kill"]
+    assert 0 < kill["pools_led_by_killed_process"] == kill["pools_led_again"], kill
+    assert (0, 0) == (kill["pools_vacant_after"], kill["pools_held_by_killed_process_after"]), kill
     for lease, runs in results["fast_failover"].items():  # crash failover with fast failover on and off
         for mode in ("on", "off"):
             assert "error" not in runs[mode] and runs[mode]["from_kill_ms"]["n"] >= 1, (lease, mode)
