@@ -16,7 +16,10 @@ from leaderpool.errors import LeaderpoolError
 from leaderpool.testing.redis_server import RedisServer, free_port, redis_server_binary
 
 MASTER_NAME = "leaderpool-test"
-DOWN_AFTER_MS = 500
+DOWN_AFTER_MS = 1000
+"""The Sentinel's failure detector: a master silent this long is down. 500 ms marked a live master
+down for a moment on a loaded 2-core box (two test processes, each with its workers), and a
+Sentinel that names no master is a CLI that cannot reach Redis."""
 FAILOVER_TIMEOUT_MS = 2000
 
 
