@@ -18,7 +18,9 @@ from leaderpool.testing.redis_server import RedisServer, free_port, redis_server
 from leaderpool.testing.sentinel import _command
 
 SLOTS = 16384
-NODE_TIMEOUT_MS = 500
+NODE_TIMEOUT_MS = 1000
+"""The cluster's failure detector (as the Sentinel set-up's): short enough for quick failovers in
+tests, long enough that a loaded 2-core box does not fail a live master over."""
 BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000
 
 
