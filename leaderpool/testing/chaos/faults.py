@@ -59,8 +59,7 @@ def sigkill(stage: Stage) -> Fault:
     name = stage.pool.pick(stage.rng, LEADER_SHARE)
 
     def act() -> tuple[float, float, dict[str, Any]]:
-        proc = stage.pool.members[name].proc
-        assert proc is not None
+        proc = stage.pool.proc(name)
         sent = proc.kill()
         stage.tail.wait_for_act_after(sent, stage.recovery_s)
         stage.pool.start_worker(name)
@@ -74,8 +73,7 @@ def sigterm(stage: Stage) -> Fault:
     name = stage.pool.pick(stage.rng, LEADER_SHARE)
 
     def act() -> tuple[float, float, dict[str, Any]]:
-        proc = stage.pool.members[name].proc
-        assert proc is not None
+        proc = stage.pool.proc(name)
         sent = proc.terminate()
         try:
             code = proc.wait(stage.recovery_s)
@@ -93,8 +91,7 @@ def restart(stage: Stage) -> Fault:
     name = stage.pool.pick(stage.rng, LEADER_SHARE)
 
     def act() -> tuple[float, float, dict[str, Any]]:
-        proc = stage.pool.members[name].proc
-        assert proc is not None
+        proc = stage.pool.proc(name)
         sent = proc.kill()
         stage.pool.start_worker(name)
         return sent, time.time(), _informed(stage, name)
@@ -202,8 +199,7 @@ def fresh_first(stage: Stage) -> Fault:
         others = [m for n, m in stage.pool.members.items() if n != name]
         for member in others:
             member.redis_proxy.blackhole()
-        proc = stage.pool.members[name].proc
-        assert proc is not None
+        proc = stage.pool.proc(name)
         proc.kill()
         start = time.time()
         stage.pool.redis.restart()

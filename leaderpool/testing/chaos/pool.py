@@ -96,6 +96,12 @@ class ChaosPool:
     ) -> None:
         self.close()
 
+    def proc(self, name: str) -> Child:
+        """Member ``name``'s current worker process (every member has one once started)."""
+        proc = self.members[name].proc
+        assert proc is not None, f"{name} was never started"
+        return proc
+
     def start_worker(self, name: str) -> Child:
         """Start (or start again) member ``name``'s worker process, same id, same ports."""
         m = self.members[name]
