@@ -166,11 +166,13 @@ def test_a_pool_key_of_the_wrong_type_stalls_claims_without_crashing(
     b.sees("a")
     key = getattr(KEYS, kind)
     marks = [b.mark()]
-    admin.delete(key)
-    if value is None:
-        admin.hset(key, "x", "y")
-    else:
-        admin.set(key, value)
+    with admin.pipeline(transaction=True) as swap:  # one step: a beat between a DEL and an HSET recreates the key
+        swap.delete(key)
+        if value is None:
+            swap.hset(key, "x", "y")
+        else:
+            swap.set(key, value)
+        swap.execute()
     a.kill()
     eventually(lambda: "bad_pool_data" in b.stderr)
     found = doctor_pool_data(server.url)
