@@ -558,6 +558,7 @@ class ElectionCore:
             else:
                 self._become_leader(result.term, sent, forced=forced)
                 self._check_registration(result.term, conn)
+                await asyncio.sleep(0)  # the application hears it leads before anything else runs here
         elif result.status is ClaimStatus.HELD:
             self._note_leader(result.leader, result.free_in_us, sent)
             self._pending.dirty |= not successor

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
-import resource
 import secrets
 import socket
 from collections.abc import Callable
 from typing import ClassVar
 from weakref import WeakKeyDictionary
 
+from leaderpool import descriptors
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.log import get_logger
@@ -39,9 +38,6 @@ LINK_RETRY_FIRST_S, LINK_RETRY_MAX_S = 0.05, 2.0
 """Reconnect delays of a link whose connection failed or closed, while anyone watches it."""
 ACCEPT_BURST = 64
 """Connections accepted per readiness callback at most (the rest on the next turn of the loop)."""
-HIGH_FD_FLOOR = 4096
-"""Accepted liveness connections move to descriptors at least this high (or half the
-descriptor limit, if lower): see :class:`Endpoint`."""
 
 log = get_logger("leaderpool.liveness")
 
@@ -96,10 +92,9 @@ class Endpoint:
     """This process's liveness listener. It only says hello (with its nonce) and holds each
     connection open until the process dies or the last member using it stops.
 
-    Accepted connections are moved to high descriptors: a dying process's kernel closes its
-    descriptors in ascending order, so its Redis connections (opened first, low numbers) close
-    before the liveness connections, and by the time a follower asks Redis, Redis has usually
-    forgotten the dead leader's connection already."""
+    Accepted connections move to low descriptor slots (:mod:`leaderpool.descriptors`): a
+    dying process's kernel then releases its Redis connections before them, so by the time a
+    follower reads the close and asks Redis, Redis has heard of the leader's close already."""
 
     _shared: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int, str], Endpoint]]] = (
         WeakKeyDictionary()
@@ -179,7 +174,8 @@ class Endpoint:
                 loop.remove_reader(listener.fileno())
                 loop.call_later(LINK_RETRY_FIRST_S, self._resume, listener)
                 return
-            task = loop.create_task(self._serve(_high_descriptor(conn)))
+            conn.setblocking(False)
+            task = loop.create_task(self._serve(descriptors.move_low(conn)))
             self._peers.add(task)
             task.add_done_callback(self._peers.discard)
 
@@ -197,7 +193,7 @@ class Endpoint:
         except OSError:
             pass  # a watcher that went away is none of the leader's business
         finally:
-            conn.close()
+            descriptors.close(conn)
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
@@ -208,23 +204,6 @@ class Endpoint:
         for task in list(self._peers):
             task.cancel()
         await asyncio.gather(*self._peers, return_exceptions=True)
-
-
-def _high_descriptor(conn: socket.socket) -> socket.socket:
-    """``conn`` moved to a descriptor above :data:`HIGH_FD_FLOOR` (or as it is, where it cannot)."""
-    conn.setblocking(False)
-    try:
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        floor = min(HIGH_FD_FLOOR, soft // 2)
-        if conn.fileno() >= floor:
-            return conn
-        high = fcntl.fcntl(conn.fileno(), fcntl.F_DUPFD_CLOEXEC, floor)
-    except (OSError, ValueError, AttributeError):
-        return conn
-    moved = socket.socket(fileno=high)
-    moved.setblocking(False)
-    conn.close()
-    return moved
 
 
 # ---- the connections to other processes' endpoints ----

@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar
 
+from leaderpool import descriptors
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig
 from leaderpool.endpoints import Endpoint, Link, probe
@@ -40,9 +41,10 @@ from leaderpool.view import PoolView
 from leaderpool.watcher import Watcher
 
 CONFIRM_PAUSES_S = (0.0,) * 8 + (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
-"""When a trigger comes, the leader's registered connection may still be listed for a moment (a
-dying process's kernel closes its sockets one after the other, and Redis reads the close in its
-own time, often a millisecond or two after the follower read its EOF): ask again at once, one
+"""When a trigger comes, the leader's registered connection is usually gone from Redis already
+(the leader's endpoint keeps its connections in low descriptors, which a dying process releases
+last: :mod:`leaderpool.descriptors`), but it may still be listed for a moment (another process's
+leader, a reconnected connection, a host where the order does not hold): ask again at once, one
 round trip after the other (shorter than the event loop's smallest sleep) a few times, then
 after these pauses, then every :data:`CONFIRM_PAUSE_MAX_S` until the lease would end anyway. A
 loaded host can take a hundred milliseconds or more to tear a killed process down; asking beside
@@ -98,6 +100,8 @@ class FastFailover:
         """Called the moment the watched leader's endpoint closes (the election decides whether to
         confirm: it does while it is the next in line), not at the loop's next turn."""
         self.enabled = config.fast_failover
+        if self.enabled:  # before the watcher connects: see leaderpool.descriptors
+            descriptors.reserve()
         self.endpoint: Endpoint | None = None
         self.watcher: Watcher | None = None
         self._registered: tuple[int, int] | None = None  # (term, client id) we registered
@@ -105,6 +109,8 @@ class FastFailover:
         self._watched: tuple[LeaderValue, str] | None = None  # (leader, its endpoint)
         self.confirmed_by = ""
         """How the last death was confirmed: ``client_list`` (Redis) or ``endpoint`` (the fallback)."""
+        self.asks = 0
+        """How many times the last confirmation asked Redis (1 when Redis had heard of the close)."""
         self.confirmed: tuple[LeaderValue, str] | None = None
         """A death confirmed (the dead leader and the registration to bury it with), for the loop."""
         self._confirming: tuple[LeaderValue, asyncio.Task[None]] | None = None
@@ -264,14 +270,17 @@ class FastFailover:
             dead=dead.member,
             dead_term=dead.term,
             confirmed_by=self.confirmed_by,
+            asks=self.asks,
             claim=claim.name.lower(),
         )
 
     async def _confirm(self, conn: LeaderConn, until: float, bounded: Bounded) -> bool:
+        self.asks = 0
         if conn.client_id > 0:
             for pause in _pauses(until, self._clock):
                 if pause:
                     await asyncio.sleep(pause)
+                self.asks += 1
                 try:
                     gone = await bounded(client_gone(self._client, conn.client_id))
                 except RETRYABLE:

@@ -81,7 +81,8 @@ class PoolView:
         leader = LeaderInfo(member, term, info) if member is not None else None
         old, self.leader = self.leader, leader
         if leader_identity(old) != leader_identity(leader):
-            log.info("leader_changed", leader=member, leader_term=term if member else None)
+            if member != self.config.member_id:  # our own lead is logged as "elected", after acting on it
+                log.info("leader_changed", leader=member, leader_term=term if member else None)
             self._emit(LeaderChanged(leader))
         elif old is not None and info is None:
             self.leader = old  # same lead, and this read brought no record: keep the one we had
