@@ -52,7 +52,9 @@ class ClusterSet:
         args = ("--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 "--cluster-require-full-coverage", "no")  # a dead master's pools stop, not everyone's  # fmt: skip
         count = masters * (1 + replicas)
-        self.servers = [RedisServer(self.binary, port=_free_port_with_bus(), extra_args=args) for _ in range(count)]
+        self.servers = [
+            RedisServer(self.binary, extra_args=args, choose_port=_free_port_with_bus) for _ in range(count)
+        ]
         self.master_count = masters
         self._masters_before: list[RedisServer] = []
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -64,6 +65,10 @@ def server_version(binary: str) -> str:
     return "unknown"
 
 
+PORT_ATTEMPTS = 3
+"""Ports tried by a server whose port we chose, should another process take one first."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -73,9 +78,20 @@ def free_port() -> int:
 class RedisServer:
     """``with RedisServer() as server: server.url`` -> ``redis://127.0.0.1:PORT/0``."""
 
-    def __init__(self, binary: str | None = None, port: int | None = None, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        port: int | None = None,
+        *,
+        extra_args: tuple[str, ...] = (),
+        choose_port: Callable[[], int] = free_port,
+    ) -> None:
         self.binary = binary or redis_server_binary()
-        self.port = port or free_port()
+        self._choose_port = None if port else choose_port
+        """How to pick another port when the chosen one was taken before the server bound it (a
+        port found free is free only until someone else takes it: any process's outgoing
+        connection may). None: the caller's port, kept."""
+        self.port = port or choose_port()
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.mkdtemp(prefix="leaderpool-redis-")
@@ -89,6 +105,24 @@ class RedisServer:
         return server_version(self.binary)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start(timeout)
+            except LeaderpoolError:
+                if self._choose_port is None or not self._lost_port_race():
+                    raise
+            self.stop()
+            self.port = self._choose_port()
+        return self._start(timeout)
+
+    def _lost_port_race(self) -> bool:
+        try:
+            with open(os.path.join(self._dir, "redis.log"), encoding="utf-8", errors="replace") as log:
+                return "Address already in use" in log.read()
+        except OSError:
+            return False
+
+    def _start(self, timeout: float) -> RedisServer:
         args = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", self._dir, "--logfile", os.path.join(self._dir, "redis.log"), *self.extra_args,
