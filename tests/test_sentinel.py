@@ -77,8 +77,18 @@ def terms_in_order(workers: list[WorkerProc]) -> list[tuple[float, str, int]]:
 
 
 def status(url: str) -> dict[str, Any]:
+    """The pool as ``status --json`` shows it, once the Sentinel names a master: its failure
+    detector can mark a live master down for a moment on a loaded box, and the CLI then rightly
+    finds no master (what leaderpool does is the question here, not the Sentinel's detector)."""
+    found: dict[str, Any] = eventually(lambda: _status_once(url), timeout=PATIENCE)
+    return found
+
+
+def _status_once(url: str) -> dict[str, Any] | None:
     done = cli("--redis", url, "status", "--json")
-    assert 0 == done.returncode, done.stderr
+    if done.returncode != 0:
+        assert "No master found" in done.stderr, done.stderr
+        return None
     pools: list[dict[str, Any]] = json.loads(done.stdout)["pools"]
     return pools[0]
 
