@@ -190,8 +190,8 @@ HEARTBEAT = (
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term), with the registration of its connection; drops
 -- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next,
--- read by a leader's beat and by about one follower beat in three (a safety net: followers learn
--- of changes from the pool's messages and glance), the rest of the beats are O(1).
+-- read by about one beat in three, a leader's too (a safety net: members learn of changes from
+-- the pool's messages and glance), the rest of the beats are O(1).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
 --          how many members are live, who ranks first or false (-1: not read this beat),
@@ -209,7 +209,7 @@ local leader_conn_key, watching_key, conn, watch = KEYS[7], KEYS[8], ARGV[6], AR
     + _RAISE_TERM
     + CHECKED_READS
     + """
-local ranks = held ~= '' or want_members == '1' or now % 3 == 0
+local ranks = want_members == '1' or now % 3 == 0
 -- reads first: they check the types of the keys written below
 local is_member = checked('hash', 'HEXISTS', members_key, member)
 local counter = checked('string', 'GET', term_key)

@@ -32,7 +32,8 @@ LONG_TTL = 600_000  # a beat that wrote would leave a PTTL or a lease this long:
 # which keys each kind of beat touches, so must check
 ALWAYS = {"members", "leases", "leader", "term", "leader_conn"}
 TOUCHED = {
-    "leader": ALWAYS | {"resigned", "watching", "ranking"},  # a leader's beat reads the ranking
+    "leader": ALWAYS,
+    "listing": ALWAYS | {"resigned", "watching", "ranking"},  # a beat that reads the ranking (and lists)
     "follower": ALWAYS,
     "watch report": ALWAYS | {"watching"},
     "term recovery": ALWAYS | {"recovery"},  # a reported term above the counter raises it
@@ -71,8 +72,8 @@ async def pool_with_leader(client: Client) -> PoolStore:
 
 
 def beat(store: PoolStore, kind: str) -> Awaitable[Any]:
-    if kind == "leader":
-        return store.heartbeat("a", LONG_TTL, HELD, False, 1, conn="7")
+    if kind in ("leader", "listing"):
+        return store.heartbeat("a", LONG_TTL, HELD, kind == "listing", 1, conn="7")
     if kind == "watch report":
         return store.heartbeat("b", LONG_TTL, None, False, 1, watch="-")
     return store.heartbeat("b", LONG_TTL, None, False, 99 if kind == "term recovery" else 1)
@@ -106,11 +107,11 @@ async def refused_before_writing(client: Client, kind: str, name: str) -> None:
 
 async def clean_beats(client: Client) -> None:
     store = await pool_with_leader(client)
-    for kind in ("leader", "follower", "watch report"):
+    for kind in ("leader", "listing", "follower", "watch report"):
         got = await beat(store, kind)
         assert BeatStatus.OK is got.status and HELD == got.leader and 2 == got.live_count, kind
-    lead = await store.heartbeat("a", 5000, HELD, False, 1, conn="7")
-    assert ("a", "b", "1|7") == (lead.first, lead.next, lead.leader_conn)
+    lead = await store.heartbeat("a", 5000, HELD, True, 1, conn="7")
+    assert ("a", "b", "1|7", ["a", "b"]) == (lead.first, lead.next, lead.leader_conn, [m.member for m in lead.members])
     assert not await client.hexists(KEYS.watching, "b")
     recovering = await beat(store, "term recovery")  # a lead below a term seen ends
     assert (BeatStatus.OK, None, "") == (recovering.status, recovering.leader, recovering.leader_conn)
