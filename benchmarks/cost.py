@@ -25,6 +25,7 @@ class Snapshot:
         cpu = client.info("cpu")
         self.t = time.monotonic()
         self.calls = Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+        self.usec = Counter({k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in stats.items()})
         self.cpu_s = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
 
 
@@ -33,11 +34,16 @@ def between(a: Snapshot, b: Snapshot) -> dict[str, Any]:
     wall = b.t - a.t
     calls = {k: v - a.calls.get(k, 0) for k, v in b.calls.items() if k not in RUNNER_COMMANDS}
     calls = {k: v for k, v in calls.items() if v > 0}
+    scripts = sum(v for k, v in calls.items() if k in SCRIPT_COMMANDS)
+    script_usec = sum(b.usec[k] - a.usec.get(k, 0) for k in calls if k in SCRIPT_COMMANDS)
     return {
         "wall_s": round(wall, 3),
         "commands_per_s": round(sum(calls.values()) / wall, 2),
         "by_command_per_s": {k: round(v / wall, 2) for k, v in sorted(calls.items())},
         "redis_cpu_pct": round(100 * (b.cpu_s - a.cpu_s) / wall, 2),
+        # Redis's time inside scripts (their commands included), and all its CPU, per script call
+        "script_us_per_call": round(script_usec / scripts, 2) if scripts else None,
+        "redis_cpu_us_per_script_call": round(1e6 * (b.cpu_s - a.cpu_s) / scripts, 2) if scripts else None,
     }
 
 

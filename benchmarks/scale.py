@@ -1,9 +1,12 @@
 """Many pools on one Redis: ``pools`` x ``members``, member i of every pool living in process i.
 
 Process 0 starts first, so it leads every pool; the others start one after another (so the
-ranking is the same in every pool). Then a steady window (Redis ops/s and CPU, worker CPU and
-RSS), then SIGKILL of process 0 (one leader per pool at once) and the time until every pool has
-a new leader, from the survivors' reports, checked by reading every leader key in one pipeline.
+ranking is the same in every pool). With ``lead_share`` K above 1, process 0 is preferred only
+in every K-th pool and the others take the rest over as they join (the issue's scenario: the
+process killed leads a tenth of the pools); the run waits until the leads have moved. Then a
+steady window (Redis ops/s and CPU, worker CPU and RSS), then SIGKILL of process 0 (one leader
+per pool it leads, at once) and the time until each of those pools has a new leader, from the
+survivors' reports, checked by reading every leader key in one pipeline.
 """
 
 from __future__ import annotations
@@ -91,7 +94,17 @@ def warning_counts(log: IO[str]) -> dict[str, int]:
     return dict(found)
 
 
-def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, log: IO[str]) -> dict[str, Any]:
+def leaders_of(client: redis.Redis, names: list[str]) -> list[str | None]:
+    """Each pool's leader (member id), from one pipeline."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.get(Keyspace(name).leader)
+    return [None if v is None else v.decode().partition("|")[2] for v in pipe.execute()]
+
+
+def run_scale(
+    url: str, pools: int, members: int, ttl: float, window_s: float, log: IO[str], lead_share: int = 1
+) -> dict[str, Any]:
     prefix = "scale-"
     counts = ScaleCounts()
     procs = ChildGroup()
@@ -103,6 +116,8 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         def start(i: int) -> Child:
             argv = [sys.executable, "-m", "benchmarks.scale_member", "--redis", url, "--prefix", prefix,
                     "--pools", str(pools), "--member-id", labels[i], "--ttl", repr(ttl)]  # fmt: skip
+            if lead_share > 1:
+                argv += ["--lead-share", str(lead_share), "--index", str(i), "--processes", str(members)]
             return procs.start(argv, name=labels[i], stderr=log, on_line=counts.on_line)
 
         first = start(0)
@@ -114,6 +129,14 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
             start(i)
             if not counts.wait(lambda i=i: labels[i] in counts.ready, timeout=120 + pools * 0.1):
                 raise BenchError(f"scale: process {i} did not see every pool's leader")
+        names = [f"{prefix}{i}" for i in range(pools)]
+        if lead_share > 1:  # the leads move to their preferred members: wait until they have
+            share = sum(1 for i in range(pools) if i % lead_share == 0)
+            deadline = time.monotonic() + 60 + pools * 0.01
+            while sum(1 for h in leaders_of(client, names) if h == labels[0]) != share:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"scale: the leads did not move to their preferred members ({share} to p0)")
+                time.sleep(0.5)
         setup_s = time.monotonic() - t_setup
         progress(f"scale: {pools} pools x {members} members up in {setup_s:.1f}s; settling {ttl:.1f}s")
         time.sleep(ttl)
@@ -134,7 +157,6 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         }
         progress(f"scale: steady {steady['commands_per_s']:.0f} cmd/s, Redis CPU {steady['redis_cpu_pct']:.1f}%")
 
-        names = [f"{prefix}{i}" for i in range(pools)]
         keys = [Keyspace(name).leader for name in names]
         pipe = client.pipeline(transaction=False)
         for key in keys:
@@ -172,10 +194,7 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         }
         with counts.cond:
             firsts = won_since_kill()
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(key)
-        holders = [None if v is None else v.decode().partition("|")[2] for v in pipe.execute()]
+        holders = leaders_of(client, names)
         per_pool = list(firsts.values())
         last = max(per_pool) if per_pool else None
         with counts.cond:
@@ -183,6 +202,7 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
         result = {
             "pools": pools,
             "members": members,
+            "lead_share": lead_share,
             "ttl_s": ttl,
             "heartbeat_s": round(ttl / 3, 4),
             "setup_s": round(setup_s, 2),
@@ -198,6 +218,10 @@ def run_scale(url: str, pools: int, members: int, ttl: float, window_s: float, l
                 "pools_led_by_killed_process": len(held),
                 "pools_led_again": len(firsts),
                 "all_led_from_kill_s": None if last is None else round(last - t_kill, 4),
+                # the issue's bound: each pool of the killed process led again within the lease + 1 s
+                "bound_s": ttl + 1,
+                "pools_led_again_within_bound": sum(1 for t in per_pool if t - t_kill <= ttl + 1),
+                "all_within_bound": led and last is not None and last - t_kill <= ttl + 1,
                 "all_led_from_last_expiry_s": None if last is None or not expiries else round(last - max(expiries), 4),
                 "per_pool_from_kill_s": summary([t - t_kill for t in per_pool], digits=4),
                 "per_pool_from_expiry_ms": summary(

@@ -2,7 +2,12 @@
 client (as many services on one node would), one per pool ``<prefix>0`` ... ``<prefix>N-1``.
 
 Prints a protocol line per leadership won (``elected`` with its ``pool``), and one ``ready`` line
-(with ``count``) once every pool's leader is known locally. SIGTERM stops every election."""
+(with ``count``) once every pool's leader is known locally. SIGTERM stops every election.
+
+With ``--lead-share K`` (and ``--index``, ``--processes``) the leads are spread by priority:
+process 0 is preferred in every K-th pool (``i % K == 0``), the other processes share the rest
+(pool i goes to process ``1 + i % (processes - 1)``); members take over (``takeover``), so
+whoever claimed a pool first hands it to its preferred member once that one has joined."""
 
 from __future__ import annotations
 
@@ -63,18 +68,23 @@ async def hold(
         await client.aclose()
 
 
+def preferred_process(pool: int, share: int, processes: int) -> int:
+    """The process whose member pool ``pool`` prefers (``--lead-share``)."""
+    return 0 if pool % share == 0 else 1 + pool % (processes - 1)
+
+
 async def run(args: argparse.Namespace) -> None:
     client = shared_client(args.redis, args.connections)
     elections = []
     for i in range(args.pools):
         name = f"{args.prefix}{i}"
-        elections.append(
-            AsyncElection(
-                MemberConfig(pool=name, member_id=args.member_id, ttl_s=args.ttl),
-                client,
-                on_elected=announce_elected(name, args.member_id),
+        config = MemberConfig(pool=name, member_id=args.member_id, ttl_s=args.ttl)
+        if args.lead_share:
+            preferred = preferred_process(i, args.lead_share, args.processes) == args.index
+            config = MemberConfig(
+                pool=name, member_id=args.member_id, ttl_s=args.ttl, priority=1 if preferred else 0, takeover=True
             )
-        )
+        elections.append(AsyncElection(config, client, on_elected=announce_elected(name, args.member_id)))
     starting = asyncio.gather(*(e.start() for e in elections))
     await hold(elections, client, starting, args.member_id, args.ready_timeout)
 
@@ -88,6 +98,9 @@ def main() -> int:
     parser.add_argument("--ttl", type=float, required=True)
     parser.add_argument("--connections", type=int, default=16, help="Redis connections this process may open")
     parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument("--lead-share", type=int, default=0, help="process 0 preferred in every K-th pool (0: none)")
+    parser.add_argument("--index", type=int, default=0, help="this process's index (with --lead-share)")
+    parser.add_argument("--processes", type=int, default=1, help="how many processes (with --lead-share)")
     args = parser.parse_args()
     configure_logging(fmt="json", level="warning")
     asyncio.run(run(args))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from leaderpool.ticker import ticker
+
 
 class Alarm:
     """Rings wake the sleeper at once; a ring while it was awake makes its next sleep return at
@@ -27,14 +29,24 @@ class Alarm:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def sleep_until(self, deadline: float, *, through_rings: bool = False) -> None:
+    async def sleep_until(self, deadline: float, *, through_rings: bool = False, coarse: bool = False) -> None:
         """Sleep until ``deadline`` (on the clock) or a ring. A ring that came while we were
-        awake returns at once, unless ``through_rings``."""
+        awake returns at once, unless ``through_rings``. ``coarse``: a deadline that may come up
+        to a tick late (a heartbeat), woken with the loop's other members due in that tick
+        (:mod:`leaderpool.ticker`)."""
         rung, self.rung = self.rung, False
         if rung and not through_rings:
             return
         delay = deadline - self._clock()
         if delay <= 0:
+            return
+        if coarse:
+            self._waiter = ticker().wait(delay)  # a ring resolves it early; the ticker skips it then
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+            self.rung = False
             return
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()

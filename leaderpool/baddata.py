@@ -73,5 +73,35 @@ end
 """
 
 
+CHECKED_READS = f"""
+local bad_data = false
+-- KEY's type checked with TYPE: bad_data set (the BADDATA reply) unless it is WANT or none
+local function check_type(key, want)
+  if bad_data then return end
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    bad_data = redis.error_reply('{BAD_DATA_CODE} key ' .. key .. ' holds a ' .. t .. ', not a ' .. want)
+  end
+end
+-- a read of KEY (of type WANT) that checks its type on the way: the reply; false with bad_data
+-- set when it failed (the BADDATA reply when the key holds another type, else the error itself)
+local function checked(want, command, key, ...)
+  if bad_data then return false end
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    check_type(key, want)
+    bad_data = bad_data or reply
+    return false
+  end
+  return reply
+end
+"""
+"""Lua for a script that checks its keys' types itself instead of :func:`type_guard`'s TYPE per key
+(the heartbeat: on every beat of every member, each Redis call counts). Before its first write the
+script reads each key it may touch with ``checked`` (a command of the key's type, run with
+``redis.pcall``: a WRONGTYPE error becomes the same ``BADDATA`` refusal) or checks it with
+``check_type`` (a key it writes without reading), then returns ``bad_data`` if set."""
+
+
 def is_bad_data_reply(exc: BaseException) -> bool:
     return str(exc).startswith(f"{BAD_DATA_CODE} ")

@@ -34,6 +34,16 @@ MAX_BATCH = 256
 """At most this many calls in one pipeline: a reply of a few kB each, and the first member's
 reply is not held back long by the last one's."""
 
+_HEADS_MAX = 100_000
+"""Packed command heads kept (one per script and key list: a pool's few scripts); past this
+many the cache starts again, so a process that saw many pools come and go stays small."""
+
+
+def _bulk(value: str | bytes | int) -> bytes:
+    """One argument in RESP (as redis-py encodes it: str as UTF-8, numbers as their text)."""
+    raw = value if isinstance(value, bytes) else (value if isinstance(value, str) else repr(value)).encode()
+    return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
 
 class Batcher:
     """The script calls one client's members queue in one event-loop turn, sent as pipelines."""
@@ -42,6 +52,7 @@ class Batcher:
         self._client = client
         self._queue: list[_Call] = []
         self._sending: asyncio.Task[None] | None = None
+        self._heads: dict[tuple[str, Sequence[str]], bytes] = {}
 
     async def call(self, script: NamedScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run ``script`` in the next batch; its reply (errors translated as a direct call's)."""
@@ -63,14 +74,43 @@ class Batcher:
         finally:
             self._sending = None
 
-    async def _send(self, batch: list[_Call]) -> None:
-        from redis.exceptions import NoScriptError
+    def _pack(self, script: NamedScript, keys: Sequence[str], args: Sequence[str | int]) -> bytes:
+        """``EVALSHA sha numkeys keys... args...`` in RESP. The head (up to the keys) is the same
+        for every beat of a member: packed once (redis-py's packing cost more than the beat)."""
+        cache_key = (script.sha, keys if isinstance(keys, tuple) else tuple(keys))
+        head = self._heads.get(cache_key)
+        if head is None:
+            if len(self._heads) >= _HEADS_MAX:
+                self._heads.clear()
+            head = self._heads[cache_key] = b"".join(
+                [b"$7\r\nEVALSHA\r\n", _bulk(script.sha), _bulk(len(keys)), *map(_bulk, keys)]
+            )
+        return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, b"".join(map(_bulk, args)))
 
-        pipe = self._client.pipeline(transaction=False)
-        for script, keys, args, _ in batch:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+    async def _send(self, batch: list[_Call]) -> None:
+        """One write for the whole batch on a connection of the client's pool, then its replies
+        read in order (an error reply is that call's alone)."""
+        from redis.exceptions import NoScriptError, ResponseError
+
+        packed = b"".join([self._pack(script, keys, args) for script, keys, args, _ in batch])
+        pool = self._client.connection_pool
+
+        async def exchange() -> list[Any]:
+            replies: list[Any] = []
+            await conn.send_packed_command(packed, check_health=False)
+            for _ in batch:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            conn = await pool.get_connection()
+            try:  # retried on a new connection as redis-py retries a pipeline (say, Redis restarted)
+                replies = await conn.retry.call_with_retry(exchange, lambda _: conn.disconnect())
+            finally:
+                await pool.release(conn)
         except BaseException as exc:  # the connection failed: every caller sees it, as on its own
             for *_, future in batch:
                 if not future.done():

@@ -165,7 +165,8 @@ class ElectionCore:
                     self._on_failure(exc)
                 if not self._pending.stop:
                     backoff = self._timers.backoff_until is not None
-                    await self._alarm.sleep_until(self._next_wakeup(), through_rings=backoff)
+                    wake = self._next_wakeup()  # a heartbeat may wake a tick late, with others due
+                    await self._alarm.sleep_until(wake, through_rings=backoff, coarse=wake == self.membership.next_beat)
         finally:
             await self.lead.shutdown(self.view.members, abandoned=self._abandoned, hint=self.view.ranked_successor())
             await self.fast.close()  # after the hand-over: a leader never closes its endpoint

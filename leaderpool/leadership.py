@@ -27,6 +27,7 @@ from leaderpool.membership import Membership
 from leaderpool.protocol import LeaderValue
 from leaderpool.redis_errors import RETRYABLE
 from leaderpool.store import PoolStore
+from leaderpool.ticker import coarse_within
 from leaderpool.timeouts import within
 
 T = TypeVar("T")
@@ -132,7 +133,9 @@ class Leadership:
     async def bounded(self, call: Awaitable[T]) -> T:
         """Run one Redis call, bounded so a hung connection cannot keep a stale leader acting."""
         timeout = max(self.config.heartbeat, MIN_CALL_TIMEOUT_S)
-        if self.leading and self.renew_deadline is not None:
+        if not self.leading:  # a follower's bound need not be exact: to a tick, on the shared ticker
+            return await coarse_within(call, timeout)
+        if self.renew_deadline is not None:
             timeout = min(timeout, self.renew_deadline - self._clock())
             if timeout <= 0:
                 # the call may carry our leader value: never send it once we stopped leading

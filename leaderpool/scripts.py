@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from leaderpool.baddata import is_bad_data_reply, type_guard
+from leaderpool.baddata import CHECKED_READS, is_bad_data_reply, type_guard
 from leaderpool.constants import HISTORY_MAXLEN
 from leaderpool.errors import BadPoolData
 from leaderpool.protocol import HANDOFF_PREFIX, SEPARATOR
@@ -100,15 +100,13 @@ end
 """
 
 # The leader value "<term>|<member>" and the pool message "<event>|<term>|<detail>|<member>"
-# (see leaderpool.protocol, whose constants these helpers are built from).
-_WIRE = (
+# (see leaderpool.protocol, whose constants these helpers are built from). The heartbeat needs
+# only the first part (each function a script defines costs it a little on every call).
+_SPLIT_LEADER = (
     """
 local SEP = '"""
     + SEPARATOR
     + """'
-local function leader_value(term, member)
-  return term .. SEP .. member
-end
 -- the term (a string) and the member of a leader value; nil for none, and for a value that is
 -- not ours (hostile data: a lead held by someone unknown, see leaderpool.baddata)
 local function split_leader(value)
@@ -116,6 +114,14 @@ local function split_leader(value)
   local bar = string.find(value, SEP, 1, true)
   if not bar or not tonumber(string.sub(value, 1, bar - 1)) then return nil, nil end
   return string.sub(value, 1, bar - 1), string.sub(value, bar + 1)
+end
+"""
+)
+_WIRE = (
+    _SPLIT_LEADER
+    + """
+local function leader_value(term, member)
+  return term .. SEP .. member
 end
 local function announce(channel, event, term, detail, member)
   redis.call('PUBLISH', channel, event .. SEP .. term .. SEP .. detail .. SEP .. member)
@@ -132,15 +138,23 @@ local HISTORY_MAXLEN = """
 # Members report the highest term they have seen. A report above Redis's counter means Redis
 # lost data (restart without persistence, failover to a lagging replica): raise the counter and
 # hold claims for one lease, so every live member reports in before a new term is granted.
-_TERM_GUARD = """
-local function guard_term(term_key, recovery_key, seen, ttl_ms)
-  local counter = tonumber(redis.call('GET', term_key) or '0') or 0  -- garbage: as if lost
-  if seen > counter then
+_RAISE_TERM = """
+-- counter: the term counter as read (GET; garbage counts as lost)
+local function raise_term(term_key, recovery_key, counter, seen, ttl_ms)
+  if seen > (tonumber(counter or '0') or 0) then
     redis.call('SET', term_key, string.format('%d', seen))
     redis.call('SET', recovery_key, '1', 'PX', ttl_ms)
   end
 end
 """
+_TERM_GUARD = (
+    _RAISE_TERM
+    + """
+local function guard_term(term_key, recovery_key, seen, ttl_ms)
+  raise_term(term_key, recovery_key, redis.call('GET', term_key), seen, ttl_ms)
+end
+"""
+)
 
 REGISTER = (
     """
@@ -176,25 +190,39 @@ HEARTBEAT = (
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term), with the registration of its connection; drops
 -- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next,
--- read by a leader's beat and by about one follower beat in three (a safety net: followers learn
--- of changes from the pool's messages and glance), the rest of the beats are O(1).
+-- read by about one beat in three, a leader's too (a safety net: members learn of changes from
+-- the pool's messages and glance), the rest of the beats are O(1).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
 --          how many members are live, who ranks first or false (-1: not read this beat),
 --          who is next after the leader or false, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
+-- Hostile data: every key this beat may touch is read with a command of its type, or checked
+-- with TYPE, before the first write (see leaderpool.baddata.CHECKED_READS); a key of another type
+-- refuses the beat (BADDATA) with nothing written. An ordinary follower beat touches five keys.
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local leader_conn_key, watching_key, conn, watch = KEYS[7], KEYS[8], ARGV[6], ARGV[7]
 """
     + _NOW
-    + _WIRE
-    + _LIVE_MEMBERS
-    + _RANKING
-    + _TERM_GUARD
+    + _SPLIT_LEADER
+    + _RAISE_TERM
+    + CHECKED_READS
     + """
-guard_term(term_key, recovery_key, seen, ttl_ms)
-if redis.call('HEXISTS', members_key, member) == 0 then
+local ranks = want_members == '1' or now % 3 == 0
+-- reads first: they check the types of the keys written below
+local is_member = checked('hash', 'HEXISTS', members_key, member)
+local counter = checked('string', 'GET', term_key)
+checked('zset', 'ZSCORE', leases_key, member)  -- only to check the type: the lease is written next
+local value = checked('string', 'GET', leader_key)
+local registration = checked('string', 'GET', leader_conn_key)
+local resigned = ranks and checked('string', 'GET', KEYS[6])
+if seen > (tonumber(counter or '0') or 0) then check_type(recovery_key, 'string') end
+if ranks or watch ~= '' then check_type(watching_key, 'hash') end
+if ranks then check_type(KEYS[9], 'zset') end
+if bad_data then return bad_data end
+raise_term(term_key, recovery_key, counter, seen, ttl_ms)
+if is_member == 0 then
   return {-1, now}
 end
 redis.call('ZADD', leases_key, now + ttl_ms, member)
@@ -204,34 +232,40 @@ elseif watch ~= '' then
   redis.call('HSET', watching_key, member, watch)
 end
 local status = 1
-local value = redis.call('GET', leader_key)
 if value and (tonumber((split_leader(value))) or seen) < seen then
   -- A lead in a term below one this member saw: granted again after Redis lost its data, to a
   -- member that knew no earlier term (nothing could hold its claim). It ends now; its holder
-  -- finds the key gone at its next renewal, and claims wait out the recovery (guard_term).
+  -- finds the key gone at its next renewal, and claims wait out the recovery (raise_term).
   redis.call('DEL', leader_key, leader_conn_key)
-  value = false
+  value, registration = false, false
 end
 if held ~= '' then
   if value == held then
     redis.call('PEXPIRE', leader_key, ttl_ms)
     if conn ~= '' then
-      redis.call('SET', leader_conn_key, split_leader(held) .. SEP .. conn, 'PX', ttl_ms)
+      registration = split_leader(held) .. SEP .. conn
+      redis.call('SET', leader_conn_key, registration, 'PX', ttl_ms)
     end
   else
     status = 0
   end
 end
 local pttl = redis.call('PTTL', leader_key)
-local reply = {status, now, value, pttl, false, free_in_us(pttl), redis.call('GET', leader_conn_key),
+local reply = {status, now, value, pttl, false, free_in_us(pttl), registration,
                redis.call('ZCOUNT', leases_key, '(' .. now, '+inf'), -1, false}
-if held ~= '' or want_members == '1' or now % 3 == 0 then
+if ranks then  -- its functions defined only here: an ordinary beat does not pay for them
+"""
+    + _RANKING
+    + """
   prune_lapsed(members_key, leases_key, watching_key, KEYS[9], now, 4)
-  reply[5] = redis.call('GET', KEYS[6])
+  reply[5] = resigned
   local _, holder = split_leader(value or nil)
-  reply[9], reply[10] = rank_heads(KEYS[9], leases_key, now, holder, reply[5])
+  reply[9], reply[10] = rank_heads(KEYS[9], leases_key, now, holder, resigned)
 end
 if want_members == '1' then
+"""
+    + _LIVE_MEMBERS
+    + """
   local live = live_members(members_key, leases_key, now, true, watching_key, KEYS[9])
   for i = 1, #live do reply[#reply + 1] = live[i] end
 end
@@ -652,7 +686,9 @@ LEAVE_ARITY = (9, 6)
 
 HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash", "zset")
 """The heartbeat's keys' types: members, leases, leader, term, recovery, resigned, leader_conn,
-watching, ranking (checked before it runs: hostile data, see :mod:`leaderpool.baddata`)."""
+watching, ranking. The heartbeat checks them itself, each only when a beat touches it
+(:data:`~leaderpool.baddata.CHECKED_READS`); a TYPE per key before every beat cost Redis more
+than the beat (``python -m benchmarks.type_guard`` compares both)."""
 LEAVE_KEY_TYPES = ("hash", "zset", "string", "stream", "string", "string", "string", "hash", "zset")
 """The leave script's: members, leases, leader, history, term, recovery, leader_conn, watching, ranking."""
 
@@ -662,13 +698,15 @@ HEARTBEAT_NAMES = (
 -- heartbeat_names: KEYS[1..K] and ARGV[1..A] as heartbeat (K, A: HEARTBEAT_ARITY), then the
 -- names owners hash and deadlines zset; the owner prefix, then the names the member holds.
 -- Returns {heartbeat's reply, {names lost}}. An unknown member (evicted, or Redis lost it)
--- loses every name it held.
+-- loses every name it held. The names keys' types are checked before (type_guard), the pool's
+-- by the heartbeat: a refusal (BADDATA) is this script's, nothing written.
 local function pool_beat()
 """
         + HEARTBEAT
         + """
 end
 local beat = pool_beat()
+if beat.err then return beat end
 """
         + _NAMES
         + """
@@ -803,9 +841,9 @@ class Scripts:
 
     def __init__(self, client: ScriptHost) -> None:
         h, z, s, x = "hash", "zset", "string", "stream"  # the type each KEYS[i] must have, if it exists
-        pool_beat, pool_leave = HEARTBEAT_KEY_TYPES, LEAVE_KEY_TYPES
+        pool_leave = LEAVE_KEY_TYPES
         self.register = NamedScript(client, "register", REGISTER, (h, z, s, s, z))
-        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT, pool_beat)
+        self.heartbeat = NamedScript(client, "heartbeat", HEARTBEAT)  # checks its keys itself
         self.observe = NamedScript(client, "observe", OBSERVE, (h, z, s, s, h, s, z))
         self.glance = NamedScript(client, "glance", GLANCE, (h, z, s, s, s, z))
         self.claim = NamedScript(client, "claim", CLAIM, (s, s, h, z, x, s, s))
@@ -817,7 +855,8 @@ class Scripts:
         self.name_register = NamedScript(client, "name_register", NAME_REGISTER)
         self.name_unregister = NamedScript(client, "name_unregister", NAME_UNREGISTER)
         self.names_read = NamedScript(client, "names_read", NAMES_READ)
-        self.heartbeat_names = NamedScript(client, "heartbeat_names", HEARTBEAT_NAMES, (*pool_beat, h, z))
+        unchecked = (None,) * HEARTBEAT_ARITY[0]  # the pool's keys: the heartbeat checks them
+        self.heartbeat_names = NamedScript(client, "heartbeat_names", HEARTBEAT_NAMES, (*unchecked, h, z))
         self.leave_names = NamedScript(client, "leave_names", LEAVE_NAMES, (*pool_leave, h, z))
         self.names_drop_owner = NamedScript(client, "names_drop_owner", NAMES_DROP_OWNER)
 

@@ -4,6 +4,7 @@ the named tuples of :mod:`leaderpool.protocol` at once. Nothing here decides any
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from leaderpool.batching import batcher_for
@@ -64,8 +65,26 @@ class PoolClient(ScriptHost, Protocol):
     def mget(self, keys: list[str]) -> Any: ...
 
 
-ScriptCall = tuple[list[str], list[str | int]]
+ScriptCall = tuple[Sequence[str], list[str | int]]
 """A script's keys and arguments."""
+
+
+def heartbeat_keys(k: Keyspace) -> tuple[str, ...]:
+    """The heartbeat script's keys, in its order (:data:`~leaderpool.scripts.HEARTBEAT_ARITY`)."""
+    return (k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking)
+
+
+def heartbeat_args(
+    member: str,
+    ttl_ms: int,
+    held: LeaderValue | None,
+    want_members: bool,
+    seen_term: int,
+    conn: str = "",
+    watch: str = "",
+) -> list[str | int]:
+    """The heartbeat script's arguments."""
+    return [member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term, conn, watch]
 
 
 def heartbeat_call(
@@ -80,9 +99,7 @@ def heartbeat_call(
 ) -> ScriptCall:
     """The heartbeat script's keys and arguments (:data:`~leaderpool.scripts.HEARTBEAT_ARITY`);
     scripts that wrap it (the names heartbeat) append theirs after these."""
-    keys = [k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking]
-    want = "1" if want_members else "0"
-    return keys, [member, ttl_ms, held.encode() if held else "", want, seen_term, conn, watch]
+    return heartbeat_keys(k), heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch)
 
 
 def leave_call(k: Keyspace, member: str, reason: str, event: str, successor: str, ttl_ms: int) -> ScriptCall:
@@ -98,6 +115,7 @@ class PoolStore:
         self.client = client
         self.keys = keys
         self._scripts = scripts_for(client)
+        self._heartbeat_keys = heartbeat_keys(keys)  # every beat sends them: built once
 
     async def redis_time_ms(self) -> int:
         seconds, micros = await self.client.time()
@@ -133,12 +151,12 @@ class PoolStore:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
         ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
         ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.batching`)."""
-        keys, args = heartbeat_call(self.keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
+        keys, args = self._heartbeat_keys, heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch)
         if batched:
             return parse_beat(await self._batched(self._scripts.heartbeat, keys, args))
         return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))
 
-    async def _batched(self, script: NamedScript, keys: list[str], args: list[str | int]) -> Any:
+    async def _batched(self, script: NamedScript, keys: Sequence[str], args: list[str | int]) -> Any:
         """A call on the hot path (beats; after a change, glances and claims: a mass failover makes
         thousands at once): in the process's next batch, where the client batches."""
         batcher = batcher_for(self.client)

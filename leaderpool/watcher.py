@@ -70,6 +70,12 @@ def missing_keyspace_flags(current: str) -> str:
     return "".join(f for f in NEEDED_KEYSPACE_FLAGS if f not in have)
 
 
+async def _as_is(message: Any) -> Any:
+    """Each message as it came: redis-py's default handler formats every message for a debug log
+    line, even with debug off (thousands of lease renewals a second, in a process of many pools)."""
+    return message
+
+
 async def _ask_client_id(pubsub: PubSub) -> int:
     """CLIENT ID of the pub/sub connection, before it subscribes (0 if CLIENT is refused). The
     connection must never reconnect behind our back (its id would change unseen): no retries."""
@@ -232,7 +238,7 @@ class Watcher:
 
     async def _connect(self) -> None:
         await self._ensure_keyspace_events()
-        pubsub = self._pubsub = self._client.pubsub()
+        pubsub = self._pubsub = self._client.pubsub(push_handler_func=_as_is)
         self._subscribed = set()
         for event in self._confirmed.values():
             event.clear()

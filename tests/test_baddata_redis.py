@@ -214,9 +214,13 @@ def test_garbage_on_the_pool_channel_is_ignored(pool: tuple[Workers, redis.Redis
 
 
 def test_the_type_guard_benchmark_runs() -> None:
-    """``python -m benchmarks.type_guard`` measures both scripts (a short run, so it cannot rot)."""
+    """``python -m benchmarks.type_guard`` measures each variant of the heartbeat, as a follower's
+    beat and as the leader's (a short run, so it cannot rot)."""
     from benchmarks.type_guard import measure
 
     results = measure(20)
-    assert {"plain", "guarded"} == set(results)
-    assert all(r["calls"] == 20 and r["redis_us_per_call"] > 0 for r in results.values())
+    assert {"checked", "unchecked", "type_guard"} == set(results)
+    for by_beat in results.values():
+        assert {"follower", "leader"} == set(by_beat)
+        assert all(r["calls"] == 20 and r["redis_us_per_call"] > 0 for r in by_beat.values())
+    assert results["type_guard"]["follower"]["commands_per_call"] > results["checked"]["follower"]["commands_per_call"]

@@ -42,3 +42,13 @@ def test_quick_manypools_run_writes_the_mass_kill(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "quick.json").read_text())
     assert 20 == result["pools"] and result["mass_kill"]["all_led_again"]
     assert result["worker_rss_mb_per_1000_members"] > 0
+
+
+def test_beatload_drives_every_members_beat_and_projects_to_the_real_rate() -> None:
+    """``python -m benchmarks.beatload`` (a short run, so it cannot rot): no faster than the real
+    rate, and the projection is Redis's CPU per beat times that rate."""
+    from benchmarks.beatload import measure
+
+    r = measure(pools=4, seconds=0.5, batch=10)
+    assert 20 == r["members"] and 12 == r["real_rate_per_s"] and 0 < r["beats"] <= 20
+    assert r["redis_cpu_us_per_beat"] > 0 and r["script_us_per_call"] > 0

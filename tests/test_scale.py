@@ -201,7 +201,7 @@ def test_a_beat_costs_the_same_in_a_pool_of_3_and_of_40(redis_one: Any) -> None:
 
 class TestBatchedBeats:
     def test_followers_beats_in_one_turn_go_as_one_pipeline(self, fake_server: fakeredis.FakeServer) -> None:
-        """Beats queued in one turn of the loop share one pipeline; each caller gets its own reply,
+        """Beats queued in one turn of the loop share one write; each caller gets its own reply,
         and a caller that gave up does not spoil the others' (nor is its call sent)."""
         from leaderpool.batching import batcher_for
         from leaderpool.keys import Keyspace
@@ -214,15 +214,14 @@ class TestBatchedBeats:
                 await store.register(MemberInfo(f"m{i}", "n", "h", 1, 0, 1), 5000)
             batcher = batcher_for(client)
             assert batcher is not None
-            pipelines: list[int] = []
-            real = client.pipeline
+            sent: list[int] = []  # the size of each batch written
+            real = batcher._send
 
-            def counted(*a: Any, **kw: Any) -> Any:
-                pipe = real(*a, **kw)
-                pipelines.append(1)
-                return pipe
+            async def counted(batch: list[Any]) -> None:
+                sent.append(len(batch))
+                await real(batch)
 
-            client.pipeline = counted  # type: ignore[method-assign]
+            batcher._send = counted  # type: ignore[method-assign]
             calls = [
                 asyncio.ensure_future(s.heartbeat(f"m{i}", 5000, None, False, batched=True))
                 for i, s in enumerate(stores)
@@ -231,7 +230,7 @@ class TestBatchedBeats:
             await asyncio.sleep(0)
             gone.cancel()
             beats = await asyncio.gather(*calls)
-            assert [1] == pipelines
+            assert [5] == sent
             assert all(b.status.name == "OK" for b in beats)
             assert gone.cancelled()
             await client.aclose()
