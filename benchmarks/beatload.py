@@ -12,13 +12,13 @@ keep up. The keyspace events the members turn on are on (no one subscribed).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from benchmarks.results_file import write_result
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo, rank_score
@@ -102,14 +102,12 @@ def main() -> int:
     parser.add_argument("--pools", type=int, default=10000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=50, help="beats per pipeline")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, help="directory for the result file (benchmarks/results)")
     ns = parser.parse_args()
     if ns.pools < 1 or ns.seconds <= 0 or ns.batch < 1:
         parser.error("need --pools >= 1, --seconds > 0 and --batch >= 1")
     r = measure(ns.pools, ns.seconds, ns.batch)
-    ns.out.mkdir(parents=True, exist_ok=True)
-    path = ns.out / f"beatload-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(r, indent=1) + "\n")
+    path = write_result(r, "beatload", ns.out)
     print(
         f"{r['pools']} pools x 5: {r['beats_per_s']} beats/s driven (real rate {r['real_rate_per_s']}/s), Redis "
         f"{r['redis_cpu_pct']}% = {r['redis_cpu_us_per_beat']} us per beat (script {r['script_us_per_call']} us); "

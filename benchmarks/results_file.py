@@ -31,11 +31,20 @@ def run_alone(
         result = measure(server.url)
         result["redis"] = {"version": server.version, "binary": server.binary}
     result["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    path = write_result(result, section, out, name=name, quick=quick)
+    print(table(result))
+    print(f"written to {path}", file=sys.stderr)
+    return 0
+
+
+def write_result(
+    result: dict[str, Any], section: str, out: Path | None, *, name: str | None = None, quick: bool = False
+) -> Path:
+    """Write ``SECTION-TIMESTAMP.json`` (``quick-`` first for a smoke run, or ``name``) to ``out``
+    (``benchmarks/results``); its path."""
     out_dir = out or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name or ("quick-" if quick else "") + f"{section}-" + time.strftime("%Y%m%d-%H%M%S")
     path = out_dir / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
-    print(f"written to {path}", file=sys.stderr)
-    return 0
+    return path

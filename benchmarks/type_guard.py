@@ -10,7 +10,6 @@ Redis's own time per call (INFO commandstats). ``python -m benchmarks.type_guard
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import redis
 
+from benchmarks.results_file import write_result
 from leaderpool.baddata import CHECKED_READS, type_guard
 from leaderpool.keys import Keyspace
 from leaderpool.members import MemberInfo, rank_score
@@ -99,12 +99,10 @@ def measure(calls: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.type_guard", description=__doc__)
     parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, help="directory for the result file (benchmarks/results)")
     ns = parser.parse_args()
     results = measure(ns.calls)
-    ns.out.mkdir(parents=True, exist_ok=True)
-    path = ns.out / f"type-guard-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path = write_result(results, "type-guard", ns.out)
     for name, by_beat in results.items():
         for beat, r in by_beat.items():
             print(
