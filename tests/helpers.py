@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from leaderpool import AsyncElection, MemberConfig
+
+T = TypeVar("T")
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
@@ -18,6 +20,16 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, inter
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def eventually_read(read: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.01) -> T:
+    """The first truthy result of ``await read()`` (a Redis read, say); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not (found := await read()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing read within {timeout}s")
+        await asyncio.sleep(interval)
+    return found
 
 
 @dataclass

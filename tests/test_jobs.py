@@ -37,7 +37,7 @@ from leaderpool.store import PoolStore
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.timeouts import within
 
-from .helpers import eventually
+from .helpers import eventually, eventually_read
 
 TTL = 1.0
 
@@ -138,8 +138,8 @@ class TestJobs:
                     dead[0][1]["deliveries"], dead[0][1]["p"], dead[0][1]["error"],
                 )  # fmt: skip
                 assert 1 == await store.requeue([])
-                await eventually(lambda: len(seen.calls) == 6)
-                assert 1 == len(await store.dead_letters())  # dead again after 3 more deliveries
+                await eventually(lambda: len(seen.calls) == 6)  # the handler's 6th start: its failure comes after
+                assert 1 == len(await eventually_read(store.dead_letters))  # dead again after 3 more deliveries
                 assert 1 == await store.drop([])
                 assert [] == await store.dead_letters()
 
