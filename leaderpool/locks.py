@@ -52,9 +52,12 @@ MAX_WAIT_S = 5.0
 """The longest single ``BLPOP``, and at most half the client's socket timeout (redis-py 8's
 default is 5 s): a blocked read must end before the socket gives up on it."""
 
-MIN_WAIT_S = 0.001
-"""The shortest ``BLPOP``: Redis 6 reads a timeout under a millisecond as 0, which blocks for
-ever (found: a 0.4 ms wait hung until the client's socket timeout)."""
+MIN_WAIT_S = 0.01
+"""The shortest ``BLPOP``. Redis 6 turns the timeout into whole milliseconds by truncating the
+seconds it read times 1000, and 0 blocks for ever: a 0.4 ms wait did, and so does exactly 1 ms
+("0.001" reads as 0.99999... ms; found when a test hung until the client's socket timeout).
+10 ms is clear of that edge, and still below the resolution Redis gives blocked clients'
+timeouts (100 ms at the default ``hz``)."""
 
 NO_EXPIRY_POLL_S = 1.0
 """How often a waiter re-checks a lock held without expiry (a plain python-redis-lock user's)."""
