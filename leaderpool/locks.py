@@ -39,6 +39,7 @@ from leaderpool.lock_renewal import RENEWER, Renewal
 from leaderpool.log import get_logger
 from leaderpool.redis_errors import translate_redis_errors
 from leaderpool.scripts import LOCK_ACQUIRE
+from leaderpool.timeouts import block_timeout
 
 T = TypeVar("T")
 
@@ -52,12 +53,6 @@ MAX_WAIT_S = 5.0
 """The longest single ``BLPOP``, and at most half the client's socket timeout (redis-py 8's
 default is 5 s): a blocked read must end before the socket gives up on it."""
 
-MIN_WAIT_S = 0.01
-"""The shortest ``BLPOP``. Redis 6 turns the timeout into whole milliseconds by truncating the
-seconds it read times 1000, and 0 blocks for ever: a 0.4 ms wait did, and so does exactly 1 ms
-("0.001" reads as 0.99999... ms; found when a test hung until the client's socket timeout).
-10 ms is clear of that edge, and still below the resolution Redis gives blocked clients'
-timeouts (100 ms at the default ``hz``)."""
 
 NO_EXPIRY_POLL_S = 1.0
 """How often a waiter re-checks a lock held without expiry (a plain python-redis-lock user's)."""
@@ -93,21 +88,21 @@ def validate_retries(retries: object) -> int | None:
 def next_wait(pttl_ms: int, left_s: float | None, cap_s: float = MAX_WAIT_S) -> float:
     """How long a waiter blocks for the release signal before trying again: until the holder's
     lock would expire (a dead holder sends no signal), at most ``cap_s``; 0 means try again at
-    once, and any wait is at least :data:`MIN_WAIT_S`."""
+    once, and any wait is at least :data:`~leaderpool.timeouts.MIN_BLOCK_S`."""
     if pttl_ms == -2:  # released meanwhile
         return 0.0
     wait = NO_EXPIRY_POLL_S if pttl_ms < 0 else pttl_ms / 1000 + 0.001
     wait = min(wait, cap_s)
     if left_s is not None:
         wait = min(wait, left_s)
-    return max(wait, MIN_WAIT_S) if wait > 0 else 0.0
+    return block_timeout(wait) if wait > 0 else 0.0
 
 
 def wait_cap(client: Any) -> float:
     """:data:`MAX_WAIT_S`, or half the client's socket timeout when that is shorter."""
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
     socket_timeout = kwargs.get("socket_timeout")
-    return MAX_WAIT_S if not socket_timeout else max(min(MAX_WAIT_S, socket_timeout / 2), MIN_WAIT_S)
+    return MAX_WAIT_S if not socket_timeout else block_timeout(min(MAX_WAIT_S, socket_timeout / 2))
 
 
 def timed_out_message(resource: str, waited_s: float, attempts: int) -> str:

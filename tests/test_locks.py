@@ -20,10 +20,10 @@ import redis_lock
 from leaderpool.aio_locks import AsyncLock, atrans
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.keys import LockKeys
-from leaderpool.locks import MIN_WAIT_S, Lock, next_wait, trans, wait_cap
+from leaderpool.locks import Lock, next_wait, trans, wait_cap
 from leaderpool.testing.processes import Child, ChildGroup
 from leaderpool.testing.redis_server import RedisServer
-from leaderpool.timeouts import within
+from leaderpool.timeouts import MIN_BLOCK_S, within
 
 from .worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
 
@@ -63,7 +63,7 @@ def test_a_waiter_blocks_until_the_holders_lock_would_expire_at_the_latest() -> 
     assert 0.25 == next_wait(1500, 0.25)
     assert 0.0 == next_wait(-2, None)
     assert 1.0 == next_wait(-1, None)  # held without expiry: look again every second
-    assert MIN_WAIT_S == next_wait(1500, 0.0004)  # Redis 6 would read 0.4 ms as "block for ever"
+    assert MIN_BLOCK_S == next_wait(1500, 0.0004)  # Redis 6 would read 0.4 ms as "block for ever"
     assert 0.0 == next_wait(1500, -0.1)
     assert 2.5 == next_wait(9000, None, cap_s=2.5)
 
@@ -78,10 +78,10 @@ def test_a_wait_never_outlasts_the_clients_socket_timeout() -> None:
 
 
 def test_the_shortest_wait_ends_on_every_redis(redis_server: RedisServer) -> None:
-    """A BLPOP of :data:`MIN_WAIT_S` returns (Redis 6 reads 1 ms as 0, "block for ever")."""
+    """A BLPOP of :data:`MIN_BLOCK_S` returns (Redis 6 reads 1 ms as 0, "block for ever")."""
     client = redis.Redis.from_url(redis_server.url, socket_timeout=3)
     try:
-        assert client.blpop(["lock-signal:{nobody}"], timeout=MIN_WAIT_S) is None
+        assert client.blpop(["lock-signal:{nobody}"], timeout=MIN_BLOCK_S) is None
     finally:
         client.close()
 

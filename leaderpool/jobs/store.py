@@ -15,6 +15,7 @@ from leaderpool.jobs.wire import Job, Request
 from leaderpool.keys import Keyspace
 from leaderpool.protocol import LeaderValue, text
 from leaderpool.scripts import NamedScript, ScriptHost
+from leaderpool.timeouts import block_timeout
 
 BLOCK_CHUNK_S = 1.0
 """The longest blocking command sent: well below a client's socket timeout (redis-py's: 5 s);
@@ -163,7 +164,7 @@ class JobStore:
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
-            found = await self.client.blpop([reply_key], timeout=max(min(left, self.block_s), 0.001))
+            found = await self.client.blpop([reply_key], timeout=block_timeout(min(left, self.block_s)))
             if found is not None:
                 return found[1]
             if left <= self.block_s:
@@ -223,7 +224,7 @@ class JobStore:
         await self.client.hdel(self.keys.handlers, member)
 
     async def next_request(self, member: str, timeout_s: float) -> Request | None:
-        found = await self.client.blpop([self.keys.inbox(member)], timeout=min(timeout_s, self.block_s))
+        found = await self.client.blpop([self.keys.inbox(member)], timeout=block_timeout(min(timeout_s, self.block_s)))
         return None if found is None else Request.parse(found[1])
 
     async def reply(self, reply_key: str, reply: str, ttl_ms: int) -> None:
