@@ -30,6 +30,7 @@ from leaderpool.periodic import ScheduledRun, run_schedule
 from leaderpool.protocol import FenceResult
 from leaderpool.schedules import Schedule
 from leaderpool.state import LeaderState
+from leaderpool.threads import start_thread
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class _Runtime:
         with cls._lock:
             if cls._loop is None or cls._loop.is_closed():
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="leaderpool-loop", daemon=True).start()
+                start_thread(loop.run_forever, "leaderpool-loop")
                 cls._loop = loop
             return cls._loop
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from leaderpool.events import Elected, Event, LeaderChanged, LeaderInfo, Revoked, RevokeReason
 from leaderpool.log import get_logger
+from leaderpool.threads import start_thread
 
 log = get_logger("leaderpool")
 
@@ -82,8 +83,7 @@ class ThreadDispatcher:
     def __init__(self, callbacks: Callbacks, name: str) -> None:
         self._callbacks = callbacks
         self._queue: queue.SimpleQueue[tuple[Event, concurrent.futures.Future[None]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, name)
 
     def submit(self, event: Event) -> Awaitable[None]:
         done: concurrent.futures.Future[None] = concurrent.futures.Future()

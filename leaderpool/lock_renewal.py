@@ -19,6 +19,7 @@ import redis_lock
 
 from leaderpool.log import get_logger
 from leaderpool.redis_errors import RETRYABLE
+from leaderpool.threads import start_thread
 
 if TYPE_CHECKING:
     from leaderpool.locks import Lock
@@ -57,8 +58,7 @@ class Renewer:
         with self._cond:
             self._held.add(renewal)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="leaderpool-lock-renewer", daemon=True)
-                self._thread.start()
+                self._thread = start_thread(self._run, "leaderpool-lock-renewer")
             self._cond.notify()
         return renewal
 

@@ -309,6 +309,34 @@ def test_a_signal_reaches_the_command_and_the_lock_is_released_after_it_exits(
     client.close()
 
 
+def _blocked_signals(pid: int, tid: int) -> set[int]:
+    """The signals thread ``tid`` of process ``pid`` blocks (its SigBlk mask)."""
+    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in range(1, 65) if mask & (1 << (n - 1))}
+    return set()
+
+
+def test_only_the_lock_commands_main_thread_takes_its_signals(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The kernel may hand a process's signal to any thread that does not block it, and Python
+    runs handlers on the main thread only: the renewal thread blocks SIGTERM, SIGINT and SIGHUP,
+    so they interrupt the main thread's wait for the command and are forwarded at once (a
+    SIGINT taken by the renewal thread was lost while the command ran on)."""
+    ready = tmp_path / "ready"
+    with ChildGroup() as group:
+        holder = _lock_child(group, redis_server.url, "jobs", "--", "sh", "-c", f"touch {ready}; sleep 30")
+        eventually(ready.exists)
+        pid = holder.pid
+        others = eventually(lambda: [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid])
+        # (the renewal thread starts just after the command)
+        wanted = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        assert all(wanted <= _blocked_signals(pid, t) for t in others), [_blocked_signals(pid, t) for t in others]
+        assert not wanted & _blocked_signals(pid, pid)
+        holder.signal(signal.SIGTERM)
+        assert 128 + signal.SIGTERM == holder.wait(PATIENCE)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -14,13 +14,13 @@ import functools
 import inspect
 import json
 import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from leaderpool.errors import PayloadError
 from leaderpool.jobs.wire import Handler, JobContext, encode
+from leaderpool.threads import start_thread
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ class _DaemonThread(concurrent.futures.Executor):
             tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]] | None
         ]
         self._queue = queue.SimpleQueue()
-        threading.Thread(target=self._run, name=name, daemon=True).start()
+        start_thread(self._run, name)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()

@@ -24,6 +24,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from leaderpool.threads import start_thread
+
 __all__ = ["HttpEndpoints", "Probe", "bind"]
 
 STALLED_AFTER_S = 10.0
@@ -71,8 +73,7 @@ class HttpEndpoints:
         self._probe = probe
         self._metrics = make_wsgi_app(registry)
         self._server.set_app(self._app)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="leaderpool-http", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._server.serve_forever, "leaderpool-http")
 
     def close(self) -> None:
         if self._thread is not None:
