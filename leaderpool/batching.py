@@ -13,8 +13,9 @@ loop; calls queued for a connection timed out, each timeout dropped a connection
 the reconnections and retries made everything slower still (the collapse in issue 13).
 
 A leader's renewal batches too: it is sent only if its caller still waits when the batch is
-written (a call its renew deadline cancelled is dropped); once written it is as any call in
-flight, and the script renews only a lead still held (compare-and-set). Cluster clients are not
+written (a call its renew deadline cancelled is dropped, also from a batch written again after
+a connection failed); once written it is as any call in flight, and the script renews only a
+lead still held (compare-and-set). Cluster clients are not
 batched (a process's pools live on many slots).
 """
 
@@ -92,13 +93,20 @@ class Batcher:
         read in order (an error reply is that call's alone)."""
         from redis.exceptions import NoScriptError, ResponseError
 
-        packed = b"".join([self._pack(script, keys, args) for script, keys, args, _ in batch])
         pool = self._client.connection_pool
+        sent = batch
 
         async def exchange() -> list[Any]:
+            nonlocal sent
+            # a retry leaves out the calls given up on meanwhile: a renewal whose renew deadline
+            # passed must never be sent (its member no longer acts as leader)
+            sent = [call for call in batch if not call[3].done()]
             replies: list[Any] = []
+            if not sent:
+                return replies
+            packed = b"".join([self._pack(script, keys, args) for script, keys, args, _ in sent])
             await conn.send_packed_command(packed, check_health=False)
-            for _ in batch:
+            for _ in sent:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:
@@ -118,7 +126,7 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (script, keys, args, future), reply in zip(batch, replies, strict=True):
+        for (script, keys, args, future), reply in zip(sent, replies, strict=True):
             if future.done():
                 continue
             if isinstance(reply, NoScriptError):  # Redis restarted and forgot it: one call loads it

@@ -16,6 +16,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis.exceptions
 
 from leaderpool import AsyncElection
 from leaderpool.store import PoolStore
@@ -233,6 +234,50 @@ class TestBatchedBeats:
             assert [5] == sent
             assert all(b.status.name == "OK" for b in beats)
             assert gone.cancelled()
+            await client.aclose()
+
+        run(main())
+
+    def test_a_batch_written_again_leaves_out_the_calls_given_up_on(self, fake_server: fakeredis.FakeServer) -> None:
+        """The connection fails as a batch is written; the caller of one call gives up meanwhile
+        (a leader past its renew deadline): the batch goes again, without that call."""
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from leaderpool.batching import batcher_for
+        from leaderpool.keys import Keyspace
+        from leaderpool.members import MemberInfo
+
+        async def main() -> None:
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            stores = [PoolStore(client, Keyspace(f"r{i}")) for i in range(3)]
+            for i, store in enumerate(stores):
+                await store.register(MemberInfo(f"m{i}", "n", "h", 1, 0, 1), 5000)
+            assert batcher_for(client) is not None
+            conn = await client.connection_pool.get_connection()
+            conn.retry = Retry(NoBackoff(), 2)  # as a real client's (fakeredis gives none)
+            await client.connection_pool.release(conn)  # the one the batch will take
+            written: list[Any] = []
+            real_send = conn.send_packed_command
+
+            async def failing_once(packed: Any, check_health: bool = True) -> None:
+                written.append(packed)
+                if len(written) == 1:
+                    giving_up.cancel()
+                    await asyncio.sleep(0)  # the cancel reaches its call's future
+                    raise redis.exceptions.ConnectionError("dropped")
+                await real_send(packed, check_health=check_health)
+
+            conn.send_packed_command = failing_once
+            calls = [
+                asyncio.ensure_future(s.heartbeat(f"m{i}", 5000, None, False, batched=True))
+                for i, s in enumerate(stores[:2])
+            ]
+            giving_up = asyncio.ensure_future(stores[2].heartbeat("m2", 5000, None, False, batched=True))
+            beats = await asyncio.gather(*calls)
+            assert all(b.status.name == "OK" for b in beats) and giving_up.cancelled()
+            batches = [w for w in written if isinstance(w, bytes) and b"EVALSHA" in w]  # not the reconnection's
+            assert 2 == len(batches) and b"m2" in batches[0] and b"m2" not in batches[1]
             await client.aclose()
 
         run(main())
