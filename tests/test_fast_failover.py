@@ -118,6 +118,16 @@ def watches(worker: WorkerProc, endpoint: str) -> int:
     return sum(1 for e in logs(worker, "liveness_watching") if e["endpoint"] == endpoint)
 
 
+def registered_term(url: str) -> int | None:
+    """The term whose leader's connection is registered (fast failover's ``leader_conn``)."""
+    client = redis.Redis.from_url(url)
+    try:
+        conn = LeaderConn.parse(client.get(Keyspace("p").leader_conn))
+        return None if conn is None else conn.term
+    finally:
+        client.close()
+
+
 def leader_pttl_ms(url: str) -> int:
     client = redis.Redis.from_url(url)
     try:
@@ -224,6 +234,7 @@ class TestTheFastPath:
         a.terminate()
         assert 2 == b.elected()["term"]
         watched_by(redis_one.url, "b", [c])
+        eventually(lambda: registered_term(redis_one.url) == 2)  # b's first renewal registered it
         killed_at = b.kill()
         elected = c.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
         assert elected["t"] - killed_at < FAST_BOUND_S and 3 == elected["term"]

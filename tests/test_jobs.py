@@ -266,9 +266,9 @@ class TestTargetedAndMulticall:
 
         async def go() -> None:
             a, b, c = (member(redis_server.url, n, handler) for n in "abc")
-            async with a, b, c:
+            async with a:  # a leads before the others start (started together, b may claim first)
                 term = await a.wait_until_leader(10)
-                async with AsyncPoolClient("w", redis_server.url) as client:
+                async with b, c, AsyncPoolClient("w", redis_server.url) as client:
                     await eventually(lambda: len(client.members()) == 3)
                     assert ["b", "member", None] == await client.call("x", timeout=10, member="b")
                     assert ["a", "member", term] == await client.call("x", timeout=10, member="a")
