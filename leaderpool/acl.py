@@ -22,9 +22,11 @@ SCRIPTED_COMMANDS = (
     "time", "type", "get", "set", "del", "exists", "incr", "pexpire", "pttl",
     "hget", "hmget", "hgetall", "hkeys", "hset", "hdel", "hexists",
     "zadd", "zrem", "zscore", "zcount", "zrange", "zrangebyscore",
-    "xadd", "xrange", "xrevrange", "xlen", "xdel", "publish",
+    "xadd", "xrange", "xrevrange", "xlen", "xdel", "publish", "pubsub|numsub",
 )  # fmt: skip
-"""Called inside the scripts and directly (``status``, ``history``, ``resign``, the demo)."""
+"""Called inside the scripts and directly (``status``, ``history``, ``resign``, the demo).
+``PUBSUB NUMSUB`` proves a crashed leader's connection gone inside the bury script (fast
+failover); without it, deaths are confirmed with ``CLIENT LIST`` beside the script instead."""
 WORK_COMMANDS = (
     "xgroup|create", "xgroup|delconsumer", "xinfo|consumers", "xreadgroup", "xack", "xclaim", "xpending", "rpush",
     "blpop",

@@ -61,6 +61,8 @@ class ClusterWatcher(Watcher):
         self._task: asyncio.Task[None] | None = None
         self.keyspace_notifications = None
         self.client_id = 0  # see the module docstring: no CLIENT LIST across nodes
+        self._prefixes = set()
+        self._own_channels = set()  # nor a connection's own channel: deaths are proved by the endpoint
 
     # ---- the Watcher API ----
 

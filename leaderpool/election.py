@@ -44,7 +44,7 @@ from leaderpool.errors import ScriptError
 from leaderpool.events import LeaderInfo, RevokeReason, Role, Sink
 from leaderpool.keys import Keyspace
 from leaderpool.leadership import Leadership
-from leaderpool.liveness import BURIED_REASON, FastFailover
+from leaderpool.liveness import BURIED_REASON, Death, FastFailover
 from leaderpool.log import Logger, get_logger
 from leaderpool.membership import Membership
 from leaderpool.protocol import BeatStatus, ClaimStatus, Glance, LeaderValue, Observation, PoolEvent, PoolMessage
@@ -134,12 +134,12 @@ class ElectionCore:
         self._alarm.ring()
 
     def _on_trigger(self, suspect: LeaderValue) -> None:
-        """The leader's liveness endpoint closed: while we are next in line, start confirming its
-        death through Redis at once, beside the loop (which buries and claims once it is proved)."""
+        """The leader's liveness endpoint closed: while we are next in line, prove its death through
+        Redis at once (in the bury script, or beside the loop) and bury its lead and claim."""
         if self.lead.role is Role.FOLLOWER and self.view.successor:
             expiry = self._timers.leader_expiry
             until = expiry if expiry is not None else self._clock() + self.config.ttl_s
-            self.fast.confirm_in_background(suspect, self.view.leader_conn, until, self.lead.bounded, self._log)
+            self.fast.on_trigger(suspect, self.view.leader_conn, until, self.lead.bounded, self._log)
 
     # ---- the loop ----
 
@@ -192,7 +192,7 @@ class ElectionCore:
                 hint=self.view.ranked_successor(),
             )
             self._pending.dirty = True
-        if (dead := self.fast.confirmed) is not None:  # its process died: bury its lead and claim
+        if (dead := self.fast.confirmed) is not None:  # its process died (or the script proves it): bury and claim
             self.fast.confirmed = None
             if self.lead.role is Role.FOLLOWER and self.view.successor:
                 await self._claim(self._clock(), successor=True, dead=dead)
@@ -539,20 +539,32 @@ class ElectionCore:
         self._log.debug("waiting_for_preferred", preferred=glance.first, retry_in_s=round(t.vacancy_retry - sent, 3))
 
     async def _claim(
-        self, sent: float, *, forced: bool = False, successor: bool = False, dead: tuple[LeaderValue, str] | None = None
+        self, sent: float, *, forced: bool = False, successor: bool = False, dead: Death | None = None
     ) -> None:
         """Claim the vacant lead. The next in line claims the moment the lead looks vacant: if it
         is held already, the new leader's announcement (or the re-read it makes due) tells the
         rest; if the claim is refused for another reason, the full path (a re-read) decides.
-        ``dead``: a leader whose death was confirmed, and its registration: the same script
-        removes its lead first (compare-and-delete), then claims."""
+        ``dead``: a leader whose death was confirmed (or is, by the same script), and its
+        registration: the same script removes its lead first (compare-and-delete), then claims."""
         c, conn = self.config, self.fast.registration()
         call = (
             self.store.claim(c.member_id, c.ttl_ms, self.view.seen_term, conn=conn)
             if dead is None
-            else self.store.bury_and_claim(*dead, BURIED_REASON, c.member_id, c.ttl_ms, self.view.seen_term, conn)
+            else self.store.bury_and_claim(
+                dead.leader,
+                dead.registration,
+                BURIED_REASON,
+                c.member_id,
+                c.ttl_ms,
+                self.view.seen_term,
+                conn,
+                proof_channel=dead.proof_channel,
+            )
         )
         result = await self.lead.bounded(call)
+        if dead is not None and result.status is ClaimStatus.STILL_SUBSCRIBED:
+            self.fast.still_subscribed(dead, self.lead.bounded, self._log)  # not yet proved: ask beside the loop
+            return
         if result.status is ClaimStatus.ELECTED:
             if self.config.wait_replicas:
                 await self._adopt(LeaderValue(result.term, c.member_id), handoff=False, forced=forced, conn=conn)
@@ -575,7 +587,7 @@ class ElectionCore:
             )
             self._pending.dirty = True
         if dead is not None:  # logged after acting on it: the fast path's log line costs it nothing
-            self.fast.log_takeover(self._log, dead[0], result.status)
+            self.fast.log_takeover(self._log, dead.leader, result.status)
 
     def _become_leader(self, term: int, sent: float, *, forced: bool = False, handoff: bool = False) -> None:
         """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the

@@ -18,8 +18,12 @@ and every multi-key Lua script stays single-slot::
                                         saved_at_ms, data (JSON)
     leaderpool:{POOL}:schedules hash    schedule name -> JSON record of its last run and next slot
                                         (leaderpool.schedule_store)
-    leaderpool:{POOL}:leader_conn  string  "<term>|<client id>" of the leader's pub/sub connection,
-                                        PX = the lease (fast failover: see leaderpool.liveness)
+    leaderpool:{POOL}:leader_conn  string  "<term>|<client id>[|s]" of the leader's pub/sub
+                                        connection, PX = the lease (fast failover: see
+                                        leaderpool.liveness); "|s": it is subscribed to
+    leaderpool:conn:ID          channel one per watcher connection (client id ID), subscribed for
+                                        its whole life, never published to: no subscriber
+                                        proves the connection gone (fast failover)
     leaderpool:{POOL}:watching  hash    member id -> "<term>|<leader>" whose liveness endpoint it
                                         is connected to (shown by status)
 
@@ -164,6 +168,13 @@ class Keyspace:
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""
         return f"__keyspace@{db}__:{self.leader}"
+
+
+def connection_channel(prefix: str, client_id: int) -> str:
+    """The pub/sub channel a process's watcher connection ``client_id`` subscribes to for its whole
+    life, for fast failover: a script proves the connection gone by its having no subscriber
+    (one per connection and prefix; not a pool key, so no braces)."""
+    return f"{prefix}:conn:{client_id}"
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,15 @@ both:
 - **a confirmation through Redis**: the leader registered the client id of its pub/sub
   connection (``leader_conn``, written by the claim and every renewal) and steps down the moment
   that connection drops. A dying process's kernel closes it as well, and Redis forgets the id at
-  once. The follower checks with ``CLIENT LIST ID`` that the id is gone, then removes the lead
-  with a compare-and-delete on member, term and registration (the ``bury`` script) and claims
-  as usual, with a higher term. Where an ACL refuses CLIENT, the confirmation is a refused
-  reconnect to the endpoint instead (see the README's Guarantees for what it cannot tell apart).
+  once. That connection subscribed to a channel of its own before it was registered (the
+  registration says so: ``|s``), so the follower's ``bury`` script proves it gone by that
+  channel's having no subscriber, and in the same script removes the lead with a
+  compare-and-delete on member, term and registration and claims as usual, with a higher term:
+  one round trip from the trigger to the new lead. Where the script cannot prove it (Redis has
+  not read the close yet, an older registration, an ACL without ``PUBSUB NUMSUB``), the follower
+  asks ``CLIENT LIST ID`` beside its loop until the id is gone, then buries. Where an ACL
+  refuses CLIENT, the confirmation is a refused reconnect to the endpoint instead (see the
+  README's Guarantees for what it cannot tell apart).
 
 The sockets (the process's listener, the links to other processes' listeners, the fallback
 probe) are :mod:`leaderpool.endpoints`; this module is one member's part: what it advertises,
@@ -26,14 +31,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from leaderpool import descriptors
 from leaderpool.clients import AsyncClient
 from leaderpool.config import MemberConfig
 from leaderpool.endpoints import Endpoint, Link, probe
+from leaderpool.keys import connection_channel
 from leaderpool.log import Logger, get_logger
-from leaderpool.protocol import ClaimStatus, LeaderConn, LeaderValue
+from leaderpool.protocol import SEPARATOR, ClaimStatus, LeaderConn, LeaderValue
 from leaderpool.redis_errors import COMMAND_REFUSED, RETRYABLE
 from leaderpool.store import PoolStore
 from leaderpool.timeouts import cancel_and_wait
@@ -55,6 +61,19 @@ BURIED_REASON = "process_died"
 log = get_logger("leaderpool.liveness")
 
 T = TypeVar("T")
+
+
+class Death(NamedTuple):
+    """A leader whose death is proved (or is proved in the bury script itself, by
+    ``proof_channel``), and the registration its lead is removed with (compare-and-delete)."""
+
+    leader: LeaderValue
+    registration: str
+    proof_channel: str = ""
+    """The dead leader's connection channel, whose having no subscriber the bury script checks;
+    "" when the death was proved before (CLIENT LIST, or the endpoint)."""
+    tries: int = 0
+    """How many bury scripts found the connection still subscribed."""
 
 
 class Bounded(Protocol):
@@ -108,11 +127,13 @@ class FastFailover:
         self._link: Link | None = None
         self._watched: tuple[LeaderValue, str] | None = None  # (leader, its endpoint)
         self.confirmed_by = ""
-        """How the last death was confirmed: ``client_list`` (Redis) or ``endpoint`` (the fallback)."""
+        """How the last death was confirmed: ``subscription`` (in the bury script), ``client_list``
+        (Redis, asked beside the loop) or ``endpoint`` (the fallback)."""
         self.asks = 0
-        """How many times the last confirmation asked Redis (1 when Redis had heard of the close)."""
-        self.confirmed: tuple[LeaderValue, str] | None = None
-        """A death confirmed (the dead leader and the registration to bury it with), for the loop."""
+        """How many times the last confirmation asked CLIENT LIST (0: the script proved it)."""
+        self.confirmed: Death | None = None
+        """A death to bury, for the loop: proved, or to be proved by the bury script."""
+        self._until = 0.0  # when the suspect's lease would end anyway: the slow proof asks until then
         self._confirming: tuple[LeaderValue, asyncio.Task[None]] | None = None
         self._reported = ""
 
@@ -147,17 +168,18 @@ class FastFailover:
     # ---- leading ----
 
     def registration(self) -> str:
-        """The client id to register with a claim or a renewal: our pub/sub connection's; ""
-        when off or disconnected (then nobody can take the fast path for this lead)."""
-        if not self.enabled or self.watcher is None or self.watcher.client_id is None:
+        """What to register with a claim or a renewal: our pub/sub connection's client id, and
+        whether it is subscribed to its own channel; "" when off or disconnected (then nobody
+        can take the fast path for this lead)."""
+        if not self.enabled or self.watcher is None:
             return ""
-        return str(self.watcher.client_id)
+        return self.watcher.registration(self.config.prefix)
 
-    def registered(self, term: int, client_id: str) -> None:
-        """A claim or renewal of ``term`` with ``client_id`` succeeded: from now on, losing that
+    def registered(self, term: int, conn: str) -> None:
+        """A claim or renewal of ``term`` with ``conn`` succeeded: from now on, losing that
         connection ends the lead."""
-        if client_id and (self._registered is None or self._registered[0] != term):
-            self._registered = (term, int(client_id))
+        if conn and (self._registered is None or self._registered[0] != term):
+            self._registered = (term, int(conn.partition(SEPARATOR)[0]))
 
     def ended(self) -> None:
         self._registered = None
@@ -216,6 +238,32 @@ class FastFailover:
     def rejoined(self) -> None:
         self._reported = ""  # our record (and the report) may have gone with Redis's data
 
+    def on_trigger(self, suspect: LeaderValue, cached: str, until: float, bounded: Bounded, log: Logger) -> None:
+        """The trigger came while we are next in line: where ``suspect``'s registration (``cached``,
+        from our last reply) says its connection has a channel of its own, the loop's next turn
+        proves the death and buries the lead in one script (the loop is woken); else confirm
+        beside the loop (:meth:`confirm_in_background`)."""
+        conn = LeaderConn.parse(cached)
+        self._until = until
+        if conn is not None and conn.term == suspect.term and conn.subscribed and conn.client_id > 0:
+            self.confirmed_by, self.asks = "subscription", 0
+            self.confirmed = Death(suspect, cached, connection_channel(self.config.prefix, conn.client_id))
+            self._poke()
+        else:
+            self.confirm_in_background(suspect, cached, until, bounded, log)
+
+    def still_subscribed(self, dead: Death, bounded: Bounded, log: Logger) -> None:
+        """The bury script found the connection still subscribed, or could not ask. Redis frees a
+        connection whose close it read (and its subscriptions) only after the batch of events it
+        read the close in, which may be the batch that ran the script: the loop's next turn runs
+        it once more, which Redis reads after that. Then (Redis had not read the close at all: a
+        slow teardown) confirm beside the loop, with CLIENT LIST."""
+        if dead.tries == 0:
+            self.confirmed = dead._replace(tries=1)
+            self._poke()
+        else:
+            self.confirm_in_background(dead.leader, dead.registration, self._until, bounded, log)
+
     def confirm_in_background(
         self, suspect: LeaderValue, cached: str, until: float, bounded: Bounded, log: Logger
     ) -> None:
@@ -239,7 +287,7 @@ class FastFailover:
             log.info("liveness_trigger_unconfirmed", suspect=suspect.member, suspect_term=suspect.term, error=str(exc))
             return
         if registration is not None and self._watched is not None and self._watched[0] == suspect:
-            self.confirmed = (suspect, registration)
+            self.confirmed = Death(suspect, registration)
             self._poke()
 
     async def _proof(

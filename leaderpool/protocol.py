@@ -60,25 +60,41 @@ class LeaderValue(NamedTuple):
 
 
 class LeaderConn(NamedTuple):
-    """What the ``leader_conn`` key holds: ``"<term>|<client id>"``, the Redis connection the
-    leader of ``term`` keeps open for its whole lead. ``client_id`` 0: CLIENT was refused to the
+    """What the ``leader_conn`` key holds: ``"<term>|<client id>"``, or
+    ``"<term>|<client id>|s"`` when that connection subscribed to its own channel
+    (:func:`~leaderpool.keys.connection_channel`) before it was registered: the Redis connection
+    the leader of ``term`` keeps open for its whole lead. ``client_id`` 0: CLIENT was refused to the
     leader (followers confirm a death by a refused reconnect to its liveness endpoint instead)."""
 
     term: int
     client_id: int
+    subscribed: bool = False
+    """The connection is subscribed to its channel, never unsubscribes while it lives, and
+    subscribed before this registration was written: no subscriber there proves it gone, and a
+    script can ask that (``PUBSUB NUMSUB``; a script cannot run ``CLIENT LIST``)."""
 
     def encode(self) -> str:
-        return f"{self.term}{SEPARATOR}{self.client_id}"
+        return f"{self.term}{SEPARATOR}{connection_registration(self.client_id, subscribed=self.subscribed)}"
 
     @classmethod
     def parse(cls, raw: Any) -> LeaderConn | None:
         if raw is None or raw is False:
             return None
-        term, _, client_id = text(raw).partition(SEPARATOR)
+        term, _, rest = text(raw).partition(SEPARATOR)
+        client_id, _, flag = rest.partition(SEPARATOR)
         try:
-            return cls(int(term), int(client_id))
+            return cls(int(term), int(client_id), flag == SUBSCRIBED_FLAG)
         except ValueError:
             return None
+
+
+SUBSCRIBED_FLAG = "s"
+
+
+def connection_registration(client_id: int, *, subscribed: bool) -> str:
+    """The part of ``leader_conn`` a claim or renewal sends: ``"<client id>"`` or, when the
+    connection is subscribed to its own channel, ``"<client id>|s"``."""
+    return f"{client_id}{SEPARATOR}{SUBSCRIBED_FLAG}" if subscribed else str(client_id)
 
 
 # ---- the pool message ----
@@ -155,6 +171,10 @@ class ClaimStatus(IntEnum):
     """Claims wait while Redis recovers lost terms (``leader_pttl_ms`` says how long)."""
     NOT_BURIED = -3
     """Fast failover: the dead leader's lead or registration changed, so nothing was done."""
+    STILL_SUBSCRIBED = -4
+    """Fast failover: the dead leader's registered connection is still subscribed to its channel
+    (Redis has not read its close yet, or the process lives), or Redis refused to say: nothing
+    was done, the death is to be confirmed another way."""
 
 
 class Beat(NamedTuple):

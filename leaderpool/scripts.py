@@ -455,14 +455,20 @@ BURY = (
 -- KEYS[5] history stream, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash, KEYS[9] ranking;
 -- ARGV[1] the dead leader's value "<term>|<member>", ARGV[2] its registration "<term>|<client id>"
 -- as read, ARGV[3] reason, then the claim's ARGV: ARGV[4] claimant, ARGV[5] ttl_ms, ARGV[6] highest
--- term the claimant has seen, ARGV[7] events channel, ARGV[8] the claimant's client id ("" none).
--- The claimant confirmed (through Redis, or a refused reconnect) that the leader's process died:
--- compare-and-delete on member and term, and on the registration, so a newer lead (or a leader
--- that registered a new connection) is never touched; the dead member leaves the pool with it,
--- and the claimant claims as usual (a higher term). Returns {-3} when the lead or its
--- registration had changed (nothing done), else the claim's reply (see CLAIM).
+-- term the claimant has seen, ARGV[7] events channel, ARGV[8] the claimant's client id ("" none);
+-- ARGV[9] the dead leader's connection channel to prove its death by ("" proved already).
+-- The claimant saw the leader's liveness endpoint close, and the leader's process died if its
+-- registered connection is gone: proved already (CLIENT LIST, or a refused reconnect), or here,
+-- by the connection's own channel having no subscriber any more (PUBSUB NUMSUB; the registration
+-- says the connection subscribed to it before it was written, and it never unsubscribes).
+-- Then compare-and-delete on member and term, and on the registration, so a newer lead (or a
+-- leader that registered a new connection) is never touched; the dead member leaves the pool
+-- with it, and the claimant claims as usual (a higher term). Returns {-3} when the lead or its
+-- registration had changed, {-4} when the connection is still subscribed or Redis refused to
+-- say (nothing done either way), else the claim's reply (see CLAIM).
 local value, registration, reason = ARGV[1], ARGV[2], ARGV[3]
 local member, ttl_ms, seen, channel, conn = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local proof_channel = ARGV[9]
 """
     + _NOW
     + _WIRE
@@ -471,6 +477,13 @@ local member, ttl_ms, seen, channel, conn = ARGV[4], tonumber(ARGV[5]), tonumber
     + """
 if redis.call('GET', KEYS[1]) ~= value or redis.call('GET', KEYS[7]) ~= registration then
   return {-3}
+end
+if proof_channel ~= '' then
+  -- pcall: an ACL without PUBSUB NUMSUB is no proof, and no script error either
+  local counts = redis.pcall('PUBSUB', 'NUMSUB', proof_channel)
+  if type(counts) ~= 'table' or counts.err or tonumber(counts[2]) ~= 0 then
+    return {-4}
+  end
 end
 local dead_term, dead = split_leader(value)
 redis.call('DEL', KEYS[1], KEYS[7])

@@ -243,16 +243,26 @@ class PoolStore:
         return LeaderValue.parse(value), LeaderConn.parse(conn), text(conn) if conn else ""
 
     async def bury_and_claim(
-        self, dead: LeaderValue, registration: str, reason: str, member: str, ttl_ms: int, seen_term: int, conn: str
+        self,
+        dead: LeaderValue,
+        registration: str,
+        reason: str,
+        member: str,
+        ttl_ms: int,
+        seen_term: int,
+        conn: str,
+        proof_channel: str = "",
     ) -> ClaimResult:
         """Remove a dead leader's lead and membership if the lead and its registration are still
         ``dead`` and ``registration`` (compare-and-delete; else ``NOT_BURIED``), then claim the lead
-        for ``member`` as :meth:`claim` does."""
+        for ``member`` as :meth:`claim` does. ``proof_channel``: the death is proved in the same
+        script, by that channel (the registered connection's own) having no subscriber (else
+        ``STILL_SUBSCRIBED``, nothing done); "" when it was proved already."""
         k = self.keys
         reply = await self._batched(
             self._scripts.bury,
             [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching, k.ranking],
-            [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn],
+            [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn, proof_channel],
         )
         return parse_claim(reply, member, ttl_ms)
 

@@ -8,7 +8,9 @@ disconnected is lost, so listeners re-read state).
 
 The connection's Redis client id (``CLIENT ID``, asked before subscribing) is :attr:`client_id`:
 a leader registers it for fast failover (:mod:`leaderpool.liveness`) and steps down when it
-drops. The connection is used with no retries inside redis-py, so a drop is always seen here.
+drops. Before anything else the connection subscribes to a channel of its own, which nobody
+publishes to: a script proves the connection gone by that channel's having no subscriber.
+The connection is used with no retries inside redis-py, so a drop is always seen here.
 A notification is a hint, never the truth: listeners re-read Redis after every one.
 
 On a Redis Cluster, :meth:`Watcher.shared` returns a
@@ -33,9 +35,9 @@ from leaderpool.clients import AsyncClient, clone_async_client
 from leaderpool.connect import is_cluster_client
 from leaderpool.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
-from leaderpool.keys import Keyspace
+from leaderpool.keys import Keyspace, connection_channel
 from leaderpool.log import get_logger
-from leaderpool.protocol import text
+from leaderpool.protocol import connection_registration, text
 from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 from leaderpool.timeouts import cancel_and_wait, within
 
@@ -76,6 +78,29 @@ async def _as_is(message: Any) -> Any:
     return message
 
 
+async def _subscribe_own(pubsub: PubSub, client_id: int, prefixes: list[str]) -> set[str]:
+    """Subscribe the pub/sub connection ``client_id`` to its own channel under each prefix
+    (:func:`~leaderpool.keys.connection_channel`), one by one, before anything else is subscribed,
+    reading each confirmation (a push message in RESP3): once it is read, Redis counts the
+    subscription, so a registration written after it may say so. Returns the channels subscribed
+    (an ACL may refuse some)."""
+    conn = pubsub.connection
+    assert conn is not None  # connect() ran
+    subscribed: set[str] = set()
+    if client_id <= 0:
+        return subscribed
+    for prefix in prefixes:
+        channel = connection_channel(prefix, client_id)
+        await conn.send_command("SUBSCRIBE", channel)
+        try:
+            reply = await conn.read_response(push_request=True)
+        except COMMAND_REFUSED:  # its ACL has no such channel: its leaders are proved gone by CLIENT LIST
+            continue
+        if isinstance(reply, list) and len(reply) == 3 and text(reply[1]) == channel:
+            subscribed.add(channel)
+    return subscribed
+
+
 async def _ask_client_id(pubsub: PubSub) -> int:
     """CLIENT ID of the pub/sub connection, before it subscribes (0 if CLIENT is refused). The
     connection must never reconnect behind our back (its id would change unseen): no retries."""
@@ -112,6 +137,8 @@ class Watcher:
         self.client_id: int | None = None
         """The pub/sub connection's Redis client id while it is up; 0 where CLIENT is refused;
         None while disconnected."""
+        self._prefixes: set[str] = set()
+        self._own_channels: set[str] = set()  # this connection's channels (see _subscribe_own)
 
     @classmethod
     def shared(cls, client: AsyncClient) -> Watcher:
@@ -143,7 +170,19 @@ class Watcher:
     async def watch(self, keys: Keyspace, listener: Listener, timeout: float = 5.0) -> None:
         """Deliver ``keys``' notifications to ``listener``; returns once subscribed (or after
         ``timeout`` if Redis is unreachable: the watcher keeps trying and resyncs when back)."""
+        # the connection subscribes to its own channel under each prefix as it connects (a prefix
+        # first watched once it is up waits for the next connection: CLIENT LIST serves meanwhile)
+        self._prefixes.add(keys.prefix)
         await self.watch_channels(self.channels_for(keys), listener, timeout)
+
+    def registration(self, prefix: str) -> str:
+        """What a leader of a pool under ``prefix`` registers for this connection
+        (:func:`~leaderpool.protocol.connection_registration`); "" while disconnected."""
+        client_id = self.client_id
+        if client_id is None:
+            return ""
+        subscribed = connection_channel(prefix, client_id) in self._own_channels
+        return connection_registration(client_id, subscribed=subscribed)
 
     async def watch_channels(self, channels: tuple[str, ...], listener: Listener, timeout: float = 5.0) -> None:
         """Deliver messages on ``channels`` (plain pub/sub channels: ``("events", payload)``) to
@@ -243,13 +282,16 @@ class Watcher:
         for event in self._confirmed.values():
             event.clear()
         await pubsub.connect()
-        self.client_id = await _ask_client_id(pubsub)
+        client_id = await _ask_client_id(pubsub)
+        self._own_channels = await _subscribe_own(pubsub, client_id, sorted(self._prefixes))
+        self.client_id = client_id
         await pubsub.ping()
         self._ready.set()
         await self._sync_subscriptions()
 
     async def _disconnect(self) -> None:
         self.client_id = None
+        self._own_channels = set()
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):

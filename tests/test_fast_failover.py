@@ -24,8 +24,9 @@ import redis.asyncio
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
 from leaderpool.events import RevokeReason
-from leaderpool.keys import Keyspace
-from leaderpool.protocol import LeaderConn
+from leaderpool.keys import Keyspace, connection_channel
+from leaderpool.protocol import ClaimStatus, LeaderConn, LeaderValue
+from leaderpool.store import PoolStore
 from leaderpool.testing.redis_server import RedisServer, free_port
 
 from .helpers import Recorder, start_all, stop_all
@@ -118,6 +119,44 @@ def watches(worker: WorkerProc, endpoint: str) -> int:
     return sum(1 for e in logs(worker, "liveness_watching") if e["endpoint"] == endpoint)
 
 
+def user_url(server: RedisServer, user: str, *, commands: list[str], channels: tuple[str, ...] = ("*",)) -> str:
+    """The URL of a new ACL user of ``server`` allowed everything but ``commands``' rules, on
+    ``channels``."""
+    admin = redis.Redis.from_url(server.url)
+    try:
+        admin.acl_setuser(
+            user, enabled=True, passwords=["+pw"], keys=["*"], channels=list(channels), categories=["+@all"],
+            commands=commands,
+        )  # fmt: skip
+    finally:
+        admin.close()
+    return server.url.replace("redis://", f"redis://{user}:pw@")
+
+
+def registered(url: str) -> LeaderConn | None:
+    client = redis.Redis.from_url(url)
+    try:
+        return LeaderConn.parse(client.get(Keyspace("p").leader_conn))
+    finally:
+        client.close()
+
+
+def killed_leader_replaced(url: str) -> tuple[LeaderConn, dict[str, Any]]:
+    """Leader a and b next in line, both of ``url``'s user; a SIGKILLed: a's registration, and
+    b's takeover line."""
+    with workers_for(url) as ws:
+        a = start(ws, "a", ttl="10")
+        a.elected()
+        b = start(ws, "b", ttl="10")
+        b.sees("a")
+        watched_by(url, "a", [b])
+        conn: LeaderConn = eventually(lambda: registered(url))
+        killed_at = a.kill()
+        elected = b.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
+        assert elected["t"] - killed_at < FAST_BOUND_S and 2 == elected["term"]
+        return conn, takeover(b)
+
+
 def registered_term(url: str) -> int | None:
     """The term whose leader's connection is registered (fast failover's ``leader_conn``)."""
     client = redis.Redis.from_url(url)
@@ -162,8 +201,8 @@ def acting_overlaps(workers: list[WorkerProc], ended: dict[str, float]) -> list[
 class TestTheFastPath:
     def test_sigkill_of_the_leader_fails_over_far_within_its_lease(self, redis_server: RedisServer) -> None:
         """With a 10 s lease, each SIGKILLed leader is replaced within a fraction of a second, with
-        a higher term, the death confirmed through Redis at the first question; never two acting
-        leaders."""
+        a higher term, the death proved inside the bury script (the leader's connection channel has
+        no subscriber: Redis read its close first); never two acting leaders."""
         ended: dict[str, float] = {}
         with workers_for(redis_server.url) as ws:
             procs = [start(ws, "a", ttl="10")]
@@ -182,8 +221,8 @@ class TestTheFastPath:
                 assert elected["t"] - killed_at < FAST_BOUND_S
                 assert elected["term"] > term
                 died = takeover(new)
-                assert (leader.name, "client_list", "elected") == (died["dead"], died["confirmed_by"], died["claim"])
-                assert 1 == died["asks"]  # Redis knew at once: the dead leader released its endpoint's sockets last
+                assert (leader.name, "subscription", "elected") == (died["dead"], died["confirmed_by"], died["claim"])
+                assert 0 == died["asks"]  # Redis knew at once: the dead leader released its endpoint's sockets last
                 replacement = start(ws, f"{leader.name[0]}{generation}", ttl="10")
                 replacement.sees(new.name)
                 procs = [*followers, replacement]
@@ -199,8 +238,9 @@ class TestTheFastPath:
     ) -> None:
         """A loaded host closes a killed process's sockets one after the other, and Redis may read
         the close of the leader's connection well after the follower read its endpoint's EOF (a
-        proxy in front of Redis holds it half a second here): the follower keeps asking, beside
-        its loop, and takes over once Redis lets go, long before the 10 s lease ends."""
+        proxy in front of Redis holds it half a second here): the bury script finds the leader's
+        connection still subscribed and does nothing, the follower asks CLIENT LIST beside its
+        loop, and takes over once Redis lets go, long before the 10 s lease ends."""
         proxy = Proxy(redis_one.port).start()
         proxy.linger_s = 0.5
         try:
@@ -214,7 +254,7 @@ class TestTheFastPath:
                 elected = b.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
                 assert proxy.linger_s - 0.05 <= elected["t"] - killed_at  # Redis let go, then b took over
                 assert 2 == elected["term"]
-                assert "client_list" == takeover(b)["confirmed_by"]
+                assert "client_list" == takeover(b)["confirmed_by"]  # the script found it still subscribed
                 assert [] == logs(b, "liveness_trigger_unconfirmed")  # the first trigger's proof, waited for
                 assert [] == logs(b, "heartbeat_late")
         finally:
@@ -238,7 +278,7 @@ class TestTheFastPath:
         killed_at = b.kill()
         elected = c.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
         assert elected["t"] - killed_at < FAST_BOUND_S and 3 == elected["term"]
-        assert "client_list" == takeover(c)["confirmed_by"]
+        assert "subscription" == takeover(c)["confirmed_by"]
 
     def test_a_leader_whose_registered_connection_drops_steps_down_at_once(self, redis_one: RedisServer) -> None:
         """Redis drops the leader's pub/sub connection (CLIENT KILL) while it lives: a follower could
@@ -263,6 +303,55 @@ class TestTheFastPath:
             await stop_all([a, b])
 
         asyncio.run(main())
+
+
+class TestTheProofInTheScript:
+    def test_a_live_leaders_connection_is_subscribed_so_the_bury_script_does_nothing(
+        self, redis_one: RedisServer
+    ) -> None:
+        """The leader registers its connection as subscribed to its own channel, and a bury
+        (a trigger a middlebox faked, say) finds a subscriber there: nothing is written."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a, b = rec.elections("p", "ab", redis_one.url, ttl_s=10)
+            await start_all([a, b])
+            await a.wait_until_leader(10)
+            admin = redis.asyncio.Redis.from_url(redis_one.url)
+            keys = Keyspace("p")
+            raw = await admin.get(keys.leader_conn)
+            conn = LeaderConn.parse(raw)
+            assert isinstance(raw, bytes)
+            assert conn is not None and conn.subscribed and conn.term == a.term
+            channel = connection_channel(keys.prefix, conn.client_id)
+            assert [(channel.encode(), 1)] == await admin.pubsub_numsub(channel)
+            leader_before = await admin.get(keys.leader)
+            result = await PoolStore(admin, keys).bury_and_claim(
+                LeaderValue(conn.term, "a"), raw.decode(), "process_died", "b", 10_000, conn.term, "",
+                proof_channel=channel,
+            )  # fmt: skip
+            assert ClaimStatus.STILL_SUBSCRIBED is result.status
+            assert leader_before == await admin.get(keys.leader) and raw == await admin.get(keys.leader_conn)
+            assert [] == rec.of("a", "revoked")
+            await admin.aclose()
+            await stop_all([a, b])
+
+        asyncio.run(main())
+
+    def test_without_pubsub_numsub_the_death_is_confirmed_with_client_list(self, redis_one: RedisServer) -> None:
+        """An ACL without PUBSUB: the script cannot ask (no script error: no proof), and the
+        follower confirms with CLIENT LIST beside its loop."""
+        url = user_url(redis_one, "nonumsub", commands=["-pubsub"])  # Redis 6.2 cannot deny a subcommand alone
+        conn, died = killed_leader_replaced(url)
+        assert conn.subscribed and "client_list" == died["confirmed_by"]
+
+    def test_a_connection_refused_its_own_channel_registers_without_it(self, redis_one: RedisServer) -> None:
+        """An ACL that allows the pool's channels but not the connection channels: the watcher
+        works on, the registration does not say subscribed (no subscriber there proves nothing),
+        and deaths are confirmed with CLIENT LIST."""
+        url = user_url(redis_one, "nochannel", commands=[], channels=("leaderpool:{*", "__keyspace@*__:leaderpool:*"))
+        conn, died = killed_leader_replaced(url)
+        assert conn.client_id > 0 and not conn.subscribed and "client_list" == died["confirmed_by"]
 
 
 class TestFaultsThatWaitForTheLease:
@@ -330,15 +419,7 @@ class TestTheLeaderIsUndisturbed:
 class TestWithoutClientCommand:
     def test_an_acl_refusing_client_falls_back_to_a_refused_reconnect(self, redis_one: RedisServer) -> None:
         """Where CLIENT is refused, a death is confirmed by a refused reconnect to the endpoint."""
-        admin = redis.Redis.from_url(redis_one.url)
-        try:
-            admin.acl_setuser(
-                "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
-                commands=["-client"],
-            )  # fmt: skip
-        finally:
-            admin.close()
-        url = redis_one.url.replace("redis://", "redis://noclient:pw@")
+        url = user_url(redis_one, "noclient", commands=["-client"])
         with workers_for(url) as ws:
             a = start(ws, "a", ttl="10")
             a.elected()
@@ -394,15 +475,7 @@ class TestStatusAndSettings:
 
     def test_doctor_says_whether_deaths_are_confirmed_through_redis(self, redis_one: RedisServer) -> None:
         """doctor: ok when CLIENT ID / CLIENT LIST ID are allowed, a warning naming the fallback when not."""
-        admin = redis.Redis.from_url(redis_one.url)
-        try:
-            admin.acl_setuser(
-                "noclient", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"],
-                commands=["-client"],
-            )  # fmt: skip
-        finally:
-            admin.close()
-        for url, level in ((redis_one.url, "ok"), (redis_one.url.replace("redis://", "redis://noclient:pw@"), "warn")):
+        for url, level in ((redis_one.url, "ok"), (user_url(redis_one, "noclient", commands=["-client"]), "warn")):
             done = cli("--redis", url, "doctor", "--json")
             check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "fast failover")
             assert level == check["level"], check

@@ -13,6 +13,7 @@ from leaderpool.members import MemberInfo
 from leaderpool.protocol import (
     BeatStatus,
     ClaimStatus,
+    LeaderConn,
     LeaderValue,
     PoolEvent,
     PoolMessage,
@@ -39,6 +40,22 @@ class TestLeaderValue:
     def test_no_value_is_none(self) -> None:
         assert LeaderValue.parse(None) is None
         assert LeaderValue.parse(False) is None
+
+
+class TestLeaderConn:
+    def test_a_registration_says_whether_its_connection_has_its_own_channel(self) -> None:
+        """``"<term>|<id>|s"``: subscribed to its channel (a script may prove it gone);
+        ``"<term>|<id>"``: not, or written by an older member."""
+        assert LeaderConn(4, 17, True) == LeaderConn.parse(b"4|17|s")
+        assert LeaderConn(4, 17, False) == LeaderConn.parse("4|17")
+        for conn in (LeaderConn(4, 17, True), LeaderConn(4, 17, False), LeaderConn(2, 0)):
+            assert conn == LeaderConn.parse(conn.encode())
+
+    def test_anything_else_is_no_registration(self) -> None:
+        for raw in (None, False, "", "4", "x|17", "4|x"):
+            assert LeaderConn.parse(raw) is None
+        for unknown_flag in ("4|17|t", "4|17|s|more"):  # claims nothing
+            assert LeaderConn(4, 17, False) == LeaderConn.parse(unknown_flag)
 
 
 class TestPoolMessage:
