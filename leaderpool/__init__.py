@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
     from leaderpool.fencing import afenced_set, fenced_set
+    from leaderpool.gc_tuning import quiet_gc
     from leaderpool.jobs.config import JobsConfig
     from leaderpool.jobs.wire import JobContext, MulticallResult
     from leaderpool.keys import Keyspace
@@ -96,6 +97,7 @@ _EXPORTS = {
     "afenced_set": "leaderpool.fencing",
     "by_priority_then_age": "leaderpool.members",
     "fenced_set": "leaderpool.fencing",
+    "quiet_gc": "leaderpool.gc_tuning",
     "run_schedule": "leaderpool.periodic",
     "AsyncLock": "leaderpool.aio_locks",
     "Lock": "leaderpool.locks",
@@ -149,6 +151,7 @@ __all__ = [
     "atrans",
     "by_priority_then_age",
     "fenced_set",
+    "quiet_gc",
     "run_schedule",
     "trans",
 ]

@@ -98,6 +98,8 @@ class ElectionCore:
         self._alarm = Alarm(clock)
         self._retries = Retries(config.heartbeat)
         self._abandoned = False
+        self._watcher: Watcher | None = None
+        self._hears_keyspace = False  # subscribed to the leader key's keyspace events
 
     @property
     def _log(self) -> Logger:
@@ -146,8 +148,9 @@ class ElectionCore:
     async def run(self) -> None:
         """Join, elect, lead or follow until :meth:`request_stop`; then leave the pool. Raises
         :class:`~leaderpool.errors.ScriptError` (after leaving) when a script fails."""
-        watcher = Watcher.shared(self._client)
+        watcher = self._watcher = Watcher.shared(self._client)
         await watcher.watch(self.keys, self._on_message, timeout=self.config.heartbeat)
+        self._hears_keyspace = True
         self.membership.liveness = await self.fast.start(watcher)
         try:
             while not self._pending.stop:
@@ -227,6 +230,28 @@ class ElectionCore:
                 self._pending.dirty = True
                 raise
         self.fast.follow_from(self.view, following=self.lead.role is Role.FOLLOWER)  # the next in line watches
+        await self._hear_keyspace(self._wants_keyspace())
+
+    def _wants_keyspace(self) -> bool:
+        """Whether to hear the leader key's keyspace events: the leader and the next in line do (the
+        next in line claims the moment the lead is vacant), and every member while nobody is known
+        to be next or the pool ranks outside Redis. The other followers hear of a new or vanished
+        lead on the pool's channel and look by their own timers: so a lease renewal's event
+        ("expire") reaches two members of a pool, not all of them, which in a process holding a
+        member of thousands of pools was much of its work (issue 13)."""
+        v = self.view
+        return not v.ranked_in_redis or self.lead.role is not Role.FOLLOWER or v.successor or v.successor_id is None
+
+    async def _hear_keyspace(self, wanted: bool) -> None:
+        watcher = self._watcher
+        if watcher is None or wanted == self._hears_keyspace:
+            return
+        self._hears_keyspace = wanted
+        channel = (watcher.channels_for(self.keys)[0],)
+        if wanted:  # not waiting for Redis's confirmation: the timers cover the moment until then
+            await watcher.watch_channels(channel, self._on_message, timeout=0)
+        else:
+            await watcher.unwatch_channels(channel, self._on_message)
 
     def _next_wakeup(self) -> float:
         t = self._timers
@@ -587,7 +612,7 @@ class ElectionCore:
             )
             self._pending.dirty = True
         if dead is not None:  # logged after acting on it: the fast path's log line costs it nothing
-            self.fast.log_takeover(self._log, dead.leader, result.status)
+            self.fast.log_takeover(self._log, dead, result.status)
 
     def _become_leader(self, term: int, sent: float, *, forced: bool = False, handoff: bool = False) -> None:
         """Lead ``term``; ``sent`` is when the lease we rely on was granted, at the latest (the

@@ -312,13 +312,14 @@ class FastFailover:
         if confirming is not None:
             await cancel_and_wait(confirming[1])
 
-    def log_takeover(self, log: Logger, dead: LeaderValue, claim: ClaimStatus) -> None:
+    def log_takeover(self, log: Logger, dead: Death, claim: ClaimStatus) -> None:
         log.info(
             "leader_process_died",
-            dead=dead.member,
-            dead_term=dead.term,
+            dead=dead.leader.member,
+            dead_term=dead.leader.term,
             confirmed_by=self.confirmed_by,
             asks=self.asks,
+            scripts=dead.tries + 1,
             claim=claim.name.lower(),
         )
 

@@ -44,6 +44,21 @@ def test_quick_manypools_run_writes_the_mass_kill(tmp_path: Path) -> None:
     assert result["worker_rss_mb_per_1000_members"] > 0
 
 
+@pytest.mark.timeout(180)
+def test_quick_overload_run_drops_the_load_and_sees_every_pool_led(tmp_path: Path) -> None:
+    """A smoke run (no real overload): processes start together, some are stopped, and every
+    pool is led again, by one of the processes kept, for a whole lease."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.overload", "--quick", "--out", str(tmp_path), "--name", "quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr[-3000:]
+    result = json.loads((tmp_path / "quick.json").read_text())
+    assert result["recovered"] and 30 == result["pools_led_after"]
+    assert 0 == result["leaders_in_stopped_processes_after"]
+    assert result["overloaded"] and result["recovering"]
+
+
 def test_beatload_drives_every_members_beat_and_projects_to_the_real_rate() -> None:
     """``python -m benchmarks.beatload`` (a short run, so it cannot rot): no faster than the real
     rate, and the projection is Redis's CPU per beat times that rate."""

@@ -347,3 +347,59 @@ def test_a_vacancy_nobody_was_next_for_costs_glances_not_listings(
         await stop_all(members[1:])
 
     run(main())
+
+
+def test_quiet_gc_freezes_what_is_alive_and_collects_young_objects_less_often() -> None:
+    """``leaderpool.quiet_gc()``: every object alive is out of the collector's reach, and young
+    collections wait for 10,000 allocations; the process's settings are put back after."""
+    import gc
+
+    from leaderpool import quiet_gc
+    from leaderpool.gc_tuning import YOUNG_THRESHOLD
+
+    before = gc.get_threshold()
+    alive = [[i] for i in range(1000)]  # containers the collector would walk
+    try:
+        frozen = quiet_gc()
+        assert frozen >= len(alive) and frozen == gc.get_freeze_count()
+        assert (YOUNG_THRESHOLD, *before[1:]) == gc.get_threshold()
+        assert not any(x is alive for x in gc.get_objects())  # no collection walks it any more
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_only_the_leader_and_the_next_in_line_hear_the_lease_renewals(redis_one: Any) -> None:
+    """A renewal's keyspace event ("expire") goes to the leader and the next in line, not to
+    every member: the others hear of a new lead on the pool's channel. Three worker processes:
+    two connections on the leader key's channel; after the leader is killed, the new leader
+    and its next in line again (the third, restarted, is not)."""
+    import redis as sync_redis
+
+    from leaderpool.keys import Keyspace
+
+    from .worker_procs import eventually as eventually_sync
+    from .worker_procs import workers_for
+
+    channel = f"__keyspace@0__:{Keyspace('p').leader}"
+    admin = sync_redis.Redis.from_url(redis_one.url)
+
+    def hearing() -> int:
+        return int(admin.pubsub_numsub(channel)[0][1])
+
+    try:
+        with workers_for(redis_one.url) as ws:
+            a = ws.start("a", ttl="2")
+            a.elected()
+            b = ws.start("b", ttl="2")
+            b.sees("a")
+            c = ws.start("c", ttl="2")
+            c.sees("a")
+            eventually_sync(lambda: hearing() == 2)
+            a.kill()
+            b.elected()
+            d = ws.start("d", ttl="2")
+            d.sees("b")
+            eventually_sync(lambda: hearing() == 2)  # b leads, c is next; d does not hear them
+    finally:
+        admin.close()
