@@ -234,13 +234,12 @@ class ElectionCore:
 
     def _wants_keyspace(self) -> bool:
         """Whether to hear the leader key's keyspace events: the leader and the next in line do (the
-        next in line claims the moment the lead is vacant), and every member while nobody is known
-        to be next or the pool ranks outside Redis. The other followers hear of a new or vanished
-        lead on the pool's channel and look by their own timers: so a lease renewal's event
-        ("expire") reaches two members of a pool, not all of them, which in a process holding a
-        member of thousands of pools was much of its work (issue 13)."""
-        v = self.view
-        return not v.ranked_in_redis or self.lead.role is not Role.FOLLOWER or v.successor or v.successor_id is None
+        next in line claims the moment the lead is vacant), and every member of a pool ranked
+        outside Redis. The other followers hear of a new or vanished lead on the pool's channel
+        and look by their own timers: so a lease renewal's event ("expire") reaches two members
+        of a pool, not all of them, which in a process holding a member of thousands of pools
+        was much of its work (issue 13)."""
+        return not self.view.ranked_in_redis or self.lead.role is not Role.FOLLOWER or self.view.successor
 
     async def _hear_keyspace(self, wanted: bool) -> None:
         watcher = self._watcher

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
@@ -192,7 +192,7 @@ class Watcher:
             self._confirmed.setdefault(ch, asyncio.Event())
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-watcher")
-        await self._sync_subscriptions()
+        await self._sync_subscriptions(channels)
         with contextlib.suppress(asyncio.TimeoutError):
             await within(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
 
@@ -211,22 +211,27 @@ class Watcher:
         if not self._listeners:
             await self.close()
         else:
-            await self._sync_subscriptions()
+            await self._sync_subscriptions(channels)
 
-    async def _sync_subscriptions(self) -> None:
-        """Subscribe to channels that gained listeners, unsubscribe from those that lost all.
-        Before the connection is up this does nothing: :meth:`_connect` calls it once ready."""
+    async def _sync_subscriptions(self, channels: Iterable[str] | None = None) -> None:
+        """Subscribe to channels that gained listeners, unsubscribe from those that lost all:
+        among ``channels`` (a member's watch or unwatch: a process may watch tens of thousands of
+        channels), or all of them. Before the connection is up this does nothing:
+        :meth:`_connect` calls it once ready."""
         pubsub = self._pubsub
         if not self._ready.is_set() or pubsub is None:
             return
-        wanted = set(self._listeners)
-        added, removed = wanted - self._subscribed, self._subscribed - wanted
-        self._subscribed = wanted  # before awaiting, so a concurrent call does not repeat us
+        listened, subscribed = self._listeners, self._subscribed
+        candidates = listened.keys() | subscribed if channels is None else set(channels)
+        added = sorted(ch for ch in candidates if ch in listened and ch not in subscribed)
+        removed = sorted(ch for ch in candidates if ch not in listened and ch in subscribed)
+        subscribed.update(added)  # before awaiting, so a concurrent call does not repeat us
+        subscribed.difference_update(removed)
         try:
             if added:
-                await pubsub.subscribe(*sorted(added))
+                await pubsub.subscribe(*added)
             if removed:
-                await pubsub.unsubscribe(*sorted(removed))
+                await pubsub.unsubscribe(*removed)
         except REDIS_FAILURES:
             pass  # the reader notices the broken connection and resubscribes everything
 
