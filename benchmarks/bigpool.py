@@ -31,7 +31,7 @@ import redis
 import redis.asyncio
 
 from benchmarks.cost import Snapshot, between
-from benchmarks.results_file import run_alone
+from benchmarks.results_file import fill_defaults, run_alone
 from benchmarks.scale import ScaleCounts, warning_counts
 from benchmarks.scenarios import BenchError, progress
 from benchmarks.stats import summary
@@ -316,10 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="result file name without .json (bigpool-TIMESTAMP)")
     args = p.parse_args(argv)
     q = args.quick
-    for name, full, quick in (("members", 1000, 20), ("processes", 10, 2), ("crowd", 300, 20), ("ttl", 5.0, 1.0),
-                              ("window", 20.0, 2.0), ("failovers", 5, 1)):  # fmt: skip
-        if getattr(args, name) is None:
-            setattr(args, name, quick if q else full)
+    fill_defaults(args, (("members", 1000, 20), ("processes", 10, 2), ("crowd", 300, 20), ("ttl", 5.0, 1.0),
+                         ("window", 20.0, 2.0), ("failovers", 5, 1)))  # fmt: skip
     if args.members < args.processes or args.processes < 2 or min(args.crowd, args.failovers) < 1:
         print("bigpool: need --processes >= 2, --members >= --processes, --crowd and --failovers >= 1", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.results_file import run_alone
+from benchmarks.results_file import fill_defaults, run_alone
 from benchmarks.scale import run_scale
 
 
@@ -69,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="result file name without .json (manypools-TIMESTAMP)")
     args = p.parse_args(argv)
     q = args.quick
-    for name, full, quick in (("pools", 10000, 20), ("members", 5, 3), ("ttl", 5.0, 1.0), ("window", 15.0, 2.0)):
-        if getattr(args, name) is None:
-            setattr(args, name, quick if q else full)
+    fill_defaults(args, (("pools", 10000, 20), ("members", 5, 3), ("ttl", 5.0, 1.0), ("window", 15.0, 2.0)))
     if args.pools < 1 or args.members < 2 or args.lead_share < 1:
         print("manypools: need --pools >= 1, --members >= 2 and --lead-share >= 1", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ from typing import IO, Any
 import psutil
 import redis
 
-from benchmarks.results_file import run_alone
+from benchmarks.results_file import fill_defaults, run_alone
 from benchmarks.scale import leaders_of, warning_counts
 from benchmarks.scenarios import progress
 from leaderpool.testing.processes import Child, ChildGroup
@@ -171,22 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.overload", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds (30 pools x 3, no overload)")
-    p.add_argument("--pools", type=int, help="pools (10000; quick 30)")
+    p.add_argument("--pools", type=int, help="pools (5000; quick 30)")
     p.add_argument("--processes", type=int, help="processes, each a member of every pool (5; quick 3)")
     p.add_argument("--keep", type=int, help="processes kept when the load drops (2; quick 2)")
     p.add_argument("--ttl", type=float, help="lease (5 s; quick 1 s)")
-    p.add_argument("--overload-s", type=float, help="how long to sample the overload (90; quick 3)")
+    p.add_argument("--overload-s", type=float, help="how long to sample the overload (120; quick 3)")
     p.add_argument("--recover-s", type=float, help="how long recovery may take at most (300; quick 30)")
     p.add_argument("--out", type=Path, help="directory for the result file")
     p.add_argument("--name", help="result file name without .json (overload-TIMESTAMP)")
     args = p.parse_args(argv)
     q = args.quick
-    for name, full, quick in (
-        ("pools", 10000, 30), ("processes", 5, 3), ("keep", 2, 2), ("ttl", 5.0, 1.0),
-        ("overload_s", 90.0, 3.0), ("recover_s", 300.0, 30.0),
-    ):  # fmt: skip
-        if getattr(args, name) is None:
-            setattr(args, name, quick if q else full)
+    fill_defaults(args, (
+        ("pools", 5000, 30), ("processes", 5, 3), ("keep", 2, 2), ("ttl", 5.0, 1.0),
+        ("overload_s", 120.0, 3.0), ("recover_s", 300.0, 30.0),
+    ))  # fmt: skip
     if args.pools < 1 or not 1 <= args.keep < args.processes:
         print("overload: need --pools >= 1 and 1 <= --keep < --processes", file=sys.stderr)
         return 2

@@ -4,16 +4,24 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from leaderpool.testing.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fill_defaults(args: argparse.Namespace, defaults: Iterable[tuple[str, Any, Any]]) -> None:
+    """Each ``(option, full run's value, --quick run's value)`` left unset on the command line."""
+    for name, full, quick in defaults:
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
 
 
 def run_alone(

@@ -419,17 +419,8 @@ class TestTheLeaderIsUndisturbed:
 class TestWithoutClientCommand:
     def test_an_acl_refusing_client_falls_back_to_a_refused_reconnect(self, redis_one: RedisServer) -> None:
         """Where CLIENT is refused, a death is confirmed by a refused reconnect to the endpoint."""
-        url = user_url(redis_one, "noclient", commands=["-client"])
-        with workers_for(url) as ws:
-            a = start(ws, "a", ttl="10")
-            a.elected()
-            b = start(ws, "b", ttl="10")
-            b.sees("a")
-            watched_by(url, "a", [b])
-            killed_at = a.kill()
-            elected = b.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
-            assert elected["t"] - killed_at < FAST_BOUND_S and 2 == elected["term"]
-            assert "endpoint" == takeover(b)["confirmed_by"]
+        conn, died = killed_leader_replaced(user_url(redis_one, "noclient", commands=["-client"]))
+        assert 0 == conn.client_id and "endpoint" == died["confirmed_by"]
 
 
 class TestStatusAndSettings:
