@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,16 +16,22 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def quick_run(module: str, tmp_path: Path) -> dict[str, Any]:
+    """``python -m benchmarks.MODULE --quick``: exit 0, and the result it wrote."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--quick", "--out", str(tmp_path), "--name", "quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads((tmp_path / "quick.json").read_text())
+    return result
+
+
 @pytest.mark.timeout(180)
 def test_quick_bigpool_run_measures_every_step(tmp_path: Path) -> None:
     """The crowd in one process, the big pool's steady state, join, leave, rolling restart and
     crash failovers each measured and written."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bigpool", "--quick", "--out", str(tmp_path), "--name", "quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=170,
-    )  # fmt: skip
-    assert 0 == done.returncode, done.stderr[-3000:]
-    result = json.loads((tmp_path / "quick.json").read_text())
+    result = quick_run("bigpool", tmp_path)
     assert 20 == result["crowd"]["members"] and result["crowd"]["heartbeat_late_in_window"] >= 0
     big = result["big_pool"]
     for step in ("join", "leave", "rolling_restart"):
@@ -34,12 +41,7 @@ def test_quick_bigpool_run_measures_every_step(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(180)
 def test_quick_manypools_run_writes_the_mass_kill(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.manypools", "--quick", "--out", str(tmp_path), "--name", "quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=170,
-    )  # fmt: skip
-    assert 0 == done.returncode, done.stderr[-3000:]
-    result = json.loads((tmp_path / "quick.json").read_text())
+    result = quick_run("manypools", tmp_path)
     assert 20 == result["pools"] and result["mass_kill"]["all_led_again"]
     assert result["worker_rss_mb_per_1000_members"] > 0
 
@@ -48,12 +50,7 @@ def test_quick_manypools_run_writes_the_mass_kill(tmp_path: Path) -> None:
 def test_quick_overload_run_drops_the_load_and_sees_every_pool_led(tmp_path: Path) -> None:
     """A smoke run (no real overload): processes start together, some are stopped, and every
     pool is led again, by one of the processes kept, for a whole lease."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.overload", "--quick", "--out", str(tmp_path), "--name", "quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=170,
-    )  # fmt: skip
-    assert 0 == done.returncode, done.stderr[-3000:]
-    result = json.loads((tmp_path / "quick.json").read_text())
+    result = quick_run("overload", tmp_path)
     assert result["recovered"] and 30 == result["pools_led_after"]
     assert 0 == result["leaders_in_stopped_processes_after"]
     assert result["overloaded"] and result["recovering"]

@@ -21,6 +21,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from leaderpool import AsyncElection
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
 from leaderpool.events import RevokeReason
@@ -157,6 +158,15 @@ def killed_leader_replaced(url: str) -> tuple[LeaderConn, dict[str, Any]]:
         return conn, takeover(b)
 
 
+async def a_leads_b_follows(url: str) -> tuple[Recorder, AsyncElection, AsyncElection, redis.asyncio.Redis]:
+    """In this process: a leads pool p (10 s lease), b follows; and an admin client of ``url``."""
+    rec = Recorder()
+    a, b = rec.elections("p", "ab", url, ttl_s=10)
+    await start_all([a, b])
+    await a.wait_until_leader(10)
+    return rec, a, b, redis.asyncio.Redis.from_url(url)
+
+
 def registered_term(url: str) -> int | None:
     """The term whose leader's connection is registered (fast failover's ``leader_conn``)."""
     client = redis.Redis.from_url(url)
@@ -286,11 +296,7 @@ class TestTheFastPath:
         deadline, and a new term follows."""
 
         async def main() -> None:
-            rec = Recorder()
-            a, b = rec.elections("p", "ab", redis_one.url, ttl_s=10)
-            await start_all([a, b])
-            await a.wait_until_leader(10)
-            admin = redis.asyncio.Redis.from_url(redis_one.url)
+            rec, a, b, admin = await a_leads_b_follows(redis_one.url)
             registered = LeaderConn.parse(await admin.get(Keyspace("p").leader_conn))
             assert registered is not None and registered.term == a.term
             dropped_at = time.monotonic()
@@ -313,11 +319,7 @@ class TestTheProofInTheScript:
         (a trigger a middlebox faked, say) finds a subscriber there: nothing is written."""
 
         async def main() -> None:
-            rec = Recorder()
-            a, b = rec.elections("p", "ab", redis_one.url, ttl_s=10)
-            await start_all([a, b])
-            await a.wait_until_leader(10)
-            admin = redis.asyncio.Redis.from_url(redis_one.url)
+            rec, a, b, admin = await a_leads_b_follows(redis_one.url)
             keys = Keyspace("p")
             raw = await admin.get(keys.leader_conn)
             conn = LeaderConn.parse(raw)
