@@ -370,19 +370,20 @@ class TestPoolClient:
                 MemberConfig(pool="w", member_id="a", ttl_s=TTL, meta={"addr": "10.0.0.1:80"}), redis_server.url
             )
             b = Election(MemberConfig(pool="w", member_id="b", ttl_s=TTL), redis_server.url)
-            with a, b:
-                a.wait_until_leader(10)
-                deadline = time.monotonic() + 10
-                while (client.leader is None or len(client.members()) < 2) and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                leader = client.leader
-                assert leader is not None
-                assert ("a", {"addr": "10.0.0.1:80"}) == (leader.member, leader.meta)
-                assert ["a", "b"] == [m.member for m in client.members()]
-                a.resign()
-                while (client.leader is None or client.leader.member != "b") and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                assert "b" == getattr(client.leader, "member", None)
+            with a:
+                a.wait_until_leader(10)  # before b starts: started together, b (on its own connection) may claim first
+                with b:
+                    deadline = time.monotonic() + 10
+                    while (client.leader is None or len(client.members()) < 2) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    leader = client.leader
+                    assert leader is not None
+                    assert ("a", {"addr": "10.0.0.1:80"}) == (leader.member, leader.meta)
+                    assert ["a", "b"] == [m.member for m in client.members()]
+                    a.resign()
+                    while (client.leader is None or client.leader.member != "b") and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    assert "b" == getattr(client.leader, "member", None)
 
 
 class TestLongWaits:
