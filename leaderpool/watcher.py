@@ -186,13 +186,16 @@ class Watcher:
 
     async def watch_channels(self, channels: tuple[str, ...], listener: Listener, timeout: float = 5.0) -> None:
         """Deliver messages on ``channels`` (plain pub/sub channels: ``("events", payload)``) to
-        ``listener``, and ``("resync", "")`` after a reconnection; returns once subscribed."""
+        ``listener``, and ``("resync", "")`` after a reconnection; returns once subscribed (``timeout``
+        0: once the subscription is sent)."""
         for ch in channels:
             self._listeners.setdefault(ch, []).append(listener)
             self._confirmed.setdefault(ch, asyncio.Event())
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-watcher")
         await self._sync_subscriptions(channels)
+        if timeout <= 0:  # not waiting for Redis's confirmation (and no zero timeout racing a cancellation)
+            return
         with contextlib.suppress(asyncio.TimeoutError):
             await within(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
 
