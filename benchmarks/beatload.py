@@ -19,13 +19,13 @@ from typing import Any
 import redis
 
 from benchmarks.results_file import write_result
-from leaderpool.constants import NEEDED_KEYSPACE_FLAGS
-from leaderpool.keys import Keyspace
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.pool_scripts import CLAIM, HEARTBEAT, REGISTER
+from leaderpool.backend.pool_store import heartbeat_call
+from leaderpool.backend.protocol import LeaderValue
 from leaderpool.members import MemberInfo, rank_score
-from leaderpool.protocol import LeaderValue
-from leaderpool.scripts import CLAIM, HEARTBEAT, REGISTER
-from leaderpool.store import heartbeat_call
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.util.constants import NEEDED_KEYSPACE_FLAGS
 
 MEMBERS = ("a", "b", "c", "d", "e")
 TTL_MS = 5000

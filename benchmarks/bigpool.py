@@ -36,8 +36,8 @@ from benchmarks.scale import ScaleCounts, warning_counts
 from benchmarks.scenarios import BenchError, progress
 from benchmarks.stats import summary
 from leaderpool import AsyncElection, MemberConfig
-from leaderpool.keys import Keyspace
-from leaderpool.store import PoolStore
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.pool_store import PoolStore
 from leaderpool.testing.processes import Child, ChildGroup
 
 POOL = "bigpool"

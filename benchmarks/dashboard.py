@@ -28,7 +28,7 @@ from typing import Any
 from benchmarks.results_file import run_alone
 from benchmarks.stats import summary
 from leaderpool.testing.processes import Child, ChildGroup, clean_env
-from leaderpool.timeouts import within
+from leaderpool.util.timeouts import within
 
 POOL = "bench-dashboard"
 TTL = "2"

@@ -1,4 +1,4 @@
-"""Crash failover with fast failover on and off (:mod:`leaderpool.liveness`), with a short and a
+"""Crash failover with fast failover on and off (:mod:`leaderpool.fast_failover.failover`), with a short and a
 long lease: three leaderpool workers per pool, the leader SIGKILLed at a random phase of its
 renewals, timed from the kill (not from the lease's expiry) to the new leader acting (its
 ``elected`` event), on the same redis-server as the other contenders."""
@@ -58,7 +58,7 @@ def crash_rounds(contender: Contender, url: str, ttl: float, rounds: int, log: I
 
 
 _HOLDER = (
-    "import socket, sys, time; import leaderpool.worker.service, leaderpool.liveness; "
+    "import socket, sys, time; import leaderpool.worker.service, leaderpool.fast_failover.failover; "
     "s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.sendall(b'x'); time.sleep(60)"
 )
 

@@ -32,7 +32,7 @@ import redis
 
 from benchmarks.scenarios import BenchError, progress
 from benchmarks.stats import summary
-from leaderpool.protocol import text
+from leaderpool.backend.protocol import text
 from leaderpool.testing.processes import Child, ChildGroup, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent

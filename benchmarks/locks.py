@@ -1,4 +1,4 @@
-"""Cluster-wide locks and unique names: leaderpool's :class:`~leaderpool.locks.Lock` (and its
+"""Cluster-wide locks and unique names: leaderpool's :class:`~leaderpool.locks.blocking_lock.Lock` (and its
 asyncio face) beside plain python-redis-lock and redis-py's ``Lock``, on one redis-server.
 
 - **acquire + release**: one uncontended acquisition and its release, per call (us); each lock
@@ -34,8 +34,8 @@ import redis_lock
 from benchmarks.lookup import timeit_ns
 from benchmarks.stats import summary
 from leaderpool import Election, MemberConfig
-from leaderpool.aio_locks import AsyncLock
-from leaderpool.locks import Lock
+from leaderpool.locks.async_lock import AsyncLock
+from leaderpool.locks.blocking_lock import Lock
 from leaderpool.testing.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent

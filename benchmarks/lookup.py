@@ -13,7 +13,7 @@ import redis_lock
 from benchmarks.registry import Contender
 from benchmarks.stats import summary
 from leaderpool import AsyncElection, MemberConfig
-from leaderpool.keys import Keyspace
+from leaderpool.backend.keys import Keyspace
 
 
 def per_call_us(call: Callable[[], Any], n: int) -> dict[str, Any]:

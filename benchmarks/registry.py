@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks.contenders import k8s_lease, python_redis_lock, redispy_lock, tooz_leaderpool, tooz_redis
-from leaderpool.keys import Keyspace
+from leaderpool.backend.keys import Keyspace
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from benchmarks.cost import Snapshot, between
 from benchmarks.scenarios import BenchError, progress
 from benchmarks.stats import summary
 from benchmarks.timeline import parse_line
-from leaderpool.keys import Keyspace
+from leaderpool.backend.keys import Keyspace
 from leaderpool.testing.processes import Child, ChildGroup
 
 

@@ -1,6 +1,6 @@
 """One process of the scale test: ``--pools`` AsyncElections on one event loop sharing one Redis
 client (as many services on one node would), one per pool ``<prefix>0`` ... ``<prefix>N-1``;
-once they have started, the collector is quieted (:func:`leaderpool.gc_tuning.quiet_gc`).
+once they have started, the collector is quieted (:func:`leaderpool.util.gc_tuning.quiet_gc`).
 
 Prints a protocol line per leadership won (``elected`` with its ``pool``), and one ``ready`` line
 (with ``count``) once every pool's leader is known locally. SIGTERM stops every election.
@@ -25,8 +25,8 @@ import redis.asyncio
 
 from leaderpool import AsyncElection, MemberConfig
 from leaderpool.cli.logs import configure_logging
-from leaderpool.gc_tuning import quiet_gc
-from leaderpool.timeouts import within
+from leaderpool.util.gc_tuning import quiet_gc
+from leaderpool.util.timeouts import within
 
 
 def emit(event: str, **fields: object) -> None:
@@ -57,7 +57,7 @@ async def hold(
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await starting
-        quiet_gc()  # as a process hosting thousands of members should (leaderpool.gc_tuning)
+        quiet_gc()  # as a process hosting thousands of members should (leaderpool.util.gc_tuning)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline and not stop.is_set():
             if all(e.leader is not None for e in elections):

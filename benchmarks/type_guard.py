@@ -1,7 +1,7 @@
-"""What the heartbeat's key-type checks (hostile data, :data:`leaderpool.baddata.CHECKED_READS`)
+"""What the heartbeat's key-type checks (hostile data, :data:`leaderpool.backend.baddata.CHECKED_READS`)
 cost it: the heartbeat as shipped (``checked``: each key it touches read with a command of its
 type, or TYPE), without any check (``unchecked``), and with the TYPE-per-key guard the scripts
-used before (``type_guard``: :func:`leaderpool.baddata.type_guard` of all nine keys in front).
+used before (``type_guard``: :func:`leaderpool.backend.baddata.type_guard` of all nine keys in front).
 Each is called alternately on one connection to a throw-away redis-server, as a follower's beat
 and as the leader's (five members, one leading), and timed: round trip (client clock) and
 Redis's own time per call (INFO commandstats). ``python -m benchmarks.type_guard [--calls N]
@@ -18,12 +18,12 @@ from typing import Any
 import redis
 
 from benchmarks.results_file import write_result
-from leaderpool.baddata import CHECKED_READS, type_guard
-from leaderpool.keys import Keyspace
+from leaderpool.backend.baddata import CHECKED_READS, type_guard
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.pool_scripts import CLAIM, HEARTBEAT, HEARTBEAT_KEY_TYPES, REGISTER
+from leaderpool.backend.pool_store import heartbeat_call
+from leaderpool.backend.protocol import LeaderValue
 from leaderpool.members import MemberInfo, rank_score
-from leaderpool.protocol import LeaderValue
-from leaderpool.scripts import CLAIM, HEARTBEAT, HEARTBEAT_KEY_TYPES, REGISTER
-from leaderpool.store import heartbeat_call
 from leaderpool.testing.redis_server import RedisServer
 
 # the same script with the checks made plain calls: what the checks cost

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leaderpool.aio import AsyncElection
-    from leaderpool.aio_locks import AsyncLock, atrans
+    from leaderpool.backend.keys import Keyspace
+    from leaderpool.backend.protocol import FenceResult
     from leaderpool.blocking import Election
     from leaderpool.config import MemberConfig
     from leaderpool.errors import (
@@ -44,39 +45,38 @@ if TYPE_CHECKING:
     )
     from leaderpool.events import LeaderInfo, RevokeReason, Role
     from leaderpool.fencing import afenced_set, fenced_set
-    from leaderpool.gc_tuning import quiet_gc
-    from leaderpool.jobs.config import JobsConfig
+    from leaderpool.jobs.jobs_config import JobsConfig
     from leaderpool.jobs.wire import JobContext, MulticallResult
-    from leaderpool.keys import Keyspace
-    from leaderpool.locks import Lock, trans
+    from leaderpool.locks.async_lock import AsyncLock, atrans
+    from leaderpool.locks.blocking_lock import Lock, trans
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
-    from leaderpool.names import NameOwner
-    from leaderpool.periodic import ScheduledRun, run_schedule
+    from leaderpool.names.registry import NameOwner
     from leaderpool.pool_client import AsyncPoolClient, PoolClient
-    from leaderpool.protocol import FenceResult
-    from leaderpool.schedules import CatchUp, Schedule
+    from leaderpool.schedules.periodic import ScheduledRun, run_schedule
+    from leaderpool.schedules.schedule import CatchUp, Schedule
     from leaderpool.state import LeaderState
+    from leaderpool.util.gc_tuning import quiet_gc
     from leaderpool.version import __version__
 
 _EXPORTS = {
     "__version__": "leaderpool.version",
     "AsyncElection": "leaderpool.aio",
     "BadPoolData": "leaderpool.errors",
-    "CatchUp": "leaderpool.schedules",
+    "CatchUp": "leaderpool.schedules.schedule",
     "AsyncPoolClient": "leaderpool.pool_client",
     "BacklogFull": "leaderpool.errors",
     "CallTimeout": "leaderpool.errors",
     "JobContext": "leaderpool.jobs.wire",
     "JobFailed": "leaderpool.errors",
-    "JobsConfig": "leaderpool.jobs.config",
+    "JobsConfig": "leaderpool.jobs.jobs_config",
     "MulticallResult": "leaderpool.jobs.wire",
     "NoTaker": "leaderpool.errors",
     "PayloadError": "leaderpool.errors",
     "PoolClient": "leaderpool.pool_client",
     "ConfigError": "leaderpool.errors",
     "Election": "leaderpool.blocking",
-    "FenceResult": "leaderpool.protocol",
-    "Keyspace": "leaderpool.keys",
+    "FenceResult": "leaderpool.backend.protocol",
+    "Keyspace": "leaderpool.backend.keys",
     "LeaderInfo": "leaderpool.events",
     "LeaderState": "leaderpool.state",
     "LeaderpoolError": "leaderpool.errors",
@@ -89,22 +89,22 @@ _EXPORTS = {
     "RedisUnavailable": "leaderpool.errors",
     "RevokeReason": "leaderpool.events",
     "Role": "leaderpool.events",
-    "Schedule": "leaderpool.schedules",
-    "ScheduledRun": "leaderpool.periodic",
+    "Schedule": "leaderpool.schedules.schedule",
+    "ScheduledRun": "leaderpool.schedules.periodic",
     "ScriptError": "leaderpool.errors",
     "StaleTerm": "leaderpool.errors",
     "StateTooLarge": "leaderpool.errors",
     "afenced_set": "leaderpool.fencing",
     "by_priority_then_age": "leaderpool.members",
     "fenced_set": "leaderpool.fencing",
-    "quiet_gc": "leaderpool.gc_tuning",
-    "run_schedule": "leaderpool.periodic",
-    "AsyncLock": "leaderpool.aio_locks",
-    "Lock": "leaderpool.locks",
+    "quiet_gc": "leaderpool.util.gc_tuning",
+    "run_schedule": "leaderpool.schedules.periodic",
+    "AsyncLock": "leaderpool.locks.async_lock",
+    "Lock": "leaderpool.locks.blocking_lock",
     "LockNotAcquired": "leaderpool.errors",
-    "NameOwner": "leaderpool.names",
-    "atrans": "leaderpool.aio_locks",
-    "trans": "leaderpool.locks",
+    "NameOwner": "leaderpool.names.registry",
+    "atrans": "leaderpool.locks.async_lock",
+    "trans": "leaderpool.locks.blocking_lock",
 }
 
 __all__ = [

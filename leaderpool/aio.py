@@ -1,4 +1,4 @@
-"""The asyncio face: :class:`AsyncElection`, driving :class:`~leaderpool.election.ElectionCore`."""
+"""The asyncio face: :class:`AsyncElection`, driving :class:`~leaderpool.election.core.ElectionCore`."""
 
 from __future__ import annotations
 
@@ -9,26 +9,26 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-from leaderpool.clients import AsyncClient, RedisLike, async_client
+from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
+from leaderpool.backend.connect import refuse_on_cluster
+from leaderpool.backend.protocol import FenceResult, LeaderValue
+from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.config import MemberConfig
-from leaderpool.connect import refuse_on_cluster
-from leaderpool.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
-from leaderpool.election import ElectionCore
+from leaderpool.election.core import ElectionCore
+from leaderpool.election.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
 from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
-from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.service import JobService
 from leaderpool.jobs.wire import Handler, MulticallResult
-from leaderpool.log import get_logger
-from leaderpool.member_names import MemberNames
 from leaderpool.members import MemberInfo
-from leaderpool.names import NameOwner, RegisterStatus
-from leaderpool.protocol import FenceResult, LeaderValue
-from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.names.member_names import MemberNames
+from leaderpool.names.registry import NameOwner, RegisterStatus
 from leaderpool.state import LeaderState, read_state, save_state
-from leaderpool.timeouts import within
+from leaderpool.util.log import get_logger
+from leaderpool.util.timeouts import within
 
 log = get_logger("leaderpool")
 
@@ -163,7 +163,7 @@ class AsyncElection:
     def add_revoked_hook(self, hook: Callable[[int, RevokeReason], Awaitable[None]]) -> Callable[[], None]:
         """Have ``await hook(term, reason)`` run after ``on_revoked`` each time the lead ends; a kind
         hand-over waits for it too (at most one lease in all) before it releases the lead. Used
-        by :func:`~leaderpool.periodic.run_schedule` to end a run before the next leader's.
+        by :func:`~leaderpool.schedules.periodic.run_schedule` to end a run before the next leader's.
         Returns a function that removes the hook."""
         self._revoked_hooks.append(hook)
         return lambda: self._revoked_hooks.remove(hook) if hook in self._revoked_hooks else None
@@ -410,7 +410,7 @@ class AsyncElection:
         with translate_redis_errors(pool=self.pool, member=self.member_id):
             return await self.calls.multicall(payload, timeout)
 
-    # ---- unique names (see leaderpool.names) ----
+    # ---- unique names (see leaderpool.names.registry) ----
 
     @property
     def names(self) -> MemberNames:

@@ -16,21 +16,21 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from leaderpool.aio import AsyncElection
-from leaderpool.clients import RedisLike
+from leaderpool.backend.clients import RedisLike
+from leaderpool.backend.protocol import FenceResult
 from leaderpool.config import MemberConfig
-from leaderpool.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
+from leaderpool.election.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
 from leaderpool.errors import NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S
-from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.wire import Handler, MulticallResult
 from leaderpool.members import MemberInfo
-from leaderpool.names import NameOwner
-from leaderpool.periodic import ScheduledRun, run_schedule
-from leaderpool.protocol import FenceResult
-from leaderpool.schedules import Schedule
+from leaderpool.names.registry import NameOwner
+from leaderpool.schedules.periodic import ScheduledRun, run_schedule
+from leaderpool.schedules.schedule import Schedule
 from leaderpool.state import LeaderState
-from leaderpool.threads import start_thread
+from leaderpool.util.threads import start_thread
 
 T = TypeVar("T")
 
@@ -219,13 +219,13 @@ class Election:
 
         return elected
 
-    # ---- periodic schedules (leaderpool.periodic) ----
+    # ---- periodic schedules (leaderpool.schedules.periodic) ----
 
     def run_schedule(
         self, schedule: Schedule, fn: Callable[[ScheduledRun], Any], *, grace_s: float | None = None
     ) -> concurrent.futures.Future[None]:
         """Run ``fn(run)`` once per slot of ``schedule`` while this member leads, in the background
-        (a plain function runs in a thread of its own; see :func:`~leaderpool.periodic.run_schedule`).
+        (a plain function runs in a thread of its own; see :func:`~leaderpool.schedules.periodic.run_schedule`).
         Returns a future: ``cancel()`` it to stop; it holds what ``fn`` raised, if it raised."""
         coro = run_schedule(self._inner, schedule, fn, grace_s=grace_s)
         return asyncio.run_coroutine_threadsafe(coro, _Runtime.loop())
@@ -244,7 +244,7 @@ class Election:
         """Every live member's reply to ``payload``, and who did not answer in time."""
         return _Runtime.run(self._inner.multicall(payload, timeout))
 
-    # ---- unique names (see leaderpool.names and AsyncElection) ----
+    # ---- unique names (see leaderpool.names.registry and AsyncElection) ----
 
     @property
     def held_names(self) -> list[str]:

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leaderpool.constants import DEFAULT_PREFIX, DEFAULT_TTL_S, MAX_META_BYTES, MAX_NODE_LENGTH, MIN_TTL_S
+from leaderpool.backend.keys import validate_name
 from leaderpool.errors import ConfigError
-from leaderpool.keys import validate_name
 from leaderpool.members import Ranker
+from leaderpool.util.constants import DEFAULT_PREFIX, DEFAULT_TTL_S, MAX_META_BYTES, MAX_NODE_LENGTH, MIN_TTL_S
 
 
 def default_member_id() -> str:
@@ -103,7 +103,7 @@ class MemberConfig:
     fast_failover: bool = True
     """Replace a leader whose process died within milliseconds instead of after its lease: a
     liveness endpoint per process, watched by the next in line, deaths confirmed through Redis
-    (see :mod:`leaderpool.liveness`)."""
+    (see :mod:`leaderpool.fast_failover.failover`)."""
     liveness_address: str | None = None
     """Where this process's liveness endpoint listens, ``HOST:PORT`` (``HOST``, ``:PORT``); port 0
     (the default) is any free port, the default host is the local address used to reach Redis;

@@ -13,7 +13,7 @@
     └── LockNotAcquired      a cluster-wide lock was not taken within its timeout or retries (also a TimeoutError)
 
 Backend (redis-py) exceptions are classified and translated into these in one module,
-:mod:`leaderpool.redis_errors`. This one imports nothing from redis-py, so a command-line tool
+:mod:`leaderpool.backend.redis_errors`. This one imports nothing from redis-py, so a command-line tool
 can name these errors without paying for redis-py's import.
 """
 
@@ -95,7 +95,7 @@ class ScriptError(LeaderpoolError):
 class BadPoolData(LeaderpoolError):
     """A pool key holds data leaderpool did not write (a string where a hash belongs, say): the
     script refused before writing anything. Not a bug in leaderpool: the member logs it once and
-    retries each heartbeat until the key is fixed (see :mod:`leaderpool.baddata`)."""
+    retries each heartbeat until the key is fixed (see :mod:`leaderpool.backend.baddata`)."""
 
     problem: str = ""
     """What Redis said about the data (``BADDATA key K holds a string, not a stream``), whichever
@@ -115,7 +115,7 @@ class StateTooLarge(LeaderpoolError, ValueError):
 
 
 class LockNotAcquired(LeaderpoolError, TimeoutError):
-    """A cluster-wide lock (:mod:`leaderpool.locks`) was not taken in time: ``resource`` names
+    """A cluster-wide lock (:mod:`leaderpool.locks.blocking_lock`) was not taken in time: ``resource`` names
     it, ``waited_s`` is how long we waited, ``attempts`` how many times we tried."""
 
     def __init__(self, message: str, *, resource: str, waited_s: float, attempts: int) -> None:

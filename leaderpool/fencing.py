@@ -20,11 +20,11 @@ import redis
 import redis.asyncio
 import redis.commands.core
 
+from leaderpool.backend.keys import fence_key
+from leaderpool.backend.pool_scripts import FENCED_SET, scripts_for
+from leaderpool.backend.protocol import FenceResult, text
+from leaderpool.backend.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, translate
 from leaderpool.errors import StaleTerm
-from leaderpool.keys import fence_key
-from leaderpool.protocol import FenceResult, text
-from leaderpool.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, translate
-from leaderpool.scripts import FENCED_SET, scripts_for
 
 
 def _result(reply: Any, key: str, term: int, pool: str | None) -> FenceResult:

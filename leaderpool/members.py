@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leaderpool.log import get_logger
+from leaderpool.util.log import get_logger
 
 log = get_logger("leaderpool")
 
@@ -28,7 +28,7 @@ class MemberInfo:
     """Lease time left when this was read."""
     liveness: str = ""
     """The member process's liveness endpoint, ``HOST:PORT/NONCE`` ("" when fast failover is off):
-    see :mod:`leaderpool.liveness`."""
+    see :mod:`leaderpool.fast_failover.failover`."""
 
     def record_json(self) -> str:
         """The JSON stored in the members hash (everything but the lease)."""

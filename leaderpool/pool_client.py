@@ -18,19 +18,19 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
+from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace
+from leaderpool.backend.pool_store import PoolStore
+from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.backend.watcher import Watcher
 from leaderpool.blocking import _Runtime
-from leaderpool.clients import AsyncClient, RedisLike, async_client
 from leaderpool.events import LeaderInfo
 from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
-from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.wire import MulticallResult
-from leaderpool.keys import DEFAULT_PREFIX, Keyspace
-from leaderpool.log import get_logger
 from leaderpool.members import MemberInfo, by_priority_then_age
-from leaderpool.redis_errors import RETRYABLE, translate_redis_errors
-from leaderpool.store import PoolStore
-from leaderpool.timeouts import cancel_and_wait, within
-from leaderpool.watcher import Watcher
+from leaderpool.util.log import get_logger
+from leaderpool.util.timeouts import cancel_and_wait, within
 
 REFRESH_S = 2.0
 """The cache is re-read at least this often, whatever the notifications said."""

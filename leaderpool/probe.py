@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from leaderpool.events import Event
-from leaderpool.log import get_logger
+from leaderpool.util.log import get_logger
 
 __all__ = ["Observer", "add_observer", "remove_observer"]
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from leaderpool.baddata import report
+from leaderpool.backend.baddata import report
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.pool_scripts import NamedScript, ScriptHost
+from leaderpool.backend.protocol import LeaderValue, text
 from leaderpool.errors import StaleTerm, StateTooLarge
-from leaderpool.keys import Keyspace
-from leaderpool.protocol import LeaderValue, text
-from leaderpool.scripts import NamedScript, ScriptHost
 
 MAX_STATE_BYTES = 64 * 1024
 """The largest leader state accepted, as UTF-8 JSON."""
@@ -102,7 +102,7 @@ def encode_state(data: Any, *, pool: str | None = None, member: str | None = Non
 
 def parse_state(values: list[Any]) -> LeaderState | None:
     """The reply of ``HMGET state version term member saved_at_ms data``; None when nothing was
-    saved, and for a state leaderpool did not write (reported once: see :mod:`leaderpool.baddata`)."""
+    saved, and for a state leaderpool did not write (reported once: see :mod:`leaderpool.backend.baddata`)."""
     if not values or values[0] is None:
         return None
     version, term, member, saved_at_ms, data = values

@@ -52,7 +52,7 @@ def _structlog_defaults() -> Iterator[None]:
     leaves structlog marked as configured when it restores the processors (and an in-process
     ``main()`` configures it for a CLI); leaderpool's logging then writes through structlog's
     printer instead of the standard ``logging`` module, and a later test that reads log records
-    found none (tests/test_logging.py failed after tests/test_election_unit.py)."""
+    found none (tests/util/test_logging.py failed after tests/election/test_election_unit.py)."""
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from leaderpool.worker.settings import build_parser
-from tests.worker_procs import ROOT
+from tests.support.worker_procs import ROOT
 
 
 def reference_rows() -> dict[str, str]:

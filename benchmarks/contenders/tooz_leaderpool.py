@@ -15,7 +15,7 @@ from tooz import coordination
 
 from benchmarks.contenders.common import Emitter, parse_args, raise_on_sigterm
 from benchmarks.contenders.tooz_redis import POLL_S, play
-from leaderpool.keys import Keyspace
+from leaderpool.backend.keys import Keyspace
 
 
 def leader_key(pool: str) -> str:

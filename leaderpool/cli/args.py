@@ -152,7 +152,7 @@ def key_values(raw: object) -> dict[str, str]:
 def redis_url_arg(raw: object) -> str:
     """A Redis URL (redis://, rediss://, unix://), checked by the library's own rule (which
     does not import redis-py). A ``ConfigError`` is a ``ValueError``: argparse reports it."""
-    from leaderpool.urls import validate_redis_url
+    from leaderpool.backend.urls import validate_redis_url
 
     return validate_redis_url(str(raw).strip())
 

@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace, validate_name
+from leaderpool.backend.pool_store import HistoryEntry, PoolStore
 from leaderpool.cli import credentials, preflight, status
 from leaderpool.cli.args import (
     EXIT_FAILURE,
@@ -35,11 +37,9 @@ from leaderpool.cli.args import (
     seconds,
 )
 from leaderpool.cli.oneshot import Blocking, run
-from leaderpool.keys import DEFAULT_PREFIX, Keyspace, validate_name
-from leaderpool.store import HistoryEntry, PoolStore
 
 PROG = "leaderpool-cli"
-DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.clients.DEFAULT_URL, without importing redis.asyncio
+DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.backend.clients.DEFAULT_URL, without importing redis.asyncio
 POSITIONAL_COMMANDS = (
     "history", "resign", "evict", "forget", "submit", "call", "multicall", "jobs", "requeue", "drop",
     "whereis", "unregister", "lock",
@@ -163,7 +163,7 @@ def build_parser() -> OneLineParser:
 
 
 def _names_parsers(sub: Any) -> None:
-    """Unique names and cluster-wide locks (leaderpool.names, leaderpool.locks)."""
+    """Unique names and cluster-wide locks (leaderpool.names.registry, leaderpool.locks.blocking_lock)."""
     w = sub.add_parser("whereis", help="who holds a unique name (exit 1 when nobody does)")
     _common(w, top=False)
     w.add_argument("name", metavar="NAME")
@@ -368,7 +368,7 @@ async def evict(store: PoolStore, member: str) -> str:
     """Remove ``member`` (and its lead) from the pool; the lines to print, or :class:`Failure`.
     A coroutine, so that the dashboard awaits it on its asyncio client and the CLI runs it on a
     :class:`Blocking` one."""
-    from leaderpool.names import NameStore
+    from leaderpool.names.registry import NameStore
 
     pool, names = store.keys.pool, NameStore(store.client, store.keys.prefix)
     # Read before the leave: a live member drops its own names at its first beat after the
@@ -468,7 +468,7 @@ def _one_shot(command: str, url: str, o: Options, prefix: str) -> int:
         mismatch = preflight.tls_mismatch(url)
         if mismatch is not None:
             fail(PROG, mismatch.message)
-        from leaderpool.connect import blocking_client
+        from leaderpool.backend.connect import blocking_client
 
         sync = blocking_client(url, socket_connect_timeout=5, socket_timeout=10)
     try:
@@ -495,7 +495,7 @@ def main(argv: Sequence[str] | None) -> int:
         url = credentials.redis_url(o, DEFAULT_URL)
         prefix = o.get("prefix", "--prefix", "LEADERPOOL_PREFIX", _name("prefix"), default=DEFAULT_PREFIX)
         if ns.command == "acl":
-            from leaderpool.acl import setuser_line
+            from leaderpool.backend.acl import setuser_line
 
             user = _as("--user", _name("user"), ns.user or "leaderpool")
             sys.stdout.write(setuser_line(user, prefix, cluster=bool(ns.cluster)) + "\n")

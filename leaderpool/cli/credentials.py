@@ -9,7 +9,7 @@ so credentials need not be on a command line (where the process list shows them)
 The ACL user, if any, stays in the URL (``redis://USER@HOST:PORT/DB``).
 
 A password given apart from the URL goes into the URL in memory only; every message shows the
-URL without it (:func:`leaderpool.urls.redact`).
+URL without it (:func:`leaderpool.backend.urls.redact`).
 """
 
 from __future__ import annotations

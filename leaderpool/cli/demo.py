@@ -28,15 +28,15 @@ from typing import Any, TextIO
 
 import redis
 
+from leaderpool.backend.clients import async_client
+from leaderpool.backend.connect import blocking_client
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.pool_store import LeaderValue
+from leaderpool.backend.urls import redact
 from leaderpool.cli import status
 from leaderpool.cli.args import Options, UsageError, seconds
-from leaderpool.clients import async_client
-from leaderpool.connect import blocking_client
-from leaderpool.keys import Keyspace
-from leaderpool.store import LeaderValue
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.redis_server import INSTALL_HINT, RedisServer, find_redis_servers, server_version
-from leaderpool.urls import redact
 
 TRACKED_JOBS = 300
 """How many jobs the tracked_work experiment submits (about 5 ms of work each)."""

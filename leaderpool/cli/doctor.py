@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import redis.exceptions
 
-from leaderpool.store import text
-from leaderpool.watcher import NEEDED_KEYSPACE_FLAGS, missing_keyspace_flags
+from leaderpool.backend.pool_store import text
+from leaderpool.backend.watcher import NEEDED_KEYSPACE_FLAGS, missing_keyspace_flags
 
 Level = Literal["ok", "warn", "fail"]
 PINGS = 5
@@ -191,7 +191,7 @@ async def run_checks(client: Any) -> list[Check]:
     """Every check in order; connection failures propagate (the caller reports them). On a Redis
     Cluster (the CLI's blocking client) every master is checked: each serves its own pools' slots,
     with its own configuration and keyspace events."""
-    from leaderpool.connect import is_cluster_client
+    from leaderpool.backend.connect import is_cluster_client
 
     if not is_cluster_client(client):
         return [await check(client) for check in CHECKS]

@@ -1,5 +1,5 @@
 """The doctor's ``pool data`` check: every pool under the prefix, scanned for data leaderpool
-did not write (see :mod:`leaderpool.baddata`): a pool key of the wrong type, a leader value that
+did not write (see :mod:`leaderpool.backend.baddata`): a pool key of the wrong type, a leader value that
 is not ``<term>|<member>``, a term counter that is no number, a member record, schedule record
 or leader state that does not parse (or a member record over the size limit). Members skip such
 data and log it once; this names each key, so an operator can delete it."""
@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from leaderpool.baddata import MAX_RECORD_BYTES
+from leaderpool.backend.baddata import MAX_RECORD_BYTES
+from leaderpool.backend.keys import DEFAULT_PREFIX
+from leaderpool.backend.protocol import SEPARATOR, text
+from leaderpool.backend.scan import scan_keys
 from leaderpool.cli.doctor import Check
-from leaderpool.keys import DEFAULT_PREFIX
 from leaderpool.members import MemberInfo
-from leaderpool.protocol import SEPARATOR, text
-from leaderpool.scan import scan_keys
 
 EXPECTED_TYPES = {
     "leader": "string", "term": "string", "members": "hash", "leases": "zset", "resigned": "string",
     "recovery": "string", "history": "stream", "state": "hash", "schedules": "hash",
 }  # fmt: skip
-"""What each pool key must hold (keys :mod:`leaderpool.keys` builds; others are not checked)."""
+"""What each pool key must hold (keys :mod:`leaderpool.backend.keys` builds; others are not checked)."""
 
 SHOWN = 5
 """Problems named in the message; the count covers the rest."""
@@ -63,7 +63,7 @@ async def _problems_of(client: Any, key: str, kind: str) -> list[str]:
                 out.append(f"{key} member {name[:40]!r}: record {text(record)[:40]!r} is not a member record")
         return out
     elif kind == "schedules":
-        from leaderpool.schedule_store import ScheduleRecord
+        from leaderpool.schedules.schedule_store import ScheduleRecord
 
         out = []
         for name, record in (await client.hgetall(key)).items():

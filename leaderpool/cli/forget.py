@@ -1,16 +1,16 @@
 """``leaderpool-cli forget POOL``: delete a pool whose members are gone.
 
-The pool's keys come from :class:`~leaderpool.keys.Keyspace` (never a pattern, which could match
+The pool's keys come from :class:`~leaderpool.backend.keys.Keyspace` (never a pattern, which could match
 another pool), and are checked and deleted in one script, so a member that joins meanwhile is
 either seen (and the pool kept) or registers again afterwards at its next heartbeat.
 """
 
 from __future__ import annotations
 
+from leaderpool.backend.keys import Keyspace
 from leaderpool.cli.args import Failure
 from leaderpool.cli.oneshot import Blocking, run
 from leaderpool.cli.status import pool_keys
-from leaderpool.keys import Keyspace
 
 FORGET = """
 -- forget: KEYS[1] leader key, KEYS[2] leases zset, KEYS[3..] every other key of the pool;

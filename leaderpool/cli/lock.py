@@ -1,7 +1,7 @@
 """``leaderpool-cli lock RESOURCE [--ttl S] [--timeout S] -- COMMAND [ARGS...]``: ``flock(1)``
 across machines.
 
-Takes the cluster-wide lock (:class:`~leaderpool.locks.Lock`), runs COMMAND with
+Takes the cluster-wide lock (:class:`~leaderpool.locks.blocking_lock.Lock`), runs COMMAND with
 ``LEADERPOOL_LOCK_TOKEN`` (the fencing token) and ``LEADERPOOL_LOCK_RESOURCE`` in its
 environment, renews the lock while it runs, releases it when it exits, and exits with its exit
 code (128 + N when a signal N ended it, as a shell reports it).
@@ -83,8 +83,8 @@ def exit_code(returncode: int) -> int:
 
 def run_locked(url: str, resource: str, ttl_s: int, timeout_s: float | None, command: Sequence[str]) -> int:
     """Run ``command`` holding the lock; its exit code. Raises :class:`Failure` on a timeout."""
-    from leaderpool.connect import blocking_client
-    from leaderpool.locks import Lock
+    from leaderpool.backend.connect import blocking_client
+    from leaderpool.locks.blocking_lock import Lock
 
     client = blocking_client(url, socket_connect_timeout=5)  # Sentinel and Cluster URLs too
     signals = _Signals()

@@ -1,5 +1,5 @@
 """``leaderpool-cli whereis NAME``, ``names`` and ``unregister NAME``: the unique-name registry
-(:mod:`leaderpool.names`) from a shell, one script each on a one-shot client."""
+(:mod:`leaderpool.names.registry`) from a shell, one script each on a one-shot client."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TextIO
 from leaderpool.cli import status
 from leaderpool.cli.args import Failure
 from leaderpool.cli.oneshot import Blocking, run
-from leaderpool.names import NameOwner, NameStore
+from leaderpool.names.registry import NameOwner, NameStore
 
 
 def _value(owner: NameOwner) -> str:

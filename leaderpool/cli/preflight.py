@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from leaderpool.errors import AUTH_ERROR_CODES
 
 if TYPE_CHECKING:
-    from leaderpool.keys import Keyspace
+    from leaderpool.backend.keys import Keyspace
 
 Kind = Literal["unreachable", "auth", "permission", "tls"]
 CONFIG_KINDS: frozenset[str] = frozenset({"auth", "permission", "tls"})
@@ -46,7 +46,7 @@ class Problem:
 
 def redact(url: str) -> str:
     """``url`` as given (database, query and all) with the password left out."""
-    from leaderpool.urls import redact as redact_url
+    from leaderpool.backend.urls import redact as redact_url
 
     return redact_url(url)
 
@@ -75,7 +75,7 @@ def classify(exc: BaseException, url: str) -> Problem | None:
 
     import redis.exceptions as rex
 
-    from leaderpool.redis_errors import REDIS_FAILURES
+    from leaderpool.backend.redis_errors import REDIS_FAILURES
 
     where = redact(url)
     code = _code(exc)
@@ -162,9 +162,9 @@ def ping(client: Any, url: str, keys: Keyspace | None = None) -> Problem | None:
 def _try_pool_access(client: Any, keys: Keyspace) -> None:
     """Read the pool (the observe script, read-only) and subscribe to its channels; raises what
     Redis refused."""
+    from leaderpool.backend.pool_store import PoolStore
     from leaderpool.cli.oneshot import Blocking, run
     from leaderpool.errors import BadPoolData, RedisAuthFailed
-    from leaderpool.store import PoolStore
 
     try:
         run(PoolStore(Blocking(client), keys).observe(prune=False))
@@ -186,7 +186,7 @@ def _try_pool_access(client: Any, keys: Keyspace) -> None:
 def check(url: str, timeout_s: float = 2.0, keys: Keyspace | None = None) -> Problem | None:
     """Connect to ``url`` once, PING (and try ``keys``' pool, see :func:`ping`), classify;
     closes its connection."""
-    from leaderpool.connect import blocking_client
+    from leaderpool.backend.connect import blocking_client
 
     try:
         client = blocking_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)

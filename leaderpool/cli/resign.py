@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import time
 
+from leaderpool.backend.pool_store import LeaderValue, Observation, PoolStore
 from leaderpool.cli.args import Failure
 from leaderpool.cli.oneshot import run
-from leaderpool.store import LeaderValue, Observation, PoolStore
 
 POLL_S = 0.02
 CONFIRM_MARGIN_S = 0.2

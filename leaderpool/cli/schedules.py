@@ -2,7 +2,7 @@
 (its slot, by which member and term, when, how it ended) and the next slot its leader waits for.
 
 Pools with schedules are found by SCAN over their schedules hashes
-(:func:`~leaderpool.keys.schedules_pattern`); each pool's schedules are read with one script, which
+(:func:`~leaderpool.backend.keys.schedules_pattern`); each pool's schedules are read with one script, which
 also returns Redis's clock, so "in 3.2s" is measured on the clock the slots are on.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from leaderpool.backend.keys import Keyspace, pool_from_schedules_key, schedules_pattern
 from leaderpool.cli.oneshot import Blocking, run
 from leaderpool.cli.status import clock_text, scan_pools, seconds_text, table
-from leaderpool.keys import Keyspace, pool_from_schedules_key, schedules_pattern
-from leaderpool.schedule_store import ScheduleRecord, ScheduleStore
+from leaderpool.schedules.schedule_store import ScheduleRecord, ScheduleStore
 
 
 @dataclass(frozen=True)

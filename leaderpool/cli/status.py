@@ -1,6 +1,6 @@
 """What ``leaderpool-cli status`` shows: every pool's leader and members, read from Redis.
 
-Pools are discovered by SCAN over the members hashes (:func:`~leaderpool.keys.members_pattern`);
+Pools are discovered by SCAN over the members hashes (:func:`~leaderpool.backend.keys.members_pattern`);
 each pool is read with the core's one-script observation, so a pool's leader and members are
 seen at one instant. ``started_at`` in the JSON is unix seconds (a float, Redis's clock).
 
@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.backend.keys import Keyspace, members_pattern, pool_from_members_key
+from leaderpool.backend.pool_store import LeaderValue, PoolStore, text
+from leaderpool.backend.scan import scan_keys
+from leaderpool.election.succession import next_in_line
 from leaderpool.errors import BadPoolData
-from leaderpool.jobs.store import Backlog, JobStore
-from leaderpool.keys import Keyspace, members_pattern, pool_from_members_key
+from leaderpool.jobs.job_store import Backlog, JobStore
 from leaderpool.members import MemberInfo, by_priority_then_age
-from leaderpool.scan import scan_keys
-from leaderpool.store import LeaderValue, PoolStore, text
-from leaderpool.succession import next_in_line
 
 STALE_HIDDEN_AFTER_S = 600
 """A stale pool (no leader, no live member) is listed this long after its last sign of life."""

@@ -10,14 +10,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from leaderpool.backend.clients import async_client
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.redis_errors import REDIS_FAILURES
+from leaderpool.backend.watcher import Watcher
 from leaderpool.cli import status
 from leaderpool.cli.args import Options, positive_integer, seconds
 from leaderpool.cli.logs import configure_logging
-from leaderpool.clients import async_client
-from leaderpool.keys import Keyspace
-from leaderpool.redis_errors import REDIS_FAILURES
-from leaderpool.timeouts import within
-from leaderpool.watcher import Watcher
+from leaderpool.util.timeouts import within
 
 
 def watch(url: str, o: Options, pools: list[str], prefix: str, out: TextIO) -> int:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from leaderpool.backend.keys import Keyspace, validate_name
 from leaderpool.cli.args import Failure, Options, UsageError, seconds
-from leaderpool.keys import Keyspace, validate_name
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -58,7 +58,7 @@ COMMANDS = ("submit", "call", "multicall", "jobs", "requeue", "drop")
 
 
 def _payload(raw: str) -> Any:
-    from leaderpool.jobs.config import DEFAULT_MAX_PAYLOAD_BYTES
+    from leaderpool.jobs.jobs_config import DEFAULT_MAX_PAYLOAD_BYTES
     from leaderpool.jobs.wire import encode
 
     try:
@@ -73,7 +73,7 @@ def _payload(raw: str) -> Any:
 
 
 def _sync_client(url: str, timeout_s: float = 10.0) -> Any:
-    from leaderpool.connect import blocking_client  # Sentinel and Cluster URLs too
+    from leaderpool.backend.connect import blocking_client  # Sentinel and Cluster URLs too
 
     return blocking_client(url, socket_connect_timeout=5, socket_timeout=timeout_s)
 
@@ -117,7 +117,7 @@ def _wait_for_replies(
 ) -> int:
     import asyncio
 
-    from leaderpool.clients import async_client
+    from leaderpool.backend.clients import async_client
     from leaderpool.jobs.calls import Calls
 
     async def go() -> int:
@@ -142,7 +142,7 @@ def _wait_for_replies(
 def _jobs(url: str, keys: Keyspace, as_json: bool, out: TextIO) -> int:
     from leaderpool.cli.oneshot import Blocking, run
     from leaderpool.cli.status import clock_text, seconds_text, table
-    from leaderpool.jobs.store import JobStore
+    from leaderpool.jobs.job_store import JobStore
 
     client = _sync_client(url)
     try:
@@ -204,7 +204,7 @@ def _loads(raw: str) -> Any:
 
 def _dead_letters(command: str, url: str, keys: Keyspace, ids: Sequence[str], out: TextIO) -> int:
     from leaderpool.cli.oneshot import Blocking, run
-    from leaderpool.jobs.store import JobStore
+    from leaderpool.jobs.job_store import JobStore
 
     client = _sync_client(url)
     try:

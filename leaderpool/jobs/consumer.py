@@ -26,16 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from leaderpool import probe
-from leaderpool.constants import BACKOFF_FIRST_S
+from leaderpool.backend.protocol import LeaderValue
+from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.errors import ScriptError
-from leaderpool.jobs.config import JobsConfig
+from leaderpool.jobs.job_store import Done, Failed, JobStore
+from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.runner import HandlerRunner
-from leaderpool.jobs.store import Done, Failed, JobStore
 from leaderpool.jobs.wire import Job, JobContext, Kind, ok_reply
-from leaderpool.log import Logger
-from leaderpool.protocol import LeaderValue
-from leaderpool.redis_errors import RETRYABLE
-from leaderpool.timeouts import within
+from leaderpool.util.constants import BACKOFF_FIRST_S
+from leaderpool.util.log import Logger
+from leaderpool.util.timeouts import within
 
 READ_BLOCK_MS = 1000
 """A blocking read returns at least this often, so the loop re-checks its lead and reclaims."""

@@ -13,12 +13,12 @@ import contextlib
 import time
 from collections.abc import Callable
 
+from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.jobs.job_store import JobStore
 from leaderpool.jobs.runner import HandlerRunner
-from leaderpool.jobs.store import JobStore
 from leaderpool.jobs.wire import JobContext, Request, error_reply, ok_reply
-from leaderpool.log import Logger
-from leaderpool.redis_errors import RETRYABLE
-from leaderpool.timeouts import cancel_and_wait, within
+from leaderpool.util.log import Logger
+from leaderpool.util.timeouts import cancel_and_wait, within
 
 POP_TIMEOUT_S = 1.0
 """A blocking pop returns at least this often (below a client's socket timeout: redis-py's is 5 s)."""

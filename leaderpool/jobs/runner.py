@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from leaderpool.errors import PayloadError
 from leaderpool.jobs.wire import Handler, JobContext, encode
-from leaderpool.threads import start_thread
+from leaderpool.util.threads import start_thread
 
 T = TypeVar("T")
 

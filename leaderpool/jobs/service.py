@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from leaderpool.jobs.config import JobsConfig
+from leaderpool.backend.keys import Keyspace
 from leaderpool.jobs.consumer import JobConsumer, LeadCheck
 from leaderpool.jobs.inbox import InboxServer
+from leaderpool.jobs.job_store import JobStore
+from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.runner import HandlerRunner
-from leaderpool.jobs.store import JobStore
 from leaderpool.jobs.wire import Handler
-from leaderpool.keys import Keyspace
-from leaderpool.log import get_logger
+from leaderpool.util.log import get_logger
 
 
 class JobService:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from leaderpool.backend.protocol import text
 from leaderpool.errors import JobFailed, PayloadError
-from leaderpool.protocol import text
 
 
 def encode(value: Any, max_bytes: int, *, what: str = "payload") -> str:

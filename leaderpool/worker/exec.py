@@ -31,7 +31,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from leaderpool.timeouts import within
+from leaderpool.util.timeouts import within
 from leaderpool.worker.tasks import AsyncTaskContext, Task
 
 PR_SET_PDEATHSIG = 1

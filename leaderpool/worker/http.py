@@ -24,7 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from leaderpool.threads import start_thread
+from leaderpool.util.threads import start_thread
 
 __all__ = ["HttpEndpoints", "Probe", "bind"]
 

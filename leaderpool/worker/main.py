@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings = parse_settings(argv)
             except UsageError as exc:
                 fail(PROG, str(exc))
+            from leaderpool.backend.keys import Keyspace
             from leaderpool.cli.preflight import exit_on_config_error
-            from leaderpool.keys import Keyspace
 
             keys = Keyspace(settings.config.pool, settings.config.prefix)
             exit_on_config_error(PROG, settings.redis_url, keys)  # credentials, ACL, TLS: exit 2; unreachable: retry on

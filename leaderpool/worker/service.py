@@ -20,14 +20,14 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from leaderpool.aio import AsyncElection
-from leaderpool.clients import describe
+from leaderpool.backend.clients import describe
 from leaderpool.events import LeaderInfo, RevokeReason, Role
-from leaderpool.log import get_logger
-from leaderpool.timeouts import within
+from leaderpool.util.log import get_logger
+from leaderpool.util.timeouts import within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
-from leaderpool.worker.schedule import scheduled
+from leaderpool.worker.scheduled_task import scheduled
 from leaderpool.worker.settings import WorkerSettings
-from leaderpool.worker.state import with_leader_state
+from leaderpool.worker.task_state import with_leader_state
 from leaderpool.worker.tasks import Task, TaskRunner, checked_fenced_set
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class Worker:
         """``--name``: hold (or stand by for) each name while the worker runs."""
         if not self.settings.names:
             return None
-        from leaderpool.worker.names import NameKeeper
+        from leaderpool.worker.name_keeper import NameKeeper
 
         keeper = NameKeeper(self.election, self.settings.names, self.events)
         task = asyncio.get_running_loop().create_task(keeper.run(), name="leaderpool-names-keeper")

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaderpool.backend.clients import DEFAULT_URL
+from leaderpool.backend.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.backend.urls import CLUSTER_NO_NAMES, CLUSTER_NO_WAIT, is_cluster
 from leaderpool.cli import credentials
 from leaderpool.cli.args import (
     OneLineParser,
@@ -26,14 +29,11 @@ from leaderpool.cli.args import (
     seconds,
     tcp_port,
 )
-from leaderpool.clients import DEFAULT_URL
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
-from leaderpool.jobs.config import DEFAULT_MAX_DELIVERIES, JobsConfig
+from leaderpool.jobs.jobs_config import DEFAULT_MAX_DELIVERIES, JobsConfig
 from leaderpool.jobs.wire import Handler
-from leaderpool.keys import DEFAULT_PREFIX, validate_name
-from leaderpool.schedules import Schedule
-from leaderpool.urls import CLUSTER_NO_NAMES, CLUSTER_NO_WAIT, is_cluster
+from leaderpool.schedules.schedule import Schedule
 from leaderpool.worker import work_args
 from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
 
@@ -57,7 +57,7 @@ class WorkerSettings:
     http_port: int | None = None
     """``/healthz``, ``/leader`` and ``/metrics`` on this port (0: any free one); None: off."""
     schedule: Schedule | None = None
-    """``--every``/``--cron``: the task runs once per slot (:mod:`leaderpool.worker.schedule`)."""
+    """``--every``/``--cron``: the task runs once per slot (:mod:`leaderpool.worker.scheduled_task`)."""
     schedule_grace_s: float = 0.0
     exec_argv: tuple[str, ...] = ()
     """``--exec -- COMMAND [ARGS...]``: the command run while leading, instead of the task."""
@@ -147,7 +147,7 @@ def build_parser() -> OneLineParser:
     return p
 
 
-# ---- fast failover (leaderpool.liveness) ----
+# ---- fast failover (leaderpool.fast_failover.failover) ----
 
 
 def add_fast_failover_arguments(p: OneLineParser) -> None:

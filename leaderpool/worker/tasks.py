@@ -27,9 +27,9 @@ The task contract (``leaderpool-worker --task MODULE:FUNCTION``):
   Python cannot kill one; it is a daemon thread and is logged as abandoned). An async task that
   swallows the cancellation is abandoned after one more second: it cannot hold the worker up.
 - ``ctx.state`` is the pool's leader state as the previous leader saved it, and
-  ``ctx.save_state(data)`` saves it under this term (:mod:`leaderpool.worker.state`); with
+  ``ctx.save_state(data)`` saves it under this term (:mod:`leaderpool.worker.task_state`); with
   ``--every``/``--cron`` the task is called once per slot, ``ctx.slot`` its scheduled time
-  (:mod:`leaderpool.worker.schedule`). Both are set by wrappers; a bare context leaves them None.
+  (:mod:`leaderpool.worker.scheduled_task`). Both are set by wrappers; a bare context leaves them None.
 - A task that raises while leading is a crash: the worker steps down (``task_failed``) and rejoins
   the pool as its youngest member, so leadership moves on. Should this member lead again, its next
   start waits 0.5 s, doubling per crash in a row up to 30 s, so a task that always fails cannot
@@ -51,11 +51,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
+from leaderpool.backend.pool_store import FenceResult
 from leaderpool.errors import NotLeader
-from leaderpool.log import get_logger
 from leaderpool.state import LeaderState
-from leaderpool.store import FenceResult
-from leaderpool.timeouts import within
+from leaderpool.util.log import get_logger
+from leaderpool.util.timeouts import within
 
 log = get_logger("leaderpool.worker")
 
@@ -177,7 +177,7 @@ class _Context:
     _fenced_set: FencedSet = field(repr=False)
     _lead: Lead = field(repr=False)
     stop: AsyncStopEvent | ThreadStopEvent = field(init=False)
-    # Set by the wrappers of leaderpool.worker.schedule and leaderpool.worker.state before the
+    # Set by the wrappers of leaderpool.worker.scheduled_task and leaderpool.worker.task_state before the
     # task runs (a plain task leaves them None):
     slot: float | None = field(default=None, kw_only=True)
     """The scheduled time (unix seconds, Redis's clock) of the slot this run is for."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from leaderpool.cli.args import Options, UsageError, choice, seconds
 from leaderpool.errors import ConfigError
-from leaderpool.schedules import CatchUp, Schedule
+from leaderpool.schedules.schedule import CatchUp, Schedule
 
 EXEC_USAGE = "--exec -- COMMAND [ARGS...]"
 

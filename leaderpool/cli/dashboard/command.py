@@ -53,10 +53,10 @@ def dashboard(url: str, o: Options, prefix: str, out: TextIO = sys.stdout) -> in
 async def _serve(url: str, prefix: str, host: str, port: int, *, allow_actions: bool, out: TextIO) -> int:
     from aiohttp import web
 
+    from leaderpool.backend.clients import async_client
+    from leaderpool.backend.connect import blocking_client
     from leaderpool.cli.dashboard.server import Dashboard
     from leaderpool.cli.preflight import redact
-    from leaderpool.clients import async_client
-    from leaderpool.connect import blocking_client
 
     client = async_client(url, socket_connect_timeout=5, socket_timeout=5)
     blocking = blocking_client(url, socket_connect_timeout=5, socket_timeout=10)  # for resign, in a thread

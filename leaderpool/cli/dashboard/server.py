@@ -29,16 +29,16 @@ from typing import Any
 
 from aiohttp import web
 
+from leaderpool.backend.keys import Keyspace, validate_name
+from leaderpool.backend.pool_store import PoolStore
+from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.cli import status
 from leaderpool.cli.args import Failure
 from leaderpool.cli.commands import evict, history_rows
-from leaderpool.cli.dashboard.events import Hub, Subscriber
+from leaderpool.cli.dashboard.event_hub import Hub, Subscriber
 from leaderpool.cli.oneshot import Blocking
-from leaderpool.keys import Keyspace, validate_name
-from leaderpool.log import get_logger
-from leaderpool.redis_errors import RETRYABLE
-from leaderpool.store import PoolStore
-from leaderpool.timeouts import cancel_and_wait, within
+from leaderpool.util.log import get_logger
+from leaderpool.util.timeouts import cancel_and_wait, within
 
 STATIC = Path(__file__).with_name("static")
 FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}

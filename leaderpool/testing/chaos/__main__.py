@@ -11,7 +11,7 @@ from pathlib import Path
 
 from leaderpool.cli.args import OneLineParser
 from leaderpool.testing.chaos import faults, report
-from leaderpool.testing.chaos.runner import RunConfig, run
+from leaderpool.testing.chaos.chaos_runner import RunConfig, run
 from leaderpool.testing.chaos.timeline import FRESH_FIRST
 
 

@@ -1,6 +1,6 @@
 """The chaos checker: reads a :class:`~.timeline.Timeline` and says whether the pool stayed safe
 and how quickly it recovered from each fault. Pure functions, no I/O, so synthetic timelines
-test it (tests/test_chaos.py).
+test it (tests/testing/test_chaos.py).
 
 Safety (each must be empty):
 

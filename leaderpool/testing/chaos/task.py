@@ -28,7 +28,7 @@ import redis.asyncio
 
 from leaderpool.errors import NotLeader, StaleTerm
 from leaderpool.fencing import afenced_set
-from leaderpool.timeouts import within
+from leaderpool.util.timeouts import within
 
 LOG_VAR = "CHAOS_LOG"
 URL_VAR = "CHAOS_REDIS_URL"

@@ -1,0 +1,273 @@
+"""Every Redis key and channel leaderpool uses, built in one place.
+
+A pool's keys share the hash tag ``{pool}`` so the whole pool lives on one Redis Cluster slot
+and every multi-key Lua script stays single-slot::
+
+    leaderpool:{POOL}:leader    string  "<term>|<member>", PX = the leader's lease
+    leaderpool:{POOL}:term      string  highest term ever granted in this pool
+    leaderpool:{POOL}:members   hash    member id -> JSON record (node, host, pid, priority, ...)
+    leaderpool:{POOL}:leases    zset    member id -> lease deadline, Redis clock, unix ms
+    leaderpool:{POOL}:ranking   zset    member id -> rank score (priority, then start time: see
+                                        leaderpool.members.rank_score), best first: who is next
+    leaderpool:{POOL}:resigned  string  member id that just resigned, PX = one lease
+    leaderpool:{POOL}:recovery  string  present (PX = one lease) after Redis was found to have lost
+                                        terms: claims wait so every live member can report its own
+    leaderpool:{POOL}:history   stream  leadership transitions (term, member, reason, t_ms)
+    leaderpool:{POOL}:events    channel pool events: joined, left, elected, released, resign, evicted
+    leaderpool:{POOL}:state     hash    the leader state (leaderpool.state): version, term, member,
+                                        saved_at_ms, data (JSON)
+    leaderpool:{POOL}:schedules hash    schedule name -> JSON record of its last run and next slot
+                                        (leaderpool.schedules.schedule_store)
+    leaderpool:{POOL}:leader_conn  string  "<term>|<client id>[|s]" of the leader's pub/sub
+                                        connection, PX = the lease (fast failover: see
+                                        leaderpool.fast_failover.failover); "|s": it is subscribed to
+    leaderpool:conn:ID          channel one per watcher connection (client id ID), subscribed for
+                                        its whole life, never published to: no subscriber
+                                        proves the connection gone (fast failover)
+    leaderpool:{POOL}:watching  hash    member id -> "<term>|<leader>" whose liveness endpoint it
+                                        is connected to (shown by status)
+
+Work for the pool (:mod:`leaderpool.jobs`)::
+
+    leaderpool:{POOL}:jobs            stream  submitted jobs, read by the leader in group "leader";
+                                              an entry is deleted once acknowledged
+    leaderpool:{POOL}:dead            stream  dead letters: jobs that failed too often, with the error
+    leaderpool:{POOL}:handlers        hash    member id -> "1" for members that run a handler
+    leaderpool:{POOL}:inbox:MEMBER    list    targeted calls and multicalls for one member, PX
+    leaderpool:{POOL}:reply:ID        list    the reply (or replies) to one call, PX
+
+Unique names (:mod:`leaderpool.names.registry`) span every pool under the prefix, so they live apart, on
+one slot of their own (the hash tag ``{names}``; no pool key starts ``PREFIX:global:``)::
+
+    leaderpool:global:{names}:owners     hash    name -> JSON {"pool", "member", "node", "value"}
+    leaderpool:global:{names}:deadlines  zset    name -> its holder's lease deadline, Redis clock, ms
+    leaderpool:global:{names}:events     channel "registered|NAME", "unregistered|NAME"
+
+Cluster-wide locks (:mod:`leaderpool.locks.blocking_lock`) use python-redis-lock's own keys, with the resource
+as hash tag so all three sit on one slot::
+
+    lock:{RESOURCE}          string  the holder's random id, EX/PX = the lock's ttl
+    lock-signal:{RESOURCE}   list    pushed on release, wakes one waiter (BLPOP), PX 1 s
+    lock-token:{RESOURCE}    string  the last fencing token handed out (never expires)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from leaderpool.errors import ConfigError
+from leaderpool.util.constants import DEFAULT_PREFIX as DEFAULT_PREFIX  # re-exported: the CLI and worker use it
+from leaderpool.util.constants import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+
+# Printable ASCII without spaces; braces would break the Cluster hash tag.
+_NAME_RE = re.compile(r"^[!-z|~]+$")
+
+
+def validate_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a usable pool/member/prefix name, else raise ``ConfigError``."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{kind} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ConfigError(f"{kind} is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
+    if not _NAME_RE.match(value):
+        raise ConfigError(f"{kind} {value!r} must be printable ASCII without spaces or braces")
+    return value
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """The keys of one pool. ``Keyspace("jobs").leader == "leaderpool:{jobs}:leader"``."""
+
+    pool: str
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        validate_name("pool", self.pool)
+        validate_name("prefix", self.prefix)
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{{self.pool}}}"
+
+    @property
+    def leader(self) -> str:
+        return f"{self._base}:leader"
+
+    @property
+    def term(self) -> str:
+        return f"{self._base}:term"
+
+    @property
+    def members(self) -> str:
+        return f"{self._base}:members"
+
+    @property
+    def leases(self) -> str:
+        return f"{self._base}:leases"
+
+    @property
+    def ranking(self) -> str:
+        """Zset: member id -> rank score, best first (who ranks first and next, without a listing)."""
+        return f"{self._base}:ranking"
+
+    @property
+    def resigned(self) -> str:
+        return f"{self._base}:resigned"
+
+    @property
+    def recovery(self) -> str:
+        return f"{self._base}:recovery"
+
+    @property
+    def history(self) -> str:
+        return f"{self._base}:history"
+
+    @property
+    def events(self) -> str:
+        return f"{self._base}:events"
+
+    @property
+    def state(self) -> str:
+        return f"{self._base}:state"
+
+    @property
+    def schedules(self) -> str:
+        return f"{self._base}:schedules"
+
+    @property
+    def leader_conn(self) -> str:
+        """The leader's registered Redis connection (``"<term>|<client id>"``), for fast failover."""
+        return f"{self._base}:leader_conn"
+
+    @property
+    def watching(self) -> str:
+        """Hash: member -> the leader value whose liveness endpoint it is connected to."""
+        return f"{self._base}:watching"
+
+    # ---- work for the pool (leaderpool.jobs) ----
+
+    @property
+    def jobs(self) -> str:
+        return f"{self._base}:jobs"
+
+    @property
+    def dead(self) -> str:
+        return f"{self._base}:dead"
+
+    @property
+    def handlers(self) -> str:
+        return f"{self._base}:handlers"
+
+    def inbox(self, member: str) -> str:
+        return f"{self._base}:inbox:{member}"
+
+    def reply(self, call_id: str) -> str:
+        return f"{self._base}:reply:{call_id}"
+
+    def leader_channel(self, db: int) -> str:
+        """The keyspace-notification channel of the leader key in database ``db``."""
+        return f"__keyspace@{db}__:{self.leader}"
+
+
+def connection_channel(prefix: str, client_id: int) -> str:
+    """The pub/sub channel a process's watcher connection ``client_id`` subscribes to for its whole
+    life, for fast failover: a script proves the connection gone by its having no subscriber
+    (one per connection and prefix; not a pool key, so no braces)."""
+    return f"{prefix}:conn:{client_id}"
+
+
+@dataclass(frozen=True)
+class NameKeys:
+    """The keys of the unique-name registry under one prefix (shared by every pool)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        validate_name("prefix", self.prefix)
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:global:{{names}}"
+
+    @property
+    def owners(self) -> str:
+        return f"{self._base}:owners"
+
+    @property
+    def deadlines(self) -> str:
+        return f"{self._base}:deadlines"
+
+    @property
+    def events(self) -> str:
+        return f"{self._base}:events"
+
+
+@dataclass(frozen=True)
+class LockKeys:
+    """python-redis-lock's keys for one resource, hash-tagged so they share a Cluster slot, and
+    the fencing-token counter next to them. ``LockKeys("orders").lock == "lock:{orders}"``."""
+
+    resource: str
+
+    def __post_init__(self) -> None:
+        validate_name("lock resource", self.resource)
+
+    @property
+    def redis_lock_name(self) -> str:
+        """The name python-redis-lock is given: it prefixes ``lock:`` and ``lock-signal:``."""
+        return f"{{{self.resource}}}"
+
+    @property
+    def lock(self) -> str:
+        return f"lock:{self.redis_lock_name}"
+
+    @property
+    def signal(self) -> str:
+        return f"lock-signal:{self.redis_lock_name}"
+
+    @property
+    def token(self) -> str:
+        return f"lock-token:{self.redis_lock_name}"
+
+
+def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    """SCAN pattern matching every pool's members hash, for discovering pools."""
+    return f"{prefix}:{{*}}:members"
+
+
+def schedules_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    """SCAN pattern matching every pool's schedules hash, for listing schedules."""
+    return f"{prefix}:{{*}}:schedules"
+
+
+def pool_from_schedules_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """Inverse of ``Keyspace.schedules``; None for a key that is not one."""
+    head, tail = f"{prefix}:{{", "}:schedules"
+    if key.startswith(head) and key.endswith(tail):
+        return key[len(head) : -len(tail)]
+    return None
+
+
+def pool_from_members_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """Inverse of ``Keyspace.members``; None for a key that is not one."""
+    head, tail = f"{prefix}:{{", "}:members"
+    if key.startswith(head) and key.endswith(tail):
+        return key[len(head) : -len(tail)]
+    return None
+
+
+_HASH_TAG_RE = re.compile(r"\{([^}]+)\}")
+
+
+def fence_key(resource_key: str, pool: str | None = None) -> str:
+    """The key holding the highest term ``pool`` wrote ``resource_key`` with, on the same Cluster
+    slot (see :mod:`leaderpool.fencing`; no pool: one fence for every writer).
+
+    A key with a hash tag keeps it (the first ``{...}`` decides the slot); a key without one is
+    wrapped whole in braces, which hashes exactly like the bare key.
+    """
+    suffix = ":fence" if pool is None else f":fence:{validate_name('pool', pool)}"
+    if _HASH_TAG_RE.search(resource_key):
+        return f"{resource_key}{suffix}"
+    return f"{{{resource_key}}}{suffix}"

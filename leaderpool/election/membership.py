@@ -1,0 +1,126 @@
+"""Membership: one member's record in its pool, and joining, rejoining and heartbeating.
+
+A member is live while its lease (a deadline in the pool's leases zset) is in the future; the
+heartbeat refreshes it (and, for a leader, renews the lead in the same script). A member whose
+record is gone (Redis lost its data, or an operator evicted it) or whose lease lapsed (it was
+paused) rejoins: as the youngest member when it was evicted, else with its original start time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from leaderpool import probe
+from leaderpool.backend.pool_store import PoolStore
+from leaderpool.backend.protocol import Beat, LeaderValue
+from leaderpool.config import MemberConfig
+from leaderpool.members import MemberInfo
+from leaderpool.names.name_cache import HeldNames
+from leaderpool.names.registry import NameStore
+from leaderpool.util import throttle
+from leaderpool.util.constants import FIRST_BEAT_SPREAD
+from leaderpool.util.log import Logger
+
+T = TypeVar("T")
+Bounded = Callable[[Awaitable[T]], Awaitable[T]]
+
+
+class Membership:
+    """This member's record and lease in the pool. Redis calls go through the election's
+    ``bounded`` (a leader's calls are bounded by its renew deadline)."""
+
+    def __init__(self, config: MemberConfig, store: PoolStore, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.store = store
+        self._clock = clock
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.started_at_ms: int | None = None
+        """Join time on Redis's clock: the default ranking's "longest running" is the smallest."""
+        self.joined = False
+        self.next_beat = 0.0
+        self._last_beat: float | None = None
+        self._evicted = False
+        self.liveness = ""
+        """Our process's liveness endpoint, advertised in the record (set before joining)."""
+        self.names = HeldNames(clock)
+        """The unique names this member holds: while any, its heartbeat keeps them too."""
+        self.name_store = NameStore(store.client, config.prefix)
+
+    def record(self, lease_ms: int = 0) -> MemberInfo:
+        assert self.started_at_ms is not None
+        c = self.config
+        return MemberInfo(
+            c.member_id, c.node, self.host, self.pid, c.priority, self.started_at_ms, c.meta, lease_ms, self.liveness
+        )
+
+    # ---- eviction: set by the pool's "evicted" message, consumed by the rejoin ----
+
+    def note_evicted(self) -> None:
+        self._evicted = True
+
+    @property
+    def evicted(self) -> bool:
+        """An operator removed us (``leaderpool-cli evict``) and we have not rejoined yet."""
+        return self._evicted
+
+    # ---- I/O ----
+
+    async def join(self, bounded: Bounded[int], seen_term: int, log: Logger) -> None:
+        if self.started_at_ms is None:
+            self.started_at_ms = await bounded(self.store.redis_time_ms())
+        sent = self._clock()
+        await bounded(self.store.register(self.record(), self.config.ttl_ms, seen_term))
+        self.joined = True
+        self.names.live.set()
+        self.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
+        log.info("joined", node=self.config.node, priority=self.config.priority, started_at_ms=self.started_at_ms)
+
+    async def rejoin(self, bounded: Bounded[int], seen_term: int, log: Logger, *, why: str, youngest: bool) -> None:
+        """Join again; as the youngest member when asked or when we were evicted (which this
+        consumes: the one place the eviction flag is cleared)."""
+        youngest = youngest or self._evicted
+        self._evicted = False
+        self.joined = False
+        self.names.live.clear()
+        if youngest:
+            self.started_at_ms = None
+        log.info("rejoining", why=why, as_youngest=youngest)
+        await self.join(bounded, seen_term, log)
+
+    async def beat(
+        self,
+        bounded: Bounded[Beat],
+        held: LeaderValue | None,
+        want_members: bool,
+        seen_term: int,
+        log: Logger,
+        *,
+        conn: str = "",
+        watch: str = "",
+    ) -> tuple[float, Beat]:
+        """Refresh our lease (and renew ``held``, registering ``conn``; ``watch``: our watch
+        report); returns when the request was sent, and the reply. A beat that starts more than
+        half a heartbeat late is logged."""
+        sent = self._clock()
+        c = self.config
+        if self.names.held:
+            call = self.names.beat(
+                self.name_store, self.store.keys, c.member_id, c.ttl_ms, held, want_members, seen_term, log,
+                conn=conn, watch=watch,
+            )  # fmt: skip
+        else:
+            call = self.store.heartbeat(
+                c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch, batched=True
+            )
+        beat = await bounded(call)
+        probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
+        previous, self._last_beat = self._last_beat, sent
+        late = 0.0 if previous is None else sent - previous - c.heartbeat
+        if late > c.heartbeat / 2 and (suppressed := throttle.allow("heartbeat_late")) is not None:
+            log.warning("heartbeat_late", late_s=round(late, 3), suppressed=suppressed or None)
+        return sent, beat

@@ -1,0 +1,261 @@
+"""The schedules of a pool in Redis: one hash, ``leaderpool:{POOL}:schedules``, schedule name ->
+a JSON record of its last run and next slot, changed only by the scripts below.
+
+Each slot is **claimed** before it runs, by a script that checks the pool's leader key still
+holds the claiming lead (``"<term>|<member>"``: a stale leader -- paused, cut off, replaced --
+cannot claim) and that the slot comes after the last one claimed (no slot runs twice), and not
+before its time on Redis's clock. The record (all times unix ms on Redis's clock)::
+
+    {"spec": "every 5s", "catch_up": "once", "last_slot_ms": ..., "term": 7, "member": "a",
+     "started_ms": ..., "finished_ms": ..., "outcome": "running|ok|failed|stopped",
+     "runs": 12, "next_slot_ms": ...}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
+
+from leaderpool.backend.baddata import report
+from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.pool_scripts import NamedScript, ScriptHost
+from leaderpool.backend.protocol import LeaderValue, text
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- a record that is not ours (hostile data: not JSON, not an object, numbers that are not) is
+-- read as none, and overwritten by the next run (see leaderpool.backend.baddata)
+local function record_of(schedules_key, name)
+  local raw = redis.call('HGET', schedules_key, name)
+  local ok, record = pcall(cjson.decode, raw or '{}')
+  if not ok or type(record) ~= 'table' then return {} end
+  for _, field in ipairs({'last_slot_ms', 'term', 'runs'}) do
+    if record[field] ~= nil and not tonumber(record[field]) then record[field] = nil end
+  end
+  return record
+end
+"""
+
+SCHEDULE_READ = (
+    """
+-- schedule_read: KEYS[1] schedules hash; ARGV[1] a schedule name ("" for all of them).
+-- Returns {now, name, record JSON, name, record JSON, ...} (the one asked for, if it exists).
+local schedules_key, name = KEYS[1], ARGV[1]
+"""
+    + _NOW_MS
+    + """
+local reply = {now}
+if name == '' then
+  local all = redis.call('HGETALL', schedules_key)
+  for i = 1, #all do reply[#reply + 1] = all[i] end
+else
+  local raw = redis.call('HGET', schedules_key, name)
+  if raw then reply[2] = name; reply[3] = raw end
+end
+return reply
+"""
+)
+
+SCHEDULE_PLAN = (
+    """
+-- schedule_plan: KEYS[1] leader key, KEYS[2] schedules hash; ARGV[1] the leader value held,
+-- ARGV[2] schedule name, ARGV[3] spec, ARGV[4] catch-up policy, ARGV[5] next slot (unix ms).
+-- Records the schedule's spec and the slot its leader waits for, while the leader key holds
+-- ARGV[1]. Returns {1, now} recorded, {-1, now} not the leader.
+local leader_key, schedules_key = KEYS[1], KEYS[2]
+local held, name, spec, catch_up, next_slot = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+"""
+    + _NOW_MS
+    + """
+if redis.call('GET', leader_key) ~= held then return {-1, now} end
+local record = record_of(schedules_key, name)
+record.spec, record.catch_up, record.next_slot_ms = spec, catch_up, next_slot
+redis.call('HSET', schedules_key, name, cjson.encode(record))
+return {1, now}
+"""
+)
+
+SCHEDULE_CLAIM = (
+    """
+-- schedule_claim: KEYS[1] leader key, KEYS[2] schedules hash; ARGV[1] the leader value held
+-- ("<term>|<member>"), ARGV[2] schedule name, ARGV[3] slot (unix ms), ARGV[4] spec,
+-- ARGV[5] catch-up policy, ARGV[6] the held term, ARGV[7] the held member.
+-- Claims the slot for a run: only while the leader key holds ARGV[1], only for a slot after the
+-- last one claimed, and not before the slot's time on Redis's clock.
+-- Returns {1, now} claimed, {0, now, last slot} not after the last one claimed, {-1, now} not the
+-- leader, {-2, now} too early.
+local leader_key, schedules_key = KEYS[1], KEYS[2]
+local held, name, slot, spec, catch_up = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local term, member = tonumber(ARGV[6]), ARGV[7]
+"""
+    + _NOW_MS
+    + """
+if redis.call('GET', leader_key) ~= held then return {-1, now} end
+local record = record_of(schedules_key, name)
+local last = tonumber(record.last_slot_ms or -1)
+if slot <= last then return {0, now, string.format('%d', last)} end
+if slot > now then return {-2, now} end
+record.spec, record.catch_up = spec, catch_up
+record.last_slot_ms, record.started_ms, record.finished_ms = slot, now, nil
+record.term, record.member = term, member
+record.outcome, record.runs, record.next_slot_ms = 'running', (record.runs or 0) + 1, nil
+redis.call('HSET', schedules_key, name, cjson.encode(record))
+return {1, now}
+"""
+)
+
+SCHEDULE_FINISH = (
+    """
+-- schedule_finish: KEYS[1] schedules hash; ARGV[1] schedule name, ARGV[2] slot (unix ms),
+-- ARGV[3] term, ARGV[4] outcome, ARGV[5] the next slot (unix ms).
+-- Records how the run of ARGV[2] ended, if the record still shows that run (slot and term).
+-- Returns {1, now} recorded, {0, now} the record moved on.
+local schedules_key, name, slot, term = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local outcome, next_slot = ARGV[4], tonumber(ARGV[5])
+"""
+    + _NOW_MS
+    + """
+local record = record_of(schedules_key, name)
+if tonumber(record.last_slot_ms or -1) ~= slot or tonumber(record.term or -1) ~= term then return {0, now} end
+record.outcome, record.finished_ms, record.next_slot_ms = outcome, now, next_slot
+redis.call('HSET', schedules_key, name, cjson.encode(record))
+return {1, now}
+"""
+)
+
+
+class ClaimStatus(IntEnum):
+    CLAIMED = 1
+    ALREADY_CLAIMED = 0
+    NOT_LEADER = -1
+    TOO_EARLY = -2
+
+
+class Claim(NamedTuple):
+    status: ClaimStatus
+    now_ms: int
+    last_slot_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A schedule as Redis holds it: its spec, its last run (slot, by whom, when, how it ended)
+    and the next slot its leader waits for (None while nobody plans it)."""
+
+    name: str
+    spec: str = ""
+    catch_up: str = ""
+    last_slot_ms: int | None = None
+    term: int | None = None
+    member: str | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    outcome: str | None = None
+    runs: int = 0
+    next_slot_ms: int | None = None
+
+    @classmethod
+    def parse(cls, name: Any, raw: Any) -> ScheduleRecord:
+        fields = json.loads(text(raw))
+
+        def number(key: str) -> int | None:
+            value = fields.get(key)
+            return None if value is None else int(value)
+
+        return cls(
+            name=text(name),
+            spec=str(fields.get("spec", "")),
+            catch_up=str(fields.get("catch_up", "")),
+            last_slot_ms=number("last_slot_ms"),
+            term=number("term"),
+            member=fields.get("member"),
+            started_ms=number("started_ms"),
+            finished_ms=number("finished_ms"),
+            outcome=fields.get("outcome"),
+            runs=number("runs") or 0,
+            next_slot_ms=number("next_slot_ms"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Times as unix seconds (null when unknown)."""
+
+        def seconds(ms: int | None) -> float | None:
+            return None if ms is None else ms / 1000
+
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "catch_up": self.catch_up,
+            "last_slot": seconds(self.last_slot_ms),
+            "term": self.term,
+            "member": self.member,
+            "started": seconds(self.started_ms),
+            "finished": seconds(self.finished_ms),
+            "outcome": self.outcome,
+            "runs": self.runs,
+            "next_slot": seconds(self.next_slot_ms),
+        }
+
+
+class _Scripts:
+    def __init__(self, client: ScriptHost) -> None:
+        h, s = "hash", "string"  # the type each KEYS[i] must have, if it exists (leaderpool.backend.baddata)
+        self.read = NamedScript(client, "schedule_read", SCHEDULE_READ, (h,))
+        self.plan = NamedScript(client, "schedule_plan", SCHEDULE_PLAN, (s, h))
+        self.claim = NamedScript(client, "schedule_claim", SCHEDULE_CLAIM, (s, h))
+        self.finish = NamedScript(client, "schedule_finish", SCHEDULE_FINISH, (h,))
+
+
+_registered: WeakKeyDictionary[ScriptHost, _Scripts] = WeakKeyDictionary()
+
+
+def _scripts_for(client: ScriptHost) -> _Scripts:
+    scripts = _registered.get(client)
+    if scripts is None:
+        scripts = _registered[client] = _Scripts(client)
+    return scripts
+
+
+class ScheduleStore:
+    """The Redis I/O of a pool's schedules, on an asyncio client (or the CLI's one-shot adapter)."""
+
+    def __init__(self, client: ScriptHost, keys: Keyspace) -> None:
+        self.keys = keys
+        self._scripts = _scripts_for(client)
+
+    async def read(self, name: str = "") -> tuple[int, list[ScheduleRecord]]:
+        """Redis's time (ms) and the schedule ``name`` (every schedule for ``""``), by name."""
+        reply = await self._scripts.read(keys=[self.keys.schedules], args=[name])
+        records = []
+        for i in range(1, len(reply) - 1, 2):
+            try:
+                records.append(ScheduleRecord.parse(reply[i], reply[i + 1]))
+            except (ValueError, TypeError, AttributeError, RecursionError) as exc:  # not ours: skipped
+                report("schedule_record_skipped", text(reply[i]), problem=f"{type(exc).__name__}: {str(exc)[:100]}")
+        return int(reply[0]), sorted(records, key=lambda r: r.name)
+
+    async def plan(self, held: LeaderValue, name: str, spec: str, catch_up: str, next_slot_ms: int) -> tuple[bool, int]:
+        """Record the next slot the leader ``held`` waits for; (recorded, Redis's time)."""
+        status, now = await self._scripts.plan(
+            keys=[self.keys.leader, self.keys.schedules], args=[held.encode(), name, spec, catch_up, next_slot_ms]
+        )
+        return int(status) == 1, int(now)
+
+    async def claim(self, held: LeaderValue, name: str, slot_ms: int, spec: str, catch_up: str) -> Claim:
+        reply = await self._scripts.claim(
+            keys=[self.keys.leader, self.keys.schedules],
+            args=[held.encode(), name, slot_ms, spec, catch_up, held.term, held.member],
+        )
+        status = ClaimStatus(int(reply[0]))
+        last = int(text(reply[2])) if status is ClaimStatus.ALREADY_CLAIMED else None
+        return Claim(status, int(reply[1]), last)
+
+    async def finish(self, name: str, slot_ms: int, term: int, outcome: str, next_slot_ms: int) -> bool:
+        status, _now = await self._scripts.finish(
+            keys=[self.keys.schedules], args=[name, slot_ms, term, outcome, next_slot_ms]
+        )
+        return int(status) == 1

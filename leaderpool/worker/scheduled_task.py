@@ -1,0 +1,82 @@
+"""``leaderpool-worker --task MODULE:FUNCTION --every SECONDS`` (or ``--cron EXPR``): the task
+runs once per slot of a schedule (:mod:`leaderpool.schedules.schedule`), on the leader only, each slot
+claimed in Redis under the leader's term (:mod:`leaderpool.schedules.periodic`).
+
+:func:`scheduled` wraps the task into the leader task the worker runs while it leads: it walks
+the schedule's slots -- waiting on ``ctx.sleep`` (so the end of the lead interrupts it), claiming
+each slot, setting ``ctx.slot`` and calling the task once per slot, recording how the run ended.
+An async task stays async, a thread task runs every slot in its thread. A run that raises is a
+task crash (the worker's crash policy: step down, rejoin as the youngest); its slot is recorded
+``failed`` and is not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import Any
+
+from leaderpool.backend.protocol import LeaderValue
+from leaderpool.schedules.periodic import SlotWalker, Wait
+from leaderpool.schedules.schedule import Schedule
+from leaderpool.schedules.schedule_store import ScheduleStore
+from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskContext, ThreadTaskContext, is_async
+
+
+def _walker(election: Any, schedule: Schedule, grace_s: float, ctx: TaskContext) -> SlotWalker:
+    store = ScheduleStore(election.core.store.client, election.core.store.keys)
+    return SlotWalker(store, schedule, LeaderValue(ctx.term, ctx.member), grace_s, ctx.log)
+
+
+def _outcome(ctx: TaskContext) -> str:
+    return "stopped" if ctx.stopping else "ok"
+
+
+def scheduled(task: Task, schedule: Schedule, election: Any, grace_s: float) -> Task:
+    """``task`` run once per slot of ``schedule`` while the worker leads."""
+    if is_async(task):
+
+        @functools.wraps(task)
+        async def run_async(ctx: AsyncTaskContext) -> None:
+            walker = _walker(election, schedule, grace_s, ctx)
+            while not ctx.stopping:
+                step = await walker.step()
+                if isinstance(step, Wait):
+                    await ctx.sleep(step.seconds)
+                    continue
+                ctx.slot = step.slot_ms / 1000
+                ctx.log.info("slot_started", schedule=schedule.name, slot=ctx.slot)
+                try:
+                    await task(ctx)
+                except asyncio.CancelledError:  # past --task-grace on a hand-over
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await walker.finish(step.slot_ms, "cancelled")
+                    raise
+                except BaseException:
+                    await walker.finish(step.slot_ms, "failed")
+                    raise
+                await walker.finish(step.slot_ms, _outcome(ctx))
+                ctx.log.info("slot_finished", schedule=schedule.name, slot=ctx.slot, outcome=_outcome(ctx))
+
+        return run_async
+
+    @functools.wraps(task)
+    def run_in_thread(ctx: ThreadTaskContext) -> None:
+        walker = _walker(election, schedule, grace_s, ctx)
+        while not ctx.stopping:
+            step = ctx.call_on_loop(walker.step(), timeout=None)
+            if isinstance(step, Wait):
+                ctx.sleep(step.seconds)
+                continue
+            ctx.slot = step.slot_ms / 1000
+            ctx.log.info("slot_started", schedule=schedule.name, slot=ctx.slot)
+            try:
+                task(ctx)
+            except BaseException:
+                ctx.call_on_loop(walker.finish(step.slot_ms, "failed"), timeout=None)
+                raise
+            ctx.call_on_loop(walker.finish(step.slot_ms, _outcome(ctx)), timeout=None)
+            ctx.log.info("slot_finished", schedule=schedule.name, slot=ctx.slot, outcome=_outcome(ctx))
+
+    return run_in_thread

@@ -1,0 +1,214 @@
+"""deploy/ cannot drift from the code: every command line and LEADERPOOL_* variable in the
+Dockerfile, the Compose file, the Kubernetes manifests and the systemd unit is accepted by the
+real worker's (or CLI's) parser, and the manifests are valid Kubernetes objects by the
+Kubernetes schemas (kubernetes-validate, strict: an unknown field is an error)."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+import leaderpool
+from leaderpool.cli import commands as cli_commands
+from leaderpool.worker.settings import build_parser, parse_settings
+from tests.support.worker_procs import ROOT
+
+DEPLOY = ROOT / "deploy"
+KUBERNETES_VERSION = "1.30.0"
+"""The oldest Kubernetes the manifests promise to work on (unhealthyPodEvictionPolicy is GA in 1.31
+and beta, on by default, in 1.27-1.30)."""
+FIELD_SAMPLES = {"metadata.name": "leaderpool-worker-7d9f-abcde", "spec.nodeName": "node-1"}
+"""What Kubernetes puts in a variable set from a field, for the parser to check."""
+
+
+def known_variables() -> set[str]:
+    """Every LEADERPOOL_* variable the worker reads, from its flags' help ("[LEADERPOOL_X]")."""
+    helps = " ".join(a.help or "" for a in build_parser()._actions)
+    return set(re.findall(r"\[(LEADERPOOL_[A-Z_]+)", helps))
+
+
+def check_worker(args: list[str], env: dict[str, str], where: str) -> None:
+    """The worker would start with these: the parser accepts them, no variable is unknown."""
+    unknown = {k for k in env if k.startswith("LEADERPOOL_")} - known_variables()
+    assert not unknown, f"{where}: variables the worker does not read: {sorted(unknown)}"
+    settings = parse_settings(args, env)  # raises UsageError naming what is wrong
+    assert settings.config.pool, where
+
+
+def image_environment() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in dockerfile_instructions("ENV"):
+        env.update(dict(pair.split("=", 1) for pair in shlex.split(line)))
+    return env
+
+
+def dockerfile_instructions(name: str) -> list[str]:
+    text = (DEPLOY / "docker" / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.split(None, 1)[:1] == [name]]
+
+
+# ---- the image ----
+
+
+def test_dockerfile_runs_the_worker_as_a_user_with_a_health_check() -> None:
+    import json
+
+    (entrypoint,) = dockerfile_instructions("ENTRYPOINT")
+    assert ["tini", "--", "leaderpool-worker"] == json.loads(entrypoint)
+    users = dockerfile_instructions("USER")
+    assert users and users[-1] not in ("root", "0")
+    env = image_environment()
+    check_worker([], {**env, "LEADERPOOL_POOL": "p"}, "Dockerfile ENV")
+    liveness = env["LEADERPOOL_LIVENESS_ADDRESS"].rpartition(":")[2]
+    assert liveness in dockerfile_instructions("EXPOSE")[0].split()
+    (health,) = dockerfile_instructions("HEALTHCHECK")
+    assert f"127.0.0.1:{env['LEADERPOOL_HTTP_PORT']}/healthz" in health
+    assert [f"ARG VERSION={leaderpool.__version__}"] == [
+        f"ARG {a}" for a in dockerfile_instructions("ARG") if a.startswith("VERSION=")
+    ]
+    assert dockerfile_instructions("STOPSIGNAL") == ["SIGTERM"]
+
+
+# ---- Compose ----
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    return data
+
+
+def test_compose_workers_and_cli_are_accepted() -> None:
+    services = compose()["services"]
+    workers = {name: s for name, s in services.items() if "build" in s}
+    assert {"a", "b", "c"} == set(workers)
+    image = image_environment()
+    for name, service in workers.items():
+        env = {k: str(v) for k, v in service["environment"].items()}
+        check_worker(service.get("command", []), {**image, **env}, f"compose service {name}")
+        assert env["LEADERPOOL_MEMBER_ID"] == name
+        assert env["LEADERPOOL_REDIS_URL"].startswith("redis://redis:")
+    cli = services["cli"]
+    argv = [*cli["entrypoint"][1:], *cli["command"]]
+    assert "leaderpool-cli" == cli["entrypoint"][0]
+    cli_commands.build_parser().parse_args(argv)
+    cli_commands.build_parser().parse_args([*cli["entrypoint"][1:], "status", "--watch"])
+    redis_args = services["redis"]["command"]
+    flags = redis_args[redis_args.index("--notify-keyspace-events") + 1].replace("$$", "$")
+    assert set("Kg$x") <= set(flags)
+
+
+# ---- Kubernetes ----
+
+
+def manifests() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (path.name, doc)
+        for path in sorted((DEPLOY / "kubernetes").rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+@pytest.mark.parametrize(("name", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])
+def test_manifest_is_a_valid_kubernetes_object(name: str, doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_an_invalid_manifest_is_refused() -> None:
+    """The validator is not a rubber stamp: a misspelt field fails it."""
+    deployment = next(doc for _, doc in manifests() if doc["kind"] == "Deployment")
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["terminationGracePeriod"] = 40
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_kubernetes_workers_are_accepted_and_probe_the_leader() -> None:
+    (worker,) = [d for _, d in manifests() if d["kind"] == "Deployment" and "worker" in d["metadata"]["name"]]
+    pod = worker["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {
+        e["name"]: e["value"] if "value" in e else FIELD_SAMPLES[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        for e in container["env"]
+    }
+    check_worker(container.get("args", []), {**image_environment(), **env}, "kubernetes worker")
+    port = int(env["LEADERPOOL_HTTP_PORT"])
+    assert [port] == [p["containerPort"] for p in container["ports"] if p["name"] == "http"]
+    liveness = int(env["LEADERPOOL_LIVENESS_ADDRESS"].rpartition(":")[2])  # fast failover's endpoint
+    assert [liveness] == [p["containerPort"] for p in container["ports"] if p["name"] == "liveness"]
+    policy = next(d for _, d in manifests() if d["kind"] == "NetworkPolicy")
+    assert liveness in [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+    assert "/leader" == container["readinessProbe"]["httpGet"]["path"]
+    assert "/healthz" == container["livenessProbe"]["httpGet"]["path"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    # the grace outlasts the preStop pause, so SIGTERM (the hand-over) always comes before SIGKILL
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] > pause + 10
+    kinds = {d["kind"] for _, d in manifests()}
+    assert {"Deployment", "Service", "PodDisruptionBudget"} <= kinds
+
+
+def test_the_sentinel_variant_points_the_workers_at_its_sentinels() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in manifests()}
+    env = docs[("ConfigMap", "leaderpool-worker-sentinel")]["data"]
+    check_worker([], {**image_environment(), **env, "LEADERPOOL_POOL": "scheduler"}, "sentinel worker env")
+    url = urlsplit(env["LEADERPOOL_REDIS_URL"])
+    master = url.path.strip("/").split("/")[0]
+    sentinel_conf = docs[("ConfigMap", "leaderpool-redis-ha")]["data"]["sentinel.conf"]
+    assert f"sentinel monitor {master} " in sentinel_conf
+    service = docs[("Service", url.hostname)]
+    assert [url.port] == [p["port"] for p in service["spec"]["ports"]]
+
+
+# ---- systemd ----
+
+
+def test_systemd_unit_is_accepted_and_hardened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the example's task, myapp.jobs:run_scheduler, stands for the application's: give it one
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "jobs.py").write_text("def run_scheduler(ctx):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    unit = configparser.RawConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(DEPLOY / "systemd" / "leaderpool-worker@.service")
+    service = unit["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/leaderpool-worker")
+    key, _, value = service["Environment"].partition("=")  # the last Environment= line
+    for example in ("scheduler.env.example", "sentinel.env.example"):
+        env = env_file(DEPLOY / "systemd" / example)
+        check_worker(argv[1:], {**env, key: value, "LEADERPOOL_POOL": "scheduler"}, f"systemd unit with {example}")
+    assert "yes" == service["DynamicUser"] and "strict" == service["ProtectSystem"]
+    assert "always" == service["Restart"] and "SIGTERM" == service["KillSignal"]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
+
+
+def test_every_deploy_file_is_checked() -> None:
+    checked = {
+        "README.md",
+        "Dockerfile",
+        "docker-compose.yml",
+        "leaderpool-worker@.service",
+        "scheduler.env.example",
+        "sentinel.env.example",
+        *(p.name for p in (DEPLOY / "kubernetes").rglob("*.yaml")),
+    }
+    present = {p.name for p in DEPLOY.rglob("*") if p.is_file()}
+    assert set() == present - checked, "a new file in deploy/ needs a check here"
