@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leaderpool.backend.keys import validate_name
 from leaderpool.errors import ConfigError
 from leaderpool.members import Ranker
 from leaderpool.util.constants import DEFAULT_PREFIX, DEFAULT_TTL_S, MAX_META_BYTES, MAX_NODE_LENGTH, MIN_TTL_S
+from leaderpool.util.naming import validate_name
 
 
 def default_member_id() -> str:

@@ -56,25 +56,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from leaderpool.errors import ConfigError
 from leaderpool.util.constants import DEFAULT_PREFIX as DEFAULT_PREFIX  # re-exported: the CLI and worker use it
 from leaderpool.util.constants import MAX_NAME_LENGTH as MAX_NAME_LENGTH
+from leaderpool.util.naming import validate_name
+
 
 # Printable ASCII without spaces; braces would break the Cluster hash tag.
-_NAME_RE = re.compile(r"^[!-z|~]+$")
-
-
-def validate_name(kind: str, value: object) -> str:
-    """Return ``value`` if it is a usable pool/member/prefix name, else raise ``ConfigError``."""
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{kind} must be a non-empty string, got {value!r}")
-    if len(value) > MAX_NAME_LENGTH:
-        raise ConfigError(f"{kind} is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
-    if not _NAME_RE.match(value):
-        raise ConfigError(f"{kind} {value!r} must be printable ASCII without spaces or braces")
-    return value
-
-
 @dataclass(frozen=True)
 class Keyspace:
     """The keys of one pool. ``Keyspace("jobs").leader == "leaderpool:{jobs}:leader"``."""

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace, validate_name
+from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace
 from leaderpool.backend.pool_store import HistoryEntry, PoolStore
 from leaderpool.cli import credentials, preflight, status
 from leaderpool.cli.args import (
@@ -37,6 +37,7 @@ from leaderpool.cli.args import (
     seconds,
 )
 from leaderpool.cli.oneshot import Blocking, run
+from leaderpool.util.naming import validate_name
 
 PROG = "leaderpool-cli"
 DEFAULT_URL = "redis://localhost:6379/0"  # leaderpool.backend.clients.DEFAULT_URL, without importing redis.asyncio

@@ -15,8 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from leaderpool.backend.keys import Keyspace, validate_name
+from leaderpool.backend.keys import Keyspace
 from leaderpool.cli.args import Failure, Options, UsageError, seconds
+from leaderpool.util.naming import validate_name
 
 DEFAULT_TIMEOUT_S = 5.0
 

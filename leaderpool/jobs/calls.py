@@ -18,11 +18,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from leaderpool.backend.keys import Keyspace, validate_name
+from leaderpool.backend.keys import Keyspace
 from leaderpool.errors import BacklogFull, CallTimeout, NoTaker
 from leaderpool.jobs.job_store import JobStore, SendStatus, SubmitStatus
 from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.wire import Kind, MulticallResult, Reply, Request, encode
+from leaderpool.util.naming import validate_name
 
 DEFAULT_CALL_TIMEOUT_S = 5.0
 

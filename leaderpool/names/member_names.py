@@ -11,13 +11,13 @@ import asyncio
 import time
 
 from leaderpool.backend.clients import AsyncClient
-from leaderpool.backend.keys import validate_name
 from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.backend.watcher import Watcher
 from leaderpool.election.core import ElectionCore
 from leaderpool.errors import LeaderpoolError, RedisUnavailable
 from leaderpool.names.name_cache import NameCache
 from leaderpool.names.registry import NameOwner, RegisterStatus, Registration, validate_value
+from leaderpool.util.naming import validate_name
 from leaderpool.util.timeouts import within
 
 

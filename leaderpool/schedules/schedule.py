@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import NamedTuple
 
-from leaderpool.backend.keys import validate_name
 from leaderpool.errors import ConfigError
+from leaderpool.util.naming import validate_name
 
 MIN_EVERY_S = 0.01
 """The shortest period: slots are whole milliseconds, and a run needs a few Redis round trips."""

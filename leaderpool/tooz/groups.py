@@ -23,8 +23,8 @@ from typing import Any, NamedTuple
 
 import redis
 
-from leaderpool.backend.keys import validate_name
 from leaderpool.backend.protocol import SEPARATOR, PoolEvent
+from leaderpool.util.naming import validate_name
 
 __all__ = ["GroupKeys", "GroupStatus", "GroupStore", "JoinedMember", "Refreshed", "Snapshot"]
 

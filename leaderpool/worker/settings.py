@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leaderpool.backend.clients import DEFAULT_URL
-from leaderpool.backend.keys import DEFAULT_PREFIX, validate_name
+from leaderpool.backend.keys import DEFAULT_PREFIX
 from leaderpool.backend.urls import CLUSTER_NO_NAMES, CLUSTER_NO_WAIT, is_cluster
 from leaderpool.cli import credentials
 from leaderpool.cli.args import (
@@ -34,6 +34,7 @@ from leaderpool.errors import ConfigError
 from leaderpool.jobs.jobs_config import DEFAULT_MAX_DELIVERIES, JobsConfig
 from leaderpool.jobs.wire import Handler
 from leaderpool.schedules.schedule import Schedule
+from leaderpool.util.naming import validate_name
 from leaderpool.worker import work_args
 from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
 

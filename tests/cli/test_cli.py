@@ -388,7 +388,7 @@ class TestStartUp:
         """A one-shot command loads what it uses: not redis-py (it talks RESP itself), the election,
         the watcher or the commands it does not run (import hygiene, not a timing bound). The
         server holds no pool: naming one still loads redis-py today, through the library
-        (leaderpool.backend.keys.validate_name imports leaderpool.errors, which imports redis)."""
+        (leaderpool.util.naming.validate_name imports leaderpool.errors, which imports redis)."""
         done = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "leaderpool.cli", "--redis", redis_server.url, "status"],
             capture_output=True, text=True, timeout=60, cwd=ROOT, env=clean_env(),

@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from leaderpool.backend.keys import Keyspace, validate_name
+from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.cli import status
@@ -38,6 +38,7 @@ from leaderpool.cli.commands import evict, history_rows
 from leaderpool.cli.dashboard.event_hub import Hub, Subscriber
 from leaderpool.cli.oneshot import Blocking
 from leaderpool.util.log import get_logger
+from leaderpool.util.naming import validate_name
 from leaderpool.util.timeouts import cancel_and_wait, within
 
 STATIC = Path(__file__).with_name("static")

@@ -1,0 +1,1 @@
+"""What every command-line entry point shares (leaderpool-cli, leaderpool-worker, the chaos runner)."""

@@ -1,0 +1,23 @@
+"""The one rule for names that become parts of Redis keys: pools, members, prefixes, names,
+lock resources, schedules and tooz groups."""
+
+from __future__ import annotations
+
+import re
+
+from leaderpool.errors import ConfigError
+from leaderpool.util.constants import MAX_NAME_LENGTH
+
+# printable ASCII without spaces or braces (a brace would change a key's Redis Cluster hash tag)
+_NAME_RE = re.compile(r"^[!-z|~]+$")
+
+
+def validate_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a usable pool/member/prefix name, else raise ``ConfigError``."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{kind} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ConfigError(f"{kind} is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
+    if not _NAME_RE.match(value):
+        raise ConfigError(f"{kind} {value!r} must be printable ASCII without spaces or braces")
+    return value
