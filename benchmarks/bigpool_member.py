@@ -12,7 +12,7 @@ import asyncio
 
 from benchmarks.scale_member import announce_elected, hold, shared_client
 from leaderpool import AsyncElection, MemberConfig
-from leaderpool.cli.logs import configure_logging
+from leaderpool.console.logs import configure_logging
 
 
 async def run(args: argparse.Namespace) -> None:

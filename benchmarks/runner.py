@@ -25,7 +25,7 @@ from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
 from benchmarks.scenarios import BenchError, PoolRun, progress
 from benchmarks.stats import summary
-from leaderpool.cli.logs import configure_logging
+from leaderpool.console.logs import configure_logging
 from leaderpool.testing.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio
 
 from leaderpool import AsyncElection, MemberConfig
-from leaderpool.cli.logs import configure_logging
+from leaderpool.console.logs import configure_logging
 from leaderpool.util.gc_tuning import quiet_gc
 from leaderpool.util.timeouts import within
 

@@ -54,7 +54,7 @@ __all__ = [  # the reply types live in leaderpool.backend.protocol; these names 
 
 class PoolClient(ScriptHost, Protocol):
     """The Redis calls a pool's store makes, awaitable: redis-py's asyncio client is one, and so
-    is the CLI's one-shot adapter around a blocking client (:mod:`leaderpool.cli.oneshot`)."""
+    is the CLI's one-shot adapter around a blocking client (:mod:`leaderpool.console.oneshot`)."""
 
     def time(self) -> Any: ...
 

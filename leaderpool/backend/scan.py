@@ -16,7 +16,7 @@ MAX_ROUNDS = 1_000_000
 async def scan_keys(client: Any, pattern: str, count: int = 500) -> AsyncIterator[Any]:
     """Every key matching ``pattern`` (a key moved by a resharding meanwhile may come twice or
     not at all, as with SCAN on one server during a rename). ``client`` is an asyncio redis-py
-    client (a cluster's included) or the CLI's :class:`~leaderpool.cli.oneshot.Blocking`."""
+    client (a cluster's included) or the CLI's :class:`~leaderpool.console.oneshot.Blocking`."""
     cursor, keys = await client.scan(0, match=pattern, count=count)
     for key in keys:
         yield key

@@ -3,13 +3,13 @@ that turns a failure into one line and an exit code.
 
 One-shot commands (``status``, ``history``, ``resign``, ``evict``, ``forget``, ``doctor``, and
 ``whereis``, ``names``, ``unregister`` for unique names) run
-on a blocking redis-py client through :mod:`.oneshot`, with no event loop and no log set-up
+on a blocking redis-py client through :mod:`leaderpool.console.oneshot`, with no event loop and no log set-up
 (the library is silent unless configured); ``status --watch``, ``demo`` and ``dashboard`` run on
 asyncio; ``lock`` runs a command under a cluster-wide lock (:mod:`.lock`).
 
 Exit codes: 0 done; 1 a command could not do what was asked, or Redis is unreachable; 2 bad
 input, or a Redis that refuses the configuration (credentials, ACL permissions, TLS: see
-:mod:`.preflight`); 130 Ctrl-C. ``lock`` exits with its command's exit code (127: it could not
+:mod:`leaderpool.console.preflight`); 130 Ctrl-C. ``lock`` exits with its command's exit code (127: it could not
 be started).
 """
 
@@ -23,8 +23,9 @@ from typing import Any, TextIO
 
 from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace
 from leaderpool.backend.pool_store import HistoryEntry, PoolStore
-from leaderpool.cli import credentials, preflight, status
-from leaderpool.cli.args import (
+from leaderpool.cli import status
+from leaderpool.console import credentials, preflight
+from leaderpool.console.args import (
     EXIT_FAILURE,
     EXIT_USAGE,
     Failure,
@@ -36,7 +37,7 @@ from leaderpool.cli.args import (
     positive_integer,
     seconds,
 )
-from leaderpool.cli.oneshot import Blocking, run
+from leaderpool.console.oneshot import Blocking, run
 from leaderpool.util.naming import validate_name
 
 PROG = "leaderpool-cli"
@@ -507,7 +508,7 @@ def main(argv: Sequence[str] | None) -> int:
             interrupts_raise()  # these clean up (workers, a redis-server, subscriptions) on Ctrl-C
         if ns.command == "demo":
             from leaderpool.cli import demo
-            from leaderpool.cli.logs import configure_logging
+            from leaderpool.console.logs import configure_logging
 
             configure_logging("console", "warning")  # the library's events go to stderr, never stdout
             given = any(o.source(d, f, None) for d, f in (("redis", "--redis"), ("redis_url_file", "--redis-url-file")))

@@ -34,7 +34,7 @@ from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import LeaderValue
 from leaderpool.backend.urls import redact
 from leaderpool.cli import status
-from leaderpool.cli.args import Options, UsageError, seconds
+from leaderpool.console.args import Options, UsageError, seconds
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.redis_server import INSTALL_HINT, RedisServer, find_redis_servers, server_version
 

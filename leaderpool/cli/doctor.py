@@ -195,7 +195,7 @@ async def run_checks(client: Any) -> list[Check]:
 
     if not is_cluster_client(client):
         return [await check(client) for check in CHECKS]
-    from leaderpool.cli.oneshot import Blocking
+    from leaderpool.console.oneshot import Blocking
 
     found = []
     per_node = [k for k in CHECKS if k is not check_fast_failover]

@@ -8,9 +8,9 @@ either seen (and the pool kept) or registers again afterwards at its next heartb
 from __future__ import annotations
 
 from leaderpool.backend.keys import Keyspace
-from leaderpool.cli.args import Failure
-from leaderpool.cli.oneshot import Blocking, run
 from leaderpool.cli.status import pool_keys
+from leaderpool.console.args import Failure
+from leaderpool.console.oneshot import Blocking, run
 
 FORGET = """
 -- forget: KEYS[1] leader key, KEYS[2] leases zset, KEYS[3..] every other key of the pool;

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from leaderpool.cli.args import Failure
+from leaderpool.console.args import Failure
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_CANNOT_RUN = 127

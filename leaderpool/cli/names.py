@@ -7,8 +7,8 @@ import json
 from typing import TextIO
 
 from leaderpool.cli import status
-from leaderpool.cli.args import Failure
-from leaderpool.cli.oneshot import Blocking, run
+from leaderpool.console.args import Failure
+from leaderpool.console.oneshot import Blocking, run
 from leaderpool.names.registry import NameOwner, NameStore
 
 

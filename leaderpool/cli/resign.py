@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 
 from leaderpool.backend.pool_store import LeaderValue, Observation, PoolStore
-from leaderpool.cli.args import Failure
-from leaderpool.cli.oneshot import run
+from leaderpool.console.args import Failure
+from leaderpool.console.oneshot import run
 
 POLL_S = 0.02
 CONFIRM_MARGIN_S = 0.2

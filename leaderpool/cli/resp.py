@@ -3,7 +3,8 @@
 ``leaderpool-cli status`` needs one script call, and importing redis-py (which loads its asyncio
 client and asyncio with it) took longer than the whole command should. This client speaks just
 what the one-shot commands send, with redis-py's reply shapes (bytes, ints, lists), so
-:class:`~leaderpool.backend.pool_store.PoolStore` runs on it unchanged through :class:`.oneshot.Blocking`.
+:class:`~leaderpool.backend.pool_store.PoolStore` runs on it unchanged through
+:class:`leaderpool.console.oneshot.Blocking`.
 
 It takes plain ``redis://`` and ``unix://`` URLs (user, password, database as the path or
 ``?db=``); :func:`handles` says so, and anything else (``rediss://``, other query options) is

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaderpool.backend.keys import Keyspace, pool_from_schedules_key, schedules_pattern
-from leaderpool.cli.oneshot import Blocking, run
 from leaderpool.cli.status import clock_text, scan_pools, seconds_text, table
+from leaderpool.console.oneshot import Blocking, run
 from leaderpool.schedules.schedule_store import ScheduleRecord, ScheduleStore
 
 

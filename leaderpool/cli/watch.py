@@ -15,8 +15,8 @@ from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.redis_errors import REDIS_FAILURES
 from leaderpool.backend.watcher import Watcher
 from leaderpool.cli import status
-from leaderpool.cli.args import Options, positive_integer, seconds
-from leaderpool.cli.logs import configure_logging
+from leaderpool.console.args import Options, positive_integer, seconds
+from leaderpool.console.logs import configure_logging
 from leaderpool.util.timeouts import within
 
 

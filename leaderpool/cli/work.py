@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from leaderpool.backend.keys import Keyspace
-from leaderpool.cli.args import Failure, Options, UsageError, seconds
+from leaderpool.console.args import Failure, Options, UsageError, seconds
 from leaderpool.util.naming import validate_name
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -101,7 +101,7 @@ def run_command(ns: argparse.Namespace, o: Options, url: str, pool: str, prefix:
 
 
 def _submit(url: str, keys: Keyspace, payload: Any, out: TextIO) -> int:
-    from leaderpool.cli.oneshot import Blocking, run
+    from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.calls import Calls
 
     client = _sync_client(url)
@@ -141,8 +141,8 @@ def _wait_for_replies(
 
 
 def _jobs(url: str, keys: Keyspace, as_json: bool, out: TextIO) -> int:
-    from leaderpool.cli.oneshot import Blocking, run
     from leaderpool.cli.status import clock_text, seconds_text, table
+    from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.job_store import JobStore
 
     client = _sync_client(url)
@@ -204,7 +204,7 @@ def _loads(raw: str) -> Any:
 
 
 def _dead_letters(command: str, url: str, keys: Keyspace, ids: Sequence[str], out: TextIO) -> int:
-    from leaderpool.cli.oneshot import Blocking, run
+    from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.job_store import JobStore
 
     client = _sync_client(url)

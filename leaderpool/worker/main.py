@@ -49,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous not in (signal.SIG_IGN, None):  # ignored (a background job of a shell): it stays so
             signal.signal(signal.SIGINT, _sigint_during_start_up)
         try:
-            from leaderpool.cli.args import UsageError, fail
-            from leaderpool.cli.logs import configure_logging
+            from leaderpool.console.args import UsageError, fail
+            from leaderpool.console.logs import configure_logging
             from leaderpool.worker.service import run
             from leaderpool.worker.settings import PROG, parse_settings
 
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except UsageError as exc:
                 fail(PROG, str(exc))
             from leaderpool.backend.keys import Keyspace
-            from leaderpool.cli.preflight import exit_on_config_error
+            from leaderpool.console.preflight import exit_on_config_error
 
             keys = Keyspace(settings.config.pool, settings.config.prefix)
             exit_on_config_error(PROG, settings.redis_url, keys)  # credentials, ACL, TLS: exit 2; unreachable: retry on
@@ -77,7 +77,7 @@ def _bind_http(settings: WorkerSettings) -> HttpEndpoints | None:
     """Listen now, so a taken port is one line and exit 2 before the worker joins its pool."""
     if settings.http_port is None:
         return None
-    from leaderpool.cli.args import fail
+    from leaderpool.console.args import fail
     from leaderpool.worker.http import bind
     from leaderpool.worker.settings import PROG
 

@@ -1,7 +1,7 @@
 """The worker's settings, from its flags and their ``LEADERPOOL_*`` environment variables.
 
 Every value is validated here, before anything starts; a bad one raises
-:class:`~leaderpool.cli.args.UsageError` naming the flag or the variable it came from.
+:class:`~leaderpool.console.args.UsageError` naming the flag or the variable it came from.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 from leaderpool.backend.clients import DEFAULT_URL
 from leaderpool.backend.keys import DEFAULT_PREFIX
 from leaderpool.backend.urls import CLUSTER_NO_NAMES, CLUSTER_NO_WAIT, is_cluster
-from leaderpool.cli import credentials
-from leaderpool.cli.args import (
+from leaderpool.config import MemberConfig, parse_host_port
+from leaderpool.console import credentials
+from leaderpool.console.args import (
     OneLineParser,
     Options,
     UsageError,
@@ -29,7 +30,6 @@ from leaderpool.cli.args import (
     seconds,
     tcp_port,
 )
-from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.errors import ConfigError
 from leaderpool.jobs.jobs_config import DEFAULT_MAX_DELIVERIES, JobsConfig
 from leaderpool.jobs.wire import Handler

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from leaderpool.cli.args import Options, UsageError, choice, seconds
+from leaderpool.console.args import Options, UsageError, choice, seconds
 from leaderpool.errors import ConfigError
 from leaderpool.schedules.schedule import CatchUp, Schedule
 

@@ -398,7 +398,7 @@ class TestStartUp:
         assert "leaderpool.cli.status" in loaded
         unwanted = {
             "leaderpool.election.core", "leaderpool.aio", "leaderpool.blocking", "leaderpool.backend.watcher",
-            "leaderpool.cli.demo", "leaderpool.cli.doctor", "leaderpool.cli.watch", "leaderpool.cli.logs",
+            "leaderpool.cli.demo", "leaderpool.cli.doctor", "leaderpool.cli.watch", "leaderpool.console.logs",
             "redis", "redis.asyncio", "leaderpool.backend.clients",
         }  # fmt: skip
         assert set() == loaded & unwanted

@@ -22,7 +22,7 @@ import redis
 
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
-from leaderpool.cli.oneshot import Blocking, run
+from leaderpool.console.oneshot import Blocking, run
 from leaderpool.members import MemberInfo
 from leaderpool.testing.redis_server import RedisServer, free_port
 from tests.support.dashboard_procs import Event, SseReader, leaders, request, start_dashboard, status_with

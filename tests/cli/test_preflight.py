@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.exceptions
 
-from leaderpool.cli import preflight
+from leaderpool.console import preflight
 from leaderpool.testing.redis_server import RedisServer, free_port
 from tests.support.worker_procs import ROOT, WorkerProc, clean_env, eventually
 from tests.support.worker_procs import cli as run_cli

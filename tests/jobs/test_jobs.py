@@ -461,7 +461,7 @@ class TestWorkerSettings:
 
     def test_bad_handler_or_max_deliveries_names_the_argument(self) -> None:
         """A handler that is not MODULE:FUNCTION, or a delivery count below 1: UsageError naming it."""
-        from leaderpool.cli.args import UsageError
+        from leaderpool.console.args import UsageError
         from leaderpool.worker.settings import parse_settings
 
         with pytest.raises(UsageError, match="argument --handler: must be MODULE:FUNCTION"):

@@ -437,7 +437,7 @@ def test_holding_names_costs_no_command_besides_the_heartbeat(redis_server: Redi
 def test_the_workers_names_come_from_flags_or_the_environment_and_bad_ones_are_usage_errors() -> None:
     """--name is repeatable (duplicates once), LEADERPOOL_NAMES is a comma list; a bad name
     names the flag."""
-    from leaderpool.cli.args import UsageError
+    from leaderpool.console.args import UsageError
     from leaderpool.worker.settings import parse_settings
 
     assert ("a", "b") == parse_settings(["--pool", "p", "--name", "a", "--name", "b", "--name", "a"], {}).names

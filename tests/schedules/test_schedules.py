@@ -17,7 +17,7 @@ import redis.asyncio
 
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.protocol import LeaderValue
-from leaderpool.cli.args import UsageError
+from leaderpool.console.args import UsageError
 from leaderpool.errors import ConfigError
 from leaderpool.schedules.schedule import CatchUp, Due, Schedule, next_due
 from leaderpool.schedules.schedule_store import ClaimStatus, ScheduleStore

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from leaderpool.backend.urls import redact
-from leaderpool.cli import credentials
-from leaderpool.cli.args import Options, UsageError
+from leaderpool.console import credentials
+from leaderpool.console.args import Options, UsageError
 from leaderpool.testing.redis_server import RedisServer
 from tests.support.security_helpers import PASSWORD, acl_server, add_user
 from tests.support.worker_procs import cli, workers_for

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from leaderpool.cli.args import UsageError
+from leaderpool.console.args import UsageError
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.worker.settings import parse_settings
 from tests.support.schedule_tasks import RUNS_FILE

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from leaderpool.cli.args import UsageError
+from leaderpool.console.args import UsageError
 from leaderpool.worker import main as worker
 from leaderpool.worker.settings import WorkerSettings, parse_settings
 from leaderpool.worker.tasks import DEFAULT_TASK

@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Any, TextIO
 
-from leaderpool.cli.args import Options, UsageError, integer
+from leaderpool.console.args import Options, UsageError, integer
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -44,7 +44,7 @@ def dashboard(url: str, o: Options, prefix: str, out: TextIO = sys.stdout) -> in
         import aiohttp  # noqa: F401  (only to say what is missing, in one line)
     except ImportError:
         raise UsageError(None, f"the dashboard needs aiohttp, which is not installed: {INSTALL_HINT}") from None
-    from leaderpool.cli.logs import configure_logging
+    from leaderpool.console.logs import configure_logging
 
     configure_logging("console", "info")  # events (actions, dropped browsers, Redis lost) on stderr
     return asyncio.run(_serve(url, prefix, host, port, allow_actions=bool(o.ns.allow_actions), out=out))
@@ -56,7 +56,7 @@ async def _serve(url: str, prefix: str, host: str, port: int, *, allow_actions: 
     from leaderpool.backend.clients import async_client
     from leaderpool.backend.connect import blocking_client
     from leaderpool.cli.dashboard.server import Dashboard
-    from leaderpool.cli.preflight import redact
+    from leaderpool.console.preflight import redact
 
     client = async_client(url, socket_connect_timeout=5, socket_timeout=5)
     blocking = blocking_client(url, socket_connect_timeout=5, socket_timeout=10)  # for resign, in a thread

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from leaderpool.cli.args import OneLineParser
+from leaderpool.console.args import OneLineParser
 from leaderpool.testing.chaos import faults, report
 from leaderpool.testing.chaos.chaos_runner import RunConfig, run
 from leaderpool.testing.chaos.timeline import FRESH_FIRST

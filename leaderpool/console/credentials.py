@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from leaderpool.cli.args import Options, UsageError, redis_url_arg
+from leaderpool.console.args import Options, UsageError, redis_url_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, default: object = None) -> None:

@@ -163,7 +163,7 @@ def _try_pool_access(client: Any, keys: Keyspace) -> None:
     """Read the pool (the observe script, read-only) and subscribe to its channels; raises what
     Redis refused."""
     from leaderpool.backend.pool_store import PoolStore
-    from leaderpool.cli.oneshot import Blocking, run
+    from leaderpool.console.oneshot import Blocking, run
     from leaderpool.errors import BadPoolData, RedisAuthFailed
 
     try:
@@ -204,7 +204,7 @@ def check(url: str, timeout_s: float = 2.0, keys: Keyspace | None = None) -> Pro
 def exit_on_config_error(prog: str, url: str, keys: Keyspace | None = None) -> None:
     """At a program's start: a configuration problem is one line and exit 2; an unreachable Redis
     is left to the caller (the worker keeps retrying, as documented)."""
-    from leaderpool.cli.args import fail
+    from leaderpool.console.args import fail
 
     problem = check(url, keys=keys)
     if problem is not None and problem.is_config:

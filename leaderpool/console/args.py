@@ -1,5 +1,6 @@
-"""Command-line plumbing shared by ``leaderpool-worker`` and ``leaderpool-cli``: every flag may
-come from an environment variable, and every bad input ends in one line on stderr and exit 2.
+"""Command-line plumbing shared by ``leaderpool-worker``, ``leaderpool-cli`` and the chaos runner:
+every flag may come from an environment variable, and every bad input ends in one line on stderr
+and exit 2.
 
 Flags are parsed as text; :class:`Options` turns each one into a typed value and, when that
 fails, raises :class:`UsageError` naming where the value came from (``--ttl`` or

@@ -1,7 +1,8 @@
 """The store's coroutines on a blocking redis-py client, with no event loop.
 
 A shell command that reads or changes a pool once (``status``, ``history``, ``resign``,
-``evict``, ``forget``, ``doctor``) need not pay for an event loop. :class:`Blocking` gives a
+``evict``, ``forget``, ``doctor``), or a worker's start-up check of its pool
+(:mod:`.preflight`), need not pay for an event loop. :class:`Blocking` gives a
 blocking client the awaitable face that :class:`~leaderpool.backend.pool_store.PoolStore` and the doctor's
 checks expect: every call runs at once and returns an already finished coroutine, so
 :func:`run` drives a whole coroutine to its end with one ``send``. The Lua scripts and the
