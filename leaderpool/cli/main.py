@@ -1,9 +1,11 @@
 """``leaderpool-cli``: look at pools and act on them from a shell.
 
 Commands: ``status``, ``history``, ``resign``, ``evict``, ``forget``, ``schedules``, ``doctor``,
-``demo`` and ``dashboard`` (:mod:`.commands`). Bad input or a Redis that refuses the
-configuration (credentials, ACL, TLS) is one line on stderr and exit 2; an unreachable Redis or a
-command that could not be done is one line and exit 1; Ctrl-C is exit 130; never a traceback.
+``demo``, ``dashboard``, and those for unique names, locks and a pool's work (``--help`` lists
+them): :mod:`.parser` reads the command line, :mod:`.commands` runs it. Bad input or a Redis that
+refuses the configuration (credentials, ACL, TLS) is one line on stderr and exit 2; an
+unreachable Redis or a command that could not be done is one line and exit 1; Ctrl-C is exit 130;
+never a traceback.
 
 This module is what the console script imports first, so it imports nothing at its top: a
 Ctrl-C while the commands load lands inside :func:`main`'s guard and exits quietly.
@@ -26,8 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None:
             _exit_on_interrupt()
         from leaderpool.cli import commands
+        from leaderpool.cli.parser import parse
 
-        return commands.main(argv)
+        ns, command = parse(sys.argv[1:] if argv is None else argv)
+        return commands.run(ns, command)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
@@ -39,18 +43,11 @@ def _exit_on_interrupt() -> None:
     """Ctrl-C ends the process at once, exit 130: while modules load, a KeyboardInterrupt can be
     raised anywhere, even inside a destructor, where Python prints it as a traceback. One-shot
     commands have nothing to clean up (each change is one atomic script); the commands that do
-    (``status --watch``, ``demo``) call :func:`interrupts_raise` first."""
+    (``status --watch``, ``demo``) call :func:`.commands.interrupts_raise` first."""
     import os
     import signal
 
     signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(EXIT_INTERRUPTED))
-
-
-def interrupts_raise() -> None:
-    """Ctrl-C raises KeyboardInterrupt again (Python's default), for commands that clean up."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _ignore_interrupts() -> None:

@@ -13,10 +13,11 @@ or the pool is named. ``leaderpool-cli forget POOL`` deletes one.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from leaderpool.backend.keys import Keyspace, members_pattern, pool_from_members_key
 from leaderpool.backend.pool_store import LeaderValue, PoolStore, text
@@ -280,3 +281,12 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
         + "\n\n(* = leader; members in the default ranking order: priority, then longest running)"
         + note
     )
+
+
+def print_status(statuses: list[PoolStatus], as_json: bool, out: TextIO, hidden: int = 0) -> None:
+    """One frame of ``status`` (and of ``status --watch``): the JSON line or the table, flushed."""
+    if as_json:
+        out.write(json.dumps(status_json(statuses), separators=(",", ":")) + "\n")
+    else:
+        out.write(render(statuses, hidden) + "\n")
+    out.flush()

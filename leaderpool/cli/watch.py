@@ -127,8 +127,6 @@ async def watch_status(
     On a terminal every refresh redraws (lease countdowns move); elsewhere (a pipe, a test) a
     frame is printed only when a pool's leader, term or members changed.
     """
-    from leaderpool.cli.commands import print_status
-
     tty = out.isatty()
     frames = 0
     deadline = time.monotonic() + duration if duration else None
@@ -142,7 +140,7 @@ async def watch_status(
                 out.write(f"leaderpool status  {time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n\n")
             elif frames and not as_json:
                 out.write(f"\n--- {time.strftime('%H:%M:%S')} ---\n")
-            print_status(frame.statuses, as_json, out, hidden=frame.hidden)
+            status.print_status(frame.statuses, as_json, out, hidden=frame.hidden)
             frames += 1
             if count and frames >= count:
                 return

@@ -158,6 +158,30 @@ def redis_url_arg(raw: object) -> str:
     return validate_redis_url(str(raw).strip())
 
 
+def name_arg(kind: str) -> Callable[[object], str]:
+    """A converter for a name that becomes part of a Redis key (a pool, a member id, the prefix,
+    a unique name, a lock resource): the library's one rule for them."""
+
+    def convert(raw: object) -> str:
+        from leaderpool.util.naming import validate_name
+
+        try:
+            return validate_name(kind, str(raw))
+        except ValueError as exc:  # ConfigError, without importing leaderpool.errors (and redis-py)
+            raise ValueError(str(exc)) from None
+
+    return convert
+
+
+def checked_arg(where: str, convert: Callable[[object], T], value: object) -> T:
+    """``convert(value)``, for an argument :class:`Options` does not read (a positional one); a
+    bad value is a :class:`UsageError` naming ``where``."""
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise UsageError(where, str(exc)) from None
+
+
 def names(raw: object) -> list[str]:
     """Names: a list (repeated flag) or one comma-separated string (env)."""
     items = raw if isinstance(raw, list) else str(raw).split(",")

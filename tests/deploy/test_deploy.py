@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import leaderpool
-from leaderpool.cli import commands as cli_commands
+from leaderpool.cli import parser as cli_parser
 from leaderpool.worker.settings import build_parser, parse_settings
 from tests.support.worker_procs import ROOT
 
@@ -98,8 +98,8 @@ def test_compose_workers_and_cli_are_accepted() -> None:
     cli = services["cli"]
     argv = [*cli["entrypoint"][1:], *cli["command"]]
     assert "leaderpool-cli" == cli["entrypoint"][0]
-    cli_commands.build_parser().parse_args(argv)
-    cli_commands.build_parser().parse_args([*cli["entrypoint"][1:], "status", "--watch"])
+    cli_parser.build_parser().parse_args(argv)
+    cli_parser.build_parser().parse_args([*cli["entrypoint"][1:], "status", "--watch"])
     redis_args = services["redis"]["command"]
     flags = redis_args[redis_args.index("--notify-keyspace-events") + 1].replace("$$", "$")
     assert set("Kg$x") <= set(flags)

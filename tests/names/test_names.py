@@ -19,7 +19,7 @@ import redis.asyncio
 from leaderpool import AsyncElection, ConfigError, Election, MemberConfig
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
-from leaderpool.cli.commands import evict
+from leaderpool.cli.evict import evict
 from leaderpool.names.name_cache import NameCache
 from leaderpool.names.registry import NameMessage, NameOwner, NameStore, name_record, owner_prefix
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
@@ -448,7 +448,7 @@ def test_the_workers_names_come_from_flags_or_the_environment_and_bad_ones_are_u
 
 def test_only_the_lock_subcommand_takes_a_command_after_the_double_dash() -> None:
     """``lock RES -- CMD`` splits off CMD; a pool named lock in another command does not."""
-    from leaderpool.cli.commands import split_command
+    from leaderpool.cli.parser import split_command
 
     assert (["--redis", "u", "lock", "r", "--ttl", "2"], ["sh", "-c", "x --y"]) == split_command(
         ["--redis", "u", "lock", "r", "--ttl", "2", "--", "sh", "-c", "x --y"]

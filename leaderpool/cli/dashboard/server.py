@@ -33,8 +33,9 @@ from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.cli import status
-from leaderpool.cli.commands import evict, history_rows
 from leaderpool.cli.dashboard.event_hub import Hub, Subscriber
+from leaderpool.cli.evict import evict
+from leaderpool.cli.history import history_rows
 from leaderpool.console.args import Failure
 from leaderpool.console.oneshot import Blocking
 from leaderpool.util.log import get_logger
