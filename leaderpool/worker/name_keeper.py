@@ -25,7 +25,7 @@ from leaderpool.util.alarm import Alarm
 from leaderpool.util.log import get_logger
 
 if TYPE_CHECKING:
-    from leaderpool.worker.service import EventWriter
+    from leaderpool.worker.json_events import EventWriter
 
 STANDBY_EARLY_WAKE_S = 0.001
 """A standby tries this long after the holder's known deadline (Redis lets a key go once its

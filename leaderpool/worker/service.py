@@ -1,5 +1,6 @@
-"""The running worker: :class:`Worker` (one election and its leader task), its JSON events, and
-:func:`run`, which drives it on an event loop of its own until a signal.
+"""The running worker: :class:`Worker` (one election and its leader task; its JSON events are
+written by :mod:`.json_events`) and :func:`run`, which drives it on an event loop of its own until
+a signal.
 
 Signals (only :func:`run` installs handlers; :class:`Worker` can run inside any event loop):
 SIGTERM, SIGINT and SIGHUP each start a kind shutdown -- the task is stopped, the lead is handed
@@ -13,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
-import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from leaderpool.aio import AsyncElection
 from leaderpool.backend.clients import describe
@@ -25,6 +24,7 @@ from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
+from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.scheduled_task import scheduled
 from leaderpool.worker.settings import WorkerSettings
 from leaderpool.worker.task_state import with_leader_state
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from leaderpool.metrics import ElectionMetrics
     from leaderpool.worker.http import HttpEndpoints
 
-__all__ = ["EventWriter", "ShutdownSignals", "Worker", "run", "serve"]
+__all__ = ["ShutdownSignals", "Worker", "run", "serve"]
 
 ELECTION_CHECK_S = 0.5
 """How often the worker checks that the election loop is still running (it only ends on a bug)."""
@@ -46,39 +46,6 @@ LEFTOVER_WAIT_S = 1.0
 cancelled (after a forced exit: half of it) before they are abandoned."""
 
 log = get_logger("leaderpool.worker")
-
-
-# ---- JSON events ----
-
-
-class EventWriter:
-    """One JSON object per line, flushed, for each transition (``--json-events``)."""
-
-    def __init__(self, pool: str, member: str, stream: TextIO | None = None) -> None:
-        self.pool = pool
-        self.member = member
-        self.stream = stream or sys.stdout
-        self.broken = False
-
-    def write(self, event: str, **fields: Any) -> None:
-        if self.broken:
-            return
-        record = {"event": event, "pool": self.pool, **fields, "t": time.time()}
-        try:
-            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.stream.flush()
-        except (OSError, ValueError) as exc:  # the reader went away: lead on, without events
-            self.broken = True
-            log.warning("json_events_unwritable", error=str(exc) or type(exc).__name__)
-
-    def elected(self, term: int) -> None:
-        self.write("elected", member=self.member, term=term)
-
-    def revoked(self, term: int | None, reason: RevokeReason) -> None:
-        self.write("revoked", member=self.member, term=term, reason=reason.value)
-
-    def leader(self, leader: LeaderInfo | None) -> None:
-        self.write("leader", member=leader.member if leader else None, term=leader.term if leader else None)
 
 
 # ---- the worker ----
