@@ -58,7 +58,7 @@ def crash_rounds(contender: Contender, url: str, ttl: float, rounds: int, log: I
 
 
 _HOLDER = (
-    "import socket, sys, time; import leaderpool.worker.service, leaderpool.fast_failover.failover; "
+    "import socket, sys, time; import leaderpool.worker.worker_service, leaderpool.fast_failover.failover; "
     "s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.sendall(b'x'); time.sleep(60)"
 )
 

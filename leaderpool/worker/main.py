@@ -2,7 +2,7 @@
 
 It joins the pool, runs the leader task (:mod:`leaderpool.worker.tasks`) while it leads, and prints one
 JSON line per transition on stdout with ``--json-events``; logs go to stderr. Flags and variables
-are read by :mod:`leaderpool.worker.settings`; :mod:`leaderpool.worker.service` is the running worker.
+are read by :mod:`leaderpool.worker.settings`; :mod:`leaderpool.worker.worker_service` is the running worker.
 
 Exit codes and signals:
 
@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             from leaderpool.console.args import UsageError, fail
             from leaderpool.console.logs import configure_logging
-            from leaderpool.worker.service import run
             from leaderpool.worker.settings import PROG, parse_settings
+            from leaderpool.worker.worker_service import run
 
             try:
                 settings = parse_settings(argv)
