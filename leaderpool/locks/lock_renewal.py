@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import redis_lock
 
@@ -21,13 +21,24 @@ from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.util.log import get_logger
 from leaderpool.util.threads import start_thread
 
-if TYPE_CHECKING:
-    from leaderpool.locks.blocking_lock import Lock
-
 RENEW_FRACTION = 1 / 3
 """A held lock is renewed every third of its ttl: two renewals may fail before it lapses."""
 
 log = get_logger("leaderpool")
+
+
+class Renewable(Protocol):
+    """What the renewer needs of a held lock (:class:`~leaderpool.locks.blocking_lock.Lock`)."""
+
+    @property
+    def ttl_s(self) -> float: ...
+
+    @property
+    def resource(self) -> str: ...
+
+    def extend(self, expire: float | None = None) -> None: ...
+
+    def mark_lost(self, why: str) -> None: ...
 
 
 class Renewal:
@@ -35,7 +46,7 @@ class Renewal:
 
     __slots__ = ("active", "busy", "due", "interval", "ref", "renewed", "ttl_s")
 
-    def __init__(self, lock: Lock) -> None:
+    def __init__(self, lock: Renewable) -> None:
         self.ref = weakref.ref(lock)
         self.ttl_s = lock.ttl_s
         self.interval = lock.ttl_s * RENEW_FRACTION
@@ -53,7 +64,7 @@ class Renewer:
         self._held: set[Renewal] = set()
         self._thread: threading.Thread | None = None
 
-    def add(self, lock: Lock) -> Renewal:
+    def add(self, lock: Renewable) -> Renewal:
         renewal = Renewal(lock)
         with self._cond:
             self._held.add(renewal)
