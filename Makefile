@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test lint docs bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check leaderpool tests benchmarks
 	$(BIN)/mypy
 
+# The documentation site (mkdocs.yml, docs/) into build/site; --strict: a broken link or anchor, or
+# a page left out of the nav, is an error. The samples in it are run by `make test` (tests/docs/).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
-# Ten minutes of faults on five workers (README, "Chaos testing"); CHAOS_SEED=N replays a run's plan.
+# Ten minutes of faults on five workers (docs/operations/chaos-testing.md); CHAOS_SEED=N replays a run's plan.
 .PHONY: chaos
 CHAOS_SEED ?= 42
 chaos: $(STAMP)

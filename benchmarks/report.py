@@ -1,5 +1,6 @@
-"""Markdown from a result file: the full tables (RESULTS.md), the headline (README), and the
-leaderpool targets, each marked met or missed from the numbers measured (never assumed)."""
+"""Markdown from a result file: the full tables (RESULTS.md), the headline (the latest full run's
+section of docs/benchmarks.md), and the leaderpool targets, each marked met or missed from the
+numbers measured (never assumed)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from typing import Any
 
 from benchmarks import locks, schedule_drift
 
-SECTION = "## Benchmarks"
+SECTION = "## The latest full run"
+"""The section of docs/benchmarks.md that ``python -m benchmarks --docs`` rewrites."""
+
+KEPT = "<!-- Written by hand from here on: the benchmarks keep it when they rewrite this file. -->"
+"""In RESULTS.md, the line after which the text is kept as it is when a run rewrites the file
+(sections of runs other than the full one, and the runs the documentation quotes)."""
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -356,21 +362,15 @@ def _target_text(t: dict[str, Any]) -> str:
     return f"{t['target']}: {t['value']} {t['unit']}".rstrip() + f" ({_mark(t['met'])})"
 
 
-def readme_section(results: dict[str, Any]) -> str:
+def docs_section(results: dict[str, Any]) -> str:
+    """The latest full run's section of docs/benchmarks.md (no links out of docs/: mkdocs checks them)."""
     meta = results.get("meta", {})
     m = meta.get("machine", {})
     return (
         f"{SECTION}\n\n"
-        "leaderpool against tooz, python-redis-lock, redis-py's Lock and a Kubernetes client-go-style lease, "
-        "each as three processes on one redis-server, same lease, same faults, in one run:\n\n"
-        "```sh\n"
-        "make bench         # the full run (~10 min here): benchmarks/results/latest.json, benchmarks/RESULTS.md\n"
-        "make bench-quick   # a ~40 s smoke run (also run by the test suite); numbers are meaningless\n"
-        "python -m benchmarks --ttl 2 --rounds 20 --contenders leaderpool,tooz --skip-scale --out /tmp/bench\n"
-        "```\n\n"
-        f"Headline ({m.get('cpu_model')}, {m.get('cores')} cores, a shared VM; redis "
-        f"{_get(meta, 'redis', 'version')}; in parentheses the alternative's time divided by leaderpool's, below "
-        "1x the alternative was faster; full tables in [benchmarks/RESULTS.md](benchmarks/RESULTS.md)):\n\n"
+        f"{m.get('cpu_model')}, {m.get('cores')} cores, a shared VM; redis {_get(meta, 'redis', 'version')}; in "
+        "parentheses the alternative's time divided by leaderpool's, below 1x the alternative was faster. The "
+        "run's date and commit, and its full tables, are in `benchmarks/RESULTS.md`.\n\n"
         + headline_markdown(results)
         + (
             f"\nFast failover (a crashed leader replaced without waiting for its lease):\n\n{ff}"
@@ -395,8 +395,8 @@ def _jobs_headline(results: dict[str, Any]) -> str:
     )
 
 
-def update_readme(path: Path, section: str) -> None:
-    """Replace (or append) the ``## Benchmarks`` section, leaving every other section as it is.
+def update_docs(path: Path, section: str) -> None:
+    """Replace (or append) the latest full run's section, leaving every other section as it is.
     Reads the file right before writing: others edit their sections concurrently."""
     text = path.read_text()
     start = text.find(f"\n{SECTION}\n")
@@ -406,3 +406,10 @@ def update_readme(path: Path, section: str) -> None:
         end = text.find("\n## ", start + len(SECTION) + 2)
         new = text[: start + 1] + section + ("" if end < 0 else "\n" + text[end + 1 :])
     path.write_text(new)
+
+
+def with_kept_text(generated: str, path: Path) -> str:
+    """``generated`` for RESULTS.md, followed by what the file holds after the :data:`KEPT` line."""
+    old = path.read_text() if path.exists() else ""
+    at = old.find(KEPT)
+    return generated if at < 0 else generated.rstrip("\n") + "\n\n" + old[at:]

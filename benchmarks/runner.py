@@ -54,12 +54,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-jobs", action="store_true", help="leave out the jobs benchmark (leaderpool, RQ, arq)")
     p.add_argument("--out", type=Path, help="directory for the JSON (and markdown) results (benchmarks/results)")
     p.add_argument("--name", help="result file name without .json (a timestamp)")
-    p.add_argument("--readme", action="store_true", help="also rewrite the '## Benchmarks' section of README.md")
+    p.add_argument(
+        "--docs", action="store_true", help="also rewrite the latest full run's section of docs/benchmarks.md"
+    )
     p.add_argument(
         "--render",
         type=Path,
         metavar="RESULT_JSON",
-        help="run nothing: rewrite benchmarks/RESULTS.md (and README with --readme) from a result file",
+        help="run nothing: rewrite benchmarks/RESULTS.md (and docs/benchmarks.md with --docs) from a result file",
     )
     args = p.parse_args(argv)
     q = args.quick
@@ -183,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render is not None:
         rendered = json.loads(args.render.read_text())
-        (HERE / "RESULTS.md").write_text(report.results_markdown(rendered))
-        if args.readme:
-            report.update_readme(HERE.parent / "README.md", report.readme_section(rendered))
+        (HERE / "RESULTS.md").write_text(report.with_kept_text(report.results_markdown(rendered), HERE / "RESULTS.md"))
+        if args.docs:
+            report.update_docs(HERE.parent / "docs" / "benchmarks.md", report.docs_section(rendered))
         print(report.headline_markdown(rendered))
         return 0
     configure_logging(fmt="json", level="warning")
@@ -272,11 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     markdown = report.results_markdown(results)
     if args.out is None and not args.quick:
         (RESULTS / "latest.json").write_text(path.read_text())
-        (HERE / "RESULTS.md").write_text(markdown)
+        (HERE / "RESULTS.md").write_text(report.with_kept_text(markdown, HERE / "RESULTS.md"))
     else:
         (out_dir / f"{name}.md").write_text(markdown)
-    if args.readme:
-        report.update_readme(HERE.parent / "README.md", report.readme_section(results))
+    if args.docs:
+        report.update_docs(HERE.parent / "docs" / "benchmarks.md", report.docs_section(results))
     progress(f"done in {results['meta']['duration_s']:.0f}s: {path}")
     print(report.headline_markdown(results))
     failed = [n for n, r in results["contenders"].items() if "error" in r] + (["scale"] if "error" in results.get(

@@ -37,7 +37,7 @@ BAD_DATA_CODE = "BADDATA"
 _REPORTS_MAX = 200
 _reported: set[tuple[str, str]] = set()
 
-log = get_logger("leaderpool.backend.baddata")
+log = get_logger("leaderpool.baddata")
 
 
 def report(event: str, subject: str, **context: Any) -> None:

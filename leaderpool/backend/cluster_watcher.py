@@ -37,7 +37,7 @@ FOLLOW_DISCONNECTED_S = 0.2
 MOVE_CONFIRM_S = 2.0
 """How long a move waits for the new master to confirm the subscription (it carries on after)."""
 
-log = get_logger("leaderpool.backend.cluster_watcher")
+log = get_logger("leaderpool.cluster_watcher")
 
 Address = tuple[str, int]
 

@@ -45,7 +45,7 @@ Listener = Callable[[str, str], None]
 
 _ALIAS_A = set("g$lshzxetd")
 
-log = get_logger("leaderpool.backend.watcher")
+log = get_logger("leaderpool.watcher")
 
 _warned_about_config: list[bool] = []  # one warning per process, however many watchers come and go
 

@@ -39,7 +39,7 @@ LINK_RETRY_FIRST_S, LINK_RETRY_MAX_S = 0.05, 2.0
 ACCEPT_BURST = 64
 """Connections accepted per readiness callback at most (the rest on the next turn of the loop)."""
 
-log = get_logger("leaderpool.fast_failover.failover")
+log = get_logger("leaderpool.liveness")
 
 
 def keep_alive(sock: socket.socket) -> None:

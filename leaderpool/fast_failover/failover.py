@@ -58,7 +58,7 @@ the election loop (a task) keeps the follower's heartbeats on time meanwhile."""
 CONFIRM_PAUSE_MAX_S = 0.1
 BURIED_REASON = "process_died"
 
-log = get_logger("leaderpool.fast_failover.failover")
+log = get_logger("leaderpool.liveness")
 
 T = TypeVar("T")
 

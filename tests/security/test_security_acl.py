@@ -47,11 +47,11 @@ class TestTheRules:
         assert setuser_line("lp-a", "team-a") + "\n" == done.stdout
         assert "~team-a:*" in done.stdout and "&__keyspace@*__:team-a:*" in done.stdout
 
-    def test_the_readme_shows_the_rules(self) -> None:
-        """The README's Security section carries the same line."""
+    def test_the_security_page_shows_the_rules(self) -> None:
+        """The documentation's Security page carries the same line."""
         from tests.support.worker_procs import ROOT
 
-        assert setuser_line() in (ROOT / "README.md").read_text()
+        assert setuser_line() in (ROOT / "docs" / "operations" / "security.md").read_text()
 
     def test_glob_characters_of_a_prefix_are_matched_literally(self) -> None:
         """A prefix with ``*`` in it does not open every key."""

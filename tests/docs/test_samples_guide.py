@@ -1,0 +1,18 @@
+"""Every sample of the guide's pages (docs/guide/), run (see tests/docs/samples.py). The other
+pages' samples are in test_samples_rest.py: two files, so that the suite's two processes
+(``--dist loadfile``) share them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.docs.samples import Sample, collect, run_sample
+
+SAMPLES = [s for s in collect() if s.page.startswith("docs/guide/") and s.not_run is None]
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.id for s in SAMPLES])
+def test_sample(sample: Sample, tmp_path: Path) -> None:
+    run_sample(sample, tmp_path)
