@@ -52,7 +52,8 @@ redis.call('HSET', state_key, 'version', version, 'term', ARGV[2], 'member', mem
 return {1, version, now}
 """
 
-_FIELDS = ("version", "term", "member", "saved_at_ms", "data")
+STATE_FIELDS = ("version", "term", "member", "saved_at_ms", "data")
+"""The state hash's fields, in the order :func:`parse_state` reads them (``HMGET``)."""
 
 
 class StateScripts(ScriptSet):
@@ -113,7 +114,7 @@ def parse_state(values: list[Any]) -> LeaderState | None:
 async def read_state(client: Any, keys: Keyspace) -> LeaderState | None:
     """The pool's leader state, or None if no leader ever saved one. ``client``: an asyncio
     redis-py client (or the CLI's one-shot adapter)."""
-    return parse_state(list(await client.hmget(keys.state, list(_FIELDS))))
+    return parse_state(list(await client.hmget(keys.state, list(STATE_FIELDS))))
 
 
 async def save_state(client: ScriptHost, keys: Keyspace, held: LeaderValue, data: Any) -> LeaderState:
