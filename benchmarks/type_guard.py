@@ -20,7 +20,8 @@ import redis
 from benchmarks.results_file import write_result
 from leaderpool.backend.baddata import CHECKED_READS, type_guard
 from leaderpool.backend.keys import Keyspace
-from leaderpool.backend.pool_scripts import CLAIM, HEARTBEAT, HEARTBEAT_KEY_TYPES, REGISTER
+from leaderpool.backend.lead_scripts import CLAIM
+from leaderpool.backend.pool_scripts import HEARTBEAT, HEARTBEAT_KEY_TYPES, REGISTER
 from leaderpool.backend.pool_store import heartbeat_call
 from leaderpool.backend.protocol import LeaderValue
 from leaderpool.members import MemberInfo, rank_score

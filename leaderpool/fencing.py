@@ -14,17 +14,39 @@ Two functions, one behaviour: a write with a term older than the highest accepte
 from __future__ import annotations
 
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import redis
 import redis.asyncio
-import redis.commands.core
 
 from leaderpool.backend.keys import fence_key
-from leaderpool.backend.pool_scripts import FENCED_SET, scripts_for
 from leaderpool.backend.protocol import FenceResult, text
 from leaderpool.backend.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, translate
+from leaderpool.backend.script_registry import Lua, ScriptSet
 from leaderpool.errors import StaleTerm
+
+FENCED_SET = """
+-- fenced_set: KEYS[1] resource key, KEYS[2] its fence key (same slot);
+-- ARGV[1] writer's term, ARGV[2] value, ARGV[3] px (0: no expiry).
+-- Writes only when the term is >= the highest term accepted for the resource, and records it.
+-- Returns {1, term} when written, {0, highest accepted term} when refused.
+local resource_key, fence_key = KEYS[1], KEYS[2]
+local term, value, px = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local highest = tonumber(redis.call('GET', fence_key) or '0')
+if term < highest then return {0, string.format('%d', highest)} end
+redis.call('SET', fence_key, string.format('%d', term))
+if px > 0 then
+  redis.call('SET', resource_key, value, 'PX', px)
+else
+  redis.call('SET', resource_key, value)
+end
+return {1, string.format('%d', term)}
+"""
+
+
+class FenceScripts(ScriptSet):
+    """The fenced write's script, on an asyncio client or a blocking one."""
+
+    fenced_set = Lua("fenced_set", FENCED_SET)
 
 
 def _result(reply: Any, key: str, term: int, pool: str | None) -> FenceResult:
@@ -50,11 +72,8 @@ async def afenced_set(
     highest term that wrote it under ``pool``'s fence; else raise :class:`StaleTerm`."""
     if not isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
         raise TypeError(f"afenced_set() needs an asyncio client, got {type(client).__name__}: use fenced_set()")
-    reply = await scripts_for(client).fenced_set(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
+    reply = await FenceScripts.on(client).fenced_set(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
     return _result(reply, key, term, pool)
-
-
-_sync_scripts: WeakKeyDictionary[redis.Redis, redis.commands.core.Script] = WeakKeyDictionary()
 
 
 def fenced_set(
@@ -63,11 +82,9 @@ def fenced_set(
     """The blocking :func:`afenced_set`, for a ``redis.Redis`` client."""
     if not isinstance(client, redis.Redis | redis.RedisCluster):
         raise TypeError(f"fenced_set() needs a blocking client, got {type(client).__name__}: use afenced_set()")
-    script = _sync_scripts.get(client)
-    if script is None:
-        script = _sync_scripts[client] = client.register_script(FENCED_SET)
+    script = FenceScripts.on(client).fenced_set
     try:
-        reply = script(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
+        reply = script.blocking(keys=[key, fence_key(key, pool)], args=[term, _encoded(value), px])
     except (*COMMAND_REFUSED, *REDIS_FAILURES) as exc:
         raise _translated(exc, pool, term) from exc
     return _result(reply, key, term, pool)

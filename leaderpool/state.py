@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from leaderpool.backend.baddata import report
 from leaderpool.backend.keys import Keyspace
-from leaderpool.backend.pool_scripts import NamedScript, ScriptHost
 from leaderpool.backend.protocol import LeaderValue, text
+from leaderpool.backend.script_registry import Lua, ScriptHost, ScriptSet
 from leaderpool.errors import StaleTerm, StateTooLarge
 
 MAX_STATE_BYTES = 64 * 1024
@@ -53,7 +52,14 @@ redis.call('HSET', state_key, 'version', version, 'term', ARGV[2], 'member', mem
 return {1, version, now}
 """
 
-_FIELDS = ("version", "term", "member", "saved_at_ms", "data")
+STATE_FIELDS = ("version", "term", "member", "saved_at_ms", "data")
+"""The state hash's fields, in the order :func:`parse_state` reads them (``HMGET``)."""
+
+
+class StateScripts(ScriptSet):
+    """The leader state's script."""
+
+    save = Lua("save_state", SAVE_STATE, ("string", "hash"))
 
 
 @dataclass(frozen=True)
@@ -72,16 +78,6 @@ class LeaderState:
     def saved_at(self) -> float:
         """When it was saved, unix seconds (Redis's clock)."""
         return self.saved_at_ms / 1000
-
-
-_scripts: WeakKeyDictionary[ScriptHost, NamedScript] = WeakKeyDictionary()
-
-
-def _save_script(client: ScriptHost) -> NamedScript:
-    script = _scripts.get(client)
-    if script is None:
-        script = _scripts[client] = NamedScript(client, "save_state", SAVE_STATE, ("string", "hash"))
-    return script
 
 
 def encode_state(data: Any, *, pool: str | None = None, member: str | None = None, term: int | None = None) -> str:
@@ -118,7 +114,7 @@ def parse_state(values: list[Any]) -> LeaderState | None:
 async def read_state(client: Any, keys: Keyspace) -> LeaderState | None:
     """The pool's leader state, or None if no leader ever saved one. ``client``: an asyncio
     redis-py client (or the CLI's one-shot adapter)."""
-    return parse_state(list(await client.hmget(keys.state, list(_FIELDS))))
+    return parse_state(list(await client.hmget(keys.state, list(STATE_FIELDS))))
 
 
 async def save_state(client: ScriptHost, keys: Keyspace, held: LeaderValue, data: Any) -> LeaderState:
@@ -128,7 +124,7 @@ async def save_state(client: ScriptHost, keys: Keyspace, held: LeaderValue, data
     ``held`` no longer leads the pool, :class:`StateTooLarge` over the limit, and ``TypeError``
     for data JSON cannot hold; nothing is saved then."""
     encoded = encode_state(data, pool=keys.pool, member=held.member, term=held.term)
-    reply = await _save_script(client)(
+    reply = await StateScripts.on(client).save(
         keys=[keys.leader, keys.state], args=[held.encode(), held.term, held.member, encoded]
     )
     if int(reply[0]) == 1:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from leaderpool.backend.pool_scripts import NamedScript
+from leaderpool.backend.script_registry import NamedScript
 
 _Call = tuple[NamedScript, Sequence[str], Sequence[str | int], "asyncio.Future[Any]"]
 

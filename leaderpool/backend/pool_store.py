@@ -4,12 +4,12 @@ the named tuples of :mod:`leaderpool.backend.protocol` at once. Nothing here dec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, Protocol, cast
 
 from leaderpool.backend.batching import batcher_for
 from leaderpool.backend.keys import Keyspace
-from leaderpool.backend.pool_scripts import NamedScript, ScriptHost, scripts_for
+from leaderpool.backend.pool_scripts import PoolScripts
 from leaderpool.backend.protocol import (
     Beat,
     ClaimResult,
@@ -34,12 +34,14 @@ from leaderpool.backend.protocol import (
     parse_released,
     text,
 )
+from leaderpool.backend.script_registry import NamedScript, ScriptHost
 from leaderpool.members import MemberInfo, rank_score
 
 __all__ = [  # the reply types live in leaderpool.backend.protocol; these names stay importable from here
     "Beat",
     "ClaimResult",
     "FenceResult",
+    "Forgotten",
     "HistoryEntry",
     "LeaderConn",
     "LeaderRecord",
@@ -63,6 +65,17 @@ class PoolClient(ScriptHost, Protocol):
     def publish(self, channel: str, message: str) -> Any: ...
 
     def mget(self, keys: list[str]) -> Any: ...
+
+
+class Forgotten(NamedTuple):
+    """What :meth:`PoolStore.forget` found and did."""
+
+    deleted: int
+    """How many keys it deleted; -1 when it refused (a leader or live members, not forced)."""
+    live: int
+    """How many members were live."""
+    leader: bool
+    """Whether the pool had a leader."""
 
 
 ScriptCall = tuple[Sequence[str], list[str | int]]
@@ -114,7 +127,7 @@ class PoolStore:
     def __init__(self, client: PoolClient, keys: Keyspace) -> None:
         self.client = client
         self.keys = keys
-        self._scripts = scripts_for(client)
+        self._scripts = PoolScripts.on(client)
         self._heartbeat_keys = heartbeat_keys(keys)  # every beat sends them: built once
 
     async def redis_time_ms(self) -> int:
@@ -273,3 +286,12 @@ class PoolStore:
     async def request_resign(self) -> int:
         """Ask the current leader to resign. Returns how many subscribers heard it."""
         return int(await self.client.publish(self.keys.events, PoolMessage(PoolEvent.RESIGN).encode()))
+
+    async def forget(self, every_key: Iterable[str], *, force: bool) -> Forgotten:
+        """Delete the pool's keys (``every_key``: all it stores, see ``leaderpool-cli forget``) in
+        one script, unless it has a leader or live members and not ``force``: a member that joins
+        meanwhile is either seen (and the pool kept) or registers again at its next heartbeat."""
+        k = self.keys
+        ordered = [k.leader, k.leases, *(key for key in every_key if key not in (k.leader, k.leases))]
+        deleted, live, leader = await self._scripts.forget(keys=ordered, args=["1" if force else "0"])
+        return Forgotten(int(deleted), int(live), bool(leader))

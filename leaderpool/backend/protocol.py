@@ -1,13 +1,13 @@
 """The wire protocol: what leaderpool writes into Redis and reads back, typed at the boundary.
 
 Two text formats, each with one encoder and one parser here (and, in Lua, one helper each in
-:mod:`leaderpool.backend.pool_scripts`, built from the constants below)::
+:mod:`leaderpool.backend.lua_snippets`, built from the constants below)::
 
     leader value     "<term>|<member>"                   the leader key's value
     pool message     "<event>|<term>|<detail>|<member>"  published on the pool's events channel
 
 and the scripts' replies, turned into IntEnums and named tuples the moment they arrive. A change
-of format touches this module and :mod:`leaderpool.backend.pool_scripts`, nothing else.
+of format touches this module and :mod:`leaderpool.backend.lua_snippets`, nothing else.
 """
 
 from __future__ import annotations

@@ -73,11 +73,11 @@ async def _problems_of(client: Any, key: str, kind: str) -> list[str]:
                 out.append(f"{key} schedule {text(name)[:40]!r}: record {text(record)[:40]!r} is not a schedule record")
         return out
     elif kind == "state":
-        from leaderpool.state import _FIELDS, parse_state
+        from leaderpool.state import STATE_FIELDS, parse_state
 
         if (
             await client.hget(key, "version") is not None
-            and parse_state(list(await client.hmget(key, list(_FIELDS)))) is None
+            and parse_state(list(await client.hmget(key, list(STATE_FIELDS)))) is None
         ):
             return [f"{key} is not a leader state leaderpool saved"]
     return []

@@ -224,20 +224,11 @@ class Leadership:
         with contextlib.suppress(asyncio.CancelledError):
             await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))
         if self.membership.joined:
-            c = self.config
             try:
-                reason, names = RevokeReason.SHUTDOWN.value, self.membership.names.names()
-                if names:  # freed in the same script, and announced: standbys take them at once
-                    leave = self.membership.name_store.leave(
-                        self.store.keys, c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms, names=names
-                    )
-                else:
-                    leave = self.store.leave(c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
-                await within(leave, c.heartbeat)
+                # what rides on it (our names) is freed in the same script, and announced
+                await within(self.membership.leave(RevokeReason.SHUTDOWN.value, successor), self.config.heartbeat)
                 self.log.info("left")
             except Exception as exc:  # stopping anyway: our lease ends on its own
                 self.log.warning("leave_failed", error=str(exc) or type(exc).__name__)
-        self.membership.joined = False
-        self.membership.names.live.clear()
-        self.membership.names.held.clear()
+        self.membership.stopped()
         self.role = Role.STOPPED

@@ -4,6 +4,10 @@ A member is live while its lease (a deadline in the pool's leases zset) is in th
 heartbeat refreshes it (and, for a leader, renews the lead in the same script). A member whose
 record is gone (Redis lost its data, or an operator evicted it) or whose lease lapsed (it was
 paused) rejoins: as the youngest member when it was evicted, else with its original start time.
+
+A capability can ride on the heartbeat and the leave (:class:`BeatRider`): the unique names
+(:class:`leaderpool.names.name_cache.HeldNames`) do, so a member holding names keeps them with
+the same one script per beat. The election knows the seam, not the names.
 """
 
 from __future__ import annotations
@@ -12,21 +16,62 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from leaderpool import probe
+from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
-from leaderpool.backend.protocol import Beat, LeaderValue
+from leaderpool.backend.protocol import Beat, LeaderValue, Left
 from leaderpool.config import MemberConfig
 from leaderpool.members import MemberInfo
-from leaderpool.names.name_cache import HeldNames
-from leaderpool.names.registry import NameStore
 from leaderpool.util import throttle
 from leaderpool.util.constants import FIRST_BEAT_SPREAD
 from leaderpool.util.log import Logger
 
 T = TypeVar("T")
 Bounded = Callable[[Awaitable[T]], Awaitable[T]]
+
+
+class BeatRider(Protocol):
+    """What rides on a member's heartbeat and leave: while it has something to keep
+    (:meth:`riding`), its beat and its leave replace the pool's (each wraps the pool's script,
+    so a beat stays one script); it hears when the member joins, rejoins and stops."""
+
+    def riding(self) -> bool:
+        """Whether it has anything to keep now (else the pool's own beat and leave run)."""
+        ...
+
+    def beat(
+        self,
+        pool_keys: Keyspace,
+        member: str,
+        ttl_ms: int,
+        held: LeaderValue | None,
+        want_members: bool,
+        seen_term: int,
+        log: Logger,
+        *,
+        conn: str = "",
+        watch: str = "",
+    ) -> Awaitable[Beat]:
+        """The pool's heartbeat (:meth:`PoolStore.heartbeat`'s arguments), keeping what it holds too."""
+        ...
+
+    def leave(self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int) -> Awaitable[Left]:
+        """The pool's leave (:meth:`PoolStore.leave`), freeing what it holds too."""
+        ...
+
+    def joined(self) -> None:
+        """The member joined: it is live."""
+        ...
+
+    def rejoining(self) -> None:
+        """The member is about to join again: not live until it has."""
+        ...
+
+    def stopped(self) -> None:
+        """The member left (or gave up on leaving): it holds nothing any more."""
+        ...
 
 
 class Membership:
@@ -47,9 +92,19 @@ class Membership:
         self._evicted = False
         self.liveness = ""
         """Our process's liveness endpoint, advertised in the record (set before joining)."""
-        self.names = HeldNames(clock)
-        """The unique names this member holds: while any, its heartbeat keeps them too."""
-        self.name_store = NameStore(store.client, config.prefix)
+        self.rider: BeatRider | None = None
+        """What rides on our heartbeat and leave (the names we hold), if anything."""
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The election's clock (monotonic seconds)."""
+        return self._clock
+
+    def ride(self, rider: BeatRider) -> None:
+        """Let ``rider`` ride on our heartbeat and leave (one rider: the last one given)."""
+        self.rider = rider
+        if self.joined:
+            rider.joined()
 
     def record(self, lease_ms: int = 0) -> MemberInfo:
         assert self.started_at_ms is not None
@@ -76,7 +131,8 @@ class Membership:
         sent = self._clock()
         await bounded(self.store.register(self.record(), self.config.ttl_ms, seen_term))
         self.joined = True
-        self.names.live.set()
+        if self.rider is not None:
+            self.rider.joined()
         self.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
         log.info("joined", node=self.config.node, priority=self.config.priority, started_at_ms=self.started_at_ms)
 
@@ -86,7 +142,8 @@ class Membership:
         youngest = youngest or self._evicted
         self._evicted = False
         self.joined = False
-        self.names.live.clear()
+        if self.rider is not None:
+            self.rider.rejoining()
         if youngest:
             self.started_at_ms = None
         log.info("rejoining", why=why, as_youngest=youngest)
@@ -108,11 +165,11 @@ class Membership:
         half a heartbeat late is logged."""
         sent = self._clock()
         c = self.config
-        if self.names.held:
-            call = self.names.beat(
-                self.name_store, self.store.keys, c.member_id, c.ttl_ms, held, want_members, seen_term, log,
-                conn=conn, watch=watch,
-            )  # fmt: skip
+        rider = self.rider
+        if rider is not None and rider.riding():
+            call = rider.beat(
+                self.store.keys, c.member_id, c.ttl_ms, held, want_members, seen_term, log, conn=conn, watch=watch
+            )
         else:
             call = self.store.heartbeat(
                 c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch, batched=True
@@ -124,3 +181,17 @@ class Membership:
         if late > c.heartbeat / 2 and (suppressed := throttle.allow("heartbeat_late")) is not None:
             log.warning("heartbeat_late", late_s=round(late, 3), suppressed=suppressed or None)
         return sent, beat
+
+    def leave(self, reason: str, successor: str) -> Awaitable[Left]:
+        """Our leave (ending our lead too, handing it to ``successor`` when live), freeing what
+        rides on it in the same script."""
+        c, rider = self.config, self.rider
+        if rider is not None and rider.riding():
+            return rider.leave(self.store.keys, c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
+        return self.store.leave(c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
+
+    def stopped(self) -> None:
+        """We left (or gave up on leaving): not joined, and nothing rides on us any more."""
+        self.joined = False
+        if self.rider is not None:
+            self.rider.stopped()

@@ -7,7 +7,8 @@ term that has ended is refused inside Redis, whatever the old leader believes.
 
 from __future__ import annotations
 
-from leaderpool.backend.pool_scripts import _NOW
+from leaderpool.backend.lua_snippets import NOW
+from leaderpool.backend.script_registry import Lua, ScriptSet
 
 # Whether some live member runs a handler (members that crashed stay in the handlers hash until
 # they rejoin or the pool is forgotten: their lease decides).
@@ -57,7 +58,7 @@ SUBMIT = (
 local stream, leases_key, handlers_key = KEYS[1], KEYS[2], KEYS[3]
 local cap, need_taker, reply, ttl = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 """
-    + _NOW
+    + NOW
     + _TAKERS
     + """
 if need_taker == '1' and #live_takers(handlers_key, leases_key, now) == 0 then return {-2} end
@@ -213,7 +214,7 @@ SEND = (
 local inbox, leases_key, handlers_key = KEYS[1], KEYS[2], KEYS[3]
 local member, request, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 """
-    + _NOW
+    + NOW
     + _TAKERS
     + """
 if not has_lease(leases_key, member, now) then return 0 end
@@ -230,7 +231,7 @@ TAKERS = (
 -- Returns the live members that run a handler.
 local leases_key, handlers_key = KEYS[1], KEYS[2]
 """
-    + _NOW
+    + NOW
     + _TAKERS
     + """
 return live_takers(handlers_key, leases_key, now)
@@ -283,3 +284,15 @@ for i = 1, #entries do
 end
 return #entries
 """
+
+
+class JobScripts(ScriptSet):
+    """A pool's work scripts (:class:`~leaderpool.jobs.job_store.JobStore` calls them)."""
+
+    submit = Lua("submit", SUBMIT)
+    settle = Lua("settle", SETTLE)
+    reclaim = Lua("reclaim", RECLAIM)
+    send = Lua("send", SEND)
+    takers = Lua("takers", TAKERS)
+    backlog = Lua("backlog", BACKLOG)
+    requeue = Lua("requeue", REQUEUE)

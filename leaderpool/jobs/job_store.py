@@ -7,12 +7,10 @@ import time
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
-from weakref import WeakKeyDictionary
 
 from leaderpool.backend.keys import Keyspace
-from leaderpool.backend.pool_scripts import NamedScript, ScriptHost
 from leaderpool.backend.protocol import LeaderValue, text
-from leaderpool.jobs import job_scripts
+from leaderpool.jobs.job_scripts import JobScripts
 from leaderpool.jobs.jobs_config import GROUP
 from leaderpool.jobs.wire import Job, Request
 from leaderpool.util.timeouts import block_timeout
@@ -98,28 +96,6 @@ class Failed(NamedTuple):
     error: str
 
 
-class _Scripts:
-    def __init__(self, client: ScriptHost) -> None:
-        self.submit = NamedScript(client, "submit", job_scripts.SUBMIT)
-        self.settle = NamedScript(client, "settle", job_scripts.SETTLE)
-        self.reclaim = NamedScript(client, "reclaim", job_scripts.RECLAIM)
-        self.send = NamedScript(client, "send", job_scripts.SEND)
-        self.takers = NamedScript(client, "takers", job_scripts.TAKERS)
-        self.backlog = NamedScript(client, "backlog", job_scripts.BACKLOG)
-        self.requeue = NamedScript(client, "requeue", job_scripts.REQUEUE)
-
-
-_registered: WeakKeyDictionary[ScriptHost, _Scripts] = WeakKeyDictionary()
-
-
-def _scripts_for(client: ScriptHost) -> _Scripts:
-    """The scripts registered on ``client``, once per client."""
-    found = _registered.get(client)
-    if found is None:
-        found = _registered[client] = _Scripts(client)
-    return found
-
-
 class JobStore:
     """The asyncio Redis I/O of one pool's work (any awaitable client: redis-py's asyncio one, or
     the CLI's one-shot adapter)."""
@@ -127,7 +103,7 @@ class JobStore:
     def __init__(self, client: Any, keys: Keyspace) -> None:
         self.client = client
         self.keys = keys
-        self._scripts = _scripts_for(client)
+        self._scripts = JobScripts.on(client)
         self.block_s = block_chunk_s(client)
 
     # ---- submitting ----

@@ -20,7 +20,6 @@ import redis_lock
 
 from leaderpool import probe
 from leaderpool.backend.keys import LockKeys
-from leaderpool.backend.pool_scripts import LOCK_ACQUIRE
 from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.errors import LockNotAcquired
 from leaderpool.locks.blocking_lock import (
@@ -35,6 +34,7 @@ from leaderpool.locks.blocking_lock import (
     validate_ttl,
     wait_cap,
 )
+from leaderpool.locks.lock_scripts import LockScripts
 from leaderpool.util.timeouts import cancel_and_wait
 
 T = TypeVar("T")
@@ -62,10 +62,9 @@ class AsyncLock:
         self.lost = False
         self.attempts = 0
         self._client = client
-        self._take = client.register_script(LOCK_ACQUIRE)
+        scripts = LockScripts.on(client)
+        self._take, self._extend, self._unlock = scripts.acquire.raw, scripts.extend.raw, scripts.unlock.raw
         self._wait_cap = wait_cap(client)
-        self._extend = client.register_script(redis_lock.EXTEND_SCRIPT)
-        self._unlock = client.register_script(redis_lock.UNLOCK_SCRIPT)
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self, timeout: float | None = None, attempts: int | None = None) -> bool:

@@ -33,11 +33,11 @@ import redis_lock
 
 from leaderpool import probe
 from leaderpool.backend.keys import LockKeys
-from leaderpool.backend.pool_scripts import LOCK_ACQUIRE
 from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.locks.lock_renewal import RENEW_FRACTION as RENEW_FRACTION  # re-exported: the asyncio face
 from leaderpool.locks.lock_renewal import RENEWER, Renewal
+from leaderpool.locks.lock_scripts import LockScripts
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import block_timeout
 
@@ -153,7 +153,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         """True once a renewal or the release found the lock no longer ours (it expired)."""
         self.attempts = 0
         self._auto_renew = auto_renew
-        self._take = client.register_script(LOCK_ACQUIRE)
+        self._take = LockScripts.on(client).acquire.blocking
         self._wait_cap = wait_cap(client)
         self._renewal: Renewal | None = None
 

@@ -15,8 +15,8 @@ from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.backend.watcher import Watcher
 from leaderpool.election.core import ElectionCore
 from leaderpool.errors import LeaderpoolError, RedisUnavailable
-from leaderpool.names.name_cache import NameCache
-from leaderpool.names.registry import NameOwner, RegisterStatus, Registration, validate_value
+from leaderpool.names.name_cache import HeldNames, NameCache
+from leaderpool.names.registry import NameOwner, NameStore, RegisterStatus, Registration, validate_value
 from leaderpool.util.naming import validate_name
 from leaderpool.util.timeouts import within
 
@@ -27,8 +27,9 @@ class MemberNames:
     def __init__(self, core: ElectionCore, client: AsyncClient) -> None:
         self._core = core
         self._client = client
-        self.held = core.membership.names
-        self.store = core.membership.name_store
+        self.store = NameStore(core.store.client, core.config.prefix)
+        self.held = HeldNames(self.store, core.membership.clock)
+        core.membership.ride(self.held)  # while we hold names, the member's beat and leave keep them
         self.cache: NameCache | None = None
         self._watcher: Watcher | None = None
         self._cache_lock = asyncio.Lock()

@@ -1,13 +1,18 @@
-"""A member's held names and the local mirror of everyone's (see :mod:`leaderpool.names.registry`)."""
+"""A member's held names and the local mirror of everyone's (see :mod:`leaderpool.names.registry`).
+
+:class:`HeldNames` rides on the member's heartbeat and leave
+(:class:`~leaderpool.election.membership.BeatRider`): while it holds names, the beat and the leave
+are the names' scripts, so the names follow the lease in the same step.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from leaderpool.backend.keys import Keyspace
-from leaderpool.backend.protocol import Beat, LeaderValue
+from leaderpool.backend.protocol import Beat, LeaderValue, Left
 from leaderpool.names.registry import NameMessage, NameOwner, NameStore
 from leaderpool.util.alarm import Alarm
 from leaderpool.util.log import Logger, get_logger
@@ -33,12 +38,14 @@ CACHE_RETRY_S = 0.5
 
 
 class HeldNames:
-    """The names one member holds, kept by its heartbeat (on the election loop).
+    """The names one member holds, kept by its heartbeat (on the election loop): the member's
+    :class:`~leaderpool.election.membership.BeatRider`.
 
     ``held`` maps each name to when its registration was sent: a heartbeat sent before then
     cannot have known it, so its report of the name as lost is ignored."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: NameStore, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
         self.held: dict[str, float] = {}
         self.live = asyncio.Event()
         """Set while the member is joined: registering needs a live member."""
@@ -61,9 +68,14 @@ class HeldNames:
             for listener in list(self._on_lost):
                 listener(name)
 
+    # ---- riding on the member's heartbeat and leave ----
+
+    def riding(self) -> bool:
+        """While we hold names, the member beats and leaves with the names' scripts."""
+        return bool(self.held)
+
     async def beat(
         self,
-        store: NameStore,
         pool_keys: Keyspace,
         member: str,
         ttl_ms: int,
@@ -77,11 +89,26 @@ class HeldNames:
     ) -> Beat:
         """A heartbeat that also keeps our names; the ones lost are dropped and reported."""
         sent = self._clock()
-        beat, lost = await store.heartbeat(
+        beat, lost = await self.store.heartbeat(
             pool_keys, member, ttl_ms, held, want_members, seen_term, self.names(), conn, watch
         )
         self.lost(lost, sent, log)
         return beat
+
+    def leave(self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int) -> Awaitable[Left]:
+        """The member's leave, freeing the names it holds now in the same script (announced:
+        standbys take them at once)."""
+        return self.store.leave(pool_keys, member, reason, successor=successor, ttl_ms=ttl_ms, names=self.names())
+
+    def joined(self) -> None:
+        self.live.set()
+
+    def rejoining(self) -> None:
+        self.live.clear()
+
+    def stopped(self) -> None:
+        self.live.clear()
+        self.held.clear()
 
 
 class NameCache:

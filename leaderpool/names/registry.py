@@ -3,7 +3,7 @@
 A live member registers a name; it is unique among all pools under the prefix and belongs to
 that member until it unregisters it, leaves the pool (the leave script frees it and announces
 it), or its lease ends: a name's deadline is its holder's lease deadline, and the holder's own
-heartbeat moves both on in one script (:data:`~leaderpool.backend.pool_scripts.HEARTBEAT_NAMES`), so a name
+heartbeat moves both on in one script (:data:`~leaderpool.names.name_scripts.HEARTBEAT_NAMES`), so a name
 never outlives the lease and steady state stays one command per member per heartbeat. Nobody
 else removes a name, except an operator (``leaderpool-cli unregister``) and a deliberate
 ``re_register_name`` takeover.
@@ -28,11 +28,12 @@ from typing import Any, NamedTuple
 
 from leaderpool.backend.connect import is_cluster_client
 from leaderpool.backend.keys import Keyspace, NameKeys
-from leaderpool.backend.pool_scripts import ScriptHost, scripts_for
 from leaderpool.backend.pool_store import heartbeat_call, leave_call
 from leaderpool.backend.protocol import Beat, LeaderValue, Left, parse_beat, parse_left, text
+from leaderpool.backend.script_registry import ScriptHost
 from leaderpool.backend.urls import CLUSTER_NO_NAMES
 from leaderpool.errors import ConfigError
+from leaderpool.names.name_scripts import NameScripts
 
 MAX_VALUE_BYTES = 4096
 """A name's value (an address, a URL) is at most this long, UTF-8: every lookup copies it."""
@@ -109,7 +110,7 @@ class NameStore:
 
     def __init__(self, client: ScriptHost, prefix: str) -> None:
         self.keys = NameKeys(prefix)
-        self._scripts = scripts_for(client)
+        self._scripts = NameScripts.on(client)
         self._cluster = is_cluster_client(client)  # registration crosses slots: refused there
 
     async def register(

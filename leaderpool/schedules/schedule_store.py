@@ -17,12 +17,11 @@ import json
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple
-from weakref import WeakKeyDictionary
 
 from leaderpool.backend.baddata import report
 from leaderpool.backend.keys import Keyspace
-from leaderpool.backend.pool_scripts import NamedScript, ScriptHost
 from leaderpool.backend.protocol import LeaderValue, text
+from leaderpool.backend.script_registry import Lua, ScriptHost, ScriptSet
 
 _NOW_MS = """
 local t = redis.call('TIME')
@@ -201,23 +200,16 @@ class ScheduleRecord:
         }
 
 
-class _Scripts:
-    def __init__(self, client: ScriptHost) -> None:
-        h, s = "hash", "string"  # the type each KEYS[i] must have, if it exists (leaderpool.backend.baddata)
-        self.read = NamedScript(client, "schedule_read", SCHEDULE_READ, (h,))
-        self.plan = NamedScript(client, "schedule_plan", SCHEDULE_PLAN, (s, h))
-        self.claim = NamedScript(client, "schedule_claim", SCHEDULE_CLAIM, (s, h))
-        self.finish = NamedScript(client, "schedule_finish", SCHEDULE_FINISH, (h,))
+_h, _s = "hash", "string"  # the type each KEYS[i] must have, if it exists (leaderpool.backend.baddata)
 
 
-_registered: WeakKeyDictionary[ScriptHost, _Scripts] = WeakKeyDictionary()
+class ScheduleScripts(ScriptSet):
+    """A pool's schedules' scripts."""
 
-
-def _scripts_for(client: ScriptHost) -> _Scripts:
-    scripts = _registered.get(client)
-    if scripts is None:
-        scripts = _registered[client] = _Scripts(client)
-    return scripts
+    read = Lua("schedule_read", SCHEDULE_READ, (_h,))
+    plan = Lua("schedule_plan", SCHEDULE_PLAN, (_s, _h))
+    claim = Lua("schedule_claim", SCHEDULE_CLAIM, (_s, _h))
+    finish = Lua("schedule_finish", SCHEDULE_FINISH, (_h,))
 
 
 class ScheduleStore:
@@ -225,7 +217,7 @@ class ScheduleStore:
 
     def __init__(self, client: ScriptHost, keys: Keyspace) -> None:
         self.keys = keys
-        self._scripts = _scripts_for(client)
+        self._scripts = ScheduleScripts.on(client)
 
     async def read(self, name: str = "") -> tuple[int, list[ScheduleRecord]]:
         """Redis's time (ms) and the schedule ``name`` (every schedule for ``""``), by name."""

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import redis
 
 from leaderpool.backend.protocol import SEPARATOR, PoolEvent
+from leaderpool.backend.script_registry import Lua, ScriptSet
 from leaderpool.util.naming import validate_name
 
 __all__ = ["GroupKeys", "GroupStatus", "GroupStore", "JoinedMember", "Refreshed", "Snapshot"]
@@ -165,6 +166,20 @@ redis.call('SET', KEYS[1], '1')
 return 1
 """
 
+
+class GroupScripts(ScriptSet):
+    """The groups' scripts, on the driver's blocking client (called ``blocking``: the driver
+    translates their errors for tooz)."""
+
+    join = Lua("group_join", _JOIN)
+    leave = Lua("group_leave", _LEAVE)
+    update = Lua("group_update", _UPDATE)
+    read = Lua("group_read", _READ)
+    refresh = Lua("group_refresh", _REFRESH)
+    delete = Lua("group_delete", _DELETE)
+    create = Lua("group_create", _CREATE)
+
+
 TOMBSTONE_MS = 60_000
 """How long a deleted group's marker says so: meanwhile the group's entry in the list of groups,
 removed right after the marker, cannot make the group look like one of an earlier version."""
@@ -253,13 +268,10 @@ class GroupStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._join = client.register_script(_JOIN)
-        self._leave = client.register_script(_LEAVE)
-        self._update = client.register_script(_UPDATE)
-        self._read = client.register_script(_READ)
-        self._refresh = client.register_script(_REFRESH)
-        self._delete = client.register_script(_DELETE)
-        self._create = client.register_script(_CREATE)
+        scripts = GroupScripts.on(client)
+        self._join, self._leave, self._update = scripts.join.blocking, scripts.leave.blocking, scripts.update.blocking
+        self._read, self._refresh = scripts.read.blocking, scripts.refresh.blocking
+        self._delete, self._create = scripts.delete.blocking, scripts.create.blocking
 
     def keys(self, group: str) -> GroupKeys:
         """The group's keys; a group id that could not be a pool name is a ConfigError."""

@@ -382,14 +382,12 @@ class TestFailures:
     ) -> None:
         """An error inside a script is a bug: one error-level log naming the script, the member
         leaves the pool, and the election's waits and stop() raise ScriptError (no retry loop)."""
-        import leaderpool.backend.pool_scripts
         from leaderpool import ScriptError
+        from leaderpool.backend.pool_scripts import PoolScripts
         from leaderpool.events import Role
 
         # the script every member's first settle runs (the default ranking: a glance)
-        monkeypatch.setattr(
-            leaderpool.backend.pool_scripts, "GLANCE", "return redis.error_reply('ERR deliberately broken')"
-        )
+        monkeypatch.setattr(PoolScripts.glance, "source", "return redis.error_reply('ERR deliberately broken')")
 
         async def main() -> None:
             client = fakeredis.FakeAsyncRedis(server=fake_server)
