@@ -27,9 +27,9 @@ from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
 from leaderpool.jobs.calls import Calls
+from leaderpool.jobs.job_service import JobService
 from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.pool_work import PoolWork
-from leaderpool.jobs.service import JobService
 from leaderpool.jobs.wire import Handler
 from leaderpool.members import MemberInfo
 from leaderpool.names.member_names import MemberNames
