@@ -1,7 +1,8 @@
 """The tooz driver's group events, heard in the background: each watched group's events channel
 (:attr:`~leaderpool.tooz.groups.GroupKeys.events`: ``joined``, ``left``, ``evicted`` pool
 messages) on the process's shared pub/sub :class:`~leaderpool.backend.watcher.Watcher`, on the blocking
-face's event loop (so the tooz driver's groups and elections share one connection).
+faces' event loop (:class:`~leaderpool.util.background_loop.BackgroundLoop`: so the tooz driver's
+groups and elections share one connection).
 
 Messages are queued until ``run_watchers`` drains them, which costs no Redis command. Pub/sub
 is fire-and-forget: a group whose subscription dropped (``disconnected``, then ``resync``) is
