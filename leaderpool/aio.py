@@ -1,4 +1,10 @@
-"""The asyncio face: :class:`AsyncElection`, driving :class:`~leaderpool.election.core.ElectionCore`."""
+"""The asyncio face: :class:`AsyncElection`, driving :class:`~leaderpool.election.core.ElectionCore`.
+
+The capabilities a member carries hear its lead start and end through its
+:class:`~leaderpool.election.lead_hooks.LeadHooks` (:attr:`AsyncElection.lead_hooks`): the job
+consumer, :func:`~leaderpool.schedules.periodic.run_schedule` and the leader state alike. The
+blocking :class:`~leaderpool.blocking.Election` is this face run on the background loop.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,37 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any
 
 from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
 from leaderpool.backend.connect import refuse_on_cluster
+from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.protocol import FenceResult, LeaderValue
 from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.config import MemberConfig
 from leaderpool.election.core import ElectionCore
 from leaderpool.election.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
+from leaderpool.election.lead_hooks import LeadHook, LeadHooks
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
-from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
+from leaderpool.jobs.calls import Calls
+from leaderpool.jobs.job_service import JobService
 from leaderpool.jobs.jobs_config import JobsConfig
-from leaderpool.jobs.service import JobService
-from leaderpool.jobs.wire import Handler, MulticallResult
+from leaderpool.jobs.pool_work import PoolWork
+from leaderpool.jobs.wire import Handler
 from leaderpool.members import MemberInfo
 from leaderpool.names.member_names import MemberNames
 from leaderpool.names.registry import NameOwner, RegisterStatus
 from leaderpool.state import LeaderState, read_state, save_state
+from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 
 log = get_logger("leaderpool")
 
 
-class AsyncElection:
+class AsyncElection(PoolWork, AsyncLifecycle):
     """One member of one pool, on the running asyncio loop.
 
     ``async with AsyncElection(MemberConfig(pool="jobs"), "redis://...") as e:`` joins the pool
@@ -48,6 +57,8 @@ class AsyncElection:
     With ``with_state=True`` the pool's leader state (:mod:`leaderpool.state`) is read each time
     this member is elected, before ``on_elected`` runs: ``e.state`` is what the previous leader
     saved; ``await e.save_state(data)`` saves it under this member's term.
+
+    What else runs when the lead starts or ends is a lead hook (:attr:`lead_hooks`).
     """
 
     def __init__(
@@ -69,10 +80,11 @@ class AsyncElection:
         self._calls: Calls | None = None
         self._redis = redis
         self._state: LeaderState | None = None
-        if with_state:
-            on_elected = self._reading_state_first(on_elected)
-        self._callbacks = Callbacks(on_elected, on_revoked, on_leader_changed)
-        self._revoked_hooks: list[Callable[[int, RevokeReason], Awaitable[None]]] = []
+        self.lead_hooks = LeadHooks(log.bind(pool=config.pool, member=config.member_id))
+        """What runs when this member's lead starts and ends, beside the callbacks."""
+        if with_state:  # read before on_elected runs, as the first hook in turn
+            self.lead_hooks.add(LeadHook(on_lead_started=self.read_state_for))
+        self._callbacks = Callbacks(self._hooks_first(on_elected), on_revoked, on_leader_changed)
         self._client: AsyncClient | None = None
         self._core: ElectionCore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -86,8 +98,21 @@ class AsyncElection:
 
     def use_dispatcher(self, submit: Callable[[Event], Awaitable[None]]) -> None:
         """Deliver events through ``submit`` instead of this face's callback task (used by the
-        blocking face, which calls callbacks on a thread)."""
+        blocking face, which calls callbacks on a thread, each ``on_elected`` after the lead
+        hooks' :meth:`~leaderpool.election.lead_hooks.LeadHooks.before_elected`)."""
         self._submit = submit
+
+    def _hooks_first(self, on_elected: OnElected | None) -> OnElected:
+        """``on_elected`` (plain or async) run after the lead hooks that run in turn."""
+
+        async def elected(term: int) -> None:
+            await self.lead_hooks.before_elected(term)
+            if on_elected is not None:
+                result = on_elected(term)
+                if inspect.isawaitable(result):
+                    await result
+
+        return elected
 
     async def start(self) -> None:
         """Start taking part: returns at once, while the member subscribes, joins and elects in
@@ -103,7 +128,7 @@ class AsyncElection:
         self._core = ElectionCore(self.config, self._client, self._sink)
         if self._handler is not None:
             self._jobs = self._job_service(self._core, self._client, self._handler)
-            self._jobs.start()
+            self._jobs.start(self.lead_hooks)
         self._names = MemberNames(self._core, self._client)
         self._task = asyncio.get_running_loop().create_task(self._core.run(), name=f"leaderpool-{self.config.pool}")
 
@@ -131,15 +156,6 @@ class AsyncElection:
             if self._client is not None and self._client is not self._redis:
                 await self._client.aclose()
 
-    async def __aenter__(self) -> AsyncElection:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     def _sink(self, event: Event) -> Awaitable[None]:
         if isinstance(event, Elected):
             self._leading.set()
@@ -151,33 +167,17 @@ class AsyncElection:
             self._leader_known.clear()
         assert self._submit is not None
         acknowledged = self._submit(event)
-        if self._jobs is not None and isinstance(event, Elected):
-            self._jobs.elected(event.term)
-        if isinstance(event, Revoked) and (self._jobs is not None or self._revoked_hooks):
-            # a hand-over waits for the job under way too; a task, so the consumer stops even when
-            # nobody awaits the acknowledgement (lease lost)
-            jobs_stopped = self._jobs.revoked() if self._jobs is not None else None
-            return asyncio.ensure_future(self._after_revoked(acknowledged, jobs_stopped, event))
+        if isinstance(event, Elected):
+            self.lead_hooks.lead_started(event.term)
+        elif isinstance(event, Revoked):  # a kind hand-over waits for the hooks too
+            return self.lead_hooks.lead_ended(event.term, event.reason, acknowledged)
         return acknowledged
 
     def add_revoked_hook(self, hook: Callable[[int, RevokeReason], Awaitable[None]]) -> Callable[[], None]:
         """Have ``await hook(term, reason)`` run after ``on_revoked`` each time the lead ends; a kind
-        hand-over waits for it too (at most one lease in all) before it releases the lead. Used
-        by :func:`~leaderpool.schedules.periodic.run_schedule` to end a run before the next leader's.
-        Returns a function that removes the hook."""
-        self._revoked_hooks.append(hook)
-        return lambda: self._revoked_hooks.remove(hook) if hook in self._revoked_hooks else None
-
-    async def _after_revoked(
-        self, acknowledged: Awaitable[None], jobs_stopped: Awaitable[None] | None, revoked: Revoked
-    ) -> None:
-        """``on_revoked`` and the job consumer's stop together, then the revoked hooks in turn."""
-        await asyncio.gather(acknowledged, *([jobs_stopped] if jobs_stopped is not None else []))
-        for hook in list(self._revoked_hooks):
-            try:
-                await hook(revoked.term, revoked.reason)
-            except Exception:
-                log.exception("revoked_hook_failed", pool=self.pool, member=self.member_id)
+        hand-over waits for it too (at most one lease in all) before it releases the lead. The
+        same as ``lead_hooks.add(LeadHook(on_lead_ended=hook))``. Returns a function that removes the hook."""
+        return self.lead_hooks.add(LeadHook(on_lead_ended=hook))
 
     def _job_service(self, core: ElectionCore, client: AsyncClient, handler: Handler) -> JobService:
         lead = core.lead
@@ -201,6 +201,16 @@ class AsyncElection:
                 "the election has not been started", pool=self.config.pool, member=self.config.member_id
             )
         return self._core
+
+    @property
+    def client(self) -> AsyncClient:
+        """The asyncio Redis client this election runs on, once started (its own for a URL)."""
+        return self._started_client()
+
+    @property
+    def keys(self) -> Keyspace:
+        """The pool's keys (raises before :meth:`start`)."""
+        return self.core.keys
 
     @property
     def member_id(self) -> str:
@@ -368,16 +378,6 @@ class AsyncElection:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.heartbeat)
 
-    def _reading_state_first(self, on_elected: OnElected | None) -> OnElected:
-        async def elected(term: int) -> None:
-            await self.read_state_for(term)
-            if on_elected is not None:
-                result = on_elected(term)
-                if inspect.isawaitable(result):
-                    await result
-
-        return elected
-
     def _started_client(self) -> AsyncClient:
         if self._client is None:
             raise LeaderpoolError(
@@ -385,30 +385,15 @@ class AsyncElection:
             )
         return self._client
 
-    # ---- work for the pool (see leaderpool.jobs) ----
+    # ---- work for the pool (see leaderpool.jobs; submit, call, multicall: PoolWork) ----
 
     @property
     def calls(self) -> Calls:
         if self._calls is None:
             if self._client is None:
                 raise LeaderpoolError("the election has not been started", pool=self.pool, member=self.member_id)
-            self._calls = Calls(self._client, self.core.keys, self.jobs_config)
+            self._calls = Calls(self._client, self.core.keys, self.jobs_config, caller=self.member_id)
         return self._calls
-
-    async def submit(self, payload: Any) -> str:
-        """Append a job to the pool's stream; returns its id. The leader's handler runs it."""
-        with translate_redis_errors(pool=self.pool, member=self.member_id):
-            return await self.calls.submit(payload)
-
-    async def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
-        """The leader's (or ``member``'s) reply to ``payload``; see :meth:`leaderpool.jobs.calls.Calls.call`."""
-        with translate_redis_errors(pool=self.pool, member=self.member_id):
-            return await self.calls.call(payload, timeout, member=member)
-
-    async def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
-        """Every live member's reply to ``payload`` (those with a handler), and who did not answer."""
-        with translate_redis_errors(pool=self.pool, member=self.member_id):
-            return await self.calls.multicall(payload, timeout)
 
     # ---- unique names (see leaderpool.names.registry) ----
 

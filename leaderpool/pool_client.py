@@ -1,5 +1,6 @@
 """A client of a pool for processes that are not members: :class:`AsyncPoolClient` and the
-blocking :class:`PoolClient` (the same core, run on the blocking elections' background loop).
+blocking :class:`PoolClient` (its blocking twin, run on the blocking elections' background loop:
+:mod:`leaderpool.util.lifecycle`).
 
 It never stands as a candidate. It hands the pool work (``submit``, ``call``, ``multicall``;
 see :mod:`leaderpool.jobs.calls`) and answers ``leader`` and ``members()`` from a local cache,
@@ -14,21 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Sequence
-from types import TracebackType
-from typing import Any
 
 from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
 from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace
 from leaderpool.backend.pool_store import PoolStore
-from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.backend.watcher import Watcher
-from leaderpool.blocking import _Runtime
 from leaderpool.events import LeaderInfo
-from leaderpool.jobs.calls import DEFAULT_CALL_TIMEOUT_S, Calls
+from leaderpool.jobs.calls import Calls
 from leaderpool.jobs.jobs_config import JobsConfig
-from leaderpool.jobs.wire import MulticallResult
+from leaderpool.jobs.pool_work import PoolWorkInBatches
 from leaderpool.members import MemberInfo, by_priority_then_age
+from leaderpool.util.background_loop import BackgroundLoop
+from leaderpool.util.lifecycle import AsyncLifecycle, BlockingTwin, on_background_loop
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import cancel_and_wait, within
 
@@ -40,11 +39,11 @@ COALESCE_S = 0.005
 log = get_logger("leaderpool")
 
 
-class AsyncPoolClient:
+class AsyncPoolClient(PoolWorkInBatches, AsyncLifecycle):
     """Hands work to a pool and knows who leads it, on the running asyncio loop.
 
     ``async with AsyncPoolClient("jobs", "redis://...") as pool:`` then ``await pool.call(...)``,
-    ``pool.leader``, ``pool.members()``.
+    ``pool.leader``, ``pool.members()`` (the work methods: :class:`~leaderpool.jobs.pool_work.PoolWork`).
     """
 
     def __init__(
@@ -82,6 +81,7 @@ class AsyncPoolClient:
             await within(self._fresh.wait(), timeout)
 
     async def stop(self) -> None:
+        """Stop reading the pool, unsubscribe, and close the connection this client opened."""
         task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait(task)
@@ -92,15 +92,6 @@ class AsyncPoolClient:
         if self._client is not None and self._client is not self._redis:
             await self._client.aclose()
         self._client = None
-
-    async def __aenter__(self) -> AsyncPoolClient:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # ---- the cache ----
 
@@ -147,72 +138,39 @@ class AsyncPoolClient:
             raise RuntimeError("the pool client has not been started")
         return self._calls
 
-    async def submit(self, payload: Any) -> str:
-        """Append a job to the pool's stream (with or without a leader); returns its id."""
-        with translate_redis_errors(pool=self.pool):
-            return await self.calls.submit(payload)
 
-    async def submit_many(self, payloads: Sequence[Any]) -> list[str]:
-        """Append several jobs in one round trip, all or none (the cap counts them all)."""
-        with translate_redis_errors(pool=self.pool):
-            return await self.calls.submit_many(payloads)
-
-    async def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
-        """The leader's (or ``member``'s) reply to ``payload``."""
-        with translate_redis_errors(pool=self.pool):
-            return await self.calls.call(payload, timeout, member=member)
-
-    async def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
-        """Every live member's reply (those that run a handler), and who did not answer in time."""
-        with translate_redis_errors(pool=self.pool):
-            return await self.calls.multicall(payload, timeout)
-
-
-class PoolClient:
+class PoolClient(BlockingTwin[AsyncPoolClient]):
     """The blocking :class:`AsyncPoolClient`, for threaded code (``with PoolClient(...) as pool:``)."""
 
     def __init__(
         self, pool: str, redis: RedisLike, *, prefix: str = DEFAULT_PREFIX, jobs: JobsConfig | None = None
     ) -> None:
-        self._inner: AsyncPoolClient = _Runtime.run(_make(pool, redis, prefix, jobs))
+        self._inner = BackgroundLoop.run(_make(pool, redis, prefix, jobs))
 
     @property
     def pool(self) -> str:
         return self._inner.pool
 
-    def start(self, timeout: float = 5.0) -> None:
-        _Runtime.run(self._inner.start(timeout))
+    start = on_background_loop(AsyncPoolClient.start)
+    stop = on_background_loop(AsyncPoolClient.stop)
 
-    def stop(self) -> None:
-        _Runtime.run(self._inner.stop())
-
-    def __enter__(self) -> PoolClient:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    # ---- the cache: plain reads, no hop to the loop thread ----
 
     @property
     def leader(self) -> LeaderInfo | None:
+        """Who leads, from the local cache (its ``info.meta`` carries the leader's metadata)."""
         return self._inner.leader
 
     def members(self) -> list[MemberInfo]:
+        """The live members as of the last read, in the default ranking order."""
         return self._inner.members()
 
-    def submit(self, payload: Any) -> str:
-        return _Runtime.run(self._inner.submit(payload))
+    # ---- work ----
 
-    def submit_many(self, payloads: Sequence[Any]) -> list[str]:
-        return _Runtime.run(self._inner.submit_many(payloads))
-
-    def call(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S, *, member: str | None = None) -> Any:
-        return _Runtime.run(self._inner.call(payload, timeout, member=member))
-
-    def multicall(self, payload: Any, timeout: float = DEFAULT_CALL_TIMEOUT_S) -> MulticallResult:
-        return _Runtime.run(self._inner.multicall(payload, timeout))
+    submit = on_background_loop(AsyncPoolClient.submit)
+    submit_many = on_background_loop(AsyncPoolClient.submit_many)
+    call = on_background_loop(AsyncPoolClient.call)
+    multicall = on_background_loop(AsyncPoolClient.multicall)
 
 
 async def _make(pool: str, redis: RedisLike, prefix: str, jobs: JobsConfig | None) -> AsyncPoolClient:

@@ -29,11 +29,15 @@ DEFAULT_CALL_TIMEOUT_S = 5.0
 
 
 class Calls:
-    """Submits work to one pool and waits for replies."""
+    """Submits work to one pool and waits for replies. ``caller``: the member handing the work
+    (a member's face), named in the errors its face raises; None for a pool client."""
 
-    def __init__(self, client: Any, keys: Keyspace, config: JobsConfig | None = None) -> None:
+    def __init__(
+        self, client: Any, keys: Keyspace, config: JobsConfig | None = None, *, caller: str | None = None
+    ) -> None:
         self.keys = keys
         self.config = config or JobsConfig()
+        self.caller = caller
         self.store = JobStore(client, keys)
 
     @property

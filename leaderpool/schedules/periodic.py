@@ -1,8 +1,9 @@
 """Running a schedule on the leader: :class:`SlotWalker` walks one leadership through a
 schedule's slots (which slot is due, how long to wait, claiming it in Redis, recording how its
 run ended), and :func:`run_schedule` is the library's face: it runs a function for each slot
-while an :class:`~leaderpool.aio.AsyncElection` leads. The worker's ``--every``/``--cron``
-(:mod:`leaderpool.worker.scheduled_task`) drives the same walker.
+while an :class:`~leaderpool.aio.AsyncElection` leads (what it needs of the election is
+:class:`LeadingElection`; it hears the lead end through the election's lead hooks). The worker's
+``--every``/``--cron`` (:mod:`leaderpool.worker.scheduled_task`) drives the same walker.
 
 Guarantees, from the claim script (:mod:`leaderpool.schedules.schedule_store`): a slot is claimed by at
 most one run, ever, and only by the member whose lead the pool's leader key holds at that
@@ -20,11 +21,16 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from leaderpool import probe
+from leaderpool.backend.clients import AsyncClient
+from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.protocol import LeaderValue
 from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.config import MemberConfig
+from leaderpool.election.lead_hooks import LeadHook, LeadHooks
+from leaderpool.events import RevokeReason
 from leaderpool.schedules.schedule import Due, Schedule, next_due
 from leaderpool.schedules.schedule_store import ClaimStatus, ScheduleStore
 from leaderpool.util.log import Logger, get_logger
@@ -183,6 +189,41 @@ class SlotWalker:
 # ---- the library's face ----
 
 
+class LeadingElection(Protocol):
+    """What :func:`run_schedule` needs of an election (a started :class:`~leaderpool.aio.AsyncElection`):
+    who it is, whether and since which term it leads, its lead hooks, and its Redis client and keys
+    for the schedule's store."""
+
+    @property
+    def config(self) -> MemberConfig: ...
+
+    @property
+    def pool(self) -> str: ...
+
+    @property
+    def member_id(self) -> str: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def term(self) -> int | None: ...
+
+    @property
+    def renew_deadline(self) -> float | None: ...
+
+    @property
+    def lead_hooks(self) -> LeadHooks: ...
+
+    @property
+    def client(self) -> AsyncClient: ...
+
+    @property
+    def keys(self) -> Keyspace: ...
+
+    async def wait_until_leader(self, timeout: float | None = None) -> int: ...
+
+
 @dataclass
 class ScheduledRun:
     """What :func:`run_schedule` gives the function for each slot."""
@@ -193,7 +234,7 @@ class ScheduledRun:
     schedule: str
     slot: float
     """The slot's scheduled time, unix seconds (Redis's clock)."""
-    _election: Any = field(repr=False)
+    _election: LeadingElection = field(repr=False)
     _stop: asyncio.Event = field(repr=False)
 
     @property
@@ -203,7 +244,7 @@ class ScheduledRun:
 
 
 async def run_schedule(
-    election: Any, schedule: Schedule, fn: Callable[[ScheduledRun], Any], *, grace_s: float | None = None
+    election: LeadingElection, schedule: Schedule, fn: Callable[[ScheduledRun], Any], *, grace_s: float | None = None
 ) -> None:
     """Run ``fn(run)`` once per slot of ``schedule`` while ``election`` (a started
     :class:`~leaderpool.aio.AsyncElection`) leads; between leads, wait. Runs until cancelled.
@@ -216,7 +257,7 @@ async def run_schedule(
     missed (default: ``schedule.grace_s``, else twice the lease)."""
     grace = grace_s if grace_s is not None else schedule.grace_s
     runner = _LibraryRunner(election, schedule, fn, 2 * election.config.ttl_s if grace is None else grace)
-    remove = election.add_revoked_hook(runner.revoked)
+    remove = election.lead_hooks.add(LeadHook(on_lead_ended=runner.revoked))  # in turn: after on_revoked
     try:
         await runner.run()
     finally:
@@ -224,7 +265,9 @@ async def run_schedule(
 
 
 class _LibraryRunner:
-    def __init__(self, election: Any, schedule: Schedule, fn: Callable[[ScheduledRun], Any], grace_s: float) -> None:
+    def __init__(
+        self, election: LeadingElection, schedule: Schedule, fn: Callable[[ScheduledRun], Any], grace_s: float
+    ) -> None:
         self.election = election
         self.schedule = schedule
         self.fn = fn
@@ -233,7 +276,7 @@ class _LibraryRunner:
         self._stop = asyncio.Event()
         self._running: asyncio.Future[None] | None = None
 
-    async def revoked(self, term: int, reason: Any) -> None:
+    async def revoked(self, term: int, reason: RevokeReason) -> None:
         """The lead of ``term`` ended: its run in progress is told (``stopping``), and waited for."""
         if term != self._term:
             return
@@ -248,7 +291,7 @@ class _LibraryRunner:
             term = await election.wait_until_leader()
             self._term, self._stop = term, asyncio.Event()
             stop = self._stop
-            store = ScheduleStore(election.core.store.client, election.core.store.keys)
+            store = ScheduleStore(election.client, election.keys)
             bound = log.bind(pool=election.pool, member=election.member_id, term=term)
             walker = SlotWalker(store, self.schedule, LeaderValue(term, election.member_id), self.grace_s, bound)
             while not stop.is_set() and election.term == term and election.is_leader:
@@ -265,7 +308,7 @@ class _LibraryRunner:
                 await asyncio.sleep(NOT_LEADER_RETRY_S)
 
 
-async def _sleep_while_leading(election: Any, term: int, stop: asyncio.Event, seconds: float) -> None:
+async def _sleep_while_leading(election: LeadingElection, term: int, stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, waking early once the lead of ``term`` is over (at its renew deadline
     at the latest) or ``stop`` is set."""
     end = time.monotonic() + seconds

@@ -1,7 +1,8 @@
 """The tooz driver's group events, heard in the background: each watched group's events channel
 (:attr:`~leaderpool.tooz.groups.GroupKeys.events`: ``joined``, ``left``, ``evicted`` pool
 messages) on the process's shared pub/sub :class:`~leaderpool.backend.watcher.Watcher`, on the blocking
-face's event loop (so the tooz driver's groups and elections share one connection).
+faces' event loop (:class:`~leaderpool.util.background_loop.BackgroundLoop`: so the tooz driver's
+groups and elections share one connection).
 
 Messages are queued until ``run_watchers`` drains them, which costs no Redis command. Pub/sub
 is fire-and-forget: a group whose subscription dropped (``disconnected``, then ``resync``) is
@@ -17,7 +18,7 @@ import threading
 from leaderpool.backend.clients import AsyncClient, async_client
 from leaderpool.backend.protocol import PoolMessage
 from leaderpool.backend.watcher import Listener, Watcher
-from leaderpool.blocking import _Runtime  # the process's one background loop (shared watcher)
+from leaderpool.util.background_loop import BackgroundLoop  # the blocking faces' loop: one shared watcher
 from leaderpool.util.timeouts import within
 
 __all__ = ["GroupEvents"]
@@ -46,13 +47,13 @@ class GroupEvents:
             return
         listener = self._listener(group)
         self._listeners[group] = (channel, listener)
-        if not _Runtime.run(self._watch(channel, listener, timeout)):
+        if not BackgroundLoop.run(self._watch(channel, listener, timeout)):
             self._mark(group)
 
     def unwatch(self, group: str) -> None:
         entry = self._listeners.pop(group, None)
         if entry is not None and self._watcher is not None:
-            _Runtime.run(self._watcher.unwatch_channels((entry[0],), entry[1]))
+            BackgroundLoop.run(self._watcher.unwatch_channels((entry[0],), entry[1]))
         with self._lock:
             self._missed.discard(group)
 
@@ -79,7 +80,7 @@ class GroupEvents:
             self.unwatch(group)
         client, self._client, self._watcher = self._client, None, None
         if client is not None:
-            _Runtime.run(client.aclose())
+            BackgroundLoop.run(client.aclose())
 
     # ---- on the loop thread ----
 

@@ -25,7 +25,7 @@ from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskContext, ThreadT
 
 
 def _walker(election: Any, schedule: Schedule, grace_s: float, ctx: TaskContext) -> SlotWalker:
-    store = ScheduleStore(election.core.store.client, election.core.store.keys)
+    store = ScheduleStore(election.client, election.keys)
     return SlotWalker(store, schedule, LeaderValue(ctx.term, ctx.member), grace_s, ctx.log)
 
 
