@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from leaderpool import probe
 from leaderpool.backend.clients import AsyncClient
 from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.protocol import (
     BeatStatus,
@@ -48,6 +49,7 @@ from leaderpool.backend.protocol import (
     PoolMessage,
 )
 from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.backend.shared_watcher import shared_watcher
 from leaderpool.backend.watcher import Watcher
 from leaderpool.config import MemberConfig
 from leaderpool.election import succession as succ
@@ -156,7 +158,7 @@ class ElectionCore:
     async def run(self) -> None:
         """Join, elect, lead or follow until :meth:`request_stop`; then leave the pool. Raises
         :class:`~leaderpool.errors.ScriptError` (after leaving) when a script fails."""
-        watcher = self._watcher = Watcher.shared(self._client)
+        watcher = self._watcher = shared_watcher(self._client)
         await watcher.watch(self.keys, self._on_message, timeout=self.config.heartbeat)
         self._hears_keyspace = True
         self.membership.liveness = await self.fast.start(watcher)
@@ -287,18 +289,18 @@ class ElectionCore:
 
     # ---- notifications ----
 
-    def _on_message(self, source: str, payload: str) -> None:
-        if source == "disconnected":  # our registered connection, if we lead: a follower may prove it gone
+    def _on_message(self, source: NotificationSource, payload: str) -> None:
+        if source is NotificationSource.DISCONNECTED:  # our registered connection, if we lead: may be proved gone
             self._check_registration()
             return
-        if source == "keyspace":
+        if source is NotificationSource.KEYSPACE:
             if payload in ("del", "expired"):
                 self._poke(vacated=True)
             elif payload == "set" and not self.lead.leading:
                 self._schedule_reread()  # a new leader ("expire" is a renewal; a leader's "set" its own claim)
             return
-        msg = PoolMessage.parse(payload) if source == "events" else None
-        if msg is None:  # "resync" after a lost connection, or a message of a newer version
+        msg = PoolMessage.parse(payload) if source is NotificationSource.EVENTS else None
+        if msg is None:  # a resync after a lost connection, or a message of a newer version
             self._poke(dirty=True)
             return
         me, looking = self.config.member_id, self._timers.vacancy_retry is not None
