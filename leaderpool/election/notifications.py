@@ -71,6 +71,7 @@ class Notifications:
         self._hears_keyspace = True
 
     async def stop(self) -> None:
+        """Stop hearing the pool (the watcher closes its connection with its last listener)."""
         watcher = self._watcher
         if watcher is not None:
             with contextlib.suppress(*RETRYABLE):
@@ -86,6 +87,7 @@ class Notifications:
         return not self.view.ranked_in_redis or self.lead.role is not Role.FOLLOWER or self.view.successor
 
     async def hear_keyspace(self, wanted: bool) -> None:
+        """Subscribe to the leader key's keyspace channel, or leave it, as ``wanted`` says."""
         watcher = self._watcher
         if watcher is None or wanted == self._hears_keyspace:
             return
@@ -99,6 +101,7 @@ class Notifications:
     # ---- the listener ----
 
     def on_message(self, source: NotificationSource, payload: str) -> None:
+        """The watcher's listener: wake the loop, with what the notification says to do."""
         poke = self.wakeups.poke
         if source is NotificationSource.DISCONNECTED:  # our registered connection, if we lead: may be proved gone
             self._check_registration()

@@ -70,12 +70,14 @@ class Wakeups:
         self.alarm.ring()
 
     async def sleep(self) -> None:
-        """Sleep until the next turn is due, or a poke (during a backoff: until it is over)."""
+        """Sleep until the next turn is due, or until a poke (a backoff sleeps through pokes)."""
         backoff = self.timers.backoff_until is not None
         wake = self.next_wakeup()  # a heartbeat may wake a tick late, with others due
         await self.alarm.sleep_until(wake, through_rings=backoff, coarse=wake == self.membership.next_beat)
 
     def next_wakeup(self) -> float:
+        """The earliest instant something is due; while backing off, the backoff's end or a leader's
+        renew deadline."""
         t = self.timers
         if t.backoff_until is not None:
             candidates = [t.backoff_until]
