@@ -18,8 +18,10 @@ import dataclasses
 
 from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
 from leaderpool.backend.keys import DEFAULT_PREFIX, Keyspace
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.backend.shared_watcher import shared_watcher
 from leaderpool.backend.watcher import Watcher
 from leaderpool.events import LeaderInfo
 from leaderpool.jobs.calls import Calls
@@ -74,7 +76,7 @@ class AsyncPoolClient(PoolWorkInBatches, AsyncLifecycle):
             return
         self._client = async_client(self._redis)
         self._calls = Calls(self._client, self.keys, self.jobs_config)
-        self._watcher = Watcher.shared(self._client)
+        self._watcher = shared_watcher(self._client)
         await self._watcher.watch(self.keys, self._on_message, timeout=timeout)
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name=f"leaderpool-client-{self.pool}")
         with contextlib.suppress(asyncio.TimeoutError):
@@ -104,7 +106,7 @@ class AsyncPoolClient(PoolWorkInBatches, AsyncLifecycle):
         """The live members as of the last read, in the default ranking order."""
         return list(self._members)
 
-    def _on_message(self, source: str, payload: str) -> None:
+    def _on_message(self, source: NotificationSource, payload: str) -> None:
         self._hint.set()
 
     async def _refresh_loop(self) -> None:

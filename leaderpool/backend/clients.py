@@ -15,10 +15,13 @@ from leaderpool.backend.urls import is_cluster, is_sentinel, parse_cluster_url, 
 from leaderpool.errors import ConfigError
 from leaderpool.util.constants import DEFAULT_URL as DEFAULT_URL  # re-exported: the CLI and worker use it
 
-_PORTABLE = frozenset(
+PORTABLE_SETTINGS = frozenset(
     {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout",
      "socket_keepalive", "client_name", "encoding", "encoding_errors", "decode_responses"}
 )  # fmt: skip
+"""The plain connection settings (with every ``ssl_*`` one) that may be copied from one client's
+connection pool to a new client's: sync-only objects (a Retry, handlers) must not leak in. The
+cluster watcher copies them to its clients of each master."""
 
 AsyncClient = redis.asyncio.Redis
 """The client the core runs on: redis-py's asyncio client (fakeredis's ``FakeAsyncRedis`` is one)."""
@@ -49,7 +52,7 @@ def async_client(target: RedisLike, **options: Any) -> AsyncClient:
     if isinstance(target, redis.Redis):
         # Copy only plain connection settings: sync-only objects (Retry, handlers) must not leak in.
         given = target.connection_pool.connection_kwargs
-        kwargs = {k: v for k, v in given.items() if k in _PORTABLE or k.startswith("ssl_")}
+        kwargs = {k: v for k, v in given.items() if k in PORTABLE_SETTINGS or k.startswith("ssl_")}
         kwargs.update(options)
         connection_class: type[redis.asyncio.connection.AbstractConnection] = redis.asyncio.Connection
         if "path" in kwargs:

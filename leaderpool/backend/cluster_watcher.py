@@ -5,7 +5,7 @@ the same slot as its keys), through one plain :class:`~leaderpool.backend.watche
 The slot map is read (``CLUSTER SLOTS``, from any node that answers) every
 :data:`FOLLOW_S`, and sooner while a node watcher is disconnected. When a channel's slot has a
 new master (a resharding moved it, or a replica took over a dead master) its listeners move to
-that master's watcher and get ``("resync", "")``: whatever happened meanwhile is re-read. Each
+that master's watcher and get ``(RESYNC, "")``: whatever happened meanwhile is re-read. Each
 node watcher turns keyspace events on on its master when it connects (a promoted replica
 included).
 
@@ -23,10 +23,11 @@ from typing import Any
 import redis.asyncio
 from redis.crc import key_slot
 
-from leaderpool.backend.clients import _PORTABLE, AsyncClient
+from leaderpool.backend.clients import PORTABLE_SETTINGS, AsyncClient
+from leaderpool.backend.listener import Listener, NotificationSource
 from leaderpool.backend.protocol import text
 from leaderpool.backend.redis_errors import REDIS_FAILURES
-from leaderpool.backend.watcher import Listener, Watcher
+from leaderpool.backend.watcher import Watcher
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import cancel_and_wait
 
@@ -49,7 +50,7 @@ class ClusterWatcher(Watcher):
         self._identity = identity
         self._db = 0  # a cluster has database 0 only
         kwargs = client.nodes_manager.connection_kwargs
-        self._node_kwargs = {k: v for k, v in kwargs.items() if k in _PORTABLE or k.startswith("ssl_")}
+        self._node_kwargs = {k: v for k, v in kwargs.items() if k in PORTABLE_SETTINGS or k.startswith("ssl_")}
         self._connection_class = kwargs.get("connection_class", redis.asyncio.Connection)
         self._known: list[Address] = [(n.host, int(n.port)) for n in client.nodes_manager.startup_nodes.values()]
         self._slots: list[tuple[int, int, Address]] = []
@@ -107,9 +108,7 @@ class ClusterWatcher(Watcher):
         for watcher in nodes.values():
             await watcher.close()
         await self._close_asker()
-        by_server = self._shared.get(asyncio.get_running_loop(), {})
-        if by_server.get(self._identity) is self:
-            del by_server[self._identity]
+        self._unregister()
 
     # ---- following the slot map ----
 
@@ -147,7 +146,7 @@ class ClusterWatcher(Watcher):
                 await self._node(want).watch_channels((ch,), listener, MOVE_CONFIRM_S)
                 moved[id(listener)] = listener
         for listener in moved.values():
-            self._deliver(listener, "resync", "")
+            self._deliver(listener, NotificationSource.RESYNC, "")
 
     async def _leave(self, node: Address, channel: str, listener: Listener) -> None:
         watcher = self._nodes.get(node)

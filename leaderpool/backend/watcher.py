@@ -1,10 +1,11 @@
 """One pub/sub connection per event loop and Redis server, serving every pool of the process.
 
 Members register a listener for a pool; the watcher subscribes to the leader key's keyspace
-channel and to the pool's events channel, and calls the listener with ``("keyspace", event)``,
-``("events", payload)``, ``("disconnected", "")`` the moment the connection is lost, or
-``("resync", "")`` after it was re-established (pub/sub is fire-and-forget: whatever happened while
-disconnected is lost, so listeners re-read state).
+channel and to the pool's events channel, and calls the listener with ``(KEYSPACE, event)``,
+``(EVENTS, payload)``, ``(DISCONNECTED, "")`` the moment the connection is lost, or
+``(RESYNC, "")`` after it was re-established (pub/sub is fire-and-forget: whatever happened while
+disconnected is lost, so listeners re-read state): the sources are
+:class:`~leaderpool.backend.listener.NotificationSource`.
 
 The connection's Redis client id (``CLIENT ID``, asked before subscribing) is :attr:`client_id`:
 a leader registers it for fast failover (:mod:`leaderpool.fast_failover.failover`) and steps down when it
@@ -13,9 +14,10 @@ publishes to: a script proves the connection gone by that channel's having no su
 The connection is used with no retries inside redis-py, so a drop is always seen here.
 A notification is a hint, never the truth: listeners re-read Redis after every one.
 
-On a Redis Cluster, :meth:`Watcher.shared` returns a
-:class:`~leaderpool.backend.cluster_watcher.ClusterWatcher`: one watcher of this kind per master that
-serves a watched slot, behind the same API.
+Members get the watcher of their loop and server from
+:func:`~leaderpool.backend.shared_watcher.shared_watcher`: on a Redis Cluster, a
+:class:`~leaderpool.backend.cluster_watcher.ClusterWatcher` (one watcher of this kind per master
+that serves a watched slot, behind the same API).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from redis.asyncio.client import PubSub
@@ -32,16 +34,14 @@ from redis.backoff import NoBackoff
 
 from leaderpool import probe
 from leaderpool.backend.clients import AsyncClient, clone_async_client
-from leaderpool.backend.connect import is_cluster_client
 from leaderpool.backend.keys import Keyspace, connection_channel
+from leaderpool.backend.listener import Listener, NotificationSource
 from leaderpool.backend.protocol import connection_registration, text
 from leaderpool.backend.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 from leaderpool.util.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.util.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import cancel_and_wait, within
-
-Listener = Callable[[str, str], None]
 
 _ALIAS_A = set("g$lshzxetd")
 
@@ -50,7 +50,23 @@ log = get_logger("leaderpool.watcher")
 _warned_about_config: list[bool] = []  # one warning per process, however many watchers come and go
 
 
-def _identity(client: AsyncClient) -> tuple[Any, ...]:
+_shared: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Watcher]] = WeakKeyDictionary()
+"""The watchers in use, by event loop and identity (:func:`shared_on_loop`)."""
+
+
+def shared_on_loop(identity: tuple[Any, ...], make: Callable[[], Watcher]) -> Watcher:
+    """The watcher of the running loop registered under ``identity``, made by ``make`` (and
+    registered) if there is none. A watcher leaves the registry as it closes, with its last
+    listener. :func:`~leaderpool.backend.shared_watcher.shared_watcher` chooses the identity."""
+    by_server = _shared.setdefault(asyncio.get_running_loop(), {})
+    watcher = by_server.get(identity)
+    if watcher is None:
+        watcher = by_server[identity] = make()
+    return watcher
+
+
+def server_identity(client: AsyncClient) -> tuple[Any, ...]:
+    """What makes two clients the same Redis server for sharing a watcher."""
     pool = client.connection_pool
     kw = pool.connection_kwargs
     return (
@@ -117,12 +133,8 @@ async def _ask_client_id(pubsub: PubSub) -> int:
 class Watcher:
     """Keyspace and pool-event notifications for every pool watched in this process."""
 
-    _shared: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Watcher]]] = (
-        WeakKeyDictionary()
-    )
-
     def __init__(self, client: AsyncClient) -> None:
-        self._identity = _identity(client)
+        self._identity = server_identity(client)
         # our own connections: members come and go, closing their clients, while we serve on
         self._client = clone_async_client(client)
         self._db = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
@@ -139,25 +151,6 @@ class Watcher:
         None while disconnected."""
         self._prefixes: set[str] = set()
         self._own_channels: set[str] = set()  # this connection's channels (see _subscribe_own)
-
-    @classmethod
-    def shared(cls, client: AsyncClient) -> Watcher:
-        """The watcher of the running loop for the Redis server ``client`` talks to."""
-        loop = asyncio.get_running_loop()
-        by_server = cls._shared.setdefault(loop, {})
-        if is_cluster_client(client):  # a RedisCluster: one watcher per master, behind one
-            from leaderpool.backend.cluster_watcher import ClusterWatcher, cluster_identity
-
-            key = cluster_identity(client)
-            found = by_server.get(key)
-            if found is None:
-                found = by_server[key] = ClusterWatcher(client, key)
-            return found
-        key = _identity(client)
-        watcher = by_server.get(key)
-        if watcher is None:
-            watcher = by_server[key] = cls(client)
-        return watcher
 
     @property
     def idle(self) -> bool:
@@ -185,8 +178,8 @@ class Watcher:
         return connection_registration(client_id, subscribed=subscribed)
 
     async def watch_channels(self, channels: tuple[str, ...], listener: Listener, timeout: float = 5.0) -> None:
-        """Deliver messages on ``channels`` (plain pub/sub channels: ``("events", payload)``) to
-        ``listener``, and ``("resync", "")`` after a reconnection; returns once subscribed (``timeout``
+        """Deliver messages on ``channels`` (plain pub/sub channels: ``(EVENTS, payload)``) to
+        ``listener``, and ``(RESYNC, "")`` after a reconnection; returns once subscribed (``timeout``
         0: once the subscription is sent)."""
         for ch in channels:
             self._listeners.setdefault(ch, []).append(listener)
@@ -245,7 +238,11 @@ class Watcher:
         await self._disconnect()
         with contextlib.suppress(Exception):
             await self._client.aclose()
-        by_server = self._shared.get(asyncio.get_running_loop(), {})
+        self._unregister()
+
+    def _unregister(self) -> None:
+        """Leave the registry of :func:`shared_on_loop`: the next watch there makes a new watcher."""
+        by_server = _shared.get(asyncio.get_running_loop(), {})
         if by_server.get(self._identity) is self:
             del by_server[self._identity]
 
@@ -259,7 +256,7 @@ class Watcher:
                 if not first:
                     log.info("watcher_resubscribed", channels=len(self._listeners))
                     probe.reconnected()
-                    self._dispatch_all("resync", "")
+                    self._dispatch_all(NotificationSource.RESYNC, "")
                 first = False
                 delay = WATCHER_RETRY_FIRST_S
                 auth_errors.clear()
@@ -270,7 +267,7 @@ class Watcher:
             except RETRYABLE as exc:
                 self._ready.clear()
                 await self._disconnect()
-                self._dispatch_all("disconnected", "")
+                self._dispatch_all(NotificationSource.DISCONNECTED, "")
                 first = False
                 code = auth_failure_code(exc)
                 if code is not None:  # a configuration error: say so once, retry slowly
@@ -320,11 +317,12 @@ class Watcher:
                     event.set()
             elif kind == "message":
                 payload = text(message["data"])
-                source = "events" if not channel.startswith("__keyspace@") else "keyspace"
+                keyspace = channel.startswith("__keyspace@")
+                source = NotificationSource.KEYSPACE if keyspace else NotificationSource.EVENTS
                 for listener in list(self._listeners.get(channel, ())):
                     self._deliver(listener, source, payload)
 
-    def _dispatch_all(self, source: str, payload: str) -> None:
+    def _dispatch_all(self, source: NotificationSource, payload: str) -> None:
         seen: set[int] = set()
         for listeners in list(self._listeners.values()):
             for listener in listeners:
@@ -333,11 +331,11 @@ class Watcher:
                     self._deliver(listener, source, payload)
 
     @staticmethod
-    def _deliver(listener: Listener, source: str, payload: str) -> None:
+    def _deliver(listener: Listener, source: NotificationSource, payload: str) -> None:
         try:
             listener(source, payload)
         except Exception:
-            log.exception("watcher_listener_failed", source=source)
+            log.exception("watcher_listener_failed", source=source.value)
 
     async def _ensure_keyspace_events(self) -> None:
         """Turn on the keyspace events leaderpool needs, where CONFIG is allowed.

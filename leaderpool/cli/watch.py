@@ -12,8 +12,9 @@ from typing import Any, TextIO
 
 from leaderpool.backend.clients import async_client
 from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.redis_errors import REDIS_FAILURES
-from leaderpool.backend.watcher import Watcher
+from leaderpool.backend.shared_watcher import shared_watcher
 from leaderpool.cli import status
 from leaderpool.console.args import Options, positive_integer, seconds
 from leaderpool.console.logs import configure_logging
@@ -77,12 +78,12 @@ async def status_frames(
     dashboard's event stream.
     """
     changed = asyncio.Event()
-    watcher = Watcher.shared(client)
+    watcher = shared_watcher(client)
     watched: set[str] = set()
     shown: tuple[Any, ...] | None = None
 
-    def listener(source: str, payload: str) -> None:
-        if not (source == "keyspace" and payload == "expire"):  # "expire" is only a lease renewal
+    def listener(source: NotificationSource, payload: str) -> None:
+        if not (source is NotificationSource.KEYSPACE and payload == "expire"):  # "expire" is only a lease renewal
             changed.set()
 
     try:

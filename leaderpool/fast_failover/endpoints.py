@@ -1,6 +1,6 @@
 """Liveness endpoints, the sockets of fast failover (:mod:`leaderpool.fast_failover.failover`): a member
 process's TCP listener (:class:`Endpoint`), and the connections other processes keep to it
-(:class:`Link`), with the fallback probe.
+(:class:`Link`), with the fallback check (:func:`endpoint_gone`).
 
 One :class:`Endpoint` per process (per event loop and listening address) serves every member of
 the process; it says hello with a random nonce it advertises, then holds each connection open
@@ -311,7 +311,7 @@ class Link:
                 writer.close()
 
 
-async def probe(advertised: str) -> bool | None:
+async def endpoint_gone(advertised: str) -> bool | None:
     """The fallback confirmation: True when nothing listens at the endpoint any more (refused)
     or another process does (another nonce); False when the same process answers; None when it
     cannot tell (a timeout, an unreachable network)."""

@@ -22,7 +22,7 @@ both:
   README's Guarantees for what it cannot tell apart).
 
 The sockets (the process's listener, the links to other processes' listeners, the fallback
-probe) are :mod:`leaderpool.fast_failover.endpoints`; this module is one member's part: what it advertises,
+check) are :mod:`leaderpool.fast_failover.endpoints`; this module is one member's part: what it advertises,
 registers while leading, watches while next in line, and how it confirms a death.
 """
 
@@ -40,9 +40,9 @@ from leaderpool.backend.protocol import SEPARATOR, ClaimStatus, LeaderConn, Lead
 from leaderpool.backend.redis_errors import COMMAND_REFUSED, RETRYABLE
 from leaderpool.backend.watcher import Watcher
 from leaderpool.config import MemberConfig
-from leaderpool.election.view import PoolView
+from leaderpool.events import LeaderInfo
 from leaderpool.fast_failover import descriptor_slots
-from leaderpool.fast_failover.endpoints import Endpoint, Link, probe
+from leaderpool.fast_failover.endpoints import Endpoint, Link, endpoint_gone
 from leaderpool.util.log import Logger, get_logger
 from leaderpool.util.timeouts import cancel_and_wait
 
@@ -74,6 +74,17 @@ class Death(NamedTuple):
     "" when the death was proved before (CLIENT LIST, or the endpoint)."""
     tries: int = 0
     """How many bury scripts found the connection still subscribed."""
+
+
+class Succession(Protocol):
+    """What fast failover reads of a member's view of its pool (the election's ``PoolView``):
+    who leads, and whether this member is next in line."""
+
+    @property
+    def leader(self) -> LeaderInfo | None: ...
+
+    @property
+    def successor(self) -> bool: ...
 
 
 class Bounded(Protocol):
@@ -197,7 +208,7 @@ class FastFailover:
 
     # ---- following ----
 
-    def follow_from(self, view: PoolView, *, following: bool) -> None:
+    def follow_from(self, view: Succession, *, following: bool) -> None:
         """Watch the leader of ``view`` while we follow and are next in line, else nothing."""
         leader = view.leader
         if following and view.successor and leader is not None and leader.member != self.config.member_id:
@@ -345,7 +356,7 @@ class FastFailover:
         # reached may be behind a firewall that rejects, which proves nothing about the process.
         watched, link = self._watched, self._link
         self.confirmed_by = "endpoint"
-        return watched is not None and link is not None and link.ever_up and bool(await probe(watched[1]))
+        return watched is not None and link is not None and link.ever_up and bool(await endpoint_gone(watched[1]))
 
 
 def _pauses(until: float, clock: Callable[[], float]) -> Iterator[float]:

@@ -12,6 +12,7 @@ import time
 
 from leaderpool.backend.clients import AsyncClient
 from leaderpool.backend.redis_errors import translate_redis_errors
+from leaderpool.backend.shared_watcher import shared_watcher
 from leaderpool.backend.watcher import Watcher
 from leaderpool.election.core import ElectionCore
 from leaderpool.errors import LeaderpoolError, RedisUnavailable
@@ -129,7 +130,7 @@ class MemberNames:
         async with self._cache_lock:
             if self.cache is None:
                 cache = NameCache(self.store)
-                watcher = self._watcher = Watcher.shared(self._client)
+                watcher = self._watcher = shared_watcher(self._client)
                 await watcher.watch_channels((self.store.keys.events,), cache.on_message, self._core.config.heartbeat)
                 cache.start()
                 self.cache = cache

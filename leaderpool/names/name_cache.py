@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from leaderpool.backend.keys import Keyspace
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.protocol import Beat, LeaderValue, Left
 from leaderpool.names.registry import NameMessage, NameOwner, NameStore
 from leaderpool.util.alarm import Alarm
@@ -151,9 +152,9 @@ class NameCache:
         self._store(owner, sent)
         self._alarm.ring()  # its re-read may be the next one due
 
-    def on_message(self, source: str, payload: str) -> None:
+    def on_message(self, source: NotificationSource, payload: str) -> None:
         """A watcher listener: a names event re-reads its name; a resync reloads all."""
-        if source == "resync":
+        if source is NotificationSource.RESYNC:
             self._reload = True
         else:
             msg = NameMessage.parse(payload)

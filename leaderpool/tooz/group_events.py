@@ -16,8 +16,10 @@ import collections
 import threading
 
 from leaderpool.backend.clients import AsyncClient, async_client
+from leaderpool.backend.listener import Listener, NotificationSource
 from leaderpool.backend.protocol import PoolMessage
-from leaderpool.backend.watcher import Listener, Watcher
+from leaderpool.backend.shared_watcher import shared_watcher
+from leaderpool.backend.watcher import Watcher
 from leaderpool.util.background_loop import BackgroundLoop  # the blocking faces' loop: one shared watcher
 from leaderpool.util.timeouts import within
 
@@ -87,7 +89,7 @@ class GroupEvents:
     async def _watch(self, channel: str, listener: Listener, timeout: float) -> bool:
         if self._client is None:
             self._client = async_client(self._url)
-        watcher = self._watcher = Watcher.shared(self._client)
+        watcher = self._watcher = shared_watcher(self._client)
         try:
             await within(watcher.watch_channels((channel,), listener, timeout), timeout + 1)
         except asyncio.TimeoutError:
@@ -96,8 +98,8 @@ class GroupEvents:
         return watcher.client_id is not None
 
     def _listener(self, group: str) -> Listener:
-        def heard(source: str, payload: str) -> None:
-            message = PoolMessage.parse(payload) if source == "events" else None
+        def heard(source: NotificationSource, payload: str) -> None:
+            message = PoolMessage.parse(payload) if source is NotificationSource.EVENTS else None
             if message is None:  # disconnected, resync, or a message of a newer version
                 self._mark(group)
             elif len(self._queue) >= _QUEUE_MAX:

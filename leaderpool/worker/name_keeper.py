@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from leaderpool.aio import AsyncElection
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.redis_errors import RETRYABLE
-from leaderpool.backend.watcher import Watcher
+from leaderpool.backend.shared_watcher import shared_watcher
 from leaderpool.errors import LeaderpoolError
 from leaderpool.names.registry import NameMessage, RegisterStatus
 from leaderpool.util.alarm import Alarm
@@ -56,7 +57,7 @@ class NameKeeper:
             return
         names = self.election.names
         names.held.on_lost(self._woken)
-        watcher = Watcher.shared(names.client)
+        watcher = shared_watcher(names.client)
         channels = (names.store.keys.events,)
         await watcher.watch_channels(channels, self._on_message, self.election.config.heartbeat)
         try:
@@ -65,8 +66,8 @@ class NameKeeper:
             with contextlib.suppress(*RETRYABLE):
                 await watcher.unwatch_channels(channels, self._on_message)
 
-    def _on_message(self, source: str, payload: str) -> None:
-        if source == "resync":
+    def _on_message(self, source: NotificationSource, payload: str) -> None:
+        if source is NotificationSource.RESYNC:
             for alarm in self._wake.values():
                 alarm.ring()
             return

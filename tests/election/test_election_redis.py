@@ -245,9 +245,9 @@ class TestSafety:
                 await start_all([a, b])
                 await a.wait_until_leader(10)
                 await eventually(lambda: b.leader is not None)
-                from leaderpool.backend.watcher import Watcher
+                from leaderpool.backend.shared_watcher import shared_watcher
 
-                assert Watcher.shared(b.core._client).keyspace_notifications is False
+                assert shared_watcher(b.core._client).keyspace_notifications is False
                 crashed = time.monotonic()
                 a.core.abandon()
                 await b.wait_until_leader(10)

@@ -433,7 +433,7 @@ class TestFailures:
         with capture_logs() as logs:
             for _ in range(3):
                 core._on_failure(exc)
-                assert config.heartbeat == core._timers.backoff_until - now[0]  # type: ignore[operator]
+                assert config.heartbeat == core.wakeups.timers.backoff_until - now[0]  # type: ignore[operator]
                 now[0] += config.heartbeat
         assert [("error", "redis_auth_failed", "auth", "a")] == [
             (f["log_level"], f["event"], f["pool"], f["member"]) for f in logs
@@ -453,7 +453,7 @@ class TestFailures:
         for _ in range(20):
             core._retries.failures = 0
             core._on_failure(redis.exceptions.ConnectionError("refused"))
-            delays.add(core._timers.backoff_until - 5.0)  # type: ignore[operator]
+            delays.add(core.wakeups.timers.backoff_until - 5.0)  # type: ignore[operator]
         assert all(0.025 <= d <= 0.05 for d in delays), delays
         assert len(delays) > 1  # jittered
 

@@ -166,6 +166,17 @@ async def a_leads_b_follows(url: str) -> tuple[Recorder, AsyncElection, AsyncEle
     return rec, a, b, redis.asyncio.Redis.from_url(url)
 
 
+def lease_deadline(url: str, member: str) -> float:
+    """``member``'s lease deadline (Redis clock, ms): it moves on with each of its heartbeats."""
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = client.zscore(Keyspace("p").leases, member)
+    finally:
+        client.close()
+    assert deadline is not None, f"{member} has no lease"
+    return deadline
+
+
 def registered_term(url: str) -> int | None:
     """The term whose leader's connection is registered (fast failover's ``leader_conn``)."""
     client = redis.Redis.from_url(url)
@@ -284,6 +295,10 @@ class TestTheFastPath:
         assert 2 == b.elected()["term"]
         watched_by(redis_one.url, "b", [c])
         eventually(lambda: registered_term(redis_one.url) == 2)  # b's first renewal registered it
+        # c knows a registration from its last reply: the re-read it made on hearing of b's lead
+        # may have come before that renewal, its next heartbeat comes after it
+        beat_before = lease_deadline(redis_one.url, "c")
+        eventually(lambda: lease_deadline(redis_one.url, "c") > beat_before)
         killed_at = b.kill()
         elected = c.wait_for(lambda e: e["event"] == "elected", timeout=FAST_BOUND_S)
         assert elected["t"] - killed_at < FAST_BOUND_S and 3 == elected["term"]

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from leaderpool import AsyncPoolClient, Election, MemberConfig
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.timeouts import cancel_and_wait, within
 
@@ -52,7 +53,7 @@ def test_a_pool_client_stops_even_when_a_message_arrives_as_it_stops(redis_one: 
             client = AsyncPoolClient("w", redis_one.url)
             await client.start()
             await asyncio.sleep(0.3)  # its refresh loop now waits for a hint
-            client._on_message("events", "joined")  # a pool message comes just as we stop
+            client._on_message(NotificationSource.EVENTS, "joined")  # a pool message comes just as we stop
             stopping = asyncio.get_running_loop().create_task(client.stop())
             done, _ = await asyncio.wait({stopping}, timeout=5)
             assert done, "stop() hung: the refresh loop lost its cancellation"
