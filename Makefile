@@ -23,11 +23,13 @@ TEST_JOBS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
-# ruff (lint and formatting) and strict mypy over what pyproject.toml's [tool.mypy] lists.
+# ruff (lint and formatting), strict mypy over what pyproject.toml's [tool.mypy] lists, and the
+# package's layers and the absence of import cycles ([tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check leaderpool tests benchmarks
 	$(BIN)/ruff format --check leaderpool tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The documentation site (mkdocs.yml, docs/) into build/site; --strict: a broken link or anchor, or
 # a page left out of the nav, is an error. The samples in it are run by `make test` (tests/docs/).
