@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# lint-imports runs from a virtualenv of its own (see pyproject.toml's [dependency-groups])
+LINT_VENV ?= .venv-lint
+LINT_STAMP := $(LINT_VENV)/.installed
 
 .PHONY: demo test lint docs bench bench-quick clean
 
@@ -12,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
+
+$(LINT_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/pip install --quiet --group imports
+	touch $(LINT_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/leaderpool-cli demo
@@ -25,11 +34,11 @@ test: $(STAMP)
 
 # ruff (lint and formatting), strict mypy over what pyproject.toml's [tool.mypy] lists, and the
 # package's layers and the absence of import cycles ([tool.importlinter]).
-lint: $(STAMP)
+lint: $(STAMP) $(LINT_STAMP)
 	$(BIN)/ruff check leaderpool tests benchmarks
 	$(BIN)/ruff format --check leaderpool tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(LINT_VENV)/bin/lint-imports
 
 # The documentation site (mkdocs.yml, docs/) into build/site; --strict: a broken link or anchor, or
 # a page left out of the nav, is an error. The samples in it are run by `make test` (tests/docs/).
@@ -49,4 +58,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m leaderpool.testing.chaos --seed $(CHAOS_SEED) --duration 600 --out benchmarks/results/chaos-latest.md
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LINT_VENV) build *.egg-info
