@@ -316,7 +316,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
 
     async def fenced_set(self, key: str, value: str | bytes, *, px: int = 0) -> FenceResult:
         """SET ``key`` under this member's term, fenced per pool; a newer term's write wins, a
-        stale one raises :class:`StaleTerm` (see "Fenced writes" in the README). Raises
+        stale one raises :class:`StaleTerm` (see docs/guide/fenced-writes.md). Raises
         :class:`NotLeader` when not leading, :class:`LeaseLost` once the renew deadline passed."""
         term, core = self.term, self._core
         if term is None or core is None:

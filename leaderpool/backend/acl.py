@@ -38,7 +38,7 @@ TOOL_COMMANDS = ("scan", "info", "wait", "subscribe", "unsubscribe", "config|get
 (SUBSCRIBE). ``CONFIG GET`` lets members check ``notify-keyspace-events``; without ``CONFIG SET``
 the operator sets it (members warn once and rely on lease timers when it is off). ``CLIENT ID``
 and ``CLIENT LIST`` confirm a crashed leader's death (fast failover); without them a death is
-confirmed by the endpoint fallback (see the README's "Fast failover")."""
+confirmed by the endpoint fallback (see docs/design/fast-failover.md)."""
 COMMANDS = (*CONNECTION_COMMANDS, *SCRIPT_COMMANDS, *SCRIPTED_COMMANDS, *WORK_COMMANDS, *TOOL_COMMANDS)
 CLUSTER_COMMANDS = ("cluster|slots", "command")
 """On a Redis Cluster (``acl --cluster``): redis-py's cluster client and the watcher read the slot

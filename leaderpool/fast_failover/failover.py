@@ -18,8 +18,8 @@ both:
   one round trip from the trigger to the new lead. Where the script cannot prove it (Redis has
   not read the close yet, an older registration, an ACL without ``PUBSUB NUMSUB``), the follower
   asks ``CLIENT LIST ID`` beside its loop until the id is gone, then buries. Where an ACL
-  refuses CLIENT, the confirmation is a refused reconnect to the endpoint instead (see the
-  README's Guarantees for what it cannot tell apart).
+  refuses CLIENT, the confirmation is a refused reconnect to the endpoint instead (see
+  docs/design/guarantees.md for what it cannot tell apart).
 
 The sockets (the process's listener, the links to other processes' listeners, the fallback
 check) are :mod:`leaderpool.fast_failover.endpoints`; this module is one member's part: what it advertises,

@@ -3,7 +3,7 @@ member_id)`` (registered under the ``tooz.backends`` entry point; ``pip install 
 ``?sentinel=MASTER`` for Sentinel, ``?cluster=true`` (or ``?cluster=HOST:PORT,...``, more nodes
 to start from) for Redis Cluster, where every script touches one group's slot.
 
-The mapping (see the README's "For tooz users"):
+The mapping (see docs/guide/tooz.md, "For tooz users"):
 
 - a tooz group is a leaderpool pool of the same name; ``create_group``/``delete_group``/
   ``get_groups`` keep a registry of created groups, and joined members with their capabilities

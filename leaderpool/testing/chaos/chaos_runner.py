@@ -74,7 +74,7 @@ def _run(config: RunConfig, workdir: Path, say: Callable[[str], None]) -> tuple[
             raise RuntimeError(f"no leader acted within {config.recovery_s + 30:g}s of the start")
         # Every member has read who leads (so it knows the term) before the first fault, as after
         # every restart: a member that knows no term when Redis loses its data is the fault
-        # fresh_first, the gap the README names, not one of these (a run began with a Redis
+        # fresh_first, the gap the guarantees name, not one of these (a run began with a Redis
         # restart while one member had not read the pool yet, and it was granted term 1 again).
         for name in pool.members:
             if not pool.wait_until_informed(name, config.recovery_s + 30):

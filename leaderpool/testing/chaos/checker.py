@@ -5,9 +5,10 @@ test it (tests/testing/test_chaos.py).
 Safety (each must be empty):
 
 - **Overlaps**: two leads (terms, as acted on by a process) whose unfenced acts interleave in
-  time. One is allowed only inside the window the README's Guarantees name for Redis data loss:
-  it starts after Redis lost its data, ends no later than one renew deadline after that, and
-  its earlier lead began before the loss (the old leader acting on until its renew deadline).
+  time. One is allowed only inside the window the guarantees (docs/design/guarantees.md) name
+  for Redis data loss: it starts after Redis lost its data, ends no later than one renew
+  deadline after that, and its earlier lead began before the loss (the old leader acting on
+  until its renew deadline).
 - **Stale writes accepted**: a fenced write answered ``ok`` that was sent after a write with a
   newer term had been answered ``ok``, with no data loss in between.
 - **Reused terms**: a term elected or acted on by more than one process.

@@ -192,7 +192,7 @@ def fresh_first(stage: Stage) -> Fault:
     """Redis loses its data while every member but one is cut off, and that one is a process
     that just started (it remembers no term): it reaches the empty Redis first. The others are
     healed once it acts (or after the recovery bound). Not in the default plan: it breaks
-    "terms only grow" (see the README's chaos section), which the checker reports."""
+    "terms only grow" (see docs/operations/chaos-testing.md), which the checker reports."""
     name = stage.pool.pick(stage.rng, 0.0)
 
     def act() -> tuple[float, float, dict[str, Any]]:
@@ -225,7 +225,7 @@ FAULTS: dict[str, Callable[[Stage], Fault]] = {
     FRESH_FIRST: fresh_first,
 }
 KINDS = tuple(k for k in FAULTS if k != FRESH_FIRST)
-"""The default plan's kinds: every fault under which the README promises safety."""
+"""The default plan's kinds: every fault under which the guarantees (docs/design/guarantees.md) promise safety."""
 
 
 def plan(rng: random.Random, kinds: tuple[str, ...] = KINDS) -> Iterator[str]:
