@@ -2,7 +2,7 @@
 
 Runs on the election loop; :class:`~leaderpool.aio.AsyncElection` awaits it and
 :class:`~leaderpool.blocking.Election` drives it on its loop thread, except cached lookups,
-which read :class:`~leaderpool.names.registry.NameCache` directly from any thread.
+which read :class:`~leaderpool.names.name_cache.NameCache` directly from any thread.
 """
 
 from __future__ import annotations
