@@ -172,12 +172,21 @@ def test_the_ranking_follows_priority_then_age(fake_server: fakeredis.FakeServer
 
 def test_a_beat_costs_the_same_in_a_pool_of_3_and_of_40(redis_one: Any) -> None:
     """Steady state on a real Redis: one EVALSHA per member per beat, and the commands it runs
-    inside (commandstats counts them) do not grow with the pool: no listing on a beat."""
+    inside (commandstats counts them) do not grow with the pool: no listing on a beat.
+
+    About one beat in three (by Redis's millisecond clock) also reads the ranking's head, so the
+    average per beat is a sample: 13 pools of 3 beside one pool of 40 give both sides about 200
+    beats in the window (one pool of 3 gave 15, and its average swung by 3 commands from run to
+    run). The 13 leaders' renewals make the small side's average slightly higher, never lower."""
     import redis.asyncio
 
-    async def per_beat(n: int) -> float:
+    async def per_beat(pools: int, size: int) -> float:
         rec = Recorder()
-        members = [rec.election(f"size{n}", f"m{i:03d}", redis_one.url, ttl_s=0.9) for i in range(n)]
+        members = [
+            rec.election(f"size{size}-{p}", f"m{i:03d}", redis_one.url, ttl_s=0.9)
+            for p in range(pools)
+            for i in range(size)
+        ]
         await start_all(members, gap=0.002)
         await eventually(lambda: all(m.leader is not None for m in members), timeout=20)
         await asyncio.sleep(0.6)
@@ -189,11 +198,12 @@ def test_a_beat_costs_the_same_in_a_pool_of_3_and_of_40(redis_one: Any) -> None:
         await client.aclose()
         await stop_all(members)
         assert 0 == sent.get("hget", 0), sent  # nobody read a record
+        assert sent["evalsha"] >= 100, sent  # a sample, not a handful of beats
         inner = sum(v for k, v in sent.items() if k not in ("evalsha", "config|resetstat", "info"))
         return inner / sent["evalsha"]
 
     async def main() -> None:
-        small, big = await per_beat(3), await per_beat(40)
+        small, big = await per_beat(13, 3), await per_beat(1, 40)
         assert big <= small + 2, (small, big)
 
     asyncio.run(within(main(), 90))
