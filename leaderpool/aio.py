@@ -37,7 +37,7 @@ from leaderpool.names.registry import NameOwner, RegisterStatus
 from leaderpool.state import LeaderState, read_state, save_state
 from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import WaitTimedOut, within
 
 log = get_logger("leaderpool")
 
@@ -276,7 +276,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         while not event.is_set():
             timeout = None if deadline is None else deadline - loop.time()
             if timeout is not None and timeout <= 0:
-                raise asyncio.TimeoutError("wait timed out")
+                raise WaitTimedOut("wait timed out")
             if task is None or task.done():
                 if task is not None and not task.cancelled() and (error := task.exception()) is not None:
                     raise error

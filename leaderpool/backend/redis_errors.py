@@ -106,7 +106,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure.DATA
     if isinstance(exc, ScriptError):
         return Failure.SCRIPT
-    if isinstance(exc, (asyncio.TimeoutError, redis.exceptions.TimeoutError)):
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, redis.exceptions.TimeoutError)):
         return Failure.TIMEOUT
     if isinstance(exc, (*REDIS_FAILURES, RedisUnavailable)):
         return Failure.UNAVAILABLE

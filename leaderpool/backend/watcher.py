@@ -189,7 +189,7 @@ class Watcher:
         await self._sync_subscriptions(channels)
         if timeout <= 0:  # not waiting for Redis's confirmation (and no zero timeout racing a cancellation)
             return
-        with contextlib.suppress(asyncio.TimeoutError):
+        with contextlib.suppress(TimeoutError):
             await within(asyncio.gather(*(self._confirmed[ch].wait() for ch in channels)), timeout)
 
     async def unwatch(self, keys: Keyspace, listener: Listener) -> None:

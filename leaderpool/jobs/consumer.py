@@ -104,7 +104,7 @@ class JobConsumer:
             self._log.warning(
                 "jobs_stop_slow", term=lead.term, grace_s=grace_s, detail="the handler still runs; its job runs again"
             )
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await within(task, 1.0)
 
     def _may_start(self, lead: _Lead) -> bool:

@@ -51,7 +51,7 @@ class MemberNames:
         if not self.held.live.is_set():
             try:
                 await within(self.held.live.wait(), c.ttl_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise LeaderpoolError(
                     f"cannot register name {name!r}: not a live member of pool {c.pool} yet",
                     pool=self._pool,
@@ -137,7 +137,7 @@ class MemberNames:
         cache = self.cache
         try:
             await within(cache.loaded.wait(), self._core.config.ttl_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RedisUnavailable(
                 "could not load the names from Redis", pool=self._pool, member=self._member
             ) from None

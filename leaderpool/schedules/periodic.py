@@ -315,7 +315,7 @@ async def _sleep_while_leading(election: LeadingElection, term: int, stop: async
     while (left := end - time.monotonic()) > 0 and election.term == term and election.is_leader:
         deadline = election.renew_deadline
         until_deadline = max(deadline - time.monotonic(), 0.001) if deadline is not None else left
-        with contextlib.suppress(asyncio.TimeoutError):
+        with contextlib.suppress(TimeoutError):
             await within(stop.wait(), min(left, until_deadline))
             return
 

@@ -11,7 +11,6 @@ marked, and ``run_watchers`` reads it once to learn what it missed.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
 
@@ -92,7 +91,7 @@ class GroupEvents:
         watcher = self._watcher = shared_watcher(self._client)
         try:
             await within(watcher.watch_channels((channel,), listener, timeout), timeout + 1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         # watch_channels returns after its timeout even when not subscribed yet
         return watcher.client_id is not None

@@ -4,7 +4,9 @@
 thing finishes, and so can redis-py's asyncio client as a command finishes: the task carries on
 as if never cancelled, and a loop stopped by ``cancel()`` runs on (a pool client's and a
 member's ``stop()`` hung this way). :func:`within` is ``wait_for`` built on ``asyncio.timeout``
-(3.11+), which keeps the cancellation (on 3.10 it falls back to ``wait_for``);
+(3.11+), which keeps the cancellation; on 3.10 it awaits in the caller's own task under a timer
+that cancels it, as ``asyncio.timeout`` does, and raises :class:`WaitTimedOut`, which both
+``except TimeoutError`` and ``except asyncio.TimeoutError`` catch (two classes on 3.10).
 :func:`cancel_and_wait` cancels again until the task has ended.
 """
 
@@ -17,6 +19,13 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+if sys.version_info >= (3, 11):
+    WaitTimedOut = TimeoutError
+else:  # pragma: no cover - Python 3.10
+
+    class WaitTimedOut(TimeoutError, asyncio.TimeoutError):
+        """A time limit ran out: the builtin and asyncio's TimeoutError at once."""
+
 
 async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
     """``await awaitable``, raising :class:`TimeoutError` after ``timeout`` seconds (None: no
@@ -24,7 +33,31 @@ async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(timeout):
             return await awaitable
-    return await asyncio.wait_for(awaitable, timeout)  # pragma: no cover - Python 3.10
+    return await _within_on_310(awaitable, timeout)  # pragma: no cover - Python 3.10
+
+
+async def _within_on_310(awaitable: Awaitable[T], timeout: float | None) -> T:  # pragma: no cover
+    """Python 3.10 has no ``Task.uncancel()``: a cancellation from outside that comes in the very
+    turn the timer fires reads as the timeout (3.11's ``asyncio.timeout`` tells them apart)."""
+    task = asyncio.current_task()
+    if timeout is None or task is None:
+        return await (awaitable if task is not None else asyncio.wait_for(awaitable, timeout))
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(max(timeout, 0.0), expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if fired:
+            raise WaitTimedOut from None
+        raise
+    finally:
+        timer.cancel()
 
 
 MIN_BLOCK_S = 0.01

@@ -138,7 +138,7 @@ class AsyncStopEvent(asyncio.Event):
 
     async def wait(self) -> Literal[True]:
         while not self.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await within(super().wait(), self._lead.remaining_s())
         return True
 
@@ -211,7 +211,7 @@ class AsyncTaskContext(_Context):
 
     async def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
-        with contextlib.suppress(asyncio.TimeoutError):
+        with contextlib.suppress(TimeoutError):
             await within(self.stop.wait(), seconds)
         return self.stop.is_set()
 

@@ -119,7 +119,7 @@ class Worker:
         try:
             while not stop.is_set():
                 self.loop_turned_at = time.monotonic()
-                with contextlib.suppress(asyncio.TimeoutError):
+                with contextlib.suppress(TimeoutError):
                     await within(stop.wait(), ELECTION_CHECK_S)
                 if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
                     self._log.error("election_stopped_unexpectedly")
@@ -330,7 +330,7 @@ def _end_leftovers(loop: asyncio.AbstractEventLoop, wait_s: float) -> None:
     if stuck:
         log.warning("tasks_abandoned", tasks=sorted(task.get_name() for task in stuck), wait_s=wait_s)
         _quiet_when_destroyed(loop, set(stuck))
-    with contextlib.suppress(asyncio.TimeoutError):
+    with contextlib.suppress(TimeoutError):
         loop.run_until_complete(within(loop.shutdown_asyncgens(), wait_s))
 
 

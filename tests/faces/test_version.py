@@ -29,4 +29,4 @@ def test_version_flag(module: str, prog: str) -> None:
 
 
 def test_the_changelog_names_this_version() -> None:
-    assert f"## {leaderpool.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## [{leaderpool.__version__}] - " in (ROOT / "CHANGELOG.md").read_text()
