@@ -119,7 +119,11 @@ class Tree:
 
     def _scanned(self) -> list[int]:
         parents: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc")[:MAX_TREE]:
+        try:
+            entries = os.listdir("/proc")[:MAX_TREE]
+        except OSError:  # no /proc (not Linux): our children are all we know of
+            return []
+        for entry in entries:
             if entry.isdigit():
                 parents.setdefault(_parent_of(entry), []).append(int(entry))
         found: list[int] = []
@@ -140,12 +144,11 @@ class Tree:
             return []
 
     def signal_all(self, signum: int) -> None:
-        """``signum`` to the command's group first (one call), then to every other process once."""
-        done = set()
-        if self.status is None and self.main:  # its pid cannot be reused before we reap it
+        """``signum`` to every process of the tree, once each (a handler runs once)."""
+        tree = {*self.descendants(), *self.in_cgroup()}
+        if not tree and self.status is None and self.main:  # no /proc: the command's group
             _quietly(os.killpg, self.main, signum)
-            done.add(self.main)
-        for pid in {*self.descendants(), *self.in_cgroup()} - done:
+        for pid in tree:
             _quietly(os.kill, pid, signum)
 
     def kill_all(self) -> None:
