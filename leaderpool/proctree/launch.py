@@ -11,7 +11,8 @@ lifeline; this process keeps the other. What each end means:
 - :meth:`kill`, or this process dying however it dies: the lifeline closes, and the supervisor
   kills the whole tree at once;
 - ``wait()`` returns once every process of the tree is gone, with the command's exit status
-  (negative: the signal that killed it).
+  (negative: the signal that killed it). Should the supervisor itself be killed (by hand), the
+  tree's cgroup, if it had one, is killed and removed from here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,9 @@ from leaderpool.util.timeouts import within
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
 START_TIMEOUT_S = 10.0
 """How long the supervisor may take to report that the command started (it takes milliseconds)."""
-MAX_REPORT = 128
+MAX_REPORT = 4096
+CGROUP_CLEANUP_S = 1.0
+"""How long a left-over cgroup may take to empty after ``cgroup.kill``."""
 
 
 @dataclass(frozen=True)
@@ -56,19 +60,39 @@ class TreeSpec:
 
 
 class Started(NamedTuple):
-    """The supervisor's report: the command's pid, and how its tree is held (``cgroup``,
-    ``subreaper``, or ``group`` where neither is available)."""
+    """The supervisor's report: the command's pid, how its tree is held (``cgroup``,
+    ``subreaper``, or ``group`` where neither is available), and the cgroup's directory."""
 
     pid: int
     containment: str
+    cgroup: str | None = None
 
 
 def parse_started(report: bytes) -> Started | None:
-    """``started PID MODE``, or None (the command was not started)."""
-    parts = report.decode("ascii", "replace").split()
-    if len(parts) == 3 and parts[0] == "started" and parts[1].isdigit():
-        return Started(int(parts[1]), parts[2])
+    """``started PID MODE CGROUP`` (``-``: none), or None (the command was not started)."""
+    parts = report.decode("utf-8", "replace").rstrip("\n").split(" ", 3)
+    if len(parts) == 4 and parts[0] == "started" and parts[1].isdigit():
+        return Started(int(parts[1]), parts[2], None if parts[3] == "-" else parts[3])
     return None
+
+
+def clean_up_cgroup(path: str | None) -> bool:
+    """After the supervisor exited: if its cgroup is still there (the supervisor was killed
+    before it could empty and remove it), SIGKILL what is in it and remove it. True if it did."""
+    if path is None or not os.path.isdir(path):
+        return False
+    with contextlib.suppress(OSError), open(os.path.join(path, "cgroup.kill"), "w") as f:
+        f.write("1")
+    deadline = time.monotonic() + CGROUP_CLEANUP_S
+    while time.monotonic() < deadline:
+        try:
+            os.rmdir(path)  # refused while a process is still in it
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            time.sleep(0.005)
+    return True
 
 
 class _Tree:
@@ -119,6 +143,7 @@ class ProcessTree(_Tree):
         """Wait until every process of the tree is gone: the command's return code."""
         code = self.process.wait(timeout)
         self.kill()
+        clean_up_cgroup(self.started.cgroup if self.started else None)
         return code
 
 
@@ -158,6 +183,9 @@ class AsyncProcessTree(_Tree):
         """Wait until every process of the tree is gone: the command's return code."""
         code = await self.process.wait()
         self.kill()
+        cgroup = self.started.cgroup if self.started else None
+        if cgroup is not None and os.path.isdir(cgroup):  # rare: the supervisor was killed
+            await asyncio.to_thread(clean_up_cgroup, cgroup)
         return code
 
 

@@ -15,7 +15,7 @@ library only, so it starts in a few milliseconds::
 - It starts the command in a session (and process group) of its own, and, where a cgroup v2 can
   be created beside its own (``cgroup.kill``, Linux 5.14), in that cgroup: then one write kills
   the tree at once, however fast it forks.
-- It reports ``started PID MODE`` on the lifeline (a socket whose other end only its parent
+- It reports ``started PID MODE CGROUP`` on the lifeline (a socket whose other end only its parent
   holds), then reads it: end of file -- the parent closed it, or died, SIGKILL and the OOM
   killer included, since the kernel closes a dead process's sockets -- means **kill the tree
   now** (SIGKILL to every process). Its parent-death signal (SIGUSR1) means the same.
@@ -191,7 +191,7 @@ def _quietly(call: Callable[[int, int], None], pid: int, signum: int) -> None:
 # ---- the cgroup ----
 
 
-def _cgroup_dir() -> str | None:
+def make_cgroup() -> str | None:
     """A new cgroup v2 beside our own, where one can be made and has ``cgroup.kill``; else None."""
     try:
         with open("/proc/self/cgroup") as f:
@@ -293,7 +293,7 @@ def run(parent: int, lifeline: int, grace_s: float, cgroup: str, label: str, arg
         prctl(PR_SET_PDEATHSIG, PARENT_GONE, 0, 0, 0)
     if os.getppid() != parent:  # it died before the parent-death signal was armed
         return EXIT_PARENT_GONE
-    tree = Tree(_cgroup_dir() if cgroup == "auto" else None)
+    tree = Tree(make_cgroup() if cgroup == "auto" else None)
     tree.niceness = _raise_priority()
     try:
         try:
@@ -303,7 +303,7 @@ def run(parent: int, lifeline: int, grace_s: float, cgroup: str, label: str, arg
             return EXIT_CANNOT_RUN
         mode = "cgroup" if tree.cgroup is not None else ("subreaper" if prctl is not None else "group")
         try:
-            os.write(lifeline, f"started {tree.main} {mode}\n".encode())
+            os.write(lifeline, f"started {tree.main} {mode} {tree.cgroup or '-'}\n".encode())
         except OSError:
             pass  # the parent is gone: end of file comes next
         _supervise(tree, lifeline, wake_r, grace_s)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from leaderpool.proctree import supervisor
 from leaderpool.proctree.environment import command_environment
 from leaderpool.proctree.launch import ProcessTree, TreeSpec, parse_started, start_tree
 from leaderpool.testing.processes import Child
@@ -96,6 +97,41 @@ class TestParentDeath:
         assert all_gone(tree_dir)
 
 
+class TestSupervisorKilled:
+    def test_with_a_cgroup_the_parent_kills_and_removes_what_the_supervisor_left(self, tree_dir: Path) -> None:
+        """The supervisor SIGKILLed by hand: the command dies by its parent-death signal, and
+        wait() kills what else is in the tree's cgroup (a double-forked daemon) and removes it."""
+        if not cgroup_available():
+            pytest.skip("no cgroup v2 can be created here")
+        tree = start(shapes(tree_dir)["doublefork"], "cgroup")
+        assert tree.started is not None and tree.started.cgroup is not None
+        eventually(lambda: len(pids(tree_dir)) >= 2)
+        os.kill(tree.pid, signal.SIGKILL)
+        assert -signal.SIGKILL == tree.wait(PATIENCE)
+        eventually(lambda: all_gone(tree_dir))
+        assert not os.path.exists(tree.started.cgroup)
+
+
+class TestCgroupFallback:
+    def test_where_no_cgroup_can_be_made_the_subreaper_holds_the_tree(
+        self, tree_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A cgroup2 mount that refuses a new directory (read-only, not delegated): no cgroup,
+        and the tree is still caught whole (the subreaper)."""
+
+        def refuse(path: str, *args: object) -> None:
+            raise PermissionError(13, "Read-only file system", path)
+
+        monkeypatch.setattr(os, "mkdir", refuse)
+        assert supervisor.make_cgroup() is None
+        monkeypatch.undo()
+        tree = start(shapes(tree_dir)["doublefork"], "subreaper")
+        eventually(lambda: len(pids(tree_dir)) >= 2)
+        tree.kill()
+        tree.wait(PATIENCE)
+        assert all_gone(tree_dir)
+
+
 class TestStop:
     def test_sigterm_reaches_every_process_then_sigkill_after_the_grace(self, tree_dir: Path, containment: str) -> None:
         """stop(): SIGTERM to each process of the tree (a daemon in a session of its own too);
@@ -142,9 +178,10 @@ class TestOutcome:
         assert "leaderpool-cli: error: cannot run no-such-program-here: No such file or directory\n" == err
 
     def test_the_report_names_the_commands_pid_and_its_containment(self) -> None:
-        """``started PID MODE``; anything else means the command did not start."""
-        assert (12, "cgroup") == parse_started(b"started 12 cgroup\n")
-        assert parse_started(b"") is None and parse_started(b"started x y") is None
+        """``started PID MODE CGROUP``; anything else means the command did not start."""
+        assert (12, "cgroup", "/sys/fs/cgroup/a b") == parse_started(b"started 12 cgroup /sys/fs/cgroup/a b\n")
+        assert (12, "subreaper", None) == parse_started(b"started 12 subreaper -\n")
+        assert parse_started(b"") is None and parse_started(b"started x y -") is None
 
 
 class TestEnvironment:
