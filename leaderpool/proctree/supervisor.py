@@ -24,6 +24,8 @@ library only, so it starts in a few milliseconds::
 - When the command exits, what is left of the tree gets SIGTERM, and SIGKILL after GRACE_S.
 - It exits once no process of the tree is left, as the command did: its exit code, or killed by
   the same signal. 127 when the command cannot be started, 125 when its parent was already gone.
+  (A tree that survives SIGKILL for :data:`GIVE_UP_S` -- stuck in the kernel -- is given up on,
+  with one line on stderr.)
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ EXIT_CANNOT_RUN = 127
 EXIT_PARENT_GONE = 125
 KILL_POLL_S = 0.005
 """While killing, how often the tree is swept again (processes reparented to us send SIGCHLD)."""
+GIVE_UP_S = 60.0
+"""How long to keep killing a tree that will not die (a process stuck in the kernel) before we
+exit all the same, saying so: the loop is bounded."""
 MAX_TREE = 100_000
 """At most this many processes are looked at in one sweep (a bound, not an expected size)."""
 PRIORITY_BOOST = 10
@@ -317,17 +322,23 @@ def _supervise(tree: Tree, lifeline: int, wake_r: int, grace_s: float) -> None:
     """Until the command has exited and no process of its tree is left."""
     kill_at: float | None = None  # when what is left gets SIGKILL
     killing = False
+    give_up_at = float("inf")
     watched = [wake_r, lifeline]
     while True:
         gone = tree.gone()
         now = time.monotonic()
         if tree.status is not None and gone:
             return
+        if now >= give_up_at:
+            sys.stderr.write(f"leaderpool supervisor: error: processes {tree.descendants() or tree.in_cgroup()} "
+                             f"survived SIGKILL for {GIVE_UP_S:g}s (stuck in the kernel?): giving up\n")  # fmt: skip
+            return
         if tree.status is not None and kill_at is None:  # the command ended: its leftovers are asked to
             tree.signal_all(signal.SIGTERM)
             kill_at = now + grace_s
         if killing or (kill_at is not None and now >= kill_at):
-            killing = True
+            if not killing:
+                killing, give_up_at = True, now + GIVE_UP_S
             tree.kill_all()
         timeout = KILL_POLL_S if killing else (None if kill_at is None else max(0.0, kill_at - now))
         ready, _, _ = select.select(watched, [], [], timeout)
@@ -337,13 +348,13 @@ def _supervise(tree: Tree, lifeline: int, wake_r: int, grace_s: float) -> None:
             except OSError:
                 data = b""
             if not data:  # the parent closed it, or died
-                killing = True
+                killing, give_up_at = True, min(give_up_at, time.monotonic() + GIVE_UP_S)
                 tree.kill_all()
                 watched.remove(lifeline)
         if wake_r in ready:
             for signum in os.read(wake_r, 256):
                 if signum == PARENT_GONE:
-                    killing = True
+                    killing, give_up_at = True, min(give_up_at, time.monotonic() + GIVE_UP_S)
                     tree.kill_all()
                 elif signum == signal.SIGTERM:
                     tree.signal_all(signal.SIGTERM)
