@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, floor, jobs, locks, lookup, report, schedule_drift, startup
+from benchmarks import cost, exec_tree, floor, jobs, locks, lookup, report, schedule_drift, startup
 from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
@@ -233,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"schedule drift: FAILED: {exc}")
         progress("locks: acquire/release and hand-over beside python-redis-lock and redis-py; whereis_name")
         results["locks"] = locks.measure(server.url, 3 if args.quick else 100)
+        progress("exec tree: --exec's whole process tree across SIGKILLs of its worker")
+        try:
+            results["exec_tree"] = exec_tree.measure(server.url, 3 if args.quick else 30)
+        except RuntimeError as exc:
+            results["exec_tree"] = {"error": str(exc)}
+            progress(f"exec tree: FAILED: {exc}")
         results["contenders"] = {}
         for c in chosen:
             with open(log_dir / f"{c.name}.log", "w") as log:
@@ -286,4 +292,5 @@ def main(argv: list[str] | None = None) -> int:
     failed += [f"fast failover {k} {m}" for k, runs in results.get("fast_failover", {}).items()
                for m, r in runs.items() if "error" in r]  # fmt: skip
     failed += [f"jobs:{n}" for n, r in results["jobs"].items() if isinstance(r, dict) and "error" in r]
+    failed += ["exec tree"] if "error" in results["exec_tree"] or results["exec_tree"]["order_violations"] else []
     return 1 if failed else 0

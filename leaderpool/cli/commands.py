@@ -45,7 +45,8 @@ def interrupts_raise() -> None:
 
 
 def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
-    from leaderpool.cli.lock import run_locked
+    from leaderpool.cli.lock import DEFAULT_GRACE_S, run_locked
+    from leaderpool.console.credentials import pass_env
 
     resource = checked_arg("RESOURCE", name_arg("lock resource"), o.ns.resource)
     ttl = o.get("ttl", "--ttl", None, seconds, default=10.0)
@@ -54,12 +55,14 @@ def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
             "--ttl", f"must be a whole number of seconds, at least 1 (python-redis-lock's unit), got {ttl:g}"
         )
     timeout: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
+    grace = o.get("grace", "--grace", None, seconds, default=DEFAULT_GRACE_S)
+    passed: tuple[str, ...] = o.get("pass_env", "--pass-env", None, pass_env, default=())
     if not command:
         raise UsageError(None, "lock needs a command to run after '--': lock RESOURCE -- COMMAND [ARGS...]")
     from leaderpool.errors import RedisAuthFailed, RedisUnavailable
 
     try:
-        return run_locked(url, resource, int(ttl), timeout, command)
+        return run_locked(url, resource, int(ttl), timeout, command, grace_s=grace, pass_env=passed)
     except (RedisUnavailable, RedisAuthFailed) as exc:  # the backend's error: the CLI's usual line for it
         if exc.__cause__ is None:
             raise

@@ -6,33 +6,39 @@ Takes the cluster-wide lock (:class:`~leaderpool.locks.blocking_lock.Lock`), run
 environment, renews the lock while it runs, releases it when it exits, and exits with its exit
 code (128 + N when a signal N ended it, as a shell reports it).
 
-Signals: SIGTERM, SIGINT and SIGHUP reach the command (forwarded once, to its process group: it
-runs in a group of its own, so a terminal's Ctrl-C reaches it through us only, and a shell
-script's children get it too), and the lock is released after it exits. Before the lock is
-taken, they end the wait (128 + N). If this process dies (SIGKILL), the command is killed with
-it (Linux parent-death signal): nothing keeps running unlocked; the lock itself expires within
+The command runs as a contained process tree (:mod:`leaderpool.proctree`): under a small
+supervisor, in a session of its own (and a cgroup of its own where one can be made), without the
+Redis credentials (:data:`~leaderpool.console.credentials.CREDENTIAL_VARIABLES`) unless
+``--pass-env`` names them. The lock is released only once every process of the tree is gone:
+when the command exits, what it left running gets SIGTERM, and SIGKILL after ``--grace``.
+
+Signals: SIGTERM stops the tree (SIGTERM to every process of it, SIGKILL after ``--grace``);
+SIGINT and SIGHUP are forwarded to the command's process group, as a terminal would (its group is
+its own, so a terminal's Ctrl-C reaches it through us only). Before the lock is taken, they end
+the wait (128 + N). If this process dies (SIGKILL, the OOM killer), the supervisor kills the
+whole tree within milliseconds: nothing keeps running unlocked; the lock itself expires within
 its ttl. (The command is not in the terminal's foreground group: one that reads the terminal
 stops; give it its input through a pipe or a file.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from leaderpool.console.args import Failure
+from leaderpool.console.credentials import CREDENTIAL_VARIABLES
+from leaderpool.proctree.environment import command_environment
+from leaderpool.proctree.launch import ProcessTree, TreeSpec, start_tree
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_CANNOT_RUN = 127
 """A command that cannot be started (not found, not executable), as a shell exits."""
-PR_SET_PDEATHSIG = 1
+DEFAULT_GRACE_S = 10.0
 
 
 class _Interrupted(Exception):
@@ -45,7 +51,7 @@ class _Signals:
     """Before the command runs, a signal ends the wait; while it runs, it is forwarded."""
 
     def __init__(self) -> None:
-        self.child: subprocess.Popen[bytes] | None = None
+        self.tree: ProcessTree | None = None
         self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -57,31 +63,27 @@ class _Signals:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        child = self.child
-        if child is None:
+        tree = self.tree
+        if tree is None:
             raise _Interrupted(signum)
-        if child.poll() is None:  # to its whole group, as a terminal signals a foreground job
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signum)
-
-
-def _child_setup() -> None:
-    """In the child, before exec: a process group of its own (our forwarding is its only
-    source of these signals), and SIGKILL when its parent dies."""
-    parent = os.getppid()
-    os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(EXIT_CANNOT_RUN)
+        if tree.process.poll() is None:  # SIGTERM: the tree stops; SIGINT, SIGHUP: to the command's group
+            tree.forward(signum)
 
 
 def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_locked(url: str, resource: str, ttl_s: int, timeout_s: float | None, command: Sequence[str]) -> int:
+def run_locked(
+    url: str,
+    resource: str,
+    ttl_s: int,
+    timeout_s: float | None,
+    command: Sequence[str],
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+    pass_env: Sequence[str] = (),
+) -> int:
     """Run ``command`` holding the lock; its exit code. Raises :class:`Failure` on a timeout."""
     from leaderpool.backend.connect import blocking_client
     from leaderpool.locks.blocking_lock import Lock
@@ -99,15 +101,14 @@ def run_locked(url: str, resource: str, ttl_s: int, timeout_s: float | None, com
         if not taken:
             raise Failure(f"timed out after {timeout_s:g}s waiting for lock {resource} (another holder has it)")
         try:
-            env = {**os.environ, "LEADERPOOL_LOCK_TOKEN": str(lock.token), "LEADERPOOL_LOCK_RESOURCE": resource}
-            try:
-                # the renewal thread starts after the fork: no other thread runs during _child_setup
-                signals.child = subprocess.Popen(list(command), env=env, preexec_fn=_child_setup)
-            except OSError as exc:
-                sys.stderr.write(f"leaderpool-cli: error: cannot run {command[0]}: {exc.strerror or exc}\n")
-                return EXIT_CANNOT_RUN
+            added = {"LEADERPOOL_LOCK_TOKEN": str(lock.token), "LEADERPOOL_LOCK_RESOURCE": resource}
+            env = command_environment(os.environ, added=added, withheld=CREDENTIAL_VARIABLES, passed=pass_env)
+            spec = TreeSpec(tuple(command), grace_s=grace_s, label="leaderpool-cli")
+            signals.tree = tree = start_tree(spec, env=env)
+            if tree.started is None:  # it could not be started: the supervisor said why
+                return exit_code(tree.wait())
             lock.start_renewal()
-            returncode = signals.child.wait()
+            returncode = tree.wait()  # every process of its tree is gone
         except _Interrupted as stop:  # between taking the lock and starting the command
             return 128 + stop.signum
         finally:

@@ -172,16 +172,23 @@ def _names_parsers(sub: Any) -> None:
 
     lk = sub.add_parser(
         "lock",
-        usage=f"{PROG} lock RESOURCE [--ttl S] [--timeout S] -- COMMAND [ARGS...]",
+        usage=f"{PROG} lock RESOURCE [--ttl S] [--timeout S] [--grace S] [--pass-env NAME] -- COMMAND [ARGS...]",
         help="run a command holding a cluster-wide lock (flock(1) across machines)",
         description="Take the lock on RESOURCE, run COMMAND with LEADERPOOL_LOCK_TOKEN (a fencing token that "
         "grows with every acquisition) in its environment, renew the lock while it runs, release it when it "
-        "exits, and exit with its exit code. SIGTERM, SIGINT and SIGHUP are passed on to it.",
+        "exits and every process it started is gone, and exit with its exit code. SIGTERM stops its whole "
+        "process tree; SIGINT and SIGHUP are passed on to it. The Redis credentials are not passed to it "
+        "unless --pass-env names them.",
     )
     _common(lk, top=False)
     lk.add_argument("resource", metavar="RESOURCE")
     lk.add_argument("--ttl", metavar="S", help="lock ttl in whole seconds: a holder that dies frees it within it (10)")
     lk.add_argument("--timeout", metavar="S", help="give up (exit 1) when the lock is not free within S seconds")
+    lk.add_argument(
+        "--grace", metavar="S", help="after SIGTERM, or once the command exits, what is left of its process tree "
+        "gets SIGKILL after S seconds (10)",
+    )  # fmt: skip
+    lk.add_argument("--pass-env", metavar="NAME", action="append", help=credentials.PASS_ENV_HELP)
 
 
 def split_command(args: list[str]) -> tuple[list[str], list[str] | None]:

@@ -8,6 +8,9 @@ so credentials need not be on a command line (where the process list shows them)
 
 The ACL user, if any, stays in the URL (``redis://USER@HOST:PORT/DB``).
 
+These variables (:data:`CREDENTIAL_VARIABLES`) are withheld from the commands leaderpool runs
+(``--exec``, ``lock -- COMMAND``) unless ``--pass-env NAME`` names them (:func:`pass_env`).
+
 A password given apart from the URL goes into the URL in memory only; every message shows the
 URL without it (:func:`leaderpool.backend.urls.redact`).
 """
@@ -18,6 +21,34 @@ import argparse
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from leaderpool.console.args import Options, UsageError, redis_url_arg
+
+CREDENTIAL_VARIABLES = (
+    "LEADERPOOL_REDIS_URL",
+    "LEADERPOOL_REDIS_URL_FILE",
+    "LEADERPOOL_REDIS_PASSWORD",
+    "LEADERPOOL_REDIS_PASSWORD_FILE",
+)
+"""What a command started by leaderpool does not inherit unless asked: the URL (it may hold the
+password) and the password, and the paths of the files holding them."""
+PASS_ENV_HELP = (
+    "let the command inherit this credential variable (repeatable; withheld by default: "
+    + ", ".join(CREDENTIAL_VARIABLES)
+    + ")"
+)
+
+
+def pass_env(raw: object) -> tuple[str, ...]:
+    """``--pass-env`` values (repeated, or comma-separated in a variable): each must be one of
+    :data:`CREDENTIAL_VARIABLES` (every other variable is inherited anyway)."""
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    chosen = [str(item).strip() for item in items if str(item).strip()]
+    for name in chosen:
+        if name not in CREDENTIAL_VARIABLES:
+            raise ValueError(
+                f"{name!r} is not withheld (only these are: {', '.join(CREDENTIAL_VARIABLES)}; "
+                "every other variable is inherited)"
+            )
+    return tuple(dict.fromkeys(chosen))
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, default: object = None) -> None:

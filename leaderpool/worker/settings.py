@@ -62,6 +62,8 @@ class WorkerSettings:
     schedule_grace_s: float = 0.0
     exec_argv: tuple[str, ...] = ()
     """``--exec -- COMMAND [ARGS...]``: the command run while leading, instead of the task."""
+    pass_env: tuple[str, ...] = ()
+    """``--pass-env``: the credential variables the command inherits after all."""
     handler: Handler | None = None
     """Runs jobs (on the leader), targeted calls and multicalls (on every member); see leaderpool.jobs."""
     handler_spec: str | None = None
@@ -311,6 +313,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         schedule=work.schedule,
         schedule_grace_s=work.schedule_grace_s,
         exec_argv=work.exec_argv,
+        pass_env=work.pass_env,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from leaderpool.console.args import Options, UsageError, choice, seconds
+from leaderpool.console.credentials import PASS_ENV_HELP, pass_env
 from leaderpool.errors import ConfigError
 from leaderpool.schedules.schedule import CatchUp, Schedule
 
@@ -24,6 +25,8 @@ class LeaderWork:
     schedule: Schedule | None = None
     schedule_grace_s: float = 0.0
     exec_argv: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()
+    """``--pass-env``: the credential variables the command inherits after all."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"{EXEC_USAGE}: run a program while this member leads (with --every/--cron: once per slot) "
         "[LEADERPOOL_EXEC='COMMAND ARGS', split as a shell would]",
     )  # fmt: skip
+    g.add_argument(
+        "--pass-env", metavar="NAME", action="append", help=f"with --exec: {PASS_ENV_HELP} [LEADERPOOL_PASS_ENV]"
+    )
 
 
 def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
@@ -68,6 +74,9 @@ def parse_leader_work(
 ) -> LeaderWork:
     """Validate the schedule and ``--exec`` flags; raises :class:`UsageError` naming the bad one."""
     exec_argv = _exec_command(o, command, task_given)
+    passed: tuple[str, ...] = o.get("pass_env", "--pass-env", "LEADERPOOL_PASS_ENV", pass_env, default=())
+    if passed and not exec_argv:
+        raise UsageError(_where(o, "pass_env", "--pass-env", "LEADERPOOL_PASS_ENV"), "only applies with --exec")
     every = o.get("every", "--every", "LEADERPOOL_EVERY", seconds, default=None)
     cron = o.get("cron", "--cron", "LEADERPOOL_CRON", str, default=None)
     scheduled = every is not None or cron is not None
@@ -80,7 +89,7 @@ def parse_leader_work(
         if found is not None and not scheduled:
             raise UsageError(found[0], "only applies with --every or --cron")
     if not scheduled:
-        return LeaderWork(exec_argv=tuple(exec_argv))
+        return LeaderWork(exec_argv=tuple(exec_argv), pass_env=passed)
     where = (
         _where(o, "every", "--every", "LEADERPOOL_EVERY")
         if every is not None
@@ -99,7 +108,7 @@ def parse_leader_work(
     except ConfigError as exc:
         bad = where if ("cron" in str(exc) or "every" in str(exc)) else "--schedule-name"
         raise UsageError(bad, str(exc)) from None
-    return LeaderWork(schedule=schedule, schedule_grace_s=grace, exec_argv=tuple(exec_argv))
+    return LeaderWork(schedule=schedule, schedule_grace_s=grace, exec_argv=tuple(exec_argv), pass_env=passed)
 
 
 def _exec_command(o: Options, command: list[str] | None, task_given: bool) -> list[str]:

@@ -90,13 +90,17 @@ class Worker:
         """The task, given the leader state and run once per slot of its schedule (if any); or
         the ``--exec`` command instead: for the whole lead, or once per slot of the schedule."""
         if settings.exec_argv and settings.schedule is None:
-            return exec_task(settings.exec_argv, json_events=settings.json_events)
+            return exec_task(settings.exec_argv, **self._exec_options(settings))
         task = settings.task
         if settings.exec_argv:
-            task = exec_per_slot_task(settings.exec_argv, json_events=settings.json_events)
+            task = exec_per_slot_task(settings.exec_argv, **self._exec_options(settings))
         if settings.schedule is not None:
             task = scheduled(task, settings.schedule, self.election, settings.schedule_grace_s)
         return with_leader_state(task, self.election)  # read once per lead, before the first slot
+
+    @staticmethod
+    def _exec_options(settings: WorkerSettings) -> dict[str, Any]:
+        return {"json_events": settings.json_events, "grace_s": settings.task_grace_s, "pass_env": settings.pass_env}
 
     async def run(self, stop: asyncio.Event) -> int:
         """Take part until ``stop`` is set; 0 after a clean stop, 1 if the election itself failed."""

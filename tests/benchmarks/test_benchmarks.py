@@ -110,3 +110,15 @@ def test_quick_run_measures_the_locks_and_names(quick_run: tuple[subprocess.Comp
         assert locks["handover_ms"][library]["n"] >= 1, library
     assert STATS <= set(locks["acquire_release_us"]["leaderpool AsyncLock"])
     assert isinstance(locks["whereis_name"]["cached_ns_per_call"], float)
+
+
+def test_quick_run_measures_the_exec_tree(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The exec-tree section: the old tree's last act, its end, the new command's first act, and
+    no round where the old tree acted after the new leader's command."""
+    _, out = quick_run
+    tree = json.loads((out / "quick.json").read_text())["exec_tree"]
+    assert "error" not in tree, tree
+    for key in ("last_act_after_kill_ms", "gone_after_kill_ms", "first_act_after_kill_ms", "gap_ms"):
+        assert STATS <= set(tree[key]) and tree[key]["n"] >= 1, key
+    assert 0 == tree["order_violations"]
+    assert "## Leader work stops entirely" in (out / "quick.md").read_text()
