@@ -77,6 +77,40 @@ def test_dockerfile_runs_the_worker_as_a_user_with_a_health_check() -> None:
     assert dockerfile_instructions("STOPSIGNAL") == ["SIGTERM"]
 
 
+def test_the_images_build_stage_copies_what_the_wheel_needs(tmp_path: Path) -> None:
+    """The build stage's COPY lines, done by hand into an empty directory, make a wheel: a file
+    the package's metadata names (the README, the LICENSE) left out fails the image's build."""
+    import shutil
+    import sys
+    import zipfile
+
+    from leaderpool.testing import processes
+
+    text = (DEPLOY / "docker" / "Dockerfile").read_text()
+    build_stage = text.split("\nFROM ")[1]  # after the header comments, before the run stage
+    for line in build_stage.splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            *sources, dest = line.split()[1:]
+            for source in sources:
+                target = tmp_path / dest / (Path(source).name if dest.endswith("/") else "")
+                copy = shutil.copytree if (ROOT / source).is_dir() else shutil.copy
+                copy(ROOT / source, target)
+    uv = str(Path(sys.executable).with_name("uv"))
+    built = processes.run([uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(tmp_path)], timeout=300)
+    assert 0 == built.returncode, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as files:
+        names = files.namelist()
+        metadata = next(files.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert "## Install" in metadata  # the README, as the package's description
+
+
+def test_the_build_context_leaves_environments_and_caches_out() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".venv-lint", ".nox", "dist", "build"} <= set(ignored)
+
+
 # ---- Compose ----
 
 
