@@ -33,7 +33,7 @@ import redis.asyncio
 from benchmarks.cost import Snapshot, between
 from benchmarks.results_file import fill_defaults, run_alone
 from benchmarks.scale import ScaleCounts, warning_counts
-from benchmarks.scenarios import BenchError, progress
+from benchmarks.scenarios import BenchError, lease_expiry, progress
 from benchmarks.stats import summary
 from leaderpool import AsyncElection, MemberConfig
 from leaderpool.backend.keys import Keyspace
@@ -241,7 +241,7 @@ async def _crash_failovers(
             newest = client.xrevrange(keys.history, count=1)
             t_kill = time.time()
             child.kill()
-            expires = client.pexpiretime(keys.leader) / 1000
+            expires, _ = lease_expiry(client, keys.leader)
             elected_ms = None
             for _ in range(int((3 * ttl + 5) / 0.05)):
                 entries = client.xrevrange(keys.history, count=5)
@@ -253,8 +253,10 @@ async def _crash_failovers(
             if elected_ms is None:
                 raise BenchError(f"crash failover: nobody was elected after {label} died")
             from_kill.append(elected_ms / 1000 - t_kill)
-            from_expiry.append(elected_ms / 1000 - expires)
-            progress(f"crash failover {k}: from kill {from_kill[-1]:.3f}s, from expiry {from_expiry[-1] * 1000:.1f}ms")
+            if expires is not None:  # None: the lead was gone already (released by fast failover)
+                from_expiry.append(elected_ms / 1000 - expires)
+            after = f"{from_expiry[-1] * 1000:.1f}ms" if expires is not None else "(the lead was gone at once)"
+            progress(f"crash failover {k}: from kill {from_kill[-1]:.3f}s, from expiry {after}")
             await asyncio.sleep(1.0)
     finally:
         await aio.aclose()

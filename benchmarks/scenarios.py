@@ -22,6 +22,20 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def lease_expiry(client: redis.Redis, key: str) -> tuple[float | None, int]:
+    """When the lease in ``key`` ends (unix s) and its PTTL (ms). Redis 7's PEXPIRETIME gives
+    the exact instant (ms); older servers: the instant PTTL was answered plus PTTL."""
+    pttl = int(client.pttl(key))
+    t = time.time()
+    if pttl <= 0:
+        return None, pttl
+    try:
+        at_ms = int(client.pexpiretime(key))
+    except redis.ResponseError:
+        at_ms = -1
+    return (at_ms / 1000 if at_ms > 0 else t + pttl / 1000), pttl
+
+
 class BenchError(RuntimeError):
     """A scenario could not go on (a pool never settled, a process died at start...)."""
 
@@ -114,17 +128,7 @@ class PoolRun:
         return self.timeline.wait_for(elected_after(t, old.name), timeout=3 * self.ttl + 10)
 
     def _expiry(self, key: str) -> tuple[float | None, int]:
-        """When the lease in ``key`` ends (unix s) and its PTTL (ms). Redis 7's PEXPIRETIME gives
-        the exact instant (ms); older servers: the instant PTTL was answered plus PTTL."""
-        pttl = int(self.redis.pttl(key))
-        t = time.time()
-        if pttl <= 0:
-            return None, pttl
-        try:
-            at_ms = int(self.redis.pexpiretime(key))
-        except redis.ResponseError:
-            at_ms = -1
-        return (at_ms / 1000 if at_ms > 0 else t + pttl / 1000), pttl
+        return lease_expiry(self.redis, key)
 
     # ---- rounds ----
 
