@@ -25,8 +25,8 @@ from leaderpool.backend.clients import AsyncClient
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.fast_failover import descriptor_slots
 from leaderpool.fast_failover.admission import ACCEPT_BURST, Admission
-from leaderpool.util.throttle import Throttle
 from leaderpool.util.log import get_logger
+from leaderpool.util.throttle import Throttle
 from leaderpool.util.timeouts import within
 
 HELLO = b"leaderpool-liveness "

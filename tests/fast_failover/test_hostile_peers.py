@@ -131,7 +131,8 @@ class TestDescriptors:
                 def leads_again() -> bool:
                     others = [c for c in admin.client_list() if int(c["id"]) != mine]
                     value = admin.get(keys.leader)
-                    return bool(others) and value is not None and value.decode().endswith("|a")
+                    found = value.decode() if isinstance(value, bytes) else value
+                    return bool(others) and found is not None and found.endswith("|a")
 
                 eventually(leads_again)
             finally:
