@@ -155,6 +155,7 @@ def build_parser() -> OneLineParser:
         help="a host name the page may be reached by, besides loopback names, addresses and this machine's name "
         "(repeatable)",
     )
+    w.add_argument("--max-streams", metavar="N", help="event streams open at once, at most; one more is 503 (64)")
 
     from leaderpool.cli import work
 

@@ -14,7 +14,6 @@ import redis
 from aiohttp.test_utils import make_mocked_request
 
 from leaderpool.cli.dashboard.access import COOKIE, Access
-from leaderpool.cli.dashboard.server import MAX_STREAMS
 from leaderpool.testing.redis_server import RedisServer
 from tests.support.dashboard_procs import SseReader, leaders, request, start_dashboard, status_with
 from tests.support.worker_procs import PATIENCE, Workers, workers_for
@@ -106,10 +105,11 @@ def open_stream(base: str) -> tuple[socket.socket, int]:
 
 class TestStreams:
     def test_event_streams_beyond_the_cap_are_503(self, redis_one: RedisServer) -> None:
-        with start_dashboard(redis_one.url) as dash:
+        """--max-streams 5: the sixth stream is 503, and the rest of the API is served."""
+        with start_dashboard(redis_one.url, "--max-streams", "5") as dash:
             held: list[socket.socket] = []
             try:
-                for _ in range(MAX_STREAMS):
+                for _ in range(5):
                     sock, code = open_stream(dash.base)
                     held.append(sock)
                     assert 200 == code
@@ -121,6 +121,31 @@ class TestStreams:
                 for sock in held:
                     with contextlib.suppress(OSError):
                         sock.close()
+
+
+    def test_connections_beyond_the_cap_are_closed(self, redis_one: RedisServer) -> None:
+        """Idle connections past the cap (the default streams plus the others) are closed as they come."""
+        from leaderpool.cli.dashboard.server import MAX_CONNECTIONS, MAX_STREAMS
+
+        with start_dashboard(redis_one.url) as dash:
+            parts = urlsplit(dash.base)
+            held: list[socket.socket] = []
+            try:
+                for _ in range(MAX_CONNECTIONS + MAX_STREAMS + 20):
+                    held.append(socket.create_connection((parts.hostname or "", parts.port or 0), timeout=PATIENCE))
+                closed = 0
+                for sock in held:
+                    sock.settimeout(0.05)
+                    try:
+                        closed += sock.recv(1) == b""
+                    except TimeoutError:
+                        pass
+                    except ConnectionResetError:
+                        closed += 1
+                assert closed >= 20, closed
+            finally:
+                for sock in held:
+                    sock.close()
 
 
 class TestForeignKeys:

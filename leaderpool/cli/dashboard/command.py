@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from leaderpool.console.args import Options, UsageError, integer
+from leaderpool.console.args import Options, UsageError, integer, positive_integer
 
 TOKEN_ENV = "LEADERPOOL_DASHBOARD_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -28,6 +28,8 @@ MIN_TOKEN_CHARS = 16
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+DEFAULT_MAX_STREAMS = 64
+"""Event streams open at once, at most (:data:`leaderpool.cli.dashboard.server.MAX_STREAMS`)."""
 INSTALL_HINT = "pip install 'leaderpool[dashboard]'"
 EXIT_INTERRUPTED = 130
 
@@ -51,6 +53,7 @@ def dashboard(url: str, o: Options, prefix: str, out: TextIO = sys.stdout) -> in
     port = o.get("port", "--port", None, port_number, default=DEFAULT_PORT)
     token = o.get("token", "--token", TOKEN_ENV, token_text, default=None)
     allowed = tuple(host_text(name) for name in (o.ns.allow_host or []))
+    max_streams = o.get("max_streams", "--max-streams", None, positive_integer, default=DEFAULT_MAX_STREAMS)
     try:
         import aiohttp  # noqa: F401  (only to say what is missing, in one line)
     except ImportError:
@@ -64,7 +67,7 @@ def dashboard(url: str, o: Options, prefix: str, out: TextIO = sys.stdout) -> in
     from leaderpool.console.logs import configure_logging
 
     configure_logging("console", "info")  # events (actions, dropped browsers, Redis lost) on stderr
-    access = AccessOptions(token=token, allowed_hosts=allowed)
+    access = AccessOptions(token=token, allowed_hosts=allowed, max_streams=max_streams)
     return asyncio.run(_serve(url, prefix, host, port, allow_actions=bool(o.ns.allow_actions), access=access, out=out))
 
 
@@ -81,6 +84,7 @@ class AccessOptions:
 
     token: str | None
     allowed_hosts: tuple[str, ...]
+    max_streams: int
 
 
 async def _serve(
@@ -90,7 +94,7 @@ async def _serve(
 
     from leaderpool.backend.clients import async_client
     from leaderpool.backend.connect import blocking_client
-    from leaderpool.cli.dashboard.server import IDLE_TIMEOUT_S, Dashboard, cap_connections
+    from leaderpool.cli.dashboard.server import IDLE_TIMEOUT_S, MAX_CONNECTIONS, Dashboard, cap_connections
     from leaderpool.console.preflight import redact
 
     client = async_client(url, socket_connect_timeout=5, socket_timeout=5)
@@ -100,11 +104,11 @@ async def _serve(
         await client.ping()  # a wrong URL or password: one line now, not a page that never fills
         dash = Dashboard(
             client, blocking, prefix, host=host, allow_actions=allow_actions, redis_shown=redact(url),
-            token=access.token, allowed_hosts=access.allowed_hosts,
+            token=access.token, allowed_hosts=access.allowed_hosts, max_streams=access.max_streams,
         )  # fmt: skip
         runner = web.AppRunner(dash.app(), access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_S)
         await runner.setup()
-        cap_connections(runner)
+        cap_connections(runner, MAX_CONNECTIONS + access.max_streams)
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:

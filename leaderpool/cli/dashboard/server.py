@@ -18,8 +18,8 @@ by :mod:`.access`: a ``Host`` the server does not answer to is 421 (a DNS-rebind
 read or act), and without the token, where one is set (always, off loopback), 401. A command
 that could not be done is 409 with ``{"ok": false, "error": line}``; an unreachable Redis is 503.
 
-At most :data:`MAX_STREAMS` event streams are open at once (one more is 503) and at most
-:data:`MAX_CONNECTIONS` connections (one more is closed at once); a connection that sends no
+At most ``--max-streams`` (:data:`MAX_STREAMS`) event streams are open at once (one more is 503),
+at most :data:`MAX_CONNECTIONS` connections (one more is closed at once); a connection that sends no
 complete request within :data:`IDLE_TIMEOUT_S` is closed by aiohttp.
 """
 
@@ -56,9 +56,9 @@ WRITE_TIMEOUT_S = 10.0
 HISTORY_MAX = 1000
 """The history stream is capped near this many entries."""
 MAX_STREAMS = 64
-"""Event streams open at once, at most; one more is answered 503."""
+"""Event streams open at once, at most, by default (``--max-streams``); one more is answered 503."""
 MAX_CONNECTIONS = 256
-"""Connections open at once, at most (streams included); one more is closed as soon as it is made."""
+"""Connections open at once besides the event streams, at most; one more is closed as soon as it is made."""
 IDLE_TIMEOUT_S = 15.0
 """A connection without a complete request for this long is closed (aiohttp's keep-alive timeout,
 which also runs from the moment a connection is made)."""
@@ -90,6 +90,7 @@ class Dashboard:
         hub: Hub | None = None,
         token: str | None = None,
         allowed_hosts: tuple[str, ...] = (),
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self.client = client
         self.blocking = blocking
@@ -97,6 +98,7 @@ class Dashboard:
         self.allow_actions = allow_actions
         self.redis_shown = redis_shown
         self.access = Access(host, token, allowed_hosts)
+        self.max_streams = max_streams
         self.hub = hub if hub is not None else Hub(client, prefix)
         self._hub_task: asyncio.Task[None] | None = None
 
@@ -188,8 +190,8 @@ class Dashboard:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The event stream; the hub drops it (aborting the connection) if it falls behind."""
-        if self.hub.subscribers >= MAX_STREAMS:
-            return _error(503, f"too many event streams open (at most {MAX_STREAMS})")
+        if self.hub.subscribers >= self.max_streams:
+            return _error(503, f"too many event streams open (at most {self.max_streams})")
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
@@ -267,7 +269,7 @@ async def _act(do: Callable[[], Awaitable[str]], **fields: str) -> web.StreamRes
     return web.json_response({"ok": True, "message": message})
 
 
-def cap_connections(runner: web.AppRunner, limit: int = MAX_CONNECTIONS) -> None:
+def cap_connections(runner: web.AppRunner, limit: int) -> None:
     """Close any connection made while ``limit`` are open (after ``runner.setup()``)."""
     server = runner.server
     assert server is not None
