@@ -122,7 +122,6 @@ class TestStreams:
                     with contextlib.suppress(OSError):
                         sock.close()
 
-
     def test_connections_beyond_the_cap_are_closed(self, redis_one: RedisServer) -> None:
         """Idle connections past the cap (the default streams plus the others) are closed as they come."""
         from leaderpool.cli.dashboard.server import MAX_CONNECTIONS, MAX_STREAMS
