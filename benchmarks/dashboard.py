@@ -71,7 +71,7 @@ class Browser:
             await within(self.changed.wait(), max(deadline - time.monotonic(), 0.001))
 
 
-def _start(url: str) -> tuple[ChildGroup, Child, list[Child]]:
+def _start(url: str, browsers: int) -> tuple[ChildGroup, Child, list[Child]]:
     group = ChildGroup()
     workers = []
     for name in ("a", "b", "c"):  # one after another: a leads, then b and c join as followers
@@ -80,7 +80,19 @@ def _start(url: str) -> tuple[ChildGroup, Child, list[Child]]:
         worker = group.start(argv, name=name, env=clean_env())
         worker.wait_for(lambda e: e["event"] == "leader" and e["member"] is not None, PATIENCE_S)
         workers.append(worker)
-    argv = [sys.executable, "-m", "leaderpool.cli", "--redis", url, "dashboard", "--port", "0", "--allow-actions"]
+    argv = [
+        sys.executable,
+        "-m",
+        "leaderpool.cli",
+        "--redis",
+        url,
+        "dashboard",
+        "--port",
+        "0",
+        "--allow-actions",
+        "--max-streams",
+        str(browsers + 8),
+    ]  # fmt: skip  (the readers, the one that never reads, and spares)
     dash = group.start(argv, name="dashboard", env=clean_env())
     return group, dash, workers
 
@@ -147,7 +159,7 @@ async def _measure(base: str, workers: list[Child], rounds: int, browsers: int) 
 
 
 def measure(url: str, rounds: int, browsers: int) -> dict[str, Any]:
-    group, dash, workers = _start(url)
+    group, dash, workers = _start(url, browsers)
     try:
         return asyncio.run(_measure(_base(dash), workers, rounds, browsers))
     finally:

@@ -40,7 +40,7 @@ def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
         raise Failure(f"no pool named {', '.join(missing)} (prefix {prefix}): status without --pool lists them")
     found = run(status.read_status(client, pools, prefix))
     shown = found if pools or o.ns.all else [s for s in found if not s.hidden]
-    status.print_status(shown, bool(o.ns.json), out, hidden=len(found) - len(shown))
+    status.print_status(shown, bool(o.ns.json), out, hidden=len(found) - len(shown), foreign=found.foreign)
     return EXIT_FAILURE if any(s.problem for s in shown) else 0  # a pool that could not be read
 
 

@@ -143,6 +143,19 @@ def build_parser() -> OneLineParser:
     w.add_argument("--host", metavar="HOST", help="address to listen on (127.0.0.1)")
     w.add_argument("--port", metavar="PORT", help="port to listen on (8765; 0 picks a free one)")
     w.add_argument("--allow-actions", action="store_true", help="let the page resign leaders and evict members")
+    w.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="require this token (at least 16 characters; required off loopback) [LEADERPOOL_DASHBOARD_TOKEN]",
+    )
+    w.add_argument(
+        "--allow-host",
+        metavar="NAME",
+        action="append",
+        help="a host name the page may be reached by, besides loopback names, addresses and this machine's name "
+        "(repeatable)",
+    )
+    w.add_argument("--max-streams", metavar="N", help="event streams open at once, at most; one more is 503 (64)")
 
     from leaderpool.cli import work
 

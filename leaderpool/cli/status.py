@@ -9,6 +9,11 @@ shown with ``(stale since ...)``, and ``stale_since`` (unix seconds) in the JSON
 sign of life (the latest member lease deadline, or the last transition) for
 :data:`STALE_HIDDEN_AFTER_S` (10 minutes); after that it is left out unless ``--all`` is given
 or the pool is named. ``leaderpool-cli forget POOL`` deletes one.
+
+A key that matches a pool's pattern but names a pool leaderpool could never have written (a space,
+a brace: ``leaderpool:{bad pool}:members``) is not leaderpool's: it is skipped, and counted in
+:class:`Foreign` (a last line of the table, ``foreign_keys`` in the JSON), so one stranger's key
+cannot hide every pool (issue 23).
 """
 
 from __future__ import annotations
@@ -26,9 +31,36 @@ from leaderpool.election.succession import next_in_line
 from leaderpool.errors import BadPoolData
 from leaderpool.jobs.job_store import Backlog, JobStore
 from leaderpool.members import MemberInfo, by_priority_then_age
+from leaderpool.util.naming import validate_name
 
 STALE_HIDDEN_AFTER_S = 600
 """A stale pool (no leader, no live member) is listed this long after its last sign of life."""
+FOREIGN_SHOWN = 10
+"""Keys that are not leaderpool's named in a listing at most (the rest are only counted)."""
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """Keys that look like a pool's but are not leaderpool's: the first :data:`FOREIGN_SHOWN`, and how many."""
+
+    keys: tuple[str, ...] = ()
+    count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "keys": list(self.keys)}
+
+    def line(self) -> str:
+        shown = ", ".join(repr(k) for k in self.keys) + (", ..." if self.count > len(self.keys) else "")
+        return f"({self.count} key(s) skipped, not leaderpool's: {shown})"
+
+
+NO_FOREIGN = Foreign()
+
+
+class Listing(list["PoolStatus"]):
+    """The pools read, and the :class:`Foreign` keys skipped while finding them."""
+
+    foreign: Foreign = NO_FOREIGN
 
 
 @dataclass(frozen=True)
@@ -111,18 +143,27 @@ class PoolStatus:
         return (self.pool, self.leader, tuple((m.member, m.priority, m.started_at_ms) for m in self.members))
 
 
-async def discover_pools(client: Any, prefix: str) -> list[str]:
-    """Every pool with a members hash under ``prefix``, sorted."""
-    return await scan_pools(client, members_pattern(prefix), lambda key: pool_from_members_key(key, prefix))
+async def discover_pools(client: Any, prefix: str, foreign: list[str] | None = None) -> list[str]:
+    """Every pool with a members hash under ``prefix``, sorted (keys not leaderpool's go to ``foreign``)."""
+    return await scan_pools(client, members_pattern(prefix), lambda key: pool_from_members_key(key, prefix), foreign)
 
 
-async def scan_pools(client: Any, pattern: str, pool_of: Callable[[str], str | None]) -> list[str]:
-    """The pools of every key matching ``pattern`` (``pool_of`` names a key's pool, or None), sorted."""
+async def scan_pools(
+    client: Any, pattern: str, pool_of: Callable[[str], str | None], foreign: list[str] | None = None
+) -> list[str]:
+    """The pools of every key matching ``pattern`` (``pool_of`` names a key's pool, or None),
+    sorted; a key naming a pool leaderpool could not have written is skipped (and appended to
+    ``foreign``)."""
     found: set[str] = set()
     async for key in scan_keys(client, pattern):  # every master of a cluster
         pool = pool_of(text(key))
-        if pool is not None:
-            found.add(pool)
+        if pool is None:
+            continue
+        try:
+            found.add(validate_name("pool", pool))
+        except ValueError:
+            if foreign is not None:
+                foreign.append(text(key))
     return sorted(found)
 
 
@@ -180,18 +221,24 @@ def endpoint_text(advertised: str) -> str:
     return advertised.rpartition("/")[0] if "/" in advertised else advertised
 
 
-async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_all: bool = True) -> list[PoolStatus]:
+async def read_status(client: Any, pools: Iterable[str], prefix: str, *, show_all: bool = True) -> Listing:
     """The named pools (or, given none, every pool found) in name order; unless ``show_all``,
     pools found (never pools named) that have been stale too long are left out."""
     named = sorted(set(pools))
-    statuses = [await _read_or_report(client, pool, prefix) for pool in named or await discover_pools(client, prefix)]
-    if named or show_all:
-        return statuses
-    return [s for s in statuses if not s.hidden]
+    skipped: list[str] = []
+    found = named or await discover_pools(client, prefix, skipped)
+    statuses = Listing(
+        s for s in [await _read_or_report(client, pool, prefix) for pool in found] if named or show_all or not s.hidden
+    )
+    statuses.foreign = Foreign(tuple(sorted(skipped)[:FOREIGN_SHOWN]), len(skipped))
+    return statuses
 
 
-def status_json(statuses: Iterable[PoolStatus]) -> dict[str, Any]:
-    return {"pools": [s.to_json() for s in statuses]}
+def status_json(statuses: Iterable[PoolStatus], foreign: Foreign = NO_FOREIGN) -> dict[str, Any]:
+    doc: dict[str, Any] = {"pools": [s.to_json() for s in statuses]}
+    if foreign.count:
+        doc["foreign_keys"] = foreign.to_json()
+    return doc
 
 
 # ---- the human table ----
@@ -225,9 +272,10 @@ def table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
-    """The table; ``hidden`` stale pools left out are counted in a last line."""
+def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FOREIGN) -> str:
+    """The table; ``hidden`` stale pools left out, and ``foreign`` keys skipped, are counted in last lines."""
     note = f"\n\n({hidden} stale pool(s) not shown: --all lists them, forget deletes one)" if hidden else ""
+    note += f"\n\n{foreign.line()}" if foreign.count else ""
     if not statuses:
         return "no pools found" + note
     blocks = []
@@ -283,10 +331,12 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
     )
 
 
-def print_status(statuses: list[PoolStatus], as_json: bool, out: TextIO, hidden: int = 0) -> None:
+def print_status(
+    statuses: list[PoolStatus], as_json: bool, out: TextIO, hidden: int = 0, foreign: Foreign = NO_FOREIGN
+) -> None:
     """One frame of ``status`` (and of ``status --watch``): the JSON line or the table, flushed."""
     if as_json:
-        out.write(json.dumps(status_json(statuses), separators=(",", ":")) + "\n")
+        out.write(json.dumps(status_json(statuses, foreign), separators=(",", ":")) + "\n")
     else:
-        out.write(render(statuses, hidden) + "\n")
+        out.write(render(statuses, hidden, foreign) + "\n")
     out.flush()

@@ -53,6 +53,8 @@ class Frame:
     """Stale pools left out (not named, and stale for too long without ``show_all``)."""
     changed: bool
     """A leader, term or member differs from the previous frame (always true for the first)."""
+    foreign: status.Foreign = status.NO_FOREIGN
+    """Keys skipped, not leaderpool's."""
 
 
 COALESCE_S = 0.05
@@ -95,8 +97,8 @@ async def status_frames(
                 if s.pool not in watched:
                     await watcher.watch(Keyspace(s.pool, prefix), listener)
                     watched.add(s.pool)
-            identity = tuple(s.identity() for s in statuses)
-            yield Frame(statuses, len(found) - len(statuses), identity != shown)
+            identity = (tuple(s.identity() for s in statuses), found.foreign)
+            yield Frame(statuses, len(found) - len(statuses), identity != shown, found.foreign)
             shown = identity
             wait = interval if deadline is None else min(interval, deadline - time.monotonic())
             if wait <= 0:
@@ -141,7 +143,7 @@ async def watch_status(
                 out.write(f"leaderpool status  {time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n\n")
             elif frames and not as_json:
                 out.write(f"\n--- {time.strftime('%H:%M:%S')} ---\n")
-            status.print_status(frame.statuses, as_json, out, hidden=frame.hidden)
+            status.print_status(frame.statuses, as_json, out, hidden=frame.hidden, foreign=frame.foreign)
             frames += 1
             if count and frames >= count:
                 return

@@ -24,7 +24,9 @@ from weakref import WeakKeyDictionary
 from leaderpool.backend.clients import AsyncClient
 from leaderpool.config import MemberConfig, parse_host_port
 from leaderpool.fast_failover import descriptor_slots
+from leaderpool.fast_failover.admission import ACCEPT_BURST, Admission
 from leaderpool.util.log import get_logger
+from leaderpool.util.throttle import Throttle
 from leaderpool.util.timeouts import within
 
 HELLO = b"leaderpool-liveness "
@@ -36,8 +38,6 @@ HELLO_TIMEOUT_S = 2.0
 """How long a link waits for an endpoint's hello once connected."""
 LINK_RETRY_FIRST_S, LINK_RETRY_MAX_S = 0.05, 2.0
 """Reconnect delays of a link whose connection failed or closed, while anyone watches it."""
-ACCEPT_BURST = 64
-"""Connections accepted per readiness callback at most (the rest on the next turn of the loop)."""
 
 log = get_logger("leaderpool.liveness")
 
@@ -108,6 +108,7 @@ class Endpoint:
         """``HOST:PORT/NONCE``: what members put in their records."""
         self._listener: socket.socket | None = None
         self._peers: set[asyncio.Task[None]] = set()
+        self._admission = Admission()
 
     @classmethod
     async def acquire(cls, config: MemberConfig, client: AsyncClient) -> Endpoint:
@@ -161,38 +162,55 @@ class Endpoint:
         log.info("liveness_endpoint_open", listening=join_host_port(str(bound[0]), int(bound[1])), advertised=advertise)
 
     def _accept(self, listener: socket.socket) -> None:
-        """The listener is readable: accept what waits. (A reader callback rather than
-        ``loop.sock_accept``, whose cancellation races with a connection arriving on Python 3.11.)"""
+        """The listener is readable: accept what waits, within :mod:`.admission`'s bounds. (A reader
+        callback rather than ``loop.sock_accept``, whose cancellation races with a connection
+        arriving on Python 3.11.)"""
         loop = asyncio.get_running_loop()
         for _ in range(ACCEPT_BURST):
+            if not self._admission.may_accept():  # over the rate: the rest wait in the backlog
+                self._pause(listener, self._admission.wait_s())
+                return
             try:
-                conn, _ = listener.accept()
+                conn, address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # out of descriptors, say: the connection waits in the backlog
-                log.warning("liveness_accept_failed", error=str(exc))
-                loop.remove_reader(listener.fileno())
-                loop.call_later(LINK_RETRY_FIRST_S, self._resume, listener)
+                _log_throttled("liveness_accept_failed", error=str(exc))
+                self._pause(listener, LINK_RETRY_FIRST_S)
                 return
+            peer = str(address[0])
+            refused = self._admission.admit(peer, conn.fileno())
+            if refused is not None:
+                conn.close()
+                _log_throttled("liveness_connection_refused", peer=peer, why=refused, open=self._admission.open)
+                continue
             conn.setblocking(False)
-            task = loop.create_task(self._serve(descriptor_slots.move_low(conn)))
+            task = loop.create_task(self._serve(descriptor_slots.move_low(conn), peer))
             self._peers.add(task)
             task.add_done_callback(self._peers.discard)
+
+    def _pause(self, listener: socket.socket, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(listener.fileno())
+        loop.call_later(max(delay_s, 0.001), self._resume, listener)
 
     def _resume(self, listener: socket.socket) -> None:
         if self._listener is listener:
             asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
 
-    async def _serve(self, conn: socket.socket) -> None:
+    async def _serve(self, conn: socket.socket, peer: str) -> None:
         loop = asyncio.get_running_loop()
         keep_alive(conn)
         try:
             await loop.sock_sendall(conn, HELLO + self.nonce.encode() + b"\n")
-            while await loop.sock_recv(conn, 256):  # peers send nothing; EOF when they go
-                pass
+            # Peers send nothing: the first thing read is their EOF, or a stranger's byte, and
+            # either ends the connection. (Reading on would let one stranger's stream of junk
+            # keep the loop busy: issue 23.)
+            await loop.sock_recv(conn, 1)
         except OSError:
             pass  # a watcher that went away is none of the leader's business
         finally:
+            self._admission.release(peer)
             descriptor_slots.close(conn)
 
     async def close(self) -> None:
@@ -204,6 +222,18 @@ class Endpoint:
         for task in list(self._peers):
             task.cancel()
         await asyncio.gather(*self._peers, return_exceptions=True)
+
+
+_throttles: dict[str, Throttle] = {}
+
+
+def _log_throttled(event: str, **fields: object) -> None:
+    """A warning that a stranger can cause: one line, then one every 5 s at most while it goes
+    on, with the count of the lines left out (:class:`~leaderpool.util.throttle.Throttle`)."""
+    bucket = _throttles.setdefault(event, Throttle(burst=1, per_s=0.2))
+    suppressed = bucket.allow()
+    if suppressed is not None:
+        log.warning(event, suppressed=suppressed, **fields)
 
 
 # ---- the connections to other processes' endpoints ----

@@ -4,6 +4,12 @@ Served by the standard library's WSGI server on threads of its own, so a slow sc
 never holds up the election loop, and the loop being stuck is exactly what ``/healthz`` can
 still report. ``/metrics`` is prometheus_client's own WSGI app.
 
+The threads are a fixed pool (:data:`WORKERS`), each connection has :data:`READ_TIMEOUT_S` to
+send its request (and to take its answer), and at most :data:`MAX_CONNECTIONS` wait or are
+served at once; one more, or one accepted too near the open-files limit, is closed at once. So
+a stranger with half-sent requests costs a bounded number of descriptors and no threads
+(issue 23: a thread per connection without a timeout held 1,002 threads for 1,000 of them).
+
 - ``/healthz``: 200 while the process is alive and its election loop turning (Redis reachable,
   or unreachable and being retried: both are healthy, a restart would not help); 503 when the
   loop has not turned for :data:`STALLED_AFTER_S` or the election stopped.
@@ -14,9 +20,10 @@ still report. ``/metrics`` is prometheus_client's own WSGI app.
 from __future__ import annotations
 
 import json
+import queue
 import socket
-import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +31,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from leaderpool.util import descriptors
 from leaderpool.util.threads import start_thread
 
 __all__ = ["HttpEndpoints", "Probe", "bind"]
@@ -31,6 +39,16 @@ __all__ = ["HttpEndpoints", "Probe", "bind"]
 STALLED_AFTER_S = 10.0
 """The worker's loop checks its election every half second: ten seconds without a turn is a
 process that is stuck (or starved), not one that is busy."""
+
+WORKERS = 4
+"""Threads that serve requests: a probe, a scrape and a person with curl at once, and one spare."""
+MAX_CONNECTIONS = 16
+"""Connections waiting for a thread or being served, at most; one more is closed at once."""
+READ_TIMEOUT_S = 2.0
+"""How long a connection may take, from its accept, to send its request (a probe sends it at
+once); also how long each read or write of it may wait."""
+MIN_TIMEOUT_S = 0.1
+"""What a connection that waited its turn in the queue gets at least (a request sent whole reads at once)."""
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -45,12 +63,52 @@ class Probe:
     """(leading, details) for ``/leader``."""
 
 
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a hung client cannot keep the process alive
+class _Server(WSGIServer):
+    """A WSGI server whose connections are served by :data:`WORKERS` threads from a bounded queue."""
+
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._waiting: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._open = 0
+        self._workers: list[threading.Thread] = []
+        super().__init__(*args, **kwargs)  # binds: a taken port raises here, before any thread starts
+        self._workers = [start_thread(self._work, f"leaderpool-http-{i}") for i in range(WORKERS)]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """On the accepting thread: queue the connection, or close it when too many are open."""
+        with self._lock:
+            full = self._open >= MAX_CONNECTIONS or descriptors.near_limit(request.fileno())
+            if not full:
+                self._open += 1
+        if full:
+            self.shutdown_request(request)
+        else:
+            self._waiting.put((request, client_address, time.monotonic() + READ_TIMEOUT_S))
+
+    def _work(self) -> None:
+        while (item := self._waiting.get()) is not None:
+            request, client_address, deadline = item
+            try:  # the time to read counts from the accept: a queue of stalled clients drains fast
+                request.settimeout(max(deadline - time.monotonic(), MIN_TIMEOUT_S))
+                self.finish_request(request, client_address)
+            except Exception:  # a timeout or a reset: the client's problem, not news
+                pass
+            finally:
+                self.shutdown_request(request)
+                with self._lock:
+                    self._open -= 1
+
+    def server_close(self) -> None:
+        super().server_close()
+        for _ in self._workers:
+            self._waiting.put(None)
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = None  # set by the server before the handler runs: what is left of READ_TIMEOUT_S
+
     def log_message(self, format: str, *args: Any) -> None:  # a probe every few seconds is not news
         pass
 

@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fail(PROG, str(exc))
             from leaderpool.backend.keys import Keyspace
             from leaderpool.console.preflight import exit_on_config_error
+            from leaderpool.util.descriptors import raise_limit
+
+            raise_limit()  # soft open-files limit to the hard one: strangers' connections must not starve Redis
 
             keys = Keyspace(settings.config.pool, settings.config.prefix)
             exit_on_config_error(PROG, settings.redis_url, keys)  # credentials, ACL, TLS: exit 2; unreachable: retry on

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from leaderpool.aio import AsyncElection
 from leaderpool.backend.clients import describe
 from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.util.descriptors import soft_limit
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
@@ -115,6 +116,7 @@ class Worker:
             task=self.settings.task_spec,
             **self._work_fields(),
             handler=self.settings.handler_spec,
+            open_files_limit=soft_limit(),
         )
         code = 0
         self._serve_http()

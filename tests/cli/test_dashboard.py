@@ -194,7 +194,10 @@ class TestCommandLine:
         [
             (["--port", "70000"], "argument --port: must be a port from 0 to 65535, got '70000'"),
             (["--port", "x"], "argument --port: must be an integer, got 'x'"),
-            (["--host", "192.0.2.1", "--port", "0"], "argument --host: cannot listen on 192.0.2.1:0"),
+            (
+                ["--host", "192.0.2.1", "--port", "0", "--token", "t" * 16],
+                "argument --host: cannot listen on 192.0.2.1:0",
+            ),
         ],
     )
     def test_bad_flags_are_one_line_and_exit_2(self, redis_one: RedisServer, args: list[str], line: str) -> None:

@@ -5,6 +5,7 @@ against DNS rebinding."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +14,8 @@ from aiohttp import web
 
 from leaderpool.backend.clients import async_client
 from leaderpool.cli.dashboard import server
-from leaderpool.cli.dashboard.server import Dashboard, host_name, is_loopback
+from leaderpool.cli.dashboard.access import host_name, is_loopback
+from leaderpool.cli.dashboard.server import Dashboard
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.timeouts import within
 from tests.support.worker_procs import PATIENCE
@@ -86,6 +88,43 @@ def test_host_name_drops_the_port(host: str, name: str) -> None:
         ("192.0.2.1", False),
     ],
 )
-def test_only_loopback_binds_check_the_host(bound: str, loopback: bool) -> None:
-    """Bound to loopback, a request must name a loopback host (DNS rebinding); elsewhere it cannot be known."""
+def test_loopback_binds_are_told_apart(bound: str, loopback: bool) -> None:
+    """Bound to loopback, the dashboard may run without a token; elsewhere it needs one."""
     assert loopback == is_loopback(bound)
+
+
+def test_the_hub_survives_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that fails with something no one expected (not a Redis error) is logged, and the
+    hub reads again and goes on sending statuses."""
+    from collections.abc import AsyncIterator
+
+    from leaderpool.cli.dashboard import event_hub
+    from leaderpool.cli.watch import Frame
+
+    reads = 0
+
+    async def frames(*_args: object, **_kwargs: object) -> AsyncIterator[Frame]:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            raise ValueError("pool 'bad pool' must be printable ASCII without spaces or braces")
+        yield Frame([], 0, True)
+        await asyncio.sleep(PATIENCE)
+
+    monkeypatch.setattr(event_hub, "status_frames", frames)
+    monkeypatch.setattr(event_hub, "RETRY_S", 0.01)
+
+    async def scenario() -> None:
+        hub = event_hub.Hub(None, "leaderpool")
+        sub = hub.subscribe()
+        task = asyncio.get_running_loop().create_task(hub.run())
+        try:
+            assert b"event: redis" in (await within(sub.next(), PATIENCE) or b"")
+            assert b"event: status" in (await within(sub.next(), PATIENCE) or b"")
+        finally:
+            hub.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())

@@ -30,9 +30,9 @@ _ANNOUNCED = re.compile(r"leaderpool dashboard on (http://\S+)/ ")
 class DashboardProc(Child):
     """``python -m leaderpool.cli --redis URL dashboard [ARGS]``; :attr:`base` once it listens."""
 
-    def __init__(self, url: str, *args: str, name: str = "dashboard") -> None:
+    def __init__(self, url: str, *args: str, name: str = "dashboard", env: dict[str, str] | None = None) -> None:
         argv = [sys.executable, "-m", "leaderpool.cli", "--redis", url, "dashboard", *args]
-        super().__init__(argv, name=name, env=clean_env(), cwd=ROOT)
+        super().__init__(argv, name=name, env=clean_env(**(env or {})), cwd=ROOT)
 
     def __enter__(self) -> DashboardProc:
         return self
@@ -53,8 +53,8 @@ class DashboardProc(Child):
         return str(eventually(announced))
 
 
-def start_dashboard(url: str, *args: str) -> DashboardProc:
-    return DashboardProc(url, "--port", "0", *args)
+def start_dashboard(url: str, *args: str, env: dict[str, str] | None = None) -> DashboardProc:
+    return DashboardProc(url, "--port", "0", *args, env=env)
 
 
 @dataclass
@@ -97,6 +97,7 @@ class SseReader:
     """Reads ``/api/events`` on a thread; :meth:`wait_for` waits for a matching event."""
 
     base: str
+    headers: dict[str, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     comments: list[float] = field(default_factory=list)
     ended: threading.Event = field(default_factory=threading.Event)
@@ -104,7 +105,7 @@ class SseReader:
     def __post_init__(self) -> None:
         parts = urlsplit(self.base)
         self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=PATIENCE * 3)
-        self._conn.request("GET", "/api/events", headers={"Accept": "text/event-stream"})
+        self._conn.request("GET", "/api/events", headers={"Accept": "text/event-stream", **self.headers})
         self._sock = self._conn.sock
         self._response = self._conn.getresponse()
         assert 200 == self._response.status

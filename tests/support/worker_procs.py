@@ -28,8 +28,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 class WorkerProc(Child):
     """``python -m leaderpool.worker --json-events`` with its events, exit code and stderr."""
 
-    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
-        super().__init__([sys.executable, "-m", "leaderpool.worker", *args], name=name, env=env, cwd=ROOT)
+    def __init__(self, args: list[str], env: dict[str, str], name: str, launcher: tuple[str, ...] = ()) -> None:
+        """``launcher``: a command that runs the worker's (``prlimit --nofile=256:256``, say)."""
+        super().__init__([*launcher, sys.executable, "-m", "leaderpool.worker", *args], name=name, env=env, cwd=ROOT)
 
     def wait_for(self, match: Callable[[JsonEvent], bool], timeout: float = PATIENCE, since: int = 0) -> JsonEvent:
         return super().wait_for(match, timeout, since)

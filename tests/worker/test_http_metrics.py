@@ -4,9 +4,12 @@ prometheus_client's own parser; a taken port refused at start."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from leaderpool import Lock, PoolClient
 from leaderpool.metrics import disable_metrics, enable_metrics
 from leaderpool.testing.redis_server import RedisServer, free_port
-from tests.support.worker_procs import WorkerProc, Workers, eventually, workers_for
+from tests.support.worker_procs import PATIENCE, WorkerProc, Workers, eventually, workers_for
 
 SLOT_TASK = "tests.support.schedule_tasks:record_slot"
 
@@ -105,6 +108,40 @@ def test_task_crash_is_counted_and_health_stays_ok(workers: Workers) -> None:
     eventually(lambda: value(port, "leaderpool_task_crashes_total", pool="p", member="a"))
     assert 1 <= (value(port, "leaderpool_revocations_total", pool="p", member="a", reason="task_failed") or 0)
     assert 200 == get(port, "/healthz")[0]
+
+
+def healthz(port: int) -> int | None:
+    """/healthz's status; None when the connection was closed without an answer (the server full)."""
+    try:
+        return get(port, "/healthz")[0]
+    except OSError:
+        return None
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_half_sent_requests_do_not_pile_up_threads(workers: Workers) -> None:
+    """300 connections that send half a request and wait: the worker's threads stay a fixed
+    pool, the extra connections are closed, and /healthz answers once they time out."""
+    a, port = start(workers, "a")
+    a.elected()
+    eventually(lambda: get(port, "/healthz")[0] == 200)
+    before = threads(a.pid)
+    stalled = []
+    try:
+        for _ in range(300):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
+            with contextlib.suppress(OSError):  # the worker may have closed it already
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            stalled.append(sock)
+        time.sleep(1.0)  # let a thread-per-connection server start its threads (none are to come)
+        assert threads(a.pid) <= before + 4, (before, threads(a.pid))
+        eventually(lambda: healthz(port) == 200)  # the stalled ones time out and make way
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 def test_a_taken_port_is_one_line_and_exit_2(workers: Workers) -> None:

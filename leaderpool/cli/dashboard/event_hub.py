@@ -151,7 +151,7 @@ class Hub:
                             self._broadcast(self._redis_event())
                         if frame.changed or self.status is None:
                             self._event_id += 1
-                            self.status = status.status_json(frame.statuses)
+                            self.status = status.status_json(frame.statuses, frame.foreign)
                             self._broadcast(sse("status", self.status, self._event_id))
             except RETRYABLE as exc:
                 if self.closed:
@@ -162,4 +162,9 @@ class Hub:
                     self.redis_error = error
                     self._broadcast(self._redis_event())
                 self.redis_error = error
+                await asyncio.sleep(RETRY_S)
+            except Exception as exc:  # a bug, or data no one expected: the streams must not go silent for good
+                if self.closed:
+                    return
+                log.exception("dashboard_read_failed", error=repr(exc), retry_s=RETRY_S)
                 await asyncio.sleep(RETRY_S)

@@ -13,16 +13,19 @@
 Actions answer 403 unless the server runs with ``--allow-actions``, and 403 without the header
 ``X-Leaderpool-Action: 1`` (a cross-site form cannot send it, and the preflight a cross-site
 script needs is never granted: no route answers ``OPTIONS`` and no response carries CORS
-headers) or with an ``Origin`` that is not the dashboard's own. Bound to a loopback address, the
-server also refuses a ``Host`` that is not a loopback name (421), so a DNS-rebinding page that
-resolves its own name to 127.0.0.1 cannot read or act. A command that could not be done is 409
-with ``{"ok": false, "error": line}``; an unreachable Redis is 503.
+headers) or with an ``Origin`` that is not the dashboard's own. Every request is first checked
+by :mod:`.access`: a ``Host`` the server does not answer to is 421 (a DNS-rebinding page cannot
+read or act), and without the token, where one is set (always, off loopback), 401. A command
+that could not be done is 409 with ``{"ok": false, "error": line}``; an unreachable Redis is 503.
+
+At most ``--max-streams`` (:data:`MAX_STREAMS`) event streams are open at once (one more is 503),
+at most :data:`MAX_CONNECTIONS` connections (one more is closed at once); a connection that sends no
+complete request within :data:`IDLE_TIMEOUT_S` is closed by aiohttp.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.cli import status
+from leaderpool.cli.dashboard.access import Access
 from leaderpool.cli.dashboard.event_hub import Hub, Subscriber
 from leaderpool.cli.evict import evict
 from leaderpool.cli.history import history_rows
@@ -51,7 +55,13 @@ WRITE_TIMEOUT_S = 10.0
 """A browser that takes longer than this to accept one event is dropped."""
 HISTORY_MAX = 1000
 """The history stream is capped near this many entries."""
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+MAX_STREAMS = 64
+"""Event streams open at once, at most, by default (``--max-streams``); one more is answered 503."""
+MAX_CONNECTIONS = 256
+"""Connections open at once besides the event streams, at most; one more is closed as soon as it is made."""
+IDLE_TIMEOUT_S = 15.0
+"""A connection without a complete request for this long is closed (aiohttp's keep-alive timeout,
+which also runs from the moment a connection is made)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Frame-Options": "DENY",  # the buttons must not be clickjacked inside another site's frame
@@ -78,14 +88,17 @@ class Dashboard:
         allow_actions: bool,
         redis_shown: str,
         hub: Hub | None = None,
+        token: str | None = None,
+        allowed_hosts: tuple[str, ...] = (),
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self.client = client
         self.blocking = blocking
         self.prefix = prefix
         self.allow_actions = allow_actions
         self.redis_shown = redis_shown
-        self.loopback_only = is_loopback(host)
-        self.allowed_hosts = LOOPBACK_NAMES | {host_name(host)}
+        self.access = Access(host, token, allowed_hosts)
+        self.max_streams = max_streams
         self.hub = hub if hub is not None else Hub(client, prefix)
         self._hub_task: asyncio.Task[None] | None = None
 
@@ -123,8 +136,9 @@ class Dashboard:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.loopback_only and host_name(request.host) not in self.allowed_hosts:
-            response = _error(421, f"this dashboard answers only to a loopback name, not {request.host!r}")
+        refused = self.access.refusal(request)
+        if refused is not None:
+            response = refused
         else:
             try:
                 response = await handler(request)
@@ -161,7 +175,7 @@ class Dashboard:
             statuses = await status.read_status(self.client, [], self.prefix, show_all=show_all)
         except RETRYABLE as exc:
             return _error(503, f"cannot read Redis: {exc or type(exc).__name__}")
-        return web.json_response(status.status_json(statuses))
+        return web.json_response(status.status_json(statuses, statuses.foreign))
 
     async def history(self, request: web.Request) -> web.StreamResponse:
         pool = _name("pool", request.match_info["pool"])
@@ -176,6 +190,8 @@ class Dashboard:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The event stream; the hub drops it (aborting the connection) if it falls behind."""
+        if self.hub.subscribers >= self.max_streams:
+            return _error(503, f"too many event streams open (at most {self.max_streams})")
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
@@ -253,6 +269,20 @@ async def _act(do: Callable[[], Awaitable[str]], **fields: str) -> web.StreamRes
     return web.json_response({"ok": True, "message": message})
 
 
+def cap_connections(runner: web.AppRunner, limit: int) -> None:
+    """Close any connection made while ``limit`` are open (after ``runner.setup()``)."""
+    server = runner.server
+    assert server is not None
+    made = server.connection_made
+
+    def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+        made(handler, transport)
+        if len(server.connections) > limit:
+            transport.abort()
+
+    server.connection_made = connection_made  # type: ignore[method-assign]
+
+
 def _log_hub_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("dashboard_hub_failed", error=repr(task.exception()))
@@ -276,21 +306,3 @@ def _name(kind: str, raw: str) -> str:
         return validate_name(kind, raw)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-
-
-def host_name(host: str) -> str:
-    """``127.0.0.1:8765`` -> ``127.0.0.1``; ``[::1]:8765`` -> ``::1``; lower case."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (what the server binds) is a loopback address or ``localhost``."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
