@@ -17,6 +17,7 @@ import redis.exceptions
 
 from leaderpool.backend.pool_store import text
 from leaderpool.backend.watcher import NEEDED_KEYSPACE_FLAGS, missing_keyspace_flags
+from leaderpool.util.printable import printable
 
 Level = Literal["ok", "warn", "fail"]
 PINGS = 5
@@ -222,4 +223,4 @@ def render(where: str, checks: list[Check]) -> str:
     warns = sum(c.level == "warn" for c in checks)
     verdict = "OK" if not fails else "PROBLEMS"
     lines.append(f"{verdict}: {fails} problem(s), {warns} warning(s)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # messages quote keys and values found in Redis

@@ -9,6 +9,7 @@ command line.
 """
 
 from __future__ import annotations
+from leaderpool.util.printable import printable
 
 import argparse
 import math
@@ -50,7 +51,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``prog: error: message`` (one line) on stderr and exit with ``code``."""
-    line = " ".join(str(message).split())  # one line, whatever the message held
+    line = printable(" ".join(str(message).split()))  # one line, whatever the message held (Redis data too)
     print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
     raise SystemExit(code)
 
