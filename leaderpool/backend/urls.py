@@ -200,10 +200,10 @@ def parse_sentinel_url(url: str) -> SentinelURL:
 
 
 def _address(url: str, part: str, default_port: int, what: str) -> tuple[str, int]:
-    parts = urlsplit(f"//{part}")
     try:
+        parts = urlsplit(f"//{part}")
         host, port = parts.hostname, parts.port
-    except ValueError:
+    except ValueError:  # a port that is no number, or an unbalanced [ ] (an IPv6 address)
         raise ConfigError(f"redis URL {redact(url)!r} has an invalid port in {_echo(url, part)}") from None
     if not host:
         raise ConfigError(f"redis URL {redact(url)!r} names an empty {what} address (HOST:PORT,HOST:PORT)")
@@ -216,7 +216,10 @@ def validate_redis_url(url: object) -> str:
     """Return ``url`` if it is a usable Redis URL, else raise :class:`ConfigError`."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"redis URL must be a non-empty string, got {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced [ or ] (urllib: "Invalid IPv6 URL")
+        raise ConfigError(f"redis URL {redact(url)!r} has an unbalanced '[' or ']' (an IPv6 host is [ADDRESS])") from None
     if parts.scheme in SCHEMES and not url.startswith(f"{parts.scheme}://"):  # redis-py needs the //
         raise ConfigError(f"redis URL {redact(url)!r} lacks '//' after '{parts.scheme}:' ({parts.scheme}://...)")
     if parts.scheme not in SCHEMES:

@@ -44,7 +44,7 @@ def interrupts_raise() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
+def cmd_lock(url: str, o: Options, prefix: str, command: list[str] | None) -> int:
     from leaderpool.cli.lock import run_locked
 
     resource = checked_arg("RESOURCE", name_arg("lock resource"), o.ns.resource)
@@ -59,7 +59,7 @@ def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
     from leaderpool.errors import RedisAuthFailed, RedisUnavailable
 
     try:
-        return run_locked(url, resource, int(ttl), timeout, command)
+        return run_locked(url, resource, int(ttl), timeout, command, prefix)
     except (RedisUnavailable, RedisAuthFailed) as exc:  # the backend's error: the CLI's usual line for it
         if exc.__cause__ is None:
             raise
@@ -115,7 +115,7 @@ def run(ns: argparse.Namespace, command: list[str] | None) -> int:
             given = any(o.source(d, f, None) for d, f in (("redis", "--redis"), ("redis_url_file", "--redis-url-file")))
             return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)
         if ns.command == "lock":
-            return cmd_lock(url, o, command)
+            return cmd_lock(url, o, prefix, command)
         if ns.command == "status" and ns.watch:
             from leaderpool.cli.watch import watch
 

@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from leaderpool.console.args import Failure
+from leaderpool.util.constants import DEFAULT_PREFIX
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_CANNOT_RUN = 127
@@ -81,7 +82,9 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_locked(url: str, resource: str, ttl_s: int, timeout_s: float | None, command: Sequence[str]) -> int:
+def run_locked(
+    url: str, resource: str, ttl_s: int, timeout_s: float | None, command: Sequence[str], prefix: str = DEFAULT_PREFIX
+) -> int:
     """Run ``command`` holding the lock; its exit code. Raises :class:`Failure` on a timeout."""
     from leaderpool.backend.connect import blocking_client
     from leaderpool.locks.blocking_lock import Lock
@@ -90,7 +93,7 @@ def run_locked(url: str, resource: str, ttl_s: int, timeout_s: float | None, com
     signals = _Signals()
     signals.install()
     try:
-        lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False)
+        lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix)
         try:
             taken = lock.acquire()
         except _Interrupted as stop:

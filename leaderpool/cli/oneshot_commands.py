@@ -84,7 +84,7 @@ def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: st
     from leaderpool.cli import doctor
     from leaderpool.cli.doctor_data import check_pool_data
 
-    checks = run(doctor.run_checks(client))
+    checks = run(doctor.run_checks(client, prefix))
     checks.append(run(check_pool_data(client, prefix)))  # hostile or broken data in the pools
     if o.ns.json:
         payload = {"redis": where, "checks": [c.__dict__ for c in checks]}

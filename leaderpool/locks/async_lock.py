@@ -19,7 +19,7 @@ import redis.asyncio
 import redis_lock
 
 from leaderpool import probe
-from leaderpool.backend.keys import LockKeys
+from leaderpool.backend.keys import DEFAULT_PREFIX, LockKeys
 from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.errors import LockNotAcquired
 from leaderpool.locks.blocking_lock import (
@@ -51,8 +51,9 @@ class AsyncLock:
         *,
         ttl_s: int = DEFAULT_LOCK_TTL_S,
         timeout: float | None = None,
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        self.keys = LockKeys(resource)
+        self.keys = LockKeys(resource, prefix)
         self.resource = resource
         self.ttl_s = validate_ttl(ttl_s)
         self.timeout = validate_timeout(timeout)
@@ -156,10 +157,11 @@ async def atrans(
     *,
     retries: int | None = None,
     ttl_s: int = DEFAULT_LOCK_TTL_S,
+    prefix: str = DEFAULT_PREFIX,
 ) -> T:
     """:func:`~leaderpool.locks.blocking_lock.trans` for asyncio: ``await atrans(client, "orders", coro_fn)``."""
     limit = validate_retries(retries)
-    lock = AsyncLock(client, resource, ttl_s=ttl_s)
+    lock = AsyncLock(client, resource, ttl_s=ttl_s, prefix=prefix)
     started = time.monotonic()
     if not await lock.acquire(attempts=None if limit is None else limit + 1):
         waited = time.monotonic() - started
