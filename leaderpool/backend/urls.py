@@ -139,7 +139,9 @@ def parse_cluster_url(url: str) -> ClusterURL:
     netloc, q, query = netloc.partition("?")
     tail, q2, query2 = tail.partition("?")
     if q or q2:
-        raise ConfigError(f"redis URL {redact(url)!r}: a Cluster URL takes no options ({_echo(url, '?' + (query or query2))})")
+        raise ConfigError(
+            f"redis URL {redact(url)!r}: a Cluster URL takes no options ({_echo(url, '?' + (query or query2))})"
+        )
     if tail.strip("/") not in ("", "0"):
         raise ConfigError(f"redis URL {redact(url)!r}: a Redis Cluster has only database 0 (redis+cluster://HOST:PORT)")
     userinfo, at, hostlist = netloc.rpartition("@")
@@ -219,7 +221,9 @@ def validate_redis_url(url: object) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # an unbalanced [ or ] (urllib: "Invalid IPv6 URL")
-        raise ConfigError(f"redis URL {redact(url)!r} has an unbalanced '[' or ']' (an IPv6 host is [ADDRESS])") from None
+        raise ConfigError(
+            f"redis URL {redact(url)!r} has an unbalanced '[' or ']' (an IPv6 host is [ADDRESS])"
+        ) from None
     if parts.scheme in SCHEMES and not url.startswith(f"{parts.scheme}://"):  # redis-py needs the //
         raise ConfigError(f"redis URL {redact(url)!r} lacks '//' after '{parts.scheme}:' ({parts.scheme}://...)")
     if parts.scheme not in SCHEMES:

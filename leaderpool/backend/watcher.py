@@ -33,11 +33,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from leaderpool import probe
+from leaderpool.backend.acl import acl_user
 from leaderpool.backend.clients import AsyncClient, clone_async_client
 from leaderpool.backend.keys import Keyspace, connection_channel
 from leaderpool.backend.listener import Listener, NotificationSource
 from leaderpool.backend.protocol import connection_registration, text
-from leaderpool.backend.acl import acl_user
 from leaderpool.backend.redis_errors import COMMAND_REFUSED, REDIS_FAILURES, RETRYABLE, auth_failure_code
 from leaderpool.util.constants import NEEDED_KEYSPACE_FLAGS as NEEDED_KEYSPACE_FLAGS  # re-exported for doctor
 from leaderpool.util.constants import WATCHER_RETRY_FIRST_S, WATCHER_RETRY_MAX_S

@@ -154,7 +154,8 @@ async def check_keyspace_events(client: Any, prefix: str = DEFAULT_PREFIX) -> Ch
             return Check(
                 "keyspace events",
                 "warn",
-                f"CONFIG refused or not asked (an ACL user), so probed with a key under {prefix}: (heard {', '.join(sorted(heard)) or 'nothing'}): "
+                f"CONFIG refused or not asked (an ACL user), so probed with a key under {prefix}: "
+                f"(heard {', '.join(sorted(heard)) or 'nothing'}): "
                 f"notify-keyspace-events lacks {' '.join(missing)}; set it to include {NEEDED_KEYSPACE_FLAGS} in "
                 "redis.conf or the provider's settings, else failover relies on lease timers only",
             )
@@ -206,7 +207,11 @@ async def check_persistence(client: Any) -> Check:
     if aof:
         return Check("persistence", "ok", "AOF on")
     if save is None:
-        return Check("persistence", "warn", "AOF off and CONFIG refused (or not asked, as an ACL user), so RDB snapshots are unknown")
+        return Check(
+            "persistence",
+            "warn",
+            "AOF off and CONFIG refused (or not asked, as an ACL user), so RDB snapshots are unknown",
+        )
     if save.strip():
         return Check("persistence", "ok", f"RDB snapshots (save {save})")
     return Check(
@@ -267,7 +272,10 @@ async def run_checks(client: Any, prefix: str = DEFAULT_PREFIX) -> list[Check]:
     per_node = [k for k in CHECKS if k is not check_fast_failover]
     for node in sorted(client.sync.get_primaries(), key=lambda n: n.name):
         master = Blocking(node.redis_connection or client.sync.get_redis_connection(node))
-        found += [Check(f"{c.name} ({node.name})", c.level, c.message) for c in [await _run(k, master, prefix) for k in per_node]]
+        found += [
+            Check(f"{c.name} ({node.name})", c.level, c.message)
+            for c in [await _run(k, master, prefix) for k in per_node]
+        ]
     found.append(CLUSTER_FAST_FAILOVER)
     return found
 

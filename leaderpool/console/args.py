@@ -9,7 +9,6 @@ command line.
 """
 
 from __future__ import annotations
-from leaderpool.util.printable import printable
 
 import argparse
 import math
@@ -17,6 +16,8 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
+
+from leaderpool.util.printable import printable
 
 T = TypeVar("T")
 

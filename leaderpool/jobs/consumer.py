@@ -162,7 +162,11 @@ class JobConsumer:
         more = True
         while more:
             found = await self.store.reclaim(
-                held, self.config.max_deliveries, self.config.max_dead_letters, on_election=on_election, limit=RECLAIM_LIMIT
+                held,
+                self.config.max_deliveries,
+                self.config.max_dead_letters,
+                on_election=on_election,
+                limit=RECLAIM_LIMIT,
             )
             if not found.accepted:
                 log.warning("jobs_claim_refused", detail="the leader key no longer holds this term")

@@ -81,8 +81,8 @@ SETTLE = (
     """
 -- settle: KEYS[1] job stream, KEYS[2] leader key, KEYS[3] dead-letter stream;
 -- ARGV[1] the leader value held ("<term>|<member>"), ARGV[2] group, ARGV[3] max deliveries,
--- ARGV[4] the dead letters' cap, ARGV[5] n done, then n (id, reply key or "", reply ttl ms, reply JSON) quadruples, then
--- (id, error) pairs of failed jobs.
+-- ARGV[4] the dead letters' cap, ARGV[5] n done, then n (id, reply key or "", reply ttl ms,
+-- reply JSON) quadruples, then (id, error) pairs of failed jobs.
 -- Only while the leader key holds ARGV[1]: acknowledges and deletes the done jobs and pushes
 -- their replies to waiting callers (each reply list expires after the job's reply ttl); a failed
 -- job delivered max times goes to the dead letters, else it is delivered again (XCLAIM: its

@@ -11,8 +11,8 @@ import tooz
 from tooz import locking
 
 from leaderpool.locks.blocking_lock import Lock
-from leaderpool.util.constants import DEFAULT_PREFIX
 from leaderpool.tooz.translation import text, translated
+from leaderpool.util.constants import DEFAULT_PREFIX
 
 __all__ = ["LeaderpoolLock"]
 

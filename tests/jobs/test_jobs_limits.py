@@ -26,7 +26,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(within(coro, 60))
 
 
-def _pending_jobs(client: redis.Redis, keys: Keyspace, count: int) -> list[Job]:
+def _pending_jobs(client: Any, keys: Keyspace, count: int) -> list[Job]:
     """``count`` jobs delivered once to member ``a``, the leader of term 1."""
     client.xgroup_create(keys.jobs, GROUP, id="0", mkstream=True)
     pipe = client.pipeline(transaction=False)
@@ -43,7 +43,7 @@ class TestDeadLetters:
         """300 jobs failing for good with a cap of 10: the stream keeps the newest, at most a
         node beyond the cap, not all 300."""
         keys = Keyspace("capped")
-        sync = redis.Redis(port=redis_server.port)
+        sync: Any = redis.Redis(port=redis_server.port)
         jobs = _pending_jobs(sync, keys, 300)
 
         async def go() -> None:
@@ -79,10 +79,12 @@ class TestRequeue:
     def test_requeue_fills_the_backlog_up_to_its_cap_and_leaves_the_rest(self, redis_server: RedisServer) -> None:
         """With room for 5 under the cap, requeueing 20 dead letters moves the 5 oldest and keeps 15."""
         keys = Keyspace("room")
-        sync = redis.Redis(port=redis_server.port)
+        sync: Any = redis.Redis(port=redis_server.port)
         for n in range(45):
             sync.xadd(keys.jobs, {"p": str(n)})
-        dead = [sync.xadd(keys.dead, {"job": "0-1", "p": f'"d{n}"', "error": "e", "deliveries": "1"}) for n in range(20)]
+        dead = [
+            sync.xadd(keys.dead, {"job": "0-1", "p": f'"d{n}"', "error": "e", "deliveries": "1"}) for n in range(20)
+        ]
 
         async def go() -> tuple[tuple[int, int], tuple[int, int]]:
             client = redis.asyncio.Redis(port=redis_server.port)
@@ -103,7 +105,7 @@ class TestRequeue:
         """``requeue POOL --all`` against a stream 2 short of the default cap: 2 requeued, the
         rest stay, one line saying so, exit 1."""
         keys = Keyspace("full")
-        sync = redis.Redis(port=redis_server.port)
+        sync: Any = redis.Redis(port=redis_server.port)
         pipe = sync.pipeline(transaction=False)
         for n in range(DEFAULT_MAX_BACKLOG - 2):
             pipe.xadd(keys.jobs, {"p": "0"})

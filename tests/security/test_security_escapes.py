@@ -60,7 +60,9 @@ def _plant(client: redis.Redis) -> None:
         json.dumps({"spec": "every 60s" + TITLE, "catch_up": "skip", "member": MEMBER, "outcome": COLOUR}),
     )
     names = NameKeys()
-    client.hset(names.owners, "n" + TITLE, json.dumps({"pool": "esc", "member": MEMBER, "node": FAKE_ROW, "value": BIDI}))
+    client.hset(
+        names.owners, "n" + TITLE, json.dumps({"pool": "esc", "member": MEMBER, "node": FAKE_ROW, "value": BIDI})
+    )
     client.hset(names.owners, "plain", json.dumps({"pool": "esc", "member": MEMBER, "node": TITLE, "value": FAKE_ROW}))
     client.zadd(names.deadlines, {"n" + TITLE: now_ms + 600_000, "plain": now_ms + 600_000})
 
