@@ -18,7 +18,7 @@ from leaderpool.backend.acl import acl_rules
 from leaderpool.testing.redis_server import RedisServer
 from tests.support.dashboard_procs import request, start_dashboard
 from tests.support.security_helpers import PASSWORD, acl_denials, acl_server, user_url
-from tests.support.worker_procs import cli, workers_for
+from tests.support.worker_procs import cli, eventually, workers_for
 
 PREFIX = "lp"
 
@@ -57,7 +57,8 @@ def _ok(*args: str, code: int = 0) -> str:
 def test_every_command_runs_as_the_printed_user(server: RedisServer, admin: redis.Redis, tmp_path: Path) -> None:
     """Worker (election, handler, name, schedule), status, history, names, whereis, jobs and
     the dead letters, call, schedules, lock (renewed while its command runs past its ttl),
-    dashboard, doctor, resign, forget: all succeed, and the ACL log is empty."""
+    dashboard, doctor, resign, a SIGKILL fail-over proved through Redis, forget: all succeed, and
+    the ACL log is empty."""
     _printed_user(admin, "lp")
     admin.execute_command("ACL", "LOG", "RESET")
     url = user_url(server, "lp")
@@ -96,9 +97,14 @@ def test_every_command_runs_as_the_printed_user(server: RedisServer, admin: redi
         assert {"ok"} == {checks[n]["level"] for n in ("keyspace events", "fast failover", "pool data")}, checks
         assert "probed" in checks["keyspace events"]["message"]
         assert "b" in _ok(*base, "resign", "acl")
+        b.elected()
+        # a crash: proved through Redis by the leader connection's own channel, no CLIENT LIST
+        b.kill()
+        a.wait_for(lambda e: e["event"] == "elected" and e["term"] == 3)
+        eventually(lambda: "leader_process_died" in a.stderr)
+        assert "confirmed_by=subscription" in a.stderr, a.stderr
         a.terminate()
-        b.terminate()
-        assert 0 == a.wait() and 0 == b.wait()
+        assert 0 == a.wait()
         _ok(*base, "forget", "acl", "--force")
     assert [] == acl_denials(admin)
 
