@@ -116,9 +116,10 @@ def run_locked(
         finally:
             lock.release()
             if lock.lost:
+                why = lock.lost_why or "this process was paused past its ttl?"
                 sys.stderr.write(
-                    f"leaderpool-cli: warning: lock {resource} expired while the command ran "
-                    "(this process was paused past its ttl?): another holder may have overlapped\n"
+                    f"leaderpool-cli: warning: lock {resource} was lost while the command ran ({why}): "
+                    "another holder may have overlapped\n"
                 )
         return exit_code(returncode)
     finally:

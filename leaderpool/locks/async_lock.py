@@ -20,7 +20,7 @@ import redis_lock
 
 from leaderpool import probe
 from leaderpool.backend.keys import DEFAULT_PREFIX, LockKeys
-from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.backend.redis_errors import RETRYABLE, is_acl_refusal, translate_redis_errors
 from leaderpool.errors import LockNotAcquired
 from leaderpool.locks.blocking_lock import (
     DEFAULT_LOCK_TTL_S,
@@ -61,6 +61,8 @@ class AsyncLock:
         self.token: int | None = None
         """The fencing token of the current acquisition; None while not held."""
         self.lost = False
+        self.lost_why = ""
+        """Why :attr:`lost` was set: the renewal found it gone, none succeeded for a ttl, Redis refused it."""
         self.attempts = 0
         self._client = client
         scripts = LockScripts.on(client)
@@ -103,6 +105,9 @@ class AsyncLock:
             try:
                 error = await self._extend(keys=[self.keys.lock, self.keys.signal], args=[self.id, self.ttl_s])
             except RETRYABLE as exc:
+                if is_acl_refusal(exc):  # an ACL without TTL or EXPIRE: retrying cannot help
+                    self.mark_lost(f"Redis refused the renewal ({str(exc)[:200]}): see `leaderpool-cli acl`")
+                    return
                 if time.monotonic() - renewed >= self.ttl_s:
                     self.mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
                     return
@@ -115,7 +120,7 @@ class AsyncLock:
 
     def mark_lost(self, why: str) -> None:
         if not self.lost:
-            self.lost = True
+            self.lost, self.lost_why = True, why
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
             probe.lock("lost")
 

@@ -153,6 +153,8 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         """The fencing token of the current acquisition; None while not held."""
         self.lost = False
         """True once a renewal or the release found the lock no longer ours (it expired)."""
+        self.lost_why = ""
+        """Why: the renewal found it gone, none succeeded for a ttl, or Redis refused it."""
         self.attempts = 0
         self._auto_renew = auto_renew
         self._take = LockScripts.on(client).acquire.blocking
@@ -217,7 +219,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
 
     def mark_lost(self, why: str) -> None:
         if not self.lost:
-            self.lost = True
+            self.lost, self.lost_why = True, why
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
             probe.lock("lost")
 

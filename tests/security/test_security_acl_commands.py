@@ -177,3 +177,14 @@ def test_the_doctor_hears_keyspace_events_missing_without_config(redis_one: Redi
         assert "notify-keyspace-events ''" in check["message"]
     finally:
         admin.close()
+
+
+def test_a_renewal_refused_by_the_acl_says_so(server: RedisServer, admin: redis.Redis) -> None:
+    """Under the older rules (no TTL), ``lock``'s renewal is refused: the lock is marked lost at
+    once and the warning names the refusal, not a pause."""
+    rules = [r for r in acl_rules(PREFIX) if r != "+ttl"]
+    admin.execute_command("ACL", "SETUSER", "old", "reset", "on", f">{PASSWORD}", *rules)
+    done = cli("--redis", user_url(server, "old"), "--prefix", PREFIX, "lock", "job", "--ttl", "1", "--", "sleep", "2")
+    assert 0 == done.returncode, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "leaderpool-cli: warning" in line]
+    assert 1 == len(warning) and "refused the renewal" in warning[0] and "leaderpool-cli acl" in warning[0], done.stderr
