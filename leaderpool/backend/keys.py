@@ -51,8 +51,8 @@ resource as hash tag so all three sit on one slot::
     leaderpool:lock-signal:{RESOURCE}   list    pushed on release, wakes one waiter (BLPOP), PX 1 s
     leaderpool:lock-token:{RESOURCE}    string  the last fencing token handed out (never expires)
 
-(Before 0.x's hostile-data release they were python-redis-lock's own ``lock:{RESOURCE}``,
-``lock-signal:{RESOURCE}`` and ``lock-token:{RESOURCE}``, outside every prefix.)
+(Until the release that moved them here, see CHANGELOG, they were python-redis-lock's own
+``lock:{RESOURCE}``, ``lock-signal:{RESOURCE}`` and ``lock-token:{RESOURCE}``, outside every prefix.)
 """
 
 from __future__ import annotations
