@@ -47,7 +47,15 @@ class MemberInfo:
     @classmethod
     def from_record(cls, member: str, record: str | bytes, lease_ms: int) -> MemberInfo:
         """Parse a members-hash value; tolerate missing fields from other versions. ValueError
-        (or TypeError) for a record that is no JSON object or whose fields have the wrong kind."""
+        (or TypeError) for a record that is no JSON object or whose fields have the wrong kind,
+        and for nothing else (JSON nested too deep, a number too large for an int)."""
+        try:
+            return cls._from_record(member, record, lease_ms)
+        except (RecursionError, OverflowError, AttributeError) as exc:
+            raise ValueError(f"not a member record: {type(exc).__name__}") from None
+
+    @classmethod
+    def _from_record(cls, member: str, record: str | bytes, lease_ms: int) -> MemberInfo:
         data = json.loads(record)
         if not isinstance(data, dict) or not isinstance(data.get("meta") or {}, dict):
             raise ValueError("not a JSON object with an object for meta")

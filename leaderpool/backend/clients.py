@@ -4,14 +4,20 @@ client the core runs on, and validating Redis URLs with one-line errors."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
 
 from leaderpool.backend.connect import cluster_client, sentinel_master
 from leaderpool.backend.urls import SCHEMES as SCHEMES  # re-exported
-from leaderpool.backend.urls import is_cluster, is_sentinel, parse_cluster_url, parse_sentinel_url, validate_redis_url
+from leaderpool.backend.urls import (
+    is_cluster,
+    is_sentinel,
+    parse_cluster_url,
+    parse_sentinel_url,
+    redact,
+    validate_redis_url,
+)
 from leaderpool.errors import ConfigError
 from leaderpool.util.constants import DEFAULT_URL as DEFAULT_URL  # re-exported: the CLI and worker use it
 
@@ -73,8 +79,7 @@ def describe(target: RedisLike) -> str:
             return parse_sentinel_url(target).describe()
         if is_cluster(target):
             return parse_cluster_url(target).describe()
-        parts = urlsplit(target)
-        return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        return redact(target).partition("?")[0]
     kwargs = getattr(getattr(target, "connection_pool", None), "connection_kwargs", {})
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"

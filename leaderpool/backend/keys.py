@@ -43,12 +43,16 @@ one slot of their own (the hash tag ``{names}``; no pool key starts ``PREFIX:glo
     leaderpool:global:{names}:deadlines  zset    name -> its holder's lease deadline, Redis clock, ms
     leaderpool:global:{names}:events     channel "registered|NAME", "unregistered|NAME"
 
-Cluster-wide locks (:mod:`leaderpool.locks.blocking_lock`) use python-redis-lock's own keys, with the resource
-as hash tag so all three sit on one slot::
+Cluster-wide locks (:mod:`leaderpool.locks.blocking_lock`) speak python-redis-lock's protocol on keys
+under the prefix (so the prefix's ACL covers them and tenants' locks stay apart), with the
+resource as hash tag so all three sit on one slot::
 
-    lock:{RESOURCE}          string  the holder's random id, EX/PX = the lock's ttl
-    lock-signal:{RESOURCE}   list    pushed on release, wakes one waiter (BLPOP), PX 1 s
-    lock-token:{RESOURCE}    string  the last fencing token handed out (never expires)
+    leaderpool:lock:{RESOURCE}          string  the holder's random id, EX/PX = the lock's ttl
+    leaderpool:lock-signal:{RESOURCE}   list    pushed on release, wakes one waiter (BLPOP), PX 1 s
+    leaderpool:lock-token:{RESOURCE}    string  the last fencing token handed out (never expires)
+
+(Until the release that moved them here, see CHANGELOG, they were python-redis-lock's own
+``lock:{RESOURCE}``, ``lock-signal:{RESOURCE}`` and ``lock-token:{RESOURCE}``, outside every prefix.)
 """
 
 from __future__ import annotations
@@ -192,30 +196,33 @@ class NameKeys:
 
 @dataclass(frozen=True)
 class LockKeys:
-    """python-redis-lock's keys for one resource, hash-tagged so they share a Cluster slot, and
-    the fencing-token counter next to them. ``LockKeys("orders").lock == "lock:{orders}"``."""
+    """A lock's keys for one resource under the prefix, hash-tagged so they share a Cluster slot,
+    and the fencing-token counter next to them.
+    ``LockKeys("orders").lock == "leaderpool:lock:{orders}"``."""
 
     resource: str
+    prefix: str = DEFAULT_PREFIX
 
     def __post_init__(self) -> None:
         validate_name("lock resource", self.resource)
+        validate_name("prefix", self.prefix)
 
     @property
     def redis_lock_name(self) -> str:
-        """The name python-redis-lock is given: it prefixes ``lock:`` and ``lock-signal:``."""
+        """The name python-redis-lock is given (its own keys, ``lock:NAME``, are replaced by ours)."""
         return f"{{{self.resource}}}"
 
     @property
     def lock(self) -> str:
-        return f"lock:{self.redis_lock_name}"
+        return f"{self.prefix}:lock:{self.redis_lock_name}"
 
     @property
     def signal(self) -> str:
-        return f"lock-signal:{self.redis_lock_name}"
+        return f"{self.prefix}:lock-signal:{self.redis_lock_name}"
 
     @property
     def token(self) -> str:
-        return f"lock-token:{self.redis_lock_name}"
+        return f"{self.prefix}:lock-token:{self.redis_lock_name}"
 
 
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:

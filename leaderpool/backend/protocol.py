@@ -27,6 +27,12 @@ HANDOFF_PREFIX = "handoff:"
 """A hand-over's ``elected`` message carries ``handoff:<Redis ms of the grant>`` as its detail."""
 
 
+def is_number(value: str) -> bool:
+    """Whether ``value`` is a non-negative integer as leaderpool writes one: ASCII digits, at most
+    20 (``str.isdigit`` also takes "²", which ``int`` refuses, and ``int`` refuses 4,300 digits)."""
+    return 0 < len(value) <= 20 and value.isascii() and value.isdigit()
+
+
 def text(value: Any) -> str:
     """A Redis reply as str, whether or not the client decodes responses (bytes that are not
     UTF-8, which leaderpool never writes, are replaced rather than raised on)."""
@@ -53,7 +59,7 @@ class LeaderValue(NamedTuple):
             return None
         value = text(raw)
         term, sep, member = value.partition(SEPARATOR)
-        if sep and member and term.isdigit():
+        if sep and member and is_number(term):
             return cls(int(term), member)
         report("leader_value_foreign", value[:100], hint="a lead held by someone unknown: never overwritten")
         return cls(0, FOREIGN_HOLDER)
@@ -136,7 +142,7 @@ class PoolMessage(NamedTuple):
         term, _, rest = rest.partition(SEPARATOR)
         detail, _, member = rest.partition(SEPARATOR)
         handoff = detail.removeprefix(HANDOFF_PREFIX) if detail.startswith(HANDOFF_PREFIX) else "0"
-        if not (term or "0").isdigit() or not handoff.isdigit():
+        if not is_number(term or "0") or not is_number(handoff):
             report("pool_message_ignored", text(raw)[:100], hint="not a message leaderpool sends")
             return None
         return cls(event, int(term or 0), detail, member)
@@ -282,7 +288,7 @@ def member_info(member: str, record: Any, lease_ms: int) -> MemberInfo | None:
         return None
     try:
         return MemberInfo.from_record(member, record, lease_ms)
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, TypeError) as exc:  # from_record's only errors
         report("member_record_skipped", member, problem=f"{type(exc).__name__}: {str(exc)[:100]}")
         return None
 
@@ -390,7 +396,7 @@ def parse_leader_record(reply: Sequence[Any]) -> LeaderRecord | None:
 
 
 def _number(raw: str) -> int:
-    return int(raw) if raw.isdigit() else 0
+    return int(raw) if is_number(raw) else 0
 
 
 def parse_history(entries: Sequence[Any] | None) -> list[HistoryEntry]:

@@ -95,6 +95,15 @@ def auth_failure_code(exc: BaseException) -> str | None:
     return None
 
 
+def is_acl_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ACL refusing a command, sent directly (``NOPERM``) or called inside a
+    script (a plain error reply: "The user executing the script can't run this command"):
+    retrying cannot help."""
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return True
+    return isinstance(exc, redis.exceptions.ResponseError) and "can't run this command" in str(exc)
+
+
 def is_auth_failure(exc: BaseException) -> bool:
     return auth_failure_code(exc) is not None
 

@@ -66,22 +66,62 @@ def _host_text(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+_HIDDEN_OPTIONS = ("password", "sentinel_password")
+
+
 def redact(url: str) -> str:
     """``url`` as given (database, query and all) without its password, for every message and
     log line: ``redis://user:secret@host/0`` -> ``redis://user@host/0``; a ``password=`` query
-    option (``unix://`` URLs) is shown as ``password=...``."""
+    option (``unix://`` URLs) is shown as ``password=...``.
+
+    Whatever the URL looks like: a password holding ``/``, ``?`` or ``#`` unquoted (base64 often
+    holds ``/``) ends the authority early for a URL parser, which then finds the rest of the
+    secret in the path or the query. So when an ``@`` is left after the hidden options, everything
+    before the last one is credentials, and only the user (up to the first ``:``) is kept."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    rest, q, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
+        scheme, rest = "", url
+    netloc, tail = _split_authority(rest)
     userinfo, at, hosts = netloc.rpartition("@")
     if at:
-        user = userinfo.partition(":")[0]
-        netloc = f"{user}@{hosts}" if user else hosts
-    hidden = ("password", "sentinel_password")
-    query = "&".join(f"{p.partition('=')[0]}=..." if p.partition("=")[0] in hidden else p for p in query.split("&"))
-    return f"{scheme}{sep}{netloc}{slash}{path}{q}{query}"
+        netloc = _user_at(userinfo) + hosts
+    tail = _hide_options(tail)
+    if "@" in tail:  # the credentials held a / ? or #: the host is after the last @
+        userinfo, _, after = rest.rpartition("@")
+        netloc, tail = _split_authority(after)
+        netloc, tail = _user_at(userinfo) + netloc, _hide_options(tail)
+        if "@" in tail:  # an @ in an option's value: hide it all but the scheme
+            return f"{scheme}{sep}..."
+    return f"{scheme}{sep}{netloc}{tail}"
+
+
+def _split_authority(rest: str) -> tuple[str, str]:
+    """(authority, the rest from the first ``/``, ``?`` or ``#``)."""
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    cut = min(ends) if ends else len(rest)
+    return rest[:cut], rest[cut:]
+
+
+def _user_at(userinfo: str) -> str:
+    """``user@`` from ``user:password`` (nothing when there is no plain user name before a ``:``)."""
+    user, colon, _ = userinfo.partition(":")
+    if not colon or any(c in user for c in "/?#@"):
+        return ""
+    return f"{user}@" if user else ""
+
+
+def _hide_options(tail: str) -> str:
+    path, q, query = tail.partition("?")
+    if not q:
+        return tail
+    shown = (f"{p.partition('=')[0]}=..." if p.partition("=")[0] in _HIDDEN_OPTIONS else p for p in query.split("&"))
+    return f"{path}?{'&'.join(shown)}"
+
+
+def _echo(url: str, fragment: str) -> str:
+    """``fragment`` of ``url`` quoted in a message only when the redacted URL shows it too (a
+    fragment cut from a malformed URL may be a piece of its password)."""
+    return repr(fragment) if fragment in redact(url) else "(a part hidden: it may hold credentials)"
 
 
 def is_sentinel(url: str) -> bool:
@@ -99,7 +139,9 @@ def parse_cluster_url(url: str) -> ClusterURL:
     netloc, q, query = netloc.partition("?")
     tail, q2, query2 = tail.partition("?")
     if q or q2:
-        raise ConfigError(f"redis URL {redact(url)!r}: a Cluster URL takes no options (?{query or query2})")
+        raise ConfigError(
+            f"redis URL {redact(url)!r}: a Cluster URL takes no options ({_echo(url, '?' + (query or query2))})"
+        )
     if tail.strip("/") not in ("", "0"):
         raise ConfigError(f"redis URL {redact(url)!r}: a Redis Cluster has only database 0 (redis+cluster://HOST:PORT)")
     userinfo, at, hostlist = netloc.rpartition("@")
@@ -160,11 +202,11 @@ def parse_sentinel_url(url: str) -> SentinelURL:
 
 
 def _address(url: str, part: str, default_port: int, what: str) -> tuple[str, int]:
-    parts = urlsplit(f"//{part}")
     try:
+        parts = urlsplit(f"//{part}")
         host, port = parts.hostname, parts.port
-    except ValueError:
-        raise ConfigError(f"redis URL {redact(url)!r} has an invalid port in {part!r}") from None
+    except ValueError:  # a port that is no number, or an unbalanced [ ] (an IPv6 address)
+        raise ConfigError(f"redis URL {redact(url)!r} has an invalid port in {_echo(url, part)}") from None
     if not host:
         raise ConfigError(f"redis URL {redact(url)!r} names an empty {what} address (HOST:PORT,HOST:PORT)")
     if port is not None and not 0 < port < 65536:
@@ -176,13 +218,23 @@ def validate_redis_url(url: object) -> str:
     """Return ``url`` if it is a usable Redis URL, else raise :class:`ConfigError`."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"redis URL must be a non-empty string, got {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced [ or ] (urllib: "Invalid IPv6 URL")
+        raise ConfigError(
+            f"redis URL {redact(url)!r} has an unbalanced '[' or ']' (an IPv6 host is [ADDRESS])"
+        ) from None
     if parts.scheme in SCHEMES and not url.startswith(f"{parts.scheme}://"):  # redis-py needs the //
         raise ConfigError(f"redis URL {redact(url)!r} lacks '//' after '{parts.scheme}:' ({parts.scheme}://...)")
     if parts.scheme not in SCHEMES:
         raise ConfigError(
             f"redis URL {redact(url)!r} has scheme {parts.scheme or '(none)'!r}; use one of "
             + ", ".join(f"{s}://" for s in SCHEMES)
+        )
+    if parts.scheme != "unix" and "@" in _hide_options(_split_authority(url.partition("://")[2])[1]):
+        raise ConfigError(
+            f"redis URL {redact(url)!r}: its credentials hold '/', '?' or '#' unescaped; percent-encode them "
+            "(%2F, %3F, %23) or give the password apart (--redis-password-file, LEADERPOOL_REDIS_PASSWORD)"
         )
     if parts.scheme in SENTINEL_SCHEMES:
         parse_sentinel_url(url)
@@ -204,5 +256,5 @@ def validate_redis_url(url: object) -> str:
         raise ConfigError(f"redis URL {redact(url)!r} has port {port} outside 1-65535")
     db = parts.path.lstrip("/")
     if db and not db.isdigit():
-        raise ConfigError(f"redis URL {redact(url)!r} has database {db!r}; it must be a number")
+        raise ConfigError(f"redis URL {redact(url)!r} has database {_echo(url, db)}; it must be a number")
     return url

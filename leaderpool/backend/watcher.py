@@ -33,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from leaderpool import probe
+from leaderpool.backend.acl import acl_user
 from leaderpool.backend.clients import AsyncClient, clone_async_client
 from leaderpool.backend.keys import Keyspace, connection_channel
 from leaderpool.backend.listener import Listener, NotificationSource
@@ -341,8 +342,18 @@ class Watcher:
         """Turn on the keyspace events leaderpool needs, where CONFIG is allowed.
 
         Managed Redis services and fakeredis refuse CONFIG: one warning, then members rely on
-        their lease-deadline timers and the pool events channel.
+        their lease-deadline timers and the pool events channel. An ACL user (a user named in
+        the URL, not ``default``) is not asked: the printed rules leave CONFIG out (``CONFIG
+        GET`` reads the server's secrets), and a refusal would fill the ACL log at every start;
+        the operator sets the events, and ``leaderpool-cli doctor`` checks them by hearing them.
         """
+        user = acl_user(self._client)
+        if user is not None:
+            self.keyspace_notifications = None
+            if not _warned_about_config:
+                _warned_about_config.append(True)
+                log.info("keyspace_events_unchecked", user=user, hint="leaderpool-cli doctor checks them")
+            return
         try:
             reply = await self._client.config_get("notify-keyspace-events")
             current = {text(k): text(v) for k, v in reply.items()}.get("notify-keyspace-events", "")

@@ -44,7 +44,7 @@ def interrupts_raise() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
+def cmd_lock(url: str, o: Options, prefix: str, command: list[str] | None) -> int:
     from leaderpool.cli.lock import DEFAULT_GRACE_S, run_locked
     from leaderpool.console.credentials import pass_env
 
@@ -62,7 +62,7 @@ def cmd_lock(url: str, o: Options, command: list[str] | None) -> int:
     from leaderpool.errors import RedisAuthFailed, RedisUnavailable
 
     try:
-        return run_locked(url, resource, int(ttl), timeout, command, grace_s=grace, pass_env=passed)
+        return run_locked(url, resource, int(ttl), timeout, command, prefix, grace_s=grace, pass_env=passed)
     except (RedisUnavailable, RedisAuthFailed) as exc:  # the backend's error: the CLI's usual line for it
         if exc.__cause__ is None:
             raise
@@ -118,7 +118,7 @@ def run(ns: argparse.Namespace, command: list[str] | None) -> int:
             given = any(o.source(d, f, None) for d, f in (("redis", "--redis"), ("redis_url_file", "--redis-url-file")))
             return demo.main(ns, o, redis_url=url if given else None, prefix=prefix)
         if ns.command == "lock":
-            return cmd_lock(url, o, command)
+            return cmd_lock(url, o, prefix, command)
         if ns.command == "status" and ns.watch:
             from leaderpool.cli.watch import watch
 

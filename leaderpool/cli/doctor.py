@@ -15,8 +15,11 @@ from typing import Any, Literal
 
 import redis.exceptions
 
+from leaderpool.backend.acl import acl_user
 from leaderpool.backend.pool_store import text
 from leaderpool.backend.watcher import NEEDED_KEYSPACE_FLAGS, missing_keyspace_flags
+from leaderpool.util.constants import DEFAULT_PREFIX
+from leaderpool.util.printable import printable
 
 Level = Literal["ok", "warn", "fail"]
 PINGS = 5
@@ -32,7 +35,10 @@ class Check:
 
 
 async def _config_get(client: Any, name: str) -> str | None:
-    """A CONFIG GET value; None where CONFIG is refused."""
+    """A CONFIG GET value; None where CONFIG is refused, or not asked (an ACL user: see
+    :func:`~leaderpool.backend.acl.acl_user`)."""
+    if acl_user(client) is not None:
+        return None
     try:
         reply = await client.config_get(name)
     except redis.exceptions.ResponseError:
@@ -94,23 +100,79 @@ async def check_role(client: Any) -> Check:
     return Check("replication", "ok", f"role {role}")
 
 
-async def check_keyspace_events(client: Any) -> Check:
+PROBE_EVENTS = {"set": "$", "expired": "x", "del": "g"}
+"""What the doctor's probe key goes through, and the flag each keyspace event needs (with ``K``)."""
+PROBE_WAIT_S = 1.0
+
+
+def probe_keyspace_events(sync: Any, prefix: str) -> set[str] | None:
+    """The keyspace events heard for a key of our own under ``prefix`` (``PREFIX:doctor:RANDOM``),
+    set with a 1 ms expiry, read after it expired, set again and deleted: a check that needs
+    no CONFIG (the ACL's keys and keyspace channels suffice). None when it cannot run here."""
+    import os
+
+    kwargs = getattr(getattr(sync, "connection_pool", None), "connection_kwargs", None)
+    if not hasattr(sync, "pubsub") or kwargs is None:
+        return None
+    key = f"{prefix}:doctor:{os.urandom(8).hex()}"
+    listener = sync.pubsub(ignore_subscribe_messages=True)
+    try:
+        listener.subscribe(f"__keyspace@{int(kwargs.get('db', 0) or 0)}__:{key}")
+        sync.set(key, "1", px=1)
+        time.sleep(0.01)
+        sync.exists(key)  # a read after the expiry fires "expired" at once
+        sync.set(key, "1", px=int(PROBE_WAIT_S * 2000))
+        sync.delete(key)
+        heard: set[str] = set()
+        deadline = time.monotonic() + PROBE_WAIT_S
+        while heard != set(PROBE_EVENTS) and (left := deadline - time.monotonic()) > 0:
+            message = listener.get_message(timeout=left)
+            if message is not None and message.get("type") == "message":
+                heard.add(text(message["data"]))
+        return heard
+    except redis.exceptions.ResponseError:  # refused, or (a Cluster node) the key's slot is elsewhere
+        return None
+    finally:
+        listener.close()
+
+
+async def check_keyspace_events(client: Any, prefix: str = DEFAULT_PREFIX) -> Check:
     current = await _config_get(client, "notify-keyspace-events")
     if current is None:
+        heard = probe_keyspace_events(getattr(client, "sync", None), prefix)
+        if heard is None:
+            return Check(
+                "keyspace events",
+                "warn",
+                f"CONFIG refused (managed Redis?): cannot check notify-keyspace-events; set it to include "
+                f"{NEEDED_KEYSPACE_FLAGS} in the provider's settings, else failover relies on lease timers only",
+            )
+        missing = sorted({flag for event, flag in PROBE_EVENTS.items() if event not in heard})
+        if len(missing) == len(PROBE_EVENTS):
+            missing = ["K", *missing]
+        if missing:
+            return Check(
+                "keyspace events",
+                "warn",
+                f"CONFIG refused or not asked (an ACL user), so probed with a key under {prefix}: "
+                f"(heard {', '.join(sorted(heard)) or 'nothing'}): "
+                f"notify-keyspace-events lacks {' '.join(missing)}; set it to include {NEEDED_KEYSPACE_FLAGS} in "
+                "redis.conf or the provider's settings, else failover relies on lease timers only",
+            )
         return Check(
             "keyspace events",
-            "warn",
-            f"CONFIG refused (managed Redis?): cannot check notify-keyspace-events; set it to include "
-            f"{NEEDED_KEYSPACE_FLAGS} in the provider's settings, else failover relies on lease timers only",
+            "ok",
+            f"heard {', '.join(PROBE_EVENTS)} for a key under {prefix}: (probed: CONFIG refused or not asked): "
+            f"{NEEDED_KEYSPACE_FLAGS} are on",
         )
-    missing = missing_keyspace_flags(current)
-    if missing:
+    missing_flags = missing_keyspace_flags(current)
+    if missing_flags:
         return Check(
             "keyspace events",
             "warn",
-            f"notify-keyspace-events {current!r} lacks {' '.join(missing)}: members turn them on when they "
+            f"notify-keyspace-events {current!r} lacks {' '.join(missing_flags)}: members turn them on when they "
             "start (CONFIG SET is allowed here); to keep them across restarts put notify-keyspace-events "
-            f"{current + missing} in redis.conf",
+            f"{current + missing_flags} in redis.conf",
         )
     return Check("keyspace events", "ok", f"notify-keyspace-events {current!r} has {NEEDED_KEYSPACE_FLAGS}")
 
@@ -145,7 +207,11 @@ async def check_persistence(client: Any) -> Check:
     if aof:
         return Check("persistence", "ok", "AOF on")
     if save is None:
-        return Check("persistence", "warn", "AOF off and CONFIG refused, so RDB snapshots are unknown")
+        return Check(
+            "persistence",
+            "warn",
+            "AOF off and CONFIG refused (or not asked, as an ACL user), so RDB snapshots are unknown",
+        )
     if save.strip():
         return Check("persistence", "ok", f"RDB snapshots (save {save})")
     return Check(
@@ -157,22 +223,27 @@ async def check_persistence(client: Any) -> Check:
 
 
 async def check_fast_failover(client: Any) -> Check:
-    """Fast failover confirms a leader's death with CLIENT ID (the leader) and CLIENT LIST ID (the
-    next in line, Redis >= 6.2); without them it falls back to a refused reconnect."""
+    """Fast failover proves a crashed leader's death through Redis: the leader registers its
+    connection (CLIENT ID, its own id) and the next in line's bury script finds that connection's
+    channel without a subscriber (PUBSUB NUMSUB). ``CLIENT LIST`` (it lists every user's
+    connections: the printed ACL leaves it out) only helps when Redis has not read a slow
+    teardown yet; without it that case falls back to a refused reconnect to the endpoint."""
     try:
-        own = int(await client.client_id())
-        listed = await client.client_list(client_id=[own])
+        await client.client_id()
+        await client.execute_command("PUBSUB", "NUMSUB", "leaderpool-doctor")
     except redis.exceptions.ResponseError as exc:
         return Check(
             "fast failover",
             "warn",
-            f"CLIENT ID / CLIENT LIST ID refused ({exc}): a crashed leader's death is confirmed by a refused "
+            f"CLIENT ID / PUBSUB NUMSUB refused ({exc}): a crashed leader's death is confirmed by a refused "
             "reconnect to its liveness endpoint instead, which a rejecting firewall can fake; allow "
-            "+client|id +client|list for leaderpool's user (Redis >= 6.2)",
+            "+client|id +pubsub|numsub for leaderpool's user (`leaderpool-cli acl` prints them)",
         )
-    if not any(int(c.get("id", -1)) == own for c in listed):
-        return Check("fast failover", "warn", "CLIENT LIST ID did not list our own connection")
-    return Check("fast failover", "ok", "CLIENT ID and CLIENT LIST ID allowed: deaths are confirmed through Redis")
+    return Check(
+        "fast failover",
+        "ok",
+        "CLIENT ID and PUBSUB NUMSUB allowed: deaths are proved through Redis (the leader connection's own channel)",
+    )
 
 
 CHECKS: tuple[Callable[[Any], Awaitable[Check]], ...] = (
@@ -187,23 +258,31 @@ CHECKS: tuple[Callable[[Any], Awaitable[Check]], ...] = (
 )
 
 
-async def run_checks(client: Any) -> list[Check]:
+async def run_checks(client: Any, prefix: str = DEFAULT_PREFIX) -> list[Check]:
     """Every check in order; connection failures propagate (the caller reports them). On a Redis
     Cluster (the CLI's blocking client) every master is checked: each serves its own pools' slots,
     with its own configuration and keyspace events."""
     from leaderpool.backend.connect import is_cluster_client
 
     if not is_cluster_client(client):
-        return [await check(client) for check in CHECKS]
+        return [await _run(check, client, prefix) for check in CHECKS]
     from leaderpool.console.oneshot import Blocking
 
     found = []
     per_node = [k for k in CHECKS if k is not check_fast_failover]
     for node in sorted(client.sync.get_primaries(), key=lambda n: n.name):
         master = Blocking(node.redis_connection or client.sync.get_redis_connection(node))
-        found += [Check(f"{c.name} ({node.name})", c.level, c.message) for c in [await k(master) for k in per_node]]
+        found += [
+            Check(f"{c.name} ({node.name})", c.level, c.message)
+            for c in [await _run(k, master, prefix) for k in per_node]
+        ]
     found.append(CLUSTER_FAST_FAILOVER)
     return found
+
+
+async def _run(check: Callable[[Any], Awaitable[Check]], client: Any, prefix: str) -> Check:
+    """One check; the keyspace events' probe writes a key under the prefix (the ACL's keys)."""
+    return await (check_keyspace_events(client, prefix) if check is check_keyspace_events else check(client))
 
 
 CLUSTER_FAST_FAILOVER = Check(
@@ -222,4 +301,4 @@ def render(where: str, checks: list[Check]) -> str:
     warns = sum(c.level == "warn" for c in checks)
     verdict = "OK" if not fails else "PROBLEMS"
     lines.append(f"{verdict}: {fails} problem(s), {warns} warning(s)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # messages quote keys and values found in Redis

@@ -7,6 +7,7 @@ from typing import Any
 
 from leaderpool.backend.pool_store import HistoryEntry
 from leaderpool.cli.status import clock_text, table
+from leaderpool.util.printable import printable
 
 
 def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
@@ -36,10 +37,10 @@ def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
 def render(pool: str, rows: list[dict[str, Any]]) -> str:
     """The table of :func:`history_rows`' rows (a line saying there are none, when there are none)."""
     if not rows:
-        return f"pool {pool}: no leadership transitions recorded"
+        return printable(f"pool {pool}: no leadership transitions recorded")
     cells = [["TIME", "EVENT", "TERM", "MEMBER", "REASON"]]
     for r in rows:
         when = "-" if r["t"] is None else clock_text(int(r["t"] * 1000)) + f".{int(r['t'] * 1000) % 1000:03d}"
         cells.append([when, r["event"], str(r["term"]), r["member"], r["reason"]])
     body = "\n".join("  " + line for line in table(cells))
-    return f"pool {pool}: last {len(rows)} transition(s), oldest first\n{body}"
+    return printable(f"pool {pool}: last {len(rows)} transition(s), oldest first") + f"\n{body}"

@@ -34,6 +34,7 @@ from leaderpool.console.args import Failure
 from leaderpool.console.credentials import CREDENTIAL_VARIABLES
 from leaderpool.proctree.environment import command_environment
 from leaderpool.proctree.launch import ProcessTree, TreeSpec, start_tree
+from leaderpool.util.constants import DEFAULT_PREFIX
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_CANNOT_RUN = 127
@@ -80,6 +81,7 @@ def run_locked(
     ttl_s: int,
     timeout_s: float | None,
     command: Sequence[str],
+    prefix: str = DEFAULT_PREFIX,
     *,
     grace_s: float = DEFAULT_GRACE_S,
     pass_env: Sequence[str] = (),
@@ -92,7 +94,7 @@ def run_locked(
     signals = _Signals()
     signals.install()
     try:
-        lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False)
+        lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix)
         try:
             taken = lock.acquire()
         except _Interrupted as stop:
@@ -114,9 +116,10 @@ def run_locked(
         finally:
             lock.release()
             if lock.lost:
+                why = lock.lost_why or "this process was paused past its ttl?"
                 sys.stderr.write(
-                    f"leaderpool-cli: warning: lock {resource} expired while the command ran "
-                    "(this process was paused past its ttl?): another holder may have overlapped\n"
+                    f"leaderpool-cli: warning: lock {resource} was lost while the command ran ({why}): "
+                    "another holder may have overlapped\n"
                 )
         return exit_code(returncode)
     finally:

@@ -10,6 +10,7 @@ from leaderpool.cli import status
 from leaderpool.console.args import Failure
 from leaderpool.console.oneshot import Blocking, run
 from leaderpool.names.registry import NameOwner, NameStore
+from leaderpool.util.printable import printable
 
 
 def _value(owner: NameOwner) -> str:
@@ -24,10 +25,11 @@ def whereis(client: Blocking, name: str, prefix: str, as_json: bool, out: TextIO
     if as_json:
         out.write(json.dumps(owner.as_json(), separators=(",", ":")) + "\n")
     else:
-        out.write(
+        line = (
             f"{name}: member {owner.member} of pool {owner.pool} on node {owner.node}, "
-            f"value {_value(owner)}, lease {owner.lease_ms / 1000:.1f}s left\n"
+            f"value {_value(owner)}, lease {owner.lease_ms / 1000:.1f}s left"
         )
+        out.write(printable(line) + "\n")
     return 0
 
 
@@ -53,7 +55,7 @@ def unregister(client: Blocking, name: str, prefix: str, out: TextIO) -> int:
     if owner is None:
         raise Failure(f"nobody holds name {name} (prefix {prefix})")
     out.write(
-        f"removed name {name} from member {owner.member} of pool {owner.pool}\n"
+        printable(f"removed name {name} from member {owner.member} of pool {owner.pool}") + "\n"
         "(a standby takes it at once; the old holder learns at its next heartbeat)\n"
     )
     return 0

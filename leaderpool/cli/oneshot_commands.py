@@ -28,6 +28,7 @@ from leaderpool.console.args import (
     seconds,
 )
 from leaderpool.console.oneshot import Blocking, run
+from leaderpool.util.printable import printable_lines
 
 
 def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
@@ -60,14 +61,14 @@ def cmd_resign(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
 
     pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
     given: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
-    out.write(resign(PoolStore(client, Keyspace(pool, prefix)), given) + "\n")
+    out.write(printable_lines(resign(PoolStore(client, Keyspace(pool, prefix)), given)) + "\n")
     return 0
 
 
 def cmd_evict(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
     member = checked_arg("MEMBER", name_arg("member id"), o.ns.member)
-    out.write(run(evict(PoolStore(client, Keyspace(pool, prefix)), member)) + "\n")
+    out.write(printable_lines(run(evict(PoolStore(client, Keyspace(pool, prefix)), member))) + "\n")
     return 0
 
 
@@ -75,7 +76,7 @@ def cmd_forget(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     from leaderpool.cli.forget import forget
 
     pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
-    out.write(forget(client, Keyspace(pool, prefix), force=bool(o.ns.force)) + "\n")
+    out.write(printable_lines(forget(client, Keyspace(pool, prefix), force=bool(o.ns.force))) + "\n")
     return 0
 
 
@@ -83,7 +84,7 @@ def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: st
     from leaderpool.cli import doctor
     from leaderpool.cli.doctor_data import check_pool_data
 
-    checks = run(doctor.run_checks(client))
+    checks = run(doctor.run_checks(client, prefix))
     checks.append(run(check_pool_data(client, prefix)))  # hostile or broken data in the pools
     if o.ns.json:
         payload = {"redis": where, "checks": [c.__dict__ for c in checks]}

@@ -22,6 +22,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 Reply = Any
 
+MAX_LINE_BYTES = 64 * 1024
+"""The longest status, error or length line read (Redis's own are far shorter)."""
+MAX_BULK_BYTES = 512 * 1024 * 1024
+"""The largest bulk string (Redis's own limit, ``proto-max-bulk-len``)."""
+MAX_DEPTH = 16
+"""The deepest nesting of arrays (the one-shot commands' replies are at most 3 deep)."""
+READ_CHUNK_BYTES = 1024 * 1024
+
 
 class ReplyError(Exception):
     """An error reply from Redis."""
@@ -35,6 +43,15 @@ def handles(url: str) -> bool:
     """Whether this client can take ``url`` (plain TCP or a unix socket, no options but ``db``)."""
     parts = urlsplit(url)
     return parts.scheme in ("redis", "unix") and set(parse_qs(parts.query)) <= {"db"}
+
+
+def _integer(body: bytes) -> int:
+    try:
+        if len(body) > 20:
+            raise ValueError
+        return int(body)
+    except ValueError:
+        raise ConnectionFailed(f"Protocol error: {body[:40]!r} is not an integer") from None
 
 
 def _encode(value: Any) -> bytes:
@@ -110,9 +127,15 @@ class Client:
                 raise
             raise ConnectionFailed(f"Error while talking to Redis: {exc or type(exc).__name__}") from exc
 
-    def _read(self) -> Reply:
-        line = self._file.readline()
+    def _read(self, depth: int = 0) -> Reply:
+        """One reply. Whatever the bytes, the only errors are :class:`ReplyError` and
+        :class:`ConnectionFailed`: a line, a bulk string and nesting are bounded
+        (:data:`MAX_LINE_BYTES`, :data:`MAX_BULK_BYTES`, :data:`MAX_DEPTH`), and a bulk string is
+        read as it arrives, so memory follows what the server sent, not what it announced."""
+        line = self._file.readline(MAX_LINE_BYTES)
         if not line.endswith(b"\r\n"):
+            if len(line) >= MAX_LINE_BYTES:
+                raise ConnectionFailed(f"Protocol error: a reply line longer than {MAX_LINE_BYTES} bytes")
             raise ConnectionFailed("Connection closed by server.")
         kind, body = line[:1], line[1:-2]
         if kind == b"+":
@@ -120,19 +143,33 @@ class Client:
         if kind == b"-":
             raise ReplyError(body.decode(errors="replace"))
         if kind == b":":
-            return int(body)
+            return _integer(body)
         if kind == b"$":
-            size = int(body)
+            size = _integer(body)
             if size < 0:
                 return None
-            data = self._file.read(size + 2)
-            if len(data) != size + 2:
-                raise ConnectionFailed("Connection closed by server.")
+            if size > MAX_BULK_BYTES:
+                raise ConnectionFailed(f"Protocol error: a bulk string of {size} bytes")
+            data = self._read_exactly(size + 2)
+            if data[-2:] != b"\r\n":
+                raise ConnectionFailed("Protocol error: a bulk string not ended by CRLF")
             return data[:-2]
         if kind == b"*":
-            size = int(body)
-            return None if size < 0 else [self._read() for _ in range(size)]
+            size = _integer(body)
+            if size >= 0 and depth >= MAX_DEPTH:
+                raise ConnectionFailed(f"Protocol error: replies nested deeper than {MAX_DEPTH}")
+            return None if size < 0 else [self._read(depth + 1) for _ in range(size)]
         raise ConnectionFailed(f"Protocol error: unexpected reply {line[:40]!r}")
+
+    def _read_exactly(self, size: int) -> bytes:
+        chunks, left = [], size
+        while left:
+            chunk = self._file.read(min(left, READ_CHUNK_BYTES))
+            if not chunk:
+                raise ConnectionFailed("Connection closed by server.")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
 
     # ---- the commands the one-shot commands use, shaped as redis-py returns them ----
 

@@ -15,6 +15,7 @@ from leaderpool.backend.keys import Keyspace, pool_from_schedules_key, schedules
 from leaderpool.cli.status import clock_text, scan_pools, seconds_text, table
 from leaderpool.console.oneshot import Blocking, run
 from leaderpool.schedules.schedule_store import ScheduleRecord, ScheduleStore
+from leaderpool.util.printable import printable
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,6 @@ def render(found: list[PoolSchedules]) -> str:
                 [s.name, s.spec, _when(s.last_slot_ms), s.member or "-", "-" if s.term is None else str(s.term),
                  s.outcome or "-", str(s.runs), upcoming]
             )  # fmt: skip
-        lines = [f"pool {p.pool}: {len(p.schedules)} schedule(s)"] + ["  " + line for line in table(rows)]
+        lines = [printable(f"pool {p.pool}: {len(p.schedules)} schedule(s)")] + ["  " + line for line in table(rows)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -32,6 +32,7 @@ from leaderpool.errors import BadPoolData
 from leaderpool.jobs.job_store import Backlog, JobStore
 from leaderpool.members import MemberInfo, by_priority_then_age
 from leaderpool.util.naming import validate_name
+from leaderpool.util.printable import printable
 
 STALE_HIDDEN_AFTER_S = 600
 """A stale pool (no leader, no live member) is listed this long after its last sign of life."""
@@ -268,6 +269,8 @@ def clock_text(unix_ms: int) -> str:
 
 
 def table(rows: list[list[str]]) -> list[str]:
+    """Aligned columns; every cell :func:`~leaderpool.util.printable.printable` (cells come from Redis)."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
@@ -295,7 +298,7 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
             if s.next_in_line is not None:
                 link = "connected to" if s.next_connected else "not connected to"
                 head += f"; next in line {s.next_in_line}, {link} the leader's liveness endpoint"
-        lines = [head]
+        lines = [printable(head)]
         if s.backlog is not None:
             b = s.backlog
             lines.append(

@@ -206,13 +206,22 @@ def _loads(raw: str) -> Any:
 def _dead_letters(command: str, url: str, keys: Keyspace, ids: Sequence[str], out: TextIO) -> int:
     from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.job_store import JobStore
+    from leaderpool.jobs.jobs_config import DEFAULT_MAX_BACKLOG
 
     client = _sync_client(url)
     try:
         store = JobStore(Blocking(client), keys)
-        count = run(store.requeue(ids) if command == "requeue" else store.drop(ids))
+        if command == "requeue":  # under the backlog's cap, as `submit` is
+            count, left = run(store.requeue(ids, DEFAULT_MAX_BACKLOG))
+        else:
+            count, left = run(store.drop(ids)), 0
     finally:
         client.close()
+    if left:
+        raise Failure(
+            f"pool {keys.pool}: requeued {count} dead letter(s); {left} left in the dead letters: the job "
+            f"stream is at its cap of {DEFAULT_MAX_BACKLOG} unfinished jobs (requeue again once it drains)"
+        )
     if ids and count < len(ids):
         raise Failure(
             f"pool {keys.pool}: {len(ids) - count} of the ids given are not dead letters ({count} {command}d)"

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from leaderpool.util.printable import printable
+
 T = TypeVar("T")
 
 EXIT_USAGE = 2
@@ -50,7 +52,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``prog: error: message`` (one line) on stderr and exit with ``code``."""
-    line = " ".join(str(message).split())  # one line, whatever the message held
+    line = printable(" ".join(str(message).split()))  # one line, whatever the message held (Redis data too)
     print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
     raise SystemExit(code)
 

@@ -162,7 +162,11 @@ class JobConsumer:
         more = True
         while more:
             found = await self.store.reclaim(
-                held, self.config.max_deliveries, on_election=on_election, limit=RECLAIM_LIMIT
+                held,
+                self.config.max_deliveries,
+                self.config.max_dead_letters,
+                on_election=on_election,
+                limit=RECLAIM_LIMIT,
             )
             if not found.accepted:
                 log.warning("jobs_claim_refused", detail="the leader key no longer holds this term")
@@ -208,7 +212,9 @@ class JobConsumer:
             for f in failed:
                 log.warning("job_failed", job_id=f.job.job_id, delivery=f.job.delivery, error=f.error)
             if ran:
-                settled = await self.store.settle(held, done, failed, self.config.max_deliveries)
+                settled = await self.store.settle(
+                    held, done, failed, self.config.max_deliveries, self.config.max_dead_letters
+                )
                 if not settled.accepted:
                     probe.jobs(pool, "ack_refused", len(ran))
                     log.warning(

@@ -27,16 +27,17 @@ local function live_takers(handlers_key, leases_key, now)
 end
 """
 
-# Moves one pending job to the dead-letter stream (the job's payload, error and deliveries) and
-# tells a waiting caller; the job leaves the job stream.
+# Moves one pending job to the dead-letter stream (the job's payload, error and deliveries),
+# which keeps about dead_cap entries (MAXLEN ~: the oldest go), and tells a waiting caller; the
+# job leaves the job stream.
 _DEAD_LETTER = """
-local function dead_letter(stream, group, dead, id, error, deliveries)
+local function dead_letter(stream, group, dead, dead_cap, id, error, deliveries)
   local entry = redis.call('XRANGE', stream, id, id)
   if #entry > 0 then
     local f = entry[1][2]
     local fields = {}
     for i = 1, #f, 2 do fields[f[i]] = f[i + 1] end
-    redis.call('XADD', dead, '*', 'job', id, 'p', fields['p'] or 'null', 'error', error,
+    redis.call('XADD', dead, 'MAXLEN', '~', dead_cap, '*', 'job', id, 'p', fields['p'] or 'null', 'error', error,
                'deliveries', deliveries)
     if fields['r'] then
       redis.call('RPUSH', fields['r'], cjson.encode({error = error, deliveries = tonumber(deliveries)}))
@@ -80,21 +81,21 @@ SETTLE = (
     """
 -- settle: KEYS[1] job stream, KEYS[2] leader key, KEYS[3] dead-letter stream;
 -- ARGV[1] the leader value held ("<term>|<member>"), ARGV[2] group, ARGV[3] max deliveries,
--- ARGV[4] n done, then n (id, reply key or "", reply ttl ms, reply JSON) quadruples, then
--- (id, error) pairs of failed jobs.
+-- ARGV[4] the dead letters' cap, ARGV[5] n done, then n (id, reply key or "", reply ttl ms,
+-- reply JSON) quadruples, then (id, error) pairs of failed jobs.
 -- Only while the leader key holds ARGV[1]: acknowledges and deletes the done jobs and pushes
 -- their replies to waiting callers (each reply list expires after the job's reply ttl); a failed
 -- job delivered max times goes to the dead letters, else it is delivered again (XCLAIM: its
 -- delivery count grows). Returns {0} when the key does not hold ARGV[1] (a stale term: nothing
 -- changed), else {1, retried id, its delivery count, ..., '', dead-lettered id, ...}.
 local stream, leader_key, dead = KEYS[1], KEYS[2], KEYS[3]
-local held, group, max_deliveries, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local held, group, max_deliveries, dead_cap, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 """
     + _DEAD_LETTER
     + """
 if redis.call('GET', leader_key) ~= held then return {0} end
 local me = string.sub(held, string.find(held, '|', 1, true) + 1)
-local i = 5
+local i = 6
 local plain = {}
 for _ = 1, n do
   local id, reply_key, ttl, reply = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -119,7 +120,7 @@ while i < #ARGV do
   if #p > 0 and p[1][2] == me then
     local deliveries = tonumber(p[1][4])
     if deliveries >= max_deliveries then
-      dead_letter(stream, group, dead, id, error, deliveries)
+      dead_letter(stream, group, dead, dead_cap, id, error, deliveries)
       dead_ids[#dead_ids + 1] = id
     else
       redis.call('XCLAIM', stream, group, me, 0, id)
@@ -139,7 +140,7 @@ RECLAIM = (
 -- reclaim: KEYS[1] job stream, KEYS[2] leader key, KEYS[3] dead-letter stream;
 -- ARGV[1] the leader value held, ARGV[2] group, ARGV[3] max deliveries, ARGV[4] "1" on election:
 -- also re-deliver this member's own pending jobs and forget consumers with nothing pending,
--- ARGV[5] how many jobs at most.
+-- ARGV[5] how many jobs at most, ARGV[6] the dead letters' cap.
 -- Only while the leader key holds ARGV[1]: creates the group (from the stream's start) if
 -- missing, then claims for this member every job pending with another consumer (a leader that
 -- died or lost its lead mid-job), at once, whatever its idle time; a job already delivered max
@@ -147,8 +148,8 @@ RECLAIM = (
 -- Returns {0} for a stale term, else {1, more (1 if the limit was hit), id, delivery count,
 -- fields, ..., '', dead-lettered id, ...}.
 local stream, leader_key, dead = KEYS[1], KEYS[2], KEYS[3]
-local held, group, max_deliveries, on_election, limit =
-  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
+local held, group, max_deliveries, on_election, limit, dead_cap =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5]), ARGV[6]
 """
     + _DEAD_LETTER
     + """
@@ -166,7 +167,7 @@ if consumers then
       for j = 1, #pending do
         local id, deliveries = pending[j][1], tonumber(pending[j][4])
         if deliveries >= max_deliveries then
-          dead_letter(stream, group, dead, id,
+          dead_letter(stream, group, dead, dead_cap, id,
                       'its consumer stopped (died or lost the lead) in each of ' .. deliveries .. ' deliveries',
                       deliveries)
           dead_ids[#dead_ids + 1] = id
@@ -262,27 +263,34 @@ return out
 """
 
 REQUEUE = """
--- requeue: KEYS[1] dead-letter stream, KEYS[2] job stream; ARGV[1] "1" for all, else ARGV[2..] ids.
--- Submits dead letters again (as new jobs, without a caller waiting) and removes them.
--- Returns how many were requeued.
-local dead, stream = KEYS[1], KEYS[2]
+-- requeue: KEYS[1] dead-letter stream, KEYS[2] job stream; ARGV[1] the backlog's cap (unfinished
+-- jobs), ARGV[2] "1" for all, else ARGV[3..] ids.
+-- Submits dead letters again (as new jobs, without a caller waiting), oldest first, and removes
+-- them, as many as the job stream has room for under the cap (as submit does; the rest stay).
+-- Returns {how many were requeued, how many were left for want of room}.
+local dead, stream, cap = KEYS[1], KEYS[2], tonumber(ARGV[1])
+local room = cap - redis.call('XLEN', stream)
+if room < 0 then room = 0 end
 local entries = {}
-if ARGV[1] == '1' then
-  entries = redis.call('XRANGE', dead, '-', '+')
+if ARGV[2] == '1' then
+  entries = redis.call('XRANGE', dead, '-', '+', 'COUNT', room + 1)
 else
-  for i = 2, #ARGV do
+  for i = 3, #ARGV do
     local found = redis.call('XRANGE', dead, ARGV[i], ARGV[i])
     if #found > 0 then entries[#entries + 1] = found[1] end
   end
 end
-for i = 1, #entries do
+local done = math.min(#entries, room)
+for i = 1, done do
   local f = entries[i][2]
   local payload = 'null'
   for k = 1, #f, 2 do if f[k] == 'p' then payload = f[k + 1] end end
   redis.call('XADD', stream, '*', 'p', payload)
   redis.call('XDEL', dead, entries[i][1])
 end
-return #entries
+local left = #entries - done
+if ARGV[2] == '1' then left = redis.call('XLEN', dead) end
+return {done, left}
 """
 
 

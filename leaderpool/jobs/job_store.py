@@ -161,10 +161,11 @@ class JobStore:
         return jobs
 
     async def settle(
-        self, held: LeaderValue, done: Sequence[Done], failed: Sequence[Failed], max_deliveries: int
+        self, held: LeaderValue, done: Sequence[Done], failed: Sequence[Failed], max_deliveries: int, max_dead: int
     ) -> Settled:
+        """``max_dead``: the dead letters' cap (trimmed approximately, the oldest first)."""
         k = self.keys
-        args: list[str | int] = [held.encode(), GROUP, max_deliveries, len(done)]
+        args: list[str | int] = [held.encode(), GROUP, max_deliveries, max_dead, len(done)]
         for d in done:
             args += [d.job.job_id, d.job.reply_key, d.job.reply_ttl_ms or 1, d.reply]
         for f in failed:
@@ -177,11 +178,13 @@ class JobStore:
         retries = [(rest[i], int(rest[i + 1])) for i in range(0, cut, 2)]
         return Settled(True, retries, rest[cut + 1 :])
 
-    async def reclaim(self, held: LeaderValue, max_deliveries: int, *, on_election: bool, limit: int) -> Reclaimed:
+    async def reclaim(
+        self, held: LeaderValue, max_deliveries: int, max_dead: int, *, on_election: bool, limit: int
+    ) -> Reclaimed:
         k = self.keys
         reply = await self._scripts.reclaim(
             keys=[k.jobs, k.leader, k.dead],
-            args=[held.encode(), GROUP, max_deliveries, "1" if on_election else "0", limit],
+            args=[held.encode(), GROUP, max_deliveries, "1" if on_election else "0", limit, max_dead],
         )
         if int(reply[0]) == 0:
             return Reclaimed(False, False, [], [])
@@ -222,10 +225,12 @@ class JobStore:
         entries = await self.client.xrange(self.keys.dead, count=count)
         return [(text(i), {text(a): text(b) for a, b in f.items()}) for i, f in entries or []]
 
-    async def requeue(self, ids: Sequence[str]) -> int:
-        """Submit dead letters again (all of them when ``ids`` is empty)."""
+    async def requeue(self, ids: Sequence[str], cap: int) -> tuple[int, int]:
+        """Submit dead letters again (all of them when ``ids`` is empty), as many as the job stream
+        has room for under ``cap``: (how many were requeued, how many were left for want of room)."""
         k = self.keys
-        return int(await self._scripts.requeue(keys=[k.dead, k.jobs], args=["0" if ids else "1", *ids]))
+        done, left = await self._scripts.requeue(keys=[k.dead, k.jobs], args=[cap, "0" if ids else "1", *ids])
+        return int(done), int(left)
 
     async def drop(self, ids: Sequence[str]) -> int:
         """Delete dead letters (all of them when ``ids`` is empty)."""

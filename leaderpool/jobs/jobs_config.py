@@ -18,6 +18,11 @@ At the cap ``submit`` raises :class:`~leaderpool.errors.BacklogFull`; no job is 
 DEFAULT_MAX_DELIVERIES = 5
 """A job delivered this many times without succeeding moves to the dead-letter stream."""
 
+DEFAULT_MAX_DEAD_LETTERS = 10_000
+"""The dead-letter stream keeps about this many entries (``XADD MAXLEN ~``: Redis trims whole
+nodes of about 100 entries, so a few more may stay); beyond it the oldest dead letters go, so a
+handler that fails everything cannot fill Redis (at the 64 KiB payload limit, about 650 MB at most)."""
+
 GROUP = "leader"
 """The consumer group the leader reads the job stream in (one per pool; the consumer is the member)."""
 
@@ -44,6 +49,7 @@ class JobsConfig:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     max_backlog: int = DEFAULT_MAX_BACKLOG
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS
     batch: int = 200
     flush_s: float = 0.005
     reclaim_s: float = 1.0
@@ -56,7 +62,7 @@ class JobsConfig:
     """A member's inbox (targeted calls, multicalls) expires this long after its last request."""
 
     def __post_init__(self) -> None:
-        for name in ("max_payload_bytes", "max_backlog", "max_deliveries", "batch"):
+        for name in ("max_payload_bytes", "max_backlog", "max_deliveries", "max_dead_letters", "batch"):
             _positive(name, getattr(self, name), integer=True)
         for name in ("flush_s", "reclaim_s", "retry_delay_s", "retry_delay_max_s", "reply_grace_s", "inbox_ttl_s"):
             _positive(name, getattr(self, name), integer=False)

@@ -73,8 +73,12 @@ class Job(NamedTuple):
 
     @classmethod
     def from_fields(cls, job_id: Any, fields: Any, delivery: int) -> Job:
+        """Never raises: a reply ttl that is not a number reads as 0 (a job that could not be read
+        would be delivered, and fail to be read, again and again)."""
         f = _fields(fields)
-        return cls(text(job_id), f.get("p", "null"), f.get("r", ""), int(f.get("x", "0") or 0), delivery)
+        ttl = f.get("x", "0")
+        ttl_ms = int(ttl) if 0 < len(ttl) <= 15 and ttl.isascii() and ttl.isdigit() else 0
+        return cls(text(job_id), f.get("p", "null"), f.get("r", ""), ttl_ms, delivery)
 
 
 def _fields(raw: Any) -> dict[str, str]:
@@ -102,8 +106,12 @@ class Request(NamedTuple):
 
     @classmethod
     def parse(cls, raw: Any) -> Request:
-        d = json.loads(text(raw))
-        return cls(str(d["id"]), str(d["p"]), str(d["r"]), int(d["x"]), str(d.get("k", Kind.MEMBER)))
+        """ValueError, and nothing else, for what is not a request leaderpool wrote."""
+        try:
+            d = json.loads(text(raw))
+            return cls(str(d["id"]), str(d["p"]), str(d["r"]), int(d["x"]), str(d.get("k", Kind.MEMBER)))
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError) as exc:
+            raise ValueError(f"not a request: {type(exc).__name__}") from None
 
 
 def ok_reply(reply_json: str, member: str | None = None) -> str:
@@ -128,10 +136,19 @@ class Reply(NamedTuple):
 
     @classmethod
     def parse(cls, raw: Any) -> Reply:
-        d = json.loads(text(raw))
-        if "ok" in d:
-            return cls(d.get("member"), True, d["ok"])
-        return cls(d.get("member"), False, str(d.get("error", "")), int(d.get("deliveries", 1)))
+        """ValueError, and nothing else, for what is not a reply leaderpool wrote."""
+        try:
+            d = json.loads(text(raw))
+            if not isinstance(d, dict):
+                raise TypeError
+            member = d.get("member")
+            if member is not None and not isinstance(member, str):
+                raise TypeError
+            if "ok" in d:
+                return cls(member, True, d["ok"])
+            return cls(member, False, str(d.get("error", "")), int(d.get("deliveries", 1)))
+        except (ValueError, TypeError, RecursionError, OverflowError) as exc:
+            raise ValueError(f"not a reply: {type(exc).__name__}") from None
 
     def result(self, pool: str) -> Any:
         """The value, or :class:`JobFailed` raised with the handler's error."""

@@ -19,8 +19,8 @@ import redis.asyncio
 import redis_lock
 
 from leaderpool import probe
-from leaderpool.backend.keys import LockKeys
-from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
+from leaderpool.backend.keys import DEFAULT_PREFIX, LockKeys
+from leaderpool.backend.redis_errors import RETRYABLE, is_acl_refusal, translate_redis_errors
 from leaderpool.errors import LockNotAcquired
 from leaderpool.locks.blocking_lock import (
     DEFAULT_LOCK_TTL_S,
@@ -51,8 +51,9 @@ class AsyncLock:
         *,
         ttl_s: int = DEFAULT_LOCK_TTL_S,
         timeout: float | None = None,
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        self.keys = LockKeys(resource)
+        self.keys = LockKeys(resource, prefix)
         self.resource = resource
         self.ttl_s = validate_ttl(ttl_s)
         self.timeout = validate_timeout(timeout)
@@ -60,6 +61,8 @@ class AsyncLock:
         self.token: int | None = None
         """The fencing token of the current acquisition; None while not held."""
         self.lost = False
+        self.lost_why = ""
+        """Why :attr:`lost` was set: the renewal found it gone, none succeeded for a ttl, Redis refused it."""
         self.attempts = 0
         self._client = client
         scripts = LockScripts.on(client)
@@ -102,6 +105,9 @@ class AsyncLock:
             try:
                 error = await self._extend(keys=[self.keys.lock, self.keys.signal], args=[self.id, self.ttl_s])
             except RETRYABLE as exc:
+                if is_acl_refusal(exc):  # an ACL without TTL or EXPIRE: retrying cannot help
+                    self.mark_lost(f"Redis refused the renewal ({str(exc)[:200]}): see `leaderpool-cli acl`")
+                    return
                 if time.monotonic() - renewed >= self.ttl_s:
                     self.mark_lost(f"no renewal succeeded for its ttl ({exc or type(exc).__name__})")
                     return
@@ -114,7 +120,7 @@ class AsyncLock:
 
     def mark_lost(self, why: str) -> None:
         if not self.lost:
-            self.lost = True
+            self.lost, self.lost_why = True, why
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
             probe.lock("lost")
 
@@ -156,10 +162,11 @@ async def atrans(
     *,
     retries: int | None = None,
     ttl_s: int = DEFAULT_LOCK_TTL_S,
+    prefix: str = DEFAULT_PREFIX,
 ) -> T:
     """:func:`~leaderpool.locks.blocking_lock.trans` for asyncio: ``await atrans(client, "orders", coro_fn)``."""
     limit = validate_retries(retries)
-    lock = AsyncLock(client, resource, ttl_s=ttl_s)
+    lock = AsyncLock(client, resource, ttl_s=ttl_s, prefix=prefix)
     started = time.monotonic()
     if not await lock.acquire(attempts=None if limit is None else limit + 1):
         waited = time.monotonic() - started

@@ -2,13 +2,14 @@
 python-redis-lock.
 
 :class:`Lock` *is* a python-redis-lock lock (a subclass), so it speaks its protocol: the lock
-key ``lock:NAME`` holds the holder's random id with an expiry, and a release pushes onto
-``lock-signal:NAME``, waking one waiter blocked in ``BLPOP`` at once. What it adds:
+lock key holds the holder's random id with an expiry, and a release pushes onto the signal
+list, waking one waiter blocked in ``BLPOP`` at once. What it adds:
 
-- the resource is the hash tag (``lock:{orders}``, ``lock-signal:{orders}``), so both keys, and
-  the token counter, sit on one Redis Cluster slot;
+- the keys are under the prefix (``leaderpool:lock:{orders}``, ``leaderpool:lock-signal:{orders}``),
+  which the prefix's ACL covers, and the resource is their hash tag, so both keys, and the token
+  counter, sit on one Redis Cluster slot;
 - a **fencing token** per acquisition (``lock.token``), strictly increasing per resource: the
-  lock is taken and the counter ``lock-token:{orders}`` incremented in one script, so tokens
+  lock is taken and the counter ``leaderpool:lock-token:{orders}`` incremented in one script, so tokens
   follow the order in which the lock was held (pass it along and refuse older ones downstream);
 - waits bounded by the holder's expiry: a waiter also wakes when a dead holder's lock expires,
   not one full ``BLPOP`` timeout later; timeouts in fractions of a second;
@@ -17,8 +18,7 @@ key ``lock:NAME`` holds the holder's random id with an expiry, and a release pus
   (``lock.lost``, a ``lock_lost`` warning) instead of a crashed renewal thread.
 
 :class:`~leaderpool.locks.async_lock.AsyncLock` is the asyncio face: the same keys, scripts and rules,
-so a blocking holder and an asyncio holder of one resource exclude each other (as do plain
-python-redis-lock users of the name ``{RESOURCE}``).
+so a blocking holder and an asyncio holder of one resource and prefix exclude each other.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import redis
 import redis_lock
 
 from leaderpool import probe
-from leaderpool.backend.keys import LockKeys
+from leaderpool.backend.keys import DEFAULT_PREFIX, LockKeys
 from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.locks.lock_renewal import RENEW_FRACTION as RENEW_FRACTION  # re-exported: the asyncio face
@@ -140,17 +140,21 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
         ttl_s: int = DEFAULT_LOCK_TTL_S,
         timeout: float | None = None,
         auto_renew: bool = True,
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        self.keys = LockKeys(resource)
+        self.keys = LockKeys(resource, prefix)
         self.resource = resource
         self.ttl_s = validate_ttl(ttl_s)
         self.timeout = validate_timeout(timeout)
         _register_base_scripts(client)
         super().__init__(client, self.keys.redis_lock_name, expire=self.ttl_s, strict=False)
+        self._name, self._signal = self.keys.lock, self.keys.signal  # under the prefix, not python-redis-lock's
         self.token: int | None = None
         """The fencing token of the current acquisition; None while not held."""
         self.lost = False
         """True once a renewal or the release found the lock no longer ours (it expired)."""
+        self.lost_why = ""
+        """Why: the renewal found it gone, none succeeded for a ttl, or Redis refused it."""
         self.attempts = 0
         self._auto_renew = auto_renew
         self._take = LockScripts.on(client).acquire.blocking
@@ -215,7 +219,7 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
 
     def mark_lost(self, why: str) -> None:
         if not self.lost:
-            self.lost = True
+            self.lost, self.lost_why = True, why
             log.warning("lock_lost", resource=self.resource, token=self.token, why=why)
             probe.lock("lost")
 
@@ -244,13 +248,14 @@ def trans(
     *,
     retries: int | None = None,
     ttl_s: int = DEFAULT_LOCK_TTL_S,
+    prefix: str = DEFAULT_PREFIX,
 ) -> T:
     """Take the lock on ``resource``, run ``fn()``, release, and return what ``fn`` returned
     (``:global.trans``). Each refused attempt waits for the release signal (or the holder's
     expiry) and tries again, ``retries`` times at most (None: until it gets the lock); then
     raises :class:`~leaderpool.errors.LockNotAcquired`."""
     limit = validate_retries(retries)
-    lock = Lock(client, resource, ttl_s=ttl_s)
+    lock = Lock(client, resource, ttl_s=ttl_s, prefix=prefix)
     started = time.monotonic()
     if not lock.acquire(attempts=None if limit is None else limit + 1):
         waited = time.monotonic() - started

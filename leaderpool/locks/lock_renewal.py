@@ -17,7 +17,7 @@ from typing import Protocol
 
 import redis_lock
 
-from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.backend.redis_errors import RETRYABLE, is_acl_refusal
 from leaderpool.util.log import get_logger
 from leaderpool.util.threads import start_thread
 
@@ -109,6 +109,9 @@ class Renewer:
                 lock.mark_lost("renewal found the lock no longer ours")
                 return False
             except RETRYABLE as exc:
+                if is_acl_refusal(exc):  # an ACL without TTL or EXPIRE: retrying cannot help
+                    lock.mark_lost(f"Redis refused the renewal ({str(exc)[:200]}): see `leaderpool-cli acl`")
+                    return False
                 error = str(exc) or type(exc).__name__
                 if time.monotonic() - renewal.renewed >= renewal.ttl_s:  # expired in Redis by now
                     lock.mark_lost(f"no renewal succeeded for its ttl ({error})")

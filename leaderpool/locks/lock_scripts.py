@@ -12,7 +12,7 @@ import redis_lock
 from leaderpool.backend.script_registry import Lua, ScriptSet
 
 LOCK_ACQUIRE = """
--- lock_acquire: KEYS[1] lock key (python-redis-lock's "lock:NAME"), KEYS[2] fencing-token
+-- lock_acquire: KEYS[1] lock key ("PREFIX:lock:{RESOURCE}"), KEYS[2] fencing-token
 -- counter on the same slot; ARGV[1] our random id, ARGV[2] ttl_ms.
 -- Takes the lock as python-redis-lock does (SET NX with an expiry) and, in the same step, hands
 -- out the next fencing token, so tokens grow in the order the lock was held.

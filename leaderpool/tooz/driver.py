@@ -309,4 +309,4 @@ class LeaderpoolDriver(coordination.CoordinationDriver):
     def get_lock(self, name: bytes) -> LeaderpoolLock:
         if self._client is None:
             raise tooz.ToozError("the coordinator is not started")
-        return LeaderpoolLock(name, self._client, self._options.lock_ttl_s)
+        return LeaderpoolLock(name, self._client, self._options.lock_ttl_s, self._options.prefix)

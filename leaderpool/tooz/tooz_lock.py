@@ -12,6 +12,7 @@ from tooz import locking
 
 from leaderpool.locks.blocking_lock import Lock
 from leaderpool.tooz.translation import text, translated
+from leaderpool.util.constants import DEFAULT_PREFIX
 
 __all__ = ["LeaderpoolLock"]
 
@@ -21,9 +22,9 @@ class LeaderpoolLock(locking.Lock):
     a fencing token per acquisition (:attr:`token`). Exclusive only (shared raises tooz's
     NotImplemented). One object is also exclusive between the threads that share it."""
 
-    def __init__(self, name: bytes, client: redis.Redis, ttl_s: int) -> None:
+    def __init__(self, name: bytes, client: redis.Redis, ttl_s: int, prefix: str = DEFAULT_PREFIX) -> None:
         super().__init__(name)
-        self._lock = Lock(client, text(name), ttl_s=ttl_s)
+        self._lock = Lock(client, text(name), ttl_s=ttl_s, prefix=prefix)
         self._local = threading.Lock()
 
     @property

@@ -6,5 +6,6 @@ wake-ups), :mod:`.alarm` (a sleep a notification cuts short). Threads and loops:
 process's one event loop for threaded code), :mod:`.lifecycle` (what an asyncio face and its
 blocking twin share). Logging: :mod:`.log`, :mod:`.throttle`. Process tuning: :mod:`.gc_tuning`,
 :mod:`.constants`. Names: :mod:`.naming` (the rule for names in keys), :mod:`.exports` (lazy
-exports of a package's ``__init__``).
+exports of a package's ``__init__``). Output: :mod:`.printable` (text from outside, safe on a
+terminal).
 """

@@ -31,7 +31,7 @@ from leaderpool.console.args import (
     tcp_port,
 )
 from leaderpool.errors import ConfigError
-from leaderpool.jobs.jobs_config import DEFAULT_MAX_DELIVERIES, JobsConfig
+from leaderpool.jobs.jobs_config import DEFAULT_MAX_DEAD_LETTERS, DEFAULT_MAX_DELIVERIES, JobsConfig
 from leaderpool.jobs.wire import Handler
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.util.naming import validate_name
@@ -139,6 +139,10 @@ def build_parser() -> OneLineParser:
     work.add_argument(
         "--max-deliveries", metavar="N",
         help=f"a job failing this often is dead-lettered ({DEFAULT_MAX_DELIVERIES}) [LEADERPOOL_MAX_DELIVERIES]",
+    )  # fmt: skip
+    work.add_argument(
+        "--max-dead-letters", metavar="N",
+        help=f"the dead letters kept, about; the oldest go ({DEFAULT_MAX_DEAD_LETTERS}) [LEADERPOOL_MAX_DEAD_LETTERS]",
     )  # fmt: skip
     names_group = p.add_argument_group("unique names")
     names_group.add_argument(
@@ -287,6 +291,10 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         "max_deliveries", "--max-deliveries", "LEADERPOOL_MAX_DELIVERIES", positive_integer,
         default=DEFAULT_MAX_DELIVERIES,
     )  # fmt: skip
+    max_dead_letters = o.get(
+        "max_dead_letters", "--max-dead-letters", "LEADERPOOL_MAX_DEAD_LETTERS", positive_integer,
+        default=DEFAULT_MAX_DEAD_LETTERS,
+    )  # fmt: skip
     held_names: list[str] = o.get("names", "--name", "LEADERPOOL_NAMES", names, default=[])
     held_names = [_as(o, "names", "--name", "LEADERPOOL_NAMES", _name("name"), n) for n in held_names]
     if is_cluster(redis_url) and held_names:
@@ -296,7 +304,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     return WorkerSettings(
         handler=handler,
         handler_spec=handler_spec,
-        jobs=JobsConfig(max_deliveries=max_deliveries),
+        jobs=JobsConfig(max_deliveries=max_deliveries, max_dead_letters=max_dead_letters),
         names=tuple(dict.fromkeys(held_names)),
         config=config,
         redis_url=redis_url,

@@ -136,7 +136,7 @@ class TestJobs:
                 assert ("3", '{"fail":"boom"}', "ValueError: failing on purpose: boom") == (
                     dead[0][1]["deliveries"], dead[0][1]["p"], dead[0][1]["error"],
                 )  # fmt: skip
-                assert 1 == await store.requeue([])
+                assert (1, 0) == await store.requeue([], 100)
                 await eventually(lambda: len(seen.calls) == 6)  # the handler's 6th start: its failure comes after
                 assert 1 == len(await eventually_read(store.dead_letters))  # dead again after 3 more deliveries
                 assert 1 == await store.drop([])
@@ -307,7 +307,7 @@ class TestFencing:
                     assert "b" == await call  # the new leader's reply
                     jobs = JobStore(client.calls.store.client, Keyspace("w"))
                     stale = Job("0-1", "null", "", 0, 1)
-                    refused = await jobs.settle(LeaderValue(term_a, "a"), [Done(stale, ok_reply("1"))], [], 5)
+                    refused = await jobs.settle(LeaderValue(term_a, "a"), [Done(stale, ok_reply("1"))], [], 5, 100)
                     assert not refused.accepted
                     a_release.set()
                     await eventually(lambda: not a.is_leader)

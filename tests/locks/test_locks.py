@@ -32,7 +32,9 @@ from tests.support.worker_procs import PATIENCE, ROOT, clean_env, cli, eventuall
 def test_both_keys_and_the_token_counter_share_the_resources_hash_tag() -> None:
     """python-redis-lock's keys for the resource, on one Cluster slot."""
     keys = LockKeys("orders")
-    assert ("lock:{orders}", "lock-signal:{orders}", "lock-token:{orders}") == (keys.lock, keys.signal, keys.token)
+    assert ("leaderpool:lock:{orders}", "leaderpool:lock-signal:{orders}", "leaderpool:lock-token:{orders}") == (
+        keys.lock, keys.signal, keys.token
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -80,7 +82,7 @@ def test_the_shortest_wait_ends_on_every_redis(redis_server: RedisServer) -> Non
     """A BLPOP of :data:`MIN_BLOCK_S` returns (Redis 6 reads 1 ms as 0, "block for ever")."""
     client = redis.Redis.from_url(redis_server.url, socket_timeout=3)
     try:
-        assert client.blpop(["lock-signal:{nobody}"], timeout=MIN_BLOCK_S) is None
+        assert client.blpop(["leaderpool:lock-signal:{nobody}"], timeout=MIN_BLOCK_S) is None
     finally:
         client.close()
 
@@ -108,11 +110,11 @@ def test_held_locks_are_renewed_past_their_ttl(redis_server: RedisServer) -> Non
     client = redis.Redis.from_url(redis_server.url)
     with Lock(client, "orders", ttl_s=2) as lock, Lock(client, "invoices", ttl_s=3) as other:
         time.sleep(4.2)
-        assert lock.id.encode() == client.get("lock:{orders}")
-        assert other.id.encode() == client.get("lock:{invoices}")
+        assert lock.id.encode() == client.get("leaderpool:lock:{orders}")
+        assert other.id.encode() == client.get("leaderpool:lock:{invoices}")
         assert not Lock(client, "orders").acquire(blocking=False)
         assert not lock.lost and not other.lost
-    assert client.get("lock:{orders}") is None and client.get("lock:{invoices}") is None
+    assert client.get("leaderpool:lock:{orders}") is None and client.get("leaderpool:lock:{invoices}") is None
     client.close()
 
 
@@ -121,18 +123,19 @@ def test_a_lock_taken_from_under_its_holder_is_reported_lost_not_raised(redis_se
     nothing (the next holder's lock is left alone)."""
     client = redis.Redis.from_url(redis_server.url)
     with Lock(client, "orders", ttl_s=1) as lock:
-        client.delete("lock:{orders}")
+        client.delete("leaderpool:lock:{orders}")
         other = Lock(client, "orders", ttl_s=5)
         assert other.acquire(blocking=False)
         eventually(lambda: lock.lost, timeout=10)
-    assert other.id.encode() == client.get("lock:{orders}")
+    assert other.id.encode() == client.get("leaderpool:lock:{orders}")
     other.release()
     client.close()
 
 
 def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: RedisServer) -> None:
     """Either face waits for the other; a release on one face wakes a waiter on the other at
-    once (python-redis-lock's signal), and tokens keep growing across faces."""
+    once (python-redis-lock's signal), and tokens keep growing across faces; a plain
+    python-redis-lock user of the name does not share our keys (ours are under the prefix)."""
     url = redis_server.url
     client = redis.Redis.from_url(url)
 
@@ -151,19 +154,19 @@ def test_a_sync_holder_and_an_async_holder_exclude_each_other(redis_server: Redi
             # released: the waiter wakes on the signal, long before the 5 s ttl
             assert await within(waiter, 10)
             assert time.monotonic() - released < 2.5
-            assert int(client.get("lock-token:{orders}") or 0) > (sync_token or 0)
+            assert int(client.get("leaderpool:lock-token:{orders}") or 0) > (sync_token or 0)
             async_lock = AsyncLock(aclient, "orders", ttl_s=5)
             assert not await async_lock.acquire(timeout=0.1)  # the waiter above holds it
-            # a plain python-redis-lock user on the same name is excluded too
+            # our keys are under the prefix: a plain python-redis-lock user of the name has its own
+            # (lock:{orders}), and its scripts still work after ours ran in this process
             plain = redis_lock.Lock(client, "{orders}", expire=5)
-            assert not plain.acquire(blocking=False)
-            await aclient.delete("lock:{orders}")
+            assert plain.acquire(blocking=False)
+            await aclient.delete("leaderpool:lock:{orders}")
             async with AsyncLock(aclient, "orders", ttl_s=5) as alock:
                 assert not Lock(client, "orders").acquire(blocking=False)
                 assert alock.token is not None
-            assert plain.acquire(blocking=False)  # python-redis-lock itself, after ours ran in this process
-            assert not Lock(client, "orders").acquire(blocking=False)
             plain.release()
+            assert not Lock(client, "orders", prefix="other").keys.lock.startswith("leaderpool:")
             last = Lock(client, "orders", ttl_s=5)
             assert last.acquire(blocking=False)
             last.release()
@@ -219,7 +222,7 @@ def test_trans_from_several_processes_loses_no_update(redis_server: RedisServer)
             assert 0 == child.wait(PATIENCE)
     client = redis.Redis.from_url(redis_server.url)
     assert 60 == int(client.get("counter:{ctr}") or 0)
-    assert 60 == int(client.get("lock-token:{ctr}") or 0)
+    assert 60 == int(client.get("leaderpool:lock-token:{ctr}") or 0)
     client.close()
 
 
@@ -304,7 +307,7 @@ def test_a_signal_reaches_the_command_and_the_lock_is_released_after_it_exits(
         holder.signal(sig)
         assert 7 == holder.wait(PATIENCE)
     client = redis.Redis.from_url(redis_server.url)
-    assert client.get("lock:{jobs}") is None
+    assert client.get("leaderpool:lock:{jobs}") is None
     client.close()
 
 

@@ -53,10 +53,13 @@ class TestTheRules:
 
         assert setuser_line() in (ROOT / "docs" / "operations" / "security.md").read_text()
 
-    def test_glob_characters_of_a_prefix_are_matched_literally(self) -> None:
-        """A prefix with ``*`` in it does not open every key."""
-        assert "~a\\*b:*" in acl_rules("a*b")
-        assert "+config|set" not in COMMANDS and "+flushall" not in COMMANDS
+    def test_no_prefix_opens_more_than_its_own_keys(self) -> None:
+        """A prefix with a glob character or ``:`` is refused; no rule reads the server's secrets
+        (CONFIG) or other users' connections (CLIENT LIST)."""
+        for prefix in ("a*b", "a:b"):
+            with pytest.raises(ValueError, match="nest"):
+                acl_rules(prefix)
+        assert not {"config|set", "config|get", "config", "client|list", "client", "flushall"} & set(COMMANDS)
 
 
 class TestRestrictedUser:
