@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from leaderpool.testing.chaos.pool import ChaosPool
 from leaderpool.testing.chaos.tail import ActTail
-from leaderpool.testing.chaos.timeline import DATA_LOSS, FRESH_FIRST, Fault
+from leaderpool.testing.chaos.timeline import DATA_LOSS, FLUSHALL, FRESH_FIRST, Fault
 
 LEADER_SHARE = 0.75
 """How often a fault that targets one member targets the leader."""
@@ -178,7 +180,8 @@ def liveness_reset(stage: Stage) -> Fault:
 
 
 def redis_restart(stage: Stage) -> Fault:
-    """Kill redis-server and start it again, empty, on the same port: Redis lost its data."""
+    """Kill redis-server and start it again, empty, on the same port: Redis without persistence
+    (its append-only file removed) lost its data."""
 
     def act() -> tuple[float, float, dict[str, Any]]:
         start = time.time()
@@ -186,6 +189,35 @@ def redis_restart(stage: Stage) -> Fault:
         return start, time.time(), {}
 
     return _fault(stage, DATA_LOSS, None, act)
+
+
+def redis_restart_aof(stage: Stage) -> Fault:
+    """Kill redis-server (SIGKILL) and start it again from its append-only file (synced before
+    each reply): every connection drops, no acknowledged write is lost, the leader key and the
+    term counter come back with their expiry."""
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        start = time.time()
+        stage.pool.redis.restart(keep_data=True)
+        return start, time.time(), {}
+
+    return _fault(stage, "redis_restart_aof", None, act)
+
+
+def flushall(stage: Stage) -> Fault:
+    """FLUSHALL: every key gone while every connection stays up (an operator's mistake, a script
+    run against the wrong database)."""
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        client = redis.Redis(port=stage.pool.redis.port, socket_timeout=5)
+        try:
+            start = time.time()
+            client.flushall()
+            return start, time.time(), {}
+        finally:
+            client.close()
+
+    return _fault(stage, FLUSHALL, None, act)
 
 
 def fresh_first(stage: Stage) -> Fault:
@@ -222,6 +254,8 @@ FAULTS: dict[str, Callable[[Stage], Fault]] = {
     "reset": reset,
     "liveness_reset": liveness_reset,
     DATA_LOSS: redis_restart,
+    "redis_restart_aof": redis_restart_aof,
+    FLUSHALL: flushall,
     FRESH_FIRST: fresh_first,
 }
 KINDS = tuple(k for k in FAULTS if k != FRESH_FIRST)

@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import redis
+
 import leaderpool
 from leaderpool.testing.chaos import task
+from leaderpool.testing.chaos.leader_ops import COUNTER, REGISTER, counter_key, register_key
 from leaderpool.testing.chaos.timeline import Elected
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.proxy import Proxy
 from leaderpool.testing.redis_server import RedisServer, free_port
 
 TASK = "leaderpool.testing.chaos.task:chaos_task"
+PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "always")
+"""Redis keeps an append-only file, synced before each reply: a restart that keeps its directory
+loses nothing (``redis_restart_aof``); one that removes it loses everything (``redis_restart``)."""
 PACKAGE_ROOT = Path(leaderpool.__file__).resolve().parent.parent
 
 
@@ -55,7 +61,7 @@ class ChaosPool:
         self.size = size
         self.ttl_s = ttl_s
         self.pool = pool
-        self.redis = RedisServer(redis_binary)
+        self.redis = RedisServer(redis_binary, extra_args=PERSISTENCE)
         self.members: dict[str, Member] = {}
         self.group = ChildGroup()
         self._leader = _Leader()
@@ -80,6 +86,20 @@ class ChaosPool:
         for name in self.members:
             self.start_worker(name)
         return self
+
+    def finals(self) -> dict[str, int | None]:
+        """Stop every worker (SIGKILL) and cut every proxy, then read what the leader's register
+        and counter hold: nothing that was in flight can land after this read."""
+        self.group.close(grace=0)
+        for member in self.members.values():
+            member.redis_proxy.close()
+            member.liveness_proxy.close()
+        client = redis.Redis(port=self.redis.port, socket_timeout=5)
+        try:
+            raw = {k: client.get(f(self.pool)) for k, f in ((REGISTER, register_key), (COUNTER, counter_key))}
+        finally:
+            client.close()
+        return {k: None if v is None else int(v) for k, v in raw.items()}
 
     def close(self) -> None:
         self.group.close(grace=0)

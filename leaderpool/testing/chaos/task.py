@@ -10,6 +10,9 @@ While it leads it records what an application's leader would do, in the file nam
   its election. Two terms whose acts interleave in time overlapped.
 - ``fence TERM MEMBER PID T_SEND T_REPLY OUTCOME``: a fenced write (``ctx.fenced_set``) every
   ``$CHAOS_FENCE_S`` seconds (50 ms); OUTCOME ``ok``, ``stale`` (refused) or ``error``.
+- ``op {json}``: an event of the leader's recorded work (:mod:`.leader_ops`): a register written
+  (fenced) and read, a counter incremented (read, then a fenced write), one operation every
+  ``$CHAOS_OP_S`` seconds (20 ms), for the history checks.
 - ``zombie TERM ...``: the same, written once after a lead that ran out on the clock (its renew
   deadline passed: frozen, cut off, slowed down), with the ended term, on a connection of its own
   (``$CHAOS_REDIS_URL``): the in-flight write of a stale leader, which the fence must refuse once
@@ -28,12 +31,14 @@ import redis.asyncio
 
 from leaderpool.errors import NotLeader, StaleTerm
 from leaderpool.fencing import afenced_set
+from leaderpool.testing.chaos import leader_ops
 from leaderpool.util.timeouts import within
 
 LOG_VAR = "CHAOS_LOG"
 URL_VAR = "CHAOS_REDIS_URL"
 ACT_VAR = "CHAOS_ACT_S"
 FENCE_VAR = "CHAOS_FENCE_S"
+OP_VAR = "CHAOS_OP_S"
 ZOMBIE_TIMEOUT_S = 2.0
 
 _zombies: set[asyncio.Task[None]] = set()  # kept referenced until done
@@ -49,8 +54,9 @@ async def chaos_task(ctx: Any) -> None:
         loops = {
             asyncio.ensure_future(_act(ctx, out, float(os.environ.get(ACT_VAR, "0.005")))),
             asyncio.ensure_future(_fence(ctx, out, float(os.environ.get(FENCE_VAR, "0.05")))),
+            asyncio.ensure_future(leader_ops.work(ctx, out, os.environ.get(URL_VAR), float(os.environ.get(OP_VAR, "0.02")))),
         }
-        try:  # either loop ends when it sees the lead over; the other is not waited for
+        try:  # any loop ends when it sees the lead over; the others are not waited for
             await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for loop in loops:

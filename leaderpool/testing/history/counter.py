@@ -6,8 +6,10 @@ or None if it never read).
 An acknowledged (``ok``) increment is lost when a later one did not build on it. Found here:
 
 - **Twice to one value**: two ``ok`` increments wrote the same value (both read the same value).
-- **Read behind**: an increment read a value below what an ``ok`` increment had written and been
-  acknowledged for before it began (it overwrote that increment with its own).
+- **Read behind**: an ``ok`` increment read a value below what another ``ok`` increment had
+  written and been acknowledged for before it began (it overwrote that increment with its own).
+  Only acknowledged ones are judged: an ``info`` one may span a data loss (its read from after
+  it, its invocation from before).
 - **Final value short**: the counter read at the end holds less than the highest value an ``ok``
   increment wrote, or less than the number of ``ok`` increments since the counter was last empty.
 
@@ -67,7 +69,7 @@ def check(ops: Sequence[Operation], final: int | None = None) -> CounterResult:
     done = sorted((op.end, written, op) for op, (_, written) in acked)
     highest: tuple[int, Operation] | None = None
     i = 0
-    for op in sorted(incrs, key=lambda o: o.start):
+    for op in sorted((op for op, _ in acked), key=lambda o: o.start):
         while i < len(done) and done[i][0] < op.start:
             if highest is None or done[i][1] > highest[0]:
                 highest = (done[i][1], done[i][2])

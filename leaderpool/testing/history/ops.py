@@ -99,20 +99,25 @@ def operations(history: Iterable[Op], *, key: str | None = None) -> list[Operati
     return sorted((replace(o, id=i) for i, o in enumerate(sorted(out, key=lambda o: o.start))), key=lambda o: o.id)
 
 
-def epochs(ops: Sequence[Operation], losses: Sequence[float]) -> list[list[Operation]]:
-    """Cut at each instant (``mono``) the object lost its data: one list per stretch between
-    losses, each starting from the empty state. An operation that spans a loss may have taken
-    effect on either side, or been lost: it is kept on both sides as ``info`` (only a write can
-    span one usefully; a read that spans one is dropped)."""
+def epochs(ops: Sequence[Operation], losses: Sequence[tuple[float, float]]) -> list[list[Operation]]:
+    """Cut at each data loss: one list per stretch between losses, each starting from the empty
+    state. A loss happened at some instant of its ``(earliest, latest)`` interval. An operation
+    certainly inside one stretch stays as it is; one that may have taken effect in more than one
+    (it overlaps a loss's interval) is ``info`` in each it may belong to, from the stretch's
+    earliest start on: it may have landed on either side, or been lost. A read that overlaps a
+    loss is dropped (it is not known which side it read)."""
     cuts = sorted(losses)
-    bounds = list(zip([-math.inf, *cuts], [*cuts, math.inf], strict=True))
-    out: list[list[Operation]] = [[] for _ in bounds]
+    lows = [-math.inf, *(a for a, _ in cuts)]  # the earliest instant stretch k may start
+    starts = [-math.inf, *(b for _, b in cuts)]  # from here on, certainly in stretch k (or later)
+    ends = [*(a for a, _ in cuts), math.inf]  # up to here, certainly in stretch k (or earlier)
+    highs = [*(b for _, b in cuts), math.inf]  # the latest instant stretch k may end
+    out: list[list[Operation]] = [[] for _ in ends]
     for op in ops:
-        for i, (lo, hi) in enumerate(bounds):
-            if op.end <= lo or op.start >= hi:
+        for k in range(len(ends)):
+            if op.end < lows[k] or op.start > highs[k]:
                 continue
-            if lo <= op.start and op.end <= hi:
-                out[i].append(op)
+            if starts[k] <= op.start and op.end <= ends[k]:
+                out[k].append(op)
             elif op.f != "read":
-                out[i].append(replace(op, status="info", end=math.inf, start=max(op.start, lo)))
+                out[k].append(replace(op, status="info", end=math.inf, start=max(op.start, lows[k])))
     return [[replace(op, id=j) for j, op in enumerate(part)] for part in out]

@@ -160,14 +160,14 @@ class TestBuildingOperations:
         """The loss at t=5 cuts the history; the write from 4 to 6 may have landed before it (and
         been lost) or after it."""
         h = ops(("a", "write", 1, 0, 1), ("a", "write", 2, 4, 6), ("b", "read", 2, 7, 8))
-        before, after = epochs(h, [5.0])
+        before, after = epochs(h, [(5.0, 5.0)])
         assert [("write", 1, "ok"), ("write", 2, "info")] == [(o.f, o.value, o.status) for o in before]
         assert [("write", 2, "info"), ("read", 2, "ok")] == [(o.f, o.value, o.status) for o in after]
         assert all("linearizable" == verdict(Register(), part) for part in (before, after))
 
     def test_a_read_after_a_data_loss_of_a_value_from_before_is_caught(self) -> None:
         """The loss empties the register: reading the old value after it is not linearizable."""
-        _, after = epochs(ops(("a", "write", 1, 0, 1), ("b", "read", 1, 7, 8)), [5.0])
+        _, after = epochs(ops(("a", "write", 1, 0, 1), ("b", "read", 1, 7, 8)), [(5.0, 5.5)])
         assert "not linearizable" == verdict(Register(), after)
 
 
