@@ -1,6 +1,7 @@
 """``python -m leaderpool.testing.chaos [--seed N] [--duration S] [--ttl S] [--out FILE.md]``:
 a chaos run against a throw-away redis-server; prints the seed first and the summary last,
-writes the summary (and the timeline, as JSON) to ``--out``; exits 1 if a promise was broken."""
+writes the summary to ``--out`` (the timeline, as JSON, to ``--timeline``; the leader's work as
+a Jepsen history, EDN, to ``--history``); exits 1 if a promise was broken."""
 
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def parser() -> OneLineParser:
     )
     p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here")
     p.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the raw timeline here (for the checker)")
+    p.add_argument(
+        "--history", type=Path, metavar="FILE.edn", help="write the leader's work as a Jepsen history (EDN) here"
+    )
     p.add_argument("--workdir", type=Path, metavar="DIR", help="keep the act logs and the workers' stderr here")
     return p
 
@@ -74,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"written to {args.out}")
     if args.timeline is not None:
         report.write_timeline(args.timeline, timeline)
+    if args.history is not None:
+        report.write_history(args.history, timeline)
     return 0 if findings.safe else 1
 
 

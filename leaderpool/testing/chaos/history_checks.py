@@ -115,5 +115,3 @@ def check_history(timeline: Timeline, *, max_seconds: float = wgl.MAX_SECONDS) -
         "search_steps": sum(r.steps for r in found.register) + (found.mutex.steps if found.mutex else 0),
     }
     return found
-
-

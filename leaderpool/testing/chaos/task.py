@@ -54,7 +54,9 @@ async def chaos_task(ctx: Any) -> None:
         loops = {
             asyncio.ensure_future(_act(ctx, out, float(os.environ.get(ACT_VAR, "0.005")))),
             asyncio.ensure_future(_fence(ctx, out, float(os.environ.get(FENCE_VAR, "0.05")))),
-            asyncio.ensure_future(leader_ops.work(ctx, out, os.environ.get(URL_VAR), float(os.environ.get(OP_VAR, "0.02")))),
+            asyncio.ensure_future(
+                leader_ops.work(ctx, out, os.environ.get(URL_VAR), float(os.environ.get(OP_VAR, "0.02")))
+            ),
         }
         try:  # any loop ends when it sees the lead over; the others are not waited for
             await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)

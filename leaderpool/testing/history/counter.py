@@ -64,9 +64,11 @@ def check(ops: Sequence[Operation], final: int | None = None) -> CounterResult:
     for written, same in sorted(by_value.items()):
         if len(same) > 1:
             who = ", ".join(f"{op.process} (term {op.term})" for op in same)
-            result.lost.append(LostUpdate("twice", tuple(same), f"{len(same)} acknowledged increments to {written}: {who}"))
+            result.lost.append(
+                LostUpdate("twice", tuple(same), f"{len(same)} acknowledged increments to {written}: {who}")
+            )
     # read behind: against the highest value acknowledged before each increment began
-    done = sorted((op.end, written, op) for op, (_, written) in acked)
+    done = sorted(((op.end, written, op) for op, (_, written) in acked), key=lambda x: (x[0], x[1]))
     highest: tuple[int, Operation] | None = None
     i = 0
     for op in sorted((op for op, _ in acked), key=lambda o: o.start):

@@ -59,7 +59,9 @@ class Mutex:
         return (None, frozenset())
 
     def step(self, state: Hashable, op: Operation) -> Step:
-        holder, orphans = state  # type: ignore[misc]
+        assert isinstance(state, tuple)
+        holder: str | None = state[0]
+        orphans: frozenset[str] = state[1]
         if op.f == "acquire":
             return (op.process, orphans) if holder is None else ILLEGAL
         if op.f == "release":

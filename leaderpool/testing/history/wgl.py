@@ -49,7 +49,7 @@ class Result:
 class _Entry:
     """A call (``is_call``) or a return in the doubly linked list; a call points at its return."""
 
-    __slots__ = ("op", "is_call", "match", "prev", "next")
+    __slots__ = ("is_call", "match", "next", "op", "prev")
 
     def __init__(self, op: Operation | None, is_call: bool) -> None:
         self.op = op

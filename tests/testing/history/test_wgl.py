@@ -18,7 +18,7 @@ def ops(*rows: tuple[str, str, Any, float, float] | tuple[str, str, Any, float, 
     out = []
     for i, row in enumerate(rows):
         process, f, value, start, end = row[:5]
-        status = row[5] if len(row) == 6 else "ok"  # type: ignore[misc]
+        status = row[5] if len(row) == 6 else "ok"
         out.append(Operation(i, process, f, value, start, math.inf if status == "info" else end, status))  # type: ignore[arg-type]
     return out
 
