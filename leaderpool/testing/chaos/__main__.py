@@ -49,7 +49,7 @@ def parser() -> OneLineParser:
         "--kinds",
         type=_kinds,
         default=faults.KINDS,
-        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST})",
+        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST}, {faults.CLOCK_BACK})",
     )
     p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here")
     p.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the raw timeline here (for the checker)")

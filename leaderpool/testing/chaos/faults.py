@@ -8,19 +8,23 @@ faults has one of each, in an order the seed decides.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
 
+from leaderpool.testing.chaos import skewed_clock
 from leaderpool.testing.chaos.pool import ChaosPool
 from leaderpool.testing.chaos.tail import ActTail
 from leaderpool.testing.chaos.timeline import DATA_LOSS, FLUSHALL, FRESH_FIRST, Fault
 
+CLOCK_BACK = "clock_back"
 LEADER_SHARE = 0.75
 """How often a fault that targets one member targets the leader."""
 
@@ -244,6 +248,57 @@ def fresh_first(stage: Stage) -> Fault:
     return _fault(stage, FRESH_FIRST, name, act)
 
 
+def _offsets(path: Path) -> tuple[float, float]:
+    try:
+        raw = json.loads(path.read_text())
+        return float(raw["wall_s"]), float(raw["monotonic_s"])
+    except (OSError, ValueError, KeyError):
+        return 0.0, 0.0
+
+
+def _jump(stage: Stage, name: str, wall_s: float, monotonic_s: float) -> None:
+    member = stage.pool.members[name]
+    skewed_clock.write(member.clock_path, wall_s=wall_s, monotonic_s=monotonic_s)
+    stage.pool.proc(name).signal(signal.SIGUSR1)
+
+
+def clock_jump(stage: Stage) -> Fault:
+    """One member's clocks jump (:mod:`.skewed_clock`): its wall clock by 2 to 10 leases either
+    way, and its monotonic clock forward by 0.5 to 2 leases (a suspended VM's); after 1 to 2
+    leases the wall clock jumps back. Neither may matter to safety: the core reads only the
+    monotonic clock and Redis's, and a clock running ahead only ends a lead early."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+    wall, ahead, hold = stage.leases(2, 10) * stage.rng.choice((-1, 1)), stage.leases(0.5, 2), stage.leases(1, 2)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        _, mono = _offsets(stage.pool.members[name].clock_path)
+        start = time.time()
+        _jump(stage, name, wall, mono + ahead)
+        time.sleep(hold)
+        _jump(stage, name, 0.0, mono + ahead)
+        return start, time.time(), {"wall_s": round(wall, 3), "monotonic_s": round(ahead, 3)}
+
+    return _fault(stage, "clock_jump", name, act)
+
+
+def clock_back(stage: Stage) -> Fault:
+    """The leader's monotonic clock jumps *back* 2 to 3 leases: it believes its lease has that
+    much longer to run. Not in the default plan: no OS moves CLOCK_MONOTONIC back, and the
+    guarantees assume a clock that advances (see docs/design/safety.md); the checker is expected
+    to report the overlap it causes."""
+    name = stage.pool.pick(stage.rng, 1.0)
+    back, hold = stage.leases(2, 3), stage.leases(3, 4)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        wall, mono = _offsets(stage.pool.members[name].clock_path)
+        start = time.time()
+        _jump(stage, name, wall, mono - back)
+        time.sleep(hold)
+        return start, time.time(), {"monotonic_s": -round(back, 3)}
+
+    return _fault(stage, CLOCK_BACK, name, act)
+
+
 FAULTS: dict[str, Callable[[Stage], Fault]] = {
     "sigkill": sigkill,
     "sigstop": sigstop,
@@ -256,9 +311,11 @@ FAULTS: dict[str, Callable[[Stage], Fault]] = {
     DATA_LOSS: redis_restart,
     "redis_restart_aof": redis_restart_aof,
     FLUSHALL: flushall,
+    "clock_jump": clock_jump,
     FRESH_FIRST: fresh_first,
+    CLOCK_BACK: clock_back,
 }
-KINDS = tuple(k for k in FAULTS if k != FRESH_FIRST)
+KINDS = tuple(k for k in FAULTS if k not in (FRESH_FIRST, CLOCK_BACK))
 """The default plan's kinds: every fault under which the guarantees (docs/design/guarantees.md) promise safety."""
 
 

@@ -27,10 +27,11 @@ from typing import IO, Any, TypeVar
 import redis.asyncio
 
 from leaderpool.errors import LeaseLost, NotLeader, StaleTerm
+from leaderpool.testing.chaos.skewed_clock import true_monotonic, true_time
 from leaderpool.util.timeouts import within
 
 T = TypeVar("T")
-STARTED = time.time()
+STARTED = true_time()
 INCARNATION = f"{os.getpid()}-{round(STARTED * 1e6)}"
 """This process start, until members carry an incarnation of their own: pid and start time."""
 _values = itertools.count(1)
@@ -62,7 +63,7 @@ class OpLog:
     def event(self, type_: str, f: str, key: str, value: Any) -> None:
         record = {
             "type": type_, "f": f, "key": key, "value": value, "process": self.process,
-            "incarnation": INCARNATION, "term": self.ctx.term, "wall": time.time(), "mono": time.monotonic(),
+            "incarnation": INCARNATION, "term": self.ctx.term, "wall": true_time(), "mono": true_monotonic(),
         }  # fmt: skip
         self.out.write("op " + json.dumps(record, separators=(",", ":")) + "\n")
 

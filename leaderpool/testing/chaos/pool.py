@@ -16,7 +16,7 @@ from types import TracebackType
 import redis
 
 import leaderpool
-from leaderpool.testing.chaos import task
+from leaderpool.testing.chaos import skewed_clock, task
 from leaderpool.testing.chaos.leader_ops import COUNTER, REGISTER, counter_key, register_key
 from leaderpool.testing.chaos.timeline import Elected
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
@@ -38,6 +38,8 @@ class Member:
     liveness_port: int
     log_path: Path
     stderr_path: Path
+    clock_path: Path
+    """Its clock's offsets (:mod:`.skewed_clock`), read on SIGUSR1."""
     proc: Child | None = None
 
     def running(self) -> bool:
@@ -82,6 +84,7 @@ class ChaosPool:
                 port,
                 self.workdir / f"{name}.acts",
                 self.workdir / f"{name}.stderr",
+                self.workdir / f"{name}.clock",
             )
         for name in self.members:
             self.start_worker(name)
@@ -127,12 +130,16 @@ class ChaosPool:
         m = self.members[name]
         url = f"redis://127.0.0.1:{m.redis_proxy.port}/0"
         argv = [
-            sys.executable, "-m", "leaderpool.worker", "--redis", url, "--pool", self.pool, "--member-id", name,
+            sys.executable, "-m", "leaderpool.testing.chaos.skewed_clock",  # the worker, on a clock that can jump
+            "--redis", url, "--pool", self.pool, "--member-id", name,
             "--ttl", f"{self.ttl_s:g}", "--json-events", "--task", TASK,
             "--liveness-address", f"127.0.0.1:{m.liveness_port}",
             "--liveness-advertise", f"127.0.0.1:{m.liveness_proxy.port}",
         ]  # fmt: skip
-        env = clean_env(PYTHONPATH=str(PACKAGE_ROOT), **{task.LOG_VAR: str(m.log_path), task.URL_VAR: url})
+        env = clean_env(
+            PYTHONPATH=str(PACKAGE_ROOT),
+            **{task.LOG_VAR: str(m.log_path), task.URL_VAR: url, skewed_clock.CLOCK_VAR: str(m.clock_path)},
+        )
         pid: list[int] = []  # this process's own pid: its late events must not be credited to its successor
 
         def seen(child: str, event: JsonEvent) -> None:
