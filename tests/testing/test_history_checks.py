@@ -137,3 +137,14 @@ def test_the_history_is_written_in_edn_with_the_faults_as_nemesis_events(tmp_pat
     lines = path.read_text().splitlines()
     assert 16 == len(lines) and all(line.startswith("{:type :") and line.endswith("}") for line in lines)
     assert any(":f :flushall, :value nil, :process :nemesis" in line for line in lines)
+
+
+def test_a_history_that_is_not_one_is_reported_not_judged() -> None:
+    """A process that invokes again with an operation open breaks Jepsen's rule (each lead is a
+    process of its own for that reason): the checks say so instead of judging, or raising."""
+    rec = clean()
+    rec.ops.append(Op("invoke", "write", 31, "m2/102", 1008.0, 8.0, "register", "102-0", 2))
+    rec.ops.append(Op("invoke", "write", 32, "m2/102", 1008.1, 8.1, "register", "102-0", 2))
+    findings = check(timeline(rec))
+    assert not findings.safe
+    assert findings.problems()[0].startswith("history malformed, not judged: process m2/102 invoked write")

@@ -20,7 +20,7 @@ from leaderpool.testing.chaos.leader_ops import COUNTER, REGISTER
 from leaderpool.testing.chaos.timeline import Lead, Timeline
 from leaderpool.testing.history import counter, wgl
 from leaderpool.testing.history.models import Mutex, Register
-from leaderpool.testing.history.ops import NEMESIS, Op, Operation, epochs, operations
+from leaderpool.testing.history.ops import NEMESIS, MalformedHistory, Op, Operation, epochs, operations
 
 LOSS_SLACK_S = 0.05
 """Widens a data loss's interval: the fault's unix times are placed among monotonic ones."""
@@ -36,15 +36,18 @@ class HistoryFindings:
     counter: list[counter.CounterResult] = field(default_factory=list)
     mutex: wgl.Result | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    malformed: str = ""
+    """Why the history could not be read as one (a recorder's bug): nothing was judged."""
 
     @property
     def safe(self) -> bool:
         """No check found an anomaly ("unknown" is not one, but :meth:`problems` names it)."""
         results = [*self.register, *([self.mutex] if self.mutex else [])]
-        return all(r.valid is not False for r in results) and all(c.valid for c in self.counter)
+        valid = all(r.valid is not False for r in results) and all(c.valid for c in self.counter)
+        return valid and not self.malformed
 
     def problems(self) -> list[str]:
-        lines = []
+        lines = [f"history malformed, not judged: {self.malformed}"] if self.malformed else []
         for i, r in enumerate(self.register):
             if r.valid is not True:
                 lines.append(f"register, stretch {i}: {r.verdict} {_where(r)}")
@@ -95,9 +98,13 @@ def check_history(timeline: Timeline, *, max_seconds: float = wgl.MAX_SECONDS) -
     cuts = losses(timeline)
     history = [*timeline.ops, *final_read(timeline)]
     found = HistoryFindings()
-    register_ops = operations(history, key=REGISTER)
+    try:
+        register_ops, counter_ops = operations(history, key=REGISTER), operations(history, key=COUNTER)
+    except MalformedHistory as exc:
+        found.malformed = str(exc)
+        return found
     found.register = [wgl.check(Register(), part, max_seconds=max_seconds) for part in epochs(register_ops, cuts)]
-    stretches = epochs(operations(history, key=COUNTER), cuts)
+    stretches = epochs(counter_ops, cuts)
     final = timeline.finals.get(COUNTER)
     found.counter = [
         counter.check(part, final=(final or 0) if i == len(stretches) - 1 and COUNTER in timeline.finals else None)

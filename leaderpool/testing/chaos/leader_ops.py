@@ -54,11 +54,13 @@ class _Refused(Exception):
 
 
 class OpLog:
-    """Writes one process's events; ``process`` is ``member/pid``."""
+    """Writes one lead's events. Its ``process`` is ``member/pid/term``: a lead that ends while an
+    operation is out leaves it open (indeterminate), and Jepsen's rule is that a process with an
+    open operation never invokes again; the next lead of this process is another one."""
 
     def __init__(self, out: IO[str], ctx: Any) -> None:
         self.out, self.ctx = out, ctx
-        self.process = f"{ctx.member}/{os.getpid()}"
+        self.process = f"{ctx.member}/{os.getpid()}/{ctx.term}"
 
     def event(self, type_: str, f: str, key: str, value: Any) -> None:
         record = {
