@@ -275,6 +275,7 @@ class TestThePlan:
         """fresh_first injects the gap the README names (a term granted again, ended at the next report of a
         member that knew): opt-in only, since the checker rightly counts it as a reused term."""
         assert "fresh_first" in faults.FAULTS and "fresh_first" not in faults.KINDS
+        assert {"clock_back", "clock_back_cut"} <= set(faults.FAULTS) - set(faults.KINDS)  # a clock that goes back
 
 
 def test_a_bad_fault_kind_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

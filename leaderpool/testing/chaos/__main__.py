@@ -13,7 +13,6 @@ from pathlib import Path
 from leaderpool.console.args import OneLineParser
 from leaderpool.testing.chaos import faults, report, sentinel_lag
 from leaderpool.testing.chaos.chaos_runner import RunConfig, run
-from leaderpool.testing.chaos.timeline import FRESH_FIRST
 
 
 def _positive(text: str) -> float:
@@ -49,7 +48,7 @@ def parser() -> OneLineParser:
         "--kinds",
         type=_kinds,
         default=faults.KINDS,
-        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST}, {faults.CLOCK_BACK})",
+        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {','.join(faults.ON_DEMAND)})",
     )
     p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here")
     p.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the raw timeline here (for the checker)")
