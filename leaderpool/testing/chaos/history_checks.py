@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from leaderpool.testing.chaos.leader_ops import COUNTER, REGISTER
 from leaderpool.testing.chaos.timeline import Lead, Timeline
 from leaderpool.testing.history import counter, wgl
-from leaderpool.testing.history.models import Mutex, Register
+from leaderpool.testing.history.models import Mutex, Register, unread_info_writes_dropped
 from leaderpool.testing.history.ops import NEMESIS, MalformedHistory, Op, Operation, epochs, operations
 
 LOSS_SLACK_S = 0.05
@@ -103,7 +103,10 @@ def check_history(timeline: Timeline, *, max_seconds: float = wgl.MAX_SECONDS) -
     except MalformedHistory as exc:
         found.malformed = str(exc)
         return found
-    found.register = [wgl.check(Register(), part, max_seconds=max_seconds) for part in epochs(register_ops, cuts)]
+    found.register = [
+        wgl.check(Register(), unread_info_writes_dropped(part), max_seconds=max_seconds)
+        for part in epochs(register_ops, cuts)
+    ]
     stretches = epochs(counter_ops, cuts)
     final = timeline.finals.get(COUNTER)
     found.counter = [

@@ -5,7 +5,8 @@ empty register). States are hashable (the search caches them)."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Final, Literal, Protocol
 
 from leaderpool.testing.history.ops import Operation
@@ -46,6 +47,21 @@ class Register:
         if op.f == "read":
             return state if op.value == state else ILLEGAL
         raise ValueError(f"a register has no operation {op.f!r}")
+
+
+def unread_info_writes_dropped(ops: Sequence[Operation]) -> list[Operation]:
+    """A register's ``info`` writes whose value no read returned, dropped, the rest renumbered.
+
+    Sound when every write writes a value of its own (the chaos task's do): such a write may be
+    taken not to have happened. Were it linearized somewhere, no read saw its value, so none
+    was linearized between it and the next write; without it every read returns what it did.
+    Each one left in would double the configurations the search may visit (it may take effect
+    at any point after its call), so a stretch with a dozen of them (a partition of everyone
+    leaves some) took 300,000 steps instead of 200.
+    """
+    seen = {op.value for op in ops if op.f == "read"}
+    kept = [op for op in ops if op.definite or op.f != "write" or op.value in seen]
+    return [replace(op, id=i) for i, op in enumerate(kept)]
 
 
 class Mutex:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from leaderpool.testing.history import wgl
-from leaderpool.testing.history.models import Mutex, Register
+from leaderpool.testing.history.models import Mutex, Register, unread_info_writes_dropped
 from leaderpool.testing.history.ops import NEMESIS, Op, Operation, epochs, operations
 
 
@@ -179,3 +179,25 @@ def test_a_long_sequential_history_is_checked_in_linear_steps(n: int) -> None:
         rows += [("a", "write", i, 4 * i, 4 * i + 1), ("a", "read", i, 4 * i + 2, 4 * i + 3)]
     result = wgl.check(Register(), ops(*rows))
     assert "linearizable" == result.verdict and result.steps < 10 * len(rows)
+
+
+class TestDroppingUnreadInfoWrites:
+    def test_info_writes_nobody_read_are_dropped_and_the_verdict_kept(self) -> None:
+        """Twelve writes that timed out, none read, between acknowledged writes and reads: dropped,
+        the search takes one step per operation, and a stale read is still caught."""
+        rows: list[tuple[str, str, Any, float, float] | tuple[str, str, Any, float, float, str]] = [
+            ("a", "write", 1, 0, 1),
+            *[(f"i{i}", "write", 100 + i, 2, 3, "info") for i in range(12)],
+            ("a", "write", 2, 4, 5),
+            ("a", "read", 2, 6, 7),
+        ]
+        pruned = unread_info_writes_dropped(ops(*rows))
+        assert [1, 2, 2] == [o.value for o in pruned] and [0, 1, 2] == [o.id for o in pruned]
+        result = wgl.check(Register(), pruned)
+        assert "linearizable" == result.verdict and result.steps <= 3
+        stale = unread_info_writes_dropped(ops(*rows, ("a", "read", 1, 8, 9)))
+        assert "not linearizable" == verdict(Register(), stale)
+
+    def test_an_info_write_that_was_read_is_kept(self) -> None:
+        h = ops(("b", "write", 7, 0, 1, "info"), ("c", "read", 7, 2, 3))
+        assert 2 == len(unread_info_writes_dropped(h)) and "linearizable" == verdict(Register(), h)
