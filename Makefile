@@ -70,5 +70,12 @@ CHAOS_SEED ?= 42
 chaos: $(STAMP)
 	$(BIN)/python -m leaderpool.testing.chaos --seed $(CHAOS_SEED) --duration 600 --out benchmarks/results/chaos-latest.md
 
+# The safety report's runs (docs/design/safety.md): the history-checked run (its EDN history, 2.4 MB, in build/), then the Sentinel scenario.
+.PHONY: chaos-safety
+SAFETY_SEED ?= 7
+chaos-safety: $(STAMP)
+	$(BIN)/python -m leaderpool.testing.chaos --seed $(SAFETY_SEED) --duration 180 --out benchmarks/results/safety-latest.md --history build/safety-latest.edn
+	$(BIN)/python -m leaderpool.testing.chaos --sentinel-lag --out benchmarks/results/safety-sentinel-latest.md
+
 clean:
 	rm -rf $(VENV) $(LINT_VENV) build *.egg-info

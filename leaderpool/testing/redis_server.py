@@ -146,20 +146,23 @@ class RedisServer:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        """Kill the server (SIGKILL: its data is meant to be lost) and wait for it."""
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Kill the server (SIGKILL) and wait for it; its directory (an append-only file, if the
+        server was given ``--appendonly yes``) is removed unless ``keep_data``."""
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             if proc.pid and _is_stopped(proc.pid):
                 os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait(10)
-        shutil.rmtree(self._dir, ignore_errors=True)
-        self._dir = tempfile.mkdtemp(prefix="leaderpool-redis-")
+        if not keep_data:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = tempfile.mkdtemp(prefix="leaderpool-redis-")
 
-    def restart(self) -> None:
-        """Kill and start again on the same port, with no data: a Redis that lost everything."""
-        self.stop()
+    def restart(self, *, keep_data: bool = False) -> None:
+        """Kill and start again on the same port: with no data (a Redis that lost everything), or
+        with ``keep_data`` from what it persisted (its append-only file, with ``--appendonly yes``)."""
+        self.stop(keep_data=keep_data)
         self.start()
 
     def pause(self) -> None:

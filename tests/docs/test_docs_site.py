@@ -33,11 +33,13 @@ NOT_RUN = {
     "docs/operations/chaos-testing.md": 1,
     "docs/benchmarks.md": 1,
     "docs/releasing.md": 1,
+    "docs/design/safety.md": 1,
 }
 """Blocks not run by the suite, per page: installing packages, `make test` (the suite itself) and
 `make demo` (tests/cli/test_demo.py runs it), Docker and Kubernetes, the chaos test of this suite, the
-benchmarks (their quick mode is tests/benchmarks/test_benchmarks.py), the nox matrix (the suite again, on
-each Python). Each has a reason in its marker; a new one must be added here."""
+safety report's runs (their short forms are tests of this suite), the benchmarks (their quick mode is
+tests/benchmarks/test_benchmarks.py), the nox matrix (the suite again, on each Python). Each has a reason
+in its marker; a new one must be added here."""
 
 
 def test_every_sample_is_run_or_listed_with_its_reason() -> None:

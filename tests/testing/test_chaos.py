@@ -275,6 +275,7 @@ class TestThePlan:
         """fresh_first injects the gap the README names (a term granted again, ended at the next report of a
         member that knew): opt-in only, since the checker rightly counts it as a reused term."""
         assert "fresh_first" in faults.FAULTS and "fresh_first" not in faults.KINDS
+        assert {"clock_back", "clock_back_cut"} <= set(faults.FAULTS) - set(faults.KINDS)  # a clock that goes back
 
 
 def test_a_bad_fault_kind_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -311,6 +312,11 @@ def test_a_short_chaos_run_keeps_every_promise(tmp_path: Path) -> None:
     handovers = report.handovers(findings, "sigterm")
     assert all(ms < 2000 * config.ttl_s for ms in handovers), f"seed {seed}: SIGTERM hand-overs {handovers}"
     assert findings.counts["acts"] > 0 and findings.counts["fenced_ok"] > 0
+    history = findings.history  # recorded and checked: each model's search finished, clean
+    assert history.counts["operations"] > 0 and history.counts.get("incr_ok", 0) > 0, text
+    assert {"linearizable"} == {r.verdict for r in history.register} and history.mutex is not None
+    assert "linearizable" == history.mutex.verdict and all(c.valid for c in history.counter), text
+    assert history.counter[-1].final is not None and history.counter[-1].final >= history.counter[-1].acknowledged
 
 
 @pytest.fixture

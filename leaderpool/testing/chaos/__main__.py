@@ -1,6 +1,7 @@
 """``python -m leaderpool.testing.chaos [--seed N] [--duration S] [--ttl S] [--out FILE.md]``:
 a chaos run against a throw-away redis-server; prints the seed first and the summary last,
-writes the summary (and the timeline, as JSON) to ``--out``; exits 1 if a promise was broken."""
+writes the summary to ``--out`` (the timeline, as JSON, to ``--timeline``; the leader's work as
+a Jepsen history, EDN, to ``--history``); exits 1 if a promise was broken."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import time
 from pathlib import Path
 
 from leaderpool.console.args import OneLineParser
-from leaderpool.testing.chaos import faults, report
+from leaderpool.testing.chaos import faults, report, sentinel_lag
 from leaderpool.testing.chaos.chaos_runner import RunConfig, run
-from leaderpool.testing.chaos.timeline import FRESH_FIRST
 
 
 def _positive(text: str) -> float:
@@ -48,16 +48,32 @@ def parser() -> OneLineParser:
         "--kinds",
         type=_kinds,
         default=faults.KINDS,
-        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {FRESH_FIRST})",
+        help=f"comma-separated fault kinds ({','.join(faults.KINDS)}; also {','.join(faults.ON_DEMAND)})",
     )
     p.add_argument("--out", type=Path, metavar="FILE.md", help="write the summary here")
     p.add_argument("--timeline", type=Path, metavar="FILE.json", help="write the raw timeline here (for the checker)")
+    p.add_argument(
+        "--history", type=Path, metavar="FILE.edn", help="write the leader's work as a Jepsen history (EDN) here"
+    )
+    p.add_argument(
+        "--sentinel-lag",
+        action="store_true",
+        help="run the Sentinel scenario instead: a failover to a lagging replica, without and with --wait-replicas 1",
+    )
     p.add_argument("--workdir", type=Path, metavar="DIR", help="keep the act logs and the workers' stderr here")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.sentinel_lag:
+        outcomes = [sentinel_lag.run_lag(w, ttl_s=args.ttl, workdir=args.workdir) for w in (0, 1)]
+        text = "Sentinel failover to a lagging replica\n\n" + sentinel_lag.table(outcomes)
+        print(text, flush=True)
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
+        return 0 if all(sentinel_lag.safe(o) for o in outcomes) else 1
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000
     config = RunConfig(
         seed=seed, duration_s=args.duration, max_faults=args.faults, members=args.members, ttl_s=args.ttl,
@@ -74,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"written to {args.out}")
     if args.timeline is not None:
         report.write_timeline(args.timeline, timeline)
+    if args.history is not None:
+        report.write_history(args.history, timeline)
     return 0 if findings.safe else 1
 
 

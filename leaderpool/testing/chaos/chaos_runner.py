@@ -19,7 +19,7 @@ from leaderpool.testing.chaos import faults
 from leaderpool.testing.chaos.checker import Findings, check
 from leaderpool.testing.chaos.pool import ChaosPool
 from leaderpool.testing.chaos.tail import ActTail
-from leaderpool.testing.chaos.timeline import Fault, Settings, Timeline, read_act_logs
+from leaderpool.testing.chaos.timeline import Fault, Settings, Timeline, read_act_logs, read_ops
 from leaderpool.util.log import get_logger
 
 log = get_logger("leaderpool.chaos")
@@ -66,7 +66,8 @@ def _run(config: RunConfig, workdir: Path, say: Callable[[str], None]) -> tuple[
     settings = Settings(config.ttl_s, config.heartbeat_s, config.renew_deadline_s, config.seed, config.members)
     pool = ChaosPool(workdir, size=config.members, ttl_s=config.ttl_s, redis_binary=config.redis_binary)
     recorded: list[Fault] = []
-    started = time.time()
+    finals: dict[str, int | None] = {}
+    started, mono_offset = time.time(), time.time() - time.monotonic()
     try:
         pool.start()
         tail = ActTail(m.log_path for m in pool.members.values())
@@ -95,9 +96,14 @@ def _run(config: RunConfig, workdir: Path, say: Callable[[str], None]) -> tuple[
                  f"(leader {fault.leader}, term {fault.leader_term})")  # fmt: skip
             time.sleep(stage.leases(0.5, 1.5))  # settle: the next fault meets a pool at rest
         ended = time.time()
+        finals = pool.finals()
     finally:
         elected = pool.elected
         pool.close()
-    leads, writes, malformed = read_act_logs(m.log_path for m in pool.members.values())
-    timeline = Timeline(settings, started, ended, leads, writes, elected, recorded, malformed)
+    logs = [m.log_path for m in pool.members.values()]
+    leads, writes, malformed = read_act_logs(logs)
+    ops, cut_short = read_ops(logs)
+    timeline = Timeline(
+        settings, started, ended, leads, writes, elected, recorded, malformed + cut_short, ops, finals, mono_offset
+    )
     return timeline, check(timeline)

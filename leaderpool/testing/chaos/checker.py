@@ -13,6 +13,8 @@ Safety (each must be empty):
   newer term had been answered ``ok``, with no data loss in between.
 - **Reused terms**: a term elected or acted on by more than one process.
 - **Terms that went back**: a lead that began after another lead began, with a lower term.
+- **The history** (:mod:`.history_checks`): the register linearizable, no acknowledged increment
+  of the counter lost, the leads linearizable as a mutex.
 
 Liveness, per fault: how long after it a new leader acted (``failover_s``), how long no leader
 acted around it (``vacant_s``, against ``ttl + heartbeat``), and for a signal to the leader, the
@@ -26,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from leaderpool.testing.chaos.history_checks import HistoryFindings, check_history
 from leaderpool.testing.chaos.timeline import Elected, Fault, FencedWrite, Lead, Timeline
 
 WINDOW_SLACK_S = 0.02
@@ -73,6 +76,7 @@ class Findings:
     outcomes: list[FaultOutcome] = field(default_factory=list)
     vacancy_bound_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    history: HistoryFindings = field(default_factory=HistoryFindings)
 
     @property
     def violations(self) -> list[Overlap]:
@@ -81,7 +85,8 @@ class Findings:
 
     @property
     def safe(self) -> bool:
-        return not (self.violations or self.stale_accepted or self.reused_terms or self.terms_went_back)
+        broken = self.violations or self.stale_accepted or self.reused_terms or self.terms_went_back
+        return not broken and self.history.safe
 
     def problems(self) -> list[str]:
         """One line per broken promise (empty when safe)."""
@@ -100,7 +105,7 @@ class Findings:
             f"term went back: {b.term} ({b.member}) at {b.start:.3f} after {a.term} ({a.member}) at {a.start:.3f}"
             for a, b in self.terms_went_back
         ]
-        return lines
+        return lines + self.history.problems()
 
 
 def check(timeline: Timeline) -> Findings:
@@ -112,6 +117,7 @@ def check(timeline: Timeline) -> Findings:
     findings.reused_terms = reused_terms(timeline.leads, timeline.elected)
     findings.terms_went_back = terms_went_back(timeline.leads)
     findings.outcomes = fault_outcomes(timeline.faults, timeline.leads, timeline.elected)
+    findings.history = check_history(timeline)
     w = timeline.writes
     findings.counts = {
         "leads": len(timeline.leads),

@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import redis
+
 import leaderpool
-from leaderpool.testing.chaos import task
+from leaderpool.testing.chaos import skewed_clock, task
+from leaderpool.testing.chaos.leader_ops import COUNTER, REGISTER, counter_key, register_key
 from leaderpool.testing.chaos.timeline import Elected
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent, clean_env
 from leaderpool.testing.proxy import Proxy
 from leaderpool.testing.redis_server import RedisServer, free_port
 
 TASK = "leaderpool.testing.chaos.task:chaos_task"
+PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "always")
+"""Redis keeps an append-only file, synced before each reply: a restart that keeps its directory
+loses nothing (``redis_restart_aof``); one that removes it loses everything (``redis_restart``)."""
 PACKAGE_ROOT = Path(leaderpool.__file__).resolve().parent.parent
 
 
@@ -32,6 +38,8 @@ class Member:
     liveness_port: int
     log_path: Path
     stderr_path: Path
+    clock_path: Path
+    """Its clock's offsets (:mod:`.skewed_clock`), read on SIGUSR1."""
     proc: Child | None = None
 
     def running(self) -> bool:
@@ -55,7 +63,7 @@ class ChaosPool:
         self.size = size
         self.ttl_s = ttl_s
         self.pool = pool
-        self.redis = RedisServer(redis_binary)
+        self.redis = RedisServer(redis_binary, extra_args=PERSISTENCE)
         self.members: dict[str, Member] = {}
         self.group = ChildGroup()
         self._leader = _Leader()
@@ -76,10 +84,25 @@ class ChaosPool:
                 port,
                 self.workdir / f"{name}.acts",
                 self.workdir / f"{name}.stderr",
+                self.workdir / f"{name}.clock",
             )
         for name in self.members:
             self.start_worker(name)
         return self
+
+    def finals(self) -> dict[str, int | None]:
+        """Stop every worker (SIGKILL) and cut every proxy, then read what the leader's register
+        and counter hold: nothing that was in flight can land after this read."""
+        self.group.close(grace=0)
+        for member in self.members.values():
+            member.redis_proxy.close()
+            member.liveness_proxy.close()
+        client = redis.Redis(port=self.redis.port, socket_timeout=5)
+        try:
+            raw = {k: client.get(f(self.pool)) for k, f in ((REGISTER, register_key), (COUNTER, counter_key))}
+        finally:
+            client.close()
+        return {k: None if v is None else int(v) for k, v in raw.items()}
 
     def close(self) -> None:
         self.group.close(grace=0)
@@ -107,12 +130,16 @@ class ChaosPool:
         m = self.members[name]
         url = f"redis://127.0.0.1:{m.redis_proxy.port}/0"
         argv = [
-            sys.executable, "-m", "leaderpool.worker", "--redis", url, "--pool", self.pool, "--member-id", name,
+            sys.executable, "-m", "leaderpool.testing.chaos.skewed_clock",  # the worker, on a clock that can jump
+            "--redis", url, "--pool", self.pool, "--member-id", name,
             "--ttl", f"{self.ttl_s:g}", "--json-events", "--task", TASK,
             "--liveness-address", f"127.0.0.1:{m.liveness_port}",
             "--liveness-advertise", f"127.0.0.1:{m.liveness_proxy.port}",
         ]  # fmt: skip
-        env = clean_env(PYTHONPATH=str(PACKAGE_ROOT), **{task.LOG_VAR: str(m.log_path), task.URL_VAR: url})
+        env = clean_env(
+            PYTHONPATH=str(PACKAGE_ROOT),
+            **{task.LOG_VAR: str(m.log_path), task.URL_VAR: url, skewed_clock.CLOCK_VAR: str(m.clock_path)},
+        )
         pid: list[int] = []  # this process's own pid: its late events must not be credited to its successor
 
         def seen(child: str, event: JsonEvent) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from leaderpool.testing.chaos.checker import FaultOutcome, Findings, percentile
 from leaderpool.testing.chaos.timeline import Timeline
+from leaderpool.testing.history import edn
+from leaderpool.testing.history.ops import NEMESIS, Op
 
 
 def _spread(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -37,6 +39,38 @@ def safety_table(findings: Findings) -> str:
         ("terms / leads acted on / unfenced acts", f"{c['terms']} / {c['leads']} / {c['acts']}"),
     ]
     return "\n".join(["| check | result |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
+
+
+def history_table(findings: Findings) -> str:
+    """The history checks: what was recorded, each model's verdict."""
+    h, c = findings.history, findings.history.counts
+    if not c.get("operations"):
+        return "- history: no operation recorded"
+
+    def n(key: str) -> int:
+        return c.get(key, 0)
+
+    def verdicts(results: Sequence[object]) -> str:
+        names = [getattr(r, "verdict", "?") for r in results]
+        return ", ".join(f"{names.count(v)} {v}" for v in sorted(set(names))) or "-"
+
+    lost = sum(len(x.lost) for x in h.counter)
+    rows = [
+        ("operations recorded (processes; stretches between data losses)",
+         f"{c['operations']} ({c['processes']}; {c['stretches']})"),
+        ("register writes ok / refused or not sent / indeterminate",
+         f"{n('write_ok')} / {n('write_fail')} / {n('write_invoke') - n('write_ok') - n('write_fail')}"),
+        ("register reads ok / failed or indeterminate", f"{n('read_ok')} / {n('read_invoke') - n('read_ok')}"),
+        ("counter increments ok / refused or not sent / indeterminate",
+         f"{n('incr_ok')} / {n('incr_fail')} / {n('incr_invoke') - n('incr_ok') - n('incr_fail')}"),
+        ("register linearizable, per stretch (WGL search)", verdicts(h.register)),
+        ("acknowledged increments lost (must be 0)", str(lost)),
+        ("counter at the end / acknowledged increments in its last stretch",
+         f"{h.counter[-1].final if h.counter else '-'} / {h.counter[-1].acknowledged if h.counter else '-'}"),
+        ("leads as a mutex (WGL search)", h.mutex.verdict if h.mutex else "-"),
+        ("search steps in all", str(n("search_steps"))),
+    ]  # fmt: skip
+    return "\n".join(["| history check | result |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
 
 
 def faults_table(findings: Findings) -> str:
@@ -87,6 +121,8 @@ def summary(timeline: Timeline, findings: Findings) -> str:
         "",
         safety_table(findings),
         "",
+        history_table(findings),
+        "",
         faults_table(findings),
         "",
         line("SIGTERM of the leader to the successor's elected (kind hand-over)", term_ms),
@@ -124,6 +160,24 @@ def write(path: Path, timeline: Timeline, findings: Findings, command: str) -> N
         summary(timeline, findings), "", "## Every fault", "", fault_list(findings, timeline.started), "",
     ])  # fmt: skip
     path.write_text(text)
+
+
+def write_history(path: Path, timeline: Timeline) -> None:
+    """The leader's recorded work in Jepsen's EDN, with each fault as a ``:nemesis`` event."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(edn.dumps([*timeline.ops, *nemesis_events(timeline)]))
+
+
+def nemesis_events(timeline: Timeline) -> list[Op]:
+    """Each fault as Jepsen's nemesis records one: ``info`` at its start and at its end."""
+    off, out = timeline.mono_offset, []
+    for f in timeline.faults:
+        value = f.target
+        out += [
+            Op("info", f.kind, value, NEMESIS, f.start, f.start - off),
+            Op("info", f"{f.kind}_healed", value, NEMESIS, f.healed, f.healed - off),
+        ]
+    return out
 
 
 def write_timeline(path: Path, timeline: Timeline) -> None:

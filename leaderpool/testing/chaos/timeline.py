@@ -11,8 +11,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leaderpool.testing.history.ops import TYPES, Op
+
 DATA_LOSS = "redis_restart"
-"""The fault kind after which Redis has lost every key."""
+"""The fault kind after which Redis has lost every key (restarted with no persistence)."""
+FLUSHALL = "flushall"
+"""Every key deleted by a FLUSHALL: a data loss too."""
 FRESH_FIRST = "fresh_first"
 """Redis lost every key and a freshly started member reached it first (see :mod:`.faults`)."""
 
@@ -72,7 +76,10 @@ class Fault:
 
     @property
     def data_loss(self) -> bool:
-        return self.kind in (DATA_LOSS, FRESH_FIRST)
+        return self.kind in DATA_LOSSES
+
+
+DATA_LOSSES = (DATA_LOSS, FRESH_FIRST, FLUSHALL)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,13 @@ class Timeline:
     elected: list[Elected] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     malformed_lines: int = 0
+    ops: list[Op] = field(default_factory=list)
+    """The leader's recorded work, as a history (see :mod:`.leader_ops`)."""
+    finals: dict[str, int | None] = field(default_factory=dict)
+    """What the register and the counter held at the end, read once every worker was stopped."""
+    mono_offset: float = 0.0
+    """``time.time() - time.monotonic()`` at the start: places a fault's unix times among the
+    history's monotonic ones."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +130,8 @@ def read_act_logs(paths: Iterable[Path]) -> tuple[list[Lead], list[FencedWrite],
                     key = (int(term), member, int(pid))
                     span = spans.setdefault(key, [float(start), float(now), 0])
                     span[0], span[1], span[2] = min(span[0], float(start)), max(span[1], float(now)), span[2] + 1
+                elif kind == "op":
+                    continue  # the history's events: read by read_ops
                 elif kind in ("fence", "zombie"):
                     term, member, pid, sent, replied, outcome = rest.split()
                     write = FencedWrite(
@@ -130,6 +146,33 @@ def read_act_logs(paths: Iterable[Path]) -> tuple[list[Lead], list[FencedWrite],
     return sorted(leads, key=lambda lead: lead.start), sorted(writes, key=lambda w: w.sent), malformed
 
 
+def read_ops(paths: Iterable[Path]) -> tuple[list[Op], int]:
+    """The history's events (``op {json}`` lines) from every file, in time order, and how many
+    lines were cut short (a SIGKILL mid-write)."""
+    ops: list[Op] = []
+    malformed = 0
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if not line.startswith("op "):
+                continue
+            try:
+                ops.append(_op(json.loads(line[3:])))
+            except (ValueError, TypeError, KeyError):
+                malformed += 1
+    return sorted(ops, key=lambda op: op.mono), malformed
+
+
+def _op(raw: dict[str, Any]) -> Op:
+    if raw["type"] not in TYPES:
+        raise ValueError(f"no event type {raw['type']!r}")
+    return Op(
+        raw["type"], str(raw["f"]), raw.get("value"), str(raw["process"]), float(raw["wall"]), float(raw["mono"]),
+        str(raw.get("key", "")), str(raw.get("incarnation", "")), raw.get("term"),
+    )  # fmt: skip
+
+
 def load(path: Path) -> Timeline:
     """A timeline saved with ``json.dump(timeline.to_json())``."""
     raw = json.loads(path.read_text())
@@ -142,4 +185,7 @@ def load(path: Path) -> Timeline:
         elected=[Elected(**x) for x in raw["elected"]],
         faults=[Fault(**x) for x in raw["faults"]],
         malformed_lines=raw.get("malformed_lines", 0),
+        ops=[_op(x) for x in raw.get("ops", [])],
+        finals=raw.get("finals", {}),
+        mono_offset=raw.get("mono_offset", 0.0),
     )
