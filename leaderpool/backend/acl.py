@@ -29,7 +29,7 @@ SCRIPT_COMMANDS = ("evalsha", "eval", "script|load")
 """The scripts: EVALSHA, SCRIPT LOAD after a restart (NOSCRIPT); EVAL for the CLI and doctor."""
 
 SCRIPTED_COMMANDS = (
-    "time", "type", "get", "set", "del", "exists", "incr", "pexpire", "pttl", "ttl", "expire",
+    "time", "type", "get", "mget", "set", "del", "exists", "incr", "pexpire", "pttl", "ttl", "expire",
     "hget", "hmget", "hgetall", "hkeys", "hset", "hdel", "hexists",
     "zadd", "zrem", "zscore", "zcount", "zrange", "zrangebyscore",
     "xadd", "xrange", "xrevrange", "xlen", "xdel", "publish", "pubsub|numsub",

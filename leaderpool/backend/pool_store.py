@@ -250,7 +250,8 @@ class PoolStore:
         return parse_leader_record(await self._scripts.leader_record(keys=[k.leader, k.members]))
 
     async def leader_conn(self) -> tuple[LeaderValue | None, LeaderConn | None, str]:
-        """The leader, its registered connection, and the registration as stored ("" none)."""
+        """The leader, its registered connection, and the registration as stored ("" none): one MGET
+        (fast failover's follower, before it asks Redis whether a leader died)."""
         k = self.keys
         value, conn = await self.client.mget([k.leader, k.leader_conn])
         return LeaderValue.parse(value), LeaderConn.parse(conn), text(conn) if conn else ""

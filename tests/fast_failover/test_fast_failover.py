@@ -121,12 +121,12 @@ def watches(worker: WorkerProc, endpoint: str) -> int:
 
 def user_url(server: RedisServer, user: str, *, commands: list[str], channels: tuple[str, ...] = ("*",)) -> str:
     """The URL of a new ACL user of ``server`` allowed everything but ``commands``' rules, on
-    ``channels``."""
+    ``channels`` only (``resetchannels`` first: Redis 6.2 gives a new user every channel)."""
     admin = redis.Redis.from_url(server.url)
     try:
         admin.acl_setuser(
             user, enabled=True, passwords=["+pw"], keys=["*"], channels=list(channels), categories=["+@all"],
-            commands=commands,
+            commands=commands, reset_channels=True,
         )  # fmt: skip
     finally:
         admin.close()
