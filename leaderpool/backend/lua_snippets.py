@@ -1,6 +1,6 @@
 """Lua that several scripts splice in: Redis's clock, the pool's wire format, the live members,
-the ranking's head, the term guard and the end of a lead. Each defines locals and functions for
-the script text that follows it; the scripts themselves are :mod:`leaderpool.backend.pool_scripts`,
+the ranking's head, whose run a record is, the term guard and the end of a lead. Each defines
+locals and functions for the script text that follows it; the scripts themselves are :mod:`leaderpool.backend.pool_scripts`,
 :mod:`leaderpool.backend.lead_scripts` and the capabilities' (names, jobs) that build on them.
 """
 
@@ -130,6 +130,19 @@ local HISTORY_MAXLEN = """
     + """
 """
 )
+
+# A member record names its incarnation (the run of the process behind the member id): a script
+# acting for a member checks that the record is that run's, so another process under the same id
+# can neither beat, claim nor leave for it. Records are JSON written with sorted keys and no
+# spaces (leaderpool.members.MemberInfo.record_json), and an incarnation is hex: a plain find.
+INCARNATION = """
+-- true when the record is the incarnation's ('' asks for no check: tools, older callers)
+local function same_run(record, incarnation)
+  if incarnation == '' then return true end
+  return record ~= false and record ~= nil
+    and string.find(record, '"incarnation":"' .. incarnation .. '"', 1, true) ~= nil
+end
+"""
 
 # Members report the highest term they have seen. A report above Redis's counter means Redis
 # lost data (restart without persistence, failover to a lagging replica): raise the counter and

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from leaderpool.aio import AsyncElection
 from leaderpool.backend.clients import describe
+from leaderpool.console.args import EXIT_USAGE, say_error
+from leaderpool.errors import MemberIdInUse
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
 from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.scheduled_task import scheduled
-from leaderpool.worker.settings import WorkerSettings
+from leaderpool.worker.settings import PROG, WorkerSettings
 from leaderpool.worker.task_state import with_leader_state
 from leaderpool.worker.tasks import Task, TaskRunner, checked_fenced_set
 
@@ -121,8 +123,7 @@ class Worker:
                 self.loop_turned_at = time.monotonic()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await within(stop.wait(), ELECTION_CHECK_S)
-                if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
-                    self._log.error("election_stopped_unexpectedly")
+                if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own
                     code = 1
                     break
             else:
@@ -131,6 +132,11 @@ class Worker:
             await self._stop_keeping_names(keeper)  # before leaving: the leave frees them
             try:
                 await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
+                if code:  # it ended on its own without saying why: a bug
+                    self._log.error("election_stopped_unexpectedly")
+            except MemberIdInUse as exc:  # another live process runs our member id: one line, exit 2
+                say_error(PROG, str(exc))
+                code = EXIT_USAGE
             except Exception:
                 self._log.exception("election_failed")
                 code = 1
