@@ -157,7 +157,6 @@ class Membership:
         lapses. Returns unjoined if ``stopping()`` turns true meanwhile."""
         if self.started_at_ms is None:
             self.started_at_ms = await bounded(self.store.redis_time_ms())
-        self.since_ms = self.since_ms or self.started_at_ms
         holder = IdHolder(self.config, self._clock, log)
         while True:
             sent = self._clock()
@@ -166,10 +165,13 @@ class Membership:
             )
             if reply.joined:
                 break
+            if not self.since_ms:  # never joined yet: this run starts when it gets the id
+                self.started_at_ms = reply.now_ms
             wait = await holder.refused(reply)
             if stopping():
                 return
             await asyncio.sleep(wait)
+        self.since_ms = self.since_ms or self.started_at_ms
         holder.took_over(log)
         self.lease_until = sent + self.config.ttl_s
         self.joined = True

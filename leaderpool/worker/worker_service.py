@@ -114,7 +114,7 @@ class Worker:
             **self._work_fields(),
             handler=self.settings.handler_spec,
         )
-        code = 0
+        code, refused = 0, ""
         self._serve_http()
         await self.election.start()
         keeper = self._keep_names()
@@ -135,8 +135,7 @@ class Worker:
                 if code:  # it ended on its own without saying why: a bug
                     self._log.error("election_stopped_unexpectedly")
             except MemberIdInUse as exc:  # another live process runs our member id: one line, exit 2
-                say_error(PROG, str(exc))
-                code = EXIT_USAGE
+                refused, code = str(exc), EXIT_USAGE
             except Exception:
                 self._log.exception("election_failed")
                 code = 1
@@ -146,6 +145,8 @@ class Worker:
             if self.http is not None:
                 self.http.close()
             self._log.info("worker_stopped", exit_code=code)
+            if refused:  # the last line on stderr
+                say_error(PROG, refused)
         return code
 
     def _work_fields(self) -> dict[str, Any]:
