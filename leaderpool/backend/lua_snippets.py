@@ -134,13 +134,17 @@ local HISTORY_MAXLEN = """
 # A member record names its incarnation (the run of the process behind the member id): a script
 # acting for a member checks that the record is that run's, so another process under the same id
 # can neither beat, claim nor leave for it. Records are JSON written with sorted keys and no
-# spaces (leaderpool.members.MemberInfo.record_json), and an incarnation is hex: a plain find.
+# spaces (leaderpool.members.MemberInfo.record_json), and an incarnation is hex: a plain find. A
+# record that names no run (an earlier version's, or data leaderpool did not write, which the
+# member then writes again: see leaderpool.backend.baddata) is nobody's, so it does not refuse.
 INCARNATION = """
--- true when the record is the incarnation's ('' asks for no check: tools, older callers)
+-- true when the record is the incarnation's or names none; false for no record
+-- ('' asks for no check: tools, older callers)
 local function same_run(record, incarnation)
   if incarnation == '' then return true end
-  return record ~= false and record ~= nil
-    and string.find(record, '"incarnation":"' .. incarnation .. '"', 1, true) ~= nil
+  if not record then return false end
+  if not string.find(record, '"incarnation":"', 1, true) then return true end
+  return string.find(record, '"incarnation":"' .. incarnation .. '"', 1, true) ~= nil
 end
 """
 

@@ -38,7 +38,7 @@ REGISTER = (
 -- {0, now, the record under the id or false, its lease left (ms), the lead's pttl or -2} when held.
 local members_key, leases_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member, record, ttl_ms, channel, seen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local incarnation, replace = ARGV[7], ARGV[8]
+local incarnation, replace = ARGV[7] or '', ARGV[8] or ''
 """
     + NOW
     + WIRE
@@ -115,7 +115,7 @@ if ranks or watch ~= '' then check_type(watching_key, 'hash') end
 if ranks then check_type(KEYS[9], 'zset') end
 if bad_data then return bad_data end
 raise_term(term_key, recovery_key, counter, seen, ttl_ms)
-if not record or not same_run(record, ARGV[8]) then
+if not record or not same_run(record, ARGV[8] or '') then
   return {-1, now}
 end
 redis.call('ZADD', leases_key, now + ttl_ms, member)
@@ -188,7 +188,8 @@ local member, reason, channel, event, successor, ttl_ms =
     + GIVE_UP
     + INCARNATION
     + """
-if ARGV[7] ~= '' and not same_run(redis.call('HGET', members_key, member), ARGV[7]) then
+local current = redis.call('HGET', members_key, member)
+if current and not same_run(current, ARGV[7] or '') then
   return {0, 0, 0}
 end
 local was_member = redis.call('HDEL', members_key, member)

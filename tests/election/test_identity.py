@@ -6,6 +6,7 @@ with MemberIdInUse while the first goes on leading."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,13 +15,14 @@ import fakeredis
 import pytest
 import structlog
 
-from leaderpool import ConfigError, MemberConfig, MemberIdInUse
+from leaderpool import ConfigError, Election, MemberConfig, MemberIdInUse
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import LeaderValue, PoolStore
 from leaderpool.backend.protocol import BeatStatus, ClaimStatus, Joined
 from leaderpool.election.identity import IdHolder, new_incarnation
 from leaderpool.members import MemberInfo
 from leaderpool.names.registry import NameStore, RegisterStatus
+from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 from tests.support.helpers import Recorder, leaders
@@ -262,3 +264,22 @@ class TestTwoElectionsOneId:
         tokens = {new_incarnation() for _ in range(100)}
         assert 100 == len(tokens) and all(int(t, 16) >= 0 for t in tokens)
 
+
+
+class TestBlockingFace:
+    def test_the_blocking_election_raises_the_same_error(self, redis_one: RedisServer) -> None:
+        """The blocking face drives the same core: its wait and its stop raise MemberIdInUse."""
+        config = MemberConfig(pool="p", member_id="same", ttl_s=1)
+        first, second = Election(config, redis_one.url), Election(config, redis_one.url)
+        first.start()
+        try:
+            assert 1 == first.wait_until_leader(20)
+            second.start()
+            with pytest.raises(MemberIdInUse) as caught:
+                second.wait_for_leader(20)
+            assert os.getpid() == caught.value.holder_pid
+            with pytest.raises(MemberIdInUse):
+                second.stop()
+            assert first.is_leader and 1 == first.term
+        finally:
+            first.stop()
