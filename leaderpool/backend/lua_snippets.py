@@ -1,7 +1,8 @@
 """Lua that several scripts splice in: Redis's clock, the pool's wire format, the live members,
 the ranking's head, whose run a record is, the term guard and the end of a lead. Each defines
-locals and functions for the script text that follows it; the scripts themselves are :mod:`leaderpool.backend.pool_scripts`,
-:mod:`leaderpool.backend.lead_scripts` and the capabilities' (names, jobs) that build on them.
+locals and functions for the script text that follows it; the scripts themselves are
+:mod:`leaderpool.backend.pool_scripts`, :mod:`leaderpool.backend.lead_scripts` and the
+capabilities' (names, jobs) that build on them.
 """
 
 from __future__ import annotations

@@ -307,10 +307,11 @@ class PoolStore:
         script, by that channel (the registered connection's own) having no subscriber (else
         ``STILL_SUBSCRIBED``, nothing done); "" when it was proved already."""
         k = self.keys
+        args: list[str | int] = [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn]
         reply = await self._batched(
             self._scripts.bury,
             [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching, k.ranking],
-            [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn, proof_channel, incarnation],
+            [*args, proof_channel, incarnation],
         )
         return parse_claim(reply, member, ttl_ms)
 

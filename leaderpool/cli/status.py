@@ -272,10 +272,8 @@ def render(statuses: list[PoolStatus], hidden: int = 0) -> str:
                 f"{b.dead} dead letter(s)"
             )
         if s.members:
-            rows = [
-                ["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]
-                + ["INCARNATION"]
-            ]
+            columns = ["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]
+            rows = [[*columns, "INCARNATION"]]
             for m in s.members:
                 mark = "*" if s.leader is not None and s.leader.member == m.member else ""
                 meta = ",".join(f"{k}={v}" for k, v in sorted(m.meta.items())) or "-"

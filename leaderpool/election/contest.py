@@ -252,8 +252,12 @@ class Contest:
         # Our lease still runs by our own clock: no other process can have taken our id over, so
         # the grant is ours (else, say we were frozen past it, confirm through Redis first).
         ours = self._clock() < self.membership.lease_until
-        if ours and not c.wait_replicas and succ.safe_to_act_on_grant(
-            granted_at, self._clock(), renew_deadline_s=c.renew_deadline, heartbeat_s=c.heartbeat
+        if (
+            ours
+            and not c.wait_replicas
+            and succ.safe_to_act_on_grant(
+                granted_at, self._clock(), renew_deadline_s=c.renew_deadline, heartbeat_s=c.heartbeat
+            )
         ):
             assert granted_at is not None
             self._become_leader(term, granted_at, handoff=True)

@@ -153,9 +153,7 @@ class NameStore:
             return Registration(status, left, NameOwner.parse(name, reply[1], left))
         return Registration(status, 0, None)
 
-    async def unregister(
-        self, name: str, owner: tuple[str, str] | None, *, incarnation: str = ""
-    ) -> NameOwner | None:
+    async def unregister(self, name: str, owner: tuple[str, str] | None, *, incarnation: str = "") -> NameOwner | None:
         """Free ``name`` if ``owner`` (pool, member; its run ``incarnation`` if given) holds it, or
         whoever does with None (an operator); returns whom it was taken from, None when not held
         (by that owner)."""
@@ -215,7 +213,9 @@ class NameStore:
         k = self.keys
         keys, args = leave_call(pool_keys, member, reason, "left", successor, ttl_ms, incarnation)
         owner = owner_prefix(pool_keys.pool, member, incarnation)
-        reply = await self._scripts.leave_names(keys=[*keys, k.owners, k.deadlines], args=[*args, owner, k.events, *names])
+        reply = await self._scripts.leave_names(
+            keys=[*keys, k.owners, k.deadlines], args=[*args, owner, k.events, *names]
+        )
         return parse_left(reply)
 
 

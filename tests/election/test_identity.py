@@ -45,8 +45,10 @@ def record(incarnation: str, pid: int = 1) -> MemberInfo:
     return MemberInfo("m", "n", "h", pid, 0, 1000, {}, incarnation=incarnation, since_ms=1000)
 
 
-def store(server: fakeredis.FakeServer) -> PoolStore:
-    return PoolStore(fakeredis.FakeAsyncRedis(server=server), KEYS)
+def store(server: fakeredis.FakeServer) -> tuple[PoolStore, fakeredis.FakeAsyncRedis]:
+    """A pool's store, and its client for the test's own reads and writes."""
+    client = fakeredis.FakeAsyncRedis(server=server)
+    return PoolStore(client, KEYS), client
 
 
 class TestRegister:
@@ -56,7 +58,7 @@ class TestRegister:
         """X registered: Y is refused, told X's record and lease; X's record is untouched."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, _raw = store(fake_server)
             assert (await s.register(record(X, pid=11), 5000)).joined
             refused = await s.register(record(Y, pid=22), 5000)
             assert not refused.joined
@@ -73,7 +75,7 @@ class TestRegister:
         """X may rejoin under its own record; once X's lease lapsed, Y joins in its place."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, _raw = store(fake_server)
             assert (await s.register(record(X), 5000)).joined
             assert (await s.register(record(X), 50)).joined  # X again (a rejoin)
             await asyncio.sleep(0.1)  # X's lease (50 ms) lapses
@@ -86,7 +88,7 @@ class TestRegister:
         """``replace`` names X (proved dead): Y takes the id at once; naming another run does not."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, _raw = store(fake_server)
             assert (await s.register(record(X), 5000)).joined
             assert not (await s.register(record(Y), 5000, replace="cccc000000000003")).joined
             assert (await s.register(record(Y), 5000, replace=X)).joined
@@ -97,14 +99,14 @@ class TestRegister:
         """X leads term 1; even with X proved dead (or its record gone), Y is refused while the lead runs."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, raw = store(fake_server)
             assert (await s.register(record(X), 5000)).joined
             assert ClaimStatus.ELECTED == (await s.claim("m", 5000, 0, incarnation=X)).status
             refused = await s.register(record(Y), 5000, replace=X)
             assert not refused.joined and 4000 < refused.lead_pttl_ms <= 5000
-            await s.client.hdel(KEYS.members, "m")
+            await raw.hdel(KEYS.members, "m")
             assert not (await s.register(record(Y), 5000)).joined
-            await s.client.delete(KEYS.leader)
+            await raw.delete(KEYS.leader)
             assert (await s.register(record(Y), 5000)).joined
 
         run(main())
@@ -113,7 +115,7 @@ class TestRegister:
         """Tools (and records of earlier versions) register as before."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, _raw = store(fake_server)
             assert (await s.register(record(X), 5000)).joined
             assert (await s.register(record(""), 5000)).joined
 
@@ -133,14 +135,14 @@ class TestActingForAnotherRun:
         """Y beats holding X's lead value: UNKNOWN_MEMBER, and the lease and lead keep their deadlines."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, raw = store(fake_server)
             held = await self._x_leads(s)
-            await s.client.pexpire(KEYS.leader, 3000)
-            lease = await s.client.zscore(KEYS.leases, "m")
+            await raw.pexpire(KEYS.leader, 3000)
+            lease = await raw.zscore(KEYS.leases, "m")
             beat = await s.heartbeat("m", 5000, held, False, incarnation=Y)
             assert BeatStatus.UNKNOWN_MEMBER == beat.status
-            assert lease == await s.client.zscore(KEYS.leases, "m")
-            assert await s.client.pttl(KEYS.leader) <= 3000
+            assert lease == await raw.zscore(KEYS.leases, "m")
+            assert await raw.pttl(KEYS.leader) <= 3000
             assert BeatStatus.OK == (await s.heartbeat("m", 5000, held, False, incarnation=X)).status
 
         run(main())
@@ -149,9 +151,9 @@ class TestActingForAnotherRun:
         """Y's claim is NOT_MEMBER; Y's leave removes nothing and ends no lead."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, raw = store(fake_server)
             held = await self._x_leads(s)
-            await s.client.delete(KEYS.leader)
+            await raw.delete(KEYS.leader)
             assert ClaimStatus.NOT_MEMBER == (await s.claim("m", 5000, 0, incarnation=Y)).status
             again = await s.claim("m", 5000, 0, incarnation=X)
             assert ClaimStatus.ELECTED == again.status and again.term > held.term
@@ -166,7 +168,7 @@ class TestActingForAnotherRun:
         """For Y, the record under its id is not its own: no lease (it rejoins, and is refused)."""
 
         async def main() -> None:
-            s = store(fake_server)
+            s, _raw = store(fake_server)
             await self._x_leads(s)
             assert (await s.glance("m", X)).lease_ms is not None
             assert (await s.glance("m", Y)).lease_ms is None
@@ -186,7 +188,8 @@ class TestNames:
             assert (await s.register(record(X), 5000)).joined
             reg = await names.register(KEYS, "m", "n", "svc", None, incarnation=X)
             assert RegisterStatus.REGISTERED == reg.status
-            assert RegisterStatus.NOT_MEMBER == (await names.register(KEYS, "m", "n", "svc", None, incarnation=Y)).status
+            refused = await names.register(KEYS, "m", "n", "svc", None, incarnation=Y)
+            assert RegisterStatus.NOT_MEMBER == refused.status
             assert await names.unregister("svc", ("p", "m"), incarnation=Y) is None
             beat, lost = await names.heartbeat(KEYS, "m", 5000, None, False, 0, ["svc"], incarnation=Y)
             assert BeatStatus.UNKNOWN_MEMBER == beat.status and ["svc"] == lost
@@ -263,7 +266,6 @@ class TestTwoElectionsOneId:
         """Two elections (two runs) never share an incarnation; tokens are hex."""
         tokens = {new_incarnation() for _ in range(100)}
         assert 100 == len(tokens) and all(int(t, 16) >= 0 for t in tokens)
-
 
 
 class TestBlockingFace:
