@@ -92,13 +92,14 @@ class TestFrozenLeaderRestartedUnderItsId:
         """SIGSTOP the leader, start its id again: it joins only once the frozen lease lapsed and
         leads a new term; SIGCONT the old one: revoked, refused, never acting beside the new one."""
         old_acts, new_acts = tmp_path / "old.acts", tmp_path / "new.acts"
-        old = workers.start("same", *ACT, env={ACTS_FILE: str(old_acts)})
+        # a lease long enough for the new process to start (and ask) while it runs, even on a busy machine
+        old = workers.start("same", *ACT, ttl="6", env={ACTS_FILE: str(old_acts)})
         assert 1 == old.elected()["term"]
         eventually(lambda: acting(old_acts))
         old.signal(signal.SIGSTOP)
         client = redis.Redis.from_url(redis_server.url)
         frozen_deadline = float(client.zscore("leaderpool:{p}:leases", "same") or 0)
-        new = workers.start("same", *ACT, env={ACTS_FILE: str(new_acts)})
+        new = workers.start("same", *ACT, ttl="6", env={ACTS_FILE: str(new_acts)})
         elected = new.elected()
         assert elected["term"] >= 2
         assert "member_id_held" in new.stderr and "proved_dead=False" in new.stderr  # it waited...
