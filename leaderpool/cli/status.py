@@ -110,7 +110,11 @@ class PoolStatus:
 
     def identity(self) -> tuple[Any, ...]:
         """What a redraw cares about, without the lease countdowns."""
-        return (self.pool, self.leader, tuple((m.member, m.priority, m.started_at_ms) for m in self.members))
+        return (
+            self.pool,
+            self.leader,
+            tuple((m.member, m.priority, m.started_at_ms, m.incarnation) for m in self.members),
+        )
 
 
 async def discover_pools(client: Any, prefix: str) -> list[str]:
