@@ -268,6 +268,38 @@ class TestTwoElectionsOneId:
         assert 100 == len(tokens) and all(int(t, 16) >= 0 for t in tokens)
 
 
+class TestHandOverToALapsedRun:
+    def test_a_grant_heard_past_our_own_lease_is_confirmed_before_acting(
+        self, fake_server: fakeredis.FakeServer
+    ) -> None:
+        """A hand-over announced to our id while our lease has run out by our own clock (we were
+        frozen: another run may hold the id now) is not acted on at once; within it, it is."""
+
+        async def main() -> None:
+            rec = Recorder()
+            a = rec.election("p", "a", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=3)
+            await a.start()
+            term = await a.wait_until_leader(10)
+            b = rec.election("p", "b", fakeredis.FakeAsyncRedis(server=fake_server), ttl_s=3)
+            await b.start()
+            await b.wait_for_leader(10)
+            core = b.core
+            sample = core.view.redis_clock
+            assert sample is not None
+            granted_ms = sample[1] + round((time.monotonic() - sample[0]) * 1000)  # now, on Redis's clock
+            lease_until = core.membership.lease_until
+            core.membership.lease_until = time.monotonic() - 0.001  # as if frozen past our lease
+            core.contest.accept_handoff(term + 1, granted_ms)
+            assert not b.is_leader and core.wakeups.pending.dirty
+            core.membership.lease_until = lease_until  # our lease runs: the same grant is acted on
+            core.contest.accept_handoff(term + 1, granted_ms)
+            assert b.is_leader
+            await b.stop()
+            await a.stop()
+
+        run(main())
+
+
 class TestBlockingFace:
     def test_the_blocking_election_raises_the_same_error(self, redis_one: RedisServer) -> None:
         """The blocking face drives the same core: its wait and its stop raise MemberIdInUse."""
