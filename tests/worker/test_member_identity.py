@@ -119,6 +119,24 @@ class TestFrozenLeaderRestartedUnderItsId:
         assert {1} == {a["term"] for a in before} and {elected["term"]} == {a["term"] for a in after}
         assert new.alive() and [] == new.of("revoked")
 
+    def test_a_holder_that_wakes_within_its_lease_keeps_its_id_and_its_lead(
+        self, workers: Workers, redis_server: RedisServer
+    ) -> None:
+        """Frozen for less than its lease: the process started meanwhile waits, sees the lease
+        renewed once the holder wakes, and is refused; the holder leads on in term 1."""
+        # a long lease: the holder wakes well within its renew deadline even on a busy machine
+        old = workers.start("same", ttl="15")
+        assert 1 == old.elected()["term"]
+        old.signal(signal.SIGSTOP)
+        new = workers.start("same", ttl="15")
+        eventually(lambda: "member_id_held" in new.stderr)  # it watches the frozen holder's lease
+        old.signal(signal.SIGCONT)
+        assert 2 == new.wait()
+        assert str(old.pid) == refusal(new).group(1)
+        assert old.alive() and [] == old.of("revoked")
+        assert [old.pid] == [m["incarnation"]["pid"] for m in members(redis_server.url)]
+        assert [1] == [e["term"] for e in history(redis_server.url) if e["event"] == "elected"]
+
 
 class TestCrashedMemberRestartedUnderItsId:
     def test_a_killed_leader_restarted_leads_a_new_term(
