@@ -52,8 +52,8 @@ def _pool(client: redis.Redis, keys: Keyspace) -> LeaderValue:
     for i, member in enumerate(MEMBERS):
         record = MemberInfo(member, "n", "h", 1, 0, 1 + i).record_json()
         client.register_script(REGISTER)(
-            keys=[keys.members, keys.leases, keys.term, keys.recovery, keys.ranking],
-            args=[member, record, 10**9, keys.events, 0, rank_score(0, 1 + i)],
+            keys=[keys.members, keys.leases, keys.term, keys.recovery, keys.ranking, keys.leader],
+            args=[member, record, 10**9, keys.events, 0, rank_score(0, 1 + i), "", ""],
         )
     reply = client.register_script(CLAIM)(
         keys=[keys.leader, keys.term, keys.members, keys.leases, keys.history, keys.recovery, keys.leader_conn],

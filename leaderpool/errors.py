@@ -2,6 +2,7 @@
 
     LeaderpoolError
     ├── ConfigError          bad pool/member name, ttl, heartbeat, URL, metadata... (also a ValueError)
+    │   └── MemberIdInUse    another live process runs this member id in the pool
     ├── NotLeader            a leader-only operation on a member that does not lead
     │   └── LeaseLost        ...because its lead ended (renew deadline passed) while it relied on it
     ├── StaleTerm            a fenced write carried a term older than one already accepted
@@ -39,6 +40,31 @@ class LeaderpoolError(Exception):
 
 class ConfigError(LeaderpoolError, ValueError):
     """A setting or name is invalid; the message names it and says what is wrong."""
+
+
+class MemberIdInUse(ConfigError):
+    """Another live process holds this member id in the pool (two processes were given one id: a
+    shared ``LEADERPOOL_MEMBER_ID``, two hosts with one hostname, a copied unit file). Raised by
+    the ``wait_*`` methods and ``stop()``; the member never joined, and the holder goes on. The
+    holder's ``holder_host``, ``holder_pid``, ``holder_since_ms`` (Redis's clock, unix ms) and
+    ``holder_incarnation`` say which process it is. See the Guarantees page, "Member identity"."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        holder_host: str = "",
+        holder_pid: int = 0,
+        holder_since_ms: int = 0,
+        holder_incarnation: str = "",
+        pool: str | None = None,
+        member: str | None = None,
+    ) -> None:
+        super().__init__(message, pool=pool, member=member)
+        self.holder_host = holder_host
+        self.holder_pid = holder_pid
+        self.holder_since_ms = holder_since_ms
+        self.holder_incarnation = holder_incarnation
 
 
 class NotLeader(LeaderpoolError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,13 @@ class MemberInfo:
     liveness: str = ""
     """The member process's liveness endpoint, ``HOST:PORT/NONCE`` ("" when fast failover is off):
     see :mod:`leaderpool.fast_failover.failover`."""
+    incarnation: str = ""
+    """This run of the member's process: a random token made when its election is created, so two
+    processes under one member id are told apart ("" in records of versions before 0.x: no check).
+    See :mod:`leaderpool.election.identity`."""
+    since_ms: int = 0
+    """When this incarnation first joined (Redis's clock, unix ms; 0: not recorded). Unlike
+    ``started_at_ms`` it stays put when the member rejoins as the youngest."""
 
     def record_json(self) -> str:
         """The JSON stored in the members hash (everything but the lease)."""
@@ -42,6 +50,9 @@ class MemberInfo:
         }
         if self.liveness:
             record["liveness"] = self.liveness
+        if self.incarnation:
+            record["incarnation"] = self.incarnation
+            record["since_ms"] = self.since_ms
         return json.dumps(record, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -69,7 +80,15 @@ class MemberInfo:
             meta=dict(data.get("meta") or {}),
             lease_ms=lease_ms,
             liveness=str(data.get("liveness", "")),
+            incarnation=str(data.get("incarnation", "")),
+            since_ms=int(data.get("since_ms", 0)),
         )
+
+    def describe_incarnation(self) -> str:
+        """``pid 4242 on host vm since 2026-12-07T06:30:01Z``: which process this record is."""
+        since = self.since_ms or self.started_at_ms
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / 1000)) if since else "an unknown time"
+        return f"pid {self.pid} on host {self.host or '?'} since {when}"
 
 
 Ranker = Callable[[Sequence[MemberInfo]], Sequence[MemberInfo]]

@@ -8,7 +8,7 @@ share are :mod:`leaderpool.backend.lua_snippets`.
 
 from __future__ import annotations
 
-from leaderpool.backend.lua_snippets import GIVE_UP, LIVE_MEMBERS, NOW, RANKING, TERM_GUARD, WIRE
+from leaderpool.backend.lua_snippets import GIVE_UP, INCARNATION, LIVE_MEMBERS, NOW, RANKING, TERM_GUARD, WIRE
 
 OBSERVE = (
     """
@@ -36,12 +36,14 @@ return reply
 )
 
 # Takes a vacant lead for a live member (the claim script, and the bury script after it removed a
-# dead leader). Returns the claim's reply (see CLAIM).
+# dead leader): live means its lease runs and the record under its id is its incarnation's.
+# Returns the claim's reply (see CLAIM).
 _CLAIM_LEAD = """
 local function claim_lead(leader_key, term_key, members_key, leases_key, history_key, recovery_key,
-                          leader_conn_key, member, ttl_ms, seen, channel, conn)
+                          leader_conn_key, member, ttl_ms, seen, channel, conn, incarnation)
   local deadline = redis.call('ZSCORE', leases_key, member)
-  if not deadline or tonumber(deadline) <= now or redis.call('HEXISTS', members_key, member) == 0 then
+  local record = redis.call('HGET', members_key, member)
+  if not deadline or tonumber(deadline) <= now or not same_run(record, incarnation) then
     return {-1, now}
   end
   local held = redis.call('GET', leader_key)
@@ -76,7 +78,7 @@ CLAIM = (
 -- claim: KEYS[1] leader key, KEYS[2] term counter, KEYS[3] members hash, KEYS[4] leases zset,
 -- KEYS[5] history stream, KEYS[6] recovery, KEYS[7] leader_conn; ARGV[1] member, ARGV[2] ttl_ms,
 -- ARGV[3] highest term the member has seen, ARGV[4] events channel, ARGV[5] the client id of the
--- connection the member registers for its leadership ("" none).
+-- connection the member registers for its leadership ("" none), ARGV[6] its incarnation ("" no check).
 -- Takes a vacant lead (SET NX PX) for a live member. The new term is above both the stored
 -- counter and every term any live member has reported, so terms never go back even if Redis
 -- lost data. Returns {1, term, now} when elected, {0, leader value, pttl, µs until it can be
@@ -87,10 +89,11 @@ local member, ttl_ms, seen, channel, conn = ARGV[1], tonumber(ARGV[2]), tonumber
     + NOW
     + WIRE
     + TERM_GUARD
+    + INCARNATION
     + _CLAIM_LEAD
     + """
 return claim_lead(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
-                  member, ttl_ms, seen, channel, conn)
+                  member, ttl_ms, seen, channel, conn, ARGV[6] or '')
 """
 )
 
@@ -131,7 +134,8 @@ BURY = (
 -- ARGV[1] the dead leader's value "<term>|<member>", ARGV[2] its registration "<term>|<client id>"
 -- as read, ARGV[3] reason, then the claim's ARGV: ARGV[4] claimant, ARGV[5] ttl_ms, ARGV[6] highest
 -- term the claimant has seen, ARGV[7] events channel, ARGV[8] the claimant's client id ("" none);
--- ARGV[9] the dead leader's connection channel to prove its death by ("" proved already).
+-- ARGV[9] the dead leader's connection channel to prove its death by ("" proved already),
+-- ARGV[10] the claimant's incarnation ("" no check).
 -- The claimant saw the leader's liveness endpoint close, and the leader's process died if its
 -- registered connection is gone: proved already (CLIENT LIST, or a refused reconnect), or here,
 -- by the connection's own channel having no subscriber any more (PUBSUB NUMSUB; the registration
@@ -148,6 +152,7 @@ local proof_channel = ARGV[9]
     + NOW
     + WIRE
     + TERM_GUARD
+    + INCARNATION
     + _CLAIM_LEAD
     + """
 if redis.call('GET', KEYS[1]) ~= value or redis.call('GET', KEYS[7]) ~= registration then
@@ -170,7 +175,7 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', HISTORY_MAXLEN, '*',
            'event', 'released', 'term', dead_term, 'member', dead, 'reason', reason, 't_ms', now)
 announce(channel, 'released', dead_term, reason, dead)
 return claim_lead(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
-                  member, ttl_ms, seen, channel, conn)
+                  member, ttl_ms, seen, channel, conn, ARGV[10] or '')
 """
 )
 

@@ -1,7 +1,8 @@
 """Lua that several scripts splice in: Redis's clock, the pool's wire format, the live members,
-the ranking's head, the term guard and the end of a lead. Each defines locals and functions for
-the script text that follows it; the scripts themselves are :mod:`leaderpool.backend.pool_scripts`,
-:mod:`leaderpool.backend.lead_scripts` and the capabilities' (names, jobs) that build on them.
+the ranking's head, whose run a record is, the term guard and the end of a lead. Each defines
+locals and functions for the script text that follows it; the scripts themselves are
+:mod:`leaderpool.backend.pool_scripts`, :mod:`leaderpool.backend.lead_scripts` and the
+capabilities' (names, jobs) that build on them.
 """
 
 from __future__ import annotations
@@ -130,6 +131,23 @@ local HISTORY_MAXLEN = """
     + """
 """
 )
+
+# A member record names its incarnation (the run of the process behind the member id): a script
+# acting for a member checks that the record is that run's, so another process under the same id
+# can neither beat, claim nor leave for it. Records are JSON written with sorted keys and no
+# spaces (leaderpool.members.MemberInfo.record_json), and an incarnation is hex: a plain find. A
+# record that names no run (an earlier version's, or data leaderpool did not write, which the
+# member then writes again: see leaderpool.backend.baddata) is nobody's, so it does not refuse.
+INCARNATION = """
+-- true when the record is the incarnation's or names none; false for no record
+-- ('' asks for no check: tools, older callers)
+local function same_run(record, incarnation)
+  if incarnation == '' then return true end
+  if not record then return false end
+  if not string.find(record, '"incarnation":"', 1, true) then return true end
+  return string.find(record, '"incarnation":"' .. incarnation .. '"', 1, true) ~= nil
+end
+"""
 
 # Members report the highest term they have seen. A report above Redis's counter means Redis
 # lost data (restart without persistence, failover to a lagging replica): raise the counter and

@@ -13,6 +13,7 @@ from leaderpool.backend import lead_scripts
 from leaderpool.backend.baddata import CHECKED_READS
 from leaderpool.backend.lua_snippets import (
     GIVE_UP,
+    INCARNATION,
     LIVE_MEMBERS,
     NOW,
     RAISE_TERM,
@@ -26,22 +27,45 @@ from leaderpool.backend.script_registry import Lua, ScriptSet
 REGISTER = (
     """
 -- register: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] term counter, KEYS[4] recovery,
--- KEYS[5] ranking zset; ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms, ARGV[4] events channel,
--- ARGV[5] highest term the member has seen, ARGV[6] its rank score.
--- Stores the member's record, starts its lease, ranks it and announces it. Returns the Redis time (ms).
+-- KEYS[5] ranking zset, KEYS[6] leader key; ARGV[1] member, ARGV[2] record JSON, ARGV[3] ttl_ms,
+-- ARGV[4] events channel, ARGV[5] highest term the member has seen, ARGV[6] its rank score,
+-- ARGV[7] its incarnation ("": no check, as tools register), ARGV[8] the incarnation of a holder
+-- proved dead, whose live record it may replace ("" none).
+-- Stores the member's record, starts its lease, ranks it and announces it, unless the id is held
+-- by another incarnation: its record's lease runs (and it is not the one proved dead), or a lead
+-- is held under the id while the record is not ours (an earlier run's lead: never inherited, it
+-- ends as any lead of a dead or frozen leader does). Returns {1, now} when registered,
+-- {0, now, the record under the id or false, its lease left (ms), the lead's pttl or -2} when held.
 local members_key, leases_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member, record, ttl_ms, channel, seen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local incarnation, replace = ARGV[7] or '', ARGV[8] or ''
 """
     + NOW
     + WIRE
     + TERM_GUARD
+    + INCARNATION
     + """
+if incarnation ~= '' then
+  local current = redis.call('HGET', members_key, member)
+  local lease = tonumber(redis.call('ZSCORE', leases_key, member) or '0')
+  local left = current and lease - now or 0
+  if not same_run(current, incarnation) then
+    local dead = replace ~= '' and same_run(current, replace)
+    local _, holder = split_leader(redis.call('GET', KEYS[6]) or nil)
+    if holder == member then
+      return {0, now, current or false, left, redis.call('PTTL', KEYS[6])}
+    end
+    if current and left > 0 and not dead then
+      return {0, now, current, left, -2}
+    end
+  end
+end
 guard_term(term_key, recovery_key, seen, ttl_ms)
 redis.call('HSET', members_key, member, record)
 redis.call('ZADD', leases_key, now + ttl_ms, member)
 redis.call('ZADD', KEYS[5], ARGV[6], member)
 announce(channel, 'joined', 0, '', member)
-return now
+return {1, now}
 """
 )
 
@@ -53,7 +77,7 @@ HEARTBEAT = (
 -- list the live members (and who just resigned) as well, ARGV[5] highest term seen, ARGV[6] the
 -- client id of the leader's registered connection ("" none), ARGV[7] the member's watch report
 -- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to);
--- KEYS[9] ranking zset.
+-- KEYS[9] ranking zset; ARGV[8] the member's incarnation ("" no check).
 -- Refreshes the member's lease and, when leading, renews the leader key if it still holds
 -- ARGV[3] (compare-and-set on member and term), with the registration of its connection; drops
 -- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next,
@@ -63,7 +87,8 @@ HEARTBEAT = (
 --          µs until the lead can be claimed, the leader's registration or false,
 --          how many members are live, who ranks first or false (-1: not read this beat),
 --          who is next after the leader or false, member, record, deadline, ...};
--- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member.
+-- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member
+-- (no record, or the record of another incarnation of the id: nothing is refreshed or renewed).
 -- Hostile data: every key this beat may touch is read with a command of its type, or checked
 -- with TYPE, before the first write (see leaderpool.backend.baddata.CHECKED_READS); a key of another type
 -- refuses the beat (BADDATA) with nothing written. An ordinary follower beat touches five keys.
@@ -75,10 +100,11 @@ local leader_conn_key, watching_key, conn, watch = KEYS[7], KEYS[8], ARGV[6], AR
     + SPLIT_LEADER
     + RAISE_TERM
     + CHECKED_READS
+    + INCARNATION
     + """
 local ranks = want_members == '1' or now % 3 == 0
 -- reads first: they check the types of the keys written below
-local is_member = checked('hash', 'HEXISTS', members_key, member)
+local record = checked('hash', 'HGET', members_key, member)
 local counter = checked('string', 'GET', term_key)
 checked('zset', 'ZSCORE', leases_key, member)  -- only to check the type: the lease is written next
 local value = checked('string', 'GET', leader_key)
@@ -89,7 +115,7 @@ if ranks or watch ~= '' then check_type(watching_key, 'hash') end
 if ranks then check_type(KEYS[9], 'zset') end
 if bad_data then return bad_data end
 raise_term(term_key, recovery_key, counter, seen, ttl_ms)
-if is_member == 0 then
+if not record or not same_run(record, ARGV[8] or '') then
   return {-1, now}
 end
 redis.call('ZADD', leases_key, now + ttl_ms, member)
@@ -145,7 +171,10 @@ LEAVE = (
 -- leave: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] history stream,
 -- KEYS[5] term counter, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] watching hash, KEYS[9] ranking;
 -- ARGV[1] member, ARGV[2] reason, ARGV[3] events channel,
--- ARGV[4] event ("left" or "evicted"), ARGV[5] successor ("" for none), ARGV[6] its lease (ms).
+-- ARGV[4] event ("left" or "evicted"), ARGV[5] successor ("" for none), ARGV[6] its lease (ms),
+-- ARGV[7] the leaving incarnation ("": whichever, as an operator evicts).
+-- Nothing is done when the record under the id is another incarnation's (the id was taken
+-- over after this one lapsed: its record and any lead are the other's).
 -- Removes the member and, if it leads, ends its lead in the same step, so no one waits for a
 -- member that has gone. Returns {1 if it was a member else 0, the released term or 0,
 -- the successor's term or 0}.
@@ -157,7 +186,12 @@ local member, reason, channel, event, successor, ttl_ms =
     + NOW
     + WIRE
     + GIVE_UP
+    + INCARNATION
     + """
+local current = redis.call('HGET', members_key, member)
+if current and not same_run(current, ARGV[7] or '') then
+  return {0, 0, 0}
+end
 local was_member = redis.call('HDEL', members_key, member)
 redis.call('ZREM', leases_key, member)
 redis.call('HDEL', KEYS[8], member)
@@ -175,9 +209,9 @@ return {was_member, released, handed}
 """
 )
 
-HEARTBEAT_ARITY = (9, 7)
+HEARTBEAT_ARITY = (9, 8)
 """How many keys and arguments the heartbeat script takes (:func:`leaderpool.backend.pool_store.heartbeat_call`)."""
-LEAVE_ARITY = (9, 6)
+LEAVE_ARITY = (9, 7)
 """How many keys and arguments the leave script takes (:func:`leaderpool.backend.pool_store.leave_call`)."""
 
 HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash", "zset")
@@ -208,7 +242,7 @@ _h, _z, _s, _x = "hash", "zset", "string", "stream"  # the type each KEYS[i] mus
 class PoolScripts(ScriptSet):
     """A pool's scripts (:class:`~leaderpool.backend.pool_store.PoolStore` calls them)."""
 
-    register = Lua("register", REGISTER, (_h, _z, _s, _s, _z))
+    register = Lua("register", REGISTER, (_h, _z, _s, _s, _z, _s))
     heartbeat = Lua("heartbeat", HEARTBEAT)  # checks its keys itself
     observe = Lua("observe", lead_scripts.OBSERVE, (_h, _z, _s, _s, _h, _s, _z))
     glance = Lua("glance", lead_scripts.GLANCE, (_h, _z, _s, _s, _s, _z))

@@ -16,6 +16,7 @@ from leaderpool.backend.protocol import (
     FenceResult,
     Glance,
     HistoryEntry,
+    Joined,
     LeaderConn,
     LeaderRecord,
     LeaderValue,
@@ -28,6 +29,7 @@ from leaderpool.backend.protocol import (
     parse_claim,
     parse_glance,
     parse_history,
+    parse_joined,
     parse_leader_record,
     parse_left,
     parse_observation,
@@ -43,6 +45,7 @@ __all__ = [  # the reply types live in leaderpool.backend.protocol; these names 
     "FenceResult",
     "Forgotten",
     "HistoryEntry",
+    "Joined",
     "LeaderConn",
     "LeaderRecord",
     "LeaderValue",
@@ -95,9 +98,11 @@ def heartbeat_args(
     seen_term: int,
     conn: str = "",
     watch: str = "",
+    incarnation: str = "",
 ) -> list[str | int]:
-    """The heartbeat script's arguments."""
-    return [member, ttl_ms, held.encode() if held else "", "1" if want_members else "0", seen_term, conn, watch]
+    """The heartbeat script's arguments (``incarnation``: the beating run's, "" for no check)."""
+    held_value = held.encode() if held else ""
+    return [member, ttl_ms, held_value, "1" if want_members else "0", seen_term, conn, watch, incarnation]
 
 
 def heartbeat_call(
@@ -109,16 +114,21 @@ def heartbeat_call(
     seen_term: int,
     conn: str = "",
     watch: str = "",
+    incarnation: str = "",
 ) -> ScriptCall:
     """The heartbeat script's keys and arguments (:data:`~leaderpool.backend.pool_scripts.HEARTBEAT_ARITY`);
     scripts that wrap it (the names heartbeat) append theirs after these."""
-    return heartbeat_keys(k), heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch)
+    args = heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation)
+    return heartbeat_keys(k), args
 
 
-def leave_call(k: Keyspace, member: str, reason: str, event: str, successor: str, ttl_ms: int) -> ScriptCall:
-    """The leave script's keys and arguments (:data:`~leaderpool.backend.pool_scripts.LEAVE_ARITY`)."""
+def leave_call(
+    k: Keyspace, member: str, reason: str, event: str, successor: str, ttl_ms: int, incarnation: str = ""
+) -> ScriptCall:
+    """The leave script's keys and arguments (:data:`~leaderpool.backend.pool_scripts.LEAVE_ARITY`);
+    ``incarnation``: the leaving run's ("" whichever: an operator's eviction)."""
     keys = [k.members, k.leases, k.leader, k.history, k.term, k.recovery, k.leader_conn, k.watching, k.ranking]
-    return keys, [member, reason, k.events, event, successor, ttl_ms]
+    return keys, [member, reason, k.events, event, successor, ttl_ms, incarnation]
 
 
 class PoolStore:
@@ -134,10 +144,13 @@ class PoolStore:
         seconds, micros = await self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
-    async def register(self, info: MemberInfo, ttl_ms: int, seen_term: int = 0) -> int:
+    async def register(self, info: MemberInfo, ttl_ms: int, seen_term: int = 0, *, replace: str = "") -> Joined:
+        """Store ``info`` and start its lease, unless another incarnation holds its id (its lease
+        runs, or a lead is held under the id): then who holds it. ``replace``: the incarnation of
+        a holder proved dead, whose record may be replaced though its lease runs."""
         k = self.keys
-        now = await self._scripts.register(
-            keys=[k.members, k.leases, k.term, k.recovery, k.ranking],
+        reply = await self._scripts.register(
+            keys=[k.members, k.leases, k.term, k.recovery, k.ranking, k.leader],
             args=[
                 info.member,
                 info.record_json(),
@@ -145,9 +158,11 @@ class PoolStore:
                 k.events,
                 seen_term,
                 rank_score(info.priority, info.started_at_ms),
+                info.incarnation,
+                replace,
             ],
         )
-        return int(now)
+        return parse_joined(reply, info.member)
 
     async def heartbeat(
         self,
@@ -160,11 +175,15 @@ class PoolStore:
         conn: str = "",
         watch: str = "",
         batched: bool = False,
+        incarnation: str = "",
     ) -> Beat:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
         ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
-        ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.backend.batching`)."""
-        keys, args = self._heartbeat_keys, heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch)
+        ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.backend.batching`).
+        ``incarnation``: the beating run's; the record of another run of the id is not refreshed
+        (``UNKNOWN_MEMBER``)."""
+        keys = self._heartbeat_keys
+        args = heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation)
         if batched:
             return parse_beat(await self._batched(self._scripts.heartbeat, keys, args))
         return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))
@@ -186,13 +205,15 @@ class PoolStore:
         replicas: int,
         timeout_ms: int,
         conn: str = "",
+        incarnation: str = "",
     ) -> tuple[Beat, int]:
         """Renew ``held`` and wait (``WAIT``) until ``replicas`` replicas have the renewal, or
         ``timeout_ms``: the beat, and how many replicas acknowledged. One pipeline, so ``WAIT``
         runs on the connection that wrote (it waits for that connection's last write)."""
         script = self._scripts.heartbeat
         pipe = cast(Any, self.client).pipeline(transaction=False)  # only the election's redis-py client gets here
-        await script.queue(pipe, *heartbeat_call(self.keys, member, ttl_ms, held, False, seen_term, conn, ""))
+        call = heartbeat_call(self.keys, member, ttl_ms, held, False, seen_term, conn, "", incarnation)
+        await script.queue(pipe, *call)
         pipe.execute_command("WAIT", replicas, timeout_ms)
         reply, acked = await script.translated(pipe.execute())
         return parse_beat(reply), int(acked)
@@ -207,22 +228,26 @@ class PoolStore:
         )
         return parse_observation(reply)
 
-    async def glance(self, member: str) -> Glance:
+    async def glance(self, member: str, incarnation: str = "") -> Glance:
         """The lead, who ranks first and next, the leader's record and ``member``'s lease, in
-        O(log N): what a follower re-reads after a change (:meth:`observe` lists every member)."""
+        O(log N): what a follower re-reads after a change (:meth:`observe` lists every member).
+        ``incarnation``: ours (a record of another run of the id counts as no lease)."""
         k = self.keys
         reply = await self._batched(
             self._scripts.glance, [k.members, k.leases, k.leader, k.resigned, k.leader_conn, k.ranking], [member]
         )
-        return parse_glance(reply, member)
+        return parse_glance(reply, member, incarnation)
 
-    async def claim(self, member: str, ttl_ms: int, seen_term: int, *, conn: str = "") -> ClaimResult:
-        """Claim the vacant lead; ``conn`` is the client id registered for it ("" none)."""
+    async def claim(
+        self, member: str, ttl_ms: int, seen_term: int, *, conn: str = "", incarnation: str = ""
+    ) -> ClaimResult:
+        """Claim the vacant lead; ``conn`` is the client id registered for it ("" none);
+        ``incarnation``: the claiming run's (refused, ``NOT_MEMBER``, if the record is another's)."""
         k = self.keys
         reply = await self._batched(
             self._scripts.claim,
             [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn],
-            [member, ttl_ms, seen_term, k.events, conn],
+            [member, ttl_ms, seen_term, k.events, conn, incarnation],
         )
         return parse_claim(reply, member, ttl_ms)
 
@@ -238,10 +263,19 @@ class PoolStore:
         return parse_released(reply)
 
     async def leave(
-        self, member: str, reason: str, *, event: str = "left", successor: str = "", ttl_ms: int = 0
+        self,
+        member: str,
+        reason: str,
+        *,
+        event: str = "left",
+        successor: str = "",
+        ttl_ms: int = 0,
+        incarnation: str = "",
     ) -> Left:
-        """Remove ``member`` and end its lead, if any, handing it to ``successor`` when live."""
-        reply = await self._scripts.leave(*leave_call(self.keys, member, reason, event, successor, ttl_ms))
+        """Remove ``member`` and end its lead, if any, handing it to ``successor`` when live;
+        ``incarnation``: the leaving run's (nothing is done if the record is another's)."""
+        call = leave_call(self.keys, member, reason, event, successor, ttl_ms, incarnation)
+        reply = await self._scripts.leave(*call)
         return parse_left(reply)
 
     async def leader_record(self) -> LeaderRecord | None:
@@ -266,6 +300,7 @@ class PoolStore:
         seen_term: int,
         conn: str,
         proof_channel: str = "",
+        incarnation: str = "",
     ) -> ClaimResult:
         """Remove a dead leader's lead and membership if the lead and its registration are still
         ``dead`` and ``registration`` (compare-and-delete; else ``NOT_BURIED``), then claim the lead
@@ -273,10 +308,11 @@ class PoolStore:
         script, by that channel (the registered connection's own) having no subscriber (else
         ``STILL_SUBSCRIBED``, nothing done); "" when it was proved already."""
         k = self.keys
+        args: list[str | int] = [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn]
         reply = await self._batched(
             self._scripts.bury,
             [k.leader, k.term, k.members, k.leases, k.history, k.recovery, k.leader_conn, k.watching, k.ranking],
-            [dead.encode(), registration, reason, member, ttl_ms, seen_term, k.events, conn, proof_channel],
+            [*args, proof_channel, incarnation],
         )
         return parse_claim(reply, member, ttl_ms)
 

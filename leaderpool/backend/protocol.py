@@ -183,6 +183,32 @@ class ClaimStatus(IntEnum):
     was done, the death is to be confirmed another way."""
 
 
+class Joined(NamedTuple):
+    """The register script's answer: joined, or refused because the member id is held."""
+
+    joined: bool
+    now_ms: int
+    holder: MemberInfo | None = None
+    """Refused: the record under the id (None: none, or one leaderpool did not write); its
+    ``lease_ms`` is what is left of its lease (0 or less: lapsed)."""
+    lead_pttl_ms: int = -2
+    """Refused: how long a lead held under the id still runs (-2: none; the id is held by the record)."""
+
+    @property
+    def holder_deadline_ms(self) -> int | None:
+        """The holder's lease deadline on Redis's clock: it moves on when (and only when) the holder beats."""
+        return None if self.holder is None else self.now_ms + self.holder.lease_ms
+
+
+def parse_joined(reply: Sequence[Any], member: str) -> Joined:
+    now = int(reply[1])
+    if int(reply[0]) == 1:
+        return Joined(True, now)
+    lease = int(reply[3])
+    holder = member_info(member, reply[2], lease) if reply[2] else None
+    return Joined(False, now, holder, int(reply[4]))
+
+
 class Beat(NamedTuple):
     status: BeatStatus
     now_ms: int
@@ -293,6 +319,11 @@ def member_info(member: str, record: Any, lease_ms: int) -> MemberInfo | None:
         return None
 
 
+def same_run(info: MemberInfo, incarnation: str) -> bool:
+    """Whether ``info`` is the record of ``incarnation`` ("": not checked, as tools read)."""
+    return not incarnation or info.incarnation == incarnation
+
+
 def _members(flat: Sequence[Any], now_ms: int) -> list[MemberInfo]:
     out = []
     for i in range(0, len(flat) - 2, 3):
@@ -328,14 +359,19 @@ def parse_beat(reply: Sequence[Any]) -> Beat:
     )
 
 
-def parse_glance(reply: Sequence[Any], member: str) -> Glance:
+def parse_glance(reply: Sequence[Any], member: str, incarnation: str = "") -> Glance:
+    """``incarnation``: ours; a record of another (the same id run by another process) is not
+    ours, so the glance says we are no member (we rejoin, and are refused while it lives)."""
     now = int(reply[0])
     leader, pttl = LeaderValue.parse(reply[1]), int(reply[2])
     info = member_info(leader.member, reply[8], pttl) if leader is not None and reply[8] else None
     lease = int(float(text(reply[9]))) - now if reply[9] and reply[10] else None
+    mine: MemberInfo | None = None
     if lease is not None and leader is not None and leader.member == member:
-        lease = lease if info is not None else None
-    elif lease is not None and member_info(member, reply[10], lease) is None:
+        mine = info
+    elif lease is not None:
+        mine = member_info(member, reply[10], lease)
+    if lease is not None and (mine is None or not same_run(mine, incarnation)):
         lease = None
     return Glance(
         now, leader, pttl, _optional(reply[3]), int(reply[4]), _optional(reply[5]) or "",

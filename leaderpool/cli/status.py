@@ -3,6 +3,7 @@
 Pools are discovered by SCAN over the members hashes (:func:`~leaderpool.backend.keys.members_pattern`);
 each pool is read with the core's one-script observation, so a pool's leader and members are
 seen at one instant. ``started_at`` in the JSON is unix seconds (a float, Redis's clock).
+Each member shows its incarnation: which process runs the id (token, host, pid, since when).
 
 A pool with no leader and no live member is *stale* (its members died without leaving): it is
 shown with ``(stale since ...)``, and ``stale_since`` (unix seconds) in the JSON, from its last
@@ -124,6 +125,7 @@ class PoolStatus:
                     "leader": leader is not None and leader.member == m.member,
                     "meta": dict(m.meta),
                     "liveness": endpoint_text(m.liveness) or None,
+                    "incarnation": incarnation_json(m),
                 }
                 for m in self.members
             ],
@@ -141,7 +143,11 @@ class PoolStatus:
 
     def identity(self) -> tuple[Any, ...]:
         """What a redraw cares about, without the lease countdowns."""
-        return (self.pool, self.leader, tuple((m.member, m.priority, m.started_at_ms) for m in self.members))
+        return (
+            self.pool,
+            self.leader,
+            tuple((m.member, m.priority, m.started_at_ms, m.incarnation) for m in self.members),
+        )
 
 
 async def discover_pools(client: Any, prefix: str, foreign: list[str] | None = None) -> list[str]:
@@ -215,6 +221,21 @@ async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
         pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale,
         obs.watching, following, backlog if backlog.exists else None,
     )  # fmt: skip
+
+
+def incarnation_json(m: MemberInfo) -> dict[str, Any] | None:
+    """Which run of the member id this is: its token, host, pid and when it first joined (unix
+    seconds, Redis's clock); None for a record of a version that wrote none."""
+    if not m.incarnation:
+        return None
+    return {"id": m.incarnation, "host": m.host, "pid": m.pid, "since": (m.since_ms or m.started_at_ms) / 1000}
+
+
+def incarnation_text(m: MemberInfo) -> str:
+    """The table's INCARNATION cell: the token's first 8 characters, and since when it runs."""
+    if not m.incarnation:
+        return "-"
+    return f"{m.incarnation[:8]} since {clock_text(m.since_ms or m.started_at_ms)}"
 
 
 def endpoint_text(advertised: str) -> str:
@@ -306,7 +327,8 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
                 f"{b.dead} dead letter(s)"
             )
         if s.members:
-            rows = [["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]]
+            columns = ["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]
+            rows = [[*columns, "INCARNATION"]]
             for m in s.members:
                 mark = "*" if s.leader is not None and s.leader.member == m.member else ""
                 meta = ",".join(f"{k}={v}" for k, v in sorted(m.meta.items())) or "-"
@@ -323,6 +345,7 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
                         seconds_text(m.lease_ms),
                         meta,
                         endpoint_text(m.liveness) or "-",
+                        incarnation_text(m),
                     ]
                 )
             lines += ["  " + line for line in table(rows)]

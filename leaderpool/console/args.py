@@ -52,9 +52,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``prog: error: message`` (one line) on stderr and exit with ``code``."""
-    line = printable(" ".join(str(message).split()))  # one line, whatever the message held (Redis data too)
-    print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
+    say_error(prog, message)
     raise SystemExit(code)
+
+
+def say_error(prog: str, message: str) -> None:
+    """Print ``prog: error: message`` on stderr, as one line whatever the message held (Redis data
+    too: control characters escaped)."""
+    line = printable(" ".join(str(message).split()))
+    print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
 
 
 class Options:

@@ -91,7 +91,7 @@ class Contest:
         sent, epoch = self._clock(), self.lead.epoch
         glance = None
         if self.view.ranked_in_redis:
-            glance = await self.lead.bounded(self.store.glance(self.config.member_id))
+            glance = await self.lead.bounded(self.store.glance(self.config.member_id, self.membership.incarnation))
         obs = await self.lead.bounded(self.store.observe()) if glance is None else self._glanced(glance)
         if epoch != self.lead.epoch:  # our role changed meanwhile: read again
             pending.dirty = True
@@ -107,8 +107,12 @@ class Contest:
         member = leader.member if leader else None
         record = obs.member(member) if member else None
         self.view.set_leader(member, leader.term if leader else 0, record, obs.leader_pttl_ms, self._log)
-        if obs.member(self.config.member_id) is None:
+        mine = obs.member(self.config.member_id)
+        if mine is None:
             await self._lost_membership("member lease lapsed")
+            return
+        if mine.incarnation != self.membership.incarnation:  # our lease lapsed and another run took our id
+            await self._lost_membership("member id taken by another process")
             return
         if self.lead.leading:
             if leader != self.lead.held():
@@ -191,8 +195,9 @@ class Contest:
         ``dead``: a leader whose death was confirmed (or is, by the same script), and its
         registration: the same script removes its lead first (compare-and-delete), then claims."""
         c, conn, pending = self.config, self.fast.registration(), self.wakeups.pending
+        run = self.membership.incarnation
         call = (
-            self.store.claim(c.member_id, c.ttl_ms, self.view.seen_term, conn=conn)
+            self.store.claim(c.member_id, c.ttl_ms, self.view.seen_term, conn=conn, incarnation=run)
             if dead is None
             else self.store.bury_and_claim(
                 dead.leader,
@@ -203,6 +208,7 @@ class Contest:
                 self.view.seen_term,
                 conn,
                 proof_channel=dead.proof_channel,
+                incarnation=run,
             )
         )
         result = await self.lead.bounded(call)
@@ -226,10 +232,7 @@ class Contest:
             self.wakeups.timers.vacancy_retry = sent + max(result.leader_pttl_ms, 1) / 1000
             self._log.info("claims_held_for_term_recovery", wait_ms=result.leader_pttl_ms)
         else:
-            await self.membership.rejoin(
-                self.lead.bounded, self.view.seen_term, self._log, why="lease lapsed before claiming", youngest=False
-            )
-            pending.dirty = True
+            await self._lost_membership("lease lapsed before claiming")
         if dead is not None:  # logged after acting on it: the fast path's log line costs it nothing
             self.fast.log_takeover(self._log, dead, result.status)
 
@@ -246,8 +249,15 @@ class Contest:
         c = self.config
         if granted_at is not None:
             probe.notified(c.pool, max(self._clock() - granted_at, 0.0))
-        if not c.wait_replicas and succ.safe_to_act_on_grant(
-            granted_at, self._clock(), renew_deadline_s=c.renew_deadline, heartbeat_s=c.heartbeat
+        # Our lease still runs by our own clock: no other process can have taken our id over, so
+        # the grant is ours (else, say we were frozen past it, confirm through Redis first).
+        ours = self._clock() < self.membership.lease_until
+        if (
+            ours
+            and not c.wait_replicas
+            and succ.safe_to_act_on_grant(
+                granted_at, self._clock(), renew_deadline_s=c.renew_deadline, heartbeat_s=c.heartbeat
+            )
         ):
             assert granted_at is not None
             self._become_leader(term, granted_at, handoff=True)
@@ -266,7 +276,14 @@ class Contest:
         if c.wait_replicas:
             beat, acked = await self.lead.bounded(
                 self.store.heartbeat_replicated(
-                    c.member_id, c.ttl_ms, leader, self.view.seen_term, c.wait_replicas, round(c.heartbeat * 500), conn
+                    c.member_id,
+                    c.ttl_ms,
+                    leader,
+                    self.view.seen_term,
+                    c.wait_replicas,
+                    round(c.heartbeat * 500),
+                    conn,
+                    incarnation=self.membership.incarnation,
                 )
             )
             if beat.status is BeatStatus.OK and acked < c.wait_replicas:
@@ -283,7 +300,15 @@ class Contest:
                 return
         else:
             beat = await self.lead.bounded(
-                self.store.heartbeat(c.member_id, c.ttl_ms, leader, False, self.view.seen_term, conn=conn)
+                self.store.heartbeat(
+                    c.member_id,
+                    c.ttl_ms,
+                    leader,
+                    False,
+                    self.view.seen_term,
+                    conn=conn,
+                    incarnation=self.membership.incarnation,
+                )
             )
         if beat.status is BeatStatus.OK:
             self._become_leader(leader.term, sent, handoff=handoff, forced=forced)

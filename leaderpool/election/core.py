@@ -50,7 +50,7 @@ from leaderpool.election.notifications import Notifications
 from leaderpool.election.retry import Retries
 from leaderpool.election.view import PoolView
 from leaderpool.election.wakeups import Wakeups
-from leaderpool.errors import ScriptError
+from leaderpool.errors import MemberIdInUse, ScriptError
 from leaderpool.events import LeaderInfo, RevokeReason, Role, Sink
 from leaderpool.fast_failover.failover import FastFailover
 from leaderpool.util.constants import SPIN_LEAD_S
@@ -141,7 +141,8 @@ class ElectionCore:
 
     async def run(self) -> None:
         """Join, elect, lead or follow until :meth:`request_stop`; then leave the pool. Raises
-        :class:`~leaderpool.errors.ScriptError` (after leaving) when a script fails."""
+        :class:`~leaderpool.errors.ScriptError` (after leaving) when a script fails, and
+        :class:`~leaderpool.errors.MemberIdInUse` when another live process holds our member id."""
         pending, timers = self.wakeups.pending, self.wakeups.timers
         watcher = shared_watcher(self._client)
         await self.notifications.start(watcher)
@@ -154,6 +155,9 @@ class ElectionCore:
                     timers.backoff_until = None
                 except ScriptError as exc:
                     self._log.error("script_failed", script=exc.script, error=str(exc))
+                    raise
+                except MemberIdInUse as exc:  # another live process runs our id: it goes on, we end
+                    self._log.error("member_id_in_use", error=str(exc), holder_pid=exc.holder_pid)
                     raise
                 except RETRYABLE as exc:
                     self._on_failure(exc)
@@ -174,7 +178,9 @@ class ElectionCore:
         self.lead.check_deadline(now)
         self._check_registration()
         if not self.membership.joined:
-            await self.membership.join(self.lead.bounded, self.view.seen_term, self._log)
+            await self.membership.join(self.lead.bounded, self.view.seen_term, self._log, self._stopping)
+            if not self.membership.joined:  # asked to stop while our id was held
+                return
             pending.dirty = True
         if pending.resign is not None:
             reason, rejoin = pending.resign
@@ -278,8 +284,13 @@ class ElectionCore:
         lapsed (we were paused): stop leading, then rejoin."""
         if self.lead.leading:
             self.lead.step_down(lost_reason(self.membership), detail=detail)
-        await self.membership.rejoin(self.lead.bounded, self.view.seen_term, self._log, why=detail, youngest=False)
+        await self.membership.rejoin(
+            self.lead.bounded, self.view.seen_term, self._log, why=detail, youngest=False, stopping=self._stopping
+        )
         self.wakeups.pending.dirty = True
+
+    def _stopping(self) -> bool:
+        return self.wakeups.pending.stop
 
     def _check_registration(self, term: int = 0, conn: str = "") -> None:
         """A leader whose registered connection dropped (a follower could prove it gone) or whose

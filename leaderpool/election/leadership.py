@@ -185,7 +185,13 @@ class Leadership:
                 await self.bounded(self.store.release(held, reason.value, ttl_ms, successor=successor, ttl_ms=ttl_ms))
         if rejoin:
             await self.bounded(
-                self.store.leave(self.config.member_id, reason.value, successor=successor, ttl_ms=ttl_ms)
+                self.store.leave(
+                    self.config.member_id,
+                    reason.value,
+                    successor=successor,
+                    ttl_ms=ttl_ms,
+                    incarnation=self.membership.incarnation,
+                )
             )
             await self.membership.rejoin(self.bounded, seen_term, self.log, why=reason.value, youngest=True)
 

@@ -4,6 +4,8 @@ A member is live while its lease (a deadline in the pool's leases zset) is in th
 heartbeat refreshes it (and, for a leader, renews the lead in the same script). A member whose
 record is gone (Redis lost its data, or an operator evicted it) or whose lease lapsed (it was
 paused) rejoins: as the youngest member when it was evicted, else with its original start time.
+Each run of a member id is an incarnation, named in its record; a process whose id another live
+incarnation holds is refused (:mod:`leaderpool.election.identity`).
 
 A capability can ride on the heartbeat and the leave (:class:`BeatRider`): the unique names
 (:class:`leaderpool.names.name_cache.HeldNames`) do, so a member holding names keeps them with
@@ -12,17 +14,19 @@ the same one script per beat. The election knows the seam, not the names.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from leaderpool import probe
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
-from leaderpool.backend.protocol import Beat, LeaderValue, Left
+from leaderpool.backend.protocol import Beat, BeatStatus, LeaderValue, Left
 from leaderpool.config import MemberConfig
+from leaderpool.election.identity import IdHolder, new_incarnation
 from leaderpool.members import MemberInfo
 from leaderpool.util import throttle
 from leaderpool.util.constants import FIRST_BEAT_SPREAD
@@ -53,11 +57,14 @@ class BeatRider(Protocol):
         *,
         conn: str = "",
         watch: str = "",
+        incarnation: str = "",
     ) -> Awaitable[Beat]:
         """The pool's heartbeat (:meth:`PoolStore.heartbeat`'s arguments), keeping what it holds too."""
         ...
 
-    def leave(self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int) -> Awaitable[Left]:
+    def leave(
+        self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int, incarnation: str = ""
+    ) -> Awaitable[Left]:
         """The pool's leave (:meth:`PoolStore.leave`), freeing what it holds too."""
         ...
 
@@ -86,6 +93,13 @@ class Membership:
         self.pid = os.getpid()
         self.started_at_ms: int | None = None
         """Join time on Redis's clock: the default ranking's "longest running" is the smallest."""
+        self.incarnation = new_incarnation()
+        """This run of the member id (:mod:`leaderpool.election.identity`)."""
+        self.since_ms = 0
+        """When this incarnation first joined (Redis's clock): it stays when we rejoin."""
+        self.lease_until = 0.0
+        """Our lease's end as we last renewed it, on our clock (no later than Redis's): past it,
+        another process may have taken our id over, so nothing heard is acted on unconfirmed."""
         self.joined = False
         self.next_beat = 0.0
         self._last_beat: float | None = None
@@ -110,7 +124,17 @@ class Membership:
         assert self.started_at_ms is not None
         c = self.config
         return MemberInfo(
-            c.member_id, c.node, self.host, self.pid, c.priority, self.started_at_ms, c.meta, lease_ms, self.liveness
+            c.member_id,
+            c.node,
+            self.host,
+            self.pid,
+            c.priority,
+            self.started_at_ms,
+            c.meta,
+            lease_ms,
+            self.liveness,
+            self.incarnation,
+            self.since_ms or self.started_at_ms,
         )
 
     # ---- eviction: set by the pool's "evicted" message, consumed by the rejoin ----
@@ -125,18 +149,47 @@ class Membership:
 
     # ---- I/O ----
 
-    async def join(self, bounded: Bounded[int], seen_term: int, log: Logger) -> None:
+    async def join(
+        self, bounded: Bounded[Any], seen_term: int, log: Logger, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Register; while another incarnation holds our id, watch it (:class:`IdHolder`): raises
+        :class:`~leaderpool.errors.MemberIdInUse` if it is live, joins once it is proved dead or
+        lapses. Returns unjoined if ``stopping()`` turns true meanwhile."""
         if self.started_at_ms is None:
             self.started_at_ms = await bounded(self.store.redis_time_ms())
-        sent = self._clock()
-        await bounded(self.store.register(self.record(), self.config.ttl_ms, seen_term))
+        holder = IdHolder(self.config, self._clock, log)
+        while True:
+            sent = self._clock()
+            reply = await bounded(
+                self.store.register(self.record(), self.config.ttl_ms, seen_term, replace=holder.replace)
+            )
+            if reply.joined:
+                break
+            if not self.since_ms:  # never joined yet: this run starts when it gets the id
+                self.started_at_ms = reply.now_ms
+            wait = await holder.refused(reply)
+            if stopping():
+                return
+            await asyncio.sleep(wait)
+        self.since_ms = self.since_ms or self.started_at_ms
+        holder.took_over(log)
+        self.lease_until = sent + self.config.ttl_s
         self.joined = True
         if self.rider is not None:
             self.rider.joined()
         self.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
         log.info("joined", node=self.config.node, priority=self.config.priority, started_at_ms=self.started_at_ms)
 
-    async def rejoin(self, bounded: Bounded[int], seen_term: int, log: Logger, *, why: str, youngest: bool) -> None:
+    async def rejoin(
+        self,
+        bounded: Bounded[Any],
+        seen_term: int,
+        log: Logger,
+        *,
+        why: str,
+        youngest: bool,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Join again; as the youngest member when asked or when we were evicted (which this
         consumes: the one place the eviction flag is cleared)."""
         youngest = youngest or self._evicted
@@ -147,7 +200,7 @@ class Membership:
         if youngest:
             self.started_at_ms = None
         log.info("rejoining", why=why, as_youngest=youngest)
-        await self.join(bounded, seen_term, log)
+        await self.join(bounded, seen_term, log, stopping)
 
     async def beat(
         self,
@@ -168,13 +221,32 @@ class Membership:
         rider = self.rider
         if rider is not None and rider.riding():
             call = rider.beat(
-                self.store.keys, c.member_id, c.ttl_ms, held, want_members, seen_term, log, conn=conn, watch=watch
+                self.store.keys,
+                c.member_id,
+                c.ttl_ms,
+                held,
+                want_members,
+                seen_term,
+                log,
+                conn=conn,
+                watch=watch,
+                incarnation=self.incarnation,
             )
         else:
             call = self.store.heartbeat(
-                c.member_id, c.ttl_ms, held, want_members, seen_term, conn=conn, watch=watch, batched=True
+                c.member_id,
+                c.ttl_ms,
+                held,
+                want_members,
+                seen_term,
+                conn=conn,
+                watch=watch,
+                batched=True,
+                incarnation=self.incarnation,
             )
         beat = await bounded(call)
+        if beat.status is not BeatStatus.UNKNOWN_MEMBER:
+            self.lease_until = sent + c.ttl_s
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
         previous, self._last_beat = self._last_beat, sent
         late = 0.0 if previous is None else sent - previous - c.heartbeat
@@ -185,10 +257,12 @@ class Membership:
     def leave(self, reason: str, successor: str) -> Awaitable[Left]:
         """Our leave (ending our lead too, handing it to ``successor`` when live), freeing what
         rides on it in the same script."""
-        c, rider = self.config, self.rider
+        c, rider, run = self.config, self.rider, self.incarnation
         if rider is not None and rider.riding():
-            return rider.leave(self.store.keys, c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
-        return self.store.leave(c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms)
+            return rider.leave(
+                self.store.keys, c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms, incarnation=run
+            )
+        return self.store.leave(c.member_id, reason, successor=successor, ttl_ms=c.ttl_ms, incarnation=run)
 
     def stopped(self) -> None:
         """We left (or gave up on leaving): not joined, and nothing rides on us any more."""

@@ -59,7 +59,15 @@ class MemberNames:
                 ) from None
         sent = time.monotonic()
         call = asyncio.ensure_future(
-            self.store.register(self._core.keys, c.member_id, c.node, name, value, takeover=takeover)
+            self.store.register(
+                self._core.keys,
+                c.member_id,
+                c.node,
+                name,
+                value,
+                takeover=takeover,
+                incarnation=self._core.membership.incarnation,
+            )
         )
         # bookkept when Redis answers, even if our caller was cancelled meanwhile (a stopping
         # worker): a name registered then must be freed by the leave, not outlive the member
@@ -101,7 +109,9 @@ class MemberNames:
         c = self._core.config
         self.held.held.pop(name, None)  # first: a beat in flight must not keep it
         with translate_redis_errors(pool=self._pool, member=self._member):
-            owner = await self.store.unregister(name, (c.pool, c.member_id))
+            owner = await self.store.unregister(
+                name, (c.pool, c.member_id), incarnation=self._core.membership.incarnation
+            )
         if owner is not None:
             self._core.lead.log.info("name_unregistered", name=name)
         return owner is not None

@@ -87,19 +87,25 @@ class HeldNames:
         *,
         conn: str = "",
         watch: str = "",
+        incarnation: str = "",
     ) -> Beat:
         """A heartbeat that also keeps our names; the ones lost are dropped and reported."""
         sent = self._clock()
         beat, lost = await self.store.heartbeat(
-            pool_keys, member, ttl_ms, held, want_members, seen_term, self.names(), conn, watch
+            pool_keys, member, ttl_ms, held, want_members, seen_term, self.names(), conn, watch, incarnation
         )
         self.lost(lost, sent, log)
         return beat
 
-    def leave(self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int) -> Awaitable[Left]:
+    def leave(
+        self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int, incarnation: str = ""
+    ) -> Awaitable[Left]:
         """The member's leave, freeing the names it holds now in the same script (announced:
         standbys take them at once)."""
-        return self.store.leave(pool_keys, member, reason, successor=successor, ttl_ms=ttl_ms, names=self.names())
+        names = self.names()
+        return self.store.leave(
+            pool_keys, member, reason, successor=successor, ttl_ms=ttl_ms, names=names, incarnation=incarnation
+        )
 
     def joined(self) -> None:
         self.live.set()

@@ -8,12 +8,13 @@ names beats and leaves with scripts that wrap the pool's own (:data:`HEARTBEAT_N
 
 from __future__ import annotations
 
-from leaderpool.backend.lua_snippets import NOW
+from leaderpool.backend.lua_snippets import INCARNATION, NOW
 from leaderpool.backend.pool_scripts import HEARTBEAT, HEARTBEAT_ARITY, LEAVE, LEAVE_ARITY, LEAVE_KEY_TYPES
 from leaderpool.backend.script_registry import Lua, ScriptSet
 
-# A name's record starts with its owner, '{"pool":...,"member":...,' (leaderpool.names.registry builds
-# it, JSON with a fixed key order), so a script compares owners by prefix without decoding.
+# A name's record starts with its owner, '{"pool":...,"member":...,"incarnation":...,'
+# (leaderpool.names.registry builds it, JSON with a fixed key order), so a script compares owners
+# by prefix without decoding: with the incarnation, one run's; without, every run's of the member.
 
 _NAMES = """
 local function owned_by(record, owner)
@@ -35,19 +36,20 @@ NAME_REGISTER = (
 -- name_register: KEYS[1] names owners hash, KEYS[2] names deadlines zset, KEYS[3] the member's
 -- pool leases zset, KEYS[4] its pool members hash; ARGV[1] name, ARGV[2] owner prefix,
 -- ARGV[3] record, ARGV[4] member, ARGV[5] names events channel, ARGV[6] "1" to take the name
--- over from another holder (re_register_name).
+-- over from another holder (re_register_name), ARGV[7] the member's incarnation ("" no check).
 -- Gives the name to a live member until its lease ends (its heartbeat moves the deadline on).
 -- Returns {1, ms until the name's deadline} when registered (or already ours: the value is
 -- updated), {0, holder record, ms left} when another live member holds it, {-1} when the
--- member is not live.
+-- member is not live (or the record under its id is another incarnation's).
 local owners_key, deadlines_key, leases_key, members_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, owner, record, member, channel, takeover = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 """
     + NOW
     + _NAMES
+    + INCARNATION
     + """
 local lease = redis.call('ZSCORE', leases_key, member)
-if not lease or tonumber(lease) <= now or redis.call('HEXISTS', members_key, member) == 0 then
+if not lease or tonumber(lease) <= now or not same_run(redis.call('HGET', members_key, member), ARGV[7] or '') then
   return {-1}
 end
 prune_names(owners_key, deadlines_key, now)

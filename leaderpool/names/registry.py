@@ -50,14 +50,18 @@ def validate_value(value: object) -> str | None:
     return value
 
 
-def owner_prefix(pool: str, member: str) -> str:
-    """The start of every record ``member`` of ``pool`` owns: scripts compare owners by it."""
-    return '{"pool":' + json.dumps(pool) + ',"member":' + json.dumps(member) + ","
+def owner_prefix(pool: str, member: str, incarnation: str = "") -> str:
+    """The start of every record ``member`` of ``pool`` owns: scripts compare owners by it. With
+    ``incarnation``, of the records that run of the member owns: another process under the same
+    id neither keeps nor frees them; without, of every run's (an operator's eviction)."""
+    run = '"incarnation":' + json.dumps(incarnation) + "," if incarnation else ""
+    return '{"pool":' + json.dumps(pool) + ',"member":' + json.dumps(member) + "," + run
 
 
-def name_record(pool: str, member: str, node: str, value: str | None) -> str:
+def name_record(pool: str, member: str, node: str, value: str | None, incarnation: str = "") -> str:
     """The JSON stored for a name: owner first, in this fixed order (see :func:`owner_prefix`)."""
-    return owner_prefix(pool, member) + '"node":' + json.dumps(node) + ',"value":' + json.dumps(value) + "}"
+    owner = owner_prefix(pool, member, incarnation)
+    return owner + '"node":' + json.dumps(node) + ',"value":' + json.dumps(value) + "}"
 
 
 class NameOwner(NamedTuple):
@@ -114,8 +118,18 @@ class NameStore:
         self._cluster = is_cluster_client(client)  # registration crosses slots: refused there
 
     async def register(
-        self, pool_keys: Keyspace, member: str, node: str, name: str, value: str | None, *, takeover: bool = False
+        self,
+        pool_keys: Keyspace,
+        member: str,
+        node: str,
+        name: str,
+        value: str | None,
+        *,
+        takeover: bool = False,
+        incarnation: str = "",
     ) -> Registration:
+        """Give ``name`` to ``member`` (its run ``incarnation``: refused, ``NOT_MEMBER``, when the
+        record under the id is another run's)."""
         if self._cluster:
             raise ConfigError(CLUSTER_NO_NAMES)
         k = self.keys
@@ -123,11 +137,12 @@ class NameStore:
             keys=[k.owners, k.deadlines, pool_keys.leases, pool_keys.members],
             args=[
                 name,
-                owner_prefix(pool_keys.pool, member),
-                name_record(pool_keys.pool, member, node, value),
+                owner_prefix(pool_keys.pool, member, incarnation),
+                name_record(pool_keys.pool, member, node, value, incarnation),
                 member,
                 k.events,
                 "1" if takeover else "0",
+                incarnation,
             ],
         )
         status = RegisterStatus(int(reply[0]))
@@ -138,11 +153,12 @@ class NameStore:
             return Registration(status, left, NameOwner.parse(name, reply[1], left))
         return Registration(status, 0, None)
 
-    async def unregister(self, name: str, owner: tuple[str, str] | None) -> NameOwner | None:
-        """Free ``name`` if ``owner`` (pool, member) holds it, or whoever does with None (an
-        operator); returns whom it was taken from, None when not held (by that owner)."""
+    async def unregister(self, name: str, owner: tuple[str, str] | None, *, incarnation: str = "") -> NameOwner | None:
+        """Free ``name`` if ``owner`` (pool, member; its run ``incarnation`` if given) holds it, or
+        whoever does with None (an operator); returns whom it was taken from, None when not held
+        (by that owner)."""
         k = self.keys
-        prefix = "" if owner is None else owner_prefix(*owner)
+        prefix = "" if owner is None else owner_prefix(*owner, incarnation)
         reply = await self._scripts.name_unregister(keys=[k.owners, k.deadlines], args=[name, prefix, k.events])
         return NameOwner.parse(name, reply[1], 0) if int(reply[0]) == 1 else None
 
@@ -171,24 +187,34 @@ class NameStore:
         names: Sequence[str],
         conn: str = "",
         watch: str = "",
+        incarnation: str = "",
     ) -> tuple[Beat, list[str]]:
         """The pool heartbeat, moving ``names``' deadlines on with the lease; returns its reply
         and the names lost."""
-        keys, args = heartbeat_call(pool_keys, member, ttl_ms, held, want_members, seen_term, conn, watch)
+        keys, args = heartbeat_call(pool_keys, member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation)
         reply = await self._scripts.heartbeat_names(
             keys=[*keys, self.keys.owners, self.keys.deadlines],
-            args=[*args, owner_prefix(pool_keys.pool, member), *names],
+            args=[*args, owner_prefix(pool_keys.pool, member, incarnation), *names],
         )
         return parse_beat(reply[0]), [text(n) for n in reply[1]]
 
     async def leave(
-        self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int, names: Sequence[str]
+        self,
+        pool_keys: Keyspace,
+        member: str,
+        reason: str,
+        *,
+        successor: str,
+        ttl_ms: int,
+        names: Sequence[str],
+        incarnation: str = "",
     ) -> Left:
         """The pool's leave script, then ``names`` freed and announced."""
         k = self.keys
-        keys, args = leave_call(pool_keys, member, reason, "left", successor, ttl_ms)
+        keys, args = leave_call(pool_keys, member, reason, "left", successor, ttl_ms, incarnation)
+        owner = owner_prefix(pool_keys.pool, member, incarnation)
         reply = await self._scripts.leave_names(
-            keys=[*keys, k.owners, k.deadlines], args=[*args, owner_prefix(pool_keys.pool, member), k.events, *names]
+            keys=[*keys, k.owners, k.deadlines], args=[*args, owner, k.events, *names]
         )
         return parse_left(reply)
 

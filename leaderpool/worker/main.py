@@ -11,7 +11,9 @@ Exit codes and signals:
 - 1 when a second signal cut that shutdown short (it stops waiting, whatever the task does), or
   when the election itself failed.
 - 2 for bad input, or a Redis that refuses our credentials, permissions or TLS at start: one
-  line on stderr, before anything starts (an unreachable Redis is retried, never fatal).
+  line on stderr, before anything starts (an unreachable Redis is retried, never fatal); and
+  when another live process holds our member id in the pool (``MemberIdInUse``: one line naming
+  the id and its holder's host, pid and start).
 - Ctrl-C during start-up (before the worker has joined, e.g. while Python imports it) ends the
   process quietly, killed by SIGINT as Python itself would be but without a traceback; a shell
   shows exit status 130.

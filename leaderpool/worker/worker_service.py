@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from leaderpool.aio import AsyncElection
 from leaderpool.backend.clients import describe
+from leaderpool.console.args import EXIT_USAGE, say_error
+from leaderpool.errors import MemberIdInUse
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.util.descriptors import soft_limit
 from leaderpool.util.log import get_logger
@@ -27,7 +29,7 @@ from leaderpool.util.timeouts import within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
 from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.scheduled_task import scheduled
-from leaderpool.worker.settings import WorkerSettings
+from leaderpool.worker.settings import PROG, WorkerSettings
 from leaderpool.worker.task_state import with_leader_state
 from leaderpool.worker.tasks import Task, TaskRunner, checked_fenced_set
 
@@ -118,7 +120,7 @@ class Worker:
             handler=self.settings.handler_spec,
             open_files_limit=soft_limit(),
         )
-        code = 0
+        code, refused = 0, ""
         self._serve_http()
         await self.election.start()
         keeper = self._keep_names()
@@ -127,8 +129,7 @@ class Worker:
                 self.loop_turned_at = time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await within(stop.wait(), ELECTION_CHECK_S)
-                if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own: a bug
-                    self._log.error("election_stopped_unexpectedly")
+                if self.election.role is Role.STOPPED and not stop.is_set():  # it ended on its own
                     code = 1
                     break
             else:
@@ -137,6 +138,10 @@ class Worker:
             await self._stop_keeping_names(keeper)  # before leaving: the leave frees them
             try:
                 await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
+                if code:  # it ended on its own without saying why: a bug
+                    self._log.error("election_stopped_unexpectedly")
+            except MemberIdInUse as exc:  # another live process runs our member id: one line, exit 2
+                refused, code = str(exc), EXIT_USAGE
             except Exception:
                 self._log.exception("election_failed")
                 code = 1
@@ -146,6 +151,8 @@ class Worker:
             if self.http is not None:
                 self.http.close()
             self._log.info("worker_stopped", exit_code=code)
+            if refused:  # the last line on stderr
+                say_error(PROG, refused)
         return code
 
     def _work_fields(self) -> dict[str, Any]:

@@ -31,7 +31,9 @@ def _restore_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-MEMBER_FIELDS = {"member", "node", "host", "pid", "started_at", "priority", "lease_ms", "leader", "meta", "liveness"}
+MEMBER_FIELDS = {
+    "member", "node", "host", "pid", "started_at", "priority", "lease_ms", "leader", "meta", "liveness", "incarnation",
+}  # fmt: skip
 
 
 @pytest.fixture

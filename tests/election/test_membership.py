@@ -46,13 +46,18 @@ class Rider:
         *,
         conn: str = "",
         watch: str = "",
+        incarnation: str = "",
     ) -> Awaitable[Beat]:
         self.heard.append(f"beat {pool_keys.pool} {member}")
-        return self.store.heartbeat(member, ttl_ms, held, want_members, seen_term, conn=conn, watch=watch)
+        return self.store.heartbeat(
+            member, ttl_ms, held, want_members, seen_term, conn=conn, watch=watch, incarnation=incarnation
+        )
 
-    def leave(self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int) -> Awaitable[Left]:
+    def leave(
+        self, pool_keys: Keyspace, member: str, reason: str, *, successor: str, ttl_ms: int, incarnation: str = ""
+    ) -> Awaitable[Left]:
         self.heard.append(f"leave {pool_keys.pool} {member} {reason}")
-        return self.store.leave(member, reason, successor=successor, ttl_ms=ttl_ms)
+        return self.store.leave(member, reason, successor=successor, ttl_ms=ttl_ms, incarnation=incarnation)
 
     def joined(self) -> None:
         self.heard.append("joined")

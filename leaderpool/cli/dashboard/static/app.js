@@ -200,6 +200,7 @@
           el("span", { class: "countdown", "data-lease-ms": String(m.lease_ms) }),
         ),
         el("td", { class: "meta", text: metaText(m.meta) }),
+        el("td", incarnationCell(m.incarnation)),
         actions
           ? el(
               "td",
@@ -214,13 +215,25 @@
           : null,
       );
     });
-    const header = ["member", "node", "host", "pid", "uptime", "priority", "lease left", "metadata"];
+    const header = ["member", "node", "host", "pid", "uptime", "priority", "lease left", "metadata", "incarnation"];
     if (actions) header.push("");
     const table = p.members.length
       ? el("table", {}, el("thead", {}, el("tr", {}, ...header.map((h) => el("th", { text: h })))), el("tbody", {}, ...rows))
       : el("p", { class: "empty", text: "no live member" });
     const history = el("div", { class: "history" }, el("h3", { text: "history (newest first)" }), renderHistory(p.pool));
     return el("section", { class: "pool" + (p.stale_since ? " stale" : ""), "data-pool": p.pool }, head, el("div", { class: "cols" }, el("div", {}, table), history));
+  }
+
+  // Which process runs the member id: its token (shortened; the whole one in the title), host,
+  // pid and since when (the incarnation's first join).
+  function incarnationCell(inc) {
+    if (!inc) return { class: "incarnation", text: "-" };
+    const since = new Date(inc.since * 1000).toLocaleString();
+    return {
+      class: "incarnation",
+      text: `${inc.id.slice(0, 8)} · pid ${inc.pid}@${inc.host} since ${since}`,
+      title: `incarnation ${inc.id}: pid ${inc.pid} on ${inc.host}, since ${since}`,
+    };
   }
 
   function renderHistory(pool) {
