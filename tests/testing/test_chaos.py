@@ -306,6 +306,8 @@ def test_a_short_chaos_run_keeps_every_promise(tmp_path: Path) -> None:
         o.fault for o in findings.outcomes if {"no_leader_within_s", "not_informed_within_s"} & set(o.fault.detail)
     ]
     assert [] == stuck, text
+    twins = [f.detail for f in tl.faults if f.kind in ("duplicate_id", "frozen_restart")]
+    assert all(d.get("refused", True) and not d.get("both_alive") for d in twins), twins  # one process per id
     generous = 4 * (config.ttl_s + config.heartbeat_s) + 3.0
     slow = [(o.fault.kind, o.vacant_s) for o in findings.outcomes if (o.vacant_s or 0) > generous]
     assert [] == slow, f"seed {seed}: vacancies over {generous:.1f}s\n{text}"

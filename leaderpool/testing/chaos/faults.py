@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,8 +24,11 @@ from leaderpool.testing.chaos import skewed_clock
 from leaderpool.testing.chaos.pool import ChaosPool
 from leaderpool.testing.chaos.tail import ActTail
 from leaderpool.testing.chaos.timeline import DATA_LOSS, FLUSHALL, FRESH_FIRST, Fault
+from leaderpool.testing.processes import Child
 
 CLOCK_BACK, CLOCK_BACK_CUT = "clock_back", "clock_back_cut"
+EXIT_REFUSED = 2
+"""A worker's exit code when its member id is held by another live process (or a config error)."""
 LEADER_SHARE = 0.75
 """How often a fault that targets one member targets the leader."""
 
@@ -119,6 +123,59 @@ def sigstop(stage: Stage) -> Fault:
         return sent, time.time(), {"hold_s": round(hold, 3)}
 
     return _fault(stage, "sigstop", name, act)
+
+
+def duplicate_id(stage: Stage) -> Fault:
+    """A second process under a live member's id (a copied unit, one LEADERPOOL_MEMBER_ID for two
+    hosts): it must be refused (exit 2) and never act; the member keeps its lead."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        twin = stage.pool.start_twin(name)
+        start = time.time()
+        code = _exit_code(twin, stage.recovery_s)
+        return start, time.time(), {"twin_exit": code, "refused": code == EXIT_REFUSED}
+
+    return _fault(stage, "duplicate_id", name, act)
+
+
+def frozen_restart(stage: Stage) -> Fault:
+    """SIGSTOP a member, start its id again (a supervisor that gave up on it), and SIGCONT it 0.3 to
+    1.8 leases later: woken within its lease it keeps its id and the newcomer is refused; woken
+    after, the newcomer leads in a new term and the old process finds its lead lapsed (exit 2).
+    Never both acting, and never the old term inherited."""
+    name = stage.pool.pick(stage.rng, LEADER_SHARE)
+    hold = stage.leases(0.3, 1.8)
+
+    def act() -> tuple[float, float, dict[str, Any]]:
+        old = stage.pool.proc(name)
+        sent = old.signal(signal.SIGSTOP)
+        twin = stage.pool.start_twin(name)
+        time.sleep(hold)
+        old.signal(signal.SIGCONT)
+        deadline = time.time() + stage.recovery_s
+        while old.alive() and twin.alive() and time.time() < deadline:
+            time.sleep(0.05)
+        detail: dict[str, Any] = {"hold_s": round(hold, 3)}
+        if old.alive() and twin.alive():  # a finding: the id is held twice
+            detail["both_alive"] = True
+            twin.kill()
+        survivor = old if old.alive() else twin
+        detail["kept"] = "old" if survivor is old else "new"
+        detail["other_exit"] = _exit_code(twin if survivor is old else old, stage.recovery_s)
+        stage.pool.adopt(name, survivor)
+        return sent, time.time(), detail
+
+    return _fault(stage, "frozen_restart", name, act)
+
+
+def _exit_code(proc: Child, timeout: float) -> int | None:
+    """Its exit code; None (and SIGKILLed) if it still ran after ``timeout``."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None
 
 
 def partition(stage: Stage) -> Fault:
@@ -343,6 +400,8 @@ FAULTS: dict[str, Callable[[Stage], Fault]] = {
     "sigstop": sigstop,
     "sigterm": sigterm,
     "restart": restart,
+    "duplicate_id": duplicate_id,
+    "frozen_restart": frozen_restart,
     "partition": partition,
     "partition_all": partition_all,
     "latency": latency,

@@ -128,13 +128,30 @@ class ChaosPool:
     def start_worker(self, name: str) -> Child:
         """Start (or start again) member ``name``'s worker process, same id, same ports."""
         m = self.members[name]
+        m.proc = self._spawn(name, m.liveness_port, m.liveness_proxy.port, m.stderr_path)
+        return m.proc
+
+    def start_twin(self, name: str) -> Child:
+        """A second process under member ``name``'s id while its own may still run (a copied unit, a
+        shared env file, a supervisor restarting a frozen process): its acts go to the member's
+        log under its own pid, so the checker sees them; it is not the member's :attr:`Member.proc`.
+        Its liveness endpoint is a port of its own, reached directly."""
+        port = free_port()
+        return self._spawn(name, port, port, self.workdir / f"{name}.twin-{time.time():.3f}.stderr")
+
+    def adopt(self, name: str, proc: Child) -> None:
+        """``proc`` (a twin that outlived the member's process) is member ``name``'s process now."""
+        self.members[name].proc = proc
+
+    def _spawn(self, name: str, liveness_port: int, advertised_port: int, stderr: Path) -> Child:
+        m = self.members[name]
         url = f"redis://127.0.0.1:{m.redis_proxy.port}/0"
         argv = [
             sys.executable, "-m", "leaderpool.testing.chaos.skewed_clock",  # the worker, on a clock that can jump
             "--redis", url, "--pool", self.pool, "--member-id", name,
             "--ttl", f"{self.ttl_s:g}", "--json-events", "--task", TASK,
-            "--liveness-address", f"127.0.0.1:{m.liveness_port}",
-            "--liveness-advertise", f"127.0.0.1:{m.liveness_proxy.port}",
+            "--liveness-address", f"127.0.0.1:{liveness_port}",
+            "--liveness-advertise", f"127.0.0.1:{advertised_port}",
         ]  # fmt: skip
         env = clean_env(
             PYTHONPATH=str(PACKAGE_ROOT),
@@ -145,9 +162,9 @@ class ChaosPool:
         def seen(child: str, event: JsonEvent) -> None:
             self._seen(child, pid[0] if pid else 0, event)
 
-        m.proc = self.group.start(argv, name=name, env=env, cwd=PACKAGE_ROOT, stderr=m.stderr_path, on_event=seen)
-        pid.append(m.proc.pid)
-        return m.proc
+        proc = self.group.start(argv, name=name, env=env, cwd=PACKAGE_ROOT, stderr=stderr, on_event=seen)
+        pid.append(proc.pid)
+        return proc
 
     # ---- who leads, from the workers' events ----
 
