@@ -87,6 +87,12 @@ class SentinelSet:
         reply = self._ask("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME).split(b"\r\n")
         return int(reply[4])
 
+    def set_option(self, option: str, value: int) -> None:
+        """``SENTINEL SET`` on the watched master (``down-after-milliseconds``, ``failover-timeout``...)."""
+        reply = self._ask("SENTINEL", "SET", MASTER_NAME, option, str(value))
+        if not reply.startswith(b"+OK"):
+            raise LeaderpoolError(f"the Sentinel refused {option} {value}: {reply!r}")
+
     def wait_for_failover(self, away_from: int, timeout: float = 30.0) -> int:
         """Wait until the Sentinel names a master other than ``away_from``; its port."""
         deadline = time.monotonic() + timeout

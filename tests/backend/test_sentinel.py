@@ -157,6 +157,12 @@ def test_terms_never_go_back_when_the_promoted_replica_missed_writes(sentinel: S
         workers = [a, *(ws.start(m, ttl="2") for m in "bcd")]
         for w in workers[1:]:
             w.sees("a")
+        # The Sentinel points a replica that follows another master back at its own once
+        # failover-timeout has passed, and never promotes one whose link has been down for more
+        # than 10 x down-after: the hand-overs below may take longer than either on a loaded
+        # machine, so hold both off for this test.
+        sentinel.set_option("failover-timeout", 180_000)
+        sentinel.set_option("down-after-milliseconds", 5_000)
         replica = redis.Redis(port=sentinel.replica_port, socket_timeout=5)
         unused = _unused_port()
         replica.execute_command("REPLICAOF", "127.0.0.1", str(unused))  # stale from here on
