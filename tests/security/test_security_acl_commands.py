@@ -121,7 +121,7 @@ def _follower_knows_the_leader_connection(admin: redis.Redis, pool: str, followe
     def lease_end() -> float:  # a beat moves it to Redis's now + the ttl
         return float(admin.zscore(f"{keys}:leases", follower) or 0.0)
 
-    eventually(lambda: re.fullmatch(rf"{term}\|\d+\|s", admin.get(f"{keys}:leader_conn") or "") is not None)
+    eventually(lambda: re.fullmatch(rf"{term}\|\d+\|s", str(admin.get(f"{keys}:leader_conn") or "")) is not None)
     before = lease_end()
     eventually(lambda: lease_end() > before)
 
