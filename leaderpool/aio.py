@@ -290,15 +290,47 @@ class AsyncElection(PoolWork, AsyncLifecycle):
 
     # ---- actions ----
 
-    async def resign(self, *, rejoin: bool = False) -> None:
-        """Hand the lead to the next preferred member (raises :class:`NotLeader` if not leading).
-        With ``rejoin``, also rejoin the pool as its youngest member."""
+    async def resign(self, *, rejoin: bool = False, timeout: float | None = None) -> None:
+        """Hand the lead to the next preferred member, and return once it is handed over: this
+        member no longer leads (``is_leader`` is false), ``on_revoked`` has returned, and Redis
+        has released the lead to the next member (or left it vacant when no other member is
+        live), who leads within milliseconds. With ``rejoin``, also rejoin the pool as its
+        youngest member.
+
+        ``timeout``: seconds to wait in all (default: two leases, as ``on_revoked`` may take one).
+        Raises :class:`NotLeader` when not leading, or when the lead ended otherwise before it
+        could be handed over (its lease lost); :class:`TimeoutError` when the hand-over was not
+        done in time; :class:`~leaderpool.errors.RedisUnavailable` (or another
+        :class:`LeaderpoolError`) when Redis refused it: the lead has then ended here, and its
+        key expires with its lease."""
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin)
+        await self._await_resign(self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin), timeout)
+
+    async def _await_resign(self, done: asyncio.Future[bool], timeout: float | None) -> None:
+        """Wait for a resign the core was asked for (see :meth:`resign`)."""
+        limit = 2 * self.config.ttl_s if timeout is None else timeout
+        try:
+            await asyncio.wait([done], timeout=limit)
+        finally:
+            if not done.done():  # timed out or cancelled: nobody waits for it any more
+                done.cancel()
+        if done.cancelled():
+            raise WaitTimedOut(
+                f"resign() timed out: the hand-over of pool {self.pool!r} was not done within {limit:g}s"
+            )
+        with translate_redis_errors(pool=self.pool, member=self.member_id):
+            handed = done.result()
+        if not handed:
+            raise NotLeader(
+                "resign(): the lead ended before it could be handed over", pool=self.pool, member=self.member_id
+            )
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
-        """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
+        """Ask for a hand-over like :meth:`resign`, with another reason (``task_failed``), and no
+        error when not leading. It only asks and returns at once (callable from a callback,
+        where waiting for the hand-over would deadlock): the next turn of the election loop hands
+        over."""
         self.core.request_resign(reason, rejoin=rejoin)
 
     async def current_leader(self, *, fresh: bool = False) -> LeaderInfo | None:

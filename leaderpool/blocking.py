@@ -144,15 +144,23 @@ class Election(BlockingTwin[AsyncElection]):
     wait_until_leader = on_background_loop(AsyncElection.wait_until_leader)
     wait_for_leader = on_background_loop(AsyncElection.wait_for_leader)
 
-    def resign(self, *, rejoin: bool = False) -> None:
-        """Hand the lead to the next preferred member; raises :class:`NotLeader` if not leading."""
-        # checked here, without a hop to the loop; the hand-over is only requested (step_down)
+    def resign(self, *, rejoin: bool = False, timeout: float | None = None) -> None:
+        """Hand the lead to the next preferred member, and return once it is handed over
+        (``is_leader`` false, ``on_revoked`` returned, the lead released in Redis); see
+        :meth:`AsyncElection.resign <leaderpool.aio.AsyncElection.resign>` for ``timeout`` (two
+        leases by default) and the errors. Called from a callback it only asks and returns at
+        once: waiting there would deadlock, as ``on_revoked`` runs on that same thread."""
+        # checked here, without a hop to the loop
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        self.step_down(RevokeReason.RESIGNED, rejoin=rejoin)
+        if self._dispatcher is not None and self._dispatcher.is_current_thread:
+            self.step_down(RevokeReason.RESIGNED, rejoin=rejoin)
+            return
+        BackgroundLoop.run(self._inner.resign(rejoin=rejoin, timeout=timeout))
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
-        """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
+        """Ask for a hand-over like :meth:`resign`, with another reason (``task_failed``), and no
+        error when not leading; it only asks and returns at once (callable from a callback)."""
         # asked of the loop without waiting: callable from a callback, where waiting would deadlock
         BackgroundLoop.call_soon(functools.partial(self._inner.step_down, reason, rejoin=rejoin))
 

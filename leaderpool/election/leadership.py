@@ -174,9 +174,10 @@ class Leadership:
 
     async def resign(
         self, reason: RevokeReason, view: Sequence[MemberInfo], *, rejoin: bool, seen_term: int, hint: str | None = None
-    ) -> None:
+    ) -> bool:
         """Hand the lead (if held) to the next member; with ``rejoin``, leave and rejoin as the
-        youngest member (one script ends the lead and the membership)."""
+        youngest member (one script ends the lead and the membership). True when a lead was
+        handed over: the application was told (and waited for), and Redis released it."""
         held, successor, ttl_ms = self.held(), "", self.config.ttl_ms
         if held is not None:
             successor = await self.successor(view, hint)
@@ -194,6 +195,7 @@ class Leadership:
                 )
             )
             await self.membership.rejoin(self.bounded, seen_term, self.log, why=reason.value, youngest=True)
+        return held is not None
 
     async def check_takeover(self, members: Sequence[MemberInfo], resigned: str | None) -> None:
         """With takeover on: hand the lead to a better-ranked live member."""
