@@ -276,7 +276,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         while not event.is_set():
             timeout = None if deadline is None else deadline - loop.time()
             if timeout is not None and timeout <= 0:
-                raise WaitTimedOut("wait timed out")
+                raise WaitTimedOut(self._timed_out_why())
             if task is None or task.done():
                 if task is not None and not task.cancelled() and (error := task.exception()) is not None:
                     raise error
@@ -287,6 +287,14 @@ class AsyncElection(PoolWork, AsyncLifecycle):
                 await asyncio.wait([waiter, task], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
+
+    def _timed_out_why(self) -> str:
+        """A timed-out wait's message, with the last Redis failure when there was one."""
+        why = self._core.last_error if self._core is not None else None
+        where = f"pool {self.pool!r}, member {self.member_id!r}"
+        if why is None:
+            return f"wait timed out ({where})"
+        return f"wait timed out ({where}): Redis is failing, the last error: {why}"
 
     # ---- actions ----
 

@@ -112,6 +112,12 @@ class ElectionCore:
         """The current leader from the local cache (kept fresh by the watcher)."""
         return self.view.leader
 
+    @property
+    def last_error(self) -> str | None:
+        """What the last failed Redis call said (a refused password, a refused connection), None
+        since a call succeeded: the reason a wait for a leader times out."""
+        return self._retries.last_error
+
     # ---- requests (call on the loop's thread) ----
 
     def request_resign(
