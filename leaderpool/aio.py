@@ -456,10 +456,12 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         :meth:`unregister_name`, :meth:`stop`, or the end of our lease."""
         return (await self.names.register(name, value)).status is RegisterStatus.REGISTERED
 
-    async def re_register_name(self, name: str, value: str | None = None) -> None:
+    async def re_register_name(self, name: str, value: str | None = None) -> bool:
         """Register ``name`` for this member even if another member holds it (a deliberate
-        takeover; the old holder learns at its next heartbeat)."""
-        await self.names.register(name, value, takeover=True)
+        takeover; the old holder learns at its next heartbeat). True once the name is ours, as
+        :meth:`register_name` says; False only when this member is not a live member of its
+        pool (its lease lapsed), as no other holder can refuse it."""
+        return (await self.names.register(name, value, takeover=True)).status is RegisterStatus.REGISTERED
 
     async def unregister_name(self, name: str) -> bool:
         """Free ``name`` if this member holds it; False when it does not."""
