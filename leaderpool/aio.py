@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
@@ -23,6 +23,7 @@ from leaderpool.config import MemberConfig
 from leaderpool.election.core import ElectionCore
 from leaderpool.election.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.election.lead_hooks import LeadHook, LeadHooks
+from leaderpool.election.leadership import handed_over
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
@@ -37,6 +38,7 @@ from leaderpool.names.registry import NameOwner, RegisterStatus
 from leaderpool.state import LeaderState, read_state, save_state
 from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
+from leaderpool.util.stop_signals import STOP_SIGNALS, loop_signals, signal_of
 from leaderpool.util.timeouts import WaitTimedOut, within
 
 log = get_logger("leaderpool")
@@ -155,6 +157,25 @@ class AsyncElection(PoolWork, AsyncLifecycle):
                 await self._close_dispatch()
             if self._client is not None and self._client is not self._redis:
                 await self._client.aclose()
+
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until the election ended (stopped, or ended on its own)."""
+        return self._task is not None and not self._task.done()
+
+    async def run_until_signal(self, signals: Sequence[int] = STOP_SIGNALS) -> int | None:
+        """Start (if not started), run until one of ``signals`` (SIGTERM and SIGINT) arrives,
+        then stop kindly as :meth:`stop` does: ``on_revoked`` runs, the lead goes to the next
+        member within milliseconds, and the member leaves. Returns the signal's number (None
+        when the election ended otherwise), or raises what ended it (``MemberIdInUse``...). The
+        handlers are the running loop's, kept until the stop is done, then removed."""
+        async with loop_signals(signals) as received:
+            await self.start()
+            assert self._task is not None
+            ended: list[asyncio.Future[Any]] = [received, self._task]
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+            await self.stop()
+        return signal_of(received)
 
     def _sink(self, event: Event) -> Awaitable[None]:
         if isinstance(event, Elected):
@@ -300,39 +321,17 @@ class AsyncElection(PoolWork, AsyncLifecycle):
 
     async def resign(self, *, rejoin: bool = False, timeout: float | None = None) -> None:
         """Hand the lead to the next preferred member, and return once it is handed over: this
-        member no longer leads (``is_leader`` is false), ``on_revoked`` has returned, and Redis
-        has released the lead to the next member (or left it vacant when no other member is
-        live), who leads within milliseconds. With ``rejoin``, also rejoin the pool as its
-        youngest member.
-
-        ``timeout``: seconds to wait in all (default: two leases, as ``on_revoked`` may take one).
-        Raises :class:`NotLeader` when not leading, or when the lead ended otherwise before it
-        could be handed over (its lease lost); :class:`TimeoutError` when the hand-over was not
-        done in time; :class:`~leaderpool.errors.RedisUnavailable` (or another
-        :class:`LeaderpoolError`) when Redis refused it: the lead has then ended here, and its
-        key expires with its lease."""
+        member no longer leads, ``on_revoked`` has returned, and Redis has released the lead to
+        the next member (or left it vacant when no other is live). With ``rejoin``, also rejoin
+        the pool as its youngest member. ``timeout``: seconds in all (default: two leases, as
+        ``on_revoked`` may take one). Raises :class:`NotLeader` when not leading (or when the
+        lead ended otherwise first), :class:`TimeoutError` past ``timeout``, a
+        :class:`LeaderpoolError` such as ``RedisUnavailable`` when Redis refused the release
+        (the lead has ended here; its key expires with its lease)."""
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        await self._await_resign(self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin), timeout)
-
-    async def _await_resign(self, done: asyncio.Future[bool], timeout: float | None) -> None:
-        """Wait for a resign the core was asked for (see :meth:`resign`)."""
-        limit = 2 * self.config.ttl_s if timeout is None else timeout
-        try:
-            await asyncio.wait([done], timeout=limit)
-        finally:
-            if not done.done():  # timed out or cancelled: nobody waits for it any more
-                done.cancel()
-        if done.cancelled():
-            raise WaitTimedOut(
-                f"resign() timed out: the hand-over of pool {self.pool!r} was not done within {limit:g}s"
-            )
-        with translate_redis_errors(pool=self.pool, member=self.member_id):
-            handed = done.result()
-        if not handed:
-            raise NotLeader(
-                "resign(): the lead ended before it could be handed over", pool=self.pool, member=self.member_id
-            )
+        done = self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin)
+        await handed_over(done, 2 * self.config.ttl_s if timeout is None else timeout, self.pool, self.member_id)
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
         """Ask for a hand-over like :meth:`resign`, with another reason (``task_failed``), and no

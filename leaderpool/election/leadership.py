@@ -18,17 +18,17 @@ from leaderpool import probe
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.protocol import LeaderValue
-from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.config import MemberConfig
 from leaderpool.election import succession as succ
 from leaderpool.election.membership import Membership
-from leaderpool.errors import LeaderpoolError
+from leaderpool.errors import LeaderpoolError, NotLeader
 from leaderpool.events import Elected, Event, Revoked, RevokeReason, Role, Sink
 from leaderpool.members import MemberInfo
 from leaderpool.util.constants import MIN_CALL_TIMEOUT_S
 from leaderpool.util.log import Logger
 from leaderpool.util.ticker import coarse_within
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import WaitTimedOut, within
 
 T = TypeVar("T")
 
@@ -240,3 +240,20 @@ class Leadership:
                 self.log.warning("leave_failed", error=str(exc) or type(exc).__name__)
         self.membership.stopped()
         self.role = Role.STOPPED
+
+
+async def handed_over(done: asyncio.Future[bool], timeout_s: float, pool: str, member: str) -> None:
+    """Wait for a resign the core was asked for (``done``: its outcome); raise what ``resign()``
+    raises: ``TimeoutError`` past ``timeout_s``, ``NotLeader`` when no lead was left to hand over,
+    the translated Redis error when the release failed."""
+    try:
+        await asyncio.wait([done], timeout=timeout_s)
+    finally:
+        if not done.done():  # timed out or cancelled: nobody waits for it any more
+            done.cancel()
+    if done.cancelled():
+        raise WaitTimedOut(f"resign() timed out: the hand-over of pool {pool!r} was not done within {timeout_s:g}s")
+    with translate_redis_errors(pool=pool, member=member):
+        handed = done.result()
+    if not handed:
+        raise NotLeader("resign(): the lead ended before it could be handed over", pool=pool, member=member)
