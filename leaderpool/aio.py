@@ -33,8 +33,7 @@ from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.pool_work import PoolWork
 from leaderpool.jobs.wire import Handler
 from leaderpool.members import MemberInfo
-from leaderpool.names.member_names import MemberNames
-from leaderpool.names.registry import NameOwner, RegisterStatus
+from leaderpool.names.member_names import MemberNames, NameMethods
 from leaderpool.state import LeaderState, read_state, save_state
 from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
@@ -44,7 +43,7 @@ from leaderpool.util.timeouts import WaitTimedOut, within
 log = get_logger("leaderpool")
 
 
-class AsyncElection(PoolWork, AsyncLifecycle):
+class AsyncElection(PoolWork, NameMethods, AsyncLifecycle):
     """One member of one pool, on the running asyncio loop.
 
     ``async with AsyncElection(MemberConfig(pool="jobs"), "redis://...") as e:`` joins the pool
@@ -434,7 +433,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
             self._calls = Calls(self._client, self.core.keys, self.jobs_config, caller=self.member_id)
         return self._calls
 
-    # ---- unique names (see leaderpool.names.registry) ----
+    # ---- unique names (see leaderpool.names.registry; the methods: NameMethods) ----
 
     @property
     def names(self) -> MemberNames:
@@ -443,34 +442,3 @@ class AsyncElection(PoolWork, AsyncLifecycle):
                 "the election has not been started", pool=self.config.pool, member=self.config.member_id
             )
         return self._names
-
-    @property
-    def held_names(self) -> list[str]:
-        """The names this member holds, as its last heartbeat confirmed."""
-        return self.names.held.names() if self._names is not None else []
-
-    async def register_name(self, name: str, value: str | None = None) -> bool:
-        """Register ``name`` (unique across every pool under the prefix) for this member, with an
-        optional ``value``; False when another live member holds it. It stays ours until
-        :meth:`unregister_name`, :meth:`stop`, or the end of our lease."""
-        return (await self.names.register(name, value)).status is RegisterStatus.REGISTERED
-
-    async def re_register_name(self, name: str, value: str | None = None) -> bool:
-        """Register ``name`` for this member even if another member holds it (a deliberate
-        takeover; the old holder learns at its next heartbeat). True once the name is ours, as
-        :meth:`register_name` says; False only when this member is not a live member of its
-        pool (its lease lapsed), as no other holder can refuse it."""
-        return (await self.names.register(name, value, takeover=True)).status is RegisterStatus.REGISTERED
-
-    async def unregister_name(self, name: str) -> bool:
-        """Free ``name`` if this member holds it; False when it does not."""
-        return await self.names.unregister(name)
-
-    async def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
-        """Who holds ``name``, from the local cache (loaded on first use, then kept fresh by
-        notifications), or with ``fresh`` read from Redis; None when nobody does."""
-        return await self.names.whereis(name, fresh=fresh)
-
-    async def registered_names(self, *, fresh: bool = False) -> list[str]:
-        """Every name held under the prefix, sorted (from the cache, or ``fresh`` from Redis)."""
-        return await self.names.registered(fresh=fresh)
