@@ -179,7 +179,6 @@ def test_the_compose_walkthrough_agrees_with_docker(page: Path) -> None:
     assert "LEADERPOOL_LIVENESS_ADDRESS" in (DEPLOY / "docker" / "Dockerfile").read_text()
 
 
-
 @pytest.mark.parametrize(("name", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])
 def test_manifest_is_a_valid_kubernetes_object(name: str, doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
