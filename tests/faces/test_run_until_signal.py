@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 
+from leaderpool import Election, LeaderpoolError, MemberConfig
+from leaderpool.events import Role
 from leaderpool.testing.redis_server import RedisServer
 from tests.support.processes import member_processes, overlaps
 
@@ -29,3 +32,21 @@ def test_sigterm_hands_the_lead_over(redis_one: RedisServer, face: str) -> None:
         assert ["shutdown"] == [e["reason"] for e in a.of("revoked")]
         assert [signal.SIGTERM] == [e["signal"] for e in a.of("stopped")]
         assert 0 == overlaps([a, b])
+
+
+def test_the_blocking_face_needs_the_main_thread() -> None:
+    """Python runs signal handlers in the main thread only: elsewhere, one clear error, nothing started."""
+    election = Election(MemberConfig(pool="sig", member_id="t"), "redis://127.0.0.1:1/0")
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            election.run_until_signal()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(10)
+    assert 1 == len(errors) and isinstance(errors[0], LeaderpoolError)
+    assert "main thread" in str(errors[0]) and election.role is Role.STOPPED
