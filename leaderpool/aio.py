@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from leaderpool.backend.clients import AsyncClient, RedisLike, async_client
@@ -23,6 +23,7 @@ from leaderpool.config import MemberConfig
 from leaderpool.election.core import ElectionCore
 from leaderpool.election.dispatch import Callbacks, LoopDispatcher, OnElected, OnLeaderChanged, OnRevoked
 from leaderpool.election.lead_hooks import LeadHook, LeadHooks
+from leaderpool.election.leadership import handed_over
 from leaderpool.errors import LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import Elected, Event, LeaderInfo, Revoked, RevokeReason, Role
 from leaderpool.fencing import afenced_set
@@ -32,17 +33,17 @@ from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.pool_work import PoolWork
 from leaderpool.jobs.wire import Handler
 from leaderpool.members import MemberInfo
-from leaderpool.names.member_names import MemberNames
-from leaderpool.names.registry import NameOwner, RegisterStatus
+from leaderpool.names.member_names import MemberNames, NameMethods
 from leaderpool.state import LeaderState, read_state, save_state
 from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
+from leaderpool.util.stop_signals import STOP_SIGNALS, loop_signals, signal_of
 from leaderpool.util.timeouts import WaitTimedOut, within
 
 log = get_logger("leaderpool")
 
 
-class AsyncElection(PoolWork, AsyncLifecycle):
+class AsyncElection(PoolWork, NameMethods, AsyncLifecycle):
     """One member of one pool, on the running asyncio loop.
 
     ``async with AsyncElection(MemberConfig(pool="jobs"), "redis://...") as e:`` joins the pool
@@ -155,6 +156,25 @@ class AsyncElection(PoolWork, AsyncLifecycle):
                 await self._close_dispatch()
             if self._client is not None and self._client is not self._redis:
                 await self._client.aclose()
+
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until the election ended (stopped, or ended on its own)."""
+        return self._task is not None and not self._task.done()
+
+    async def run_until_signal(self, signals: Sequence[int] = STOP_SIGNALS) -> int | None:
+        """Start (if not started), run until one of ``signals`` (SIGTERM and SIGINT) arrives,
+        then stop kindly as :meth:`stop` does: ``on_revoked`` runs, the lead goes to the next
+        member within milliseconds, and the member leaves. Returns the signal's number (None
+        when the election ended otherwise), or raises what ended it (``MemberIdInUse``...). The
+        handlers are the running loop's, kept until the stop is done, then removed."""
+        async with loop_signals(signals) as received:
+            await self.start()
+            assert self._task is not None
+            ended: list[asyncio.Future[Any]] = [received, self._task]
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+            await self.stop()
+        return signal_of(received)
 
     def _sink(self, event: Event) -> Awaitable[None]:
         if isinstance(event, Elected):
@@ -276,7 +296,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         while not event.is_set():
             timeout = None if deadline is None else deadline - loop.time()
             if timeout is not None and timeout <= 0:
-                raise WaitTimedOut("wait timed out")
+                raise WaitTimedOut(self._timed_out_why())
             if task is None or task.done():
                 if task is not None and not task.cancelled() and (error := task.exception()) is not None:
                     raise error
@@ -288,17 +308,35 @@ class AsyncElection(PoolWork, AsyncLifecycle):
             finally:
                 waiter.cancel()
 
+    def _timed_out_why(self) -> str:
+        """A timed-out wait's message, with the last Redis failure when there was one."""
+        why = self._core.last_error if self._core is not None else None
+        where = f"pool {self.pool!r}, member {self.member_id!r}"
+        if why is None:
+            return f"wait timed out ({where})"
+        return f"wait timed out ({where}): Redis is failing, the last error: {why}"
+
     # ---- actions ----
 
-    async def resign(self, *, rejoin: bool = False) -> None:
-        """Hand the lead to the next preferred member (raises :class:`NotLeader` if not leading).
-        With ``rejoin``, also rejoin the pool as its youngest member."""
+    async def resign(self, *, rejoin: bool = False, timeout: float | None = None) -> None:
+        """Hand the lead to the next preferred member, and return once it is handed over: this
+        member no longer leads, ``on_revoked`` has returned, and Redis has released the lead to
+        the next member (or left it vacant when no other is live). With ``rejoin``, also rejoin
+        the pool as its youngest member. ``timeout``: seconds in all (default: two leases, as
+        ``on_revoked`` may take one). Raises :class:`NotLeader` when not leading (or when the
+        lead ended otherwise first), :class:`TimeoutError` past ``timeout``, a
+        :class:`LeaderpoolError` such as ``RedisUnavailable`` when Redis refused the release
+        (the lead has ended here; its key expires with its lease)."""
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin)
+        done = self.core.request_resign(RevokeReason.RESIGNED, rejoin=rejoin)
+        await handed_over(done, 2 * self.config.ttl_s if timeout is None else timeout, self.pool, self.member_id)
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
-        """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
+        """Ask for a hand-over like :meth:`resign`, with another reason (``task_failed``), and no
+        error when not leading. It only asks and returns at once (callable from a callback,
+        where waiting for the hand-over would deadlock): the next turn of the election loop hands
+        over."""
         self.core.request_resign(reason, rejoin=rejoin)
 
     async def current_leader(self, *, fresh: bool = False) -> LeaderInfo | None:
@@ -395,7 +433,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
             self._calls = Calls(self._client, self.core.keys, self.jobs_config, caller=self.member_id)
         return self._calls
 
-    # ---- unique names (see leaderpool.names.registry) ----
+    # ---- unique names (see leaderpool.names.registry; the methods: NameMethods) ----
 
     @property
     def names(self) -> MemberNames:
@@ -404,32 +442,3 @@ class AsyncElection(PoolWork, AsyncLifecycle):
                 "the election has not been started", pool=self.config.pool, member=self.config.member_id
             )
         return self._names
-
-    @property
-    def held_names(self) -> list[str]:
-        """The names this member holds, as its last heartbeat confirmed."""
-        return self.names.held.names() if self._names is not None else []
-
-    async def register_name(self, name: str, value: str | None = None) -> bool:
-        """Register ``name`` (unique across every pool under the prefix) for this member, with an
-        optional ``value``; False when another live member holds it. It stays ours until
-        :meth:`unregister_name`, :meth:`stop`, or the end of our lease."""
-        return (await self.names.register(name, value)).status is RegisterStatus.REGISTERED
-
-    async def re_register_name(self, name: str, value: str | None = None) -> None:
-        """Register ``name`` for this member even if another member holds it (a deliberate
-        takeover; the old holder learns at its next heartbeat)."""
-        await self.names.register(name, value, takeover=True)
-
-    async def unregister_name(self, name: str) -> bool:
-        """Free ``name`` if this member holds it; False when it does not."""
-        return await self.names.unregister(name)
-
-    async def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
-        """Who holds ``name``, from the local cache (loaded on first use, then kept fresh by
-        notifications), or with ``fresh`` read from Redis; None when nobody does."""
-        return await self.names.whereis(name, fresh=fresh)
-
-    async def registered_names(self, *, fresh: bool = False) -> list[str]:
-        """Every name held under the prefix, sorted (from the cache, or ``fresh`` from Redis)."""
-        return await self.names.registered(fresh=fresh)

@@ -14,15 +14,16 @@ import atexit
 import concurrent.futures
 import contextlib
 import functools
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from leaderpool.aio import AsyncElection
 from leaderpool.backend.clients import RedisLike
 from leaderpool.config import MemberConfig
 from leaderpool.election.dispatch import Callbacks, OnElected, OnLeaderChanged, OnRevoked, ThreadDispatcher
-from leaderpool.errors import NotLeader
+from leaderpool.errors import LeaderpoolError, NotLeader
 from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.wire import Handler
@@ -32,8 +33,12 @@ from leaderpool.schedules.schedule import Schedule
 from leaderpool.state import LeaderState
 from leaderpool.util.background_loop import BackgroundLoop
 from leaderpool.util.lifecycle import BlockingTwin, on_background_loop
+from leaderpool.util.stop_signals import STOP_SIGNALS, caught_signals
 
 _running: weakref.WeakSet[Election] = weakref.WeakSet()
+
+SIGNAL_POLL_S = 0.2
+"""How often ``run_until_signal`` looks whether the election ended on its own (a signal wakes it at once)."""
 
 
 @atexit.register
@@ -97,6 +102,22 @@ class Election(BlockingTwin[AsyncElection]):
             dispatcher.close(timeout)
             self._dispatcher = None
 
+    def run_until_signal(self, signals: Sequence[int] = STOP_SIGNALS) -> int | None:
+        """Start (if not started), run until one of ``signals`` (SIGTERM and SIGINT) arrives,
+        then stop kindly as :meth:`stop` does: ``on_revoked`` runs, the lead goes to the next
+        member within milliseconds, and the member leaves. Returns the signal's number (None
+        when the election ended otherwise), or raises what ended it. Call it from the main
+        thread (Python runs signal handlers there); the previous handlers come back once the
+        stop is done (a second signal meanwhile does not cut the hand-over short)."""
+        if threading.current_thread() is not threading.main_thread():
+            raise LeaderpoolError("run_until_signal() must be called from the main thread", pool=self.pool)
+        with caught_signals(signals) as caught:
+            self.start()
+            while not caught.wait(SIGNAL_POLL_S) and self._inner.running:
+                pass  # a signal ends the wait at once; the poll notices an election that ended on its own
+            self.stop()
+        return caught.signum
+
     def _hooks_first(self, on_elected: OnElected | None) -> OnElected:
         """``on_elected`` run after the lead hooks that run in turn (the leader state's read)."""
 
@@ -144,15 +165,23 @@ class Election(BlockingTwin[AsyncElection]):
     wait_until_leader = on_background_loop(AsyncElection.wait_until_leader)
     wait_for_leader = on_background_loop(AsyncElection.wait_for_leader)
 
-    def resign(self, *, rejoin: bool = False) -> None:
-        """Hand the lead to the next preferred member; raises :class:`NotLeader` if not leading."""
-        # checked here, without a hop to the loop; the hand-over is only requested (step_down)
+    def resign(self, *, rejoin: bool = False, timeout: float | None = None) -> None:
+        """Hand the lead to the next preferred member, and return once it is handed over
+        (``is_leader`` false, ``on_revoked`` returned, the lead released in Redis); see
+        :meth:`AsyncElection.resign <leaderpool.aio.AsyncElection.resign>` for ``timeout`` (two
+        leases by default) and the errors. Called from a callback it only asks and returns at
+        once: waiting there would deadlock, as ``on_revoked`` runs on that same thread."""
+        # checked here, without a hop to the loop
         if not self.is_leader:
             raise NotLeader("resign() needs leadership", pool=self.pool, member=self.member_id)
-        self.step_down(RevokeReason.RESIGNED, rejoin=rejoin)
+        if self._dispatcher is not None and self._dispatcher.is_current_thread:
+            self.step_down(RevokeReason.RESIGNED, rejoin=rejoin)
+            return
+        BackgroundLoop.run(self._inner.resign(rejoin=rejoin, timeout=timeout))
 
     def step_down(self, reason: RevokeReason, *, rejoin: bool = False) -> None:
-        """Like :meth:`resign` with another reason (``task_failed``), and no error when not leading."""
+        """Ask for a hand-over like :meth:`resign`, with another reason (``task_failed``), and no
+        error when not leading; it only asks and returns at once (callable from a callback)."""
         # asked of the loop without waiting: callable from a callback, where waiting would deadlock
         BackgroundLoop.call_soon(functools.partial(self._inner.step_down, reason, rejoin=rejoin))
 

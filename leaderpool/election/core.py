@@ -112,12 +112,28 @@ class ElectionCore:
         """The current leader from the local cache (kept fresh by the watcher)."""
         return self.view.leader
 
+    @property
+    def last_error(self) -> str | None:
+        """What the last failed Redis call said (a refused password, a refused connection), None
+        since a call succeeded: the reason a wait for a leader times out."""
+        return self._retries.last_error
+
     # ---- requests (call on the loop's thread) ----
 
-    def request_resign(self, reason: RevokeReason = RevokeReason.RESIGNED, *, rejoin: bool = False) -> None:
-        """Hand the lead over (if held); with ``rejoin``, also rejoin as the youngest member."""
-        self.wakeups.pending.resign = (reason, rejoin)
+    def request_resign(
+        self, reason: RevokeReason = RevokeReason.RESIGNED, *, rejoin: bool = False
+    ) -> asyncio.Future[bool]:
+        """Hand the lead over (if held); with ``rejoin``, also rejoin as the youngest member.
+        Returns a future, done once the loop has applied the request: True when a lead was
+        handed over (``on_revoked`` returned, Redis released it), False when none was held; it
+        holds the error when the hand-over's Redis call failed. A request made before the last
+        one was applied joins it (the later reason wins)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        pending = self.wakeups.pending
+        pending.resign = (reason, rejoin)
+        pending.resign_waiters.append(done)
         self.wakeups.poke()
+        return done
 
     def request_stop(self) -> None:
         self.wakeups.pending.stop = True
@@ -167,7 +183,10 @@ class ElectionCore:
                 if not pending.stop:
                     await self.wakeups.sleep()
         finally:
+            held = self.lead.leading
             await self.lead.shutdown(self.view.members, abandoned=self._abandoned, hint=self.view.ranked_successor())
+            # a resign not applied before the stop: the stop handed the lead over instead
+            _settle(self.wakeups.pending.resign_waiters, held and not self._abandoned)
             await self.fast.close()  # after the hand-over: a leader never closes its endpoint
             self.view.leader = None
             await self.notifications.stop()
@@ -183,16 +202,22 @@ class ElectionCore:
                 return
             pending.dirty = True
         if pending.resign is not None:
-            reason, rejoin = pending.resign
-            pending.resign = None
-            await self.lead.resign(
-                reason,
-                self.view.members,
-                rejoin=rejoin,
-                seen_term=self.view.seen_term,
-                hint=self.view.ranked_successor(),
-            )
-            pending.dirty = True
+            (reason, rejoin), waiters = pending.resign, pending.resign_waiters
+            pending.resign, pending.resign_waiters = None, []
+            try:
+                handed = await self.lead.resign(
+                    reason,
+                    self.view.members,
+                    rejoin=rejoin,
+                    seen_term=self.view.seen_term,
+                    hint=self.view.ranked_successor(),
+                )
+            except BaseException as exc:
+                _settle(waiters, error=exc)
+                raise
+            finally:
+                pending.dirty = True
+            _settle(waiters, handed)
         if (dead := self.fast.confirmed) is not None:  # its process died (or the script proves it): bury and claim
             self.fast.confirmed = None
             if self.lead.role is Role.FOLLOWER and self.view.successor:
@@ -305,3 +330,24 @@ class ElectionCore:
     def _forget_own_lead(self) -> None:
         self.fast.ended()
         self.view.forget_own_lead()
+
+
+def _settle(waiters: list[asyncio.Future[bool]], handed: bool = False, *, error: BaseException | None = None) -> None:
+    """Tell whoever waits for a resign how it went (a waiter that gave up was cancelled)."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(handed)
+        elif isinstance(error, asyncio.CancelledError):
+            waiter.cancel()
+        else:
+            waiter.set_exception(error)
+            waiter.add_done_callback(_retrieved)
+    waiters.clear()
+
+
+def _retrieved(waiter: asyncio.Future[bool]) -> None:
+    """No "exception was never retrieved" when nobody awaited the resign's outcome."""
+    if not waiter.cancelled():
+        waiter.exception()

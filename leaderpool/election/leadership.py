@@ -18,17 +18,17 @@ from leaderpool import probe
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
 from leaderpool.backend.protocol import LeaderValue
-from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.backend.redis_errors import RETRYABLE, translate_redis_errors
 from leaderpool.config import MemberConfig
 from leaderpool.election import succession as succ
 from leaderpool.election.membership import Membership
-from leaderpool.errors import LeaderpoolError
+from leaderpool.errors import LeaderpoolError, NotLeader
 from leaderpool.events import Elected, Event, Revoked, RevokeReason, Role, Sink
 from leaderpool.members import MemberInfo
 from leaderpool.util.constants import MIN_CALL_TIMEOUT_S
 from leaderpool.util.log import Logger
 from leaderpool.util.ticker import coarse_within
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import WaitTimedOut, within
 
 T = TypeVar("T")
 
@@ -174,9 +174,10 @@ class Leadership:
 
     async def resign(
         self, reason: RevokeReason, view: Sequence[MemberInfo], *, rejoin: bool, seen_term: int, hint: str | None = None
-    ) -> None:
+    ) -> bool:
         """Hand the lead (if held) to the next member; with ``rejoin``, leave and rejoin as the
-        youngest member (one script ends the lead and the membership)."""
+        youngest member (one script ends the lead and the membership). True when a lead was
+        handed over: the application was told (and waited for), and Redis released it."""
         held, successor, ttl_ms = self.held(), "", self.config.ttl_ms
         if held is not None:
             successor = await self.successor(view, hint)
@@ -194,6 +195,7 @@ class Leadership:
                 )
             )
             await self.membership.rejoin(self.bounded, seen_term, self.log, why=reason.value, youngest=True)
+        return held is not None
 
     async def check_takeover(self, members: Sequence[MemberInfo], resigned: str | None) -> None:
         """With takeover on: hand the lead to a better-ranked live member."""
@@ -238,3 +240,20 @@ class Leadership:
                 self.log.warning("leave_failed", error=str(exc) or type(exc).__name__)
         self.membership.stopped()
         self.role = Role.STOPPED
+
+
+async def handed_over(done: asyncio.Future[bool], timeout_s: float, pool: str, member: str) -> None:
+    """Wait for a resign the core was asked for (``done``: its outcome); raise what ``resign()``
+    raises: ``TimeoutError`` past ``timeout_s``, ``NotLeader`` when no lead was left to hand over,
+    the translated Redis error when the release failed."""
+    try:
+        await asyncio.wait([done], timeout=timeout_s)
+    finally:
+        if not done.done():  # timed out or cancelled: nobody waits for it any more
+            done.cancel()
+    if done.cancelled():
+        raise WaitTimedOut(f"resign() timed out: the hand-over of pool {pool!r} was not done within {timeout_s:g}s")
+    with translate_redis_errors(pool=pool, member=member):
+        handed = done.result()
+    if not handed:
+        raise NotLeader("resign(): the lead ended before it could be handed over", pool=pool, member=member)

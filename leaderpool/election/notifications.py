@@ -44,7 +44,7 @@ class Notifications:
         wakeups: Wakeups,
         clock: Callable[[], float],
         *,
-        resign: Callable[[RevokeReason], None],
+        resign: Callable[[RevokeReason], object],
         accept_handoff: Callable[[int, int], None],
         check_registration: Callable[[], None],
     ) -> None:

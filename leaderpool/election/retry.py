@@ -30,18 +30,21 @@ class Retries:
         self._heartbeat = heartbeat_s
         self.failures = 0
         self._auth_errors: set[str] = set()
+        self.last_error: str | None = None  # what the last failed call said, for a wait that times out
 
     def succeeded(self, log: Logger) -> None:
         if self.failures:
             log.info("redis_reachable_again", failures=self.failures)
         self.failures = 0
         self._auth_errors.clear()
+        self.last_error = None
 
     def failed(self, exc: BaseException, log: Logger, *, renew_left_s: float | None) -> float:
         """Count and log one failure; returns how long to wait before the next try. A leader
         passes what is left of its renew deadline (it retries faster)."""
         self.failures += 1
         error = str(exc) or type(exc).__name__
+        self.last_error = f"{type(exc).__name__}: {error}" if str(exc) else error
         kind = classify(exc)
         if kind is Failure.DATA:  # a broken pool key: retrying fast fixes nothing; said once per process
             subject = getattr(exc, "problem", "") or error  # the data's problem, whichever script met it

@@ -10,8 +10,9 @@ the next turn applies. After a failed Redis call it sleeps out the backoff, poke
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from leaderpool.config import MemberConfig
 from leaderpool.election import succession as succ
@@ -28,6 +29,8 @@ class Pending:
     """Requests from the application or other processes, applied by the loop."""
 
     resign: tuple[RevokeReason, bool] | None = None  # (reason, rejoin as youngest)
+    # who waits for that hand-over: True once a lead was handed over, False when none was held
+    resign_waiters: list[asyncio.Future[bool]] = field(default_factory=list)
     dirty: bool = True  # re-read the pool state
     vacated: bool = False  # the lead looks vacant (deleted, expired, released): the successor claims
     stop: bool = False

@@ -1,6 +1,7 @@
 """A member's unique names, for both faces: register, unregister, take over, look up.
 
-Runs on the election loop; :class:`~leaderpool.aio.AsyncElection` awaits it and
+Runs on the election loop; :class:`~leaderpool.aio.AsyncElection` awaits it (its name methods
+are :class:`NameMethods`, written here) and
 :class:`~leaderpool.blocking.Election` drives it on its loop thread, except cached lookups,
 which read :class:`~leaderpool.names.name_cache.NameCache` directly from any thread.
 """
@@ -159,3 +160,45 @@ class MemberNames:
             await cache.close()
         if cache is not None and watcher is not None:
             await watcher.unwatch_channels((self.store.keys.events,), cache.on_message)
+
+
+class NameMethods:
+    """A member face's name methods, over its :attr:`names` (they raise until it is started)."""
+
+    @property
+    def names(self) -> MemberNames:
+        raise NotImplementedError
+
+    @property
+    def held_names(self) -> list[str]:
+        """The names this member holds, as its last heartbeat confirmed."""
+        try:
+            return self.names.held.names()
+        except LeaderpoolError:  # not started: none
+            return []
+
+    async def register_name(self, name: str, value: str | None = None) -> bool:
+        """Register ``name`` (unique across every pool under the prefix) for this member, with an
+        optional ``value``; False when another live member holds it. It stays ours until
+        :meth:`unregister_name`, ``stop()``, or the end of our lease."""
+        return (await self.names.register(name, value)).status is RegisterStatus.REGISTERED
+
+    async def re_register_name(self, name: str, value: str | None = None) -> bool:
+        """Register ``name`` for this member even if another member holds it (a deliberate
+        takeover; the old holder learns at its next heartbeat). True once the name is ours, as
+        :meth:`register_name` says; False only when this member is not a live member of its
+        pool (its lease lapsed), as no other holder can refuse it."""
+        return (await self.names.register(name, value, takeover=True)).status is RegisterStatus.REGISTERED
+
+    async def unregister_name(self, name: str) -> bool:
+        """Free ``name`` if this member holds it; False when it does not."""
+        return await self.names.unregister(name)
+
+    async def whereis_name(self, name: str, *, fresh: bool = False) -> NameOwner | None:
+        """Who holds ``name``, from the local cache (loaded on first use, then kept fresh by
+        notifications), or with ``fresh`` read from Redis; None when nobody does."""
+        return await self.names.whereis(name, fresh=fresh)
+
+    async def registered_names(self, *, fresh: bool = False) -> list[str]:
+        """Every name held under the prefix, sorted (from the cache, or ``fresh`` from Redis)."""
+        return await self.names.registered(fresh=fresh)

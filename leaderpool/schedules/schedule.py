@@ -41,7 +41,8 @@ class CatchUp(str, Enum):
 @dataclass(frozen=True)
 class Schedule:
     """A named schedule: exactly one of ``every_s`` (seconds, at least 0.01) or ``cron`` (a cron
-    expression, 5 fields or 6 with seconds last, UTC). ``grace_s``: how late a slot may start
+    expression, UTC: 5 fields, or 6 with the seconds *last*: ``"* * * * * */10"`` is every 10
+    seconds, ``"*/10 * * * * *"`` every second of every tenth minute). ``grace_s``: how late a slot may start
     before it counts as missed (None: the runner's default, twice the lease). Bad values raise
     :class:`ConfigError` naming the field."""
 

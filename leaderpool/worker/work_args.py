@@ -36,8 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run the task once per slot, every SECONDS (on the epoch's grid) [LEADERPOOL_EVERY]",
     )  # fmt: skip
     g.add_argument(
-        "--cron", metavar="EXPR", help='run the task once per slot of a cron expression, UTC ("*/5 * * * *") '
-        "[LEADERPOOL_CRON]",
+        "--cron", metavar="EXPR", help='run the task once per slot of a cron expression, UTC ("*/5 * * * *"; '
+        'a 6th field is the seconds: "* * * * * */10" is every 10 s) [LEADERPOOL_CRON]',
     )  # fmt: skip
     g.add_argument(
         "--catch-up", metavar="once|skip",

@@ -151,6 +151,34 @@ def manifests() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+COMPOSE_WALKTHROUGHS = [ROOT / "deploy" / "README.md", ROOT / "docs" / "operations" / "deploy.md"]
+
+
+def compose_commands(text: str) -> list[list[str]]:
+    """The walkthrough's ``docker compose -f ... ACTION ...`` lines, as words after ``-f FILE``."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("docker compose -f "):
+            found.append(shlex.split(line.split("#", 1)[0])[4:])
+    return found
+
+
+@pytest.mark.parametrize("page", COMPOSE_WALKTHROUGHS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_compose_walkthrough_agrees_with_docker(page: Path) -> None:
+    """A container killed with ``docker compose kill`` counts as stopped by hand, which
+    ``restart: unless-stopped`` never restarts: the walkthrough starts it again itself, and says
+    a crashed leader is replaced in milliseconds (the image turns fast failover on), not after a lease."""
+    text = page.read_text()
+    steps = compose_commands(text)
+    killed = [words[-1] for words in steps if words[:1] == ["kill"]]
+    started = [words[-1] for words in steps if words[:1] == ["start"]]
+    assert killed and killed == started, f"{page.name}: every killed service must be started again"
+    assert "unless-stopped` brings" not in text and "lease has run out" not in text
+    assert "within milliseconds" in text
+    assert "restart: unless-stopped" in (DEPLOY / "compose" / "docker-compose.yml").read_text()
+    assert "LEADERPOOL_LIVENESS_ADDRESS" in (DEPLOY / "docker" / "Dockerfile").read_text()
+
+
 @pytest.mark.parametrize(("name", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])
 def test_manifest_is_a_valid_kubernetes_object(name: str, doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)

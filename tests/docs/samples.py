@@ -33,7 +33,9 @@ An HTML comment right before a block (it does not render) changes how it runs; i
                                             is started, must print a line matching RE within
                                             `timeout` (default 20 s), then gets SIGTERM and must
                                             exit 0 (or die of that SIGTERM); `run-for=S` instead
-                                            of (or with) `expect` requires it still running S s on
+                                            of (or with) `expect` requires it still running S s on;
+                                            `stopped=RE`: what it printed by its end must match RE
+                                            (what a kind stop says, say: `revoked: shutdown`)
     <!-- sample: pool=jobs -->              a context: before the sample, workers a and b
                                             (`members=a,b,c` to change) join pool `jobs` with a
                                             1 s lease (`ttl=`), a leading and b following;
@@ -77,8 +79,8 @@ OTHER_LANGUAGES = {"text", "json", "yaml", "ini", "dockerfile"}
 """Fence languages of blocks that are not commands (output, formats, files)."""
 
 OPTIONS = {
-    "continues", "file", "background", "expect", "run-for", "pool", "members", "ttl", "worker-args", "gone",
-    "exit", "timeout", "not-run", "reason",
+    "continues", "file", "background", "expect", "stopped", "run-for", "pool", "members", "ttl", "worker-args",
+    "gone", "exit", "timeout", "not-run", "reason",
 }  # fmt: skip
 CONTEXT_OPTIONS = {"members", "ttl", "worker-args", "gone"}
 """Options that only mean something with ``pool=``."""
@@ -459,10 +461,14 @@ def run_background(sample: Sample, code: str, directory: Path, env: dict[str, st
             time.sleep(0.05)
     finally:
         codes = [(stop_group(proc), log, what) for proc, log, what in started]
+    stopped = sample.options.get("stopped")
     for code_, log, what in codes:
         assert code_ in (0, -signal.SIGTERM, 128 + signal.SIGTERM), (
             f"{sample.id}: {what!r} did not stop cleanly on SIGTERM (exit {code_}):\n{log.read_text(errors='replace')}"
         )
+        if stopped is not None:
+            text = log.read_text(errors="replace")
+            assert re.search(stopped, text, re.MULTILINE), f"{sample.id}: {what!r} ended without {stopped!r}:\n{text}"
 
 
 @dataclass

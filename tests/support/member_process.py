@@ -1,10 +1,12 @@
 """A bare member process for the core's multi-process tests (the worker has its own tests).
 
-Prints one JSON line per callback on stdout; SIGTERM stops it gracefully."""
+Prints one JSON line per callback on stdout; SIGTERM stops it gracefully: by its own handler, or
+with ``--until-signal blocking|asyncio`` by that face's ``run_until_signal()``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -12,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from leaderpool import Election, MemberConfig
+from leaderpool import AsyncElection, Election, MemberConfig
 
 
 def main() -> None:
@@ -23,6 +25,7 @@ def main() -> None:
     p.add_argument("--ttl", type=float, default=1.0)
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--takeover", action="store_true")
+    p.add_argument("--until-signal", choices=["blocking", "asyncio"])
     args = p.parse_args()
 
     def emit(event: str, **fields: Any) -> None:
@@ -30,15 +33,30 @@ def main() -> None:
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
-    election = Election(
-        MemberConfig(
-            pool=args.pool, member_id=args.member, ttl_s=args.ttl, priority=args.priority, takeover=args.takeover
-        ),
-        args.url,
-        on_elected=lambda term: emit("elected", term=term),
-        on_revoked=lambda reason: emit("revoked", reason=reason.value),
-        on_leader_changed=lambda leader: emit("leader", leader=leader.member if leader else None),
+    config = MemberConfig(
+        pool=args.pool, member_id=args.member, ttl_s=args.ttl, priority=args.priority, takeover=args.takeover
     )
+    callbacks: dict[str, Any] = {
+        "on_elected": lambda term: emit("elected", term=term),
+        "on_revoked": lambda reason: emit("revoked", reason=reason.value),
+        "on_leader_changed": lambda leader: emit("leader", leader=leader.member if leader else None),
+    }
+    if args.until_signal == "asyncio":
+
+        async def run() -> int | None:
+            election = AsyncElection(config, args.url, **callbacks)
+            await election.start()
+            emit("started")
+            return await election.run_until_signal()
+
+        emit("stopped", signal=asyncio.run(run()))
+        return
+    election = Election(config, args.url, **callbacks)
+    if args.until_signal == "blocking":
+        election.start()
+        emit("started")
+        emit("stopped", signal=election.run_until_signal())
+        return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     election.start()
