@@ -387,8 +387,9 @@ class TestSmallThings:
 
 class TestStartUp:
     def test_status_imports_neither_the_election_core_nor_an_event_loop(self, redis_server: RedisServer) -> None:
-        """A one-shot command loads what it uses: not redis-py (it talks RESP itself), the election,
-        the watcher or the commands it does not run (import hygiene, not a timing bound). The
+        """A one-shot command loads what it uses: not redis-py (it talks RESP itself), not asyncio
+        or logging (the stores it reads with load without them), the election, the watcher or the
+        commands it does not run (import hygiene, not a timing bound). The
         server holds no pool: naming one still loads redis-py today, through the library
         (leaderpool.util.naming.validate_name imports leaderpool.errors, which imports redis)."""
         done = subprocess.run(
@@ -401,7 +402,7 @@ class TestStartUp:
         unwanted = {
             "leaderpool.election.core", "leaderpool.aio", "leaderpool.blocking", "leaderpool.backend.watcher",
             "leaderpool.cli.demo", "leaderpool.cli.doctor", "leaderpool.cli.watch", "leaderpool.console.logs",
-            "redis", "redis.asyncio", "leaderpool.backend.clients",
+            "redis", "redis.asyncio", "leaderpool.backend.clients", "asyncio", "logging",
         }  # fmt: skip
         assert set() == loaded & unwanted
 
@@ -423,10 +424,11 @@ class TestStartUp:
         an audit hook says 'go' from inside main(), as it starts importing the commands: what
         comes before is Python's own start and the import of a module that imports nothing."""
         starter = (
-            "import sys\n"
+            "import signal, sys\n"
             "def hook(event, args):\n"
             "    if event == 'import' and args[0] == 'leaderpool.cli.commands':\n"
-            "        print('go', flush=True)\n"
+            "        installed = signal.getsignal(signal.SIGINT) is not signal.default_int_handler\n"
+            "        print('go' if installed else 'no handler yet', flush=True)\n"
             "sys.addaudithook(hook)\n"
             "from leaderpool.cli.main import main\n"
             "sys.exit(main())\n"
@@ -447,3 +449,30 @@ class TestStartUp:
                 proc.wait(10)
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
         assert proc.returncode in (0, 130), (proc.returncode, err)
+
+    @pytest.mark.parametrize("delay_ms", [0, 5, 10, 20, 30, 45, 70, 100])
+    def test_ctrl_c_once_main_runs_is_never_a_traceback(self, redis_server: RedisServer, delay_ms: int) -> None:
+        """SIGINT at a few moments of the real console script's start: a traceback can only come
+        from before main()'s first statement (the interpreter's start, the import of
+        leaderpool.cli.main and its two packages); none has a frame inside main() or below it."""
+        script = Path(sys.executable).parent / "leaderpool-cli"
+        argv = [str(script)] if script.exists() else [sys.executable, "-m", "leaderpool.cli"]
+        proc = subprocess.Popen(
+            [*argv, "--redis", redis_server.url, "status"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=clean_env(),
+        )  # fmt: skip
+        try:
+            time.sleep(delay_ms / 1000)
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=PATIENCE)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        if "Traceback" in err:
+            frames = [line.strip() for line in err.splitlines() if line.strip().startswith("File ")]
+            ours = [f for f in frames if f"{os.sep}leaderpool{os.sep}" in f]
+            assert all(f.endswith("in <module>") for f in ours), err  # never in main() or below
+            assert proc.returncode != 0, err
+        else:  # -SIGINT: the signal came before the interpreter had set up its own handling
+            assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, err)
