@@ -66,7 +66,7 @@ def build_parser() -> OneLineParser:
         help=f"also pools stale (no leader, no live member) for over {status.STALE_HIDDEN_AFTER_S // 60} minutes",
     )
     s.add_argument("--watch", action="store_true", help="redraw on every change until Ctrl-C")
-    s.add_argument("--count", metavar="N", help="with --watch: stop after N frames")
+    s.add_argument("--count", metavar="N", help="with --watch: stop after N refreshes (printed or not)")
     s.add_argument("--for", dest="duration", metavar="SECONDS", help="with --watch: stop after SECONDS")
     s.add_argument("--interval", metavar="SECONDS", help="with --watch: refresh at least this often (1)")
 
