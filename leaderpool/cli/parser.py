@@ -25,12 +25,17 @@ POSITIONAL_COMMANDS = (
 )  # fmt: skip
 
 
+NO_COMMAND_HINT = f"`{PROG} --help` lists the commands; `{PROG} status` shows every pool"
+
+
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str] | None]:
     """The parsed command line, and ``lock``'s command (None for every other command); a bad
     one is one line on stderr and exit 2."""
     args, command = split_command(list(argv))
     parser = build_parser()
     set_hint(parser, args)
+    if not _command_names(parser) & set(args):  # no command at all: say where the list is
+        parser.hint = NO_COMMAND_HINT
     return parser.parse_args(args), command
 
 
@@ -222,14 +227,44 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     return [parser, *(p for a in subs for p in a.choices.values())]
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name for a in subs for name in a.choices}
+
+
 def set_hint(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """Every error line of ``parser`` ends with :func:`dash_hint`'s hint, if ``argv`` needs one."""
     parsers = _parsers(parser)
     takes_value = {f for p in parsers for a in p._actions if a.nargs != 0 for f in a.option_strings}
-    hint = dash_hint(argv, takes_value)
+    hint = lock_hint(argv, takes_value) or dash_hint(argv, takes_value)
     for p in parsers:
         if isinstance(p, OneLineParser):
             p.hint = hint
+
+
+def lock_hint(argv: Sequence[str], takes_value: set[str]) -> str | None:
+    """For ``lock res echo hi``: the command goes after ``--``; say so, with the line that works."""
+    args = list(argv)
+    if "lock" not in args or "--" in args:
+        return None
+    after = args[args.index("lock") + 1 :]
+    own: list[str] = []
+    positional: list[str] = []
+    i = 0
+    while i < len(after):
+        arg = after[i]
+        if arg.startswith("-") and not positional[1:]:
+            own.append(arg)
+            if arg in takes_value and "=" not in arg and i + 1 < len(after):
+                own.append(after[i + 1])
+                i += 1
+        else:
+            positional.append(arg)
+        i += 1
+    if len(positional) < 2:
+        return None
+    resource, command = positional[0], positional[1:]
+    return f"the command goes after '--': {PROG} {' '.join(['lock', resource, *own, '--', *command])}"
 
 
 def dash_hint(argv: Sequence[str], takes_value: set[str]) -> str | None:
