@@ -13,8 +13,8 @@ acting until its lease runs out. So ``resign`` waits twice, reading the pool wit
 
 Outcomes, one line each: ``pool P: a (term 1) handed over to b (term 2) in 21 ms; b renewed the
 lease 190 ms later (its first heartbeat as leader, due within one heartbeat interval: it acts)``
-(exit 0; the second time is where b's heartbeat happened to be, 0 to one heartbeat), or, exit 1, ``... b has not renewed within 3.0 s: it may be frozen; the
-lead passes on when its lease ends``.
+(exit 0; the second time is where b's heartbeat happened to be, 0 to one heartbeat), or, exit 1,
+``... b has not renewed within 3.0 s: it may be frozen; the lead passes on when its lease ends``.
 """
 
 from __future__ import annotations
