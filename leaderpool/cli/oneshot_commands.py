@@ -51,7 +51,7 @@ def cmd_history(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     run(status.require_pool(client, pool, prefix))
     rows = history.history_rows(run(PoolStore(client, Keyspace(pool, prefix)).history(count)))
     if o.ns.json:
-        out.write(json.dumps({"pool": pool, "transitions": rows}, separators=(",", ":")) + "\n")
+        out.write(status.json_text({"pool": pool, "transitions": rows}))
     else:
         out.write(history.render(pool, rows) + "\n")
     return 0

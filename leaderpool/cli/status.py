@@ -373,12 +373,18 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
     )
 
 
+def json_text(doc: Any) -> str:
+    """A JSON document as ``--json`` prints it (compact, one line, a newline last): the CLI and
+    the dashboard's API both write this, so their answers are the same bytes."""
+    return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
 def print_status(
     statuses: list[PoolStatus], as_json: bool, out: TextIO, hidden: int = 0, foreign: Foreign = NO_FOREIGN
 ) -> None:
     """One frame of ``status`` (and of ``status --watch``): the JSON line or the table, flushed."""
     if as_json:
-        out.write(json.dumps(status_json(statuses, foreign), separators=(",", ":")) + "\n")
+        out.write(json_text(status_json(statuses, foreign)))
     else:
         out.write(render(statuses, hidden, foreign) + "\n")
     out.flush()
