@@ -410,7 +410,7 @@ class TestStartUp:
         unwanted = {
             "leaderpool.election.core", "leaderpool.aio", "leaderpool.blocking", "leaderpool.backend.watcher",
             "leaderpool.cli.demo", "leaderpool.cli.doctor", "leaderpool.cli.watch", "leaderpool.console.logs",
-            "redis", "redis.asyncio", "leaderpool.backend.clients", "asyncio", "logging",
+            "redis", "redis.asyncio", "leaderpool.backend.clients", "asyncio", "logging", "shutil",
         }  # fmt: skip
         assert set() == loaded & unwanted
 
