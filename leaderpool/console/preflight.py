@@ -58,7 +58,11 @@ def _code(exc: BaseException) -> str | None:
     if code in AUTH_ERROR_CODES:
         return str(code)
     first = str(exc).split(" ", 1)[0].upper()
-    return first if first in AUTH_ERROR_CODES else None
+    if first in AUTH_ERROR_CODES:
+        return first
+    # Redis 7 answers an unauthenticated client's command of many arguments (EXISTS of a pool's
+    # keys) with a protocol error instead of NOAUTH: it means the same
+    return "NOAUTH" if "unauthenticated" in str(exc) else None
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

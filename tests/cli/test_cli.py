@@ -477,10 +477,9 @@ class TestStartUp:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-        if "Traceback" in err:
+        if "Traceback" in err:  # Python's own, before the handler (after it, SIGINT is exit 130 and nothing else)
             frames = [line.strip() for line in err.splitlines() if line.strip().startswith("File ")]
             ours = [f for f in frames if f"{os.sep}leaderpool{os.sep}" in f]
             assert all(f.endswith("in <module>") for f in ours), err  # never in main() or below
-            assert proc.returncode != 0, err
         else:  # -SIGINT: the signal came before the interpreter had set up its own handling
             assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, err)
