@@ -397,9 +397,8 @@ class TestStartUp:
     def test_status_imports_neither_the_election_core_nor_an_event_loop(self, redis_server: RedisServer) -> None:
         """A one-shot command loads what it uses: not redis-py (it talks RESP itself), not asyncio
         or logging (the stores it reads with load without them), the election, the watcher or the
-        commands it does not run (import hygiene, not a timing bound). The
-        server holds no pool: naming one still loads redis-py today, through the library
-        (leaderpool.util.naming.validate_name imports leaderpool.errors, which imports redis)."""
+        commands it does not run, nor shutil (argparse's formatter asked it for the terminal's
+        width): import hygiene, not a timing bound."""
         done = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "leaderpool.cli", "--redis", redis_server.url, "status"],
             capture_output=True, text=True, timeout=60, cwd=ROOT, env=clean_env(),
