@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("floor: PING and keyspace notification")
         results["floor"] = floor.measure(server.url, 200 if args.quick else 2000)
         progress("startup: leaderpool-cli status, history and doctor from a shell")
-        results["startup"] = startup.measure(server.url, 3 if args.quick else 21)
+        results["startup"] = startup.measure(server.url, 3 if args.quick else startup.RUNS)
         progress("schedule drift: a periodic task (--every 0.25) across SIGKILLs of its leader")
         try:
             results["schedule_drift"] = schedule_drift.measure(server.url, 2 if args.quick else 10, 0.25, args.ttl)

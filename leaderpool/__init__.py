@@ -16,10 +16,12 @@ few of them does not pay for redis-py's asyncio client and the election core at 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib  # loaded already by the interpreter's start (site)
 
+TYPE_CHECKING = False  # not typing's: leaderpool-cli imports this package before its Ctrl-C handler is in place
 if TYPE_CHECKING:
+    from typing import Any
+
     from leaderpool.aio import AsyncElection
     from leaderpool.backend.keys import Keyspace
     from leaderpool.backend.protocol import FenceResult

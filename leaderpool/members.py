@@ -8,10 +8,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leaderpool.util.log import get_logger
-
-log = get_logger("leaderpool")
-
 
 @dataclass(frozen=True)
 class MemberInfo:
@@ -136,13 +132,21 @@ def rank_members(
         try:
             ordered = list(ranker(list(given)))
         except Exception:
-            log.exception("ranker_failed", ranker=repr(ranker))
+            _log().exception("ranker_failed", ranker=repr(ranker))
             ordered = by_priority_then_age(given)
         if sorted(m.member for m in ordered) != sorted(m.member for m in given):
-            log.error("ranker_changed_members", ranker=repr(ranker))
+            _log().error("ranker_changed_members", ranker=repr(ranker))
             ordered = by_priority_then_age(given)
 
     def demotion(m: MemberInfo) -> int:
         return (2 if m.member == resigned else 0) + (1 if m.node in avoid_nodes else 0)
 
     return sorted(ordered, key=demotion)  # stable: keeps the ranker's order within a level
+
+
+def _log() -> Any:
+    """leaderpool's logger, made when a ranker misbehaves: reading a pool (the CLI's ``status``)
+    loads no logging."""
+    from leaderpool.util.log import get_logger
+
+    return get_logger("leaderpool")

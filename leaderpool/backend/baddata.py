@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from leaderpool.util.log import get_logger
-
 MAX_RECORD_BYTES = 64 * 1024
 """A member record longer than this is skipped: every read of the pool would carry it."""
 
@@ -37,8 +35,6 @@ BAD_DATA_CODE = "BADDATA"
 _REPORTS_MAX = 200
 _reported: set[tuple[str, str]] = set()
 
-log = get_logger("leaderpool.baddata")
-
 
 def report(event: str, subject: str, **context: Any) -> None:
     """Log ``event`` about ``subject`` (a key, a member, a message) the first time only; after
@@ -47,6 +43,9 @@ def report(event: str, subject: str, **context: Any) -> None:
     if key in _reported or len(_reported) > _REPORTS_MAX:
         return
     _reported.add(key)
+    from leaderpool.util.log import get_logger  # on the first report: reading a pool needs no logging
+
+    log = get_logger("leaderpool.baddata")
     if len(_reported) > _REPORTS_MAX:
         log.warning("bad_data_reports_capped", reported=_REPORTS_MAX)
         return

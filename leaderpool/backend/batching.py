@@ -21,13 +21,15 @@ batched (a process's pools live on many slots).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from leaderpool.backend.script_registry import NamedScript
+
+if TYPE_CHECKING:
+    import asyncio  # at run time only where a batch is sent: the CLI's one-shot commands load the store without it
 
 _Call = tuple[NamedScript, Sequence[str], Sequence[str | int], "asyncio.Future[Any]"]
 
@@ -57,6 +59,8 @@ class Batcher:
 
     async def call(self, script: NamedScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run ``script`` in the next batch; its reply (errors translated as a direct call's)."""
+        import asyncio  # loaded already: this runs on its event loop
+
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
         if self._sending is None:
@@ -65,6 +69,8 @@ class Batcher:
 
     async def _run(self) -> None:
         """Send batches until nothing is queued; one at a time."""
+        import asyncio
+
         try:
             await asyncio.sleep(0)  # let the members due in this turn queue theirs
             while self._queue:

@@ -230,6 +230,28 @@ def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:{{*}}:members"
 
 
+def pool_keys_pattern(prefix: str = DEFAULT_PREFIX) -> str:
+    """SCAN pattern matching every key of every pool (with names and locks' keys left out: they
+    have no ``{`` right after the prefix), for discovering pools whatever they still hold."""
+    return f"{prefix}:{{*}}:*"
+
+
+POOL_KEY_SUFFIXES = frozenset(
+    {"leader", "term", "members", "leases", "ranking", "resigned", "recovery", "history", "state", "schedules",
+     "leader_conn", "watching", "jobs", "dead", "handlers"}
+)  # fmt: skip
+"""The lasting keys of a pool, after ``{POOL}:`` (a call's inbox and reply keys come and go)."""
+
+
+def pool_from_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """The pool whose lasting key ``key`` is (one of :data:`POOL_KEY_SUFFIXES`); None otherwise."""
+    head = f"{prefix}:{{"
+    pool, sep, suffix = key[len(head) :].rpartition("}:")
+    if key.startswith(head) and sep and suffix in POOL_KEY_SUFFIXES:
+        return pool
+    return None
+
+
 def schedules_pattern(prefix: str = DEFAULT_PREFIX) -> str:
     """SCAN pattern matching every pool's schedules hash, for listing schedules."""
     return f"{prefix}:{{*}}:schedules"

@@ -9,6 +9,7 @@ Every ``except`` on a redis-py exception in the library uses this module's tuple
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -164,3 +165,26 @@ def translate_redis_errors(
         if translated is None:
             raise
         raise translated from exc
+
+
+_SENTINEL_HEAD = "No master found for "
+_ERROR_LINE_MAX = 300
+
+
+def short_reason(exc: BaseException) -> str:
+    """``exc`` in one short line, for logs and error lines. redis-py's Sentinel failure carries
+    the repr of every Sentinel client it tried (about 1,000 characters each): it becomes
+    ``No master found for 'NAME': no Sentinel answered (the last one's error)``."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    head, sep, errors = text.partition(" : ")
+    if head.startswith(_SENTINEL_HEAD) and sep:
+        last = errors.rpartition(" - ")[2]
+        last = re.sub(r"^\w+:(?=\w+(Error|Exception)\b)", "", last)  # "network:ConnectionError: ..." as Python says it
+        return f"{head}: no Sentinel answered ({last[:_ERROR_LINE_MAX]})"
+    return text if len(text) <= _ERROR_LINE_MAX else text[: _ERROR_LINE_MAX - 3] + "..."
+
+
+def is_master_unknown(exc: BaseException) -> bool:
+    """Sentinels answered, and none named a (healthy) master of that name."""
+    text = str(exc)
+    return text.startswith(_SENTINEL_HEAD) and " : " not in text

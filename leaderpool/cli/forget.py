@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import PoolStore
-from leaderpool.cli.status import pool_keys
+from leaderpool.cli.status import no_such_pools, pool_keys
 from leaderpool.console.args import Failure
 from leaderpool.console.oneshot import Blocking, run
 
@@ -23,6 +23,6 @@ def forget(client: Blocking, keys: Keyspace, *, force: bool) -> str:
         held = f"a leader and {live} live member(s)" if leader else f"{live} live member(s)"
         raise Failure(f"pool {pool} has {held}: stop them first, or forget --force")
     if deleted == 0:
-        raise Failure(f"no pool named {pool} (prefix {keys.prefix}): nothing to forget")
+        raise Failure(no_such_pools([pool], keys.prefix))
     alive = f" ({live} live member(s) register again at their next heartbeat)" if live else ""
     return f"forgot pool {pool}: deleted {deleted} key(s){alive}"

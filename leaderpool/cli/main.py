@@ -7,26 +7,32 @@ refuses the configuration (credentials, ACL, TLS) is one line on stderr and exit
 unreachable Redis or a command that could not be done is one line and exit 1; Ctrl-C is exit 130;
 never a traceback.
 
-This module is what the console script imports first, so it imports nothing at its top: a
-Ctrl-C while the commands load lands inside :func:`main`'s guard and exits quietly.
+This module is what the console script imports first, so it (and the two packages above it)
+import only what the interpreter has loaded already, and :func:`main`'s first statement puts the
+Ctrl-C handler in place. What remains before it is the interpreter's own start (``site``, an
+editable install's path finder) and these three small modules: a Ctrl-C in those few
+milliseconds is Python's own KeyboardInterrupt, which no program can catch.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: every module loaded before main() widens the Ctrl-C window
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import FrameType
 
 EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; ``argv`` None reads ``sys.argv`` (and means this is the whole process)."""
+    if argv is None:
+        signal.signal(signal.SIGINT, _exit_interrupted)  # first: see _exit_interrupted
     try:
-        if argv is None:
-            _exit_on_interrupt()
         from leaderpool.cli import commands
         from leaderpool.cli.parser import parse
 
@@ -39,20 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _ignore_interrupts()  # the command is over: a Ctrl-C now must not print a traceback on exit
 
 
-def _exit_on_interrupt() -> None:
+def _exit_interrupted(_signum: int, _frame: FrameType | None) -> None:
     """Ctrl-C ends the process at once, exit 130: while modules load, a KeyboardInterrupt can be
     raised anywhere, even inside a destructor, where Python prints it as a traceback. One-shot
     commands have nothing to clean up (each change is one atomic script); the commands that do
     (``status --watch``, ``demo``) call :func:`.commands.interrupts_raise` first."""
-    import os
-    import signal
-
-    signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(EXIT_INTERRUPTED))
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _ignore_interrupts() -> None:
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -38,7 +38,7 @@ def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
             raise UsageError(flag, "only applies with --watch")
     missing = [p for p in sorted(set(pools)) if not run(status.pool_exists(client, p, prefix))]
     if missing:
-        raise Failure(f"no pool named {', '.join(missing)} (prefix {prefix}): status without --pool lists them")
+        raise Failure(status.no_such_pools(missing, prefix))
     found = run(status.read_status(client, pools, prefix))
     shown = found if pools or o.ns.all else [s for s in found if not s.hidden]
     status.print_status(shown, bool(o.ns.json), out, hidden=len(found) - len(shown), foreign=found.foreign)
@@ -48,9 +48,10 @@ def cmd_status(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
 def cmd_history(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
     count = o.get("count", "--count", None, positive_integer, default=20)
+    run(status.require_pool(client, pool, prefix))
     rows = history.history_rows(run(PoolStore(client, Keyspace(pool, prefix)).history(count)))
     if o.ns.json:
-        out.write(json.dumps({"pool": pool, "transitions": rows}, separators=(",", ":")) + "\n")
+        out.write(status.json_text({"pool": pool, "transitions": rows}))
     else:
         out.write(history.render(pool, rows) + "\n")
     return 0
@@ -61,6 +62,7 @@ def cmd_resign(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
 
     pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
     given: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
+    run(status.require_pool(client, pool, prefix))
     out.write(printable_lines(resign(PoolStore(client, Keyspace(pool, prefix)), given)) + "\n")
     return 0
 
@@ -68,6 +70,7 @@ def cmd_resign(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
 def cmd_evict(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
     member = checked_arg("MEMBER", name_arg("member id"), o.ns.member)
+    run(status.require_pool(client, pool, prefix))
     out.write(printable_lines(run(evict(PoolStore(client, Keyspace(pool, prefix)), member))) + "\n")
     return 0
 
@@ -99,6 +102,8 @@ def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int
     from leaderpool.cli import schedules
 
     pools = [checked_arg("--pool", name_arg("pool"), p) for p in (o.ns.pool or [])]
+    for pool in pools:
+        run(status.require_pool(client, pool, prefix))
     found = schedules.read(client, pools, prefix)
     empty = [p.pool for p in found if not p.schedules]
     if empty:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from leaderpool.backend.keys import DEFAULT_PREFIX
 from leaderpool.cli import status
@@ -25,13 +25,71 @@ POSITIONAL_COMMANDS = (
 )  # fmt: skip
 
 
+NO_COMMAND_HINT = f"`{PROG} --help` lists the commands; `{PROG} status` shows every pool"
+
+
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str] | None]:
     """The parsed command line, and ``lock``'s command (None for every other command); a bad
-    one is one line on stderr and exit 2."""
+    one is one line on stderr and exit 2.
+
+    A command line that names one command (and asks for no top-level help) is parsed by a tree
+    holding that command's parser alone: building all twenty took about a tenth of ``status``'s
+    start-up. Should that parse fail, the whole tree parses again, for the error line it gives
+    (an invalid choice lists every command)."""
     args, command = split_command(list(argv))
+    named = set(args) & set(COMMANDS)
+    if len(named) == 1 and not {"-h", "--help"} & set(args[: args.index(next(iter(named)))]):
+        lean = build_parser(only=next(iter(named)))
+        assert isinstance(lean, _LeanParser)
+        lean.retry_on_error = True  # the top level only: a command's own errors are the same in both trees
+        set_hint(lean, args)
+        try:
+            return lean.parse_args(args), command
+        except _ParseAgain:
+            pass
     parser = build_parser()
     set_hint(parser, args)
+    if not _command_names(parser) & set(args):  # no command at all: say where the list is
+        parser.hint = NO_COMMAND_HINT
     return parser.parse_args(args), command
+
+
+COMMANDS = (
+    "status", "history", "resign", "evict", "forget", "doctor", "schedules", "whereis", "names", "unregister",
+    "lock", "acl", "demo", "dashboard", "submit", "call", "multicall", "jobs", "requeue", "drop",
+)  # fmt: skip
+"""Every command, in the order ``--help`` lists them (a test checks it against the parser)."""
+
+
+class _ParseAgain(Exception):
+    """The one-command tree could not parse the line: the whole tree will say why."""
+
+
+class _LeanParser(OneLineParser):
+    retry_on_error = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.retry_on_error:
+            raise _ParseAgain(message)
+        super().error(message)
+
+
+class _OnlyOne:
+    """``add_parser`` for one command only; every other command's parser is a sink."""
+
+    def __init__(self, sub: Any, name: str) -> None:
+        self._sub = sub
+        self._name = name
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        return self._sub.add_parser(name, **kwargs) if name == self._name else _Sink()
+
+
+class _Sink:
+    """Takes a parser's ``add_argument`` calls and keeps nothing."""
+
+    def add_argument(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -45,11 +103,14 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     credentials.add_arguments(parser, default=default)
 
 
-def build_parser() -> OneLineParser:
-    p = OneLineParser(prog=PROG, description="Inspect and operate leaderpool pools.")
+def build_parser(only: str | None = None) -> OneLineParser:
+    """The whole tree, or (``only``) the top level and that command's parser alone."""
+    cls = OneLineParser if only is None else _LeanParser
+    p = cls(prog=PROG, description="Inspect and operate leaderpool pools.")
     _common(p, top=True)
     p.add_argument("--version", action=VersionAction)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
+    whole = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=cls)
+    sub: Any = whole if only is None else _OnlyOne(whole, only)
 
     s = sub.add_parser("status", help="pools, leaders and members")
     _common(s, top=False)
@@ -66,7 +127,7 @@ def build_parser() -> OneLineParser:
         help=f"also pools stale (no leader, no live member) for over {status.STALE_HIDDEN_AFTER_S // 60} minutes",
     )
     s.add_argument("--watch", action="store_true", help="redraw on every change until Ctrl-C")
-    s.add_argument("--count", metavar="N", help="with --watch: stop after N frames")
+    s.add_argument("--count", metavar="N", help="with --watch: stop after N refreshes (printed or not)")
     s.add_argument("--for", dest="duration", metavar="SECONDS", help="with --watch: stop after SECONDS")
     s.add_argument("--interval", metavar="SECONDS", help="with --watch: refresh at least this often (1)")
 
@@ -222,14 +283,44 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     return [parser, *(p for a in subs for p in a.choices.values())]
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name for a in subs for name in a.choices}
+
+
 def set_hint(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """Every error line of ``parser`` ends with :func:`dash_hint`'s hint, if ``argv`` needs one."""
     parsers = _parsers(parser)
     takes_value = {f for p in parsers for a in p._actions if a.nargs != 0 for f in a.option_strings}
-    hint = dash_hint(argv, takes_value)
+    hint = lock_hint(argv, takes_value) or dash_hint(argv, takes_value)
     for p in parsers:
         if isinstance(p, OneLineParser):
             p.hint = hint
+
+
+def lock_hint(argv: Sequence[str], takes_value: set[str]) -> str | None:
+    """For ``lock res echo hi``: the command goes after ``--``; say so, with the line that works."""
+    args = list(argv)
+    if "lock" not in args or "--" in args:
+        return None
+    after = args[args.index("lock") + 1 :]
+    own: list[str] = []
+    positional: list[str] = []
+    i = 0
+    while i < len(after):
+        arg = after[i]
+        if arg.startswith("-") and not positional[1:]:
+            own.append(arg)
+            if arg in takes_value and "=" not in arg and i + 1 < len(after):
+                own.append(after[i + 1])
+                i += 1
+        else:
+            positional.append(arg)
+        i += 1
+    if len(positional) < 2:
+        return None
+    resource, command = positional[0], positional[1:]
+    return f"the command goes after '--': {PROG} {' '.join(['lock', resource, *own, '--', *command])}"
 
 
 def dash_hint(argv: Sequence[str], takes_value: set[str]) -> str | None:

@@ -11,9 +11,10 @@ acting until its lease runs out. So ``resign`` waits twice, reading the pool wit
    granted lease would end (plus :data:`CONFIRM_MARGIN_S`): a leader that has not renewed by
    then has lost the lead, and the next member takes it.
 
-Outcomes, one line each: ``pool P: a (term 1) handed over to b (term 2) in 21 ms; b confirmed
-in 190 ms`` (exit 0), or, exit 1, ``... b has not renewed within 3.0 s: it may be frozen; the
-lead passes on when its lease ends``.
+Outcomes, one line each: ``pool P: a (term 1) handed over to b (term 2) in 21 ms; b renewed the
+lease 190 ms later (its first heartbeat as leader, due within one heartbeat interval: it acts)``
+(exit 0; the second time is where b's heartbeat happened to be, 0 to one heartbeat), or, exit 1,
+``... b has not renewed within 3.0 s: it may be frozen; the lead passes on when its lease ends``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from leaderpool.console.args import Failure
 from leaderpool.console.oneshot import run
 
 POLL_S = 0.02
+RENEWAL_SAYS = "its first heartbeat as leader, due within one heartbeat interval: it acts"
+"""What the second wait waited for: the time to it is the successor's heartbeat phase, not a speed."""
 CONFIRM_MARGIN_S = 0.2
 RENEWED_SLACK_MS = 5
 """The leader key's expiry, read as Redis's clock plus its PTTL, wobbles by a millisecond or two
@@ -81,7 +84,8 @@ def _confirm(store: PoolStore, leader: LeaderValue, first: Observation, since: f
     while True:
         expiry = _expiry_ms(obs)
         if obs.leader == leader and expiry is not None and expiry > granted_expiry + RENEWED_SLACK_MS:
-            return f"{leader.member} confirmed in {(time.monotonic() - since) * 1000:.0f} ms"
+            took = (time.monotonic() - since) * 1000
+            return f"{leader.member} renewed the lease {took:.0f} ms later ({RENEWAL_SAYS})"
         if obs.now_ms >= granted_expiry or time.monotonic() >= deadline:
             raise Failure(
                 f"{head}, but {leader.member} has not renewed within {lease_s:.1f} s: it may be frozen; "

@@ -1,6 +1,8 @@
 """What ``leaderpool-cli status`` shows: every pool's leader and members, read from Redis.
 
-Pools are discovered by SCAN over the members hashes (:func:`~leaderpool.backend.keys.members_pattern`);
+Pools are discovered by SCAN over every pool's lasting keys
+(:func:`~leaderpool.backend.keys.pool_keys_pattern`), so a pool whose members all left cleanly
+(no members hash, its term and history still there) is listed as ``status --pool`` shows it;
 each pool is read with the core's one-script observation, so a pool's leader and members are
 seen at one instant. ``started_at`` in the JSON is unix seconds (a float, Redis's clock).
 Each member shows its incarnation: which process runs the id (token, host, pid, since when).
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from leaderpool.backend.keys import Keyspace, members_pattern, pool_from_members_key
+from leaderpool.backend.keys import Keyspace, pool_from_key, pool_keys_pattern
 from leaderpool.backend.pool_store import LeaderValue, PoolStore, text
 from leaderpool.backend.scan import scan_keys
 from leaderpool.election.succession import next_in_line
@@ -151,8 +153,8 @@ class PoolStatus:
 
 
 async def discover_pools(client: Any, prefix: str, foreign: list[str] | None = None) -> list[str]:
-    """Every pool with a members hash under ``prefix``, sorted (keys not leaderpool's go to ``foreign``)."""
-    return await scan_pools(client, members_pattern(prefix), lambda key: pool_from_members_key(key, prefix), foreign)
+    """Every pool with a key under ``prefix``, sorted (keys not leaderpool's go to ``foreign``)."""
+    return await scan_pools(client, pool_keys_pattern(prefix), lambda key: pool_from_key(key, prefix), foreign)
 
 
 async def scan_pools(
@@ -187,6 +189,20 @@ def pool_keys(keys: Keyspace) -> list[str]:
 async def pool_exists(client: Any, pool: str, prefix: str) -> bool:
     """Whether Redis holds any key of ``pool``."""
     return int(await client.exists(*pool_keys(Keyspace(pool, prefix)))) > 0
+
+
+def no_such_pools(pools: Iterable[str], prefix: str, hint: str = "") -> str:
+    """The one line every command gives for pools Redis holds no key of (a typo, most often)."""
+    return f"no pool named {', '.join(pools)} (prefix {prefix}): `leaderpool-cli status` lists the pools{hint}"
+
+
+async def require_pool(client: Any, pool: str, prefix: str, hint: str = "") -> None:
+    """The rule of every command that takes a pool: one Redis holds no key of is a
+    :class:`~leaderpool.console.args.Failure` (one line, exit 1), never an empty answer."""
+    from leaderpool.console.args import Failure
+
+    if not await pool_exists(client, pool, prefix):
+        raise Failure(no_such_pools([pool], prefix, hint))
 
 
 async def last_sign_of_life_ms(client: Any, keys: Keyspace) -> int:
@@ -357,12 +373,18 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
     )
 
 
+def json_text(doc: Any) -> str:
+    """A JSON document as ``--json`` prints it (compact, one line, a newline last): the CLI and
+    the dashboard's API both write this, so their answers are the same bytes."""
+    return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
 def print_status(
     statuses: list[PoolStatus], as_json: bool, out: TextIO, hidden: int = 0, foreign: Foreign = NO_FOREIGN
 ) -> None:
     """One frame of ``status`` (and of ``status --watch``): the JSON line or the table, flushed."""
     if as_json:
-        out.write(json.dumps(status_json(statuses, foreign), separators=(",", ":")) + "\n")
+        out.write(json_text(status_json(statuses, foreign)))
     else:
         out.write(render(statuses, hidden, foreign) + "\n")
     out.flush()

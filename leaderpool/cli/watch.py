@@ -128,22 +128,24 @@ async def watch_status(
     """Redraw whenever the watcher reports a change in a shown pool, and every ``interval``.
 
     On a terminal every refresh redraws (lease countdowns move); elsewhere (a pipe, a test) a
-    frame is printed only when a pool's leader, term or members changed.
+    frame is printed only when a pool's leader, term or members changed. ``count`` counts
+    refreshes, printed or not, so ``--count N`` ends after N refreshes (about N times ``interval``
+    at most) even in a pipe where nothing changes.
     """
     tty = out.isatty()
-    frames = 0
+    frames = printed = 0
     deadline = time.monotonic() + duration if duration else None
     reads = status_frames(client, pools, prefix, interval=interval, show_all=show_all, deadline=deadline)
     async with contextlib.aclosing(reads):
         async for frame in reads:
-            if not (tty or frame.changed):
-                continue
-            if tty and not as_json:
-                out.write("\x1b[H\x1b[2J")
-                out.write(f"leaderpool status  {time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n\n")
-            elif frames and not as_json:
-                out.write(f"\n--- {time.strftime('%H:%M:%S')} ---\n")
-            status.print_status(frame.statuses, as_json, out, hidden=frame.hidden, foreign=frame.foreign)
-            frames += 1
+            frames += 1  # every refresh counts, printed or not: --count bounds the run even when nothing changes
+            if tty or frame.changed:
+                if tty and not as_json:
+                    out.write("\x1b[H\x1b[2J")
+                    out.write(f"leaderpool status  {time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n\n")
+                elif printed and not as_json:
+                    out.write(f"\n--- {time.strftime('%H:%M:%S')} ---\n")
+                status.print_status(frame.statuses, as_json, out, hidden=frame.hidden, foreign=frame.foreign)
+                printed += 1
             if count and frames >= count:
                 return

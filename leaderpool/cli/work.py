@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -28,6 +29,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     common(s, top=False)
     s.add_argument("pool", metavar="POOL")
     s.add_argument("payload", metavar="JSON")
+    s.add_argument(
+        "--create", action="store_true", help="submit to a pool Redis holds no key of yet (its members join later)"
+    )
 
     c = sub.add_parser("call", help="run a job on the leader (or --member) and print its reply")
     common(c, top=False)
@@ -91,7 +95,8 @@ def run_command(ns: argparse.Namespace, o: Options, url: str, pool: str, prefix:
         payload = _payload(ns.payload)
         timeout = o.get("timeout", "--timeout", None, seconds, default=DEFAULT_TIMEOUT_S)
         if ns.command == "submit":
-            return _submit(url, keys, payload, out)
+            return _submit(url, keys, payload, out, create=bool(ns.create))
+        _require_pool(url, keys)
         return _wait_for_replies(ns, url, keys, payload, timeout, out)
     if ns.command in ("requeue", "drop"):
         if bool(ns.ids) == bool(ns.all):
@@ -100,12 +105,28 @@ def run_command(ns: argparse.Namespace, o: Options, url: str, pool: str, prefix:
     return _jobs(url, keys, bool(ns.json), out)
 
 
-def _submit(url: str, keys: Keyspace, payload: Any, out: TextIO) -> int:
+def _require_pool(url: str, keys: Keyspace, hint: str = "") -> None:
+    """Every work command's first step: a pool Redis holds no key of is one line and exit 1
+    (the rule of every command that takes a pool; ``submit --create`` is the one exception)."""
+    from leaderpool.cli.status import require_pool
+    from leaderpool.console.oneshot import Blocking, run
+
+    client = _sync_client(url)
+    try:
+        run(require_pool(Blocking(client), keys.pool, keys.prefix, hint))
+    finally:
+        client.close()
+
+
+def _submit(url: str, keys: Keyspace, payload: Any, out: TextIO, *, create: bool) -> int:
+    from leaderpool.cli.status import require_pool
     from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.calls import Calls
 
     client = _sync_client(url)
     try:
+        if not create:  # a typo must not make a stream nobody will ever run
+            run(require_pool(Blocking(client), keys.pool, keys.prefix, "; submit --create to a pool yet to start"))
         job_id = run(Calls(Blocking(client), keys).submit(payload))
     finally:
         client.close()
@@ -130,10 +151,17 @@ def _wait_for_replies(
                 out.write(json.dumps(reply) + "\n")
                 return 0
             result = await calls.multicall(payload, timeout)
+            if not result.members:
+                raise Failure(f"pool {keys.pool}: no live member runs a handler, so nobody was asked")
             out.write(
                 json.dumps({"replies": result.replies, "errors": result.errors, "missing": result.missing}) + "\n"
             )
-            return 1 if result.missing or result.errors or not result.members else 0
+            if result.missing or result.errors:
+                say = [f"{len(result.errors)} failed"] if result.errors else []
+                say += [f"{len(result.missing)} did not answer in {timeout:g} s"] if result.missing else []
+                sys.stderr.write(f"leaderpool-cli: multicall: of {len(result.members)} member(s), {', '.join(say)}\n")
+                return 1
+            return 0
         finally:
             await client.aclose()
 
@@ -141,12 +169,13 @@ def _wait_for_replies(
 
 
 def _jobs(url: str, keys: Keyspace, as_json: bool, out: TextIO) -> int:
-    from leaderpool.cli.status import clock_text, seconds_text, table
+    from leaderpool.cli.status import clock_text, require_pool, seconds_text, table
     from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.job_store import JobStore
 
     client = _sync_client(url)
     try:
+        run(require_pool(Blocking(client), keys.pool, keys.prefix))
         store = JobStore(Blocking(client), keys)
         backlog = run(store.backlog(list_pending=100))
         dead = run(store.dead_letters(100))
@@ -204,12 +233,14 @@ def _loads(raw: str) -> Any:
 
 
 def _dead_letters(command: str, url: str, keys: Keyspace, ids: Sequence[str], out: TextIO) -> int:
+    from leaderpool.cli.status import require_pool
     from leaderpool.console.oneshot import Blocking, run
     from leaderpool.jobs.job_store import JobStore
     from leaderpool.jobs.jobs_config import DEFAULT_MAX_BACKLOG
 
     client = _sync_client(url)
     try:
+        run(require_pool(Blocking(client), keys.pool, keys.prefix))
         store = JobStore(Blocking(client), keys)
         if command == "requeue":  # under the backlog's cap, as `submit` is
             count, left = run(store.requeue(ids, DEFAULT_MAX_BACKLOG))

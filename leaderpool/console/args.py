@@ -40,11 +40,35 @@ class Failure(Exception):
     """A command could not do what was asked: ``str(error)`` is the line to print; exit 1."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, without importing :mod:`shutil` (and its compression modules) for
+    the terminal's width: argparse makes one per argument added, so every command paid for it."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` finds it: ``$COLUMNS``, else stdout's, else 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (no usage dump) and exit 2; ``hint``, when
     set, follows the error in parentheses."""
 
     hint: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         fail(self.prog, f"{message} ({self.hint})" if self.hint else message)

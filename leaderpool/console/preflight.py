@@ -7,6 +7,7 @@ Four kinds, two exits::
     auth          WRONGPASS / NOAUTH (AuthenticationError)   configuration: exit 2 at start
     permission    NOPERM (NoPermissionError, AuthorizationError)   configuration: exit 2 at start
     tls           rediss:// to a plain-text server, or an SSL error   configuration: exit 2 at start
+    sentinel      the Sentinels answer but know no master of the URL's name   configuration: exit 2 at start
 
 :func:`ping` connects once, sends PING and classifies what failed. For a ``rediss://`` URL it
 first asks the server in plain text (a PING on a bare socket, half a second at most): a
@@ -26,8 +27,8 @@ from leaderpool.errors import AUTH_ERROR_CODES
 if TYPE_CHECKING:
     from leaderpool.backend.keys import Keyspace
 
-Kind = Literal["unreachable", "auth", "permission", "tls"]
-CONFIG_KINDS: frozenset[str] = frozenset({"auth", "permission", "tls"})
+Kind = Literal["unreachable", "auth", "permission", "tls", "sentinel"]
+CONFIG_KINDS: frozenset[str] = frozenset({"auth", "permission", "tls", "sentinel"})
 PROBE_TIMEOUT_S = 0.5
 
 
@@ -57,7 +58,11 @@ def _code(exc: BaseException) -> str | None:
     if code in AUTH_ERROR_CODES:
         return str(code)
     first = str(exc).split(" ", 1)[0].upper()
-    return first if first in AUTH_ERROR_CODES else None
+    if first in AUTH_ERROR_CODES:
+        return first
+    # Redis 7 answers an unauthenticated client's command of many arguments (EXISTS of a pool's
+    # keys) with a protocol error instead of NOAUTH: it means the same
+    return "NOAUTH" if "unauthenticated" in str(exc) else None
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -75,7 +80,7 @@ def classify(exc: BaseException, url: str) -> Problem | None:
 
     import redis.exceptions as rex
 
-    from leaderpool.backend.redis_errors import REDIS_FAILURES
+    from leaderpool.backend.redis_errors import REDIS_FAILURES, is_master_unknown
 
     where = redact(url)
     code = _code(exc)
@@ -104,17 +109,53 @@ def classify(exc: BaseException, url: str) -> Problem | None:
             f"Redis at {where}: the TLS handshake failed ({_first_line(exc)}): check that the server "
             "serves TLS on that port, and its certificate",
         )
+    if any(is_master_unknown(e) for e in _causes(exc)):
+        from leaderpool.backend.urls import parse_sentinel_url
+
+        known = _sentinel_masters(url)
+        if known is not None and parse_sentinel_url(url).master not in known:  # a wrong name: no retry fixes it
+            return Problem(
+                "sentinel",
+                f"the Sentinels of {where} know no master named {parse_sentinel_url(url).master!r} "
+                f"(they know: {', '.join(sorted(known)) or 'none'}): check the name after the addresses in the URL",
+            )
     if isinstance(exc, REDIS_FAILURES):
         return Problem("unreachable", f"cannot reach Redis at {where}: {_first_line(exc)}")
     return None
 
 
 def _first_line(exc: BaseException) -> str:
+    from leaderpool.backend.redis_errors import short_reason
+
     for e in _causes(exc):
-        text = str(e).strip()
-        if text:
-            return text.splitlines()[0]
+        if str(e).strip():
+            return short_reason(e)
     return type(exc).__name__
+
+
+def _sentinel_masters(url: str) -> list[str] | None:
+    """The master names the first Sentinel of ``url`` that answers knows (None: none answered,
+    or the URL is not a Sentinel URL)."""
+    import redis
+
+    from leaderpool.backend.urls import is_sentinel, parse_sentinel_url
+
+    if not is_sentinel(url):
+        return None
+    where = parse_sentinel_url(url)
+    for host, port in where.sentinels:
+        client = redis.Redis(
+            host=host, port=port, username=where.sentinel_username, password=where.sentinel_password,
+            ssl=where.sentinel_ssl, socket_timeout=PROBE_TIMEOUT_S * 2, socket_connect_timeout=PROBE_TIMEOUT_S * 2,
+        )  # fmt: skip
+        try:
+            masters = client.sentinel_masters()
+        except redis.RedisError:
+            continue
+        finally:
+            client.close()
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in masters]
+    return None
 
 
 def plain_text_answer(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 from leaderpool.backend.baddata import report
-from leaderpool.backend.redis_errors import Failure, auth_failure_code, classify
+from leaderpool.backend.redis_errors import Failure, auth_failure_code, classify, short_reason
 from leaderpool.election.succession import retry_delay
 from leaderpool.util import throttle
 from leaderpool.util.constants import BACKOFF_JITTER, LOG_FAILURE_AT, LOG_FAILURE_EVERY
@@ -43,7 +43,7 @@ class Retries:
         """Count and log one failure; returns how long to wait before the next try. A leader
         passes what is left of its renew deadline (it retries faster)."""
         self.failures += 1
-        error = str(exc) or type(exc).__name__
+        error = short_reason(exc)
         self.last_error = f"{type(exc).__name__}: {error}" if str(exc) else error
         kind = classify(exc)
         if kind is Failure.DATA:  # a broken pool key: retrying fast fixes nothing; said once per process
@@ -65,9 +65,11 @@ class Retries:
         delay *= random.uniform(BACKOFF_JITTER, 1.0)  # no synchronized retry storm
         often = self.failures in LOG_FAILURE_AT or self.failures % LOG_FAILURE_EVERY == 0
         event, hint = _EVENTS.get(kind, ("redis_call_failed", None))
-        fields = {"error": error, "failures": self.failures, "retry_s": round(delay, 3), "hint": hint}
+        fields: dict[str, object] = {"error": error, "failures": self.failures, "retry_s": round(delay, 3)}
+        if hint is not None:  # a field that says nothing is left out (no "hint=None" in the line)
+            fields["hint"] = hint
         if not often:
             log.debug(event, **fields)
         elif (suppressed := throttle.allow(event)) is not None:  # thousands of members fail at once
-            log.warning(event, **fields, suppressed=suppressed or None)
+            log.warning(event, **fields, **({"suppressed": suppressed} if suppressed else {}))
         return delay

@@ -13,7 +13,7 @@ from leaderpool.backend.protocol import LeaderValue, text
 from leaderpool.jobs.job_scripts import JobScripts
 from leaderpool.jobs.jobs_config import GROUP
 from leaderpool.jobs.wire import Job, Request
-from leaderpool.util.timeouts import block_timeout
+from leaderpool.util.block_timeout import block_timeout
 
 BLOCK_CHUNK_S = 1.0
 """The longest blocking command sent: well below a client's socket timeout (redis-py's: 5 s);

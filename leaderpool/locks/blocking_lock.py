@@ -38,8 +38,8 @@ from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.locks.lock_renewal import RENEW_FRACTION as RENEW_FRACTION  # re-exported: the asyncio face
 from leaderpool.locks.lock_renewal import RENEWER, Renewal
 from leaderpool.locks.lock_scripts import LockScripts
+from leaderpool.util.block_timeout import block_timeout
 from leaderpool.util.log import get_logger
-from leaderpool.util.timeouts import block_timeout
 
 T = TypeVar("T")
 

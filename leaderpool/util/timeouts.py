@@ -17,6 +17,10 @@ import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from leaderpool.util.block_timeout import MIN_BLOCK_S, block_timeout
+
+__all__ = ["MIN_BLOCK_S", "WaitTimedOut", "block_timeout", "cancel_and_wait", "within"]
+
 T = TypeVar("T")
 
 if sys.version_info >= (3, 11):
@@ -58,19 +62,6 @@ async def _within_on_310(awaitable: Awaitable[T], timeout: float | None) -> T:  
         raise
     finally:
         timer.cancel()
-
-
-MIN_BLOCK_S = 0.01
-"""The shortest timeout leaderpool gives a blocking Redis command (``BLPOP``). Redis 6 turns it
-into whole milliseconds by truncating the seconds it read times 1000, and 0 blocks for ever: a
-0.4 ms wait did, and so does exactly 1 ms ("0.001" reads as 0.99999... ms; found when a lock
-test hung until the client's socket timeout). 10 ms is clear of that edge, and still below the
-resolution Redis gives blocked clients' timeouts (100 ms at the default ``hz``)."""
-
-
-def block_timeout(seconds: float) -> float:
-    """``seconds`` as a blocking command's timeout: at least :data:`MIN_BLOCK_S`, never 0."""
-    return max(seconds, MIN_BLOCK_S)
 
 
 CANCEL_AGAIN_S = 0.1

@@ -36,7 +36,7 @@ from leaderpool.jobs.wire import Handler
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.util.naming import validate_name
 from leaderpool.worker import work_args
-from leaderpool.worker.tasks import DEFAULT_TASK, Task, load_task
+from leaderpool.worker.tasks import DEFAULT_TASK, IDLE_TASK, Task, load_task
 
 PROG = "leaderpool-worker"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -103,7 +103,11 @@ def build_parser() -> OneLineParser:
         help="rank down on nodes that lead this pool (repeatable) [LEADERPOOL_AVOID_POOLS=a,b]",
     )  # fmt: skip
     p.add_argument("--prefix", metavar="PREFIX", help="key prefix (leaderpool) [LEADERPOOL_PREFIX]")
-    p.add_argument("--task", metavar="MODULE:FUNCTION", help=f"the leader's work ({DEFAULT_TASK}) [LEADERPOOL_TASK]")
+    p.add_argument(
+        "--task",
+        metavar="MODULE:FUNCTION",
+        help=f"the leader's work ({DEFAULT_TASK}, a demo; with --handler: none) [LEADERPOOL_TASK]",
+    )
     p.add_argument(
         "--task-grace", metavar="SECONDS",
         help="how long a stopping task may take before it is cancelled (ttl/2) [LEADERPOOL_TASK_GRACE]",
@@ -261,7 +265,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         )
     avoid: list[str] = o.get("avoid_pool", "--avoid-pool", "LEADERPOOL_AVOID_POOLS", names, default=[])
     avoid = [_as(o, "avoid_pool", "--avoid-pool", "LEADERPOOL_AVOID_POOLS", _name("pool"), a) for a in avoid]
-    task_spec = o.get("task", "--task", "LEADERPOOL_TASK", str, default=DEFAULT_TASK).strip()
+    handler_given = bool(o.get("handler", "--handler", "LEADERPOOL_HANDLER", str, default="").strip())
+    default_task = IDLE_TASK if handler_given else DEFAULT_TASK  # a handler's worker has no demo task
+    task_spec = o.get("task", "--task", "LEADERPOOL_TASK", str, default=default_task).strip()
     task = _as(o, "task", "--task", "LEADERPOOL_TASK", load_task, task_spec)
     work = work_args.parse_leader_work(
         o, command, task_spec=task_spec, task_given=o.source("task", "--task", "LEADERPOOL_TASK") is not None,

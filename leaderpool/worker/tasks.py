@@ -67,6 +67,8 @@ SaveState = Callable[[int, Any], Coroutine[Any, Any, LeaderState]]
 T = TypeVar("T")
 
 DEFAULT_TASK = "leaderpool.worker.tasks:periodic_work"
+IDLE_TASK = "leaderpool.worker.tasks:idle"
+"""The task when ``--handler`` is given without ``--task``: the demo task's lines would be noise."""
 CRASH_DELAY_S = 0.5
 CRASH_DELAY_MAX_S = 30.0
 HEALTHY_AFTER_S = 30.0
@@ -293,6 +295,12 @@ def load_task(spec: object) -> Task:
         article = "an" if kind[:1].lower() in "aeiou" else "a"
         raise ValueError(f"{text!r} is not callable (it is {article} {kind})")
     return target  # type: ignore[no-any-return]
+
+
+async def idle(ctx: AsyncTaskContext) -> None:
+    """The task of a worker given only ``--handler``: nothing to do while leading but hold the
+    lead (the handler takes the pool's jobs and calls)."""
+    await ctx.stop.wait()
 
 
 async def periodic_work(ctx: AsyncTaskContext) -> None:

@@ -101,7 +101,7 @@ def parse_leader_work(
         raise UsageError(where, "needs --task MODULE:FUNCTION (or --exec -- COMMAND), what to run each slot")
     catch_up = o.get("catch_up", "--catch-up", "LEADERPOOL_CATCH_UP", choice("once", "skip"), default="once")
     grace = o.get("schedule_grace", "--schedule-grace", "LEADERPOOL_SCHEDULE_GRACE", seconds, default=2 * ttl_s)
-    default_name = f"exec:{os.path.basename(exec_argv[0])}" if exec_argv else task_spec
+    default_name = exec_schedule_name(exec_argv) if exec_argv else task_spec
     name = o.get("schedule_name", "--schedule-name", "LEADERPOOL_SCHEDULE_NAME", str, default=default_name).strip()
     try:
         schedule = Schedule(name, every_s=every, cron=cron, catch_up=CatchUp(catch_up), grace_s=grace)
@@ -109,6 +109,19 @@ def parse_leader_work(
         bad = where if ("cron" in str(exc) or "every" in str(exc)) else "--schedule-name"
         raise UsageError(bad, str(exc)) from None
     return LeaderWork(schedule=schedule, schedule_grace_s=grace, exec_argv=tuple(exec_argv), pass_env=passed)
+
+
+def exec_schedule_name(argv: Sequence[str]) -> str:
+    """The default schedule name of ``--exec -- COMMAND ARGS``: ``exec:PROGRAM``, plus a hash of
+    the whole command line when it has arguments, so ``sh -c 'a'`` and ``sh -c 'b'`` in one pool
+    keep schedules of their own (``exec:sh:3f2a9c1d``)."""
+    import hashlib
+
+    name = f"exec:{os.path.basename(argv[0])}"
+    if len(argv) == 1:
+        return name
+    digest = hashlib.sha256("\0".join(argv).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{name}:{digest}"
 
 
 def _exec_command(o: Options, command: list[str] | None, task_given: bool) -> list[str]:

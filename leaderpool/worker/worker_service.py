@@ -107,6 +107,9 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> int:
         """Take part until ``stop`` is set; 0 after a clean stop, 1 if the election itself failed."""
+        work = {} if self.settings.exec_argv else {"task": self.settings.task_spec}  # --exec runs no task
+        if self.settings.handler_spec is not None:
+            work["handler"] = self.settings.handler_spec
         self._log.info(
             "worker_started",
             redis=describe(self.settings.redis_url),
@@ -115,9 +118,8 @@ class Worker:
             ttl_s=self.config.ttl_s,
             heartbeat_s=self.config.heartbeat,
             takeover=self.config.takeover,
-            task=self.settings.task_spec,
+            **work,
             **self._work_fields(),
-            handler=self.settings.handler_spec,
             open_files_limit=soft_limit(),
         )
         code, refused = 0, ""

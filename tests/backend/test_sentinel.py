@@ -226,3 +226,30 @@ def test_wait_replicas_holds_back_a_lead_no_replica_has(sentinel: SentinelSet) -
         a.signal(signal.SIGTERM)
         assert b.elected()["term"] > a.of("elected")[-1]["term"]
         assert "lead_not_replicated" not in b.stderr
+
+
+# ---- what a new user meets (issue 24) ----
+
+
+def test_an_unreachable_sentinel_is_one_short_line() -> None:
+    """Not redis-py's repr of every Sentinel client it tried: what failed, in one short line, exit 1."""
+    done = cli("--redis", "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster", "status")
+    line = done.stderr.strip()
+    assert (1, 1) == (done.returncode, len(line.splitlines())), done.stderr
+    assert line.endswith("No master found for 'mymaster': no Sentinel answered (ConnectionError: Error 111 "
+                         "connecting to 127.0.0.1:2. Connection refused.)"), line  # fmt: skip
+    assert len(line) < 250 and "<redis." not in line
+
+
+def test_a_wrong_master_name_is_exit_2_for_the_cli_and_the_worker(sentinel: SentinelSet) -> None:
+    """The Sentinels answer but know no such master: a configuration error no retry fixes (one
+    line naming the masters they know, exit 2), where the worker used to retry for ever."""
+    wrong = sentinel.url.replace("/leaderpool-test/", "/leaderpool-typo/")
+    said = "know no master named 'leaderpool-typo' (they know: leaderpool-test)"
+    done = cli("--redis", wrong, "status")
+    assert (2, 1) == (done.returncode, len(done.stderr.strip().splitlines())), done.stderr
+    assert said in done.stderr
+    with workers_for(wrong) as ws:
+        w = ws.start("a")
+        assert 2 == w.wait()
+        assert said in w.stderr and 1 == len(w.stderr.strip().splitlines()), w.stderr

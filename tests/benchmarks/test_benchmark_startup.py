@@ -24,7 +24,7 @@ def test_quick_startup_run_writes_every_command(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=170,
     )  # fmt: skip
     assert 0 == done.returncode, done.stderr[-3000:]
-    assert "leaderpool-cli status" in done.stdout and "target: status and history in 150 ms" in done.stdout
+    assert "leaderpool-cli status" in done.stdout and "target: status and history in 100 ms" in done.stdout
     result = json.loads((tmp_path / "quick.json").read_text())
     assert {"status", "status_json", "history", "doctor"} == set(result["commands_ms"])
     for name, stats in result["commands_ms"].items():

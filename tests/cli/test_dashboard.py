@@ -10,6 +10,7 @@ short.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -288,3 +289,29 @@ def fake_member(name: str) -> MemberInfo:
 
 def shows_member(name: str) -> Callable[[Event], bool]:
     return lambda e: e.kind == "status" and any(m["member"] == name for p in e.data["pools"] for m in p["members"])
+
+
+class TestSameBytesAsTheCli:
+    def test_api_status_and_history_are_the_cli_json_byte_for_byte(self, redis_one: RedisServer) -> None:
+        """Documented as exactly ``status --json`` and ``history POOL --json``: the same bytes,
+        whitespace and last newline included (on pools with nothing counting down)."""
+        ws = Workers(redis_one.url, pool="left")
+        try:
+            a = ws.start("a")
+            a.elected()
+            a.signal(signal.SIGTERM)
+            assert 0 == a.wait()  # left cleanly: its term and history remain, nothing counts down
+        finally:
+            ws.cleanup()
+        assert 0 == run_cli("--redis", redis_one.url, "submit", "--create", "queued", '{"n": 1}').returncode
+        dash = start_dashboard(redis_one.url)
+        with dash:
+            for path, argv in (
+                ("/api/status", ["status", "--json"]),
+                ("/api/status?all=1", ["status", "--json", "--all"]),
+                ("/api/pools/left/history", ["history", "left", "--json"]),
+            ):
+                api = request(dash.base, "GET", path)
+                cli = run_cli("--redis", redis_one.url, *argv)
+                assert (200, 0) == (api.status, cli.returncode), cli.stderr
+                assert cli.stdout.encode() == api.body, path

@@ -25,7 +25,8 @@ DEPLOY = ROOT / "deploy"
 KUBERNETES_VERSION = "1.30.0"
 """The oldest Kubernetes the manifests promise to work on (unhealthyPodEvictionPolicy is GA in 1.31
 and beta, on by default, in 1.27-1.30)."""
-FIELD_SAMPLES = {"metadata.name": "leaderpool-worker-7d9f-abcde", "spec.nodeName": "node-1"}
+GENERATION = "metadata.annotations['leaderpool/generation']"
+FIELD_SAMPLES = {"metadata.name": "leaderpool-worker-7d9f-abcde", "spec.nodeName": "node-1", GENERATION: "1"}
 """What Kubernetes puts in a variable set from a field, for the parser to check."""
 
 
@@ -218,6 +219,39 @@ def test_kubernetes_workers_are_accepted_and_probe_the_leader() -> None:
     assert {"Deployment", "Service", "PodDisruptionBudget"} <= kinds
 
 
+def worker_deployment() -> dict[str, Any]:
+    (worker,) = [d for _, d in manifests() if d["kind"] == "Deployment" and "worker" in d["metadata"]["name"]]
+    return worker
+
+
+def test_a_rollout_moves_the_lead_once() -> None:
+    """All new pods start at once and outrank the old: their priority is the template's generation
+    annotation (a whole number the worker accepts), so the old leader hands over to a new pod, not
+    to an old follower that is stopping too (issue 24)."""
+    worker = worker_deployment()
+    assert {"maxSurge": "100%", "maxUnavailable": "100%"} == worker["spec"]["strategy"]["rollingUpdate"]
+    template = worker["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    (priority,) = [e for e in container["env"] if e["name"] == "LEADERPOOL_PRIORITY"]
+    assert GENERATION == priority["valueFrom"]["fieldRef"]["fieldPath"]
+    generation = template["metadata"]["annotations"]["leaderpool/generation"]
+    assert isinstance(generation, str) and 1 <= int(generation) <= 2047  # ranked exactly
+    readme = (DEPLOY / "README.md").read_text()
+    assert "leaderpool/generation" in readme and "The lead moves once" in readme
+
+
+def test_the_manifests_image_is_built_and_loaded_as_the_readme_says() -> None:
+    """No registry holds the image: the README builds it under the manifest's name and loads it
+    into kind or minikube (or pushes it and sets the Deployment's image)."""
+    (container,) = worker_deployment()["spec"]["template"]["spec"]["containers"]
+    image = container["image"]
+    readme = (DEPLOY / "README.md").read_text()
+    assert f"docker build -f deploy/docker/Dockerfile -t {image} ." in readme
+    assert f"kind load docker-image {image}" in readme and f"minikube image load {image}" in readme
+    assert f"kubectl set image deployment/{worker_deployment()['metadata']['name']} {container['name']}=" in readme
+    assert image.rpartition(":")[2] == leaderpool.__version__ and "IfNotPresent" == container["imagePullPolicy"]
+
+
 def test_the_sentinel_variant_points_the_workers_at_its_sentinels() -> None:
     docs = {(d["kind"], d["metadata"]["name"]): d for _, d in manifests()}
     env = docs[("ConfigMap", "leaderpool-worker-sentinel")]["data"]
@@ -250,6 +284,12 @@ def test_systemd_unit_is_accepted_and_hardened(tmp_path: Path, monkeypatch: pyte
         env = env_file(DEPLOY / "systemd" / example)
         check_worker(argv[1:], {**env, key: value, "LEADERPOOL_POOL": "scheduler"}, f"systemd unit with {example}")
     assert "yes" == service["DynamicUser"] and "strict" == service["ProtectSystem"]
+    # Documentation= names files of the checkout the unit runs from (leaderpool has no public site)
+    docs = shlex.split(unit["Unit"]["Documentation"])
+    assert docs and all(d.startswith("file:///opt/leaderpool/") for d in docs), docs
+    for d in docs:
+        assert (ROOT / d.removeprefix("file:///opt/leaderpool/")).is_file(), d
+    assert argv[0].startswith("/opt/leaderpool/")
     assert "always" == service["Restart"] and "SIGTERM" == service["KillSignal"]
 
 

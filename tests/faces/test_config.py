@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leaderpool import ConfigError, Keyspace, MemberConfig
-from leaderpool.backend.keys import fence_key, pool_from_members_key
+from leaderpool.backend.keys import fence_key, pool_from_key, pool_from_members_key
 from leaderpool.backend.urls import validate_redis_url
 
 
@@ -62,6 +62,16 @@ class TestKeys:
         assert all("{jobs}" in k for k in (ks.term, ks.members, ks.leases, ks.resigned, ks.history, ks.events))
         assert "jobs" == pool_from_members_key(ks.members)
         assert pool_from_members_key("other:key") is None
+
+    def test_every_lasting_pool_key_names_its_pool(self) -> None:
+        """status discovers pools by any lasting key (issue 24): each maps back; calls' keys, names and locks do not."""
+        from leaderpool.cli.status import pool_keys
+
+        ks = Keyspace("jobs", "pfx")
+        assert {"jobs"} == {pool_from_key(k, "pfx") for k in pool_keys(ks)}
+        assert [None, None, None] == [
+            pool_from_key(k, "pfx") for k in (ks.inbox("m"), "pfx:global:{names}:owners", "pfx:lock:{r}")
+        ]
 
     def test_prefix_is_configurable(self) -> None:
         assert "acme:{jobs}:leader" == Keyspace("jobs", prefix="acme").leader

@@ -171,16 +171,26 @@ class TestCli:
         big = cli("call", "w", json.dumps("x" * 70_000), "--redis", server.url)
         assert (2, 1) == (big.returncode, len(big.stderr.strip().splitlines()))
         assert "above the limit" in big.stderr
+        unknown = "leaderpool-cli: error: no pool named w (prefix leaderpool): `leaderpool-cli status` lists the pools"
+        for args in (("call", "w", "1"), ("multicall", "w", "1"), ("jobs", "w"), ("requeue", "w", "--all")):
+            done = cli(*args, "--redis", server.url)
+            assert (1, unknown) == (done.returncode, done.stderr.strip()), args
+        typo = cli("submit", "w", '{"n": 1}', "--redis", server.url)  # would make a stream nobody runs
+        assert (1, f"{unknown}; submit --create to a pool yet to start") == (typo.returncode, typo.stderr.strip())
+        timeout = cli("call", "w", "1", "--timeout", "soon", "--redis", server.url)
+        assert 2 == timeout.returncode and "argument --timeout" in timeout.stderr
+        submitted = cli("submit", "--create", "w", '{"n": 1}', "--redis", server.url)
+        assert 0 == submitted.returncode and submitted.stdout.strip().endswith("-0")
         started = time.monotonic()
         empty = cli("call", "w", "1", "--timeout", "60", "--redis", server.url)
         assert (1, "leaderpool-cli: error: pool w has no live member that runs a handler") == (
             empty.returncode, empty.stderr.strip(),
         )  # fmt: skip
         assert time.monotonic() - started < 30
-        timeout = cli("call", "w", "1", "--timeout", "soon", "--redis", server.url)
-        assert 2 == timeout.returncode and "argument --timeout" in timeout.stderr
-        submitted = cli("submit", "w", '{"n": 1}', "--redis", server.url)
-        assert 0 == submitted.returncode and submitted.stdout.strip().endswith("-0")
+        nobody = cli("multicall", "w", "1", "--redis", server.url)
+        assert (1, "leaderpool-cli: error: pool w: no live member runs a handler, so nobody was asked") == (
+            nobody.returncode, nobody.stderr.strip(),
+        )  # fmt: skip
         listing = json.loads(cli("jobs", "w", "--json", "--redis", server.url).stdout)
         assert (1, 1, 0) == (listing["jobs"], listing["waiting"], listing["dead_count"])
         pools = json.loads(cli("status", "--pool", "w", "--json", "--redis", server.url).stdout)["pools"]

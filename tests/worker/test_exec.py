@@ -44,8 +44,19 @@ class TestFlags:
     def test_with_a_schedule_the_command_runs_once_per_slot(self) -> None:
         """--exec with --every: the schedule is named after the program unless --schedule-name says."""
         s = parse_settings(["--pool", "p", "--every", "60", "--exec", "--", "/bin/sh", "-c", "true"], {})
-        assert s.schedule is not None and ("exec:sh", 60) == (s.schedule.name, s.schedule.every_s)
+        assert s.schedule is not None and (60, "exec:sh:") == (s.schedule.every_s, s.schedule.name[:8])
         assert ("/bin/sh", "-c", "true") == s.exec_argv
+        alone = parse_settings(["--pool", "p", "--every", "60", "--exec", "--", "/bin/true"], {})
+        assert alone.schedule is not None and "exec:true" == alone.schedule.name
+
+    def test_two_shell_commands_in_one_pool_get_schedules_of_their_own(self) -> None:
+        """exec:PROGRAM plus a hash of the whole command line: sh -c 'a' and sh -c 'b' differ (issue 24)."""
+        names = set()
+        for command in ("echo a", "echo b", "echo a"):
+            s = parse_settings(["--pool", "p", "--every", "60", "--exec", "--", "sh", "-c", command], {})
+            assert s.schedule is not None
+            names.add(s.schedule.name)
+        assert 2 == len(names) and all(n.startswith("exec:sh:") and len(n) == 16 for n in names)
 
     def test_the_command_may_come_from_leaderpool_exec(self) -> None:
         """LEADERPOOL_EXEC holds the command as a shell would write it; a bad one names the variable."""

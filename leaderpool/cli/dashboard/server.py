@@ -175,7 +175,7 @@ class Dashboard:
             statuses = await status.read_status(self.client, [], self.prefix, show_all=show_all)
         except RETRYABLE as exc:
             return _error(503, f"cannot read Redis: {exc or type(exc).__name__}")
-        return web.json_response(status.status_json(statuses, statuses.foreign))
+        return _json_as_cli(status.status_json(statuses, statuses.foreign))
 
     async def history(self, request: web.Request) -> web.StreamResponse:
         pool = _name("pool", request.match_info["pool"])
@@ -186,7 +186,7 @@ class Dashboard:
             entries = await PoolStore(self.client, Keyspace(pool, self.prefix)).history(int(raw))
         except RETRYABLE as exc:
             return _error(503, f"cannot read Redis: {exc or type(exc).__name__}")
-        return web.json_response({"pool": pool, "transitions": history_rows(entries)})
+        return _json_as_cli({"pool": pool, "transitions": history_rows(entries)})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The event stream; the hub drops it (aborting the connection) if it falls behind."""
@@ -306,3 +306,9 @@ def _name(kind: str, raw: str) -> str:
         return validate_name(kind, raw)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+
+
+def _json_as_cli(doc: Any) -> web.Response:
+    """``doc`` as the CLI's ``--json`` prints it, byte for byte (aiohttp's json_response puts
+    spaces after separators and no newline)."""
+    return web.Response(text=status.json_text(doc), content_type="application/json")
