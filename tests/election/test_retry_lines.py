@@ -23,7 +23,10 @@ def test_redis_unavailable_carries_no_none_fields() -> None:
         Retries(1.0).failed(redis.exceptions.ConnectionError("refused"), log, renew_left_s=None)
     (event,) = [e for e in logs if e["event"] == "redis_unavailable"]
     assert [] == [key for key, value in event.items() if value is None]
-    assert {"hint", "suppressed"}.isdisjoint(event)
+    assert "hint" not in event
+    # the count of lines held back rides along only when there is one (the process-wide throttle
+    # may hold some back after earlier tests in this process)
+    assert event.get("suppressed", 1) > 0
 
 
 def test_a_sentinel_failure_is_logged_in_one_short_line() -> None:
