@@ -35,6 +35,7 @@ from leaderpool.members import MemberInfo
 from leaderpool.names.member_names import MemberNames
 from leaderpool.names.registry import NameOwner, RegisterStatus
 from leaderpool.state import LeaderState, read_state, save_state
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import WaitTimedOut, within
@@ -72,8 +73,10 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         with_state: bool = False,
         handler: Handler | None = None,
         jobs: JobsConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self._clock = clock  # what the election reads time through: a test's clock (leaderpool.testkit)
         self.jobs_config = jobs or JobsConfig()
         self._handler = handler
         self._jobs: JobService | None = None
@@ -125,7 +128,7 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         if self._submit is None:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close
-        self._core = ElectionCore(self.config, self._client, self._sink)
+        self._core = ElectionCore(self.config, self._client, self._sink, clock=self._clock)
         if self._handler is not None:
             self._jobs = self._job_service(self._core, self._client, self._handler)
             self._jobs.start(self.lead_hooks)

@@ -31,6 +31,7 @@ from leaderpool.schedules.periodic import ScheduledRun, run_schedule
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.state import LeaderState
 from leaderpool.util.background_loop import BackgroundLoop
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.lifecycle import BlockingTwin, on_background_loop
 
 _running: weakref.WeakSet[Election] = weakref.WeakSet()
@@ -64,9 +65,10 @@ class Election(BlockingTwin[AsyncElection]):
         with_state: bool = False,
         handler: Handler | None = None,
         jobs: JobsConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self._inner = AsyncElection(config, redis, with_state=with_state, handler=handler, jobs=jobs)
+        self._inner = AsyncElection(config, redis, with_state=with_state, handler=handler, jobs=jobs, clock=clock)
         self._callbacks = Callbacks(self._hooks_first(on_elected), on_revoked, on_leader_changed)
         self._dispatcher: ThreadDispatcher | None = None
 

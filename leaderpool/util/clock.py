@@ -1,0 +1,40 @@
+"""The one seam through which the election reads time: :class:`Clock`.
+
+The election core reads "now" (monotonic seconds) and sleeps until its next deadline through
+the clock it is given, and through nothing else. Production runs on :data:`SYSTEM_CLOCK`
+(``time.monotonic`` and the event loop's own timers, as before the seam: the core binds
+``clock.now`` once, so a read costs what ``time.monotonic()`` costs). The test kit
+(:mod:`leaderpool.testkit`) gives each member a clock of its own that a test moves by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from leaderpool.util.alarm import Alarm
+from leaderpool.util.constants import SPIN_LEAD_S
+
+
+class Clock:
+    """Monotonic seconds (:attr:`now`), and the alarms the election sleeps on."""
+
+    spin_lead_s: float = SPIN_LEAD_S
+    """How long before a leader's lease ends its successor stops sleeping and spins on the
+    clock (a clock moved by hand never moves during a spin: 0 there)."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self.now = now
+
+    def alarm(self) -> Alarm:
+        """A new alarm measured on this clock (one per sleeping loop)."""
+        return Alarm(self.now)
+
+
+SYSTEM_CLOCK = Clock()
+"""``time.monotonic`` and the event loop's timers: what every member runs on in production."""
+
+
+def as_clock(clock: Clock | Callable[[], float]) -> Clock:
+    """A :class:`Clock`, from a clock or a bare function of monotonic seconds (unit tests pass one)."""
+    return clock if isinstance(clock, Clock) else Clock(clock)
