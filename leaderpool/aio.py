@@ -206,6 +206,11 @@ class AsyncElection(PoolWork, AsyncLifecycle):
         return self._core
 
     @property
+    def clock(self) -> Clock:
+        """What this member reads time through (the system's, but under a test's kit)."""
+        return self._clock
+
+    @property
     def client(self) -> AsyncClient:
         """The asyncio Redis client this election runs on, once started (its own for a URL)."""
         return self._started_client()

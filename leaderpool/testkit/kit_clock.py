@@ -33,8 +33,9 @@ class KitClock:
         self.virtual = virtual
         self._t = 1000.0 if virtual else time.monotonic()
         self._t0 = self._t
-        # whole seconds: Redis's milliseconds line up with ours (the same wall_start, the same run to the bit)
-        self._wall0 = float(int(time.time())) if wall_start is None else wall_start
+        # today's midnight (UTC): schedules' slots, which fall on whole minutes, hours and days of the
+        # wall clock, come at the same instants of the kit's clock in every run
+        self._wall0 = time.time() // 86400 * 86400 if wall_start is None else wall_start
         self._alarms: weakref.WeakSet[KitAlarm] = weakref.WeakSet()
         self._busy: list[Callable[[], bool]] = []
 
@@ -43,8 +44,9 @@ class KitClock:
         return self._t if self.virtual else time.monotonic()
 
     def wall(self) -> float:
-        """Unix time that moves with :meth:`now` (what a fakeredis server reads as its clock)."""
-        return self._wall0 + (self.now() - self._t0)
+        """Unix time that moves with :meth:`now` (what a fakeredis server reads as its clock); a
+        virtual clock starts at midnight UTC."""
+        return self._wall0 + (self._t - self._t0) if self.virtual else time.time()
 
     def elapsed(self) -> float:
         """Seconds since the kit's clock started (the ``t`` of a pool's history)."""
@@ -70,14 +72,15 @@ class KitClock:
         due = [d for a in list(self._alarms) if (d := a.deadline) is not None]
         return min(due, default=None)
 
-    async def settle(self, timeout_s: float = 5.0) -> None:
+    async def settle(self, timeout_s: float = 5.0, *, confirm_s: float = 0.001) -> None:
         """Let the members react to what just happened, until every loop sleeps again and the
-        event loop has nothing ready to run, confirmed after a millisecond of wall time (what
+        event loop has nothing ready to run, confirmed after ``confirm_s`` of wall time (for what
         travels through a socket: a liveness endpoint closing, a real server's reply). Bounded."""
         loop = asyncio.get_running_loop()
         give_up, quiet = loop.time() + timeout_s, 0
+        confirm = confirm_s if self.virtual else max(confirm_s, 0.001)
         while loop.time() < give_up:
-            await asyncio.sleep(0 if self.virtual and quiet < SETTLE_TURNS else 0.001)
+            await asyncio.sleep(confirm if quiet == SETTLE_TURNS else 0)
             if not (self.settled and _nothing_ready(loop)):
                 quiet = 0
             elif quiet > SETTLE_TURNS:
@@ -102,7 +105,7 @@ class KitClock:
             self._t = max(self._t, due)
             for alarm in list(self._alarms):
                 alarm.wake_if_due(self._t)
-            await self.settle()
+            await self.settle(confirm_s=0)
         self._t = target
         for alarm in list(self._alarms):
             alarm.wake_if_due(self._t)
@@ -136,7 +139,7 @@ class MemberClock(Clock):
     """One member's view of the kit's clock: the election's seam, with a freeze switch."""
 
     def __init__(self, kit: KitClock) -> None:
-        super().__init__(kit.now)
+        super().__init__(kit.now, kit.wall)
         self.kit = kit
         self.spin_lead_s = 0.0 if kit.virtual else self.spin_lead_s
         self._thawed: asyncio.Event | None = None  # set: running; clear: frozen
@@ -181,10 +184,14 @@ class KitAlarm(Alarm):
         self.deadline: float | None = None  # while asleep on the virtual clock
         self._asleep = False
         self._frozen_wait = False
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
 
     @property
     def idle(self) -> bool:
-        if self._owner.retired:
+        if self._owner.retired or self._closed:
             return True
         waiter = self._waiter
         asleep = self._asleep and waiter is not None and not waiter.done()

@@ -10,6 +10,7 @@ have reacted (the pool *settles*), so what a test reads next is the outcome, the
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -24,6 +25,9 @@ from leaderpool.election.lead_hooks import LeadHook
 from leaderpool.events import RevokeReason
 from leaderpool.jobs.jobs_config import JobsConfig
 from leaderpool.jobs.wire import Handler
+from leaderpool.locks.blocking_lock import Lock
+from leaderpool.schedules.periodic import ScheduledRun, run_schedule
+from leaderpool.schedules.schedule import Schedule
 from leaderpool.testkit.kit_clock import KitClock, MemberClock
 from leaderpool.testkit.kit_redis import KitRedis
 from leaderpool.testkit.lead_history import LeadEvent, LeadHistory
@@ -51,6 +55,7 @@ class KitMember:
     clock: MemberClock
     state: State = "running"
     terms: list[int] = field(default_factory=list)
+    tasks: list[asyncio.Future[None]] = field(default_factory=list)  # its schedules' runners
 
     @property
     def alive(self) -> bool:
@@ -85,6 +90,7 @@ class KitPool:
         self._face: Face = face
         self._with_state, self._handler, self._jobs = with_state, handler, jobs
         self._members: dict[str, KitMember] = {}
+        self._schedules: list[tuple[Schedule, Callable[[ScheduledRun], Any]]] = []
         self._history = LeadHistory()
         self._pending = 0  # callbacks handed to a member's dispatcher and not yet run
         self._pending_lock = threading.Lock()
@@ -124,6 +130,8 @@ class KitPool:
             member.face.start()
         else:
             self._run(member.election.start())
+        for schedule, fn in self._schedules:
+            self._start_schedule(member, schedule, fn)
         self._settle()
         return member_id
 
@@ -236,6 +244,7 @@ class KitPool:
         term = member.election.term if member.election.is_leader else None
 
         async def crash() -> None:
+            await _cancelled(member.tasks)
             member.election.core.abandon()
             member.clock.thaw()
             await member.election.stop()
@@ -259,6 +268,7 @@ class KitPool:
             member.face.stop(timeout=30)
         else:
             self._run(member.election.stop())
+        self._run(self._end_tasks(member))
         member.clock.retired = True
         self._settle()
 
@@ -304,6 +314,47 @@ class KitPool:
         self._run(self.redis.restart(lose_data=lose_data))
         self._settle()
 
+    # ---- the other capabilities ----
+
+    def run_schedule(self, schedule: Schedule, fn: Callable[[ScheduledRun], Any]) -> None:
+        """Run ``fn(run)`` once per slot of ``schedule`` on whichever member leads (every member,
+        and each one that joins later, runs :func:`~leaderpool.schedules.periodic.run_schedule`);
+        :meth:`advance` the clock to a slot to fire it. ``fn`` has run when the call returns."""
+        self._schedules.append((schedule, self._counted_slot(fn)))
+        for member in self._members.values():
+            if member.alive:
+                self._start_schedule(member, schedule, self._schedules[-1][1])
+        self._settle()
+
+    def _counted_slot(self, fn: Callable[[ScheduledRun], Any]) -> Callable[[ScheduledRun], Awaitable[None]]:
+        """``fn`` (plain, in a thread; or async) counted from the moment the runner calls it."""
+
+        async def slot(run: ScheduledRun) -> None:
+            with self._pending_lock:
+                self._pending += 1
+            try:
+                result = fn(run) if inspect.iscoroutinefunction(fn) else await asyncio.to_thread(fn, run)
+                if inspect.isawaitable(result):
+                    await result
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+
+        return slot
+
+    def _start_schedule(self, member: KitMember, schedule: Schedule, fn: Callable[[ScheduledRun], Any]) -> None:
+        async def start() -> None:
+            task = asyncio.ensure_future(run_schedule(member.election, schedule, fn))
+            member.tasks.append(task)
+
+        self._run(start())
+
+    def lock(self, resource: str, *, ttl_s: int = 10, timeout: float | None = 0) -> Lock:
+        """A cluster-wide :class:`~leaderpool.locks.blocking_lock.Lock` on the kit's Redis, not
+        renewed on its own (advancing past ``ttl_s`` is its holder pausing that long; call
+        ``extend()`` to renew); by default ``acquire()`` does not wait (``timeout=0``)."""
+        return Lock(self.redis.client(), resource, ttl_s=ttl_s, timeout=timeout, auto_renew=False)
+
     # ---- the end ----
 
     def close(self) -> None:
@@ -317,6 +368,7 @@ class KitPool:
                     member.face.stop(timeout=30)
                 else:
                     self._run(member.election.stop())
+                self._run(self._end_tasks(member))
                 member.clock.retired = True
 
     # ---- on the loop ----
@@ -324,6 +376,10 @@ class KitPool:
     @staticmethod
     async def _thawed(member: KitMember) -> None:
         member.clock.thaw()
+
+    @staticmethod
+    async def _end_tasks(member: KitMember) -> None:
+        await _cancelled(member.tasks)
 
     @staticmethod
     async def _call(fn: Callable[[], None]) -> None:
@@ -343,6 +399,13 @@ class KitPool:
             term, deadline = election.term, election.renew_deadline
             if member.alive and term is not None and deadline is not None:
                 self._history.saw_deadline(member.member_id, term, deadline - offset)
+
+
+async def _cancelled(tasks: list[asyncio.Future[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
 
 
 async def _then(awaitable: Awaitable[Any], done: Callable[[], None]) -> Any:

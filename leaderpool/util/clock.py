@@ -1,4 +1,4 @@
-"""The one seam through which the election reads time: :class:`Clock`.
+"""The one seam through which the election (and a leader's schedules) read time: :class:`Clock`.
 
 The election core reads "now" (monotonic seconds) and sleeps until its next deadline through
 the clock it is given, and through nothing else. Production runs on :data:`SYSTEM_CLOCK`
@@ -17,14 +17,16 @@ from leaderpool.util.constants import SPIN_LEAD_S
 
 
 class Clock:
-    """Monotonic seconds (:attr:`now`), and the alarms the election sleeps on."""
+    """Monotonic seconds (:attr:`now`), unix seconds (:attr:`wall`), and the alarms the election
+    and a leader's schedules sleep on."""
 
     spin_lead_s: float = SPIN_LEAD_S
     """How long before a leader's lease ends its successor stops sleeping and spins on the
     clock (a clock moved by hand never moves during a spin: 0 there)."""
 
-    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.now = now
+        self.wall = wall
 
     def alarm(self) -> Alarm:
         """A new alarm measured on this clock (one per sleeping loop)."""
