@@ -153,6 +153,17 @@ class MemberClock(Clock):
         self._alarms.add(alarm)
         return alarm
 
+    async def wait_for(self, event: asyncio.Event, timeout_s: float) -> None:
+        """As the system clock's, on the kit's clock (a worker's task sleeping on its context)."""
+        alarm = self.alarm()
+        waiter = asyncio.ensure_future(asyncio.Event.wait(event))
+        waiter.add_done_callback(lambda _: alarm.ring())
+        try:
+            await alarm.sleep_until(self.now() + timeout_s)
+        finally:
+            waiter.cancel()
+            alarm.close()
+
     def freeze(self) -> None:
         """Stop the member at its next sleep (on the members' loop)."""
         self.frozen = True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -30,8 +30,10 @@ from leaderpool.schedules.periodic import ScheduledRun, run_schedule
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.testkit.kit_clock import KitClock, MemberClock
 from leaderpool.testkit.kit_redis import KitRedis
+from leaderpool.testkit.kit_worker import KitWorker, worker_settings
 from leaderpool.testkit.lead_history import LeadEvent, LeadHistory
 from leaderpool.util.background_loop import BackgroundLoop
+from leaderpool.worker.tasks import Task
 
 T = TypeVar("T")
 Face = Literal["blocking", "asyncio"]
@@ -56,6 +58,7 @@ class KitMember:
     state: State = "running"
     terms: list[int] = field(default_factory=list)
     tasks: list[asyncio.Future[None]] = field(default_factory=list)  # its schedules' runners
+    worker: KitWorker | None = None  # a worker running a --task (the pool's task=)
 
     @property
     def alive(self) -> bool:
@@ -79,6 +82,8 @@ class KitPool:
         with_state: bool = False,
         handler: Handler | None = None,
         jobs: JobsConfig | None = None,
+        task: str | Task | None = None,
+        worker_args: Sequence[str] = (),
     ) -> None:
         if face not in ("blocking", "asyncio"):
             raise ValueError(f"leaderpool_pool: face must be 'blocking' or 'asyncio', got {face!r}")
@@ -89,6 +94,7 @@ class KitPool:
         self._config = {**KIT_DEFAULTS, **(config or {})}
         self._face: Face = face
         self._with_state, self._handler, self._jobs = with_state, handler, jobs
+        self._task, self._worker_args = task, tuple(worker_args)  # members run a worker's --task
         self._members: dict[str, KitMember] = {}
         self._schedules: list[tuple[Schedule, Callable[[ScheduledRun], Any]]] = []
         self._history = LeadHistory()
@@ -118,7 +124,10 @@ class KitPool:
             "jobs": self._jobs,
             "clock": clock,
         }
-        if (face or self._face) == "blocking":
+        if self._task is not None:
+            worker = KitWorker(worker_settings(cfg, self._task, self._worker_args), client, clock)
+            member = KitMember(member_id, worker.election, worker.election, clock, worker=worker)
+        elif (face or self._face) == "blocking":
             blocking = Election(cfg, client, **kwargs)
             member = KitMember(member_id, blocking, blocking._inner, clock)  # _inner: BlockingTwin's documented twin
         else:
@@ -126,7 +135,9 @@ class KitPool:
             member = KitMember(member_id, aio, aio, clock)
         self._members[member_id] = member
         self._hook(member)
-        if isinstance(member.face, Election):
+        if member.worker is not None:
+            self._run(member.worker.start())
+        elif isinstance(member.face, Election):
             member.face.start()
         else:
             self._run(member.election.start())
@@ -157,15 +168,19 @@ class KitPool:
         return callback
 
     def _hook(self, member: KitMember) -> None:
+        counted = member.worker is None  # a worker's callbacks are its own (not counted)
+
         def started(term: int) -> None:
-            with self._pending_lock:
-                self._pending += 1
+            if counted:
+                with self._pending_lock:
+                    self._pending += 1
             member.terms.append(term)
             self._history.elected(self.clock.elapsed(), member.member_id, term)
 
         def ended(term: int, reason: RevokeReason) -> None:
-            with self._pending_lock:
-                self._pending += 1
+            if counted:
+                with self._pending_lock:
+                    self._pending += 1
             self._history.revoked(self.clock.elapsed(), member.member_id, term, reason.value)
 
         member.election.lead_hooks.add(LeadHook(on_lead_started=started, on_lead_ended=ended), at_once=True)
@@ -245,9 +260,12 @@ class KitPool:
 
         async def crash() -> None:
             await _cancelled(member.tasks)
-            member.election.core.abandon()
             member.clock.thaw()
-            await member.election.stop()
+            if member.worker is not None:
+                await member.worker.end(crash=True)
+            else:
+                member.election.core.abandon()
+                await member.election.stop()
             await self.redis.drop_connections(member_id)
 
         member.state = "killed"
@@ -263,13 +281,7 @@ class KitPool:
         """A kind stop: a leader hands over to the next in line, then it leaves."""
         member = self._alive(member_id)
         member.state = "stopped"
-        self._run(self._thawed(member))
-        if isinstance(member.face, Election):
-            member.face.stop(timeout=30)
-        else:
-            self._run(member.election.stop())
-        self._run(self._end_tasks(member))
-        member.clock.retired = True
+        self._stop_member(member)
         self._settle()
 
     def resign(self, member_id: str | None = None) -> None:
@@ -362,14 +374,18 @@ class KitPool:
         for member in self._members.values():
             if member.alive:
                 member.state = "stopped"
-                # a member that failed on its own raises its error here: the test's to see
-                self._run(self._thawed(member))
-                if isinstance(member.face, Election):
-                    member.face.stop(timeout=30)
-                else:
-                    self._run(member.election.stop())
-                self._run(self._end_tasks(member))
-                member.clock.retired = True
+                self._stop_member(member)  # one that failed on its own raises its error: the test's to see
+
+    def _stop_member(self, member: KitMember) -> None:
+        self._run(self._thawed(member))
+        if member.worker is not None:
+            self._run(member.worker.end(crash=False))
+        elif isinstance(member.face, Election):
+            member.face.stop(timeout=30)
+        else:
+            self._run(member.election.stop())
+        self._run(self._end_tasks(member))
+        member.clock.retired = True
 
     # ---- on the loop ----
 

@@ -9,11 +9,14 @@ the clock it is given, and through nothing else. Production runs on :data:`SYSTE
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
 from leaderpool.util.alarm import Alarm
 from leaderpool.util.constants import SPIN_LEAD_S
+from leaderpool.util.timeouts import within
 
 
 class Clock:
@@ -31,6 +34,12 @@ class Clock:
     def alarm(self) -> Alarm:
         """A new alarm measured on this clock (one per sleeping loop)."""
         return Alarm(self.now)
+
+    async def wait_for(self, event: asyncio.Event, timeout_s: float) -> None:
+        """Wait until ``event`` is set or ``timeout_s`` seconds of this clock have passed (the
+        event's own ``wait``, not a subclass's); no error on a timeout."""
+        with contextlib.suppress(TimeoutError):
+            await within(asyncio.Event.wait(event), timeout_s)
 
 
 SYSTEM_CLOCK = Clock()
