@@ -39,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    redis_kind(config)  # a bad $LEADERPOOL_TEST_REDIS is one line before any test runs
+
+
 def redis_kind(config: pytest.Config) -> str:
     """The Redis the fixtures use: the option, then the variable, then fakeredis."""
     kind = config.getoption(OPTION) or os.environ.get(ENV_VAR) or "fake"
