@@ -244,8 +244,9 @@ class AsyncElection(PoolWork, AsyncLifecycle):
 
     @property
     def renew_deadline(self) -> float | None:
-        """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed
-        first (it moves on with every renewal); None while not leading."""
+        """While leading, the instant on the election's clock (``time.monotonic()``, but under a
+        test's kit) at which the lead ends unless renewed first (it moves on with every renewal);
+        None while not leading."""
         return self._core.lead.current_deadline if self._core is not None else None
 
     @property

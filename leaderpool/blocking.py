@@ -134,7 +134,8 @@ class Election(BlockingTwin[AsyncElection]):
 
     @property
     def renew_deadline(self) -> float | None:
-        """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed."""
+        """While leading, the instant on the election's clock (``time.monotonic()``, but under a
+        test's kit) at which the lead ends unless renewed."""
         return self._inner.renew_deadline
 
     @property
