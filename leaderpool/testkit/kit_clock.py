@@ -22,6 +22,9 @@ from collections.abc import Callable
 from leaderpool.util.alarm import Alarm
 from leaderpool.util.clock import Clock
 
+REAL_STEP_S = 0.05
+"""Against a real server, how often :meth:`KitClock.advance` looks in on the members while it waits."""
+
 SETTLE_TURNS = 3
 """Loop turns with every member asleep before the pool counts as settled."""
 
@@ -38,6 +41,7 @@ class KitClock:
         self._wall0 = time.time() // 86400 * 86400 if wall_start is None else wall_start
         self._alarms: weakref.WeakSet[KitAlarm] = weakref.WeakSet()
         self._busy: list[Callable[[], bool]] = []
+        self._after_step: list[Callable[[], None]] = []
 
     def now(self) -> float:
         """Monotonic seconds, as every member reads them."""
@@ -57,6 +61,10 @@ class KitClock:
 
     def track(self, alarm: KitAlarm) -> None:
         self._alarms.add(alarm)
+
+    def after_each_step(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` each time the members have settled at a step of :meth:`advance`."""
+        self._after_step.append(hook)
 
     def add_busy(self, busy: Callable[[], bool]) -> None:
         """Count the pool as unsettled while ``busy()`` (callbacks still running, say)."""
@@ -92,8 +100,12 @@ class KitClock:
         """Move the clock ``seconds`` on, stopping at each deadline on the way to let the members act."""
         if seconds < 0:
             raise ValueError(f"advance() needs seconds >= 0, got {seconds}")
-        if not self.virtual:
-            await asyncio.sleep(seconds)  # a real server's clock runs on its own
+        if not self.virtual:  # a real server's clock runs on its own: wait, looking in now and then
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                await asyncio.sleep(min(left, REAL_STEP_S))
+                for hook in self._after_step:
+                    hook()
             await self.settle()
             return
         target = self._t + seconds
@@ -106,6 +118,8 @@ class KitClock:
             for alarm in list(self._alarms):
                 alarm.wake_if_due(self._t)
             await self.settle(confirm_s=0)
+            for hook in self._after_step:
+                hook()
         self._t = target
         for alarm in list(self._alarms):
             alarm.wake_if_due(self._t)

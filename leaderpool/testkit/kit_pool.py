@@ -101,6 +101,7 @@ class KitPool:
         self._pending = 0  # callbacks handed to a member's dispatcher and not yet run
         self._pending_lock = threading.Lock()
         clock.add_busy(lambda: self._pending > 0)
+        clock.after_each_step(self._note_deadlines)  # each renewal seen, for assert_single_leader
 
     # ---- the members ----
 
@@ -228,7 +229,7 @@ class KitPool:
 
     def history(self) -> list[LeadEvent]:
         """``[(t, member, "elected"|"revoked", term, reason), ...]`` in the order they happened;
-        ``t`` is seconds on the kit's clock since the pool began."""
+        ``t`` is seconds on the kit's clock since it started (when the test began)."""
         return list(self._history.events)
 
     def assert_single_leader(self) -> None:

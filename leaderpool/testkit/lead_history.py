@@ -18,7 +18,7 @@ Kind = Literal["elected", "revoked"]
 
 
 class LeadEvent(NamedTuple):
-    """``(t, member, kind, term, reason)``: ``t`` in seconds on the kit's clock since the pool began."""
+    """``(t, member, kind, term, reason)``: ``t`` in seconds on the kit's clock since it started."""
 
     t: float
     member: str
