@@ -259,21 +259,11 @@ class KitPool:
         member = self._alive(member_id)
         term = member.election.term if member.election.is_leader else None
 
-        async def crash() -> None:
-            await _cancelled(member.tasks)
-            member.clock.thaw()
-            if member.worker is not None:
-                await member.worker.end(crash=True)
-            else:
-                member.election.core.abandon()
-                await member.election.stop()
-            await self.redis.drop_connections(member_id)
-
         member.state = "killed"
-        self._run(crash())
-        member.clock.retired = True
-        if term is not None:
+        if term is not None:  # the crash's instant: it acts no more from here
             self._history.revoked(self.clock.elapsed(), member_id, term, "killed")
+        self._ending(self._end(member, crash=True))
+        member.clock.retired = True
         if isinstance(member.face, Election):
             member.face.stop(timeout=5)  # its callbacks' thread (the election has ended already)
         self._settle()
@@ -378,25 +368,40 @@ class KitPool:
                 self._stop_member(member)  # one that failed on its own raises its error: the test's to see
 
     def _stop_member(self, member: KitMember) -> None:
-        self._run(self._thawed(member))
-        if member.worker is not None:
-            self._run(member.worker.end(crash=False))
-        elif isinstance(member.face, Election):
-            member.face.stop(timeout=30)
-        else:
-            self._run(member.election.stop())
-        self._run(self._end_tasks(member))
+        self._ending(self._end(member, crash=False))
+        if isinstance(member.face, Election):
+            member.face.stop(timeout=5)  # its callbacks' thread (the election has ended already)
         member.clock.retired = True
+
+    async def _end(self, member: KitMember, *, crash: bool) -> None:
+        """Stop ``member`` kindly, or as a crash (no hand-over, no leaving, connections dropped)."""
+        member.clock.thaw()
+        if crash:
+            await _cancelled(member.tasks)  # its schedules die with it
+        if member.worker is not None:
+            await member.worker.end(crash=crash)
+        else:
+            if crash:
+                member.election.core.abandon()
+            await member.election.stop()
+        member.clock.retired = True  # its loop sleeps no more: the pool can settle without it
+        await _cancelled(member.tasks)
+        if crash:
+            await self.redis.drop_connections(member.member_id)
+
+    def _ending(self, end: Coroutine[Any, Any, None]) -> None:
+        """Run ``end`` while moving the clock as it needs (a member backing off from an unreachable
+        Redis sleeps through a stop request until its backoff ends, on the kit's clock)."""
+        done = BackgroundLoop.submit(end)
+        limit = WAIT_LEASES * float(self._config["ttl_s"])
+        self._run(self.clock.run_until(done.done, limit_s=limit))
+        done.result(timeout=30)  # what the member's election ended with, raised (a ScriptError, say)
 
     # ---- on the loop ----
 
     @staticmethod
     async def _thawed(member: KitMember) -> None:
         member.clock.thaw()
-
-    @staticmethod
-    async def _end_tasks(member: KitMember) -> None:
-        await _cancelled(member.tasks)
 
     @staticmethod
     async def _call(fn: Callable[[], None]) -> None:

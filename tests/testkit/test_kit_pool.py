@@ -92,6 +92,26 @@ class TestPartitionsAndRestarts:
         pool.assert_single_leader()  # terms only go up, though Redis forgot its counter
 
 
+class TestFailingTests:
+    def test_waiting_for_a_leader_that_cannot_be_elected_fails_the_test(self, leaderpool_pool: PoolFactory) -> None:
+        """A pool whose only member is cut from Redis has no leader: wait_for_leader says so."""
+        pool = leaderpool_pool("scheduler", members=1)
+        pool.wait_for_leader()
+        pool.partition("m0")
+        pool.advance(1.0)  # past its renew deadline: it may no longer act
+        assert pool.leader is None
+        with pytest.raises(AssertionError, match=r"pool 'scheduler': no leader after 3s"):
+            pool.wait_for_leader(timeout_s=3.0)
+
+    def test_fault_calls_refuse_a_member_that_is_gone(self, leaderpool_pool: PoolFactory) -> None:
+        pool = leaderpool_pool("scheduler", members=2)
+        pool.kill("m0")
+        with pytest.raises(ValueError, match="member 'm0' was killed"):
+            pool.freeze("m0")
+        with pytest.raises(ValueError, match=r"no member 'm9' \(members: \['m0', 'm1'\]\)"):
+            pool.kill("m9")
+
+
 class TestAsyncioMembers:
     def test_asyncio_members_with_async_callbacks(self, leaderpool_pool: PoolFactory) -> None:
         elected: list[int] = []
