@@ -35,6 +35,7 @@ from leaderpool.jobs.wire import Handler
 from leaderpool.members import MemberInfo
 from leaderpool.names.member_names import MemberNames, NameMethods
 from leaderpool.state import LeaderState, read_state, save_state
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.lifecycle import AsyncLifecycle
 from leaderpool.util.log import get_logger
 from leaderpool.util.stop_signals import STOP_SIGNALS, loop_signals, signal_of
@@ -73,8 +74,10 @@ class AsyncElection(PoolWork, NameMethods, AsyncLifecycle):
         with_state: bool = False,
         handler: Handler | None = None,
         jobs: JobsConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self._clock = clock  # what the election reads time through: a test's clock (leaderpool.testkit)
         self.jobs_config = jobs or JobsConfig()
         self._handler = handler
         self._jobs: JobService | None = None
@@ -126,7 +129,7 @@ class AsyncElection(PoolWork, NameMethods, AsyncLifecycle):
         if self._submit is None:
             dispatcher = LoopDispatcher(self._callbacks)
             self._submit, self._close_dispatch = dispatcher.submit, dispatcher.close
-        self._core = ElectionCore(self.config, self._client, self._sink)
+        self._core = ElectionCore(self.config, self._client, self._sink, clock=self._clock)
         if self._handler is not None:
             self._jobs = self._job_service(self._core, self._client, self._handler)
             self._jobs.start(self.lead_hooks)
@@ -223,6 +226,11 @@ class AsyncElection(PoolWork, NameMethods, AsyncLifecycle):
         return self._core
 
     @property
+    def clock(self) -> Clock:
+        """What this member reads time through (the system's, but under a test's kit)."""
+        return self._clock
+
+    @property
     def client(self) -> AsyncClient:
         """The asyncio Redis client this election runs on, once started (its own for a URL)."""
         return self._started_client()
@@ -256,8 +264,9 @@ class AsyncElection(PoolWork, NameMethods, AsyncLifecycle):
 
     @property
     def renew_deadline(self) -> float | None:
-        """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed
-        first (it moves on with every renewal); None while not leading."""
+        """While leading, the instant on the election's clock (``time.monotonic()``, but under a
+        test's kit) at which the lead ends unless renewed first (it moves on with every renewal);
+        None while not leading."""
         return self._core.lead.current_deadline if self._core is not None else None
 
     @property

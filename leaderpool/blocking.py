@@ -32,6 +32,7 @@ from leaderpool.schedules.periodic import ScheduledRun, run_schedule
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.state import LeaderState
 from leaderpool.util.background_loop import BackgroundLoop
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.lifecycle import BlockingTwin, on_background_loop
 from leaderpool.util.stop_signals import STOP_SIGNALS, caught_signals
 
@@ -69,9 +70,10 @@ class Election(BlockingTwin[AsyncElection]):
         with_state: bool = False,
         handler: Handler | None = None,
         jobs: JobsConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self._inner = AsyncElection(config, redis, with_state=with_state, handler=handler, jobs=jobs)
+        self._inner = AsyncElection(config, redis, with_state=with_state, handler=handler, jobs=jobs, clock=clock)
         self._callbacks = Callbacks(self._hooks_first(on_elected), on_revoked, on_leader_changed)
         self._dispatcher: ThreadDispatcher | None = None
 
@@ -153,7 +155,8 @@ class Election(BlockingTwin[AsyncElection]):
 
     @property
     def renew_deadline(self) -> float | None:
-        """While leading, the ``time.monotonic()`` instant at which the lead ends unless renewed."""
+        """While leading, the instant on the election's clock (``time.monotonic()``, but under a
+        test's kit) at which the lead ends unless renewed."""
         return self._inner.renew_deadline
 
     @property

@@ -31,7 +31,6 @@ the script's name, the member leaves, and :meth:`run` raises it (the faces re-ra
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from leaderpool import probe
@@ -53,7 +52,7 @@ from leaderpool.election.wakeups import Wakeups
 from leaderpool.errors import MemberIdInUse, ScriptError
 from leaderpool.events import LeaderInfo, RevokeReason, Role, Sink
 from leaderpool.fast_failover.failover import FastFailover
-from leaderpool.util.constants import SPIN_LEAD_S
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock, as_clock
 from leaderpool.util.log import Logger, get_logger
 
 
@@ -61,8 +60,15 @@ class ElectionCore:
     """One member's election, run by :meth:`run` on an event loop."""
 
     def __init__(
-        self, config: MemberConfig, client: AsyncClient, sink: Sink, *, clock: Callable[[], float] = time.monotonic
+        self,
+        config: MemberConfig,
+        client: AsyncClient,
+        sink: Sink,
+        *,
+        clock: Clock | Callable[[], float] = SYSTEM_CLOCK,
     ) -> None:
+        seam = as_clock(clock)  # time is read through this one seam (the test kit moves it by hand)
+        clock = seam.now
         self.config = config
         self.keys = Keyspace(config.pool, config.prefix)
         self.store = PoolStore(client, self.keys)
@@ -70,7 +76,7 @@ class ElectionCore:
         log = get_logger("leaderpool", pool=config.pool, member=config.member_id, term=None)
         self.lead = Leadership(config, self.store, self.membership, sink, clock, log, on_end=self._forget_own_lead)
         self.view = PoolView(config, self.lead.emit)
-        self.wakeups = Wakeups(config, self.membership, self.lead, self.view, clock)
+        self.wakeups = Wakeups(config, self.membership, self.lead, self.view, seam)
         self.fast = FastFailover(config, client, self.store, self.wakeups.poke, self._on_trigger, clock)
         self.contest = Contest(
             config,
@@ -98,6 +104,7 @@ class ElectionCore:
         )
         self._client = client
         self._clock = clock
+        self._spin_lead_s = seam.spin_lead_s
         self._retries = Retries(config.heartbeat)
         self._abandoned = False
 
@@ -225,9 +232,9 @@ class ElectionCore:
         if now >= self.membership.next_beat:
             await self._beat()
         expiry, successor = timers.leader_expiry, self.view.successor
-        if successor and expiry is not None and 0 < expiry - now <= SPIN_LEAD_S and not pending.vacated:
+        if successor and expiry is not None and 0 < expiry - now <= self._spin_lead_s and not pending.vacated:
             while self._clock() < expiry and not alarm.rung:
-                await asyncio.sleep(0)  # bounded by SPIN_LEAD_S
+                await asyncio.sleep(0)  # bounded by the clock's spin_lead_s
             now = self._clock()
         following = self.lead.role is Role.FOLLOWER
         if pending.vacated or (following and expiry is not None and now >= expiry):

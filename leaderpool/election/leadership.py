@@ -86,7 +86,7 @@ class Leadership:
 
     @property
     def current_deadline(self) -> float | None:
-        """While leading, the monotonic instant (``time.monotonic()``) at which this lead ends
+        """While leading, the instant on the election's clock (monotonic seconds) at which this lead ends
         unless renewed first; None while not leading. Work done for the lead must not start
         after it, whatever order callbacks run in after a freeze."""
         return self.renew_deadline if self.leading else None

@@ -1,8 +1,9 @@
 """Succession, as pure functions: who comes next, whom to hand to, and the deadline arithmetic.
 
 Nothing here does I/O or reads a clock: the election passes in what it read and when, so each
-rule is tested directly (``tests/election/test_succession.py``). Instants are ``time.monotonic()``
-seconds on this process's clock; Redis times are unix milliseconds on Redis's clock.
+rule is tested directly (``tests/election/test_succession.py``). Instants are monotonic seconds
+on the election's clock (:class:`leaderpool.util.clock.Clock`); Redis times are unix
+milliseconds on Redis's clock.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ the next turn applies. After a failed Redis call it sleeps out the backoff, poke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from leaderpool.config import MemberConfig
@@ -20,8 +19,7 @@ from leaderpool.election.leadership import Leadership
 from leaderpool.election.membership import Membership
 from leaderpool.election.view import PoolView
 from leaderpool.events import RevokeReason, Role
-from leaderpool.util.alarm import Alarm
-from leaderpool.util.constants import SPIN_LEAD_S
+from leaderpool.util.clock import Clock
 
 
 @dataclass
@@ -56,7 +54,7 @@ class Wakeups:
         membership: Membership,
         lead: Leadership,
         view: PoolView,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.config = config
         self.membership = membership
@@ -64,7 +62,8 @@ class Wakeups:
         self.view = view
         self.pending = Pending()
         self.timers = Timers()
-        self.alarm = Alarm(clock)
+        self.alarm = clock.alarm()
+        self._spin_lead_s = clock.spin_lead_s
 
     def poke(self, *, dirty: bool = False, vacated: bool = False) -> None:
         """Wake the loop now (a poke while it is busy makes it skip its next sleep)."""
@@ -88,7 +87,7 @@ class Wakeups:
             candidates = [self.membership.next_beat, *(x for x in (t.vacancy_retry, t.reread_at) if x is not None)]
             if self.lead.role is Role.FOLLOWER and t.leader_expiry is not None:
                 if self.view.successor:
-                    candidates.append(t.leader_expiry - SPIN_LEAD_S)
+                    candidates.append(t.leader_expiry - self._spin_lead_s)
                 elif self.view.successor_id is not None:
                     # the next in line claims at the expiry; the others look a grace later, so
                     # hundreds of members of a process do not wake in the very turn it claims in

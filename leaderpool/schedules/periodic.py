@@ -33,6 +33,7 @@ from leaderpool.election.lead_hooks import LeadHook, LeadHooks
 from leaderpool.events import RevokeReason
 from leaderpool.schedules.schedule import Due, Schedule, next_due
 from leaderpool.schedules.schedule_store import ClaimStatus, ScheduleStore
+from leaderpool.util.clock import Clock
 from leaderpool.util.log import Logger, get_logger
 from leaderpool.util.timeouts import within
 
@@ -216,6 +217,9 @@ class LeadingElection(Protocol):
     def lead_hooks(self) -> LeadHooks: ...
 
     @property
+    def clock(self) -> Clock: ...
+
+    @property
     def client(self) -> AsyncClient: ...
 
     @property
@@ -293,7 +297,9 @@ class _LibraryRunner:
             stop = self._stop
             store = ScheduleStore(election.client, election.keys)
             bound = log.bind(pool=election.pool, member=election.member_id, term=term)
-            walker = SlotWalker(store, self.schedule, LeaderValue(term, election.member_id), self.grace_s, bound)
+            walker = SlotWalker(
+                store, self.schedule, LeaderValue(term, election.member_id), self.grace_s, bound, election.clock.wall
+            )
             while not stop.is_set() and election.term == term and election.is_leader:
                 step = await walker.step()
                 if isinstance(step, Wait):
@@ -309,15 +315,20 @@ class _LibraryRunner:
 
 
 async def _sleep_while_leading(election: LeadingElection, term: int, stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, waking early once the lead of ``term`` is over (at its renew deadline
-    at the latest) or ``stop`` is set."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0 and election.term == term and election.is_leader:
-        deadline = election.renew_deadline
-        until_deadline = max(deadline - time.monotonic(), 0.001) if deadline is not None else left
-        with contextlib.suppress(TimeoutError):
-            await within(stop.wait(), min(left, until_deadline))
-            return
+    """Sleep ``seconds`` on the election's clock, waking early once the lead of ``term`` is over
+    (at its renew deadline at the latest) or ``stop`` is set."""
+    clock = election.clock
+    alarm = clock.alarm()
+    stopped = asyncio.ensure_future(stop.wait())
+    stopped.add_done_callback(lambda _: alarm.ring())
+    end = clock.now() + seconds
+    try:
+        while end > clock.now() and not stop.is_set() and election.term == term and election.is_leader:
+            deadline = election.renew_deadline
+            await alarm.sleep_until(min(end, deadline if deadline is not None else end))
+    finally:
+        stopped.cancel()
+        alarm.close()
 
 
 async def _run_slot(walker: SlotWalker, slot_ms: int, fn: Callable[[ScheduledRun], Any], run: ScheduledRun) -> None:

@@ -57,3 +57,7 @@ class Alarm:
             timer.cancel()
             self._waiter = None
         self.rung = False
+
+    def close(self) -> None:
+        """The sleeper is done with this alarm (nothing to free here; a test clock that watches
+        its sleepers stops waiting for this one)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from typing import Any
 
 from leaderpool.backend.protocol import LeaderValue
@@ -26,7 +27,9 @@ from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskContext, ThreadT
 
 def _walker(election: Any, schedule: Schedule, grace_s: float, ctx: TaskContext) -> SlotWalker:
     store = ScheduleStore(election.client, election.keys)
-    return SlotWalker(store, schedule, LeaderValue(ctx.term, ctx.member), grace_s, ctx.log)
+    clock = getattr(election, "clock", None)  # the election's wall clock (a test's kit moves it)
+    wall = clock.wall if clock is not None else time.time
+    return SlotWalker(store, schedule, LeaderValue(ctx.term, ctx.member), grace_s, ctx.log, wall)
 
 
 def _outcome(ctx: TaskContext) -> str:

@@ -54,8 +54,8 @@ from typing import Any, Literal, Protocol, TypeVar
 from leaderpool.backend.pool_store import FenceResult
 from leaderpool.errors import NotLeader
 from leaderpool.state import LeaderState
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock, as_clock
 from leaderpool.util.log import get_logger
-from leaderpool.util.timeouts import within
 
 log = get_logger("leaderpool.worker")
 
@@ -95,10 +95,11 @@ class Lead:
     """One leadership, judged on the monotonic clock each time it is asked: over once the
     source's term is no longer ``term`` or its renew deadline has passed; over for good after."""
 
-    def __init__(self, source: LeadSource, term: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, source: LeadSource, term: int, clock: Clock | Callable[[], float] = SYSTEM_CLOCK) -> None:
         self.term = term
         self._source = source
-        self._clock = clock
+        self.clock = as_clock(clock)  # the election's: a test's kit moves it
+        self._clock = self.clock.now
         self._over = False
         self._deadline: float | None = None
 
@@ -139,10 +140,23 @@ class AsyncStopEvent(asyncio.Event):
         return super().is_set() or self._lead.over()
 
     async def wait(self) -> Literal[True]:
-        while not self.is_set():
-            with contextlib.suppress(TimeoutError):
-                await within(super().wait(), self._lead.remaining_s())
+        await self.wait_up_to(None)
         return True
+
+    async def wait_up_to(self, seconds: float | None) -> bool:
+        """Wait until set (or the lead is over), at most ``seconds`` (None: no limit) of the
+        election's clock; whether it is set."""
+        clock = self._lead.clock
+        end = None if seconds is None else clock.now() + seconds
+        while not self.is_set():
+            step = self._lead.remaining_s()
+            if end is not None:
+                left = end - clock.now()
+                if left <= 0:
+                    break
+                step = min(step, left)
+            await clock.wait_for(self, step)
+        return self.is_set()
 
 
 class ThreadStopEvent(threading.Event):
@@ -156,11 +170,12 @@ class ThreadStopEvent(threading.Event):
         return super().is_set() or self._lead.over()
 
     def wait(self, timeout: float | None = None) -> bool:
-        end = None if timeout is None else time.monotonic() + timeout
+        now = self._lead.clock.now  # the steps themselves wait on the thread's real clock
+        end = None if timeout is None else now() + timeout
         while not self.is_set():
             step = self._lead.remaining_s()
             if end is not None:
-                left = end - time.monotonic()
+                left = end - now()
                 if left <= 0:
                     break
                 step = min(step, left)
@@ -213,9 +228,7 @@ class AsyncTaskContext(_Context):
 
     async def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as the task should stop."""
-        with contextlib.suppress(TimeoutError):
-            await within(self.stop.wait(), seconds)
-        return self.stop.is_set()
+        return await self.stop.wait_up_to(seconds)
 
     async def fenced_set(self, key: str, value: str | bytes, px: int = 0) -> FenceResult:
         self._check_leading()
@@ -332,8 +345,10 @@ class TaskRunner:
         grace_s: float,
         on_crash: Callable[[int, BaseException], None],
         on_lapsed: Callable[[int], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.task = task
+        self.clock = clock  # the election's, which each lead is judged on
         self.pool = pool
         self.member = member
         self.grace_s = grace_s
@@ -361,7 +376,7 @@ class TaskRunner:
         loop = asyncio.get_running_loop()
         bound = log.bind(pool=self.pool, member=self.member, term=term, task=self._name)
         delay = self.crash_delay_s
-        lead = Lead(self._lead_source, term)
+        lead = Lead(self._lead_source, term, self.clock)
         ctx: TaskContext
         if is_async(self.task):
             ctx = AsyncTaskContext(self.pool, self.member, term, bound, self._fenced_set, lead)

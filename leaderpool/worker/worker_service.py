@@ -19,10 +19,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from leaderpool.aio import AsyncElection
-from leaderpool.backend.clients import describe
+from leaderpool.backend.clients import RedisLike, describe
 from leaderpool.console.args import EXIT_USAGE, say_error
 from leaderpool.errors import MemberIdInUse
 from leaderpool.events import LeaderInfo, RevokeReason, Role
+from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.descriptors import soft_limit
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
@@ -58,8 +59,16 @@ class Worker:
     """Drives one :class:`AsyncElection` and the leader task; :meth:`run` until ``stop`` is set."""
 
     def __init__(
-        self, settings: WorkerSettings, events: EventWriter | None = None, http: HttpEndpoints | None = None
+        self,
+        settings: WorkerSettings,
+        events: EventWriter | None = None,
+        http: HttpEndpoints | None = None,
+        *,
+        redis: RedisLike | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """``redis`` and ``clock``: instead of ``settings.redis_url`` and the system's clock (the
+        test kit runs a worker's task on its own Redis and clock, :mod:`leaderpool.testkit`)."""
         self.settings = settings
         self.http = http
         self.metrics: ElectionMetrics | None = None
@@ -68,12 +77,13 @@ class Worker:
         self.events = events
         self.election = AsyncElection(
             self.config,
-            settings.redis_url,
+            settings.redis_url if redis is None else redis,
             on_elected=self._on_elected,
             on_revoked=self._on_revoked,
             on_leader_changed=self._on_leader_changed,
             handler=settings.handler,
             jobs=settings.jobs,
+            clock=clock,
         )
         self.runner = TaskRunner(
             self._leader_task(settings),
@@ -84,6 +94,7 @@ class Worker:
             grace_s=settings.task_grace_s,
             on_crash=self._on_task_crash,
             on_lapsed=self._on_lead_lapsed,
+            clock=clock,
         )
         self._term: int | None = None
         self.forced = False

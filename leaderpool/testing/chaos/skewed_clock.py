@@ -3,9 +3,10 @@ leaderpool.testing.chaos.skewed_clock ARGS...`` is ``python -m leaderpool.worker
 process whose ``time.time()`` and ``time.monotonic()`` add offsets. On SIGUSR1 it reads new
 offsets from the file named by ``$CHAOS_CLOCK_FILE`` (``{"wall_s": W, "monotonic_s": M}``).
 
-The OS clock cannot be moved for one process, and the election core takes its clock as an
-argument (``ElectionCore(clock=time.monotonic)``, bound when ``leaderpool.election.core`` is
-imported) that neither face nor the worker lets a caller set; so the functions are replaced
+The OS clock cannot be moved for one process, and the election reads its clock through a seam
+(:class:`leaderpool.util.clock.Clock`) whose system clock binds ``time.monotonic`` when
+``leaderpool.util.clock`` is imported, and which the worker's command line does not let a caller
+set (the test kit's in-process clock is :mod:`leaderpool.testkit`); so the functions are replaced
 before anything of leaderpool's is imported, and the core, the worker, the task's deadline
 checks, redis-py and the event loop's timers all read the jumped clock, as they would a jumped
 system clock. The task stamps its records with ``time.clock_gettime`` (the true clocks), so the
