@@ -1,5 +1,5 @@
-"""``leaderpool-cli lock RESOURCE [--ttl S] [--timeout S] -- COMMAND [ARGS...]``: ``flock(1)``
-across machines.
+"""``leaderpool-cli lock RESOURCE [-n N] [--ttl S] [--timeout S] -- COMMAND [ARGS...]``: ``flock(1)``
+across machines (with ``-n N``, one of N permits of the resource's semaphore, as ``consul lock -n``).
 
 Takes the cluster-wide lock (:class:`~leaderpool.locks.blocking_lock.Lock`), runs COMMAND with
 ``LEADERPOOL_LOCK_TOKEN`` (the fencing token) and ``LEADERPOOL_LOCK_RESOURCE`` in its
@@ -85,25 +85,37 @@ def run_locked(
     *,
     grace_s: float = DEFAULT_GRACE_S,
     pass_env: Sequence[str] = (),
+    permits: int | None = None,
 ) -> int:
-    """Run ``command`` holding the lock; its exit code. Raises :class:`Failure` on a timeout."""
+    """Run ``command`` holding the lock (with ``permits``: one of that many permits of the
+    resource's semaphore); its exit code. Raises :class:`Failure` on a timeout."""
     from leaderpool.backend.connect import blocking_client
     from leaderpool.locks.blocking_lock import Lock
+    from leaderpool.locks.semaphore import Semaphore
 
     client = blocking_client(url, socket_connect_timeout=5)  # Sentinel and Cluster URLs too
     signals = _Signals()
     signals.install()
     try:
-        lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix)
+        lock: Lock | Semaphore
+        if permits is None:
+            lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix)
+        else:
+            lock = Semaphore(
+                client, resource, permits=permits, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix
+            )
         try:
             taken = lock.acquire()
         except _Interrupted as stop:
             lock.release()  # in case the signal came right after the lock was taken
             return 128 + stop.signum
         if not taken:
-            raise Failure(f"timed out after {timeout_s:g}s waiting for lock {resource} (another holder has it)")
+            held_by = "another holder has it" if permits is None else f"all {permits} permits are held"
+            raise Failure(f"timed out after {timeout_s:g}s waiting for lock {resource} ({held_by})")
         try:
             added = {"LEADERPOOL_LOCK_TOKEN": str(lock.token), "LEADERPOOL_LOCK_RESOURCE": resource}
+            if permits is not None:
+                added["LEADERPOOL_LOCK_PERMITS"] = str(permits)
             env = command_environment(os.environ, added=added, withheld=CREDENTIAL_VARIABLES, passed=pass_env)
             spec = TreeSpec(tuple(command), grace_s=grace_s, label="leaderpool-cli")
             signals.tree = tree = start_tree(spec, env=env)
