@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         LeaderpoolError,
         LeaseLost,
         LockNotAcquired,
+        LockUpgradeRefused,
         MemberIdInUse,
         NoTaker,
         NotLeader,
@@ -49,7 +50,10 @@ if TYPE_CHECKING:
     from leaderpool.jobs.jobs_config import JobsConfig
     from leaderpool.jobs.wire import JobContext, MulticallResult
     from leaderpool.locks.async_lock import AsyncLock, atrans
+    from leaderpool.locks.async_semaphore import AsyncSemaphore
     from leaderpool.locks.blocking_lock import Lock, trans
+    from leaderpool.locks.rwlock import AsyncReadWriteLock, ReadWriteLock
+    from leaderpool.locks.semaphore import Semaphore
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
     from leaderpool.names.registry import NameOwner
     from leaderpool.pool_client import AsyncPoolClient, PoolClient
@@ -104,6 +108,11 @@ _EXPORTS = {
     "AsyncLock": "leaderpool.locks.async_lock",
     "Lock": "leaderpool.locks.blocking_lock",
     "LockNotAcquired": "leaderpool.errors",
+    "LockUpgradeRefused": "leaderpool.errors",
+    "AsyncSemaphore": "leaderpool.locks.async_semaphore",
+    "Semaphore": "leaderpool.locks.semaphore",
+    "ReadWriteLock": "leaderpool.locks.rwlock",
+    "AsyncReadWriteLock": "leaderpool.locks.rwlock",
     "NameOwner": "leaderpool.names.registry",
     "atrans": "leaderpool.locks.async_lock",
     "trans": "leaderpool.locks.blocking_lock",
@@ -113,6 +122,8 @@ __all__ = [
     "AsyncElection",
     "AsyncLock",
     "AsyncPoolClient",
+    "AsyncReadWriteLock",
+    "AsyncSemaphore",
     "BacklogFull",
     "BadPoolData",
     "CallTimeout",
@@ -130,6 +141,7 @@ __all__ = [
     "LeaseLost",
     "Lock",
     "LockNotAcquired",
+    "LockUpgradeRefused",
     "MemberConfig",
     "MemberIdInUse",
     "MemberInfo",
@@ -140,6 +152,7 @@ __all__ = [
     "PayloadError",
     "PoolClient",
     "Ranker",
+    "ReadWriteLock",
     "RedisAuthFailed",
     "RedisUnavailable",
     "RevokeReason",
@@ -147,6 +160,7 @@ __all__ = [
     "Schedule",
     "ScheduledRun",
     "ScriptError",
+    "Semaphore",
     "StaleTerm",
     "StateTooLarge",
     "__version__",

@@ -17,8 +17,8 @@ import redis_lock
 
 from leaderpool.backend.keys import DEFAULT_PREFIX, QueueKeys
 from leaderpool.backend.redis_errors import RETRYABLE, is_acl_refusal, translate_redis_errors
-from leaderpool.locks.blocking_lock import validate_timeout, wait_cap
 from leaderpool.locks.lock_renewal import RENEW_FRACTION, log
+from leaderpool.locks.lock_rules import validate_timeout, wait_cap
 from leaderpool.locks.queue_core import (
     DEFAULT_LEASE_S,
     Mode,
