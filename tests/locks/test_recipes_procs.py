@@ -185,7 +185,10 @@ def test_the_lock_command_with_n_runs_at_most_n_commands_at_once(redis_one: Redi
     lines, each with its own token and the permit count in its environment; while both
     permits are held, ``--timeout`` ends with one line naming them."""
     log = tmp_path / "log"
-    script = 'echo "start $LEADERPOOL_LOCK_TOKEN $LEADERPOOL_LOCK_PERMITS" >> "$1"; sleep 0.5; echo "end $LEADERPOOL_LOCK_TOKEN x" >> "$1"'
+    script = (
+        'echo "start $LEADERPOOL_LOCK_TOKEN $LEADERPOOL_LOCK_PERMITS" >> "$1"; sleep 0.5; '
+        'echo "end $LEADERPOOL_LOCK_TOKEN x" >> "$1"'
+    )
     argv = [sys.executable, "-m", "leaderpool.cli", "--redis", redis_one.url, "lock", "jobs", "-n", "2", "--ttl", "2"]
     with ChildGroup() as group:
         runs = [
