@@ -123,7 +123,8 @@ def test_waiters_get_the_permit_in_arrival_order(redis_one: RedisServer, tmp_pat
         waiters = []
         for i in range(3):
             waiters.append(start(group, redis_one.url, "fair", f"w{i}", log, 1, 0.1, 1, 2))
-            eventually(lambda n=i + 1: client.zcard("leaderpool:fair-lock-queue:{res}") == n)
+            queued = i + 1
+            eventually(lambda: client.zcard("leaderpool:fair-lock-queue:{res}") == queued)  # noqa: B023 - used at once
         holder.kill()  # its permit comes free at its lease end, to the first in line
         tokens = [acquired(w) for w in waiters]
         for child in waiters:
