@@ -1,5 +1,7 @@
 """``leaderpool-cli lock RESOURCE [-n N] [--ttl S] [--timeout S] -- COMMAND [ARGS...]``: ``flock(1)``
-across machines (with ``-n N``, one of N permits of the resource's semaphore, as ``consul lock -n``).
+across machines (with ``-n N``, one of N permits of the resource's semaphore, as ``consul lock -n``:
+the command is stopped, as by SIGTERM below, once the permit is lost or its renewal deadline
+passes, since another holder may then act).
 
 Takes the cluster-wide lock (:class:`~leaderpool.locks.blocking_lock.Lock`), runs COMMAND with
 ``LEADERPOOL_LOCK_TOKEN`` (the fencing token) and ``LEADERPOOL_LOCK_RESOURCE`` in its
@@ -25,16 +27,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaderpool.console.args import Failure
 from leaderpool.console.credentials import CREDENTIAL_VARIABLES
 from leaderpool.proctree.environment import command_environment
 from leaderpool.proctree.launch import ProcessTree, TreeSpec, start_tree
 from leaderpool.util.constants import DEFAULT_PREFIX
+
+if TYPE_CHECKING:
+    from leaderpool.locks.semaphore import Semaphore
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_CANNOT_RUN = 127
@@ -73,6 +79,26 @@ class _Signals:
 
 def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
+
+
+HOLD_CHECK_S = 0.1
+"""How often ``lock -n`` looks at its permit's renewal deadline (a local flag: no Redis command)."""
+
+
+def wait_holding(tree: ProcessTree, permit: Semaphore, resource: str) -> int:
+    """Wait until every process of the tree is gone, stopping the tree (SIGTERM, SIGKILL after
+    the grace) once the permit is no longer ours (lost, or its renewal deadline passed: another
+    holder may be acting): the command's return code."""
+    while True:
+        try:
+            return tree.wait(HOLD_CHECK_S)
+        except subprocess.TimeoutExpired:
+            if permit.holding:
+                continue
+        why = permit.lost_why or "no renewal succeeded within its ttl"
+        sys.stderr.write(f"leaderpool-cli: warning: permit of {resource} lost ({why}): stopping the command\n")
+        tree.stop()
+        return tree.wait()
 
 
 def run_locked(
@@ -122,7 +148,8 @@ def run_locked(
             if tree.started is None:  # it could not be started: the supervisor said why
                 return exit_code(tree.wait())
             lock.start_renewal()
-            returncode = tree.wait()  # every process of its tree is gone
+            # every process of its tree is gone (with -n, stopped first if the permit was lost)
+            returncode = wait_holding(tree, lock, resource) if isinstance(lock, Semaphore) else tree.wait()
         except _Interrupted as stop:  # between taking the lock and starting the command
             return 128 + stop.signum
         finally:

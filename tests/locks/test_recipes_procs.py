@@ -232,3 +232,22 @@ def test_a_read_write_lock_excludes_across_clients_on_every_redis(redis_server: 
     with one.write() as w:
         assert w.token == 3 and not two.read().acquire(blocking=False)
     client.close()
+
+
+@pytest.mark.slow
+def test_the_lock_command_stops_its_command_when_its_permit_is_lost(redis_one: RedisServer, tmp_path: Path) -> None:
+    """``lock -n``: the permit taken from under it (its holder entry removed, as when its lease
+    lapsed and another took it), the renewal finds it gone and the command gets SIGTERM at once
+    (its trap runs), with a warning; it does not run on beside the next holder."""
+    ready, stopped = tmp_path / "ready", tmp_path / "stopped"
+    script = f'trap "touch {stopped}; exit 7" TERM; touch {ready}; while :; do sleep 0.05; done'
+    argv = [sys.executable, "-m", "leaderpool.cli", "--redis", redis_one.url, "lock", "jobs", "-n", "1", "--ttl", "1"]
+    client = redis.Redis.from_url(redis_one.url)
+    with ChildGroup() as group:
+        holder = group.add(Child([*argv, "--", "sh", "-c", script], name="holder", env=clean_env(), cwd=ROOT))
+        eventually(ready.exists)
+        client.delete("leaderpool:semaphore:{jobs}")
+        assert 7 == holder.wait(PATIENCE)
+        assert stopped.exists()
+        assert "permit of jobs lost (renewal found the lock no longer ours): stopping the command" in holder.stderr
+    client.close()
