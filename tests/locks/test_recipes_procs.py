@@ -5,6 +5,8 @@ their wake-up list instead of polling, histories checked, and ``leaderpool-cli l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import sys
 import threading
@@ -13,12 +15,15 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 
+from leaderpool.locks.async_semaphore import AsyncSemaphore
 from leaderpool.locks.rwlock import ReadWriteLock
 from leaderpool.locks.semaphore import Semaphore
 from leaderpool.testing.history.permits import check, holds_from_actions
 from leaderpool.testing.processes import Child, ChildGroup
 from leaderpool.testing.redis_server import RedisServer
+from leaderpool.util.timeouts import within
 from tests.support.worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
 
 
@@ -250,4 +255,40 @@ def test_the_lock_command_stops_its_command_when_its_permit_is_lost(redis_one: R
         assert 7 == holder.wait(PATIENCE)
         assert stopped.exists()
         assert "permit of jobs lost (renewal found the lock no longer ours): stopping the command" in holder.stderr
+    client.close()
+
+
+def test_an_asyncio_waiter_is_woken_by_a_blocking_release_and_a_cancelled_one_leaves_the_queue(
+    redis_one: RedisServer,
+) -> None:
+    """An AsyncSemaphore waiter blocks on its wake-up list and takes the permit a blocking holder
+    releases; a waiter cancelled while queued takes itself out of the queue at once."""
+    client = redis.Redis.from_url(redis_one.url)
+
+    async def scenario() -> None:
+        aclient = redis.asyncio.Redis.from_url(redis_one.url)
+        try:
+            holder = Semaphore(client, "gpu", permits=1, ttl_s=5)
+            holder.acquire()
+            waiter = AsyncSemaphore(aclient, "gpu", permits=1, ttl_s=5, timeout=60)
+            task = asyncio.ensure_future(waiter.acquire())
+            while not client.zcard("leaderpool:semaphore-queue:{gpu}"):
+                await asyncio.sleep(0.02)
+            holder.release()
+            assert await within(task, PATIENCE)
+            assert 2 == waiter.token and waiter.attempts <= 3
+            other_client = redis.asyncio.Redis.from_url(redis_one.url)
+            cancelled = asyncio.ensure_future(AsyncSemaphore(other_client, "gpu", permits=1).acquire())
+            while not client.zcard("leaderpool:semaphore-queue:{gpu}"):
+                await asyncio.sleep(0.02)
+            cancelled.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cancelled
+            assert 0 == client.zcard("leaderpool:semaphore-queue:{gpu}")
+            await other_client.aclose()
+            await waiter.release()
+        finally:
+            await aclient.aclose()
+
+    asyncio.run(within(scenario(), 60))
     client.close()
