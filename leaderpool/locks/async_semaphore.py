@@ -138,11 +138,13 @@ class AsyncQueuedHolder:
         s = self.state
         if s.token is None:
             return
-        with translated("queue_leave"), translate_redis_errors():
-            lost = int(await self._scripts.leave.raw(s.keys.script_keys, s.args()))
-        if lost:
-            s.mark_lost("the release found the permit no longer ours")
-        s.token = None
+        try:
+            with translated("queue_leave"), translate_redis_errors():
+                lost = int(await self._scripts.leave.raw(s.keys.script_keys, s.args()))
+            if lost:
+                s.mark_lost("the release found the permit no longer ours")
+        finally:
+            s.token = None  # released, or not ours to rely on: its lease ends anyway
 
     async def _leave_quietly(self) -> None:
         s = self.state

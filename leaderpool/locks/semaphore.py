@@ -185,11 +185,13 @@ class QueuedHolder:
         s = self.state
         if s.token is None:
             return
-        with translated("queue_leave"), translate_redis_errors():
-            lost = int(self._scripts.leave.blocking(s.keys.script_keys, s.args()))
-        if lost:
-            s.mark_lost("the release found the permit no longer ours")
-        s.token = None
+        try:
+            with translated("queue_leave"), translate_redis_errors():
+                lost = int(self._scripts.leave.blocking(s.keys.script_keys, s.args()))
+            if lost:
+                s.mark_lost("the release found the permit no longer ours")
+        finally:
+            s.token = None  # released, or not ours to rely on: its lease ends anyway
 
     def _leave_quietly(self) -> None:
         s = self.state
