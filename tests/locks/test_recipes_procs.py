@@ -295,3 +295,15 @@ def test_an_asyncio_waiter_is_woken_by_a_blocking_release_and_a_cancelled_one_le
 
     asyncio.run(within(scenario(), 60))
     client.close()
+
+
+def test_the_lock_command_refuses_a_semaphore_key_of_the_wrong_type_in_one_line(redis_one: RedisServer) -> None:
+    """Bad data in Redis: one line naming the key, exit 1, the command not run, nothing written."""
+    client = redis.Redis.from_url(redis_one.url)
+    client.set("leaderpool:semaphore:{jobs}", "not ours")
+    out = cli("--redis", redis_one.url, "lock", "jobs", "-n", "2", "--", "echo", "ran")
+    assert 1 == out.returncode and "ran" not in out.stdout
+    assert 1 == len(out.stderr.splitlines()), out.stderr
+    assert "key leaderpool:semaphore:{jobs} holds a string, not a zset" in out.stderr
+    assert [b"leaderpool:semaphore:{jobs}"] == client.keys("*")
+    client.close()
