@@ -60,6 +60,8 @@ keep their holders and waiters in sorted sets, one family per KIND (``semaphore`
     leaderpool:KIND-waiting:{RESOURCE}  zset    waiter -> its waiter lease deadline (a dead waiter leaves)
     leaderpool:KIND-token:{RESOURCE}    string  the last fencing token handed out (never expires)
     leaderpool:KIND-seq:{RESOURCE}      string  the last arrival number handed out
+    leaderpool:KIND-permits:{RESOURCE}  string  the permit count its users give (a semaphore's); set
+                                        again whenever nobody holds or waits
     leaderpool:KIND-wake:{RESOURCE}:ID  list    pushed when waiter ID may take a permit now (BLPOP), PX 5 s
 
 (Until the release that moved them here, see CHANGELOG, they were python-redis-lock's own
@@ -279,6 +281,10 @@ class QueueKeys:
         return self._key("-seq")
 
     @property
+    def permits(self) -> str:
+        return self._key("-permits")
+
+    @property
     def wake_prefix(self) -> str:
         """The wake-up lists' common start; a waiter's own list is this plus its id (same slot)."""
         return self._key("-wake") + ":"
@@ -289,7 +295,7 @@ class QueueKeys:
     @property
     def script_keys(self) -> list[str]:
         """KEYS of every queued-recipe script, in their contract's order."""
-        return [self.holders, self.queue, self.waiting, self.token, self.seq]
+        return [self.holders, self.queue, self.waiting, self.token, self.seq, self.permits]
 
 
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:

@@ -88,7 +88,9 @@ class AsyncQueuedHolder:
                     left = None if deadline is None else deadline - time.monotonic()
                     last = (attempts is not None and s.attempts >= attempts) or (left is not None and left <= 0)
                     sent_at = time.monotonic()
-                    taken = Taken.parse(await self._scripts.acquire.raw(keys, s.acquire_args(waiting=not last)))
+                    taken = s.check(
+                        Taken.parse(await self._scripts.acquire.raw(keys, s.acquire_args(waiting=not last)))
+                    )
                     if taken.granted:
                         s.granted(taken.token, sent_at, began)
                         self._renewer = asyncio.get_running_loop().create_task(

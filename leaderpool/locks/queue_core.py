@@ -53,16 +53,20 @@ class Mode(str, Enum):
 
 class Taken(NamedTuple):
     """The acquire script's reply: ``granted`` with its fencing ``token``, or not, with how long
-    at most (``wait_ms``) to block for a wake-up before trying again."""
+    at most (``wait_ms``) to block for a wake-up before trying again; ``permits_in_use`` when
+    others use the semaphore with another permit count (refused)."""
 
     granted: bool
     token: int
     wait_ms: int
+    permits_in_use: int | None = None
 
     @classmethod
     def parse(cls, reply: Any) -> Taken:
-        granted, value = int(reply[0]), int(reply[1])
-        return cls(True, value, 0) if granted == 1 else cls(False, 0, value)
+        status, value = int(reply[0]), int(reply[1])
+        if status == 2:
+            return cls(False, 0, 0, value)
+        return cls(True, value, 0) if status == 1 else cls(False, 0, value)
 
 
 def validate_lease(ttl_s: object) -> float:
@@ -136,6 +140,15 @@ class QueueHolderState:
             self.lost, self.lost_why = True, why
             log.warning("permit_lost", kind=self.keys.kind, resource=self.resource, token=self.token, why=why)
             probe.lock("lost")
+
+    def check(self, taken: Taken) -> Taken:
+        """``taken``, unless it says others use another permit count: ConfigError."""
+        if taken.permits_in_use is not None:
+            raise ConfigError(
+                f"{self.what} {self.resource!r} is in use with permits={taken.permits_in_use}, not {self.permits}: "
+                "every user of a resource must give the same count (it may change once nobody holds or waits)"
+            )
+        return taken
 
     def not_acquired(self, waited_s: float) -> LockNotAcquired:
         return LockNotAcquired(

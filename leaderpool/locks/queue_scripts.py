@@ -8,6 +8,7 @@ Every script shares one contract (the keys are :class:`~leaderpool.backend.keys.
     KEYS[3] waiting  zset   waiting member -> waiter lease deadline (Redis clock, ms)
     KEYS[4] token    string the fencing-token counter
     KEYS[5] seq      string the arrival counter
+    KEYS[6] permits  string the permit count in use (mode 'sem'): set while nobody holds or waits
     ARGV[1] the wake-up lists' prefix (a member's list is ARGV[1] .. member, on the same slot)
     ARGV[2] mode: 'sem' (at most ARGV[3] holders) or 'rw' (readers "r:ID" together, or one writer "w:ID")
     ARGV[3] permits (mode 'sem')
@@ -31,6 +32,7 @@ COMMON = (
     NOW
     + f"""
 local holders_key, queue_key, waiting_key, token_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local permits_key = KEYS[6]
 local wake_prefix, mode, permits, member = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 -- drop lapsed holders (crashed or paused past their lease) and lapsed waiters
@@ -94,12 +96,21 @@ QUEUE_ACQUIRE = (
 -- Joins the queue (if not in it), and takes a permit if the member is among those grantable,
 -- with the next fencing token in the same step.
 -- Returns {1, token} when taken; {0, ms until the first lease ends} when not (the longest the
--- caller need block on its wake-up list: a lease that ends sends no wake-up).
+-- caller need block on its wake-up list: a lease that ends sends no wake-up); {2, the permit
+-- count in use} when others hold or wait with another count (nothing written).
 """
     + COMMON
     + """
 local lease_ms, wait_lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 prune()
+if mode == 'sem' then
+  local in_use = redis.call('GET', permits_key)
+  local idle = redis.call('ZCARD', holders_key) == 0 and redis.call('ZCARD', queue_key) == 0
+  if in_use and not idle and tonumber(in_use) ~= permits then
+    return {2, tonumber(in_use) or -1}
+  end
+  if idle or not in_use then redis.call('SET', permits_key, permits) end
+end
 if not redis.call('ZSCORE', queue_key, member) then
   redis.call('ZADD', queue_key, redis.call('INCR', seq_key), member)
 end
@@ -167,7 +178,7 @@ return result
 """
 )
 
-KEY_TYPES = ("zset", "zset", "zset", "string", "string")
+KEY_TYPES = ("zset", "zset", "zset", "string", "string", "string")
 """A key of another type is refused (``BADDATA``) before a script writes anything."""
 
 

@@ -21,7 +21,8 @@ How it holds (the Lua is :mod:`leaderpool.locks.queue_scripts`, the keys
   SIGSTOP past its lease knows before acting), and :attr:`QueuedHolder.lost` once a renewal or the
   release found the permit gone.
 
-Every holder of a resource must use the same ``permits`` (the count is the caller's, not stored).
+Every user of a resource must give the same ``permits``: while anyone holds or waits, another
+count is refused (:class:`~leaderpool.errors.ConfigError`); it may change once the semaphore is idle.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class QueuedHolder:
                         or (left is not None and left <= 0)
                     )
                     sent_at = time.monotonic()
-                    taken = Taken.parse(self._scripts.acquire.blocking(keys, s.acquire_args(waiting=not last)))
+                    taken = s.check(Taken.parse(self._scripts.acquire.blocking(keys, s.acquire_args(waiting=not last))))
                     if taken.granted:
                         s.granted(taken.token, sent_at, began)
                         if self._auto_renew:

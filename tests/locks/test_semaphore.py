@@ -47,6 +47,7 @@ def test_the_keys_share_the_resources_hash_tag_under_the_prefix() -> None:
         "leaderpool:semaphore-waiting:{gpu}",
         "leaderpool:semaphore-token:{gpu}",
         "leaderpool:semaphore-seq:{gpu}",
+        "leaderpool:semaphore-permits:{gpu}",
     ] == keys.script_keys
     assert "leaderpool:semaphore-wake:{gpu}:abc" == keys.wake("abc")
 
@@ -81,6 +82,17 @@ def test_at_most_n_hold_and_each_grant_has_a_higher_token(client: fakeredis.Fake
     c.release()
     assert 0 == client.zcard("leaderpool:semaphore:{gpu}")
     assert 0 == client.zcard("leaderpool:semaphore-queue:{gpu}")  # the refused ones left the queue
+
+
+def test_another_permit_count_is_refused_while_the_semaphore_is_in_use(client: fakeredis.FakeRedis) -> None:
+    """While anyone holds or waits with permits=2, a taker with permits=3 gets a ConfigError
+    naming both counts (nothing written); once the semaphore is idle, the count may change."""
+    with Semaphore(client, "gpu", permits=2, ttl_s=5):
+        with pytest.raises(ConfigError, match="in use with permits=2, not 3"):
+            Semaphore(client, "gpu", permits=3).acquire()
+        assert 0 == client.zcard("leaderpool:semaphore-queue:{gpu}")
+    with Semaphore(client, "gpu", permits=3, ttl_s=5) as permit:
+        assert permit.holding
 
 
 def test_a_permit_not_renewed_is_reclaimed_at_its_lease_end_and_its_holder_knows(client: fakeredis.FakeRedis) -> None:
