@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, exec_tree, floor, jobs, locks, lookup, report, schedule_drift, startup
+from benchmarks import cost, exec_tree, floor, jobs, locks, lookup, report, schedule_drift, semaphores, startup
 from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"schedule drift: FAILED: {exc}")
         progress("locks: acquire/release and hand-over beside python-redis-lock and redis-py; whereis_name")
         results["locks"] = locks.measure(server.url, 3 if args.quick else 100)
+        progress("semaphores: acquire/release and hand-over beside a Redisson-style and a polling semaphore")
+        results["semaphores"] = semaphores.measure(server.url, 3 if args.quick else 30)
         progress("exec tree: --exec's whole process tree across SIGKILLs of its worker")
         try:
             results["exec_tree"] = exec_tree.measure(server.url, 3 if args.quick else 30)

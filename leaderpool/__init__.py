@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         LeaderpoolError,
         LeaseLost,
         LockNotAcquired,
+        LockUpgradeRefused,
         MemberIdInUse,
         NoTaker,
         NotLeader,
@@ -51,7 +52,10 @@ if TYPE_CHECKING:
     from leaderpool.jobs.jobs_config import JobsConfig
     from leaderpool.jobs.wire import JobContext, MulticallResult
     from leaderpool.locks.async_lock import AsyncLock, atrans
+    from leaderpool.locks.async_semaphore import AsyncSemaphore
     from leaderpool.locks.blocking_lock import Lock, trans
+    from leaderpool.locks.rwlock import AsyncReadWriteLock, ReadWriteLock
+    from leaderpool.locks.semaphore import Semaphore
     from leaderpool.members import MemberInfo, Ranker, by_priority_then_age
     from leaderpool.names.registry import NameOwner
     from leaderpool.pool_client import AsyncPoolClient, PoolClient
@@ -106,6 +110,11 @@ _EXPORTS = {
     "AsyncLock": "leaderpool.locks.async_lock",
     "Lock": "leaderpool.locks.blocking_lock",
     "LockNotAcquired": "leaderpool.errors",
+    "LockUpgradeRefused": "leaderpool.errors",
+    "AsyncSemaphore": "leaderpool.locks.async_semaphore",
+    "Semaphore": "leaderpool.locks.semaphore",
+    "ReadWriteLock": "leaderpool.locks.rwlock",
+    "AsyncReadWriteLock": "leaderpool.locks.rwlock",
     "NameOwner": "leaderpool.names.registry",
     "atrans": "leaderpool.locks.async_lock",
     "trans": "leaderpool.locks.blocking_lock",
@@ -115,6 +124,8 @@ __all__ = [
     "AsyncElection",
     "AsyncLock",
     "AsyncPoolClient",
+    "AsyncReadWriteLock",
+    "AsyncSemaphore",
     "BacklogFull",
     "BadPoolData",
     "CallTimeout",
@@ -132,6 +143,7 @@ __all__ = [
     "LeaseLost",
     "Lock",
     "LockNotAcquired",
+    "LockUpgradeRefused",
     "MemberConfig",
     "MemberIdInUse",
     "MemberInfo",
@@ -142,6 +154,7 @@ __all__ = [
     "PayloadError",
     "PoolClient",
     "Ranker",
+    "ReadWriteLock",
     "RedisAuthFailed",
     "RedisUnavailable",
     "RevokeReason",
@@ -149,6 +162,7 @@ __all__ = [
     "Schedule",
     "ScheduledRun",
     "ScriptError",
+    "Semaphore",
     "StaleTerm",
     "StateTooLarge",
     "__version__",

@@ -12,6 +12,7 @@
     ├── BadPoolData          a pool key holds a type leaderpool never writes there: retried, reported
     └── StateTooLarge        a leader state over the size limit (also a ValueError)
     └── LockNotAcquired      a cluster-wide lock was not taken within its timeout or retries (also a TimeoutError)
+    └── LockUpgradeRefused   a read-write lock's write side asked for while the same object holds its read side
 
 Backend (redis-py) exceptions are classified and translated into these in one module,
 :mod:`leaderpool.backend.redis_errors`. This one imports nothing from redis-py, so a command-line tool
@@ -149,6 +150,15 @@ class LockNotAcquired(LeaderpoolError, TimeoutError):
         self.resource = resource
         self.waited_s = waited_s
         self.attempts = attempts
+
+
+class LockUpgradeRefused(LeaderpoolError, RuntimeError):
+    """A :class:`~leaderpool.locks.rwlock.ReadWriteLock` was asked for its write side while the same
+    object holds its read side (or for either while it holds the write side): release first."""
+
+    def __init__(self, message: str, *, resource: str) -> None:
+        super().__init__(message)
+        self.resource = resource
 
 
 AUTH_ERROR_CODES = ("WRONGPASS", "NOAUTH", "NOPERM")

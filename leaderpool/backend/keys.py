@@ -51,6 +51,19 @@ resource as hash tag so all three sit on one slot::
     leaderpool:lock-signal:{RESOURCE}   list    pushed on release, wakes one waiter (BLPOP), PX 1 s
     leaderpool:lock-token:{RESOURCE}    string  the last fencing token handed out (never expires)
 
+Queued recipes (:mod:`leaderpool.locks.semaphore`, :mod:`leaderpool.locks.rwlock`, ``Lock(fair=True)``)
+keep their holders and waiters in sorted sets, one family per KIND (``semaphore``, ``rwlock``,
+``fair-lock``), all on the resource's slot::
+
+    leaderpool:KIND:{RESOURCE}          zset    holder -> its lease deadline (Redis clock, ms)
+    leaderpool:KIND-queue:{RESOURCE}    zset    waiter -> its arrival number (first come, first served)
+    leaderpool:KIND-waiting:{RESOURCE}  zset    waiter -> its waiter lease deadline (a dead waiter leaves)
+    leaderpool:KIND-token:{RESOURCE}    string  the last fencing token handed out (never expires)
+    leaderpool:KIND-seq:{RESOURCE}      string  the last arrival number handed out
+    leaderpool:KIND-permits:{RESOURCE}  string  the permit count its users give (a semaphore's); set
+                                        again whenever nobody holds or waits
+    leaderpool:KIND-wake:{RESOURCE}:ID  list    pushed when waiter ID may take a permit now (BLPOP), PX 5 s
+
 (Until the release that moved them here, see CHANGELOG, they were python-redis-lock's own
 ``lock:{RESOURCE}``, ``lock-signal:{RESOURCE}`` and ``lock-token:{RESOURCE}``, outside every prefix.)
 """
@@ -223,6 +236,66 @@ class LockKeys:
     @property
     def token(self) -> str:
         return f"{self.prefix}:lock-token:{self.redis_lock_name}"
+
+
+QUEUED_KINDS = ("semaphore", "rwlock", "fair-lock")
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of a queued recipe (a semaphore, a read-write lock, a fair lock) on one resource,
+    hash-tagged onto one Cluster slot. ``QueueKeys("semaphore", "gpu").holders ==
+    "leaderpool:semaphore:{gpu}"``."""
+
+    kind: str
+    resource: str
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if self.kind not in QUEUED_KINDS:
+            raise ValueError(f"unknown queued recipe kind {self.kind!r}")
+        validate_name(f"{self.kind} resource", self.resource)
+        validate_name("prefix", self.prefix)
+
+    def _key(self, suffix: str) -> str:
+        return f"{self.prefix}:{self.kind}{suffix}:{{{self.resource}}}"
+
+    @property
+    def holders(self) -> str:
+        return self._key("")
+
+    @property
+    def queue(self) -> str:
+        return self._key("-queue")
+
+    @property
+    def waiting(self) -> str:
+        return self._key("-waiting")
+
+    @property
+    def token(self) -> str:
+        return self._key("-token")
+
+    @property
+    def seq(self) -> str:
+        return self._key("-seq")
+
+    @property
+    def permits(self) -> str:
+        return self._key("-permits")
+
+    @property
+    def wake_prefix(self) -> str:
+        """The wake-up lists' common start; a waiter's own list is this plus its id (same slot)."""
+        return self._key("-wake") + ":"
+
+    def wake(self, member: str) -> str:
+        return self.wake_prefix + member
+
+    @property
+    def script_keys(self) -> list[str]:
+        """KEYS of every queued-recipe script, in their contract's order."""
+        return [self.holders, self.queue, self.waiting, self.token, self.seq, self.permits]
 
 
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:

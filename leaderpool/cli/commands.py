@@ -44,6 +44,17 @@ def interrupts_raise() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def permit_count(text: str) -> int:
+    """``-n N``: a whole number of permits, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"must be a whole number of permits, at least 1, got {text!r}") from None
+    if count < 1:
+        raise ValueError(f"must be a whole number of permits, at least 1, got {text!r}")
+    return count
+
+
 def cmd_lock(url: str, o: Options, prefix: str, command: list[str] | None) -> int:
     from leaderpool.cli.lock import DEFAULT_GRACE_S, run_locked
     from leaderpool.console.credentials import pass_env
@@ -57,12 +68,15 @@ def cmd_lock(url: str, o: Options, prefix: str, command: list[str] | None) -> in
     timeout: float | None = o.get("timeout", "--timeout", None, seconds, default=None)
     grace = o.get("grace", "--grace", None, seconds, default=DEFAULT_GRACE_S)
     passed: tuple[str, ...] = o.get("pass_env", "--pass-env", None, pass_env, default=())
+    permits: int | None = o.get("permits", "-n", None, permit_count, default=None)
     if not command:
         raise UsageError(None, "lock needs a command to run after '--': lock RESOURCE -- COMMAND [ARGS...]")
     from leaderpool.errors import RedisAuthFailed, RedisUnavailable
 
     try:
-        return run_locked(url, resource, int(ttl), timeout, command, prefix, grace_s=grace, pass_env=passed)
+        return run_locked(
+            url, resource, int(ttl), timeout, command, prefix, grace_s=grace, pass_env=passed, permits=permits
+        )
     except (RedisUnavailable, RedisAuthFailed) as exc:  # the backend's error: the CLI's usual line for it
         if exc.__cause__ is None:
             raise

@@ -1,5 +1,7 @@
-"""``leaderpool-cli lock RESOURCE [--ttl S] [--timeout S] -- COMMAND [ARGS...]``: ``flock(1)``
-across machines.
+"""``leaderpool-cli lock RESOURCE [-n N] [--ttl S] [--timeout S] -- COMMAND [ARGS...]``: ``flock(1)``
+across machines (with ``-n N``, one of N permits of the resource's semaphore, as ``consul lock -n``:
+the command is stopped, as by SIGTERM below, once the permit is lost or its renewal deadline
+passes, since another holder may then act).
 
 Takes the cluster-wide lock (:class:`~leaderpool.locks.blocking_lock.Lock`), runs COMMAND with
 ``LEADERPOOL_LOCK_TOKEN`` (the fencing token) and ``LEADERPOOL_LOCK_RESOURCE`` in its
@@ -25,16 +27,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaderpool.console.args import Failure
 from leaderpool.console.credentials import CREDENTIAL_VARIABLES
 from leaderpool.proctree.environment import command_environment
 from leaderpool.proctree.launch import ProcessTree, TreeSpec, start_tree
 from leaderpool.util.constants import DEFAULT_PREFIX
+
+if TYPE_CHECKING:
+    from leaderpool.locks.semaphore import Semaphore
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_CANNOT_RUN = 127
@@ -75,6 +81,26 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+HOLD_CHECK_S = 0.1
+"""How often ``lock -n`` looks at its permit's renewal deadline (a local flag: no Redis command)."""
+
+
+def wait_holding(tree: ProcessTree, permit: Semaphore, resource: str) -> int:
+    """Wait until every process of the tree is gone, stopping the tree (SIGTERM, SIGKILL after
+    the grace) once the permit is no longer ours (lost, or its renewal deadline passed: another
+    holder may be acting): the command's return code."""
+    while True:
+        try:
+            return tree.wait(HOLD_CHECK_S)
+        except subprocess.TimeoutExpired:
+            if permit.holding:
+                continue
+        why = permit.lost_why or "no renewal succeeded within its ttl"
+        sys.stderr.write(f"leaderpool-cli: warning: permit of {resource} lost ({why}): stopping the command\n")
+        tree.stop()
+        return tree.wait()
+
+
 def run_locked(
     url: str,
     resource: str,
@@ -85,32 +111,45 @@ def run_locked(
     *,
     grace_s: float = DEFAULT_GRACE_S,
     pass_env: Sequence[str] = (),
+    permits: int | None = None,
 ) -> int:
-    """Run ``command`` holding the lock; its exit code. Raises :class:`Failure` on a timeout."""
+    """Run ``command`` holding the lock (with ``permits``: one of that many permits of the
+    resource's semaphore); its exit code. Raises :class:`Failure` on a timeout."""
     from leaderpool.backend.connect import blocking_client
     from leaderpool.locks.blocking_lock import Lock
+    from leaderpool.locks.semaphore import Semaphore
 
     client = blocking_client(url, socket_connect_timeout=5)  # Sentinel and Cluster URLs too
     signals = _Signals()
     signals.install()
     try:
-        lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix)
+        lock: Lock | Semaphore
+        if permits is None:
+            lock = Lock(client, resource, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix)
+        else:
+            lock = Semaphore(
+                client, resource, permits=permits, ttl_s=ttl_s, timeout=timeout_s, auto_renew=False, prefix=prefix
+            )
         try:
             taken = lock.acquire()
         except _Interrupted as stop:
             lock.release()  # in case the signal came right after the lock was taken
             return 128 + stop.signum
         if not taken:
-            raise Failure(f"timed out after {timeout_s:g}s waiting for lock {resource} (another holder has it)")
+            held_by = "another holder has it" if permits is None else f"all {permits} permits are held"
+            raise Failure(f"timed out after {timeout_s:g}s waiting for lock {resource} ({held_by})")
         try:
             added = {"LEADERPOOL_LOCK_TOKEN": str(lock.token), "LEADERPOOL_LOCK_RESOURCE": resource}
+            if permits is not None:
+                added["LEADERPOOL_LOCK_PERMITS"] = str(permits)
             env = command_environment(os.environ, added=added, withheld=CREDENTIAL_VARIABLES, passed=pass_env)
             spec = TreeSpec(tuple(command), grace_s=grace_s, label="leaderpool-cli")
             signals.tree = tree = start_tree(spec, env=env)
             if tree.started is None:  # it could not be started: the supervisor said why
                 return exit_code(tree.wait())
             lock.start_renewal()
-            returncode = tree.wait()  # every process of its tree is gone
+            # every process of its tree is gone (with -n, stopped first if the permit was lost)
+            returncode = wait_holding(tree, lock, resource) if isinstance(lock, Semaphore) else tree.wait()
         except _Interrupted as stop:  # between taking the lock and starting the command
             return 128 + stop.signum
         finally:

@@ -246,7 +246,7 @@ def _names_parsers(sub: Any) -> None:
 
     lk = sub.add_parser(
         "lock",
-        usage=f"{PROG} lock RESOURCE [--ttl S] [--timeout S] [--grace S] [--pass-env NAME] -- COMMAND [ARGS...]",
+        usage=f"{PROG} lock RESOURCE [-n N] [--ttl S] [--timeout S] [--grace S] [--pass-env NAME] -- COMMAND [ARGS...]",
         help="run a command holding a cluster-wide lock (flock(1) across machines)",
         description="Take the lock on RESOURCE, run COMMAND with LEADERPOOL_LOCK_TOKEN (a fencing token that "
         "grows with every acquisition) in its environment, renew the lock while it runs, release it when it "
@@ -256,6 +256,10 @@ def _names_parsers(sub: Any) -> None:
     )
     _common(lk, top=False)
     lk.add_argument("resource", metavar="RESOURCE")
+    lk.add_argument(
+        "-n", "--permits", metavar="N", help="hold one of N permits of RESOURCE's semaphore (at most N commands run "
+        "at once, served in arrival order; every user of RESOURCE must give the same N) instead of its lock",
+    )  # fmt: skip
     lk.add_argument("--ttl", metavar="S", help="lock ttl in whole seconds: a holder that dies frees it within it (10)")
     lk.add_argument("--timeout", metavar="S", help="give up (exit 1) when the lock is not free within S seconds")
     lk.add_argument(

@@ -13,7 +13,7 @@ from base64 import b64encode
 from collections.abc import Awaitable, Callable
 from os import urandom
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio
 import redis_lock
@@ -30,10 +30,9 @@ from leaderpool.locks.blocking_lock import (
     next_wait,
     timed_out_message,
     validate_retries,
-    validate_timeout,
     validate_ttl,
-    wait_cap,
 )
+from leaderpool.locks.lock_rules import validate_timeout, wait_cap
 from leaderpool.locks.lock_scripts import LockScripts
 from leaderpool.util.timeouts import cancel_and_wait
 
@@ -42,13 +41,31 @@ T = TypeVar("T")
 
 class AsyncLock:
     """``async with AsyncLock(client, "orders", ttl_s=10, timeout=5) as lock: ... lock.token``:
-    the same lock as :class:`~leaderpool.locks.blocking_lock.Lock`, for redis-py's asyncio client."""
+    the same lock as :class:`~leaderpool.locks.blocking_lock.Lock`, for redis-py's asyncio client.
+    ``fair=True`` gives an :class:`~leaderpool.locks.fair_lock.AsyncFairLock` (arrival order)."""
+
+    def __new__(
+        cls,
+        client: redis.asyncio.Redis,
+        resource: str,
+        *,
+        fair: bool = False,
+        ttl_s: int = DEFAULT_LOCK_TTL_S,
+        timeout: float | None = None,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> Any:  # an AsyncFairLock when fair: the same face, another class
+        if not fair:
+            return super().__new__(cls)
+        from leaderpool.locks.fair_lock import AsyncFairLock
+
+        return AsyncFairLock(client, resource, ttl_s=ttl_s, timeout=timeout, prefix=prefix)
 
     def __init__(
         self,
         client: redis.asyncio.Redis,
         resource: str,
         *,
+        fair: bool = False,
         ttl_s: int = DEFAULT_LOCK_TTL_S,
         timeout: float | None = None,
         prefix: str = DEFAULT_PREFIX,

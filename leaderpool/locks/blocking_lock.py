@@ -37,6 +37,7 @@ from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.locks.lock_renewal import RENEW_FRACTION as RENEW_FRACTION  # re-exported: the asyncio face
 from leaderpool.locks.lock_renewal import RENEWER, Renewal
+from leaderpool.locks.lock_rules import MAX_WAIT_S, validate_timeout, wait_cap
 from leaderpool.locks.lock_scripts import LockScripts
 from leaderpool.util.block_timeout import block_timeout
 from leaderpool.util.log import get_logger
@@ -48,10 +49,6 @@ DEFAULT_LOCK_TTL_S = 10
 
 SIGNAL_EXPIRE_MS = 1000
 """How long a release's wake-up signal waits for a waiter (python-redis-lock's default)."""
-
-MAX_WAIT_S = 5.0
-"""The longest single ``BLPOP``, and at most half the client's socket timeout (redis-py 8's
-default is 5 s): a blocked read must end before the socket gives up on it."""
 
 
 NO_EXPIRY_POLL_S = 1.0
@@ -67,14 +64,6 @@ def validate_ttl(ttl_s: object) -> int:
     if not isinstance(ttl_s, int) or isinstance(ttl_s, bool) or ttl_s < 1:
         raise ConfigError(f"a lock's ttl_s must be a whole number of seconds, at least 1, got {ttl_s!r}")
     return ttl_s
-
-
-def validate_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise ConfigError(f"a lock's timeout must be None or seconds >= 0, got {timeout!r}")
-    return float(timeout)
 
 
 def validate_retries(retries: object) -> int | None:
@@ -96,13 +85,6 @@ def next_wait(pttl_ms: int, left_s: float | None, cap_s: float = MAX_WAIT_S) -> 
     if left_s is not None:
         wait = min(wait, left_s)
     return block_timeout(wait) if wait > 0 else 0.0
-
-
-def wait_cap(client: Any) -> float:
-    """:data:`MAX_WAIT_S`, or half the client's socket timeout when that is shorter."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    socket_timeout = kwargs.get("socket_timeout")
-    return MAX_WAIT_S if not socket_timeout else block_timeout(min(MAX_WAIT_S, socket_timeout / 2))
 
 
 def timed_out_message(resource: str, waited_s: float, attempts: int) -> str:
@@ -130,13 +112,35 @@ class Lock(redis_lock.Lock):  # type: ignore[misc]  # python-redis-lock ships no
     ``timeout`` seconds (None: for ever) and raises :class:`~leaderpool.errors.LockNotAcquired`
     when it could not take it; the lock is renewed while held and released on exit.
     ``auto_renew=False`` leaves renewal to :meth:`start_renewal` (``leaderpool-cli lock`` forks
-    its command first)."""
+    its command first).
+
+    ``fair=True`` gives a :class:`~leaderpool.locks.fair_lock.FairLock` instead: the lock granted
+    in arrival order (a one-permit queue, with the same ``token``, ``lost``, ``acquire`` and
+    ``release``), on keys of its own: every user of a resource must pick the same."""
+
+    def __new__(
+        cls,
+        client: redis.Redis,
+        resource: str,
+        *,
+        fair: bool = False,
+        ttl_s: int = DEFAULT_LOCK_TTL_S,
+        timeout: float | None = None,
+        auto_renew: bool = True,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> Any:  # a FairLock when fair: the same face, another class
+        if not fair:
+            return super().__new__(cls)
+        from leaderpool.locks.fair_lock import FairLock
+
+        return FairLock(client, resource, ttl_s=ttl_s, timeout=timeout, auto_renew=auto_renew, prefix=prefix)
 
     def __init__(
         self,
         client: redis.Redis,
         resource: str,
         *,
+        fair: bool = False,
         ttl_s: int = DEFAULT_LOCK_TTL_S,
         timeout: float | None = None,
         auto_renew: bool = True,

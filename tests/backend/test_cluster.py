@@ -205,7 +205,8 @@ def test_a_resharding_that_moves_the_pools_slot_does_not_stop_it(cluster: Cluste
 
 def test_doctor_lock_and_status_watch_work_over_a_cluster(cluster: ClusterSet) -> None:
     """Each master has its own configuration: doctor checks each (keyspace events included);
-    ``lock`` takes python-redis-lock's keys, which share the resource's slot; ``status --watch``
+    ``lock`` takes python-redis-lock's keys, which share the resource's slot (and ``lock -n`` a
+    semaphore's, likewise); ``status --watch``
     runs on the cluster watcher."""
     done = cli("--redis", cluster.url, "doctor", "--json")
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
@@ -215,6 +216,9 @@ def test_doctor_lock_and_status_watch_work_over_a_cluster(cluster: ClusterSet) -
 
     locked = cli("--redis", cluster.url, "lock", "nightly", "--", sys.executable, "-c", "print('held')")
     assert (0, "held") == (locked.returncode, locked.stdout.strip()), locked.stderr
+    # a semaphore's wake-up lists are named in its scripts from the resource: the same slot
+    permit = cli("--redis", cluster.url, "lock", "nightly", "-n", "2", "--", sys.executable, "-c", "print('held')")
+    assert (0, "held") == (permit.returncode, permit.stdout.strip()), permit.stderr
 
     pool = cluster.name_on(cluster.masters()[1], "watched")
     with workers_for(cluster.url, pool) as ws:

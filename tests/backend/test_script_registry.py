@@ -55,7 +55,7 @@ def test_every_script_of_every_set_loads_on_redis(redis_server: RedisServer) -> 
     syntax error anywhere fails here, and Redis's digest is the one EVALSHA is called with."""
     sets = every_script_set()
     expected = {"PoolScripts", "NameScripts", "LockScripts", "FenceScripts", "StateScripts", "JobScripts"}
-    expected |= {"ScheduleScripts", "GroupScripts"}
+    expected |= {"ScheduleScripts", "GroupScripts", "QueueScripts"}
     assert expected <= {cls.__name__ for cls in sets}
     client = redis.Redis.from_url(redis_server.url)
     try:

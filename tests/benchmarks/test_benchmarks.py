@@ -112,6 +112,16 @@ def test_quick_run_measures_the_locks_and_names(quick_run: tuple[subprocess.Comp
     assert isinstance(locks["whereis_name"]["cached_ns_per_call"], float)
 
 
+def test_quick_run_measures_the_semaphores(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The semaphores section: each implementation's acquire/release and hand-over."""
+    _, out = quick_run
+    section = json.loads((out / "quick.json").read_text())["semaphores"]
+    assert 3 == len(section["acquire_release_us"]) == len(section["handover"])
+    for name, handover in section["handover"].items():
+        assert STATS <= set(section["acquire_release_us"][name]), name
+        assert handover["ms"]["n"] >= 1, name
+
+
 def test_quick_run_measures_the_exec_tree(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """The exec-tree section: the old tree's last act, its end, the new command's first act, and
     no round where the old tree acted after the new leader's command."""

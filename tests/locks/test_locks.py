@@ -20,7 +20,8 @@ import redis_lock
 from leaderpool.backend.keys import LockKeys
 from leaderpool.errors import ConfigError, LockNotAcquired
 from leaderpool.locks.async_lock import AsyncLock, atrans
-from leaderpool.locks.blocking_lock import Lock, next_wait, trans, wait_cap
+from leaderpool.locks.blocking_lock import Lock, next_wait, trans
+from leaderpool.locks.lock_rules import wait_cap
 from leaderpool.testing.processes import Child, ChildGroup
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.timeouts import MIN_BLOCK_S, within

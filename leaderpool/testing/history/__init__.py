@@ -8,6 +8,7 @@ for the same process), as the chaos run's leader task records them (leaderpool/t
 - :mod:`.wgl`: the linearizability search (Wing & Gong, with Lowe's just-in-time
   linearization and a cache of (linearized set, state)), bounded in steps and time.
 - :mod:`.counter`: the lost-update check of a counter read-modify-written through fenced writes.
+- :mod:`.permits`: a semaphore's permits never exceeded; a read-write lock's readers and a writer never together.
 - :mod:`.edn`: the same history in Jepsen's EDN, for knossos or elle.
 
 Importing this package imports nothing else.
