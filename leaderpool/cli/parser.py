@@ -111,8 +111,16 @@ def build_parser() -> OneLineParser:
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
 
-    sc = sub.add_parser("schedules", help="periodic schedules: last run, by whom, next slot")
+    sc = sub.add_parser(
+        "schedules",
+        help="periodic schedules: last run, by whom, next slot; pause or resume one",
+        description="List each periodic schedule (its last run, by whom, the next slot), or pause or "
+        "resume one: 'schedules pause POOL NAME' skips its slots, whoever leads, until "
+        "'schedules resume POOL NAME' (held in Redis).",
+    )
     _common(sc, top=False)
+    sc.add_argument("action", nargs="?", choices=("pause", "resume"), help="pause or resume schedule NAME of POOL")
+    sc.add_argument("target", nargs="*", metavar="POOL NAME", help="with pause or resume: the pool and the schedule")
     sc.add_argument("--pool", metavar="NAME", action="append", help="only this pool (repeatable)")
     sc.add_argument("--json", action="store_true", help="print JSON")
     _names_parsers(sub)

@@ -1,5 +1,6 @@
 """``leaderpool-cli schedules [--pool NAME ...] [--json]``: each periodic schedule's last run
-(its slot, by which member and term, when, how it ended) and the next slot its leader waits for.
+(its slot, by which member and term, when, how it ended) and the next slot its leader waits for,
+or, paused (``leaderpool-cli schedules pause POOL NAME``), since when and how many slots it skipped.
 
 Pools with schedules are found by SCAN over their schedules hashes
 (:func:`~leaderpool.backend.keys.schedules_pattern`); each pool's schedules are read with one script, which
@@ -60,7 +61,9 @@ def render(found: list[PoolSchedules]) -> str:
         rows = [["SCHEDULE", "SPEC", "LAST SLOT", "BY", "TERM", "OUTCOME", "RUNS", "NEXT SLOT"]]
         for s in p.schedules:
             upcoming = "-"
-            if s.next_slot_ms is not None:
+            if s.paused:
+                upcoming = f"paused since {_when(s.paused_ms)} ({s.skipped} skipped)"
+            elif s.next_slot_ms is not None:
                 left = s.next_slot_ms - p.now_ms
                 upcoming = _when(s.next_slot_ms) + (f" (in {seconds_text(left)})" if left >= 0 else " (due)")
             rows.append(

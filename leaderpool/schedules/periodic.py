@@ -89,6 +89,7 @@ class SlotWalker:
         self._reported: Due | None = None
         self._failures = 0
         self._not_leader = False
+        self._paused = False
 
     def _now_ms(self) -> int:
         return round(self._clock() * 1000 + self._offset_ms)
@@ -115,7 +116,7 @@ class SlotWalker:
             sent = self._clock()
             now_ms, records = await self.store.read(self.schedule.name)
             self._synced(now_ms, sent)
-            last = records[0].last_slot_ms if records else None
+            last = records[0].last_passed_ms if records else None
             # never run: count from the latest slot before now (the first run is the next slot)
             self._last = last if last is not None else self.schedule.at_or_before(now_ms)
             self._begun = True
@@ -150,13 +151,28 @@ class SlotWalker:
         if claim.status is ClaimStatus.CLAIMED:
             self._last = due.slot_ms
             self._not_leader = False
+            if self._paused:
+                self._paused = False
+                self.log.info("schedule_resumed", slot_ms=due.slot_ms)
             return Run(due.slot_ms)
         if claim.status is ClaimStatus.ALREADY_CLAIMED:  # claimed meanwhile (by a lead before ours)
             self._last = claim.last_slot_ms
             return Wait(0.0)
         if claim.status is ClaimStatus.NOT_LEADER:
             return self._not_the_leader()
+        if claim.status is ClaimStatus.PAUSED:
+            return self._skipped_paused(due.slot_ms)
         return Wait(max(due.slot_ms - claim.now_ms, 1) / 1000)  # too early on Redis's clock
+
+    def _skipped_paused(self, slot_ms: int) -> Wait:
+        """The schedule is paused: the claim script recorded ``slot_ms`` as skipped; the next slot
+        is waited for as usual (and skipped too, until someone resumes the schedule)."""
+        self._last = slot_ms
+        if not self._paused:
+            self._paused = True
+            self.log.info("schedule_paused", slot_ms=slot_ms, detail="slots are skipped until it is resumed")
+        probe.slot(self.store.keys.pool, self.schedule.name, "skipped")
+        return Wait(0.0)
 
     def _not_the_leader(self) -> Wait:
         if not self._not_leader:

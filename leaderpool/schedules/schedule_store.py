@@ -8,7 +8,13 @@ before its time on Redis's clock. The record (all times unix ms on Redis's clock
 
     {"spec": "every 5s", "catch_up": "once", "last_slot_ms": ..., "term": 7, "member": "a",
      "started_ms": ..., "finished_ms": ..., "outcome": "running|ok|failed|stopped",
-     "runs": 12, "next_slot_ms": ...}
+     "runs": 12, "next_slot_ms": ..., "paused": true, "paused_ms": ..., "paused_by": "ops",
+     "skipped_ms": ..., "skipped": 3}
+
+**Paused** (``leaderpool-cli schedules pause POOL NAME``): the claim script refuses every slot while
+the record says so, and records it as skipped (``skipped_ms``, the latest; ``skipped``, how many):
+whoever leads, now or after a failover, runs none of them, and none counts as missed. Resumed, the
+next slot runs on time; the slots that fell during the pause are not caught up.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ local function record_of(schedules_key, name)
   local raw = redis.call('HGET', schedules_key, name)
   local ok, record = pcall(cjson.decode, raw or '{}')
   if not ok or type(record) ~= 'table' then return {} end
-  for _, field in ipairs({'last_slot_ms', 'term', 'runs'}) do
+  for _, field in ipairs({'last_slot_ms', 'term', 'runs', 'paused_ms', 'skipped_ms', 'skipped'}) do
     if record[field] ~= nil and not tonumber(record[field]) then record[field] = nil end
   end
+  if record.paused ~= true then record.paused = nil end
   return record
 end
 """
@@ -85,8 +92,9 @@ SCHEDULE_CLAIM = (
 -- ARGV[5] catch-up policy, ARGV[6] the held term, ARGV[7] the held member.
 -- Claims the slot for a run: only while the leader key holds ARGV[1], only for a slot after the
 -- last one claimed, and not before the slot's time on Redis's clock.
--- Returns {1, now} claimed, {0, now, last slot} not after the last one claimed, {-1, now} not the
--- leader, {-2, now} too early.
+-- While the schedule is paused, a slot that is due is recorded as skipped instead (no run).
+-- Returns {1, now} claimed, {0, now, last slot} not after the last one claimed or skipped, {-1, now}
+-- not the leader, {-2, now} too early, {-3, now} paused: the slot is skipped.
 local leader_key, schedules_key = KEYS[1], KEYS[2]
 local held, name, slot, spec, catch_up = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local term, member = tonumber(ARGV[6]), ARGV[7]
@@ -95,9 +103,14 @@ local term, member = tonumber(ARGV[6]), ARGV[7]
     + """
 if redis.call('GET', leader_key) ~= held then return {-1, now} end
 local record = record_of(schedules_key, name)
-local last = tonumber(record.last_slot_ms or -1)
+local last = math.max(tonumber(record.last_slot_ms or -1), tonumber(record.skipped_ms or -1))
 if slot <= last then return {0, now, string.format('%d', last)} end
 if slot > now then return {-2, now} end
+if record.paused then
+  record.skipped_ms, record.skipped, record.next_slot_ms = slot, (record.skipped or 0) + 1, nil
+  redis.call('HSET', schedules_key, name, cjson.encode(record))
+  return {-3, now}
+end
 record.spec, record.catch_up = spec, catch_up
 record.last_slot_ms, record.started_ms, record.finished_ms = slot, now, nil
 record.term, record.member = term, member
@@ -127,11 +140,34 @@ return {1, now}
 )
 
 
+SCHEDULE_PAUSE = (
+    """
+-- schedule_pause: KEYS[1] schedules hash; ARGV[1] schedule name, ARGV[2] '1' pause, '0' resume,
+-- ARGV[3] who asked (free text, shown by the listing).
+-- Returns {1, now} done, {0, now} no such schedule.
+local schedules_key, name, pause, by = KEYS[1], ARGV[1], ARGV[2] == '1', ARGV[3]
+"""
+    + _NOW_MS
+    + """
+if not redis.call('HGET', schedules_key, name) then return {0, now} end
+local record = record_of(schedules_key, name)
+if pause then
+  if not record.paused then record.paused, record.paused_ms, record.paused_by = true, now, by end
+else
+  record.paused, record.paused_ms, record.paused_by = nil, nil, nil
+end
+redis.call('HSET', schedules_key, name, cjson.encode(record))
+return {1, now}
+"""
+)
+
+
 class ClaimStatus(IntEnum):
     CLAIMED = 1
     ALREADY_CLAIMED = 0
     NOT_LEADER = -1
     TOO_EARLY = -2
+    PAUSED = -3
 
 
 class Claim(NamedTuple):
@@ -156,6 +192,22 @@ class ScheduleRecord:
     outcome: str | None = None
     runs: int = 0
     next_slot_ms: int | None = None
+    paused_ms: int | None = None
+    """When the schedule was paused (None: it runs)."""
+    paused_by: str | None = None
+    skipped_ms: int | None = None
+    """The latest slot skipped while paused."""
+    skipped: int = 0
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_ms is not None
+
+    @property
+    def last_passed_ms(self) -> int | None:
+        """The latest slot run or skipped: the next one comes after it."""
+        passed = [ms for ms in (self.last_slot_ms, self.skipped_ms) if ms is not None]
+        return max(passed) if passed else None
 
     @classmethod
     def parse(cls, name: Any, raw: Any) -> ScheduleRecord:
@@ -177,6 +229,10 @@ class ScheduleRecord:
             outcome=fields.get("outcome"),
             runs=number("runs") or 0,
             next_slot_ms=number("next_slot_ms"),
+            paused_ms=number("paused_ms") if fields.get("paused") is True else None,
+            paused_by=str(fields["paused_by"]) if fields.get("paused") is True and "paused_by" in fields else None,
+            skipped_ms=number("skipped_ms"),
+            skipped=number("skipped") or 0,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -197,6 +253,10 @@ class ScheduleRecord:
             "outcome": self.outcome,
             "runs": self.runs,
             "next_slot": seconds(self.next_slot_ms),
+            "paused": self.paused,
+            "paused_since": seconds(self.paused_ms),
+            "paused_by": self.paused_by,
+            "skipped": self.skipped,
         }
 
 
@@ -210,6 +270,7 @@ class ScheduleScripts(ScriptSet):
     plan = Lua("schedule_plan", SCHEDULE_PLAN, (_s, _h))
     claim = Lua("schedule_claim", SCHEDULE_CLAIM, (_s, _h))
     finish = Lua("schedule_finish", SCHEDULE_FINISH, (_h,))
+    pause = Lua("schedule_pause", SCHEDULE_PAUSE, (_h,))
 
 
 class ScheduleStore:
@@ -250,4 +311,9 @@ class ScheduleStore:
         status, _now = await self._scripts.finish(
             keys=[self.keys.schedules], args=[name, slot_ms, term, outcome, next_slot_ms]
         )
+        return int(status) == 1
+
+    async def set_paused(self, name: str, paused: bool, by: str = "") -> bool:
+        """Pause (or resume) schedule ``name``; False when the pool has no such schedule."""
+        status, _now = await self._scripts.pause(keys=[self.keys.schedules], args=[name, "1" if paused else "0", by])
         return int(status) == 1
