@@ -98,6 +98,10 @@ def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: st
 def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     from leaderpool.cli import schedules
 
+    if o.ns.action == "history":
+        return _slot_history(client, o, prefix, out)
+    if o.ns.count is not None:
+        raise UsageError("--count", "only applies to 'schedules history'")
     if o.ns.action is not None:
         return _pause_or_resume(client, o, prefix, out)
     pools = [checked_arg("--pool", name_arg("pool"), p) for p in (o.ns.pool or [])]
@@ -109,6 +113,25 @@ def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int
         out.write(json.dumps({"pools": [p.to_json() for p in found]}, separators=(",", ":")) + "\n")
     else:
         out.write(schedules.render(found) + "\n")
+    return 0
+
+
+def _slot_history(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import schedules
+
+    if len(o.ns.target) not in (1, 2):
+        raise UsageError("schedules history", "needs POOL and, optionally, NAME (a schedule)")
+    pool = checked_arg("POOL", name_arg("pool"), o.ns.target[0])
+    name = checked_arg("NAME", name_arg("schedule name"), o.ns.target[1]) if len(o.ns.target) == 2 else ""
+    count = checked_arg("--count", positive_integer, o.ns.count) if o.ns.count is not None else 20
+    found = schedules.read_slot_log(client, pool, name, count, prefix)
+    if not found:
+        which = f"schedule {name!r}" if name else "any schedule"
+        raise Failure(f"no slot of {which} in pool {pool} has come due (prefix {prefix})")
+    if o.ns.json:
+        out.write(json.dumps({"pool": pool, "slots": [s.to_json() for s in found]}, separators=(",", ":")) + "\n")
+    else:
+        out.write(schedules.render_slot_log(pool, found) + "\n")
     return 0
 
 

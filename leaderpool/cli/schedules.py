@@ -16,6 +16,7 @@ from leaderpool.backend.keys import Keyspace, pool_from_schedules_key, schedules
 from leaderpool.cli.status import clock_text, scan_pools, seconds_text, table
 from leaderpool.console.oneshot import Blocking, run
 from leaderpool.schedules.schedule_store import ScheduleRecord, ScheduleStore
+from leaderpool.schedules.slot_log import SlotOutcome
 from leaderpool.util.printable import printable
 
 
@@ -73,3 +74,24 @@ def render(found: list[PoolSchedules]) -> str:
         lines = [printable(f"pool {p.pool}: {len(p.schedules)} schedule(s)")] + ["  " + line for line in table(rows)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def read_slot_log(client: Blocking, pool: str, name: str, count: int, prefix: str) -> list[SlotOutcome]:
+    """The latest ``count`` slots of schedule ``name`` (every schedule for ``""``), newest first."""
+    return run(ScheduleStore(client, Keyspace(pool, prefix)).slot_log(name, count))
+
+
+def _ms_text(ms: int) -> str:
+    return f"{ms}ms" if 0 <= ms < 1000 else seconds_text(ms)
+
+
+def render_slot_log(pool: str, found: list[SlotOutcome]) -> str:
+    rows = [["SLOT", "SCHEDULE", "OUTCOME", "BY", "TERM", "LATE", "TOOK"]]
+    for s in found:
+        outcome = s.outcome if s.count == 1 else f"{s.outcome} x{s.count} (to {_when(s.last_ms)})"
+        late = "-" if s.started_ms is None else _ms_text(s.started_ms - s.slot_ms)
+        took = "-" if s.started_ms is None or s.finished_ms is None else _ms_text(s.finished_ms - s.started_ms)
+        term = "-" if s.term is None else str(s.term)
+        rows.append([_when(s.slot_ms), s.schedule, outcome, s.member or "-", term, late, took])
+    lines = [printable(f"pool {pool}: the latest {len(found)} slot(s), newest first")]
+    return "\n".join(lines + ["  " + line for line in table(rows)])

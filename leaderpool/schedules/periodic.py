@@ -127,7 +127,10 @@ class SlotWalker:
                 "slots_missed", catch_up=self.schedule.catch_up.value, first_ms=due.missed_from, last_ms=due.missed_to,
                 slot_ms=due.slot_ms,
             )  # fmt: skip
-            probe.slot(self.store.keys.pool, self.schedule.name, "missed", self._count(due.missed_from, due.missed_to))
+            count = self._count(due.missed_from, due.missed_to)
+            probe.slot(self.store.keys.pool, self.schedule.name, "missed", count)
+            last = due.missed_to if due.missed_to is not None else due.missed_from
+            await self.store.log_missed(self.held, self.schedule.name, due.missed_from, last, count)
         if due.slot_ms != self._planned:
             sent = self._clock()
             planned, now_ms = await self.store.plan(

@@ -28,6 +28,7 @@ from leaderpool.backend.baddata import report
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.protocol import LeaderValue, text
 from leaderpool.backend.script_registry import Lua, ScriptHost, ScriptSet
+from leaderpool.schedules.slot_log import LOG_SLOT, SlotOutcome
 
 _NOW_MS = """
 local t = redis.call('TIME')
@@ -87,12 +88,12 @@ return {1, now}
 
 SCHEDULE_CLAIM = (
     """
--- schedule_claim: KEYS[1] leader key, KEYS[2] schedules hash; ARGV[1] the leader value held
+-- schedule_claim: KEYS[1] leader key, KEYS[2] schedules hash, KEYS[3] slot log; ARGV[1] the leader value held
 -- ("<term>|<member>"), ARGV[2] schedule name, ARGV[3] slot (unix ms), ARGV[4] spec,
 -- ARGV[5] catch-up policy, ARGV[6] the held term, ARGV[7] the held member.
 -- Claims the slot for a run: only while the leader key holds ARGV[1], only for a slot after the
 -- last one claimed, and not before the slot's time on Redis's clock.
--- While the schedule is paused, a slot that is due is recorded as skipped instead (no run).
+-- While the schedule is paused, a slot that is due is recorded as skipped instead (no run), and logged.
 -- Returns {1, now} claimed, {0, now, last slot} not after the last one claimed or skipped, {-1, now}
 -- not the leader, {-2, now} too early, {-3, now} paused: the slot is skipped.
 local leader_key, schedules_key = KEYS[1], KEYS[2]
@@ -100,6 +101,7 @@ local held, name, slot, spec, catch_up = ARGV[1], ARGV[2], tonumber(ARGV[3]), AR
 local term, member = tonumber(ARGV[6]), ARGV[7]
 """
     + _NOW_MS
+    + LOG_SLOT
     + """
 if redis.call('GET', leader_key) ~= held then return {-1, now} end
 local record = record_of(schedules_key, name)
@@ -109,6 +111,7 @@ if slot > now then return {-2, now} end
 if record.paused then
   record.skipped_ms, record.skipped, record.next_slot_ms = slot, (record.skipped or 0) + 1, nil
   redis.call('HSET', schedules_key, name, cjson.encode(record))
+  log_slot(KEYS[3], {'schedule', name, 'slot', ARGV[3], 'outcome', 'skipped', 'term', ARGV[6], 'member', member})
   return {-3, now}
 end
 record.spec, record.catch_up = spec, catch_up
@@ -122,23 +125,68 @@ return {1, now}
 
 SCHEDULE_FINISH = (
     """
--- schedule_finish: KEYS[1] schedules hash; ARGV[1] schedule name, ARGV[2] slot (unix ms),
+-- schedule_finish: KEYS[1] schedules hash, KEYS[2] slot log; ARGV[1] schedule name, ARGV[2] slot (unix ms),
 -- ARGV[3] term, ARGV[4] outcome, ARGV[5] the next slot (unix ms).
--- Records how the run of ARGV[2] ended, if the record still shows that run (slot and term).
+-- Records how the run of ARGV[2] ended, if the record still shows that run (slot and term), and logs it.
 -- Returns {1, now} recorded, {0, now} the record moved on.
 local schedules_key, name, slot, term = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local outcome, next_slot = ARGV[4], tonumber(ARGV[5])
 """
     + _NOW_MS
+    + LOG_SLOT
     + """
 local record = record_of(schedules_key, name)
 if tonumber(record.last_slot_ms or -1) ~= slot or tonumber(record.term or -1) ~= term then return {0, now} end
 record.outcome, record.finished_ms, record.next_slot_ms = outcome, now, next_slot
 redis.call('HSET', schedules_key, name, cjson.encode(record))
+local member = type(record.member) == 'string' and record.member or ''
+local started = string.format('%d', tonumber(record.started_ms or now))
+log_slot(KEYS[2], {'schedule', name, 'slot', ARGV[2], 'outcome', outcome, 'term', ARGV[3], 'member', member,
+                   'started', started, 'finished', string.format('%d', now)})
 return {1, now}
 """
 )
 
+
+SCHEDULE_MISSED = (
+    """
+-- schedule_missed: KEYS[1] leader key, KEYS[2] slot log; ARGV[1] the leader value held, ARGV[2]
+-- schedule name, ARGV[3] the first missed slot, ARGV[4] the last, ARGV[5] how many, ARGV[6] term,
+-- ARGV[7] member. Logs a stretch of missed slots, while the leader key holds ARGV[1].
+-- Returns {1, now} logged, {-1, now} not the leader.
+"""
+    + _NOW_MS
+    + LOG_SLOT
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, now} end
+log_slot(KEYS[2], {'schedule', ARGV[2], 'slot', ARGV[3], 'outcome', 'missed', 'last', ARGV[4], 'count', ARGV[5],
+                   'term', ARGV[6], 'member', ARGV[7]})
+return {1, now}
+"""
+)
+
+SCHEDULE_READ_LOG = """
+-- schedule_read_log: KEYS[1] slot log; ARGV[1] schedule name ("" for every one), ARGV[2] how many.
+-- Returns the latest ARGV[2] entries of that schedule, newest first, each as its field list
+-- (the whole capped log is read at most, in batches).
+local log_key, name, want = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local found, from = {}, '+'
+while #found < want do
+  local batch = redis.call('XREVRANGE', log_key, from, '-', 'COUNT', 500)
+  for _, entry in ipairs(batch) do
+    local fields = entry[2]
+    local schedule
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'schedule' then schedule = fields[i + 1] end
+    end
+    if name == '' or schedule == name then found[#found + 1] = fields end
+    if #found >= want then break end
+  end
+  if #batch < 500 then break end
+  from = '(' .. batch[#batch][1]
+end
+return found
+"""
 
 SCHEDULE_PAUSE = (
     """
@@ -260,7 +308,7 @@ class ScheduleRecord:
         }
 
 
-_h, _s = "hash", "string"  # the type each KEYS[i] must have, if it exists (leaderpool.backend.baddata)
+_h, _s, _x = "hash", "string", "stream"  # the type each KEYS[i] must have, if it exists (leaderpool.backend.baddata)
 
 
 class ScheduleScripts(ScriptSet):
@@ -268,8 +316,10 @@ class ScheduleScripts(ScriptSet):
 
     read = Lua("schedule_read", SCHEDULE_READ, (_h,))
     plan = Lua("schedule_plan", SCHEDULE_PLAN, (_s, _h))
-    claim = Lua("schedule_claim", SCHEDULE_CLAIM, (_s, _h))
-    finish = Lua("schedule_finish", SCHEDULE_FINISH, (_h,))
+    claim = Lua("schedule_claim", SCHEDULE_CLAIM, (_s, _h, _x))
+    finish = Lua("schedule_finish", SCHEDULE_FINISH, (_h, _x))
+    missed = Lua("schedule_missed", SCHEDULE_MISSED, (_s, _x))
+    read_log = Lua("schedule_read_log", SCHEDULE_READ_LOG, (_x,))
     pause = Lua("schedule_pause", SCHEDULE_PAUSE, (_h,))
 
 
@@ -300,7 +350,7 @@ class ScheduleStore:
 
     async def claim(self, held: LeaderValue, name: str, slot_ms: int, spec: str, catch_up: str) -> Claim:
         reply = await self._scripts.claim(
-            keys=[self.keys.leader, self.keys.schedules],
+            keys=[self.keys.leader, self.keys.schedules, self.keys.slot_log],
             args=[held.encode(), name, slot_ms, spec, catch_up, held.term, held.member],
         )
         status = ClaimStatus(int(reply[0]))
@@ -309,7 +359,7 @@ class ScheduleStore:
 
     async def finish(self, name: str, slot_ms: int, term: int, outcome: str, next_slot_ms: int) -> bool:
         status, _now = await self._scripts.finish(
-            keys=[self.keys.schedules], args=[name, slot_ms, term, outcome, next_slot_ms]
+            keys=[self.keys.schedules, self.keys.slot_log], args=[name, slot_ms, term, outcome, next_slot_ms]
         )
         return int(status) == 1
 
@@ -317,3 +367,24 @@ class ScheduleStore:
         """Pause (or resume) schedule ``name``; False when the pool has no such schedule."""
         status, _now = await self._scripts.pause(keys=[self.keys.schedules], args=[name, "1" if paused else "0", by])
         return int(status) == 1
+
+    async def log_missed(self, held: LeaderValue, name: str, first_ms: int, last_ms: int, count: int) -> bool:
+        """Log a stretch of missed slots (while ``held`` leads); True when logged."""
+        status, _now = await self._scripts.missed(
+            keys=[self.keys.leader, self.keys.slot_log],
+            args=[held.encode(), name, first_ms, last_ms, count, held.term, held.member],
+        )
+        return int(status) == 1
+
+    async def slot_log(self, name: str = "", count: int = 20) -> list[SlotOutcome]:
+        """The latest ``count`` entries of the slot log (of schedule ``name``; all for ``""``),
+        newest first. Entries that are not ours are skipped."""
+        reply = await self._scripts.read_log(keys=[self.keys.slot_log], args=[name, count])
+        found = []
+        for entry in reply:
+            fields = dict(zip(entry[::2], entry[1::2], strict=False))
+            try:
+                found.append(SlotOutcome.parse(fields))
+            except (KeyError, ValueError, TypeError) as exc:
+                report("slot_log_entry_skipped", name, problem=f"{type(exc).__name__}: {str(exc)[:100]}")
+        return found

@@ -96,7 +96,7 @@ class TestPauseCommand:
             assert 2 == bad.returncode and "needs POOL NAME" in bad.stderr, bad.stderr
             assert "Traceback" not in bad.stderr
         stray = cli(*base, "schedules", "jobs")
-        assert 2 == stray.returncode and "invalid choice: 'jobs' (choose from 'pause', 'resume')" in stray.stderr
+        assert 2 == stray.returncode and "invalid choice: 'jobs' (choose from 'pause', 'resume', 'history')" in stray.stderr
         bad_name = cli(*base, "schedules", "pause", "jobs", "no spaces")
         assert 2 == bad_name.returncode and "NAME" in bad_name.stderr
 
@@ -155,3 +155,51 @@ class TestPausedAcrossFailover:
         late = [r["t"] - r["slot"] for r in _starts(runs_file, "b")]
         assert all(0 <= lateness < 2.0 for lateness in late), late  # on time, not caught up
         assert not record["paused"] and record["skipped"] >= 4
+
+
+class TestSlotLog:
+    def test_each_slot_run_skipped_or_missed_is_logged_and_listed(self, redis_server: RedisServer) -> None:
+        """The claim, finish and missed scripts log each slot in the pool's capped stream; the store
+        reads it newest first, per schedule; ``schedules history`` prints it and its JSON."""
+        run(self._log(redis.asyncio.Redis.from_url(redis_server.url)))
+        url = redis_server.url
+        shown = cli("--redis", url, "schedules", "history", "logged", "job", "--json")
+        assert 0 == shown.returncode, shown.stderr
+        slots = json.loads(shown.stdout)["slots"]
+        assert ["ok", "skipped", "missed", "failed"] == [s["outcome"] for s in slots]
+        assert 5 == slots[2]["count"] and slots[2]["last_slot"] > slots[2]["slot"]
+        table = cli("--redis", url, "schedules", "history", "logged", "--count", "2")
+        assert 0 == table.returncode and "the latest 2 slot(s)" in table.stdout, table.stderr
+        assert "missed x5" not in table.stdout and " ok " in table.stdout and "other" in table.stdout
+        none = cli("--redis", url, "schedules", "history", "logged", "nothing")
+        assert 1 == none.returncode and "no slot of schedule 'nothing' in pool logged" in none.stderr
+        bad = cli("--redis", url, "schedules", "--count", "3")
+        assert 2 == bad.returncode and "--count" in bad.stderr
+
+    async def _log(self, client: Any) -> None:
+        try:
+            keys = Keyspace("logged")
+            store = ScheduleStore(client, keys)
+            held = LeaderValue(2, "a")
+            await client.set(keys.leader, held.encode())
+            now_ms, _ = await store.read()
+            base = now_ms - 10_000
+            assert ClaimStatus.CLAIMED == (await store.claim(held, "job", base, "every 1s", "once")).status
+            assert await store.finish("job", base, 2, "failed", base + 1000)
+            assert await store.log_missed(held, "job", base + 1000, base + 5000, 5)
+            assert not await store.log_missed(LeaderValue(1, "z"), "job", base, base, 1)  # not the leader: nothing
+            assert await store.set_paused("job", True)
+            assert ClaimStatus.PAUSED == (await store.claim(held, "job", base + 6000, "every 1s", "once")).status
+            assert await store.set_paused("job", False)
+            assert ClaimStatus.CLAIMED == (await store.claim(held, "job", base + 7000, "every 1s", "once")).status
+            assert await store.finish("job", base + 7000, 2, "ok", base + 8000)
+            assert ClaimStatus.CLAIMED == (await store.claim(held, "other", base + 7000, "every 1s", "once")).status
+            assert await store.finish("other", base + 7000, 2, "ok", base + 8000)
+            latest = await store.slot_log("job", 10)
+            assert [("ok", base + 7000), ("skipped", base + 6000), ("missed", base + 1000), ("failed", base)] == [
+                (s.outcome, s.slot_ms) for s in latest
+            ]
+            assert (2, "a") == (latest[0].term, latest[0].member) and latest[0].finished_ms is not None
+            assert 1 == len(await store.slot_log("", 1)) and "other" == (await store.slot_log("", 1))[0].schedule
+        finally:
+            await client.aclose()
