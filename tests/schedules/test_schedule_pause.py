@@ -96,7 +96,10 @@ class TestPauseCommand:
             assert 2 == bad.returncode and "needs POOL NAME" in bad.stderr, bad.stderr
             assert "Traceback" not in bad.stderr
         stray = cli(*base, "schedules", "jobs")
-        assert 2 == stray.returncode and "invalid choice: 'jobs' (choose from 'pause', 'resume', 'history')" in stray.stderr
+        assert (
+            2 == stray.returncode
+            and "invalid choice: 'jobs' (choose from 'pause', 'resume', 'history')" in stray.stderr
+        )
         bad_name = cli(*base, "schedules", "pause", "jobs", "no spaces")
         assert 2 == bad_name.returncode and "NAME" in bad_name.stderr
 
