@@ -126,7 +126,8 @@ return {1, now}
 SCHEDULE_FINISH = (
     """
 -- schedule_finish: KEYS[1] schedules hash, KEYS[2] slot log; ARGV[1] schedule name, ARGV[2] slot (unix ms),
--- ARGV[3] term, ARGV[4] outcome, ARGV[5] the next slot (unix ms).
+-- ARGV[3] term, ARGV[4] outcome, ARGV[5] the next slot (unix ms), ARGV[6] member, ARGV[7] when the run
+-- started (unix ms, Redis's clock; "" unknown).
 -- Records how the run of ARGV[2] ended, if the record still shows that run (slot and term), and logs it.
 -- Returns {1, now} recorded, {0, now} the record moved on.
 local schedules_key, name, slot, term = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -136,30 +137,38 @@ local outcome, next_slot = ARGV[4], tonumber(ARGV[5])
     + LOG_SLOT
     + """
 local record = record_of(schedules_key, name)
+local fields = {'schedule', name, 'slot', ARGV[2], 'outcome', outcome, 'term', ARGV[3], 'member', ARGV[6],
+                'finished', string.format('%d', now)}
+if ARGV[7] ~= '' then fields[#fields + 1] = 'started'; fields[#fields + 1] = ARGV[7] end
+log_slot(KEYS[2], fields)  -- every run's end, even one the record has moved past (overlapping runs, catch-up)
 if tonumber(record.last_slot_ms or -1) ~= slot or tonumber(record.term or -1) ~= term then return {0, now} end
 record.outcome, record.finished_ms, record.next_slot_ms = outcome, now, next_slot
 redis.call('HSET', schedules_key, name, cjson.encode(record))
-local member = type(record.member) == 'string' and record.member or ''
-local started = string.format('%d', tonumber(record.started_ms or now))
-log_slot(KEYS[2], {'schedule', name, 'slot', ARGV[2], 'outcome', outcome, 'term', ARGV[3], 'member', member,
-                   'started', started, 'finished', string.format('%d', now)})
 return {1, now}
 """
 )
 
 
-SCHEDULE_MISSED = (
+SCHEDULE_PASSED = (
     """
--- schedule_missed: KEYS[1] leader key, KEYS[2] slot log; ARGV[1] the leader value held, ARGV[2]
--- schedule name, ARGV[3] the first missed slot, ARGV[4] the last, ARGV[5] how many, ARGV[6] term,
--- ARGV[7] member. Logs a stretch of missed slots, while the leader key holds ARGV[1].
--- Returns {1, now} logged, {-1, now} not the leader.
+-- schedule_passed: KEYS[1] leader key, KEYS[2] slot log, KEYS[3] schedules hash; ARGV[1] the leader
+-- value held, ARGV[2] schedule name, ARGV[3] the first slot passed over, ARGV[4] the last, ARGV[5]
+-- how many, ARGV[6] term, ARGV[7] member, ARGV[8] 'missed' (nobody ran them in time) or 'skipped'
+-- (the overlap policy dropped them: recorded, so no later lead runs them).
+-- Logs the stretch while the leader key holds ARGV[1]. Returns {1, now} logged, {-1, now} not the leader.
+local schedules_key, name, last = KEYS[3], ARGV[2], tonumber(ARGV[4])
 """
     + _NOW_MS
     + LOG_SLOT
     + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, now} end
-log_slot(KEYS[2], {'schedule', ARGV[2], 'slot', ARGV[3], 'outcome', 'missed', 'last', ARGV[4], 'count', ARGV[5],
+if ARGV[8] == 'skipped' then
+  local record = record_of(schedules_key, name)
+  if last > tonumber(record.skipped_ms or -1) then record.skipped_ms = last end
+  record.skipped = (record.skipped or 0) + tonumber(ARGV[5])
+  redis.call('HSET', schedules_key, name, cjson.encode(record))
+end
+log_slot(KEYS[2], {'schedule', name, 'slot', ARGV[3], 'outcome', ARGV[8], 'last', ARGV[4], 'count', ARGV[5],
                    'term', ARGV[6], 'member', ARGV[7]})
 return {1, now}
 """
@@ -318,7 +327,7 @@ class ScheduleScripts(ScriptSet):
     plan = Lua("schedule_plan", SCHEDULE_PLAN, (_s, _h))
     claim = Lua("schedule_claim", SCHEDULE_CLAIM, (_s, _h, _x))
     finish = Lua("schedule_finish", SCHEDULE_FINISH, (_h, _x))
-    missed = Lua("schedule_missed", SCHEDULE_MISSED, (_s, _x))
+    passed = Lua("schedule_passed", SCHEDULE_PASSED, (_s, _x, _h))
     read_log = Lua("schedule_read_log", SCHEDULE_READ_LOG, (_x,))
     pause = Lua("schedule_pause", SCHEDULE_PAUSE, (_h,))
 
@@ -357,9 +366,21 @@ class ScheduleStore:
         last = int(text(reply[2])) if status is ClaimStatus.ALREADY_CLAIMED else None
         return Claim(status, int(reply[1]), last)
 
-    async def finish(self, name: str, slot_ms: int, term: int, outcome: str, next_slot_ms: int) -> bool:
+    async def finish(
+        self,
+        name: str,
+        slot_ms: int,
+        term: int,
+        outcome: str,
+        next_slot_ms: int,
+        member: str = "",
+        started_ms: int | None = None,
+    ) -> bool:
+        """Log how the run of ``slot_ms`` ended and, if the record still shows that run, record it."""
+        started = "" if started_ms is None else started_ms
         status, _now = await self._scripts.finish(
-            keys=[self.keys.schedules, self.keys.slot_log], args=[name, slot_ms, term, outcome, next_slot_ms]
+            keys=[self.keys.schedules, self.keys.slot_log],
+            args=[name, slot_ms, term, outcome, next_slot_ms, member, started],
         )
         return int(status) == 1
 
@@ -368,11 +389,14 @@ class ScheduleStore:
         status, _now = await self._scripts.pause(keys=[self.keys.schedules], args=[name, "1" if paused else "0", by])
         return int(status) == 1
 
-    async def log_missed(self, held: LeaderValue, name: str, first_ms: int, last_ms: int, count: int) -> bool:
-        """Log a stretch of missed slots (while ``held`` leads); True when logged."""
-        status, _now = await self._scripts.missed(
-            keys=[self.keys.leader, self.keys.slot_log],
-            args=[held.encode(), name, first_ms, last_ms, count, held.term, held.member],
+    async def passed_over(
+        self, held: LeaderValue, name: str, first_ms: int, last_ms: int, count: int, outcome: str = "missed"
+    ) -> bool:
+        """Log a stretch of slots passed over (while ``held`` leads): ``missed``, or ``skipped`` by
+        the overlap policy (recorded: no later lead runs them). True when logged."""
+        status, _now = await self._scripts.passed(
+            keys=[self.keys.leader, self.keys.slot_log, self.keys.schedules],
+            args=[held.encode(), name, first_ms, last_ms, count, held.term, held.member, outcome],
         )
         return int(status) == 1
 

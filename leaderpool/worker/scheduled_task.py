@@ -19,9 +19,9 @@ import time
 from typing import Any
 
 from leaderpool.backend.protocol import LeaderValue
-from leaderpool.schedules.periodic import SlotWalker, Wait
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.schedules.schedule_store import ScheduleStore
+from leaderpool.schedules.slot_walker import SlotWalker, Wait
 from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskContext, ThreadTaskContext, is_async
 
 

@@ -188,14 +188,14 @@ class TestSlotLog:
             now_ms, _ = await store.read()
             base = now_ms - 10_000
             assert ClaimStatus.CLAIMED == (await store.claim(held, "job", base, "every 1s", "once")).status
-            assert await store.finish("job", base, 2, "failed", base + 1000)
-            assert await store.log_missed(held, "job", base + 1000, base + 5000, 5)
-            assert not await store.log_missed(LeaderValue(1, "z"), "job", base, base, 1)  # not the leader: nothing
+            assert await store.finish("job", base, 2, "failed", base + 1000, "a")
+            assert await store.passed_over(held, "job", base + 1000, base + 5000, 5)
+            assert not await store.passed_over(LeaderValue(1, "z"), "job", base, base, 1)  # not the leader: nothing
             assert await store.set_paused("job", True)
             assert ClaimStatus.PAUSED == (await store.claim(held, "job", base + 6000, "every 1s", "once")).status
             assert await store.set_paused("job", False)
             assert ClaimStatus.CLAIMED == (await store.claim(held, "job", base + 7000, "every 1s", "once")).status
-            assert await store.finish("job", base + 7000, 2, "ok", base + 8000)
+            assert await store.finish("job", base + 7000, 2, "ok", base + 8000, "a", base + 7001)
             assert ClaimStatus.CLAIMED == (await store.claim(held, "other", base + 7000, "every 1s", "once")).status
             assert await store.finish("other", base + 7000, 2, "ok", base + 8000)
             latest = await store.slot_log("job", 10)
