@@ -92,7 +92,7 @@ class ElectionMetrics:
             "leaderpool_lock_wait_seconds", "How long an acquired cluster-wide lock was waited for.", ()
         )
         self.slots = Counter(
-            "leaderpool_schedule_slots", "Schedule slots by outcome (ok, failed, stopped, cancelled, missed).",
+            "leaderpool_schedule_slots", "Schedule slots by outcome (ok, failed, stopped, cancelled, missed, skipped).",
             ("pool", "schedule", "outcome"), registry=registry,
         )  # fmt: skip
         self._answered: dict[tuple[str, str], float] = {}  # (pool, member) -> monotonic time of the last reply

@@ -50,7 +50,7 @@ class Observer(Protocol):
 
     def slot(self, pool: str, schedule: str, outcome: str, count: int = 1) -> None:
         """A periodic schedule's run ended (``ok``, ``failed``, ``stopped``, ``cancelled``), or
-        ``count`` slots were ``missed``."""
+        ``count`` slots were ``missed``, or one was ``skipped`` (the schedule is paused)."""
 
 
 _observers: list[Observer] = []

@@ -18,6 +18,8 @@ and every multi-key Lua script stays single-slot::
                                         saved_at_ms, data (JSON)
     leaderpool:{POOL}:schedules hash    schedule name -> JSON record of its last run and next slot
                                         (leaderpool.schedules.schedule_store)
+    leaderpool:{POOL}:slot_log  stream  each slot's outcome: run (ok, failed...), skipped, missed
+                                        (leaderpool.schedules.slot_log), capped
     leaderpool:{POOL}:leader_conn  string  "<term>|<client id>[|s]" of the leader's pub/sub
                                         connection, PX = the lease (fast failover: see
                                         leaderpool.fast_failover.failover); "|s": it is subscribed to
@@ -138,6 +140,11 @@ class Keyspace:
     @property
     def schedules(self) -> str:
         return f"{self._base}:schedules"
+
+    @property
+    def slot_log(self) -> str:
+        """Stream: each schedule slot's outcome, newest last (capped)."""
+        return f"{self._base}:slot_log"
 
     @property
     def leader_conn(self) -> str:

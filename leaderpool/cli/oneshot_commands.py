@@ -101,6 +101,12 @@ def cmd_doctor(client: Blocking, o: Options, prefix: str, out: TextIO, where: st
 def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
     from leaderpool.cli import schedules
 
+    if o.ns.action == "history":
+        return _slot_history(client, o, prefix, out)
+    if o.ns.count is not None:
+        raise UsageError("--count", "only applies to 'schedules history'")
+    if o.ns.action is not None:
+        return _pause_or_resume(client, o, prefix, out)
     pools = [checked_arg("--pool", name_arg("pool"), p) for p in (o.ns.pool or [])]
     for pool in pools:
         run(status.require_pool(client, pool, prefix))
@@ -112,6 +118,44 @@ def cmd_schedules(client: Blocking, o: Options, prefix: str, out: TextIO) -> int
         out.write(json.dumps({"pools": [p.to_json() for p in found]}, separators=(",", ":")) + "\n")
     else:
         out.write(schedules.render(found) + "\n")
+    return 0
+
+
+def _slot_history(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import schedules
+
+    if len(o.ns.target) not in (1, 2):
+        raise UsageError("schedules history", "needs POOL and, optionally, NAME (a schedule)")
+    pool = checked_arg("POOL", name_arg("pool"), o.ns.target[0])
+    name = checked_arg("NAME", name_arg("schedule name"), o.ns.target[1]) if len(o.ns.target) == 2 else ""
+    count = checked_arg("--count", positive_integer, o.ns.count) if o.ns.count is not None else 20
+    found = schedules.read_slot_log(client, pool, name, count, prefix)
+    if not found:
+        which = f"schedule {name!r}" if name else "any schedule"
+        raise Failure(f"no slot of {which} in pool {pool} has come due (prefix {prefix})")
+    if o.ns.json:
+        out.write(json.dumps({"pool": pool, "slots": [s.to_json() for s in found]}, separators=(",", ":")) + "\n")
+    else:
+        out.write(schedules.render_slot_log(pool, found) + "\n")
+    return 0
+
+
+def _pause_or_resume(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.schedules.schedule_store import ScheduleStore
+
+    action = o.ns.action
+    if len(o.ns.target) != 2:
+        raise UsageError(f"schedules {action}", "needs POOL NAME (the pool and the schedule's name)")
+    pool = checked_arg("POOL", name_arg("pool"), o.ns.target[0])
+    name = checked_arg("NAME", name_arg("schedule name"), o.ns.target[1])
+    store = ScheduleStore(client, Keyspace(pool, prefix))
+    if not run(store.set_paused(name, action == "pause", by="leaderpool-cli")):
+        raise Failure(f"no schedule {name!r} in pool {pool} (prefix {prefix}): 'leaderpool-cli schedules' lists them")
+    if action == "pause":
+        out.write(printable_lines(f"paused {name} in pool {pool}: its slots are skipped, whoever leads, until "
+                                  f"'leaderpool-cli schedules resume {pool} {name}'") + "\n")  # fmt: skip
+    else:
+        out.write(printable_lines(f"resumed {name} in pool {pool}: its next slot runs on time") + "\n")
     return 0
 
 

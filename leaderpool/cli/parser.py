@@ -172,8 +172,20 @@ def build_parser(only: str | None = None) -> OneLineParser:
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
 
-    sc = sub.add_parser("schedules", help="periodic schedules: last run, by whom, next slot")
+    sc = sub.add_parser(
+        "schedules",
+        help="periodic schedules: last run, by whom, next slot; pause, resume, each slot's outcome",
+        description="List each periodic schedule (its last run, by whom, the next slot); pause or "
+        "resume one: 'schedules pause POOL NAME' skips its slots, whoever leads, until "
+        "'schedules resume POOL NAME' (held in Redis); 'schedules history POOL [NAME]': how each "
+        "recent slot ended (run, skipped while paused, missed).",
+    )
     _common(sc, top=False)
+    sc.add_argument(
+        "action", nargs="?", choices=("pause", "resume", "history"), help="pause or resume a schedule, or its history"
+    )
+    sc.add_argument("target", nargs="*", metavar="POOL NAME", help="the pool and the schedule (history: NAME optional)")
+    sc.add_argument("--count", metavar="N", default=None, help="history: the latest N slots (default 20)")
     sc.add_argument("--pool", metavar="NAME", action="append", help="only this pool (repeatable)")
     sc.add_argument("--json", action="store_true", help="print JSON")
     _names_parsers(sub)

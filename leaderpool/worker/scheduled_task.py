@@ -8,20 +8,26 @@ each slot, setting ``ctx.slot`` and calling the task once per slot, recording ho
 An async task stays async, a thread task runs every slot in its thread. A run that raises is a
 task crash (the worker's crash policy: step down, rejoin as the youngest); its slot is recorded
 ``failed`` and is not run again.
+
+With ``--overlap allow`` or ``cancel_other`` an async task's runs may start while an earlier one
+goes on (each with its own copy of the context, ``ctx.slot`` its own); a thread task runs one slot
+at a time, so those two are refused for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import time
 from typing import Any
 
 from leaderpool.backend.protocol import LeaderValue
-from leaderpool.schedules.periodic import SlotWalker, Wait
-from leaderpool.schedules.schedule import Schedule
+from leaderpool.errors import ConfigError
+from leaderpool.schedules.schedule import Overlap, Schedule
 from leaderpool.schedules.schedule_store import ScheduleStore
+from leaderpool.schedules.slot_walker import SlotWalker, Wait
 from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskContext, ThreadTaskContext, is_async
 
 
@@ -36,6 +42,26 @@ def _outcome(ctx: TaskContext) -> str:
     return "stopped" if ctx.stopping else "ok"
 
 
+BESIDE = (Overlap.ALLOW, Overlap.CANCEL_OTHER)
+"""The overlap policies whose runs do not wait for the one before."""
+
+
+async def _run_one_async(task: Task, ctx: AsyncTaskContext, walker: SlotWalker, slot_ms: int) -> None:
+    ctx.slot = slot_ms / 1000
+    ctx.log.info("slot_started", schedule=walker.schedule.name, slot=ctx.slot)
+    try:
+        await task(ctx)
+    except asyncio.CancelledError:  # past --task-grace on a hand-over, or replaced (cancel_other)
+        with contextlib.suppress(asyncio.CancelledError):
+            await walker.finish(slot_ms, "cancelled")
+        raise
+    except BaseException:
+        await walker.finish(slot_ms, "failed")
+        raise
+    await walker.finish(slot_ms, _outcome(ctx))
+    ctx.log.info("slot_finished", schedule=walker.schedule.name, slot=ctx.slot, outcome=_outcome(ctx))
+
+
 def scheduled(task: Task, schedule: Schedule, election: Any, grace_s: float) -> Task:
     """``task`` run once per slot of ``schedule`` while the worker leads."""
     if is_async(task):
@@ -43,26 +69,39 @@ def scheduled(task: Task, schedule: Schedule, election: Any, grace_s: float) -> 
         @functools.wraps(task)
         async def run_async(ctx: AsyncTaskContext) -> None:
             walker = _walker(election, schedule, grace_s, ctx)
-            while not ctx.stopping:
-                step = await walker.step()
-                if isinstance(step, Wait):
-                    await ctx.sleep(step.seconds)
-                    continue
-                ctx.slot = step.slot_ms / 1000
-                ctx.log.info("slot_started", schedule=schedule.name, slot=ctx.slot)
-                try:
-                    await task(ctx)
-                except asyncio.CancelledError:  # past --task-grace on a hand-over
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await walker.finish(step.slot_ms, "cancelled")
-                    raise
-                except BaseException:
-                    await walker.finish(step.slot_ms, "failed")
-                    raise
-                await walker.finish(step.slot_ms, _outcome(ctx))
-                ctx.log.info("slot_finished", schedule=schedule.name, slot=ctx.slot, outcome=_outcome(ctx))
+            beside: set[asyncio.Future[None]] = set()  # runs that did not wait (allow, cancel_other)
+            try:
+                while not ctx.stopping:
+                    for done in [run for run in beside if run.done()]:
+                        beside.discard(done)
+                        if not done.cancelled() and (failure := done.exception()) is not None:
+                            raise failure  # a task crash, as when the run was awaited
+                    step = await walker.step()
+                    if isinstance(step, Wait):
+                        await ctx.sleep(step.seconds)
+                        continue
+                    if schedule.overlap not in BESIDE:
+                        await _run_one_async(task, ctx, walker, step.slot_ms)
+                        continue
+                    if schedule.overlap is Overlap.CANCEL_OTHER:
+                        for run in beside:
+                            run.cancel()
+                        await asyncio.gather(*beside, return_exceptions=True)
+                        beside.clear()
+                    beside.add(asyncio.ensure_future(_run_one_async(task, copy.copy(ctx), walker, step.slot_ms)))
+            except BaseException:  # cancelled past --task-grace, or a run failed: the others end too
+                for run in beside:
+                    run.cancel()
+                raise
+            finally:  # the lead is over: the runs still going end as a lone run would (or are cancelled with us)
+                await asyncio.gather(*beside, return_exceptions=True)
 
         return run_async
+
+    if schedule.overlap in BESIDE:
+        raise ConfigError(
+            f"--overlap {schedule.overlap.value} needs an async task (async def): a thread task runs one slot at a time"
+        )
 
     @functools.wraps(task)
     def run_in_thread(ctx: ThreadTaskContext) -> None:

@@ -36,7 +36,7 @@ from leaderpool.jobs.wire import Handler
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.util.naming import validate_name
 from leaderpool.worker import work_args
-from leaderpool.worker.tasks import DEFAULT_TASK, IDLE_TASK, Task, load_task
+from leaderpool.worker.tasks import DEFAULT_TASK, IDLE_TASK, Task, is_async, load_task
 
 PROG = "leaderpool-worker"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -271,7 +271,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
     task = _as(o, "task", "--task", "LEADERPOOL_TASK", load_task, task_spec)
     work = work_args.parse_leader_work(
         o, command, task_spec=task_spec, task_given=o.source("task", "--task", "LEADERPOOL_TASK") is not None,
-        ttl_s=ttl,
+        ttl_s=ttl, task_is_async=is_async(task),
     )  # fmt: skip
     fields.update(fast_failover_fields(o))
     try:

@@ -1,6 +1,7 @@
 """The worker's flags for periodic schedules (``--every``, ``--cron``, ``--catch-up``,
-``--schedule-grace``, ``--schedule-name``) and the leader-only command (``--exec -- COMMAND``,
-for the whole lead, or once per slot with a schedule), validated into :class:`LeaderWork`.
+``--overlap``, ``--jitter``, ``--schedule-grace``, ``--schedule-name``) and the leader-only
+command (``--exec -- COMMAND``, for the whole lead, or once per slot with a schedule), validated
+into :class:`LeaderWork`.
 :mod:`leaderpool.worker.settings` adds them to its parser and calls :func:`parse_leader_work`."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from leaderpool.console.args import Options, UsageError, choice, seconds
 from leaderpool.console.credentials import PASS_ENV_HELP, pass_env
 from leaderpool.errors import ConfigError
-from leaderpool.schedules.schedule import CatchUp, Schedule
+from leaderpool.schedules.schedule import CatchUp, Overlap, Schedule
 
 EXEC_USAGE = "--exec -- COMMAND [ARGS...]"
 
@@ -40,8 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         'a 6th field is the seconds: "* * * * * */10" is every 10 s) [LEADERPOOL_CRON]',
     )  # fmt: skip
     g.add_argument(
-        "--catch-up", metavar="once|skip",
-        help="missed slots (later than the grace) run once, or are skipped (once) [LEADERPOOL_CATCH_UP]",
+        "--catch-up", metavar="once|skip|all|SECONDS",
+        help="missed slots (later than the grace) run once, are skipped, or each run, newest first (all; "
+        "SECONDS: those of the last SECONDS) (once) [LEADERPOOL_CATCH_UP]",
+    )  # fmt: skip
+    g.add_argument(
+        "--overlap", metavar="|".join(o.value for o in Overlap),
+        help="slots that come due while a run goes on: each runs after it, late (buffer_all); the latest "
+        "does, the others are skipped (buffer_one); all skipped (skip); each starts on time beside it "
+        "(allow: an async task); or it is cancelled (cancel_other: an async task) [LEADERPOOL_OVERLAP]",
+    )  # fmt: skip
+    g.add_argument(
+        "--jitter", metavar="SECONDS",
+        help="start each slot's run up to SECONDS late, by the same amount on every member (0) [LEADERPOOL_JITTER]",
     )  # fmt: skip
     g.add_argument(
         "--schedule-grace", metavar="SECONDS",
@@ -70,7 +82,13 @@ def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 
 def parse_leader_work(
-    o: Options, command: list[str] | None, *, task_spec: str, task_given: bool, ttl_s: float
+    o: Options,
+    command: list[str] | None,
+    *,
+    task_spec: str,
+    task_given: bool,
+    ttl_s: float,
+    task_is_async: bool = True,
 ) -> LeaderWork:
     """Validate the schedule and ``--exec`` flags; raises :class:`UsageError` naming the bad one."""
     exec_argv = _exec_command(o, command, task_given)
@@ -82,6 +100,8 @@ def parse_leader_work(
     scheduled = every is not None or cron is not None
     for dest, flag, env in (
         ("catch_up", "--catch-up", "LEADERPOOL_CATCH_UP"),
+        ("overlap", "--overlap", "LEADERPOOL_OVERLAP"),
+        ("jitter", "--jitter", "LEADERPOOL_JITTER"),
         ("schedule_grace", "--schedule-grace", "LEADERPOOL_SCHEDULE_GRACE"),
         ("schedule_name", "--schedule-name", "LEADERPOOL_SCHEDULE_NAME"),
     ):
@@ -99,12 +119,25 @@ def parse_leader_work(
         raise UsageError(where, "give one of --every or --cron, not both")
     if not task_given and not exec_argv:
         raise UsageError(where, "needs --task MODULE:FUNCTION (or --exec -- COMMAND), what to run each slot")
-    catch_up = o.get("catch_up", "--catch-up", "LEADERPOOL_CATCH_UP", choice("once", "skip"), default="once")
+    no_window: tuple[CatchUp, float | None] = (CatchUp.ONCE, None)
+    catch_up, window = o.get("catch_up", "--catch-up", "LEADERPOOL_CATCH_UP", catch_up_arg, default=no_window)
+    overlap = o.get(
+        "overlap", "--overlap", "LEADERPOOL_OVERLAP", choice(*(v.value for v in Overlap)), default="buffer_all"
+    )
+    jitter = o.get("jitter", "--jitter", "LEADERPOOL_JITTER", seconds, default=0.0)
+    if overlap in ("allow", "cancel_other") and not exec_argv and not task_is_async:
+        raise UsageError(
+            _where(o, "overlap", "--overlap", "LEADERPOOL_OVERLAP"),
+            f"{overlap} needs an async task (async def): a thread task runs one slot at a time",
+        )
     grace = o.get("schedule_grace", "--schedule-grace", "LEADERPOOL_SCHEDULE_GRACE", seconds, default=2 * ttl_s)
     default_name = exec_schedule_name(exec_argv) if exec_argv else task_spec
     name = o.get("schedule_name", "--schedule-name", "LEADERPOOL_SCHEDULE_NAME", str, default=default_name).strip()
     try:
-        schedule = Schedule(name, every_s=every, cron=cron, catch_up=CatchUp(catch_up), grace_s=grace)
+        schedule = Schedule(
+            name, every_s=every, cron=cron, catch_up=catch_up, grace_s=grace, overlap=Overlap(overlap),
+            catch_up_window_s=window, jitter_s=jitter,
+        )  # fmt: skip
     except ConfigError as exc:
         bad = where if ("cron" in str(exc) or "every" in str(exc)) else "--schedule-name"
         raise UsageError(bad, str(exc)) from None
@@ -122,6 +155,17 @@ def exec_schedule_name(argv: Sequence[str]) -> str:
         return name
     digest = hashlib.sha256("\0".join(argv).encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{name}:{digest}"
+
+
+def catch_up_arg(raw: object) -> tuple[CatchUp, float | None]:
+    """``once``, ``skip``, ``all``, or a window in seconds (``all`` within it)."""
+    value = str(raw).strip().lower()
+    if value in {c.value for c in CatchUp}:
+        return CatchUp(value), None
+    try:
+        return CatchUp.ALL, seconds(value)
+    except ValueError:
+        raise ValueError(f"must be once, skip, all or a window in seconds, got {raw!r}") from None
 
 
 def _exec_command(o: Options, command: list[str] | None, task_given: bool) -> list[str]:

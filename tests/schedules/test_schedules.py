@@ -103,7 +103,10 @@ class TestScheduleFlags:
             (["--task", TASK, "--every", "1", "--cron", "* * * * *"], "give one of --every or --cron"),
             (["--every", "1"], "argument --every: needs --task MODULE:FUNCTION"),
             (["--task", TASK, "--catch-up", "skip"], "argument --catch-up: only applies with --every or --cron"),
-            (["--task", TASK, "--every", "1", "--catch-up", "twice"], "argument --catch-up: must be one of"),
+            (
+                ["--task", TASK, "--every", "1", "--catch-up", "twice"],
+                "argument --catch-up: must be once, skip, all or a window",
+            ),
             (["--task", TASK, "--every", "0"], "argument --every: must be a number of seconds > 0"),
         ],
     )
