@@ -19,7 +19,7 @@ os.kill(os.getpid(), signal.SIGUSR1)
 import leaderpool.election.core as core  # imported after the jump: its default clock is the jumped one
 r = lambda x: round(x, 1) + 0.0  # no "-0.0"
 print(r(before), r(time.monotonic() - s.true_monotonic()), round(time.time() - s.true_time()),
-      r(core.ElectionCore.__init__.__kwdefaults__["clock"]() - s.true_monotonic()))
+      r(core.ElectionCore.__init__.__kwdefaults__["clock"].now() - s.true_monotonic()))
 """
 
 
