@@ -296,27 +296,42 @@ class TestFencing:
             return ctx.member
 
         async def go() -> None:
-            async with member(redis_server.url, "a", handler) as a, member(redis_server.url, "b", handler) as b:
+            async with member(redis_server.url, "a", handler) as a:
+                # a leads before b starts: start() returns before the join, and on a loaded machine
+                # b started right after could join first, be the oldest, and lead instead
                 term_a = await a.wait_until_leader(10)
-                async with AsyncPoolClient("w", redis_server.url) as client:
-                    call = asyncio.ensure_future(client.call("job", timeout=20))
-                    await eventually(a_started.is_set)
-                    store = PoolStore(client.calls.store.client, Keyspace("w"))
-                    await store.leave("a", "evicted", event="evicted")  # as leaderpool-cli evict does
-                    term_b = await b.wait_until_leader(10)
-                    assert "b" == await call  # the new leader's reply
-                    jobs = JobStore(client.calls.store.client, Keyspace("w"))
-                    stale = Job("0-1", "null", "", 0, 1)
-                    refused = await jobs.settle(LeaderValue(term_a, "a"), [Done(stale, ok_reply("1"))], [], 5, 100)
-                    assert not refused.accepted
-                    a_release.set()
-                    await eventually(lambda: not a.is_leader)
-                    await asyncio.sleep(0.2)  # a's own (refused) ack had time to arrive
-                    assert [("a", 1, term_a), ("b", 2, term_b)] == runs
-                    backlog = await jobs.backlog()
-                    assert (0, 0, 0) == (backlog.jobs, backlog.pending, backlog.dead)
+                async with member(redis_server.url, "b", handler) as b:
+                    await self._evicted_while_running(redis_server.url, a, b, term_a, a_started, a_release, runs)
 
         run(go())
+
+    async def _evicted_while_running(
+        self,
+        url: str,
+        a: AsyncElection,
+        b: AsyncElection,
+        term_a: int,
+        a_started: threading.Event,
+        a_release: threading.Event,
+        runs: list[tuple[str, int, int | None]],
+    ) -> None:
+        async with AsyncPoolClient("w", url) as client:
+            call = asyncio.ensure_future(client.call("job", timeout=20))
+            await eventually(a_started.is_set)
+            store = PoolStore(client.calls.store.client, Keyspace("w"))
+            await store.leave("a", "evicted", event="evicted")  # as leaderpool-cli evict does
+            term_b = await b.wait_until_leader(10)
+            assert "b" == await call  # the new leader's reply
+            jobs = JobStore(client.calls.store.client, Keyspace("w"))
+            stale = Job("0-1", "null", "", 0, 1)
+            refused = await jobs.settle(LeaderValue(term_a, "a"), [Done(stale, ok_reply("1"))], [], 5, 100)
+            assert not refused.accepted
+            a_release.set()
+            await eventually(lambda: not a.is_leader)
+            await asyncio.sleep(0.2)  # a's own (refused) ack had time to arrive
+            assert [("a", 1, term_a), ("b", 2, term_b)] == runs
+            backlog = await jobs.backlog()
+            assert (0, 0, 0) == (backlog.jobs, backlog.pending, backlog.dead)
 
 
 class TestHandOver:
