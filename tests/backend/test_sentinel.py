@@ -6,6 +6,7 @@ the promoted replica missed the last writes."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -236,8 +237,9 @@ def test_an_unreachable_sentinel_is_one_short_line() -> None:
     done = cli("--redis", "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster", "status")
     line = done.stderr.strip()
     assert (1, 1) == (done.returncode, len(line.splitlines())), done.stderr
-    assert line.endswith("No master found for 'mymaster': no Sentinel answered (ConnectionError: Error 111 "
-                         "connecting to 127.0.0.1:2. Connection refused.)"), line  # fmt: skip
+    # the last Sentinel's error as redis-py words it: "ConnectionError: Error 111 connecting to
+    # 127.0.0.1:2. Connection refused." (redis-py 7), or the bare class name (older, on Python 3.10)
+    assert re.search(r"No master found for 'mymaster': no Sentinel answered \(ConnectionError[^()]*\)$", line), line
     assert len(line) < 250 and "<redis." not in line
 
 
