@@ -15,7 +15,6 @@ is adopted by renewing it first, the renewal's sending time anchoring the deadli
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 
 from leaderpool import probe
@@ -30,6 +29,7 @@ from leaderpool.election.wakeups import Wakeups
 from leaderpool.events import RevokeReason, Role
 from leaderpool.fast_failover.failover import BURIED_REASON, Death, FastFailover
 from leaderpool.util.constants import FIRST_BEAT_SPREAD
+from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
 
@@ -323,7 +323,7 @@ class Contest:
         self.lead.begin(term, sent)
         self.view.saw(term)
         # spread the first renewal, as members spread their first beat (see FIRST_BEAT_SPREAD)
-        self.membership.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
+        self.membership.next_beat = sent + self.config.heartbeat * spread(*FIRST_BEAT_SPREAD)
         t = self.wakeups.timers
         since = sent if handoff or t.vacant_since is None else t.vacant_since
         t.vacancy_retry = t.vacant_since = t.leader_expiry = None

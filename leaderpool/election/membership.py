@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -30,6 +29,7 @@ from leaderpool.election.identity import IdHolder, new_incarnation
 from leaderpool.members import MemberInfo
 from leaderpool.util import throttle
 from leaderpool.util.constants import FIRST_BEAT_SPREAD
+from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
 T = TypeVar("T")
@@ -177,7 +177,7 @@ class Membership:
         self.joined = True
         if self.rider is not None:
             self.rider.joined()
-        self.next_beat = sent + self.config.heartbeat * random.uniform(*FIRST_BEAT_SPREAD)
+        self.next_beat = sent + self.config.heartbeat * spread(*FIRST_BEAT_SPREAD)
         log.info("joined", node=self.config.node, priority=self.config.priority, started_at_ms=self.started_at_ms)
 
     async def rejoin(

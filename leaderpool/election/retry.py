@@ -8,13 +8,12 @@ a configuration error: logged at error level once per distinct error, retried a 
 
 from __future__ import annotations
 
-import random
-
 from leaderpool.backend.baddata import report
 from leaderpool.backend.redis_errors import Failure, auth_failure_code, classify, short_reason
 from leaderpool.election.succession import retry_delay
 from leaderpool.util import throttle
 from leaderpool.util.constants import BACKOFF_JITTER, LOG_FAILURE_AT, LOG_FAILURE_EVERY
+from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
 _EVENTS = {
@@ -62,7 +61,7 @@ class Retries:
             # a follower's call timed out: Redis or this process is overloaded, and retrying
             # sooner only adds to it; its lease outlasts a heartbeat or two without a beat
             delay = self._heartbeat
-        delay *= random.uniform(BACKOFF_JITTER, 1.0)  # no synchronized retry storm
+        delay *= spread(BACKOFF_JITTER, 1.0)  # no synchronized retry storm
         often = self.failures in LOG_FAILURE_AT or self.failures % LOG_FAILURE_EVERY == 0
         event, hint = _EVENTS.get(kind, ("redis_call_failed", None))
         fields: dict[str, object] = {"error": error, "failures": self.failures, "retry_s": round(delay, 3)}
