@@ -28,7 +28,7 @@ from leaderpool.election.view import PoolView
 from leaderpool.election.wakeups import Wakeups
 from leaderpool.events import RevokeReason, Role
 from leaderpool.fast_failover.failover import BURIED_REASON, Death, FastFailover
-from leaderpool.util.constants import FIRST_BEAT_SPREAD
+from leaderpool.util.constants import FIRST_BEAT_SPREAD, REREAD_DELAY_S
 from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
@@ -268,7 +268,10 @@ class Contest:
         ):
             assert granted_at is not None
             self._become_leader(term, granted_at, handoff=True)
-            self.membership.next_beat = self._clock()  # renew at once: anchor on our own request
+            now = self._clock()
+            self.membership.next_beat = now  # renew at once: anchor on our own request
+            # and look shortly, off the critical path: who is next after us, for our own hand-over
+            self.wakeups.timers.reread_at = now + REREAD_DELAY_S
             return
         self.wakeups.pending.dirty = True  # settle finds the lead ours and adopts it by renewing
 
