@@ -16,7 +16,7 @@ from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.schedules.schedule import Due, Schedule, after_overlap, next_due
 from leaderpool.schedules.schedule_store import ClaimStatus, ScheduleStore
 from leaderpool.util.log import Logger, get_logger
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import keep_cancellation, within
 
 log = get_logger("leaderpool")
 
@@ -82,7 +82,11 @@ class SlotWalker:
         self._offset_ms = redis_now_ms - (sent_at + self._clock()) / 2 * 1000
 
     async def step(self) -> Wait | Run:
-        """What to do next: wait, or run the slot just claimed."""
+        """What to do next: wait, or run the slot just claimed. A cancellation of the caller is
+        never lost in the Redis calls (:func:`~leaderpool.util.timeouts.keep_cancellation`)."""
+        return await keep_cancellation(self._step_or_retry())
+
+    async def _step_or_retry(self) -> Wait | Run:
         try:
             step = await self._step()
         except RETRYABLE as exc:
@@ -195,7 +199,11 @@ class SlotWalker:
 
     async def finish(self, slot_ms: int, outcome: str) -> None:
         """Record how the run of ``slot_ms`` ended (``ok``, ``failed``, ``stopped``, ``cancelled``);
-        then, if slots came due meanwhile, apply the overlap policy to them."""
+        then, if slots came due meanwhile, apply the overlap policy to them. A cancellation of the
+        caller raises at once (the record is still written)."""
+        await keep_cancellation(self._finish(slot_ms, outcome))
+
+    async def _finish(self, slot_ms: int, outcome: str) -> None:
         probe.slot(self.store.keys.pool, self.schedule.name, outcome)
         next_slot = self.schedule.after(slot_ms)
         name, held = self.schedule.name, self.held
