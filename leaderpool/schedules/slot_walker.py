@@ -6,8 +6,10 @@ and the worker's ``--every``/``--cron`` (:mod:`leaderpool.worker.scheduled_task`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from leaderpool import probe
@@ -196,6 +198,25 @@ class SlotWalker:
         while last_ms is not None and slot <= last_ms and count < cap:
             count, slot = count + 1, self.schedule.after(slot)
         return max(count, 1)
+
+    async def run(self, slot_ms: int, call: Callable[[], Awaitable[object]], stopping: Callable[[], bool]) -> None:
+        """Run the slot ``slot_ms`` just claimed (await ``call()``) and record how it ended: ``ok``;
+        ``stopped`` when ``stopping()`` says its lead ended meanwhile; ``failed`` when it raised
+        (which propagates); ``cancelled`` when it was cancelled (past its grace on a hand-over, or
+        replaced by overlap ``cancel_other``)."""
+        self.log.info("slot_started", slot_ms=slot_ms)
+        try:
+            await call()
+        except asyncio.CancelledError:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.finish(slot_ms, "cancelled")
+            raise
+        except BaseException:
+            await self.finish(slot_ms, "failed")
+            raise
+        outcome = "stopped" if stopping() else "ok"
+        await self.finish(slot_ms, outcome)
+        self.log.info("slot_finished", slot_ms=slot_ms, outcome=outcome)
 
     async def finish(self, slot_ms: int, outcome: str) -> None:
         """Record how the run of ``slot_ms`` ended (``ok``, ``failed``, ``stopped``, ``cancelled``);
