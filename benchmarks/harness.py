@@ -33,11 +33,19 @@ class Holdable(Protocol):
     def release(self) -> Any: ...
 
 
-def call_us(call: Callable[[], object], n: int, *, after: Callable[[], object] | None = None) -> dict[str, Any]:
-    """Percentiles (us) of ``n`` timed ``call()``s after :data:`WARM_UP` untimed ones; ``after``
-    runs untimed after each (e.g. the release of a timed acquire)."""
+def call_us(
+    call: Callable[[], object],
+    n: int,
+    *,
+    before: Callable[[], object] | None = None,
+    after: Callable[[], object] | None = None,
+) -> dict[str, Any]:
+    """Percentiles (us) of ``n`` timed ``call()``s after :data:`WARM_UP` untimed ones; ``before``
+    and ``after`` run untimed around each (e.g. making a lock, and releasing it)."""
     samples = []
     for i in range(n + WARM_UP):
+        if before is not None:
+            before()
         t0 = time.perf_counter_ns()
         call()
         t1 = time.perf_counter_ns()
@@ -60,14 +68,10 @@ def acquire_release_us(make: Callable[[str], Holdable], name: str, n: int) -> di
 
 
 def acquire_us(make: Callable[[str], Holdable], name: str, n: int) -> dict[str, Any]:
-    """An uncontended acquire alone (its release untimed), on a fresh object each call."""
+    """An uncontended acquire alone, on a fresh object each call (made and released untimed)."""
     current: list[Holdable] = []
-
-    def take() -> None:
-        current.append(make(name))
-        current[-1].acquire()
-
-    return call_us(take, n, after=lambda: current.pop().release())
+    return call_us(lambda: current[-1].acquire(), n, before=lambda: current.append(make(name)),
+                   after=lambda: current.pop().release())  # fmt: skip
 
 
 def handover_ns(
