@@ -77,9 +77,10 @@ class TestOverlapAcrossFailover:
         """a leads and is SIGKILLed mid-run; the next leader is SIGSTOPped mid-run and the third
         leads; the frozen one, resumed past its lease, starts nothing. Across the three leads no
         slot starts twice; within each lead: skip and buffer_one run one slot at a time and every
-        slot they pass over is logged as skipped; buffer_all runs one at a time and passes over
-        none; allow lets runs overlap and passes over none; cancel_other cancels each run when the
-        next slot comes and passes over none."""
+        slot they pass over is logged as skipped (skip runs no slot that came due during the run;
+        which slot buffer_one keeps is a matter of timing, pinned by the pure TestOverlap);
+        buffer_all runs one at a time and passes over none; allow lets runs overlap and passes over
+        none; cancel_other cancels each run when the next slot comes and passes over none."""
         runs_file = tmp_path / "runs.jsonl"
         env = {RUNS_FILE: str(runs_file)}
         args = ("--task", TASK, "--every", str(PERIOD), "--overlap", overlap, "--schedule-grace", "10",
@@ -130,10 +131,8 @@ class TestOverlapAcrossFailover:
                 if overlap in ("skip", "buffer_one"):
                     assert finished["t"] <= after["t"] + SLACK_S, f"{overlap}: runs overlapped"
                     assert holes <= skipped, f"{overlap}: slots {sorted(holes - skipped)} passed over, not logged"
-                if overlap == "skip":
+                if overlap == "skip":  # the runner read the time after the run's own end line
                     assert after["slot"] > finished["t"] - SLACK_S, "skip: a slot due during the run ran"
-                if overlap == "buffer_one":
-                    assert after["slot"] <= finished["t"] + SLACK_S, "buffer_one: the slot due during the run waited"
                 if overlap in ("buffer_all", "allow", "cancel_other"):
                     assert set() == holes, f"{overlap}: slots {sorted(holes)} passed over"
                 if overlap == "buffer_all":
