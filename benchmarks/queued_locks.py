@@ -16,7 +16,11 @@ Measured, each with ``rounds`` samples (p50/p90/p99):
   lock), one release: how many waiters sent Redis anything in the next 300 ms (1 is the ideal:
   the one now first; more is a thundering herd), median over the rounds;
 - **reader throughput**: :data:`READERS` threads each taking and releasing a read hold in a loop
-  (holds per second, all together).
+  (holds per second, all together);
+- **a killed holder's permit**: a process holds leaderpool's one-permit semaphore with a
+  :data:`RECLAIM_LEASE_S` lease, a waiter blocks; SIGKILL the holder: the time until the waiter
+  holds (its death proved by its liveness connection being gone; the others here wait for the
+  lease to end). Not in a quick run (each round waits up to 2 s).
 
 ``python -m benchmarks.queued_locks [--quick] [--rounds N] [--out DIR]`` writes
 ``queued-locks-TIMESTAMP.json``; ``python -m benchmarks`` runs it as its ``queued locks`` section.
@@ -25,13 +29,20 @@ Measured, each with ``rounds`` samples (p50/p90/p99):
 from __future__ import annotations
 
 import statistics
+import sys
+import tempfile
+import threading
+import time
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import redis
 import redis_lock
 
 from benchmarks.harness import (
+    JOIN_S,
     Holdable,
     acquire_us,
     handover_ns,
@@ -39,16 +50,21 @@ from benchmarks.harness import (
     run_section,
     stats_row,
     table,
+    wait_until,
     woken_by_one_release,
 )
 from benchmarks.redisson_style import RedissonStyleFairLock, RedissonStyleRWLock
 from benchmarks.stats import summary
 from leaderpool.locks.blocking_lock import Lock
 from leaderpool.locks.rwlock import ReadWriteLock
+from leaderpool.locks.semaphore import Semaphore
+from leaderpool.testing.processes import ChildGroup, clean_env
 
 TTL_S = 10
 WAITERS = 4
 READERS = 4
+RECLAIM_LEASE_S = 30.0
+ROOT = Path(__file__).resolve().parent.parent
 
 Maker = Callable[[redis.Redis, str], Holdable]
 
@@ -139,6 +155,43 @@ def measure_fair(url: str, rounds: int, herd_rounds: int) -> dict[str, Any]:
     }
 
 
+def _take(waiter: Semaphore, got: list[float]) -> None:
+    if waiter.acquire():
+        got.append(time.time())
+
+
+def _queued(client: redis.Redis, resource: str) -> bool:
+    return 1 == client.zcard(f"leaderpool:semaphore-queue:{{{resource}}}")
+
+
+def reclaim_after_sigkill_ms(url: str, rounds: int) -> dict[str, Any]:
+    """``rounds`` times: a holder process (``tests.support.recipes_procs``) takes the one permit,
+    a waiter thread blocks, the holder is SIGKILLed; the ms until the waiter holds."""
+    client = redis.Redis.from_url(url)
+    samples: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="leaderpool-bench-reclaim-") as tmp, ChildGroup() as group:
+            for r in range(rounds):
+                resource = f"bench-reclaim-{r}"
+                argv = [sys.executable, "-m", "tests.support.recipes_procs", "permit", url, resource, "holder",
+                        str(Path(tmp) / "log"), "1", "120", "1", str(RECLAIM_LEASE_S)]  # fmt: skip
+                holder = group.start(argv, name=f"holder-{r}", env=clean_env(PYTHONPATH=str(ROOT)), cwd=ROOT)
+                holder.wait_for(lambda e: e["event"] == "acquired", JOIN_S)
+                waiter = Semaphore(client, resource, permits=1, ttl_s=RECLAIM_LEASE_S, timeout=2 * RECLAIM_LEASE_S)
+                got: list[float] = []
+                thread = threading.Thread(target=_take, args=(waiter, got), daemon=True)
+                thread.start()
+                wait_until(partial(_queued, client, resource), "the waiter in the queue", JOIN_S)
+                killed = holder.kill()
+                thread.join(2 * RECLAIM_LEASE_S)
+                if got:
+                    samples.append((got[0] - killed) * 1000)
+                waiter.release()
+    finally:
+        client.close()
+    return {"lease_s": RECLAIM_LEASE_S, "ms": summary(samples, digits=1)}
+
+
 def measure(url: str, rounds: int) -> dict[str, Any]:
     """Every measurement: ``rounds`` hand-overs, 10x as many uncontended acquires; a quick run
     (``rounds`` < 20) counts wake-ups once and reads for 0.1 s."""
@@ -151,6 +204,8 @@ def measure(url: str, rounds: int) -> dict[str, Any]:
         "rounds": rounds,
         "rwlock": measure_rw(url, rounds, herd_rounds, window_s),
         "fair_lock": measure_fair(url, rounds, herd_rounds),
+        # each round waits up to a waiter's 2 s wait: left out of a quick run (tests/locks/test_fast_reclaim)
+        "reclaim_after_sigkill": None if quick else reclaim_after_sigkill_ms(url, 10),
     }
 
 
@@ -181,6 +236,12 @@ def markdown_lines(section: dict[str, Any] | None) -> list[str]:
     rows += [f"| {name} | {f['woken_per_release']['median']} / {f['woken_per_release']['max']} | - |"
              for name, f in fair.items()]  # fmt: skip
     lines += table("implementation", ("woken per release", "reader holds/s"), rows)
+    reclaim = section.get("reclaim_after_sigkill")
+    if reclaim:
+        ms = reclaim.get("ms") or {}
+        lines += ["", f"A killed holder's permit (leaderpool `Semaphore`, lease {reclaim.get('lease_s')} s) held by a "
+                  f"waiter {ms.get('p50')} ms p50 / {ms.get('max')} ms max after the SIGKILL (n={ms.get('n')}); "
+                  "without the proof of death, at the lease end."]  # fmt: skip
     return lines
 
 
