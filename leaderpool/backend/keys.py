@@ -64,6 +64,8 @@ keep their holders and waiters in sorted sets, one family per KIND (``semaphore`
     leaderpool:KIND-seq:{RESOURCE}      string  the last arrival number handed out
     leaderpool:KIND-permits:{RESOURCE}  string  the permit count its users give (a semaphore's); set
                                         again whenever nobody holds or waits
+    leaderpool:KIND-conns:{RESOURCE}    hash    holder -> its process's liveness channel (leaderpool:conn:ID):
+                                        no subscriber there, and a waiter reclaims the permit at once
     leaderpool:KIND-wake:{RESOURCE}:ID  list    pushed when waiter ID may take a permit now (BLPOP), PX 5 s
 
 (Until the release that moved them here, see CHANGELOG, they were python-redis-lock's own
@@ -292,6 +294,12 @@ class QueueKeys:
         return self._key("-permits")
 
     @property
+    def conns(self) -> str:
+        """Hash: holder -> the liveness channel of its process's Redis connection (a permit whose
+        channel has no subscriber is a dead process's, reclaimed at once)."""
+        return self._key("-conns")
+
+    @property
     def wake_prefix(self) -> str:
         """The wake-up lists' common start; a waiter's own list is this plus its id (same slot)."""
         return self._key("-wake") + ":"
@@ -302,7 +310,7 @@ class QueueKeys:
     @property
     def script_keys(self) -> list[str]:
         """KEYS of every queued-recipe script, in their contract's order."""
-        return [self.holders, self.queue, self.waiting, self.token, self.seq, self.permits]
+        return [self.holders, self.queue, self.waiting, self.token, self.seq, self.permits, self.conns]
 
 
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:
