@@ -1,0 +1,31 @@
+"""Many singletons spread over a pool, each on exactly one live member at a time (Horde's
+distributed supervisor, Swarm's hand-off).
+
+- :mod:`.placement`: where each runs, pure (:class:`Balanced`, :class:`HashRing`, the :class:`Strategy` protocol).
+- :mod:`.singleton_scripts`: the Lua; :mod:`.singleton_store`: the typed calls and the wire format
+  (no asyncio: the CLI reads it), with :class:`SingletonInfo` for listings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from leaderpool.util.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from leaderpool.singletons.placement import Balanced, HashRing, Member, Strategy
+    from leaderpool.singletons.singleton_store import SavedState, SingletonInfo, SingletonStore
+
+__all__ = ["Balanced", "HashRing", "Member", "SavedState", "SingletonInfo", "SingletonStore", "Strategy"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Balanced": "placement",
+        "HashRing": "placement",
+        "Member": "placement",
+        "SavedState": "singleton_store",
+        "SingletonInfo": "singleton_store",
+        "SingletonStore": "singleton_store",
+        "Strategy": "placement",
+    },
+)
