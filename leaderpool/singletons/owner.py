@@ -1,0 +1,260 @@
+"""One member's side of the singletons: claim what the placer assigns it, confirm what it holds
+once per beat (one script for all of them), hand over kindly what is assigned elsewhere, and
+stop everything the moment its ownership may have lapsed.
+
+Ownership lasts while the member's pool lease does (no lease per singleton). The member's
+**own deadline** is the end of its lease as its last confirmation knew it (the election's
+heartbeat, or this module's sync), less the leader's safety margin (``ttl - renew_deadline``);
+a confirmation counts only if it was sent before the previous lease end, so a member that was
+frozen past its lease, then thawed, finds its deadline gone and stops all it ran, as a frozen
+leader does, even though its heartbeat may refresh the lapsed lease. Its registered
+connection dropping (a claimer may prove it gone) stops everything as well.
+
+Runs on the election's loop; the application's callbacks run off it (:class:`Callbacks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from leaderpool.backend.keys import connection_channel
+from leaderpool.backend.listener import NotificationSource
+from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.config import MemberConfig
+from leaderpool.singletons.singleton_store import Claim, ClaimStatus, SavedState, SingletonStore
+from leaderpool.util.alarm import Alarm
+from leaderpool.util.log import Logger
+from leaderpool.util.timeouts import within
+
+FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *RETRYABLE)
+"""A call that failed or ran past our deadline: retried at the next turn."""
+
+STOPPING, MOVED, LOST, REMOVED = "stopping", "moved", "lost", "removed"
+"""Why a singleton stops here: this member stops (its state is saved and handed over), the placer
+moved it (saved, handed over), its ownership lapsed (nothing saved: another may run it already),
+it was removed from the pool (saved)."""
+
+
+class Callbacks(Protocol):
+    """What the face runs when a singleton starts or stops here (off the election loop)."""
+
+    async def started(self, name: str, term: int, state: Any) -> None: ...
+
+    async def stopped(self, name: str, term: int, reason: str) -> Any:
+        """Returns the state to hand over (None: keep the last one saved)."""
+        ...
+
+
+class MemberView(Protocol):
+    """What the owner reads of its member (the election core's membership and fast failover)."""
+
+    @property
+    def joined(self) -> bool: ...
+
+    @property
+    def lease_until(self) -> float: ...
+
+    @property
+    def incarnation(self) -> str: ...
+
+    def registration(self) -> str:
+        """The member's pub/sub connection registration (``"<client id>|s"``, "" none)."""
+        ...
+
+    def client_id(self) -> int | None:
+        """The client id of that connection now (None: disconnected)."""
+        ...
+
+
+class Owner:
+    """The singletons one member runs (:attr:`held`: name -> term)."""
+
+    def __init__(
+        self,
+        config: MemberConfig,
+        store: SingletonStore,
+        member: MemberView,
+        callbacks: Callbacks,
+        clock: Callable[[], float],
+        log: Logger,
+        *,
+        weight: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.member = member
+        self.callbacks = callbacks
+        self.clock = clock
+        self.log = log
+        self.weight = weight
+        self.held: dict[str, int] = {}
+        self.assigned: set[str] = set()
+        self.alarm = Alarm(clock)
+        self._epoch = ""
+        self._margin = config.ttl_s - config.renew_deadline
+        self._deadline = 0.0
+        self._registered_cid: int | None = None
+        self._waiting: set[str] = set()  # assigned, held by another live owner: its release rings us
+
+    @property
+    def deadline(self) -> float:
+        """When this member stops all it runs unless its lease is confirmed again (its clock)."""
+        return self._deadline
+
+    def on_message(self, source: NotificationSource, payload: str) -> None:
+        """A hint on the singletons' channel (or a resync): a turn re-reads what matters."""
+        if source is NotificationSource.RESYNC or payload == "assigned" or payload == "names":
+            self._epoch = ""  # re-read the assignment
+            self.alarm.ring()
+        elif payload.startswith("released|") and payload.partition("|")[2] in self._waiting:
+            self.alarm.ring()
+
+    # ---- the loop ----
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Turns until ``stop`` is set (the caller then :meth:`leave`\\ s)."""
+        heartbeat = self.config.heartbeat
+        while not stop.is_set():
+            try:
+                await self.turn()
+                wait = heartbeat
+            except FAILURES as exc:  # Redis away or slow: the deadline decides what we may keep
+                self.log.warning("singletons_sync_failed", error=str(exc) or type(exc).__name__)
+                wait = min(heartbeat, 0.25)
+            wake = self.clock() + wait
+            if self.held:
+                wake = min(wake, self._deadline)
+            await self.alarm.sleep_until(wake)
+
+    def _extend(self, sent: float, lease_end: float) -> None:
+        """A confirmation sent at ``sent`` said our lease ends at ``lease_end`` (our clock): it
+        counts if we held continuously (sent before the lease we knew ended), or hold nothing."""
+        if not self.held or sent < self._deadline + self._margin:
+            self._deadline = max(self._deadline, lease_end - self._margin)
+
+    async def turn(self) -> None:
+        """One step: keep safe, confirm, hand over, claim."""
+        m = self.member
+        self._extend(m.lease_until - self.config.ttl_s, m.lease_until)
+        unsafe = self._unsafe()
+        if unsafe:
+            await self.stop_all(LOST, why=unsafe)
+            if not m.joined:
+                return
+        registration = self._registration()
+        sent = self.clock()
+        reply = await self._bounded(
+            self.store.sync(self.config.member_id, m.incarnation, registration, self._epoch, self.held)
+        )
+        if not reply.live:
+            await self.stop_all(LOST, why="not a live member")
+            return
+        self._extend(sent, sent + reply.left_ms / 1000)
+        if self.clock() >= self._deadline:
+            await self.stop_all(LOST, why="ownership deadline passed")
+            return
+        for name in reply.lost:
+            await self._stop(name, LOST, why="owned by another")
+        if reply.assigned is not None:
+            self.assigned, self._epoch = set(reply.assigned), reply.epoch
+        away = sorted(set(self.held) - self.assigned)
+        if away:
+            await self.hand_over(away, MOVED)
+        wanted = sorted(self.assigned - set(self.held))
+        if wanted:
+            await self.claim(wanted)
+
+    def _unsafe(self) -> str:
+        if not self.held:
+            return ""
+        if not self.member.joined:
+            return "the member left the pool"
+        if self.clock() >= self._deadline:
+            return "ownership deadline passed"
+        if self._registered_cid is not None and self.member.client_id() != self._registered_cid:
+            return "registered redis connection dropped"
+        return ""
+
+    def _registration(self) -> str:
+        reg = self.member.registration()
+        cid, _, flag = reg.partition("|")
+        channel = ""
+        if flag == "s" and cid.isdigit():
+            channel = connection_channel(self.config.prefix, int(cid))
+            if not self.held:  # a new connection: registered for what we claim from now on
+                self._registered_cid = int(cid)
+        elif not self.held:
+            self._registered_cid = None
+        return f"{self.weight:g}|{channel}"
+
+    async def _bounded(self, call: Any) -> Any:
+        """A Redis call bounded by our deadline while we hold anything (else by a heartbeat)."""
+        left = self._deadline - self.clock() if self.held else self.config.heartbeat
+        return await within(call, max(0.001, left))
+
+    async def claim(self, names: list[str]) -> None:
+        claims = await self._bounded(self.store.claim(self.config.member_id, self.member.incarnation, names))
+        if claims is None:
+            return
+        self._waiting = set()
+        for c in claims:
+            await self._claimed(c)
+
+    async def _claimed(self, c: Claim) -> None:
+        if c.status in (ClaimStatus.CLAIMED, ClaimStatus.OURS) and c.name not in self.held:
+            self.held[c.name] = c.term
+            data = c.state.data if c.state is not None else None
+            self.log.info("singleton_started", singleton=c.name, term=c.term, resumed=c.state is not None)
+            await self.callbacks.started(c.name, c.term, data)
+        elif c.status is ClaimStatus.HELD:
+            self._waiting.add(c.name)
+
+    async def _stop(self, name: str, reason: str, *, why: str = "") -> Any:
+        term = self.held.pop(name, None)
+        if term is None:
+            return None
+        log = self.log.warning if reason == LOST else self.log.info
+        log("singleton_stopped", singleton=name, term=term, reason=reason, why=why or None)
+        return await self.callbacks.stopped(name, term, reason)
+
+    async def hand_over(self, names: list[str], reason: str, *, leaving: bool = False) -> None:
+        """Stop ``names`` (their state saved), then release them in one script."""
+        handed: list[tuple[str, int, SavedState | None]] = []
+        for name in names:
+            term = self.held.get(name)
+            if term is None:
+                continue
+            data = await self._stop(name, reason)
+            handed.append((name, term, None if data is None else SavedState(term, self.config.member_id, data)))
+        if handed or leaving:
+            await self.store.release(self.config.member_id, self.member.incarnation, handed, leaving=leaving)
+
+    async def stop_all(self, reason: str, *, why: str = "") -> None:
+        """Stop everything held now, saving nothing (``LOST``: another may run it already)."""
+        for name in sorted(self.held):
+            await self._stop(name, reason, why=why)
+        self._registered_cid = None
+
+    async def leave(self, timeout: float) -> None:
+        """This member stops running singletons: each is stopped, saved and released (a kind
+        hand-off), and its registration goes, in one script (at most ``timeout``)."""
+        try:
+            if self._unsafe():
+                await self.stop_all(LOST, why=self._unsafe())
+            await within(self.hand_over(sorted(self.held), STOPPING, leaving=True), timeout)
+        except FAILURES as exc:
+            self.log.warning("singletons_leave_failed", error=str(exc) or type(exc).__name__)
+            await self.stop_all(LOST, why="leave failed")
+
+    async def save(self, name: str, data: Any) -> bool:
+        """Save ``name``'s state now (fenced by our term); False if we do not own it."""
+        term = self.held.get(name)
+        if term is None:
+            return False
+        state = SavedState(term, self.config.member_id, data)
+        return await self.store.save(self.config.member_id, self.member.incarnation, name, state)
+
+    def terms(self) -> Mapping[str, int]:
+        return dict(self.held)
