@@ -50,10 +50,13 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     config = MemberConfig(pool=args.pool, member_id=args.member, ttl_s=args.ttl)
-    with Election(config, args.url) as election:
-        with Singletons(election, count=args.count, on_start=on_start, on_stop=on_stop, max_moves=args.max_moves):
-            emit("started")
-            stop.wait()
+    election = Election(config, args.url)
+    election.start()
+    # the singletons stop (handing over) before the election leaves the pool
+    with Singletons(election, count=args.count, on_start=on_start, on_stop=on_stop, max_moves=args.max_moves):
+        emit("started")
+        stop.wait()
+    election.stop()
     emit("stopped")
 
 
