@@ -108,8 +108,9 @@ class _Callbacks:
                 return await fn(*args)
             result = await asyncio.to_thread(fn, *args)
             return await result if inspect.isawaitable(result) else result
-        except Exception as exc:
-            self._log.error(f"singleton_{what}_failed", singleton=args[0], term=args[1], error=repr(exc))
+        except Exception as exc:  # the application's error: logged, and the singleton goes on
+            event = "singleton_start_failed" if what == "start" else "singleton_stop_failed"
+            self._log.error(event, singleton=args[0], term=args[1], error=repr(exc))
             return None
 
     async def started(self, name: str, term: int, state: Any) -> None:

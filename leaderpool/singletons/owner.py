@@ -31,10 +31,10 @@ from leaderpool.util.timeouts import within
 FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *RETRYABLE)
 """A call that failed or ran past our deadline: retried at the next turn."""
 
-STOPPING, MOVED, LOST, REMOVED = "stopping", "moved", "lost", "removed"
+STOPPING, MOVED, LOST = "stopping", "moved", "lost"
 """Why a singleton stops here: this member stops (its state is saved and handed over), the placer
-moved it (saved, handed over), its ownership lapsed (nothing saved: another may run it already),
-it was removed from the pool (saved)."""
+moved it or it was removed from the pool (saved, handed over), its ownership lapsed (nothing
+saved: another member may run it already)."""
 
 
 class Callbacks(Protocol):
@@ -123,6 +123,9 @@ class Owner:
             except FAILURES as exc:  # Redis away or slow: the deadline decides what we may keep
                 self.log.warning("singletons_sync_failed", error=str(exc) or type(exc).__name__)
                 wait = min(heartbeat, 0.25)
+            except Exception as exc:  # a bug (a script error): said loudly; the deadline still rules
+                self.log.exception("singletons_turn_failed", error=repr(exc))
+                wait = heartbeat
             wake = self.clock() + wait
             if self.held:
                 wake = min(wake, self._deadline)
@@ -137,12 +140,12 @@ class Owner:
     async def turn(self) -> None:
         """One step: keep safe, confirm, hand over, claim."""
         m = self.member
-        self._extend(m.lease_until - self.config.ttl_s, m.lease_until)
-        unsafe = self._unsafe()
+        unsafe = self._unsafe()  # first: past the deadline, no later confirmation undoes it
         if unsafe:
             await self.stop_all(LOST, why=unsafe)
             if not m.joined:
                 return
+        self._extend(m.lease_until - self.config.ttl_s, m.lease_until)
         registration = self._registration()
         sent = self.clock()
         reply = await self._bounded(
@@ -203,7 +206,7 @@ class Owner:
             await self._claimed(c)
 
     async def _claimed(self, c: Claim) -> None:
-        if c.status in (ClaimStatus.CLAIMED, ClaimStatus.OURS) and c.name not in self.held:
+        if c.status is ClaimStatus.CLAIMED and c.name not in self.held:
             self.held[c.name] = c.term
             data = c.state.data if c.state is not None else None
             self.log.info("singleton_started", singleton=c.name, term=c.term, resumed=c.state is not None)

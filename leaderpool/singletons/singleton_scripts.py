@@ -93,9 +93,10 @@ SINGLETON_CLAIM = (
 -- hash, KEYS[4] singletons set, KEYS[5] assign hash, KEYS[6] owners hash, KEYS[7] terms hash,
 -- KEYS[8] state hash, KEYS[9] events channel; ARGV[1] member, ARGV[2] incarnation, then names.
 -- Claims each name assigned to the member, refusing while another live owner holds it: the new
--- term is one above the highest granted. Returns {-1} when the member is not live, else
--- {1, {name, status, term, detail}...}: status 1 claimed (detail: the saved state or false),
--- 2 already ours (the same), 0 held by another live owner (detail: its member), -2 not a
+-- term is one above the highest granted (also when the record is already ours: the member
+-- stopped it, say at its deadline, and every start gets a term of its own). Returns {-1} when
+-- the member is not live, else {1, {name, status, term, detail}...}: status 1 claimed (detail:
+-- the saved state or false), 0 held by another live owner (detail: its member), -2 not a
 -- singleton or not assigned to us (term 0, detail false).
 local leases_key, members_key, smembers_key, names_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local assign_key, owners_key, terms_key, state_key, channel = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -116,9 +117,8 @@ for i = 3, #ARGV do
   else
     local held = redis.call('HGET', owners_key, name)
     local term, owner_run, owner = split_owner(held)
-    if term and owner == member and owner_run == run then
-      out[#out + 1] = {name, 2, term, redis.call('HGET', state_key, name)}
-    elseif term and member_live(leases_key, members_key, smembers_key, owner, owner_run, now) then
+    local ours = term and owner == member and owner_run == run
+    if term and not ours and member_live(leases_key, members_key, smembers_key, owner, owner_run, now) then
       out[#out + 1] = {name, 0, term, owner}
     else
       local granted = math.max(tonumber(redis.call('HGET', terms_key, name) or '0') or 0, term or 0) + 1

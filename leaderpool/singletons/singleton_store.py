@@ -74,8 +74,6 @@ class SyncReply(NamedTuple):
 
 class ClaimStatus(IntEnum):
     CLAIMED = 1
-    OURS = 2
-    """Already ours (this run's, same term)."""
     HELD = 0
     """Another live owner holds it: it will hand it over (or its lease will end)."""
     REFUSED = -2
@@ -180,7 +178,7 @@ class SingletonStore:
         claims = []
         for name, status, term, detail in reply[1]:
             st = ClaimStatus(int(status))
-            state = SavedState.parse(detail) if st in (ClaimStatus.CLAIMED, ClaimStatus.OURS) else None
+            state = SavedState.parse(detail) if st is ClaimStatus.CLAIMED else None
             holder = text(detail) if st is ClaimStatus.HELD else ""
             claims.append(Claim(text(name), st, int(term), state, holder))
         return claims
