@@ -31,7 +31,7 @@ from leaderpool.election.core import ElectionCore
 from leaderpool.election.lead_hooks import LeadHook, LeadHooks
 from leaderpool.errors import ConfigError, LeaderpoolError
 from leaderpool.events import RevokeReason
-from leaderpool.singletons.owner import Owner
+from leaderpool.singletons.owner import FAILURES, Owner
 from leaderpool.singletons.placement import Balanced, Strategy
 from leaderpool.singletons.placer import Placer
 from leaderpool.singletons.singleton_store import SingletonInfo, SingletonStore
@@ -39,7 +39,7 @@ from leaderpool.util.background_loop import BackgroundLoop
 from leaderpool.util.lifecycle import AsyncLifecycle, BlockingTwin, on_background_loop
 from leaderpool.util.log import get_logger
 from leaderpool.util.naming import validate_name
-from leaderpool.util.timeouts import cancel_and_wait
+from leaderpool.util.timeouts import cancel_and_wait, within
 
 __all__ = ["AsyncSingletons", "OnStart", "OnStop", "SingletonHost", "Singletons"]
 
@@ -244,6 +244,12 @@ class AsyncSingletons(AsyncLifecycle):
         await owner.leave(self._core.config.ttl_s)
         if self._unhook is not None:
             self._unhook()
+        placer = self._placer
+        if placer is not None:  # still leading: place what we released before we stop placing
+            try:
+                await within(placer.place_once(), self._core.config.heartbeat)
+            except FAILURES as exc:  # the next leader's placer will
+                owner.log.warning("singletons_place_failed", error=str(exc) or type(exc).__name__)
         await self._lead_ended(0, RevokeReason.SHUTDOWN)
         watcher = self._watcher
         if watcher is not None:

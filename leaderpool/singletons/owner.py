@@ -181,15 +181,15 @@ class Owner:
         return ""
 
     def _registration(self) -> str:
+        # Called right after _unsafe() (no await between): a connection other than the one
+        # registered has already stopped everything, so what is held stays bound to this one.
         reg = self.member.registration()
         cid, _, flag = reg.partition("|")
         channel = ""
+        self._registered_cid = None
         if flag == "s" and cid.isdigit():
             channel = connection_channel(self.config.prefix, int(cid))
-            if not self.held:  # a new connection: registered for what we claim from now on
-                self._registered_cid = int(cid)
-        elif not self.held:
-            self._registered_cid = None
+            self._registered_cid = int(cid)  # from now on, losing it stops everything
         return f"{self.weight:g}|{channel}"
 
     async def _bounded(self, call: Any) -> Any:
