@@ -207,12 +207,19 @@ return {live, redis.call('SMEMBERS', names_key), redis.call('HGETALL', assign_ke
 
 SINGLETON_ASSIGN = """
 -- singleton_assign: KEYS[1] the pool's leader key, KEYS[2] assign hash, KEYS[3] epoch, KEYS[4]
--- events channel; ARGV[1] the placer's lead "<term>|<member>", then pairs name, member ("" takes
--- the assignment away). Fenced by the lead: only the leader of that term places. Returns 1
+-- events channel, KEYS[5] the pool's leases zset, KEYS[6] singleton members hash; ARGV[1] the
+-- placer's lead "<term>|<member>", then pairs name, member ("" takes the assignment away).
+-- Fenced by the lead: only the leader of that term places. Drops the registrations of members
+-- the pool has forgotten (a crashed member's, once its lapsed lease was pruned). Returns 1
 -- written (the epoch bumped and "assigned" announced when anything changed), 0 not the leader.
 local leader_key, assign_key, epoch_key, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local leases_key, smembers_key = KEYS[5], KEYS[6]
 if redis.call('GET', leader_key) ~= ARGV[1] then
   return 0
+end
+local registered = redis.call('HKEYS', smembers_key)
+for i = 1, #registered do
+  if not redis.call('ZSCORE', leases_key, registered[i]) then redis.call('HDEL', smembers_key, registered[i]) end
 end
 local changed = false
 for i = 2, #ARGV, 2 do
@@ -276,6 +283,6 @@ class SingletonScripts(ScriptSet):
     singleton_release = Lua("singleton_release", SINGLETON_RELEASE, (_h, _h, _h))
     singleton_save = Lua("singleton_save", SINGLETON_SAVE, (_h, _h))
     singleton_survey = Lua("singleton_survey", SINGLETON_SURVEY, (_z, _h, _h, _s, _h, _h, _h))
-    singleton_assign = Lua("singleton_assign", SINGLETON_ASSIGN, ("string", _h, "string"))
+    singleton_assign = Lua("singleton_assign", SINGLETON_ASSIGN, ("string", _h, "string", None, _z, _h))
     singleton_names = Lua("singleton_names", SINGLETON_NAMES, (_s, _h, _h, "string"))
     singleton_pin = Lua("singleton_pin", SINGLETON_PIN, (_s, _h))

@@ -236,7 +236,8 @@ class SingletonStore:
         for name, member in changes.items():
             args += [name, member]
         reply = await self._scripts.singleton_assign(
-            keys=[k.leader, k.singleton_assign, k.singleton_epoch, k.singleton_events], args=args
+            keys=[k.leader, k.singleton_assign, k.singleton_epoch, k.singleton_events, k.leases, k.singleton_members],
+            args=args,
         )
         return int(reply) == 1
 

@@ -128,6 +128,17 @@ class TestPlacer:
 
         run(go())
 
+    def test_a_forgotten_members_registration_goes(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """A crashed member's registration is dropped once the pool pruned its lease."""
+
+        async def go() -> None:
+            store = await setup(fake_client, ["x"])
+            await fake_client.zrem(Keyspace(POOL).leases, "b")
+            await store.assign(LeaderValue(1, "a"), {"x": "a"})
+            assert [b"a"] == await fake_client.hkeys(Keyspace(POOL).singleton_members)
+
+        run(go())
+
     def test_survey_sees_live_members_and_owners(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         async def go() -> None:
             store = await setup(fake_client, ["x", "y"])
