@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
 from leaderpool.backend.clients import AsyncClient
+from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.protocol import LeaderValue
 from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.backend.shared_watcher import shared_watcher
@@ -171,6 +172,7 @@ class AsyncSingletons(AsyncLifecycle):
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unhook: Callable[[], None] | None = None
+        self._readd: asyncio.Future[None] | None = None
 
     @property
     def _core(self) -> ElectionCore:
@@ -205,13 +207,23 @@ class AsyncSingletons(AsyncLifecycle):
             self._lead_started(term)
         self._task = asyncio.get_running_loop().create_task(owner.run(self._stop), name="leaderpool-singletons")
 
-    def _on_singletons(self, source: Any, payload: str) -> None:
+    def _on_singletons(self, source: NotificationSource, payload: str) -> None:
+        if source is NotificationSource.RESYNC and self.names:  # Redis may have restarted empty
+            self._readd = asyncio.ensure_future(self._add_again())
         if self._owner is not None:
             self._owner.on_message(source, payload)
         if self._placer is not None:
             self._placer.on_message(source, payload)
 
-    def _on_pool(self, source: Any, payload: str) -> None:
+    async def _add_again(self) -> None:
+        """Our names again (idempotent), after a reconnection: a Redis that lost its data would
+        otherwise run none of them (the placer places only what the pool's set holds)."""
+        try:
+            await self.store.add(self.names)
+        except FAILURES as exc:  # the next reconnection (or the next member's) adds them
+            get_logger("leaderpool.singletons").warning("singletons_add_failed", error=str(exc) or type(exc).__name__)
+
+    def _on_pool(self, source: NotificationSource, payload: str) -> None:
         if self._placer is not None:
             self._placer.on_message(source, payload)
         if self._owner is not None:

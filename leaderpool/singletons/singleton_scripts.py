@@ -46,15 +46,18 @@ end
 SINGLETON_SYNC = (
     """
 -- singleton_sync: KEYS[1] pool leases zset, KEYS[2] pool members hash, KEYS[3] singleton members
--- hash, KEYS[4] assign hash, KEYS[5] epoch, KEYS[6] owners hash, KEYS[7] events channel;
--- ARGV[1] member, ARGV[2] incarnation, ARGV[3] registration "<weight>|<connection channel>",
--- ARGV[4] the assignment epoch the member last read, then pairs name, term it holds.
+-- hash, KEYS[4] assign hash, KEYS[5] epoch, KEYS[6] owners hash, KEYS[7] events channel,
+-- KEYS[8] terms hash; ARGV[1] member, ARGV[2] incarnation, ARGV[3] registration
+-- "<weight>|<connection channel>", ARGV[4] the assignment epoch the member last read, then
+-- pairs name, term it holds.
 -- A member's one call per beat for everything it holds: registers it as running singletons
--- (announced when new or changed), confirms what it holds, and lists its assignment when it moved.
+-- (announced when new or changed), confirms what it holds, and lists its assignment when it
+-- moved. A term it holds above the counter (Redis lost data) raises the counter: terms never
+-- go back for a singleton that was running.
 -- Returns {1, ms left of its lease, epoch, {names assigned to it} or false when the epoch is
 -- unchanged, {names held no more}}; {-1} when it is not a live member (then it holds nothing).
 local leases_key, members_key, smembers_key, assign_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local epoch_key, owners_key, channel = KEYS[5], KEYS[6], KEYS[7]
+local epoch_key, owners_key, channel, terms_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local member, run, registration, seen_epoch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 """
     + NOW
@@ -70,6 +73,9 @@ if redis.call('HGET', smembers_key, member) ~= registration then
 end
 local lost = {}
 for i = 5, #ARGV, 2 do
+  if (tonumber(redis.call('HGET', terms_key, ARGV[i]) or '0') or 0) < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', terms_key, ARGV[i], ARGV[i + 1])
+  end
   if redis.call('HGET', owners_key, ARGV[i]) ~= ARGV[i + 1] .. '|' .. run .. '|' .. member then
     lost[#lost + 1] = ARGV[i]
   end
@@ -278,7 +284,7 @@ _h, _s, _z = "hash", "set", "zset"  # the type each KEYS[i] must have, if it exi
 class SingletonScripts(ScriptSet):
     """The singletons' scripts (:class:`~leaderpool.singletons.singleton_store.SingletonStore` calls them)."""
 
-    singleton_sync = Lua("singleton_sync", SINGLETON_SYNC, (_z, _h, _h, _h, "string", _h))
+    singleton_sync = Lua("singleton_sync", SINGLETON_SYNC, (_z, _h, _h, _h, "string", _h, None, _h))
     singleton_claim = Lua("singleton_claim", SINGLETON_CLAIM, (_z, _h, _h, _s, _h, _h, _h, _h))
     singleton_release = Lua("singleton_release", SINGLETON_RELEASE, (_h, _h, _h))
     singleton_save = Lua("singleton_save", SINGLETON_SAVE, (_h, _h))

@@ -156,7 +156,7 @@ class SingletonStore:
             args += [name, term]
         reply = await self._scripts.singleton_sync(
             keys=[k.leases, k.members, k.singleton_members, k.singleton_assign, k.singleton_epoch,
-                  k.singleton_owners, k.singleton_events],
+                  k.singleton_owners, k.singleton_events, k.singleton_terms],
             args=args,
         )  # fmt: skip
         if int(reply[0]) != 1:

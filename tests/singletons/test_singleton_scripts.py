@@ -194,6 +194,18 @@ class TestSync:
 
         run(go())
 
+    def test_terms_never_go_back_after_redis_lost_them(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """A member still running a singleton at term 5 reports it: the next claim gets 6, not 1."""
+
+        async def go() -> None:
+            store = await setup(fake_client, ["x"])
+            await store.sync("a", "run-a", "1|", "", {"x": 5})  # its record is gone: lost, but the term stays
+            await store.assign(LeaderValue(1, "a"), {"x": "b"})
+            (claim,) = await store.claim("b", "run-b", ["x"]) or []
+            assert 6 == claim.term
+
+        run(go())
+
     def test_a_lapsed_member_holds_nothing(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         async def go() -> None:
             store = await setup(fake_client, ["x"])
