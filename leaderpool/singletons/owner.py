@@ -228,8 +228,14 @@ class Owner:
         log = self.log.warning if reason == LOST else self.log.info
         log("singleton_stopped", singleton=name, term=term, reason=reason, why=why or None)
         data = await self.callbacks.stopped(name, term, reason)
-        keep = reason == LOST or data is None  # lost: another may run it already, save nothing
-        self._owed[name] = (term, None if keep else SavedState(term, self.config.member_id, data))
+        state = None if reason == LOST or data is None else SavedState(term, self.config.member_id, data)
+        if state is not None:
+            try:
+                state.encode()
+            except (TypeError, ValueError) as exc:  # not JSON: the last saved state stays
+                self.log.error("singleton_state_refused", singleton=name, term=term, error=str(exc))
+                state = None
+        self._owed[name] = (term, state)  # lost: another may run it already, nothing saved
 
     async def release_owed(self, *, leaving: bool = False) -> None:
         """Release what we stopped, in one script (fenced by term: what another member took

@@ -184,6 +184,28 @@ class TestOwner:
 
         run(go())
 
+    def test_a_state_that_is_not_json_keeps_the_last_saved(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """on_stop returned something JSON cannot hold: logged, the release goes on without it."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, _, _ = owner_of(fake_client, "a", clock)
+            await owner.turn()
+
+            class NotJson(Recorder):
+                async def stopped(self, name: str, term: int, reason: str) -> Any:
+                    return {1, 2}
+
+            owner.callbacks = NotJson()
+            await owner.leave(1.0)
+            store = SingletonStore(fake_client, POOL)
+            assert {} == (await store.survey()).owners
+            assert await fake_client.hget(store.keys.singleton_state, "x") is None
+
+        run(go())
+
     def test_a_dropped_connection_stops_everything(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         """The registered connection is gone (a claimer may prove it dead): stop at once."""
 
