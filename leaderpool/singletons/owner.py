@@ -162,8 +162,7 @@ class Owner:
         if self.clock() >= self._deadline:
             await self.stop_all(LOST, why="ownership deadline passed")
             return
-        for name in reply.lost:
-            await self._stop(name, LOST, why="owned by another")
+        await asyncio.gather(*(self._stop(name, LOST, why="owned by another") for name in reply.lost))
         await self.release_owed()  # what we stopped earlier and could not release then
         if reply.assigned is not None:
             self.assigned, self._epoch = set(reply.assigned), reply.epoch
@@ -207,8 +206,7 @@ class Owner:
         if claims is None:
             return
         self._waiting = set()
-        for c in claims:
-            await self._claimed(c)
+        await asyncio.gather(*(self._claimed(c) for c in claims))  # each its own callback, side by side
 
     async def _claimed(self, c: Claim) -> None:
         if c.status is ClaimStatus.CLAIMED and c.name not in self.held:
@@ -251,14 +249,12 @@ class Owner:
 
     async def hand_over(self, names: list[str], reason: str) -> None:
         """Stop ``names`` (their state saved), then release them in one script."""
-        for name in names:
-            await self._stop(name, reason)
+        await asyncio.gather(*(self._stop(name, reason) for name in names))
         await self.release_owed()
 
     async def stop_all(self, reason: str, *, why: str = "") -> None:
         """Stop everything held now (``LOST``: saving nothing, another may run it already)."""
-        for name in sorted(self.held):
-            await self._stop(name, reason, why=why)
+        await asyncio.gather(*(self._stop(name, reason, why=why) for name in sorted(self.held)))
         self._registered_cid = None
 
     async def leave(self, timeout: float) -> None:
