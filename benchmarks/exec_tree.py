@@ -18,9 +18,7 @@ A replacement worker joins before the next round, so each round kills a leader o
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import select
 import shutil
@@ -32,13 +30,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import run_section, stats_row, table, wait_until
 from benchmarks.stats import summary
 from leaderpool.testing.processes import Child, ChildGroup, clean_env
-from leaderpool.testing.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
 PROCS = ROOT / "tests" / "support" / "tree_procs.py"
 TTL_S = 2.0
 PATIENCE_S = 30.0
@@ -77,16 +74,6 @@ class Pool:
         return self.group.add(Child(argv, name=f"m{self.count}", env=clean_env(PYTHONPATH=str(ROOT)), cwd=ROOT))
 
 
-def _wait(predicate: Any, what: str, timeout: float = PATIENCE_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
 def _gone_at(pids: list[int], timeout: float) -> int | None:
     """``time.time_ns()`` when the last of ``pids`` exited (pidfds; None past ``timeout``)."""
     fds = []
@@ -112,7 +99,7 @@ def _gone_at(pids: list[int], timeout: float) -> int | None:
 def one_round(pool: Pool, leader: Child, follower: Child) -> dict[str, Any]:
     term = int(leader.wait_for(lambda e: e["event"] == "elected", PATIENCE_S)["term"])
     old = pool.base / f"term-{term}"
-    _wait(lambda: len(_ints(old / "pids")) >= 4 and _ticks(old), "the old tree's helpers")
+    wait_until(lambda: len(_ints(old / "pids")) >= 4 and _ticks(old), "the old tree's helpers", PATIENCE_S)
     follower.wait_for(lambda e: e["event"] == "leader" and e["member"] == leader.name, PATIENCE_S)
     pids = _ints(old / "pids")
     killed = time.time_ns()
@@ -121,7 +108,9 @@ def one_round(pool: Pool, leader: Child, follower: Child) -> dict[str, Any]:
     elected = follower.wait_for(lambda e: e["event"] == "elected", PATIENCE_S)
     new_term = int(elected["term"])
     first_file = pool.base / f"term-{new_term}" / "first"
-    first = int(_wait(lambda: first_file.exists() and first_file.read_text().strip(), "the new command's first act"))
+    first_act = wait_until(lambda: first_file.exists() and first_file.read_text().strip(), "the first act",
+                           PATIENCE_S)  # fmt: skip
+    first = int(first_act)
     time.sleep(0.05)  # any act the old tree could still make would be in its files by now
     last = max(_ticks(old))
     return {
@@ -178,43 +167,24 @@ def markdown_lines(section: dict[str, Any] | None) -> list[str]:
     if "error" in section:
         return ["", "## Leader work stops entirely (`--exec`)", "", f"FAILED: {section['error']}"]
 
-    def row(name: str, stats: dict[str, Any]) -> str:
-        return f"| {name} | {stats.get('n')} | {stats.get('p50')} | {stats.get('p99')} | {stats.get('max')} |"
-
+    keys = ("n", "p50", "p99", "max")
     lines = ["", "## Leader work stops entirely (`--exec`, SIGKILL of the leading worker)", ""]
     lines += [f"{section['rounds']} rounds, ttl {section['ttl_s']} s, the tree held by {section['containment']}; "
               f"rounds where the old tree acted after the new command: {section['order_violations']}.", ""]  # fmt: skip
-    lines += ["| from the SIGKILL (ms) | n | p50 | p99 | max |", "|---|---|---|---|---|"]
-    lines.append(row("last act of any process of the old tree", section["last_act_after_kill_ms"]))
-    lines.append(row("every process of the old tree gone", section["gone_after_kill_ms"]))
-    lines.append(row("the next leader elected (its `elected` event)", section["elected_after_kill_ms"]))
-    lines.append(row("first act of the new leader's command", section["first_act_after_kill_ms"]))
-    lines.append(row("gap: new first act minus old last act", section["gap_ms"]))
+    lines += table("from the SIGKILL (ms)", keys, [
+        stats_row("last act of any process of the old tree", section["last_act_after_kill_ms"], keys),
+        stats_row("every process of the old tree gone", section["gone_after_kill_ms"], keys),
+        stats_row("the next leader elected (its `elected` event)", section["elected_after_kill_ms"], keys),
+        stats_row("first act of the new leader's command", section["first_act_after_kill_ms"], keys),
+        stats_row("gap: new first act minus old last act", section["gap_ms"], keys),
+    ])  # fmt: skip
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.exec_tree", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="3 rounds (numbers are meaningless)")
-    p.add_argument("--rounds", type=int, default=30, help="SIGKILL rounds (30)")
-    p.add_argument("--out", type=Path, help=f"where to write the JSON and markdown ({RESULTS})")
-    args = p.parse_args(argv)
-    rounds = 3 if args.quick else args.rounds
-    server = RedisServer(extra_args=("--notify-keyspace-events", "Kg$x"))
-    try:
-        server.start()
-        results = {"redis": server.version, **measure(server.url, rounds)}
-    finally:
-        server.cleanup()
-    out = args.out or RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"{'quick-' if args.quick else ''}exec-tree-{time.strftime('%Y%m%d-%H%M%S')}"
-    (out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
-    markdown = "\n".join(markdown_lines(results)).lstrip("\n") + "\n"
-    (out / f"{name}.md").write_text(markdown)
-    print(markdown)
-    return 1 if results["order_violations"] else 0
+    return run_section("python -m benchmarks.exec_tree", __doc__, "exec-tree", measure, markdown_lines,
+                       default_rounds=30, argv=argv, server_args=("--notify-keyspace-events", "Kg$x"),
+                       write_markdown=True, failed=lambda results: bool(results["order_violations"]))  # fmt: skip
 
 
 if __name__ == "__main__":

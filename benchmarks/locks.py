@@ -17,38 +17,27 @@ asyncio face) beside plain python-redis-lock and redis-py's ``Lock``, on one red
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 import redis.asyncio
 import redis.lock
 import redis_lock
 
+from benchmarks.harness import WARM_UP, Holdable, acquire_release_us, handover_ns, run_section, stats_row, table
 from benchmarks.lookup import timeit_ns
 from benchmarks.stats import summary
 from leaderpool import Election, MemberConfig
 from leaderpool.locks.async_lock import AsyncLock
 from leaderpool.locks.blocking_lock import Lock
-from leaderpool.testing.redis_server import RedisServer
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 TTL_S = 10
 
 
-class _SyncLock(Protocol):
-    def acquire(self) -> Any: ...
-    def release(self) -> Any: ...
-
-
-def _factories(client: redis.Redis) -> dict[str, Callable[[str], _SyncLock]]:
+def _factories(client: redis.Redis) -> dict[str, Callable[[str], Holdable]]:
     return {
         "leaderpool Lock": lambda name: Lock(client, name, ttl_s=TTL_S),
         "python-redis-lock": lambda name: redis_lock.Lock(client, f"{{{name}}}", expire=TTL_S, auto_renewal=True),
@@ -56,29 +45,17 @@ def _factories(client: redis.Redis) -> dict[str, Callable[[str], _SyncLock]]:
     }
 
 
-def acquire_release_us(make: Callable[[str], _SyncLock], n: int) -> dict[str, Any]:
-    samples = []
-    for i in range(n + 5):
-        lock = make("bench-uncontended")
-        t0 = time.perf_counter_ns()
-        lock.acquire()
-        lock.release()
-        if i >= 5:  # warm-up: scripts loaded, connections open
-            samples.append(time.perf_counter_ns() - t0)
-    return summary(samples, scale=1e-3, digits=1)
-
-
 def async_acquire_release_us(url: str, n: int) -> dict[str, Any]:
     async def run() -> list[int]:
         client = redis.asyncio.Redis.from_url(url)
         samples = []
         try:
-            for i in range(n + 5):
+            for i in range(n + WARM_UP):
                 lock = AsyncLock(client, "bench-uncontended-async", ttl_s=TTL_S)
                 t0 = time.perf_counter_ns()
                 await lock.acquire()
                 await lock.release()
-                if i >= 5:
+                if i >= WARM_UP:
                     samples.append(time.perf_counter_ns() - t0)
         finally:
             await client.aclose()
@@ -87,31 +64,19 @@ def async_acquire_release_us(url: str, n: int) -> dict[str, Any]:
     return summary(asyncio.run(run()), scale=1e-3, digits=1)
 
 
-def handover_ms(url: str, make_for: Callable[[redis.Redis], Callable[[str], _SyncLock]], rounds: int) -> dict[str, Any]:
+def handover_ms(url: str, make_for: Callable[[redis.Redis], Callable[[str], Holdable]], rounds: int) -> dict[str, Any]:
     """A waiter thread blocks on the lock; the holder releases; the time until the waiter holds it."""
     holder_client, waiter_client = redis.Redis.from_url(url), redis.Redis.from_url(url)
     make_holder, make_waiter = make_for(holder_client), make_for(waiter_client)
     samples = []
     try:
         for _ in range(rounds):
-            held = make_holder("bench-handover")
+            held, waiter = make_holder("bench-handover"), make_waiter("bench-handover")
             held.acquire()
-            got: list[int] = []
-
-            def wait(got: list[int] = got) -> None:
-                lock = make_waiter("bench-handover")
-                lock.acquire()
-                got.append(time.perf_counter_ns())
-                lock.release()
-
-            waiter = threading.Thread(target=wait)
-            waiter.start()
-            time.sleep(0.02)  # the waiter is blocked by now (BLPOP, or redis-py's poll)
-            released = time.perf_counter_ns()
-            held.release()
-            waiter.join(30)
-            if got:
-                samples.append(got[0] - released)
+            # the waiter blocked by then (BLPOP, or redis-py's poll)
+            took = handover_ns(held.release, waiter.acquire, then=waiter.release)
+            if took is not None:
+                samples.append(took)
     finally:
         holder_client.close()
         waiter_client.close()
@@ -130,7 +95,7 @@ def whereis(url: str, n: int) -> dict[str, Any]:
         }
 
 
-def _pick(name: str) -> Callable[[redis.Redis], Callable[[str], _SyncLock]]:
+def _pick(name: str) -> Callable[[redis.Redis], Callable[[str], Holdable]]:
     return lambda client: _factories(client)[name]
 
 
@@ -138,7 +103,8 @@ def measure(url: str, rounds: int) -> dict[str, Any]:
     """Every measurement, ``rounds`` hand-overs per library (50x as many uncontended calls)."""
     client = redis.Redis.from_url(url)
     try:
-        uncontended = {name: acquire_release_us(make, rounds * 50) for name, make in _factories(client).items()}
+        made = _factories(client)
+        uncontended = {name: acquire_release_us(m, "bench-uncontended", rounds * 50) for name, m in made.items()}
     finally:
         client.close()
     uncontended["leaderpool AsyncLock"] = async_acquire_release_us(url, rounds * 50)
@@ -155,16 +121,11 @@ def markdown_lines(section: dict[str, Any] | None) -> list[str]:
     """The locks section of RESULTS.md."""
     if not section:
         return []
-
-    def row(name: str, stats: dict[str, Any]) -> str:
-        return f"| {name} | {stats.get('n')} | {stats.get('p50')} | {stats.get('p90')} | {stats.get('p99')} |"
-
+    keys = ("n", "p50", "p90", "p99")
     lines = ["", "## Locks and names", "", f"Uncontended acquire + release (us), ttl {section.get('ttl_s')} s:", ""]
-    lines += ["| library | n | p50 | p90 | p99 |", "|---|---|---|---|---|"]
-    lines += [row(name, stats) for name, stats in (section.get("acquire_release_us") or {}).items()]
+    lines += table("library", keys, (stats_row(n, s) for n, s in (section.get("acquire_release_us") or {}).items()))
     lines += ["", "Hand-over to a blocked waiter, from just before the release to the waiter holding it (ms):", ""]
-    lines += ["| library | n | p50 | p90 | p99 |", "|---|---|---|---|---|"]
-    lines += [row(name, stats) for name, stats in (section.get("handover_ms") or {}).items()]
+    lines += table("library", keys, (stats_row(n, s) for n, s in (section.get("handover_ms") or {}).items()))
     w = section.get("whereis_name") or {}
     lines += ["", f"`whereis_name`: {w.get('cached_ns_per_call')} ns per cached lookup (blocking face), "
               f"{w.get('fresh_us_per_call')} us with `fresh=True` (one script on Redis)."]  # fmt: skip
@@ -172,25 +133,8 @@ def markdown_lines(section: dict[str, Any] | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.locks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="a few rounds only (numbers are meaningless)")
-    p.add_argument("--rounds", type=int, default=100, help="hand-overs per library (100)")
-    p.add_argument("--out", type=Path, help=f"where to write the JSON ({RESULTS})")
-    args = p.parse_args(argv)
-    rounds = 3 if args.quick else args.rounds
-    server = RedisServer()
-    try:
-        server.start()
-        results = {"redis": server.version, **measure(server.url, rounds)}
-    finally:
-        server.cleanup()
-    out = args.out or RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{'quick-' if args.quick else ''}locks-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
-    return 0
+    return run_section("python -m benchmarks.locks", __doc__, "locks", measure, markdown_lines,
+                       default_rounds=100, argv=argv)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,7 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, exec_tree, floor, jobs, locks, lookup, report, schedule_drift, semaphores, startup
+from benchmarks import (
+    cost,
+    exec_tree,
+    floor,
+    jobs,
+    locks,
+    lookup,
+    queued_locks,
+    report,
+    schedule_drift,
+    semaphores,
+    startup,
+)
 from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
@@ -235,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         results["locks"] = locks.measure(server.url, 3 if args.quick else 100)
         progress("semaphores: acquire/release and hand-over beside a Redisson-style and a polling semaphore")
         results["semaphores"] = semaphores.measure(server.url, 3 if args.quick else 30)
+        progress("queued locks: read-write and fair locks beside Redisson-style patterns and python-redis-lock")
+        results["queued_locks"] = queued_locks.measure(server.url, 2 if args.quick else 30)
         progress("exec tree: --exec's whole process tree across SIGKILLs of its worker")
         try:
             results["exec_tree"] = exec_tree.measure(server.url, 3 if args.quick else 30)

@@ -20,23 +20,17 @@ Measured:
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
+from benchmarks.harness import Holdable, acquire_release_us, handover_ns, run_section, stats_row, table
 from benchmarks.stats import summary
 from leaderpool.locks.semaphore import Semaphore
-from leaderpool.testing.redis_server import RedisServer
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 PERMITS = 2
 TTL_S = 10.0
 POLL_S = 0.05
@@ -46,11 +40,6 @@ local free = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 if free > 0 then redis.call('SET', KEYS[1], free - 1) return 1 end
 return 0
 """
-
-
-class _Sem(Protocol):
-    def acquire(self) -> Any: ...
-    def release(self) -> Any: ...
 
 
 class CounterSemaphore:
@@ -88,24 +77,12 @@ class CounterSemaphore:
         pipe.execute()
 
 
-def factories(client: redis.Redis) -> dict[str, Callable[[str], _Sem]]:
+def factories(client: redis.Redis) -> dict[str, Callable[[str], Holdable]]:
     return {
         "leaderpool Semaphore": lambda name: Semaphore(client, name, permits=PERMITS, ttl_s=TTL_S),
         "Redisson-style (counter + pub/sub)": lambda name: CounterSemaphore(client, name, pubsub=True),
         "polling (counter, 50 ms)": lambda name: CounterSemaphore(client, name, pubsub=False),
     }
-
-
-def acquire_release_us(make: Callable[[str], _Sem], n: int) -> dict[str, Any]:
-    samples = []
-    for i in range(n + 5):
-        sem = make("bench-sem-uncontended")
-        t0 = time.perf_counter_ns()
-        sem.acquire()
-        sem.release()
-        if i >= 5:  # warm-up: scripts loaded, connections open
-            samples.append(time.perf_counter_ns() - t0)
-    return summary(samples, scale=1e-3, digits=1)
 
 
 def _calls(client: redis.Redis) -> int:
@@ -119,33 +96,26 @@ def handover(url: str, name: str, rounds: int) -> dict[str, Any]:
     make_holder, make_waiter = factories(holder_client)[name], factories(waiter_client)[name]
     samples, waiting_calls = [], []
     jitter = random.Random(7)
+
+    def count_a_second_of_waiting() -> None:
+        before = _calls(stats_client)
+        time.sleep(1.0)
+        waiting_calls.append(_calls(stats_client) - before - 1)  # less our own INFO
+
     try:
         for r in range(rounds):
             resource = f"bench-sem-handover-{r}"
             held = [make_holder(resource), make_holder(resource)]
             for sem in held:
                 sem.acquire()
-            got: list[int] = []
-
-            def wait(got: list[int] = got, resource: str = resource) -> None:
-                sem = make_waiter(resource)
-                sem.acquire()
-                got.append(time.perf_counter_ns())
-                sem.release()
-
-            waiter = threading.Thread(target=wait)
-            waiter.start()
-            time.sleep(0.05 + jitter.uniform(0, POLL_S))  # blocked by now; a release out of step with any poll
-            if r == 0:
-                before = _calls(stats_client)
-                time.sleep(1.0)
-                waiting_calls.append(_calls(stats_client) - before - 1)  # less our own INFO
-            released = time.perf_counter_ns()
-            held[0].release()
-            waiter.join(30)
+            waiter = make_waiter(resource)
+            # blocked by then; a release out of step with any poll
+            took = handover_ns(held[0].release, waiter.acquire, then=waiter.release,
+                               blocked_s=0.05 + jitter.uniform(0, POLL_S),
+                               meanwhile=count_a_second_of_waiting if r == 0 else None)  # fmt: skip
             held[1].release()
-            if got:
-                samples.append(got[0] - released)
+            if took is not None:
+                samples.append(took)
     finally:
         for c in (holder_client, waiter_client, stats_client):
             c.close()
@@ -156,7 +126,8 @@ def measure(url: str, rounds: int) -> dict[str, Any]:
     """Every measurement: ``rounds`` hand-overs per implementation (20x as many uncontended calls)."""
     client = redis.Redis.from_url(url)
     try:
-        uncontended = {name: acquire_release_us(make, rounds * 20) for name, make in factories(client).items()}
+        made = factories(client)
+        uncontended = {name: acquire_release_us(m, "bench-sem-uncontended", rounds * 20) for name, m in made.items()}
     finally:
         client.close()
     handovers = {name: handover(url, name, rounds) for name in uncontended}
@@ -167,40 +138,20 @@ def markdown_lines(section: dict[str, Any] | None) -> list[str]:
     """The semaphores section of RESULTS.md."""
     if not section:
         return []
-
-    def row(name: str, stats: dict[str, Any], extra: str = "") -> str:
-        return f"| {name} | {stats.get('n')} | {stats.get('p50')} | {stats.get('p90')} | {stats.get('p99')} |{extra}"
-
+    keys = ("n", "p50", "p90", "p99")
     lines = ["", "## Semaphores", "", f"Uncontended acquire + release (us), {section.get('permits')} permits:", ""]
-    lines += ["| implementation | n | p50 | p90 | p99 |", "|---|---|---|---|---|"]
-    lines += [row(name, stats) for name, stats in (section.get("acquire_release_us") or {}).items()]
+    lines += table("implementation", keys, (stats_row(name, stats) for name, stats in
+                                            (section.get("acquire_release_us") or {}).items()))  # fmt: skip
     lines += ["", "Hand-over to a blocked waiter, from just before a release to the waiter holding a permit (ms),", ""]
-    lines += ["| implementation | n | p50 | p90 | p99 | commands in 1 s of waiting |", "|---|---|---|---|---|---|"]
-    for name, h in (section.get("handover") or {}).items():
-        lines.append(row(name, h.get("ms") or {}, f" {h.get('commands_during_1s_wait')} |"))
+    rows = (stats_row(name, h.get("ms"), keys) + f" {h.get('commands_during_1s_wait')} |"
+            for name, h in (section.get("handover") or {}).items())  # fmt: skip
+    lines += table("implementation", (*keys, "commands in 1 s of waiting"), rows)
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.semaphores", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="a few rounds only (numbers are meaningless)")
-    p.add_argument("--rounds", type=int, default=50, help="hand-overs per implementation (50)")
-    p.add_argument("--out", type=Path, help=f"where to write the JSON ({RESULTS})")
-    args = p.parse_args(argv)
-    rounds = 3 if args.quick else args.rounds
-    server = RedisServer()
-    try:
-        server.start()
-        results = {"redis": server.version, **measure(server.url, rounds)}
-    finally:
-        server.cleanup()
-    out = args.out or RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{'quick-' if args.quick else ''}semaphores-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print("\n".join(markdown_lines(results)))
-    return 0
+    return run_section("python -m benchmarks.semaphores", __doc__, "semaphores", measure, markdown_lines,
+                       default_rounds=50, argv=argv)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from leaderpool.pool_client import AsyncPoolClient, PoolClient
     from leaderpool.schedules.periodic import ScheduledRun, run_schedule
     from leaderpool.schedules.schedule import CatchUp, Schedule
+    from leaderpool.singletons.faces import AsyncSingletons, Singletons
+    from leaderpool.singletons.singleton_store import SingletonInfo
     from leaderpool.state import LeaderState
     from leaderpool.util.gc_tuning import quiet_gc
     from leaderpool.version import __version__
@@ -116,6 +118,9 @@ _EXPORTS = {
     "ReadWriteLock": "leaderpool.locks.rwlock",
     "AsyncReadWriteLock": "leaderpool.locks.rwlock",
     "NameOwner": "leaderpool.names.registry",
+    "AsyncSingletons": "leaderpool.singletons.faces",
+    "Singletons": "leaderpool.singletons.faces",
+    "SingletonInfo": "leaderpool.singletons.singleton_store",
     "atrans": "leaderpool.locks.async_lock",
     "trans": "leaderpool.locks.blocking_lock",
 }
@@ -126,6 +131,7 @@ __all__ = [
     "AsyncPoolClient",
     "AsyncReadWriteLock",
     "AsyncSemaphore",
+    "AsyncSingletons",
     "BacklogFull",
     "BadPoolData",
     "CallTimeout",
@@ -163,6 +169,8 @@ __all__ = [
     "ScheduledRun",
     "ScriptError",
     "Semaphore",
+    "SingletonInfo",
+    "Singletons",
     "StaleTerm",
     "StateTooLarge",
     "__version__",

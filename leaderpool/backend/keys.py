@@ -64,10 +64,28 @@ keep their holders and waiters in sorted sets, one family per KIND (``semaphore`
     leaderpool:KIND-seq:{RESOURCE}      string  the last arrival number handed out
     leaderpool:KIND-permits:{RESOURCE}  string  the permit count its users give (a semaphore's); set
                                         again whenever nobody holds or waits
+    leaderpool:KIND-conns:{RESOURCE}    hash    holder -> its process's liveness channel (leaderpool:conn:ID):
+                                        no subscriber there, and a waiter reclaims the permit at once
     leaderpool:KIND-wake:{RESOURCE}:ID  list    pushed when waiter ID may take a permit now (BLPOP), PX 5 s
 
 (Until the release that moved them here, see CHANGELOG, they were python-redis-lock's own
 ``lock:{RESOURCE}``, ``lock-signal:{RESOURCE}`` and ``lock-token:{RESOURCE}``, outside every prefix.)
+
+Singletons spread over a pool (:mod:`leaderpool.singletons`), each owned by one live member at a
+time; ownership lasts while its owner's pool lease does (no lease of its own)::
+
+    leaderpool:{POOL}:singletons         set     the pool's singleton names
+    leaderpool:{POOL}:singleton_assign   hash    name -> the member the placer (the leader) gives it to
+    leaderpool:{POOL}:singleton_epoch    string  bumped by each change of singleton_assign (a member
+                                                 re-reads its assignment only when it moved)
+    leaderpool:{POOL}:singleton_pins     hash    name -> the member an operator moved it to (move)
+    leaderpool:{POOL}:singleton_owners   hash    name -> "<term>|<incarnation>|<member>": its owner
+    leaderpool:{POOL}:singleton_terms    hash    name -> the highest term ever granted for it
+    leaderpool:{POOL}:singleton_state    hash    name -> JSON {"term", "member", "data"}: the hand-off
+    leaderpool:{POOL}:singleton_members  hash    member -> "<weight>|<connection channel>" of the members
+                                                 that run singletons ("" channel: no fast proof)
+    leaderpool:{POOL}:singleton_events   channel hints: "assigned", "released|NAME", "claimed|NAME",
+                                                 "member|MEMBER", "left|MEMBER", "names"
 """
 
 from __future__ import annotations
@@ -175,6 +193,44 @@ class Keyspace:
 
     def reply(self, call_id: str) -> str:
         return f"{self._base}:reply:{call_id}"
+
+    # ---- singletons (leaderpool.singletons) ----
+
+    @property
+    def singletons(self) -> str:
+        return f"{self._base}:singletons"
+
+    @property
+    def singleton_assign(self) -> str:
+        return f"{self._base}:singleton_assign"
+
+    @property
+    def singleton_epoch(self) -> str:
+        return f"{self._base}:singleton_epoch"
+
+    @property
+    def singleton_pins(self) -> str:
+        return f"{self._base}:singleton_pins"
+
+    @property
+    def singleton_owners(self) -> str:
+        return f"{self._base}:singleton_owners"
+
+    @property
+    def singleton_terms(self) -> str:
+        return f"{self._base}:singleton_terms"
+
+    @property
+    def singleton_state(self) -> str:
+        return f"{self._base}:singleton_state"
+
+    @property
+    def singleton_members(self) -> str:
+        return f"{self._base}:singleton_members"
+
+    @property
+    def singleton_events(self) -> str:
+        return f"{self._base}:singleton_events"
 
     def leader_channel(self, db: int) -> str:
         """The keyspace-notification channel of the leader key in database ``db``."""
@@ -292,6 +348,12 @@ class QueueKeys:
         return self._key("-permits")
 
     @property
+    def conns(self) -> str:
+        """Hash: holder -> the liveness channel of its process's Redis connection (a permit whose
+        channel has no subscriber is a dead process's, reclaimed at once)."""
+        return self._key("-conns")
+
+    @property
     def wake_prefix(self) -> str:
         """The wake-up lists' common start; a waiter's own list is this plus its id (same slot)."""
         return self._key("-wake") + ":"
@@ -302,7 +364,7 @@ class QueueKeys:
     @property
     def script_keys(self) -> list[str]:
         """KEYS of every queued-recipe script, in their contract's order."""
-        return [self.holders, self.queue, self.waiting, self.token, self.seq, self.permits]
+        return [self.holders, self.queue, self.waiting, self.token, self.seq, self.permits, self.conns]
 
 
 def members_pattern(prefix: str = DEFAULT_PREFIX) -> str:
@@ -318,7 +380,8 @@ def pool_keys_pattern(prefix: str = DEFAULT_PREFIX) -> str:
 
 POOL_KEY_SUFFIXES = frozenset(
     {"leader", "term", "members", "leases", "ranking", "resigned", "recovery", "history", "state", "schedules",
-     "leader_conn", "watching", "jobs", "dead", "handlers"}
+     "leader_conn", "watching", "jobs", "dead", "handlers", "singletons", "singleton_assign", "singleton_epoch",
+     "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state", "singleton_members"}
 )  # fmt: skip
 """The lasting keys of a pool, after ``{POOL}:`` (a call's inbox and reply keys come and go)."""
 

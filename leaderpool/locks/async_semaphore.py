@@ -17,6 +17,7 @@ import redis_lock
 
 from leaderpool.backend.keys import DEFAULT_PREFIX, QueueKeys
 from leaderpool.backend.redis_errors import RETRYABLE, is_acl_refusal, translate_redis_errors
+from leaderpool.locks.holder_liveness import LIVENESS
 from leaderpool.locks.lock_renewal import RENEW_FRACTION, log
 from leaderpool.locks.lock_rules import validate_timeout, wait_cap
 from leaderpool.locks.queue_core import (
@@ -81,6 +82,9 @@ class AsyncQueuedHolder:
         deadline = None if limit is None else began + limit
         s.attempts = 0
         keys = s.keys.script_keys
+        decided, s.liveness = LIVENESS.ready(self._client, s.keys.prefix)
+        if not decided:  # the process's first permit on this server: connect off the loop
+            s.liveness = await asyncio.to_thread(LIVENESS.for_client, self._client, s.keys.prefix)
         try:
             with translated("queue_acquire"), translate_redis_errors():
                 while True:
@@ -146,13 +150,13 @@ class AsyncQueuedHolder:
             if lost:
                 s.mark_lost("the release found the permit no longer ours")
         finally:
-            s.token = None  # released, or not ours to rely on: its lease ends anyway
+            s.released()  # released, or not ours to rely on: its lease ends anyway
 
     async def _leave_quietly(self) -> None:
         s = self.state
         with contextlib.suppress(Exception):  # best effort: the waiter lease ends anyway
             await self._scripts.leave.raw(s.keys.script_keys, s.args())
-        s.token = None
+        s.released()
 
     async def __aenter__(self) -> AsyncQueuedHolder:
         started = time.monotonic()

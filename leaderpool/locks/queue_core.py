@@ -24,6 +24,7 @@ from leaderpool import probe
 from leaderpool.backend.keys import QueueKeys
 from leaderpool.backend.redis_errors import translate
 from leaderpool.errors import ConfigError, LockNotAcquired
+from leaderpool.locks.holder_liveness import Liveness
 from leaderpool.locks.queue_scripts import WAKE_TTL_MS
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import block_timeout
@@ -99,6 +100,8 @@ class QueueHolderState:
     attempts: int = field(default=0, init=False)
     valid_until: float = field(default=0.0, init=False)
     """The renewal deadline: monotonic time past which the permit may no longer be ours."""
+    liveness: Liveness | None = field(default=None, init=False)
+    """The process's liveness connection the permit is registered with (None: none to be had)."""
 
     def __post_init__(self) -> None:
         self.member = self.member_prefix + uuid4().hex
@@ -113,11 +116,12 @@ class QueueHolderState:
         (from the last acquire or renewal sent) not yet past."""
         return self.token is not None and not self.lost and time.monotonic() < self.valid_until
 
-    def args(self, *more: int) -> list[str | int]:
+    def args(self, *more: int | str) -> list[str | int]:
         return [self.keys.wake_prefix, self.mode.value, self.permits, self.member, *more]
 
     def acquire_args(self, waiting: bool) -> list[str | int]:
-        return self.args(int(self.ttl_s * 1000), int(WAITER_LEASE_S * 1000) if waiting else 0)
+        channel = self.liveness.channel if self.liveness is not None else ""
+        return self.args(int(self.ttl_s * 1000), int(WAITER_LEASE_S * 1000) if waiting else 0, channel)
 
     def extend_args(self) -> list[str | int]:
         return self.args(int(self.ttl_s * 1000))
@@ -131,6 +135,14 @@ class QueueHolderState:
         self.valid_until = sent_at + self.ttl_s
         log.debug("permit_acquired", kind=self.keys.kind, resource=self.resource, token=token, what=self.what)
         probe.lock("acquired", time.monotonic() - began)
+        if self.liveness is not None and not self.liveness.watch(self):
+            self.mark_lost("the process's liveness connection to Redis dropped as the permit was granted")
+
+    def released(self) -> None:
+        """The permit is given back (or was not ours to rely on): no longer watched."""
+        self.token = None
+        if self.liveness is not None:
+            self.liveness.unwatch(self)
 
     def renewed(self, sent_at: float) -> None:
         self.valid_until = sent_at + self.ttl_s

@@ -9,15 +9,18 @@ Every script shares one contract (the keys are :class:`~leaderpool.backend.keys.
     KEYS[4] token    string the fencing-token counter
     KEYS[5] seq      string the arrival counter
     KEYS[6] permits  string the permit count in use (mode 'sem'): set while nobody holds or waits
+    KEYS[7] conns    hash   holder -> the liveness channel of its process's Redis connection
     ARGV[1] the wake-up lists' prefix (a member's list is ARGV[1] .. member, on the same slot)
     ARGV[2] mode: 'sem' (at most ARGV[3] holders) or 'rw' (readers "r:ID" together, or one writer "w:ID")
     ARGV[3] permits (mode 'sem')
     ARGV[4] the member
 
 Each script first drops the holders and waiters whose lease ended (a crashed process's permit is
-reclaimed at its lease end, on Redis's clock), and last pushes onto the wake-up list of every
-queued member that may now take a permit: waiters block in ``BLPOP`` on their own list, so a
-release wakes exactly the next in line, never the whole queue.
+reclaimed at its lease end, on Redis's clock) and, while anyone waits, the holders whose process
+is proved dead (its liveness channel has no subscriber: :mod:`leaderpool.locks.holder_liveness`),
+and last pushes onto the wake-up list of every queued member that may now take a permit:
+waiters block in ``BLPOP`` on their own list, so a release wakes exactly the next in line, never
+the whole queue.
 """
 
 from __future__ import annotations
@@ -32,10 +35,18 @@ COMMON = (
     NOW
     + f"""
 local holders_key, queue_key, waiting_key, token_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local permits_key = KEYS[6]
+local permits_key, conns_key = KEYS[6], KEYS[7]
 local wake_prefix, mode, permits, member = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
--- drop lapsed holders (crashed or paused past their lease) and lapsed waiters
+-- whether nobody is subscribed to a liveness channel any more: the connection, and its process,
+-- is gone (pcall: a refused PUBSUB, or a server without it, proves nothing)
+local function unsubscribed(channel)
+  local counts = redis.pcall('PUBSUB', 'NUMSUB', channel)
+  return type(counts) == 'table' and not counts.err and tonumber(counts[2]) == 0
+end
+
+-- drop lapsed holders (crashed or paused past their lease) and lapsed waiters; while anyone
+-- waits, also the holders whose process is proved dead
 local function prune()
   redis.call('ZREMRANGEBYSCORE', holders_key, '-inf', now)
   local dead = redis.call('ZRANGEBYSCORE', waiting_key, '-inf', now)
@@ -43,6 +54,14 @@ local function prune()
     redis.call('ZREM', queue_key, dead[i])
     redis.call('ZREM', waiting_key, dead[i])
     redis.call('DEL', wake_prefix .. dead[i])
+  end
+  if redis.call('ZCARD', queue_key) == 0 then return end
+  local conns = redis.call('HGETALL', conns_key)
+  for i = 1, #conns, 2 do
+    if not redis.call('ZSCORE', holders_key, conns[i]) or unsubscribed(conns[i + 1]) then
+      redis.call('ZREM', holders_key, conns[i])
+      redis.call('HDEL', conns_key, conns[i])
+    end
   end
 end
 
@@ -92,7 +111,8 @@ end
 QUEUE_ACQUIRE = (
     """
 -- queue_acquire (the common contract above); ARGV[5] lease_ms, ARGV[6] the waiter lease in ms (0: do
--- not wait, leave the queue if not granted now).
+-- not wait, leave the queue if not granted now), ARGV[7] the liveness channel of the caller's
+-- process ("" none), recorded with a permit granted while it has a subscriber.
 -- Joins the queue (if not in it), and takes a permit if the member is among those grantable,
 -- with the next fencing token in the same step.
 -- Returns {1, token} when taken; {0, ms until the first lease ends} when not (the longest the
@@ -101,7 +121,7 @@ QUEUE_ACQUIRE = (
 """
     + COMMON
     + """
-local lease_ms, wait_lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lease_ms, wait_lease_ms, liveness = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] or ''
 prune()
 if mode == 'sem' then
   local in_use = redis.call('GET', permits_key)
@@ -119,6 +139,7 @@ for i = 1, #heads do
   if heads[i] == member then
     leave_queue(member)
     redis.call('ZADD', holders_key, now + lease_ms, member)
+    if liveness ~= '' and not unsubscribed(liveness) then redis.call('HSET', conns_key, member, liveness) end
     local token = redis.call('INCR', token_key)
     wake(member)  -- more permits may be free (or more readers may join)
     return {1, token}
@@ -172,13 +193,14 @@ QUEUE_LEAVE = (
 prune()
 local result = 1
 if redis.call('ZREM', holders_key, member) == 1 then result = 0 end
+redis.call('HDEL', conns_key, member)
 leave_queue(member)
 wake(nil)
 return result
 """
 )
 
-KEY_TYPES = ("zset", "zset", "zset", "string", "string", "string")
+KEY_TYPES = ("zset", "zset", "zset", "string", "string", "string", "hash")
 """A key of another type is refused (``BADDATA``) before a script writes anything."""
 
 

@@ -36,6 +36,7 @@ import redis_lock
 
 from leaderpool.backend.keys import DEFAULT_PREFIX, QueueKeys
 from leaderpool.backend.redis_errors import translate_redis_errors
+from leaderpool.locks.holder_liveness import LIVENESS
 from leaderpool.locks.lock_renewal import RENEWER, Renewal
 from leaderpool.locks.lock_rules import validate_timeout, wait_cap
 from leaderpool.locks.queue_core import (
@@ -116,6 +117,7 @@ class QueuedHolder:
         deadline = None if limit is None else began + limit
         s.attempts = 0
         keys = s.keys.script_keys
+        s.liveness = LIVENESS.for_client(self._client, s.keys.prefix)
         try:
             with translated("queue_acquire"), translate_redis_errors():
                 while True:
@@ -192,13 +194,13 @@ class QueuedHolder:
             if lost:
                 s.mark_lost("the release found the permit no longer ours")
         finally:
-            s.token = None  # released, or not ours to rely on: its lease ends anyway
+            s.released()  # released, or not ours to rely on: its lease ends anyway
 
     def _leave_quietly(self) -> None:
         s = self.state
         with contextlib.suppress(Exception):  # best effort: the waiter lease ends anyway
             self._scripts.leave.blocking(s.keys.script_keys, s.args())
-        s.token = None
+        s.released()
 
 
 class Semaphore(QueuedHolder):

@@ -17,7 +17,6 @@ stop its run when its lead ends (``stopping``), as any leader work.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -219,21 +218,12 @@ async def _sleep_while_leading(election: LeadingElection, term: int, stop: async
 
 
 async def _run_slot(walker: SlotWalker, slot_ms: int, fn: Callable[[ScheduledRun], Any], run: ScheduledRun) -> None:
-    walker.log.info("slot_started", slot_ms=slot_ms)
-    try:
+    async def call() -> None:
         if inspect.iscoroutinefunction(fn):
             await fn(run)
-        else:
-            result = await asyncio.to_thread(fn, run)
-            if inspect.isawaitable(result):
-                await result
-    except asyncio.CancelledError:
-        with contextlib.suppress(asyncio.CancelledError):
-            await walker.finish(slot_ms, "cancelled")
-        raise
-    except BaseException:
-        await walker.finish(slot_ms, "failed")
-        raise
-    outcome = "stopped" if run.stopping else "ok"
-    await walker.finish(slot_ms, outcome)
-    walker.log.info("slot_finished", slot_ms=slot_ms, outcome=outcome)
+            return
+        result = await asyncio.to_thread(fn, run)
+        if inspect.isawaitable(result):
+            await result
+
+    await walker.run(slot_ms, call, lambda: run.stopping)

@@ -6,8 +6,10 @@ and the worker's ``--every``/``--cron`` (:mod:`leaderpool.worker.scheduled_task`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from leaderpool import probe
@@ -16,7 +18,7 @@ from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.schedules.schedule import Due, Schedule, after_overlap, next_due
 from leaderpool.schedules.schedule_store import ClaimStatus, ScheduleStore
 from leaderpool.util.log import Logger, get_logger
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import keep_cancellation, within
 
 log = get_logger("leaderpool")
 
@@ -82,7 +84,11 @@ class SlotWalker:
         self._offset_ms = redis_now_ms - (sent_at + self._clock()) / 2 * 1000
 
     async def step(self) -> Wait | Run:
-        """What to do next: wait, or run the slot just claimed."""
+        """What to do next: wait, or run the slot just claimed. A cancellation of the caller is
+        never lost in the Redis calls (:func:`~leaderpool.util.timeouts.keep_cancellation`)."""
+        return await keep_cancellation(self._step_or_retry())
+
+    async def _step_or_retry(self) -> Wait | Run:
         try:
             step = await self._step()
         except RETRYABLE as exc:
@@ -193,9 +199,32 @@ class SlotWalker:
             count, slot = count + 1, self.schedule.after(slot)
         return max(count, 1)
 
+    async def run(self, slot_ms: int, call: Callable[[], Awaitable[object]], stopping: Callable[[], bool]) -> None:
+        """Run the slot ``slot_ms`` just claimed (await ``call()``) and record how it ended: ``ok``;
+        ``stopped`` when ``stopping()`` says its lead ended meanwhile; ``failed`` when it raised
+        (which propagates); ``cancelled`` when it was cancelled (past its grace on a hand-over, or
+        replaced by overlap ``cancel_other``)."""
+        self.log.info("slot_started", slot_ms=slot_ms)
+        try:
+            await call()
+        except asyncio.CancelledError:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.finish(slot_ms, "cancelled")
+            raise
+        except BaseException:
+            await self.finish(slot_ms, "failed")
+            raise
+        outcome = "stopped" if stopping() else "ok"
+        await self.finish(slot_ms, outcome)
+        self.log.info("slot_finished", slot_ms=slot_ms, outcome=outcome)
+
     async def finish(self, slot_ms: int, outcome: str) -> None:
         """Record how the run of ``slot_ms`` ended (``ok``, ``failed``, ``stopped``, ``cancelled``);
-        then, if slots came due meanwhile, apply the overlap policy to them."""
+        then, if slots came due meanwhile, apply the overlap policy to them. A cancellation of the
+        caller raises at once (the record is still written)."""
+        await keep_cancellation(self._finish(slot_ms, outcome))
+
+    async def _finish(self, slot_ms: int, outcome: str) -> None:
         probe.slot(self.store.keys.pool, self.schedule.name, outcome)
         next_slot = self.schedule.after(slot_ms)
         name, held = self.schedule.name, self.held

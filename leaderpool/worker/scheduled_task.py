@@ -17,7 +17,6 @@ at a time, so those two are refused for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import functools
 import time
@@ -38,28 +37,13 @@ def _walker(election: Any, schedule: Schedule, grace_s: float, ctx: TaskContext)
     return SlotWalker(store, schedule, LeaderValue(ctx.term, ctx.member), grace_s, ctx.log, wall)
 
 
-def _outcome(ctx: TaskContext) -> str:
-    return "stopped" if ctx.stopping else "ok"
-
-
 BESIDE = (Overlap.ALLOW, Overlap.CANCEL_OTHER)
 """The overlap policies whose runs do not wait for the one before."""
 
 
 async def _run_one_async(task: Task, ctx: AsyncTaskContext, walker: SlotWalker, slot_ms: int) -> None:
     ctx.slot = slot_ms / 1000
-    ctx.log.info("slot_started", schedule=walker.schedule.name, slot=ctx.slot)
-    try:
-        await task(ctx)
-    except asyncio.CancelledError:  # past --task-grace on a hand-over, or replaced (cancel_other)
-        with contextlib.suppress(asyncio.CancelledError):
-            await walker.finish(slot_ms, "cancelled")
-        raise
-    except BaseException:
-        await walker.finish(slot_ms, "failed")
-        raise
-    await walker.finish(slot_ms, _outcome(ctx))
-    ctx.log.info("slot_finished", schedule=walker.schedule.name, slot=ctx.slot, outcome=_outcome(ctx))
+    await walker.run(slot_ms, lambda: task(ctx), lambda: ctx.stopping)
 
 
 def scheduled(task: Task, schedule: Schedule, election: Any, grace_s: float) -> Task:
@@ -112,13 +96,14 @@ def scheduled(task: Task, schedule: Schedule, election: Any, grace_s: float) -> 
                 ctx.sleep(step.seconds)
                 continue
             ctx.slot = step.slot_ms / 1000
-            ctx.log.info("slot_started", schedule=schedule.name, slot=ctx.slot)
+            walker.log.info("slot_started", slot_ms=step.slot_ms)
             try:
                 task(ctx)
             except BaseException:
                 ctx.call_on_loop(walker.finish(step.slot_ms, "failed"), timeout=None)
                 raise
-            ctx.call_on_loop(walker.finish(step.slot_ms, _outcome(ctx)), timeout=None)
-            ctx.log.info("slot_finished", schedule=schedule.name, slot=ctx.slot, outcome=_outcome(ctx))
+            outcome = "stopped" if ctx.stopping else "ok"
+            ctx.call_on_loop(walker.finish(step.slot_ms, outcome), timeout=None)
+            walker.log.info("slot_finished", slot_ms=step.slot_ms, outcome=outcome)
 
     return run_in_thread

@@ -26,7 +26,7 @@ from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.descriptors import soft_limit
 from leaderpool.util.log import get_logger
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import cancel_and_wait, within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
 from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.scheduled_task import scheduled
@@ -241,9 +241,7 @@ class Worker:
     async def _stop_keeping_names(self, keeper: asyncio.Task[None] | None) -> None:
         if keeper is None:
             return
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        await cancel_and_wait(keeper)  # again and again: a Redis call in it can swallow one cancellation
         await self.election.names.settle(self.config.heartbeat)  # a registration in flight is freed too
 
     async def _on_elected(self, term: int) -> None:

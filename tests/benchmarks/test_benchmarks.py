@@ -122,6 +122,29 @@ def test_quick_run_measures_the_semaphores(quick_run: tuple[subprocess.Completed
         assert handover["ms"]["n"] >= 1, name
 
 
+def test_quick_run_measures_the_read_write_and_fair_locks(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """The queued-locks section: acquire and hand-over of each read-write and fair lock, waiters
+    woken per release and reader throughput; leaderpool's release wakes one waiter, the
+    Redisson-style read-write lock's broadcast wakes more (every waiting writer tries again)."""
+    _, out = quick_run
+    section = json.loads((out / "quick.json").read_text())["queued_locks"]
+    rw, fair = section["rwlock"], section["fair_lock"]
+    assert {"leaderpool ReadWriteLock", "Redisson-style RReadWriteLock"} == set(rw)
+    assert {"leaderpool Lock(fair=True)", "Redisson-style RFairLock", "python-redis-lock (not fair)"} == set(fair)
+    for name, r in rw.items():
+        for key in ("acquire_read_us", "acquire_write_us", "handover_write_to_read_ms", "handover_read_to_write_ms"):
+            assert STATS <= set(r[key]) and r[key]["n"] >= 1, (name, key)
+        assert r["reader_holds_per_s"] > 0, name
+    for name, f in fair.items():
+        assert f["handover_ms"]["n"] >= 1 and STATS <= set(f["acquire_us"]), name
+    assert 1 == rw["leaderpool ReadWriteLock"]["writers_woken_per_release"]["max"]
+    assert 1 == fair["leaderpool Lock(fair=True)"]["woken_per_release"]["max"]
+    assert rw["Redisson-style RReadWriteLock"]["writers_woken_per_release"]["max"] > 1
+    assert "## Read-write locks and fair locks" in (out / "quick.md").read_text()
+
+
 def test_quick_run_measures_the_exec_tree(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """The exec-tree section: the old tree's last act, its end, the new command's first act, and
     no round where the old tree acted after the new leader's command."""

@@ -77,8 +77,9 @@ def test_a_waiter_blocks_on_its_wake_up_list_and_a_release_wakes_it(redis_server
 
 @pytest.mark.slow
 def test_a_killed_holders_permit_is_reclaimed_at_its_lease_end(redis_one: RedisServer, tmp_path: Path) -> None:
-    """Two permits, two holders; SIGKILL one: a third process gets its permit once the killed
-    one's 1 s lease ends, while the live holder keeps its own (renewed)."""
+    """Two permits, two holders; SIGKILL one: a third process gets its permit (once the killed
+    one's 1 s lease ends, or at once, its death proved: test_fast_reclaim), while the live holder
+    keeps its own (renewed)."""
     log = tmp_path / "log"
     with ChildGroup() as group:
         a = start(group, redis_one.url, "permit", "a", log, 1, 60, 2, 1)
@@ -87,9 +88,8 @@ def test_a_killed_holders_permit_is_reclaimed_at_its_lease_end(redis_one: RedisS
         c = start(group, redis_one.url, "permit", "c", log, 1, 0.2, 2, 1)
         time.sleep(1.5)  # c waits: both permits are held and renewed past their 1 s lease
         assert not c.of("acquired")
-        killed = a.kill()
+        a.kill()
         acquired(c)
-        assert time.time() - killed >= 0.5  # not before the killed holder's lease could end
         assert 0 == c.wait(PATIENCE)
         assert b.alive() and not b.of("lost")
     assert check(holds_from_actions(actions(log)), 2).valid

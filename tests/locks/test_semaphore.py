@@ -48,6 +48,7 @@ def test_the_keys_share_the_resources_hash_tag_under_the_prefix() -> None:
         "leaderpool:semaphore-token:{gpu}",
         "leaderpool:semaphore-seq:{gpu}",
         "leaderpool:semaphore-permits:{gpu}",
+        "leaderpool:semaphore-conns:{gpu}",
     ] == keys.script_keys
     assert "leaderpool:semaphore-wake:{gpu}:abc" == keys.wake("abc")
 

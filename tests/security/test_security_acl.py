@@ -70,7 +70,7 @@ class TestRestrictedUser:
         admin.execute_command("ACL", "LOG", "RESET")
         url = user_url(server, "lp")
         with workers_for(url, pool="acl") as ws:
-            fail_over_and_hand_over(ws)
+            fail_over_and_hand_over(ws, admin, "acl")
             status = cli("--redis", url, "status", "--json")
             assert 0 == status.returncode, status.stderr
             [pool] = json.loads(status.stdout)["pools"]

@@ -67,3 +67,19 @@ async def fail_second_run(ctx: Any) -> None:
     _record(event="start", slot=ctx.slot, term=ctx.term, member=ctx.member)
     if _runs_here == 2:
         raise RuntimeError("the scheduled run blew up")
+
+
+LONG_RUN_S = 0.5
+"""How long :func:`record_long_slot`'s runs last: longer than the overlap tests' period (0.2 s)."""
+
+
+async def record_long_slot(ctx: Any) -> None:
+    """A run that outlasts its period: a start line, LONG_RUN_S of work, an end line, or a
+    ``cancelled`` line when the overlap policy cancels it."""
+    _record(event="start", slot=ctx.slot, term=ctx.term, member=ctx.member)
+    try:
+        await asyncio.sleep(LONG_RUN_S)
+    except asyncio.CancelledError:
+        _record(event="cancelled", slot=ctx.slot, term=ctx.term, member=ctx.member)
+        raise
+    _record(event="end", slot=ctx.slot, term=ctx.term, member=ctx.member)

@@ -4,6 +4,7 @@ workers checked through its fail-over and hand-over."""
 
 from __future__ import annotations
 
+import re
 import signal
 from urllib.parse import quote
 
@@ -12,7 +13,7 @@ import redis
 from leaderpool.backend.acl import acl_rules
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.constants import DEFAULT_PREFIX
-from tests.support.worker_procs import Workers
+from tests.support.worker_procs import Workers, eventually
 
 PASSWORD = "s3cr3t-Pa55word-7f1c"
 """Distinctive, so a grep for it in logs and outputs cannot match anything else."""
@@ -46,13 +47,16 @@ def acl_denials(admin: redis.Redis) -> list[str]:
     return out
 
 
-def fail_over_and_hand_over(ws: Workers, *extra: str) -> None:
+def fail_over_and_hand_over(ws: Workers, admin: redis.Redis, pool: str, *extra: str) -> None:
     """a leads; b follows; SIGKILL a: b leads; a returns and follows; SIGTERM b: a is handed
-    the lead in one step."""
+    the lead in one step. a is killed once b knows its subscribed connection, so that the death
+    is proved through Redis without CLIENT LIST (refused to a restricted user: a denial in the
+    ACL log)."""
     a = ws.start("a", *extra)
     a.elected()
     b = ws.start("b", *extra)
     b.sees("a")
+    follower_knows_the_leader_connection(admin, pool, "b", term=1)
     a.kill()
     b.elected()
     a2 = ws.start("a", *extra)
@@ -62,3 +66,24 @@ def fail_over_and_hand_over(ws: Workers, *extra: str) -> None:
     assert 0 == b.wait()
     a2.wait_for(lambda e: e["event"] == "elected", since=mark)
     assert 0 == b.wait()
+
+
+def follower_knows_the_leader_connection(
+    admin: redis.Redis, pool: str, follower: str, term: int, prefix: str = DEFAULT_PREFIX
+) -> None:
+    """Wait until the leader of ``term`` has registered its subscribed connection and ``follower``
+    has beaten since (its beat's reply brings the registration, which the proof by subscription
+    needs). A leader killed sooner is proved dead another way (CLIENT LIST, refused to a
+    restricted user, then its liveness endpoint): correct, but a denial in the ACL log."""
+    keys = f"{prefix}:{{{pool}}}"
+
+    def lease_end() -> float:  # a beat moves it to Redis's now + the ttl
+        return float(admin.zscore(f"{keys}:leases", follower) or 0.0)
+
+    def registration() -> str:
+        value = admin.get(f"{keys}:leader_conn") or ""
+        return value.decode() if isinstance(value, bytes) else str(value)  # either kind of admin client
+
+    eventually(lambda: re.fullmatch(rf"{term}\|\d+\|s", registration()) is not None)
+    before = lease_end()
+    eventually(lambda: lease_end() > before)
