@@ -100,7 +100,8 @@ return claim_lead(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
 RELEASE = (
     """
 -- release: KEYS[1] leader key, KEYS[2] resigned key, KEYS[3] history stream, KEYS[4] term counter,
--- KEYS[5] leases zset, KEYS[6] recovery, KEYS[7] leader_conn; ARGV[1] the leader value held, ARGV[2] reason,
+-- KEYS[5] leases zset, KEYS[6] recovery, KEYS[7] leader_conn, KEYS[8] members hash (the successor's run is
+-- named in the grant); ARGV[1] the leader value held, ARGV[2] reason,
 -- ARGV[3] ms to rank the member last (0: none), ARGV[4] events channel, ARGV[5] successor
 -- ("" for none), ARGV[6] the successor's lease (ms).
 -- Gives up the lead only if the key still holds ARGV[1] (compare-and-set on member and term);
@@ -123,7 +124,7 @@ if exclude_ms > 0 then
 end
 if redis.call('GET', leader_key) ~= held then return {0, 0} end
 return {1, give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
-                   term, member, reason, successor, ttl_ms, now, KEYS[7])}
+                   term, member, reason, successor, ttl_ms, now, KEYS[7], KEYS[8])}
 """
 )
 

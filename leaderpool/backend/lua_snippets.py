@@ -7,7 +7,7 @@ capabilities' (names, jobs) that build on them.
 
 from __future__ import annotations
 
-from leaderpool.backend.protocol import HANDOFF_PREFIX, SEPARATOR
+from leaderpool.backend.protocol import HANDOFF_PREFIX, HANDOFF_RUN, SEPARATOR
 from leaderpool.util.constants import HISTORY_MAXLEN
 
 # Redis's clock: ``now`` (ms), and free_in_us(pttl), for the pool's, the names' and the jobs'
@@ -123,8 +123,10 @@ end
 local function announce(channel, event, term, detail, member)
   redis.call('PUBLISH', channel, event .. SEP .. term .. SEP .. detail .. SEP .. member)
 end
-local HANDOFF = '"""
+local HANDOFF, HANDOFF_RUN = '"""
     + HANDOFF_PREFIX
+    + "', '"
+    + HANDOFF_RUN
     + """'
 local HISTORY_MAXLEN = """
     + str(HISTORY_MAXLEN)
@@ -172,25 +174,35 @@ end
 
 # Ends a lead for a reason: hands it straight to the successor when that member is live and no
 # term recovery is under way (one step instead of release-then-claim: the successor acts on the
-# announcement, which carries Redis's time), else deletes the key so the next in line claims.
+# announcement, which carries Redis's time and the successor's run), else deletes the key so the
+# next in line claims. The grant is published before the leader key is written, so it is the
+# first message the successor reads (not the key's keyspace event): it acts on it in that read.
 GIVE_UP = """
+-- the run (incarnation) a member record names, '' for none
+local function run_of(record)
+  if not record then return '' end
+  return string.match(record, '"incarnation":"([^"]*)"') or ''
+end
 local function give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
-                       held_term, member, reason, successor, ttl_ms, now, leader_conn_key)
+                       held_term, member, reason, successor, ttl_ms, now, leader_conn_key, members_key)
   -- the successor registers its own connection at its first renewal
   redis.call('DEL', leader_conn_key)
-  redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
-             'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
   local lease = successor ~= '' and redis.call('ZSCORE', leases_key, successor)
   if lease and tonumber(lease) > now and redis.call('EXISTS', recovery_key) == 0 then
     local counter = tonumber(redis.call('GET', term_key) or '0') or 0
     local term = string.format('%d', math.max(counter, tonumber(held_term)) + 1)
+    local run = run_of(redis.call('HGET', members_key, successor))
+    announce(channel, 'elected', term, HANDOFF .. now .. HANDOFF_RUN .. run, successor)
     redis.call('SET', term_key, term)
     redis.call('SET', leader_key, leader_value(term, successor), 'PX', ttl_ms)
     redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
+               'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
+    redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
                'event', 'elected', 'term', term, 'member', successor, 'reason', 'handoff', 't_ms', now)
-    announce(channel, 'elected', term, HANDOFF .. now, successor)
     return tonumber(term)
   end
+  redis.call('XADD', history_key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
+             'event', 'released', 'term', held_term, 'member', member, 'reason', reason, 't_ms', now)
   redis.call('DEL', leader_key)
   announce(channel, 'released', held_term, reason, member)
   return 0

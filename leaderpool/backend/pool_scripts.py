@@ -202,7 +202,7 @@ if holder == member then
   -- the hand-over is announced first: the successor acts on the first message it reads
   released = held_term
   handed = give_up(leader_key, term_key, leases_key, recovery_key, history_key, channel,
-                   released, member, reason, successor, ttl_ms, now, KEYS[7])
+                   released, member, reason, successor, ttl_ms, now, KEYS[7], members_key)
 end
 announce(channel, event, 0, reason, member)
 return {was_member, released, handed}
@@ -247,7 +247,7 @@ class PoolScripts(ScriptSet):
     observe = Lua("observe", lead_scripts.OBSERVE, (_h, _z, _s, _s, _h, _s, _z))
     glance = Lua("glance", lead_scripts.GLANCE, (_h, _z, _s, _s, _s, _z))
     claim = Lua("claim", lead_scripts.CLAIM, (_s, _s, _h, _z, _x, _s, _s))
-    release = Lua("release", lead_scripts.RELEASE, (_s, _s, _x, _s, _z, _s, _s))
+    release = Lua("release", lead_scripts.RELEASE, (_s, _s, _x, _s, _z, _s, _s, _h))
     leave = Lua("leave", LEAVE, LEAVE_KEY_TYPES)
     leader_record = Lua("leader_record", lead_scripts.LEADER_RECORD, (_s, _h))
     bury = Lua("bury", lead_scripts.BURY, (_s, _s, _h, _z, _x, _s, _s, _h, _z))

@@ -257,7 +257,7 @@ class PoolStore:
         """End the lead ``held`` (compare-and-set), handing it to ``successor`` when it is live."""
         k = self.keys
         reply = await self._scripts.release(
-            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery, k.leader_conn],
+            keys=[k.leader, k.resigned, k.history, k.term, k.leases, k.recovery, k.leader_conn, k.members],
             args=[held.encode(), reason, exclude_ms, k.events, successor, ttl_ms],
         )
         return parse_released(reply)

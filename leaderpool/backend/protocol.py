@@ -24,7 +24,10 @@ SEPARATOR = "|"
 field and is split off last, so it may contain the separator."""
 
 HANDOFF_PREFIX = "handoff:"
-"""A hand-over's ``elected`` message carries ``handoff:<Redis ms of the grant>`` as its detail."""
+"""A hand-over's ``elected`` message carries ``handoff:<Redis ms of the grant>:<the successor's run>``
+as its detail (an earlier version's, ``handoff:<ms>``, names no run)."""
+HANDOFF_RUN = ":"
+"""Between the grant's time and the run (incarnation) of the member it was granted to."""
 
 
 def is_number(value: str) -> bool:
@@ -124,7 +127,7 @@ class PoolMessage(NamedTuple):
     event: PoolEvent
     term: int = 0
     detail: str = ""
-    """``elected``: ``handoff:<ms>`` for a hand-over; ``released``/``left``: the reason."""
+    """``elected``: ``handoff:<ms>:<run>`` for a hand-over; ``released``/``left``: the reason."""
     member: str = ""
 
     def encode(self) -> str:
@@ -142,7 +145,7 @@ class PoolMessage(NamedTuple):
         term, _, rest = rest.partition(SEPARATOR)
         detail, _, member = rest.partition(SEPARATOR)
         handoff = detail.removeprefix(HANDOFF_PREFIX) if detail.startswith(HANDOFF_PREFIX) else "0"
-        if not is_number(term or "0") or not is_number(handoff):
+        if not is_number(term or "0") or not is_number(handoff.partition(HANDOFF_RUN)[0]):
             report("pool_message_ignored", text(raw)[:100], hint="not a message leaderpool sends")
             return None
         return cls(event, int(term or 0), detail, member)
@@ -151,8 +154,17 @@ class PoolMessage(NamedTuple):
     def handoff_ms(self) -> int | None:
         """For a hand-over, the Redis time (unix ms) at which the lead was granted."""
         if self.event is PoolEvent.ELECTED and self.detail.startswith(HANDOFF_PREFIX):
-            return int(self.detail[len(HANDOFF_PREFIX) :])
+            return int(self.detail[len(HANDOFF_PREFIX) :].partition(HANDOFF_RUN)[0])
         return None
+
+    @property
+    def handoff_run(self) -> str:
+        """For a hand-over, the run (incarnation) of the member it was granted to: a message that
+        reaches another run under that id is stale for it. "" when it names none (an earlier
+        version's leader, or a record without one)."""
+        if self.event is PoolEvent.ELECTED and self.detail.startswith(HANDOFF_PREFIX):
+            return self.detail[len(HANDOFF_PREFIX) :].partition(HANDOFF_RUN)[2]
+        return ""
 
 
 # ---- script replies ----

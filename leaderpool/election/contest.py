@@ -28,7 +28,7 @@ from leaderpool.election.view import PoolView
 from leaderpool.election.wakeups import Wakeups
 from leaderpool.events import RevokeReason, Role
 from leaderpool.fast_failover.failover import BURIED_REASON, Death, FastFailover
-from leaderpool.util.constants import FIRST_BEAT_SPREAD
+from leaderpool.util.constants import FIRST_BEAT_SPREAD, REREAD_DELAY_S
 from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
@@ -238,11 +238,18 @@ class Contest:
 
     # ---- taking up a lead ----
 
-    def accept_handoff(self, term: int, granted_ms: int) -> None:
-        """A leaving leader handed us the lead at Redis time ``granted_ms``: act at once if we can
-        place that instant on our clock safely, else (no sample, or too little of the lease left,
-        say we were frozen) confirm through Redis first."""
+    def accept_handoff(self, term: int, granted_ms: int, run: str) -> None:
+        """A leaving leader handed us the lead at Redis time ``granted_ms``, naming ``run`` as the
+        incarnation it granted it to: act at once if the grant is this run's, came after we last
+        joined, and we can place that instant on our clock safely; else (a stale message: another
+        run under our id, or granted before we left and joined again; no clock sample, or too
+        little of the lease left, say we were frozen) confirm through Redis first."""
         if self.lead.role is not Role.FOLLOWER or term <= self.lead.last_led_term:
+            return
+        m = self.membership
+        if run != m.incarnation or not m.joined or granted_ms <= m.joined_at_ms:
+            self._log.info("handoff_confirming", granted_term=term, ours=run == m.incarnation)
+            self.wakeups.pending.dirty = True  # settle reads whose the lead is, and adopts it by renewing if ours
             return
         self.view.saw(term)
         granted_at = succ.grant_instant(self.view.redis_clock, granted_ms)
@@ -261,7 +268,10 @@ class Contest:
         ):
             assert granted_at is not None
             self._become_leader(term, granted_at, handoff=True)
-            self.membership.next_beat = self._clock()  # renew at once: anchor on our own request
+            now = self._clock()
+            self.membership.next_beat = now  # renew at once: anchor on our own request
+            # and look shortly, off the critical path: who is next after us, for our own hand-over
+            self.wakeups.timers.reread_at = now + REREAD_DELAY_S
             return
         self.wakeups.pending.dirty = True  # settle finds the lead ours and adopts it by renewing
 

@@ -97,6 +97,9 @@ class Membership:
         """This run of the member id (:mod:`leaderpool.election.identity`)."""
         self.since_ms = 0
         """When this incarnation first joined (Redis's clock): it stays when we rejoin."""
+        self.joined_at_ms = 0
+        """When we last joined (Redis's clock): a hand-over granted before it was granted to us
+        before we left, or to an earlier run under our id, and is never acted on unconfirmed."""
         self.lease_until = 0.0
         """Our lease's end as we last renewed it, on our clock (no later than Redis's): past it,
         another process may have taken our id over, so nothing heard is acted on unconfirmed."""
@@ -174,6 +177,7 @@ class Membership:
         self.since_ms = self.since_ms or self.started_at_ms
         holder.took_over(log)
         self.lease_until = sent + self.config.ttl_s
+        self.joined_at_ms = reply.now_ms
         self.joined = True
         if self.rider is not None:
             self.rider.joined()

@@ -45,7 +45,7 @@ class Notifications:
         clock: Callable[[], float],
         *,
         resign: Callable[[RevokeReason], object],
-        accept_handoff: Callable[[int, int], None],
+        accept_handoff: Callable[[int, int, str], None],
         check_registration: Callable[[], None],
     ) -> None:
         self.config = config
@@ -145,7 +145,7 @@ class Notifications:
                 self._heard_elected(msg.term, msg.member)
         elif (granted_ms := msg.handoff_ms) is not None and msg.term > self.lead.last_led_term:
             # handed to us: act in this very callback, every loop turn counts here
-            self._accept_handoff(msg.term, granted_ms)
+            self._accept_handoff(msg.term, granted_ms, msg.handoff_run)
             poke()
 
     def _next_changes(self, gone: str) -> bool:

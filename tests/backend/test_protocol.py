@@ -75,6 +75,17 @@ class TestPoolMessage:
         assert 1700000000123 == PoolMessage.parse("elected|12|handoff:1700000000123|m2").handoff_ms  # type: ignore[union-attr]
         assert PoolMessage.parse("elected|12||m2").handoff_ms is None  # type: ignore[union-attr]
 
+    def test_the_hand_over_names_the_successors_run(self) -> None:
+        """The grant names the run it was granted to; an earlier version's names none ("")."""
+        msg = PoolMessage.parse("elected|12|handoff:1700000000123:0a1b2c3d4e5f6789|m2")
+        assert msg is not None
+        assert (1700000000123, "0a1b2c3d4e5f6789") == (msg.handoff_ms, msg.handoff_run)
+        assert "" == PoolMessage.parse("elected|12|handoff:1700000000123|m2").handoff_run  # type: ignore[union-attr]
+        assert "" == PoolMessage.parse("left|0|shutdown|m2").handoff_run  # type: ignore[union-attr]
+
+    def test_a_hand_over_with_a_bad_time_is_none(self) -> None:
+        assert PoolMessage.parse("elected|12|handoff:soon:0a1b|m2") is None
+
     def test_an_unknown_event_is_none(self) -> None:
         """A newer peer's message is ignored, not misread."""
         assert PoolMessage.parse("promoted|1||m") is None

@@ -289,10 +289,10 @@ class TestHandOverToALapsedRun:
             granted_ms = sample[1] + round((time.monotonic() - sample[0]) * 1000)  # now, on Redis's clock
             lease_until = core.membership.lease_until
             core.membership.lease_until = time.monotonic() - 0.001  # as if frozen past our lease
-            core.contest.accept_handoff(term + 1, granted_ms)
+            core.contest.accept_handoff(term + 1, granted_ms, core.membership.incarnation)
             assert not b.is_leader and core.wakeups.pending.dirty
             core.membership.lease_until = lease_until  # our lease runs: the same grant is acted on
-            core.contest.accept_handoff(term + 1, granted_ms)
+            core.contest.accept_handoff(term + 1, granted_ms, core.membership.incarnation)
             assert b.is_leader
             await b.stop()
             await a.stop()
