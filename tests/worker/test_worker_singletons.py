@@ -1,0 +1,212 @@
+"""The worker's singletons over real worker processes and a real redis-server: each singleton
+runs on exactly one member, balanced, listed by ``leaderpool-cli singletons``; a SIGKILLed
+member's singletons start on the others with higher terms; ``move`` hands one over kindly with
+its state; ``--exec`` runs one command per singleton with its name and term; bad flags are one
+line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
+from leaderpool.testing.redis_server import RedisServer
+from tests.support.singleton_tasks import RUNS_FILE
+from tests.support.worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
+
+POOL = "sp"
+TASK = "tests.support.singleton_tasks:counter"
+TTL = "2"
+"""Short, yet long enough that a loaded two-core host does not make a survivor miss its deadline."""
+
+
+class Placement:
+    """Where each singleton runs as the workers' events tell it (folded in arrival order)."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, tuple[str, int]] = {}  # name -> (member, term)
+        self.started: list[JsonEvent] = []
+
+    def fold(self, item: tuple[str, JsonEvent]) -> None:
+        _, e = item
+        if e["event"] == "singleton_started":
+            self.running[e["singleton"]] = (e["member"], e["term"])
+            self.started.append(e)
+        elif e["event"] == "singleton_stopped" and self.running.get(e["singleton"], ("",))[0] == e["member"]:
+            del self.running[e["singleton"]]
+
+    def forget(self, member: str) -> None:
+        """``member`` was killed: it runs nothing any more (it can say nothing)."""
+        self.running = {n: mt for n, mt in self.running.items() if mt[0] != member}
+
+    def per_member(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for member, _ in self.running.values():
+            out[member] = out.get(member, 0) + 1
+        return out
+
+
+class Pool:
+    def __init__(self, server: RedisServer, tmp: Path) -> None:
+        self.url = server.url
+        self.group = ChildGroup()
+        self.placement = Placement()
+        self.seen = 0
+        self.runs = tmp / "runs.jsonl"
+
+    def start(self, member: str, *work: str) -> Child:
+        argv = [sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", POOL, "--member-id", member,
+                "--ttl", TTL, "--json-events", *work]  # fmt: skip
+        return self.group.start(argv, name=member, env=clean_env(**{RUNS_FILE: str(self.runs)}), cwd=ROOT)
+
+    def settle(self, names: set[str], members: set[str]) -> None:
+        """Wait until every one of ``names`` runs, on ``members`` only, balanced."""
+        bound = math.ceil(len(names) / len(members))
+
+        def settled() -> bool:
+            counts = self.placement.per_member()
+            return set(self.placement.running) == names and set(counts) == members and max(counts.values()) <= bound
+
+        def done(item: tuple[str, JsonEvent]) -> bool:
+            self.placement.fold(item)
+            self.seen += 1
+            return settled()
+
+        if not settled():
+            found = self.group.events.first(done, PATIENCE, since=self.seen)
+            assert found is not None, f"not settled over {members}: {self.placement.running}\n{self.story()}"
+
+    def story(self) -> str:
+        """The singletons' events and the workers' warnings, for a failure's message."""
+        lines = [f"{e['event']} {e.get('singleton')} {e.get('member')} {e.get('term')} {e.get('reason', '')}"
+                 for _, e in self.group.events.snapshot() if e["event"].startswith("singleton")]  # fmt: skip
+        for child in self.group.started:
+            lines += [line[:300] for line in child.stderr.splitlines() if "warn" in line or "lost" in line]
+        return "\n".join(lines)
+
+    def listed(self) -> dict[str, Any]:
+        result = cli("--redis", self.url, "singletons", POOL, "--json")
+        assert 0 == result.returncode, result.stderr
+        return {s["name"]: s for s in json.loads(result.stdout)["singletons"]}
+
+    def run_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.runs.read_text().splitlines()] if self.runs.exists() else []
+
+
+@pytest.fixture
+def pool(redis_server: RedisServer, tmp_path: Path) -> Iterator[Pool]:
+    p = Pool(redis_server, tmp_path)
+    try:
+        yield p
+    finally:
+        p.group.close(grace=0)
+
+
+SIX = {f"shard-{i}" for i in range(6)}
+
+
+def test_each_singleton_runs_on_one_member_balanced_and_moves_off_a_killed_one(pool: Pool) -> None:
+    """Three workers with --singletons-count 6: two each, listed on exactly the member running
+    each; after SIGKILL of one, its singletons start on the two others with higher terms."""
+    for member in ("a", "b", "c"):
+        pool.start(member, "--singletons-count", "6", "--task", TASK)
+    pool.settle(SIX, {"a", "b", "c"})
+    listed = pool.listed()
+    assert SIX == set(listed)
+    assert {n: m for n, (m, _) in pool.placement.running.items()} == {n: s["member"] for n, s in listed.items()}
+    assert {"a": 2, "b": 2, "c": 2} == pool.placement.per_member()
+    shown = cli("--redis", pool.url, "status", "--pool", POOL, "--json")  # what the dashboard serves too
+    members = json.loads(shown.stdout)["pools"][0]["members"]
+    placement = {m["member"]: {(s["name"], s["term"]) for s in m["singletons"]} for m in members}
+    assert placement == {m: {(n, t) for n, (o, t) in pool.placement.running.items() if o == m} for m in "abc"}
+
+    before = dict(pool.placement.running)
+    victim = pool.group.latest["b"]
+    victim.kill()
+    pool.placement.forget("b")
+    pool.settle(SIX, {"a", "c"})
+    for name, (member, term) in before.items():
+        if member == "b":
+            new_member, new_term = pool.placement.running[name]
+            assert new_member in {"a", "c"} and new_term > term, (name, term, new_member, new_term)
+        else:
+            assert (member, term) == pool.placement.running[name], pool.story()  # the others' did not move
+    assert {n: m for n, (m, _) in pool.placement.running.items()} == {n: s["member"] for n, s in pool.listed().items()}
+
+
+def test_move_hands_a_singleton_over_kindly_with_its_state(pool: Pool) -> None:
+    """``leaderpool-cli move``: exit 0 once it runs on the member named; the old owner stopped it
+    (reason moved), the new one started it with a higher term and the state the old one saved."""
+    for member in ("a", "b"):
+        pool.start(member, "--singletons", "s1,s2", "--task", TASK)
+    pool.settle({"s1", "s2"}, {"a", "b"})
+    owner, term = pool.placement.running["s1"]
+    other = "b" if owner == "a" else "a"
+
+    result = cli("--redis", pool.url, "move", POOL, "s1", other)
+    assert 0 == result.returncode, result.stderr
+    assert f"moved s1 from {owner} to {other}" in result.stdout
+    stopped = pool.group.latest[owner].wait_for(
+        lambda e: e["event"] == "singleton_stopped" and (e["singleton"], e["term"]) == ("s1", term), PATIENCE
+    )
+    assert "moved" == stopped["reason"]
+    started = pool.group.latest[other].wait_for(
+        lambda e: e["event"] == "singleton_started" and e["singleton"] == "s1", PATIENCE
+    )
+    assert started["term"] > term
+    runs = [r for r in pool.run_records() if r["name"] == "s1"]
+    assert [(owner, term, 1), (other, started["term"], 2)] == [(r["member"], r["term"], r["runs"]) for r in runs]
+
+    refused = cli("--redis", pool.url, "move", POOL, "nope", other)
+    assert (1, "") == (refused.returncode, refused.stdout)
+    assert 1 == len(refused.stderr.splitlines()) and "no singleton 'nope'" in refused.stderr
+    gone = cli("--redis", pool.url, "move", POOL, "s2", "ghost")
+    assert 1 == gone.returncode and "member ghost" in gone.stderr
+
+
+def test_exec_runs_one_command_per_singleton_with_its_name_and_term(pool: Pool, tmp_path: Path) -> None:
+    """--exec: one command per singleton owned, LEADERPOOL_SINGLETON and LEADERPOOL_TERM its own."""
+    out = tmp_path / "env.txt"
+    script = f'echo "$LEADERPOOL_SINGLETON $LEADERPOOL_TERM $LEADERPOOL_MEMBER" >> {out}; exec sleep 60'
+    worker = pool.start("a", "--singletons", "x,y", "--exec", "--", "sh", "-c", script)
+    pool.settle({"x", "y"}, {"a"})
+    assert worker.alive()
+    lines = eventually(lambda: out.exists() and len(out.read_text().splitlines()) == 2 and out.read_text())
+    seen = sorted(tuple(line.split()) for line in lines.splitlines())
+    expected = sorted((n, str(t), m) for n, (m, t) in pool.placement.running.items())
+    assert expected == seen
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--singletons-count", "-1"], "--singletons-count: must be an integer >= 0"),
+        (["--singletons", "a,a"], "--singletons: names 'a' twice"),
+        (["--singletons", "a b"], "--singletons:"),
+        (["--singletons-count", "2", "--every", "1", "--task", TASK], "does not apply with --every or --cron"),
+    ],
+)
+def test_bad_singleton_flags_are_one_line_and_exit_2(flags: list[str], message: str) -> None:
+    """A bad singleton flag: one line on stderr naming it, exit 2, nothing started."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "leaderpool.worker", "--pool", POOL, *flags],
+        capture_output=True, text=True, timeout=PATIENCE, env=clean_env(), cwd=ROOT,
+    )  # fmt: skip
+    assert 2 == result.returncode
+    assert 1 == len(result.stderr.splitlines()), result.stderr
+    assert message in result.stderr
+
+
+def test_singletons_of_an_unknown_pool_is_exit_1(redis_server: RedisServer) -> None:
+    """The rule every command follows: a pool Redis holds no key of is one line and exit 1."""
+    result = cli("--redis", redis_server.url, "singletons", "nopool", "--json")
+    assert (1, "") == (result.returncode, result.stdout)
+    assert "no pool named nopool" in result.stderr
