@@ -19,7 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, exec_tree, floor, jobs, locks, lookup, report, schedule_drift, semaphores, startup
+from benchmarks import (
+    cost,
+    exec_tree,
+    floor,
+    jobs,
+    locks,
+    lookup,
+    report,
+    schedule_drift,
+    semaphores,
+    singletons,
+    startup,
+)
 from benchmarks.fastfail import death_floor, run_fast_failover
 from benchmarks.registry import NAMES, Contender, contenders
 from benchmarks.scale import run_scale
@@ -235,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         results["locks"] = locks.measure(server.url, 3 if args.quick else 100)
         progress("semaphores: acquire/release and hand-over beside a Redisson-style and a polling semaphore")
         results["semaphores"] = semaphores.measure(server.url, 3 if args.quick else 30)
+        progress("singletons: a kind hand-off, a join's rebalance, a SIGKILL of a member holding many")
+        try:
+            results["singletons"] = singletons.measure(server.url, args.quick)
+        except RuntimeError as exc:
+            results["singletons"] = {"error": str(exc)}
+            progress(f"singletons: FAILED: {exc}")
         progress("exec tree: --exec's whole process tree across SIGKILLs of its worker")
         try:
             results["exec_tree"] = exec_tree.measure(server.url, 3 if args.quick else 30)
