@@ -251,7 +251,8 @@ class AsyncSingletons(AsyncLifecycle):
             return
         self._stop.set()
         owner.alarm.ring()
-        if task is not None:
+        if task is not None:  # its turn ends first (a hand-off half done would owe a release)
+            await asyncio.wait({task}, timeout=self._core.config.ttl_s)
             await cancel_and_wait(task)
         await owner.leave(self._core.config.ttl_s)
         if self._unhook is not None:

@@ -97,6 +97,7 @@ class Owner:
         self._deadline = 0.0
         self._registered_cid: int | None = None
         self._waiting: set[str] = set()  # assigned, held by another live owner: its release rings us
+        self._owed: dict[str, tuple[int, SavedState | None]] = {}  # stopped, not yet released
 
     @property
     def deadline(self) -> float:
@@ -104,8 +105,11 @@ class Owner:
         return self._deadline
 
     def on_message(self, source: NotificationSource, payload: str) -> None:
-        """A hint on the singletons' channel (or a resync): a turn re-reads what matters."""
-        if source is NotificationSource.RESYNC or payload == "assigned" or payload == "names":
+        """A hint on the singletons' channel (or a resync): a turn re-reads what matters. A lost
+        connection rings at once: it may be the one we registered (then we stop everything)."""
+        if source is NotificationSource.DISCONNECTED:
+            self.alarm.ring()
+        elif source is NotificationSource.RESYNC or payload == "assigned" or payload == "names":
             self._epoch = ""  # re-read the assignment
             self.alarm.ring()
         elif payload.startswith("released|") and payload.partition("|")[2] in self._waiting:
@@ -158,8 +162,8 @@ class Owner:
         if self.clock() >= self._deadline:
             await self.stop_all(LOST, why="ownership deadline passed")
             return
-        for name in reply.lost:
-            await self._stop(name, LOST, why="owned by another")
+        await asyncio.gather(*(self._stop(name, LOST, why="owned by another") for name in reply.lost))
+        await self.release_owed()  # what we stopped earlier and could not release then
         if reply.assigned is not None:
             self.assigned, self._epoch = set(reply.assigned), reply.epoch
         away = sorted(set(self.held) - self.assigned)
@@ -202,8 +206,7 @@ class Owner:
         if claims is None:
             return
         self._waiting = set()
-        for c in claims:
-            await self._claimed(c)
+        await asyncio.gather(*(self._claimed(c) for c in claims))  # each its own callback, side by side
 
     async def _claimed(self, c: Claim) -> None:
         if c.status is ClaimStatus.CLAIMED and c.name not in self.held:
@@ -214,42 +217,55 @@ class Owner:
         elif c.status is ClaimStatus.HELD:
             self._waiting.add(c.name)
 
-    async def _stop(self, name: str, reason: str, *, why: str = "") -> Any:
+    async def _stop(self, name: str, reason: str, *, why: str = "") -> None:
+        """Stop ``name`` here; its release (with the state ``on_stop`` returned, unless lost) is
+        owed until a release script confirms it: until then no other member may take it."""
         term = self.held.pop(name, None)
         if term is None:
-            return None
+            return
         log = self.log.warning if reason == LOST else self.log.info
         log("singleton_stopped", singleton=name, term=term, reason=reason, why=why or None)
-        return await self.callbacks.stopped(name, term, reason)
+        data = await self.callbacks.stopped(name, term, reason)
+        state = None if reason == LOST or data is None else SavedState(term, self.config.member_id, data)
+        if state is not None:
+            try:
+                state.encode()
+            except (TypeError, ValueError) as exc:  # not JSON: the last saved state stays
+                self.log.error("singleton_state_refused", singleton=name, term=term, error=str(exc))
+                state = None
+        self._owed[name] = (term, state)  # lost: another may run it already, nothing saved
 
-    async def hand_over(self, names: list[str], reason: str, *, leaving: bool = False) -> None:
+    async def release_owed(self, *, leaving: bool = False) -> None:
+        """Release what we stopped, in one script (fenced by term: what another member took
+        meanwhile is left alone). Raises when Redis does not answer: owed until the next turn."""
+        if not self._owed and not leaving:
+            return
+        owed = dict(self._owed)
+        handed = [(name, term, state) for name, (term, state) in sorted(owed.items())]
+        await self.store.release(self.config.member_id, self.member.incarnation, handed, leaving=leaving)
+        for name in owed:
+            if self._owed.get(name) == owed[name]:
+                del self._owed[name]
+
+    async def hand_over(self, names: list[str], reason: str) -> None:
         """Stop ``names`` (their state saved), then release them in one script."""
-        handed: list[tuple[str, int, SavedState | None]] = []
-        for name in names:
-            term = self.held.get(name)
-            if term is None:
-                continue
-            data = await self._stop(name, reason)
-            handed.append((name, term, None if data is None else SavedState(term, self.config.member_id, data)))
-        if handed or leaving:
-            await self.store.release(self.config.member_id, self.member.incarnation, handed, leaving=leaving)
+        await asyncio.gather(*(self._stop(name, reason) for name in names))
+        await self.release_owed()
 
     async def stop_all(self, reason: str, *, why: str = "") -> None:
-        """Stop everything held now, saving nothing (``LOST``: another may run it already)."""
-        for name in sorted(self.held):
-            await self._stop(name, reason, why=why)
+        """Stop everything held now (``LOST``: saving nothing, another may run it already)."""
+        await asyncio.gather(*(self._stop(name, reason, why=why) for name in sorted(self.held)))
         self._registered_cid = None
 
     async def leave(self, timeout: float) -> None:
         """This member stops running singletons: each is stopped, saved and released (a kind
         hand-off), and its registration goes, in one script (at most ``timeout``)."""
+        unsafe = self._unsafe()
+        await self.stop_all(LOST if unsafe else STOPPING, why=unsafe)
         try:
-            if self._unsafe():
-                await self.stop_all(LOST, why=self._unsafe())
-            await within(self.hand_over(sorted(self.held), STOPPING, leaving=True), timeout)
-        except FAILURES as exc:
+            await within(self.release_owed(leaving=True), timeout)
+        except FAILURES as exc:  # our lease (or a restarted member's claims) frees them
             self.log.warning("singletons_leave_failed", error=str(exc) or type(exc).__name__)
-            await self.stop_all(LOST, why="leave failed")
 
     async def save(self, name: str, data: Any) -> bool:
         """Save ``name``'s state now (fenced by our term); False if we do not own it."""

@@ -115,7 +115,7 @@ local member, run = ARGV[1], ARGV[2]
 if not member_live(leases_key, members_key, smembers_key, member, run, now) then
   return {-1}
 end
-local out = {}
+local out, seen = {}, {}  -- seen: each previous owner's liveness, asked once per script
 for i = 3, #ARGV do
   local name = ARGV[i]
   if redis.call('SISMEMBER', names_key, name) == 0 or redis.call('HGET', assign_key, name) ~= member then
@@ -124,7 +124,11 @@ for i = 3, #ARGV do
     local held = redis.call('HGET', owners_key, name)
     local term, owner_run, owner = split_owner(held)
     local ours = term and owner == member and owner_run == run
-    if term and not ours and member_live(leases_key, members_key, smembers_key, owner, owner_run, now) then
+    local who = term and (owner_run .. '|' .. owner)
+    if term and not ours and seen[who] == nil then
+      seen[who] = member_live(leases_key, members_key, smembers_key, owner, owner_run, now)
+    end
+    if term and not ours and seen[who] then
       out[#out + 1] = {name, 0, term, owner}
     else
       local granted = math.max(tonumber(redis.call('HGET', terms_key, name) or '0') or 0, term or 0) + 1
@@ -197,11 +201,16 @@ for i = 1, #regs, 2 do
     live[#live + 1] = {regs[i], redis.call('HGET', members_key, regs[i]), string.match(regs[i + 1], '^([^|]*)')}
   end
 end
-local owners = {}
+local owners, seen = {}, {}  -- seen: each run's liveness, asked once however many it owns
 local all = redis.call('HGETALL', owners_key)
 for i = 1, #all, 2 do
   local term, run, owner = split_owner(all[i + 1])
-  local up = term and member_live(leases_key, members_key, smembers_key, owner, run, now)
+  local up = false
+  if term then
+    local who = run .. '|' .. owner
+    if seen[who] == nil then seen[who] = member_live(leases_key, members_key, smembers_key, owner, run, now) end
+    up = seen[who]
+  end
   owners[#owners + 1] = all[i]
   owners[#owners + 1] = all[i + 1]
   owners[#owners + 1] = up and 1 or 0

@@ -89,3 +89,35 @@ def test_bad_arguments_are_one_clear_error() -> None:
         AsyncSingletons(election, ["a"], weight=0)
     with pytest.raises(ConfigError, match="max_moves"):
         AsyncSingletons(election, ["a"], max_moves=0)
+
+
+def test_singletons_run_as_the_restricted_acl_user(redis_binary: str) -> None:
+    """The documented ACL rules are enough for singletons: nothing is refused."""
+    import redis
+
+    from tests.support.security_helpers import acl_denials, acl_server, add_user, user_url
+
+    server = acl_server(redis_binary)
+    admin = redis.Redis(port=server.port)
+    try:
+        add_user(admin, "lp")
+        admin.execute_command("ACL", "LOG", "RESET")
+
+        async def go() -> None:
+            url = user_url(server, "lp")
+            async with (
+                AsyncElection(config("a"), url) as ea,
+                AsyncSingletons(ea, ["x", "y"]) as sa,
+            ):
+                await eventually(lambda: 2 == len(sa.held), timeout=20)
+                assert await sa.save("x", 1)
+                assert await sa.move("x", "a")
+                assert 1 == await sa.add("z")
+                assert 1 == await sa.remove("z")
+                assert ["x", "y"] == [s.name for s in await sa.list()]
+
+        asyncio.run(within(go(), 60))
+        assert [] == acl_denials(admin)
+    finally:
+        admin.close()
+        server.cleanup()

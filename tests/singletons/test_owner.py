@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import fakeredis
+import pytest
 
 from leaderpool.backend.protocol import LeaderValue
 from leaderpool.config import MemberConfig
@@ -128,6 +129,80 @@ class TestOwner:
             view.lease_until = clock[0] + TTL_S - 0.01
             await owner.turn()
             assert ("stop", "x", 1, LOST) == rec.events[1]
+
+        run(go())
+
+    def test_what_stopped_at_its_deadline_is_released_for_the_next_owner(
+        self, fake_client: fakeredis.FakeAsyncRedis
+    ) -> None:
+        """Stopped as lost while Redis still says it is ours (a slow loop): the next turn releases
+        it, so the member it went to is not refused forever."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await live(fake_client, "b", "run-b")
+            await placed(fake_client, {"x": "a"})
+            a, _, _ = owner_of(fake_client, "a", clock)
+            b, _, rec_b = owner_of(fake_client, "b", clock)
+            await a.turn()
+            await SingletonStore(fake_client, POOL).assign(LeaderValue(1, "a"), {"x": "b"})
+            clock[0] = a.deadline + 0.001
+            await a.turn()
+            await b.turn()
+            assert [("start", "x", 2, None)] == rec_b.events
+
+        run(go())
+
+    def test_a_release_that_failed_is_retried(
+        self, fake_client: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Redis did not answer the release: it is owed, and the next turn sends it with the state."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await live(fake_client, "b", "run-b")
+            await placed(fake_client, {"x": "a"})
+            a, _, _ = owner_of(fake_client, "a", clock)
+            b, _, rec_b = owner_of(fake_client, "b", clock)
+            await a.turn()
+            await SingletonStore(fake_client, POOL).assign(LeaderValue(1, "a"), {"x": "b"})
+
+            async def refused(*args: Any, **kwargs: Any) -> list[str]:
+                raise ConnectionError("redis away")
+
+            monkeypatch.setattr(a.store, "release", refused)
+            with pytest.raises(ConnectionError):
+                await a.turn()
+            monkeypatch.undo()
+            await b.turn()
+            assert [] == rec_b.events  # still owed: b waits
+            await a.turn()
+            await b.turn()
+            assert [("start", "x", 2, {"by": "me", "term": 1})] == rec_b.events
+
+        run(go())
+
+    def test_a_state_that_is_not_json_keeps_the_last_saved(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """on_stop returned something JSON cannot hold: logged, the release goes on without it."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, _, _ = owner_of(fake_client, "a", clock)
+            await owner.turn()
+
+            class NotJson(Recorder):
+                async def stopped(self, name: str, term: int, reason: str) -> Any:
+                    return {1, 2}
+
+            owner.callbacks = NotJson()
+            await owner.leave(1.0)
+            store = SingletonStore(fake_client, POOL)
+            assert {} == (await store.survey()).owners
+            assert await fake_client.hget(store.keys.singleton_state, "x") is None
 
         run(go())
 
