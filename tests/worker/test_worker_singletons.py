@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
-from leaderpool.testing.redis_server import RedisServer
+from leaderpool.testing.redis_server import RedisServer, free_port
 from tests.support.singleton_tasks import RUNS_FILE
 from tests.support.worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
+from tests.worker.test_http_metrics import value
 
 POOL = "sp"
 TASK = "tests.support.singleton_tasks:counter"
@@ -143,8 +144,9 @@ def test_each_singleton_runs_on_one_member_balanced_and_moves_off_a_killed_one(p
 def test_move_hands_a_singleton_over_kindly_with_its_state(pool: Pool) -> None:
     """``leaderpool-cli move``: exit 0 once it runs on the member named; the old owner stopped it
     (reason moved), the new one started it with a higher term and the state the old one saved."""
+    ports = {m: free_port() for m in ("a", "b")}
     for member in ("a", "b"):
-        pool.start(member, "--singletons", "s1,s2", "--task", TASK)
+        pool.start(member, "--singletons", "s1,s2", "--task", TASK, "--http-port", str(ports[member]))
     pool.settle({"s1", "s2"}, {"a", "b"})
     owner, term = pool.placement.running["s1"]
     other = "b" if owner == "a" else "a"
@@ -162,6 +164,10 @@ def test_move_hands_a_singleton_over_kindly_with_its_state(pool: Pool) -> None:
     assert started["term"] > term
     runs = [r for r in pool.run_records() if r["name"] == "s1"]
     assert [(owner, term, 1), (other, started["term"], 2)] == [(r["member"], r["term"], r["runs"]) for r in runs]
+    labels = {"pool": POOL, "member": owner}
+    assert 1 <= (value(ports[owner], "leaderpool_singleton_stops_total", **labels, reason="moved") or 0)
+    assert 1 <= (value(ports[owner], "leaderpool_singleton_handoff_seconds_count", pool=POOL) or 0)
+    eventually(lambda: 2 == sum(value(ports[m], "leaderpool_singletons_owned", pool=POOL, member=m) or 0 for m in "ab"))
 
     refused = cli("--redis", pool.url, "move", POOL, "nope", other)
     assert (1, "") == (refused.returncode, refused.stdout)
