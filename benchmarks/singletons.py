@@ -47,6 +47,8 @@ class Pool:
         self.url, self.pool, self.count = url, pool, count
         self.group = ChildGroup()
         self.running: dict[str, tuple[str, int]] = {}
+        self.dead: set[str] = set()
+        """Members SIGKILLed: what they printed before dying is ignored."""
         self.seen = 0
         self.store = SingletonStore(Blocking(redis.Redis.from_url(url)), pool)
 
@@ -62,6 +64,8 @@ class Pool:
         def fold(item: tuple[str, JsonEvent]) -> bool:
             self.seen += 1
             e = item[1]
+            if item[0] in self.dead:
+                return done()
             watch(e)
             if e["event"] == "singleton_started":
                 self.running[e["singleton"]] = (e["member"], e["term"])
@@ -91,6 +95,7 @@ class Pool:
         return len(self.running) == count
 
     def forget(self, member: str) -> None:
+        self.dead.add(member)
         self.running = {n: mt for n, mt in self.running.items() if mt[0] != member}
 
     def close(self) -> None:
@@ -117,6 +122,8 @@ def handoffs(url: str, rounds: int, count: int) -> dict[str, Any]:
             run(pool.store.pin(name, target))
             pool.until(functools.partial(bool, started), f"the move of {name}", watch)
             took.append(started[0] - t0)
+            pool.until(pool.balanced({"a", "b"}), "the spread after the move")  # the pin moved another back
+            run(pool.store.pin(name, ""))  # each round starts from a balanced pool without pins
         return {"singletons": count, "members": 2, "ms": summary(took, scale=1000)}
     finally:
         pool.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +217,23 @@ def test_singletons_of_an_unknown_pool_is_exit_1(redis_server: RedisServer) -> N
     result = cli("--redis", redis_server.url, "singletons", "nopool", "--json")
     assert (1, "") == (result.returncode, result.stdout)
     assert "no pool named nopool" in result.stderr
+
+
+def test_sigterm_hands_every_singleton_over_with_its_state(pool: Pool) -> None:
+    """A worker stopped kindly (SIGTERM) stops each singleton (reason stopping), exits 0, and the
+    other worker resumes each from the state it saved."""
+    for member in ("a", "b"):
+        pool.start(member, "--singletons-count", "4", "--task", TASK)
+    names = {f"shard-{i}" for i in range(4)}
+    pool.settle(names, {"a", "b"})
+    leaving = pool.placement.per_member()
+    leaver = pool.group.latest["a"]
+    handed = {n for n, (m, _) in pool.placement.running.items() if m == "a"}
+    leaver.signal(signal.SIGTERM)
+    assert 0 == leaver.wait(PATIENCE)
+    pool.settle(names, {"b"})
+    reasons = {e["singleton"]: e["reason"] for e in leaver.of("singleton_stopped")}
+    assert {n: "stopping" for n in handed} == {n: r for n, r in reasons.items() if n in handed}
+    runs = {(r["name"], r["member"]): r["runs"] for r in pool.run_records()}
+    for name in handed:
+        assert runs[(name, "b")] == runs[(name, "a")] + 1, (name, runs, leaving)
