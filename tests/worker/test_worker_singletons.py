@@ -237,3 +237,23 @@ def test_sigterm_hands_every_singleton_over_with_its_state(pool: Pool) -> None:
     runs = {(r["name"], r["member"]): r["runs"] for r in pool.run_records()}
     for name in handed:
         assert runs[(name, "b")] == runs[(name, "a")] + 1, (name, runs, leaving)
+
+
+def test_a_crashed_singleton_task_restarts_here_with_its_term_and_saved_state(pool: Pool) -> None:
+    """A task that raises is started again on the same member, with the same term and the state
+    the crashed run saved; a thread task gets the same context (name, term, state, save_state)."""
+    pool.start("a", "--singletons", "x", "--task", "tests.support.singleton_tasks:crash_once")
+    pool.settle({"x"}, {"a"})
+    _, term = pool.placement.running["x"]
+    record = eventually(lambda: pool.run_records())[0]
+    assert ("x", term, "a", {"crashed": True}) == (record["name"], record["term"], record["member"], record["state"])
+    assert [] == pool.group.latest["a"].of("singleton_stopped")  # the singleton stayed here
+
+
+def test_a_thread_task_gets_the_singletons_context(pool: Pool) -> None:
+    """A plain ``def`` task runs in a thread with ctx.name, ctx.term and a blocking ctx.save_state."""
+    pool.start("a", "--singletons", "y", "--task", "tests.support.singleton_tasks:in_thread")
+    pool.settle({"y"}, {"a"})
+    record = eventually(lambda: pool.run_records())[0]
+    _, term = pool.placement.running["y"]
+    assert ("y", term, 1, {"runs": 1, "by": "a"}) == (record["name"], record["term"], record["runs"], record["state"])
