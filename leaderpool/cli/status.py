@@ -256,6 +256,18 @@ async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     )  # fmt: skip
 
 
+def singletons_text(singletons: Iterable[SingletonInfo]) -> str:
+    """``6 (a 2, b 2, c 2)``: how many, and how many each member runs (and how many none does)."""
+    every = list(singletons)
+    per: dict[str, int] = {}
+    for s in every:
+        if s.member is not None:
+            per[s.member] = per.get(s.member, 0) + 1
+    idle = len(every) - sum(per.values())
+    spread = ", ".join(f"{m} {n}" for m, n in sorted(per.items())) + (f", {idle} not running" if idle else "")
+    return f"{len(every)} ({spread.lstrip(', ')})"
+
+
 def incarnation_json(m: MemberInfo) -> dict[str, Any] | None:
     """Which run of the member id this is: its token, host, pid and when it first joined (unix
     seconds, Redis's clock); None for a record of a version that wrote none."""
@@ -358,6 +370,10 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
             lines.append(
                 f"  backlog: {b.jobs} unfinished job(s) ({b.pending} pending, {b.waiting} waiting), "
                 f"{b.dead} dead letter(s)"
+            )
+        if s.singletons:
+            lines.append(
+                printable(f"  singletons: {singletons_text(s.singletons)} (`leaderpool-cli singletons {s.pool}`)")
             )
         if s.members:
             columns = ["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]
