@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,8 +202,6 @@ def test_exec_runs_one_command_per_singleton_with_its_name_and_term(pool: Pool, 
 )
 def test_bad_singleton_flags_are_one_line_and_exit_2(flags: list[str], message: str) -> None:
     """A bad singleton flag: one line on stderr naming it, exit 2, nothing started."""
-    import subprocess
-
     result = subprocess.run(
         [sys.executable, "-m", "leaderpool.worker", "--pool", POOL, *flags],
         capture_output=True, text=True, timeout=PATIENCE, env=clean_env(), cwd=ROOT,
@@ -212,11 +211,20 @@ def test_bad_singleton_flags_are_one_line_and_exit_2(flags: list[str], message: 
     assert message in result.stderr
 
 
-def test_singletons_of_an_unknown_pool_is_exit_1(redis_server: RedisServer) -> None:
-    """The rule every command follows: a pool Redis holds no key of is one line and exit 1."""
-    result = cli("--redis", redis_server.url, "singletons", "nopool", "--json")
+def test_singletons_of_an_unknown_pool_is_exit_1_and_loads_no_event_loop(redis_server: RedisServer) -> None:
+    """The rule every command follows: a pool Redis holds no key of is one line and exit 1; and
+    the one-shot command's budget: neither redis-py nor asyncio imported."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "leaderpool.cli", "--redis", redis_server.url,
+         "singletons", "nopool"],
+        capture_output=True, text=True, timeout=PATIENCE, cwd=ROOT, env=clean_env(),
+    )  # fmt: skip
     assert (1, "") == (result.returncode, result.stdout)
-    assert "no pool named nopool" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "|" not in line]
+    assert 1 == len(errors) and "no pool named nopool" in errors[0]
+    loaded = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "leaderpool.cli.singletons" in loaded
+    assert set() == loaded & {"redis", "redis.asyncio", "asyncio", "logging", "leaderpool.aio"}
 
 
 def test_sigterm_hands_every_singleton_over_with_its_state(pool: Pool) -> None:
