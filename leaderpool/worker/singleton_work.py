@@ -14,15 +14,18 @@ crash in a row up to 30 s), as a supervisor restarts a child: the singleton stay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from leaderpool.errors import NotLeader
+from leaderpool.backend.redis_errors import RETRYABLE
+from leaderpool.errors import NotLeader, RedisUnavailable
 from leaderpool.singletons.faces import AsyncSingletons, SingletonHost
 from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.log import get_logger
+from leaderpool.util.timeouts import within
 from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskRunner, ThreadTaskContext, is_async
 
@@ -32,8 +35,10 @@ if TYPE_CHECKING:
 
 log = get_logger("leaderpool.worker")
 
-KIND_STOPS = ("moved", "stopping")
-"""Why a singleton stops here when it is handed over with its state (``lost``: it is not)."""
+START_RETRY_S, START_RETRY_MAX_S = 0.05, 1.0
+"""The first wait before starting again after Redis refused the start, and the longest."""
+START_FAILURES: tuple[type[BaseException], ...] = (RedisUnavailable, *RETRYABLE)
+"""Redis unreachable at the start: retried, as the election retries (never fatal to a worker)."""
 
 
 class SingletonLead:
@@ -82,8 +87,20 @@ class SingletonWork:
         self._log = log.bind(pool=pool, member=member)
         self.singletons = AsyncSingletons(election, names, count=count, on_start=self._started, on_stop=self._stopped)
 
-    async def start(self) -> None:
-        await self.singletons.start()
+    async def start(self, stop: asyncio.Event) -> bool:
+        """Start running singletons: Redis unreachable is retried (with a capped backoff) until
+        it answers or ``stop`` is set; whether they started."""
+        delay = START_RETRY_S
+        while not stop.is_set():
+            try:
+                await self.singletons.start()
+                return True
+            except START_FAILURES as exc:
+                self._log.warning("singletons_start_failed", error=str(exc) or type(exc).__name__, retry_s=delay)
+                with contextlib.suppress(TimeoutError):
+                    await within(stop.wait(), delay)
+                delay = min(delay * 2, START_RETRY_MAX_S)
+        return False
 
     async def stop(self) -> None:
         """Hand every singleton running here over (each task stopped, its state passed on)."""

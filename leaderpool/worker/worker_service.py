@@ -26,7 +26,7 @@ from leaderpool.events import LeaderInfo, RevokeReason, Role
 from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.descriptors import soft_limit
 from leaderpool.util.log import get_logger
-from leaderpool.util.timeouts import within
+from leaderpool.util.timeouts import cancel_and_wait, within
 from leaderpool.worker.exec import exec_per_slot_task, exec_task
 from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.scheduled_task import scheduled
@@ -154,9 +154,8 @@ class Worker:
         self._serve_http()
         await self.election.start()
         keeper = self._keep_names()
+        singletons = self._start_singletons(stop)
         try:
-            if self.singleton_work is not None:
-                await self.singleton_work.start()
             while not stop.is_set():
                 self.loop_turned_at = time.monotonic()
                 with contextlib.suppress(TimeoutError):
@@ -168,7 +167,7 @@ class Worker:
                 self._log.info("worker_stopping")
         finally:
             await self._stop_keeping_names(keeper)  # before leaving: the leave frees them
-            await self._stop_singletons()  # before leaving: each handed over with its state
+            await self._stop_singletons(singletons)  # before leaving: each handed over with its state
             try:
                 await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
                 if code:  # it ended on its own without saying why: a bug
@@ -188,9 +187,21 @@ class Worker:
                 say_error(PROG, refused)
         return code
 
-    async def _stop_singletons(self) -> None:
+    def _start_singletons(self, stop: asyncio.Event) -> asyncio.Task[bool] | None:
+        """``--singletons``: start running them beside the election (Redis may be away yet)."""
         if self.singleton_work is None:
+            return None
+        return asyncio.get_running_loop().create_task(
+            self.singleton_work.start(stop), name="leaderpool-singletons-start"
+        )
+
+    async def _stop_singletons(self, starting: asyncio.Task[bool] | None) -> None:
+        if self.singleton_work is None or starting is None:
             return
+        if not starting.done():
+            await cancel_and_wait(starting)
+        if starting.cancelled() or starting.exception() is not None or not starting.result():
+            return  # never started: nothing runs here
         try:
             await within(self.singleton_work.stop(), self.config.ttl_s + self.settings.task_grace_s)
         except Exception as exc:  # the lease frees them: the other members run them after it

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from leaderpool.console.args import UsageError
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
 from leaderpool.testing.redis_server import RedisServer, free_port
+from leaderpool.worker.settings import parse_settings
 from tests.support.singleton_tasks import RUNS_FILE
 from tests.support.worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
 from tests.worker.test_http_metrics import value
@@ -195,20 +197,30 @@ def test_exec_runs_one_command_per_singleton_with_its_name_and_term(pool: Pool, 
     ("flags", "message"),
     [
         (["--singletons-count", "-1"], "--singletons-count: must be an integer >= 0"),
+        (["--singletons-count", "100001"], "--singletons-count: must be at most 100000"),
         (["--singletons", "a,a"], "--singletons: names 'a' twice"),
+        (["--singletons", ","], "--singletons: must name at least one singleton"),
         (["--singletons", "a b"], "--singletons:"),
+        (["--singletons", "shard-1", "--singletons-count", "2"], "'shard-1' is one of --singletons-count's names"),
         (["--singletons-count", "2", "--every", "1", "--task", TASK], "does not apply with --every or --cron"),
     ],
 )
-def test_bad_singleton_flags_are_one_line_and_exit_2(flags: list[str], message: str) -> None:
-    """A bad singleton flag: one line on stderr naming it, exit 2, nothing started."""
+def test_bad_singleton_flags_name_the_flag(flags: list[str], message: str) -> None:
+    """Each bad singleton flag is refused, naming it, before anything starts."""
+    with pytest.raises(UsageError) as refused:
+        parse_settings(["--pool", POOL, *flags], {})
+    assert message in str(refused.value)
+
+
+def test_a_bad_singleton_flag_is_one_line_and_exit_2() -> None:
+    """From a shell: one line on stderr, exit 2."""
     result = subprocess.run(
-        [sys.executable, "-m", "leaderpool.worker", "--pool", POOL, *flags],
+        [sys.executable, "-m", "leaderpool.worker", "--pool", POOL, "--singletons", "a,a"],
         capture_output=True, text=True, timeout=PATIENCE, env=clean_env(), cwd=ROOT,
     )  # fmt: skip
-    assert 2 == result.returncode
-    assert 1 == len(result.stderr.splitlines()), result.stderr
-    assert message in result.stderr
+    assert (2, ["leaderpool-worker: error: argument --singletons: names 'a' twice"]) == (
+        result.returncode, result.stderr.splitlines()
+    )  # fmt: skip
 
 
 def test_singletons_of_an_unknown_pool_is_exit_1_and_loads_no_event_loop(redis_server: RedisServer) -> None:
@@ -265,3 +277,20 @@ def test_a_thread_task_gets_the_singletons_context(pool: Pool) -> None:
     record = eventually(lambda: pool.run_records())[0]
     _, term = pool.placement.running["y"]
     assert ("y", term, 1, {"runs": 1, "by": "a"}) == (record["name"], record["term"], record["runs"], record["state"])
+
+
+def test_singletons_start_once_an_unreachable_redis_answers(redis_binary: str, tmp_path: Path) -> None:
+    """A worker started while Redis is away retries the singletons' start (never fatal), and
+    runs them once Redis answers."""
+    port = free_port()
+    group = ChildGroup()
+    try:
+        argv = [sys.executable, "-m", "leaderpool.worker", "--redis", f"redis://127.0.0.1:{port}/0", "--pool", POOL,
+                "--member-id", "a", "--ttl", TTL, "--json-events", "--singletons", "x", "--task", TASK]  # fmt: skip
+        worker = group.start(argv, name="a", env=clean_env(), cwd=ROOT)
+        eventually(lambda: "singletons_start_failed" in worker.stderr)
+        with RedisServer(redis_binary, port):
+            started = worker.wait_for(lambda e: e["event"] == "singleton_started", PATIENCE)
+            assert ("x", "a") == (started["singleton"], started["member"])
+    finally:
+        group.close(grace=0)
