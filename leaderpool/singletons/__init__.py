@@ -18,7 +18,13 @@ from leaderpool.util.exports import lazy_exports
 if TYPE_CHECKING:
     from leaderpool.singletons.faces import AsyncSingletons, Singletons
     from leaderpool.singletons.placement import Balanced, HashRing, Member, Strategy
-    from leaderpool.singletons.singleton_store import SavedState, SingletonInfo, SingletonStore
+    from leaderpool.singletons.singleton_store import (
+        SavedState,
+        SingletonInfo,
+        SingletonStore,
+        list_singletons,
+        move_singleton,
+    )
 
 __all__ = [
     "AsyncSingletons",
@@ -30,6 +36,8 @@ __all__ = [
     "SingletonStore",
     "Singletons",
     "Strategy",
+    "list_singletons",
+    "move_singleton",
 ]
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -43,5 +51,7 @@ __getattr__, __dir__ = lazy_exports(
         "SingletonStore": "singleton_store",
         "Singletons": "faces",
         "Strategy": "placement",
+        "list_singletons": "singleton_store",
+        "move_singleton": "singleton_store",
     },
 )

@@ -281,3 +281,18 @@ class SingletonStore:
             member = seen.owner.member if seen is not None and seen.live else None
             out.append(SingletonInfo(name, member, seen.owner.term if seen else 0, survey.assign.get(name)))
         return out
+
+
+async def list_singletons(client: ScriptHost, pool: str, *, prefix: str = DEFAULT_PREFIX) -> list[SingletonInfo]:
+    """Every singleton of ``pool``: its live owner and term (read only; a blocking client works
+    through :mod:`leaderpool.console.oneshot`). ``[s.as_json() for s in ...]`` is what
+    ``leaderpool-cli singletons POOL --json`` prints."""
+    return await SingletonStore(client, pool, prefix).list()
+
+
+async def move_singleton(
+    client: ScriptHost, pool: str, name: str, member: str, *, prefix: str = DEFAULT_PREFIX
+) -> bool:
+    """Pin singleton ``name`` of ``pool`` to ``member`` ("" unpins): the leader hands it over
+    there while that member is live. False when ``name`` is not a singleton of the pool."""
+    return await SingletonStore(client, pool, prefix).pin(name, member)

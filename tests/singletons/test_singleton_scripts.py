@@ -163,6 +163,23 @@ class TestPlacer:
 
         run(go())
 
+    def test_the_tools_functions_list_and_move(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """What the CLI builds on: {name, member, term} per singleton, and move as a pin."""
+
+        async def go() -> None:
+            from leaderpool.singletons import list_singletons, move_singleton
+
+            store = await setup(fake_client, ["x"])
+            await store.assign(LeaderValue(1, "a"), {"x": "a"})
+            await store.claim("a", "run-a", ["x"])
+            assert [{"name": "x", "member": "a", "term": 1}] == [
+                s.as_json() for s in await list_singletons(fake_client, POOL)
+            ]
+            assert await move_singleton(fake_client, POOL, "x", "b")
+            assert {"x": "b"} == (await store.survey()).pins
+
+        run(go())
+
     def test_a_pin_needs_a_singleton(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         async def go() -> None:
             store = await setup(fake_client, ["x"])
