@@ -74,6 +74,8 @@ class WorkerSettings:
     """``--singletons``: the task (or command) runs once per singleton of these this member owns."""
     singletons_count: int = 0
     """``--singletons-count``: the singletons ``shard-0`` .. ``shard-{N-1}``, as ``singletons``."""
+    singletons_weight: float = 1.0
+    """``--singletons-weight``: this member's share of the singletons against the others'."""
 
     @property
     def runs_singletons(self) -> bool:
@@ -340,6 +342,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         pass_env=work.pass_env,
         singletons=singles,
         singletons_count=singles_count,
+        singletons_weight=singleton_args.parse_weight(o, bool(singles or singles_count)),
     )
 
 

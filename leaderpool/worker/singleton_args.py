@@ -26,6 +26,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--singletons-count", metavar="N",
         help="the singletons shard-0 .. shard-N-1, as --singletons (0) [LEADERPOOL_SINGLETONS_COUNT]",
     )  # fmt: skip
+    g.add_argument(
+        "--singletons-weight", metavar="W",
+        help="this member's share of the singletons against the others' (1; 2: twice as many) "
+        "[LEADERPOOL_SINGLETONS_WEIGHT]",
+    )  # fmt: skip
+
+
+def parse_weight(o: Options, runs_singletons: bool) -> float:
+    """``--singletons-weight``: a number > 0, only with singletons to run."""
+    where = ("singletons_weight", "--singletons-weight", "LEADERPOOL_SINGLETONS_WEIGHT")
+    weight = o.get(*where, _weight, default=1.0)
+    found = o.source(*where)
+    if found is not None and not runs_singletons:
+        raise UsageError(found[0], "only applies with --singletons or --singletons-count")
+    return weight
+
+
+def _weight(raw: object) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"must be a number > 0, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"must be a number > 0, got {raw!r}")
+    return value
 
 
 def parse_singletons(o: Options, *, scheduled: bool) -> tuple[tuple[str, ...], int]:

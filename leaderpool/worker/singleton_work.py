@@ -69,6 +69,7 @@ class SingletonWork:
         *,
         names: tuple[str, ...],
         count: int,
+        weight: float = 1.0,
         pool: str,
         member: str,
         grace_s: float,
@@ -85,7 +86,9 @@ class SingletonWork:
         self.runners: dict[str, TaskRunner] = {}
         self._stopped_at: dict[str, float] = {}
         self._log = log.bind(pool=pool, member=member)
-        self.singletons = AsyncSingletons(election, names, count=count, on_start=self._started, on_stop=self._stopped)
+        self.singletons = AsyncSingletons(
+            election, names, count=count, weight=weight, on_start=self._started, on_stop=self._stopped
+        )
 
     async def start(self, stop: asyncio.Event) -> bool:
         """Start running singletons: Redis unreachable is retried (with a capped backoff) until

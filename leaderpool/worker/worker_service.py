@@ -110,7 +110,8 @@ class Worker:
 
         task = exec_task(settings.exec_argv, **self._exec_options(settings)) if settings.exec_argv else settings.task
         return SingletonWork(
-            self.election, task, names=settings.singletons, count=settings.singletons_count, pool=self.config.pool,
+            self.election, task, names=settings.singletons, count=settings.singletons_count,
+            weight=settings.singletons_weight, pool=self.config.pool,
             member=self.config.member_id, grace_s=settings.task_grace_s, events=self.events,
             metrics=lambda: self.metrics, clock=clock,
         )  # fmt: skip

@@ -173,6 +173,7 @@ def test_singletons_come_from_flags_or_variables() -> None:
 
     s = parse_settings(["--pool", "p", "--singletons", "a,b", "--singletons", "c", "--singletons-count", "2"], {})
     assert (("a", "b", "c"), 2, True) == (s.singletons, s.singletons_count, s.runs_singletons)
-    s = parse_settings(["--pool", "p"], {"LEADERPOOL_SINGLETONS": "x, y", "LEADERPOOL_SINGLETONS_COUNT": "3"})
-    assert (("x", "y"), 3) == (s.singletons, s.singletons_count)
+    env = {"LEADERPOOL_SINGLETONS": "x, y", "LEADERPOOL_SINGLETONS_COUNT": "3", "LEADERPOOL_SINGLETONS_WEIGHT": "2.5"}
+    s = parse_settings(["--pool", "p"], env)
+    assert (("x", "y"), 3, 2.5) == (s.singletons, s.singletons_count, s.singletons_weight)
     assert not parse_settings(["--pool", "p"], {}).runs_singletons

@@ -203,6 +203,8 @@ def test_exec_runs_one_command_per_singleton_with_its_name_and_term(pool: Pool, 
         (["--singletons", "a b"], "--singletons:"),
         (["--singletons", "shard-1", "--singletons-count", "2"], "'shard-1' is one of --singletons-count's names"),
         (["--singletons-count", "2", "--every", "1", "--task", TASK], "does not apply with --every or --cron"),
+        (["--singletons-count", "2", "--singletons-weight", "0"], "--singletons-weight: must be a number > 0"),
+        (["--singletons-weight", "2"], "--singletons-weight: only applies with --singletons"),
     ],
 )
 def test_bad_singleton_flags_name_the_flag(flags: list[str], message: str) -> None:
@@ -294,3 +296,15 @@ def test_singletons_start_once_an_unreachable_redis_answers(redis_binary: str, t
             assert ("x", "a") == (started["singleton"], started["member"])
     finally:
         group.close(grace=0)
+
+
+def test_a_heavier_worker_runs_its_share(pool: Pool) -> None:
+    """--singletons-weight 2 beside a worker of weight 1: twice as many singletons."""
+    pool.start("a", "--singletons-count", "6", "--task", TASK, "--singletons-weight", "2")
+    pool.start("b", "--singletons-count", "6", "--task", TASK)
+
+    def shared(item: tuple[str, JsonEvent]) -> bool:
+        pool.placement.fold(item)
+        return {"a": 4, "b": 2} == pool.placement.per_member()
+
+    assert pool.group.events.first(shared, PATIENCE) is not None, pool.story()
