@@ -30,6 +30,7 @@ from benchmarks import (
     report,
     schedule_drift,
     semaphores,
+    singletons,
     startup,
 )
 from benchmarks.fastfail import death_floor, run_fast_failover
@@ -249,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         results["semaphores"] = semaphores.measure(server.url, 3 if args.quick else 30)
         progress("queued locks: read-write and fair locks beside Redisson-style patterns and python-redis-lock")
         results["queued_locks"] = queued_locks.measure(server.url, 2 if args.quick else 30)
+        progress("singletons: a kind hand-off, a join's rebalance, a SIGKILL of a member holding many")
+        try:
+            results["singletons"] = singletons.measure(server.url, args.quick)
+        except RuntimeError as exc:
+            results["singletons"] = {"error": str(exc)}
+            progress(f"singletons: FAILED: {exc}")
         progress("exec tree: --exec's whole process tree across SIGKILLs of its worker")
         try:
             results["exec_tree"] = exec_tree.measure(server.url, 3 if args.quick else 30)

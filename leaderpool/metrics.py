@@ -95,6 +95,18 @@ class ElectionMetrics:
             "leaderpool_schedule_slots", "Schedule slots by outcome (ok, failed, stopped, cancelled, missed, skipped).",
             ("pool", "schedule", "outcome"), registry=registry,
         )  # fmt: skip
+        self.singletons_held = Gauge(
+            "leaderpool_singletons_owned", "Singletons this member runs now.", MEMBER, registry=registry
+        )
+        self.singleton_stops = Counter(
+            "leaderpool_singleton_stops", "Singletons that stopped here, by reason (moved: a rebalance or a move; "
+            "stopping: this member left; lost: its ownership lapsed).", (*MEMBER, "reason"), registry=registry,
+        )  # fmt: skip
+        self.singleton_handoff = histogram(
+            "leaderpool_singleton_handoff_seconds",
+            "On the member handing a singleton over kindly: from its stop to its task's end (the release follows).",
+            ("pool",),
+        )
         self._answered: dict[tuple[str, str], float] = {}  # (pool, member) -> monotonic time of the last reply
         self._lock = threading.Lock()
 
@@ -145,6 +157,14 @@ class ElectionMetrics:
 
     def task_crashed(self, pool: str, member: str) -> None:
         self.task_crashes.labels(pool, member).inc()
+
+    def singletons_owned(self, pool: str, member: str, count: int) -> None:
+        self.singletons_held.labels(pool, member).set(count)
+
+    def singleton_stopped(self, pool: str, member: str, reason: str, seconds: float) -> None:
+        self.singleton_stops.labels(pool, member, reason).inc()
+        if reason != "lost":
+            self.singleton_handoff.labels(pool).observe(seconds)
 
     def since_answered(self, pool: str, member: str) -> float | None:
         """Seconds since this member's last answered heartbeat (None: none yet)."""

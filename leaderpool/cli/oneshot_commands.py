@@ -1,5 +1,6 @@
 """The one-shot commands of ``leaderpool-cli``: ``status``, ``history``, ``resign``, ``evict``,
-``forget``, ``doctor``, ``schedules``, and ``whereis``, ``names``, ``unregister`` for unique names.
+``forget``, ``doctor``, ``schedules``, ``whereis``, ``names``, ``unregister`` for unique names, and
+``singletons``, ``move`` for a pool's singletons.
 
 Each reads its arguments, runs once on a :class:`~leaderpool.console.oneshot.Blocking` client (no
 event loop, no log set-up: the library is silent unless configured), prints, and returns its exit
@@ -177,6 +178,23 @@ def cmd_unregister(client: Blocking, o: Options, prefix: str, out: TextIO) -> in
     return names.unregister(client, checked_arg("NAME", name_arg("name"), o.ns.name), prefix, out)
 
 
+def cmd_singletons(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import singletons
+
+    pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
+    return singletons.list_singletons(client, pool, prefix, bool(o.ns.json), out)
+
+
+def cmd_move(client: Blocking, o: Options, prefix: str, out: TextIO) -> int:
+    from leaderpool.cli import singletons
+
+    pool = checked_arg("POOL", name_arg("pool"), o.ns.pool)
+    name = checked_arg("NAME", name_arg("singleton"), o.ns.name)
+    member = checked_arg("MEMBER", name_arg("member id"), o.ns.member)
+    timeout = o.get("timeout", "--timeout", None, seconds, default=10.0)
+    return singletons.move(client, pool, name, member, prefix, timeout, out)
+
+
 ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
     "status": cmd_status,
     "history": cmd_history,
@@ -187,5 +205,7 @@ ONE_SHOT: dict[str, Callable[[Blocking, Options, str, TextIO], int]] = {
     "whereis": cmd_whereis,
     "names": cmd_names,
     "unregister": cmd_unregister,
+    "singletons": cmd_singletons,
+    "move": cmd_move,
 }
 """Every one-shot command but ``doctor``, which also takes the (redacted) URL it checks."""

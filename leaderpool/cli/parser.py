@@ -21,7 +21,7 @@ from leaderpool.console.args import OneLineParser, VersionAction
 
 POSITIONAL_COMMANDS = (
     "history", "resign", "evict", "forget", "submit", "call", "multicall", "jobs", "requeue", "drop",
-    "whereis", "unregister", "lock",
+    "whereis", "unregister", "lock", "singletons", "move",
 )  # fmt: skip
 
 
@@ -56,7 +56,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str] | None]:
 
 COMMANDS = (
     "status", "history", "resign", "evict", "forget", "doctor", "schedules", "whereis", "names", "unregister",
-    "lock", "acl", "demo", "dashboard", "submit", "call", "multicall", "jobs", "requeue", "drop",
+    "singletons", "move", "lock", "acl", "demo", "dashboard", "submit", "call", "multicall", "jobs", "requeue", "drop",
 )  # fmt: skip
 """Every command, in the order ``--help`` lists them (a test checks it against the parser)."""
 
@@ -236,6 +236,29 @@ def build_parser(only: str | None = None) -> OneLineParser:
     return p
 
 
+def _singletons_parsers(sub: Any) -> None:
+    """A pool's singletons (leaderpool.singletons)."""
+    s = sub.add_parser(
+        "singletons", help="a pool's singletons: which member runs each, with its term (exit 1 when none)"
+    )
+    _common(s, top=False)
+    s.add_argument("pool", metavar="POOL")
+    s.add_argument("--json", action="store_true", help='print {"singletons": [{"name", "member", "term"}]}')
+
+    m = sub.add_parser(
+        "move",
+        help="move a singleton to a member by a kind hand-off, and wait until it runs there",
+        description="Pin singleton NAME of POOL to MEMBER: the pool's leader hands it over kindly (the old owner "
+        "stops and saves its state, MEMBER resumes from it) and it stays there while MEMBER is live. Exit 0 once "
+        "it runs on MEMBER; 1 when refused (no such singleton, MEMBER runs no singletons) or not there in time.",
+    )
+    _common(m, top=False)
+    m.add_argument("pool", metavar="POOL")
+    m.add_argument("name", metavar="NAME")
+    m.add_argument("member", metavar="MEMBER")
+    m.add_argument("--timeout", metavar="SECONDS", help="how long to wait for it to run there (10)")
+
+
 def _names_parsers(sub: Any) -> None:
     """Unique names and cluster-wide locks (leaderpool.names.registry, leaderpool.locks.blocking_lock)."""
     w = sub.add_parser("whereis", help="who holds a unique name (exit 1 when nobody does)")
@@ -255,6 +278,8 @@ def _names_parsers(sub: Any) -> None:
     )
     _common(u, top=False)
     u.add_argument("name", metavar="NAME")
+
+    _singletons_parsers(sub)
 
     lk = sub.add_parser(
         "lock",

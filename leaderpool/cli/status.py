@@ -34,6 +34,7 @@ from leaderpool.election.succession import next_in_line
 from leaderpool.errors import BadPoolData
 from leaderpool.jobs.job_store import Backlog, JobStore
 from leaderpool.members import MemberInfo, by_priority_then_age
+from leaderpool.singletons.singleton_store import SingletonInfo, SingletonStore
 from leaderpool.util.naming import validate_name
 from leaderpool.util.printable import printable
 
@@ -97,6 +98,9 @@ class PoolStatus:
     backlog: Backlog | None = None
     """Its work (leaderpool.jobs): None for a pool that never had a job."""
 
+    singletons: tuple[SingletonInfo, ...] = ()
+    """Its singletons (leaderpool.singletons), with the live member running each: the placement."""
+
     problem: str | None = None
     """A pool key holds what leaderpool did not write (:class:`~leaderpool.errors.BadPoolData`):
     the pool could not be read; the rest of the listing goes on."""
@@ -128,10 +132,13 @@ class PoolStatus:
                     "meta": dict(m.meta),
                     "liveness": endpoint_text(m.liveness) or None,
                     "incarnation": incarnation_json(m),
+                    **self._placement_of(m.member),
                 }
                 for m in self.members
             ],
         }
+        if self.singletons:
+            out["singletons"] = [s.as_json() for s in self.singletons]
         if leader is not None and self.next_in_line is not None:
             out["next_in_line"] = {"member": self.next_in_line, "connected": self.next_connected}
         if self.stale_since_ms is not None:
@@ -143,12 +150,19 @@ class PoolStatus:
             out["problem"] = self.problem
         return out
 
+    def _placement_of(self, member: str) -> dict[str, Any]:
+        """``{"singletons": [{"name", "term"}]}``: what ``member`` runs (nothing for a pool without any)."""
+        if not self.singletons:
+            return {}
+        return {"singletons": [{"name": s.name, "term": s.term} for s in self.singletons if s.member == member]}
+
     def identity(self) -> tuple[Any, ...]:
         """What a redraw cares about, without the lease countdowns."""
         return (
             self.pool,
             self.leader,
             tuple((m.member, m.priority, m.started_at_ms, m.incarnation) for m in self.members),
+            tuple((s.name, s.member, s.term) for s in self.singletons),
         )
 
 
@@ -235,10 +249,23 @@ async def read_pool(client: Any, pool: str, prefix: str) -> PoolStatus:
     if obs.leader is not None:
         following = next_in_line(obs.members, obs.leader.member, None, resigned=obs.resigned, anti_affinity=False)
     backlog = await JobStore(client, keys).backlog()
+    singletons = await SingletonStore(client, pool, prefix).list() if await client.exists(keys.singletons) else []
     return PoolStatus(
         pool, obs.now_ms, obs.leader, obs.leader_pttl_ms, by_priority_then_age(obs.members), stale,
-        obs.watching, following, backlog if backlog.exists else None,
+        obs.watching, following, backlog if backlog.exists else None, tuple(singletons),
     )  # fmt: skip
+
+
+def singletons_text(singletons: Iterable[SingletonInfo]) -> str:
+    """``6 (a 2, b 2, c 2)``: how many, and how many each member runs (and how many none does)."""
+    every = list(singletons)
+    per: dict[str, int] = {}
+    for s in every:
+        if s.member is not None:
+            per[s.member] = per.get(s.member, 0) + 1
+    idle = len(every) - sum(per.values())
+    spread = ", ".join(f"{m} {n}" for m, n in sorted(per.items())) + (f", {idle} not running" if idle else "")
+    return f"{len(every)} ({spread.lstrip(', ')})"
 
 
 def incarnation_json(m: MemberInfo) -> dict[str, Any] | None:
@@ -343,6 +370,10 @@ def render(statuses: list[PoolStatus], hidden: int = 0, foreign: Foreign = NO_FO
             lines.append(
                 f"  backlog: {b.jobs} unfinished job(s) ({b.pending} pending, {b.waiting} waiting), "
                 f"{b.dead} dead letter(s)"
+            )
+        if s.singletons:
+            lines.append(
+                printable(f"  singletons: {singletons_text(s.singletons)} (`leaderpool-cli singletons {s.pool}`)")
             )
         if s.members:
             columns = ["", "MEMBER", "NODE", "HOST", "PID", "STARTED", "UPTIME", "PRIO", "LEASE", "META", "LIVENESS"]

@@ -278,6 +278,16 @@ class AsyncSingletons(AsyncLifecycle):
         """The singletons running here: name -> term."""
         return dict(self._owner.held) if self._owner is not None else {}
 
+    def term_of(self, name: str) -> int | None:
+        """The term of ``name`` while it runs here, else None (no copy: a task asks it often)."""
+        return self._owner.held.get(name) if self._owner is not None else None
+
+    @property
+    def deadline(self) -> float | None:
+        """When everything running here stops unless this member's lease is confirmed again (the
+        election's clock); None before :meth:`start`."""
+        return self._owner.deadline if self._owner is not None else None
+
     async def save(self, name: str, state: Any) -> bool:
         """Save ``name``'s state now, fenced by its term here (JSON-serialisable); False when it
         does not run here (any more)."""

@@ -66,6 +66,8 @@ def command_env(ctx: AsyncTaskContext, pass_env: Sequence[str] = ()) -> dict[str
     """The worker's environment less the credentials not passed, plus this lead's (and, in a
     schedule, this slot's) variables."""
     added = {"LEADERPOOL_POOL": ctx.pool, "LEADERPOOL_MEMBER": ctx.member, "LEADERPOOL_TERM": str(ctx.term)}
+    if ctx.name is not None:  # a singleton's command: its own name, and LEADERPOOL_TERM is its term
+        added["LEADERPOOL_SINGLETON"] = ctx.name
     if ctx.slot is not None:
         added["LEADERPOOL_SLOT"] = f"{ctx.slot:.3f}"
     return command_environment(os.environ, added=added, withheld=CREDENTIAL_VARIABLES, passed=pass_env)

@@ -1,5 +1,6 @@
 """The worker's ``--json-events``: one JSON object per line on stdout for each transition
-(``elected``, ``revoked``, ``leader``; ``name_held`` and the like from :mod:`.name_keeper`), each
+(``elected``, ``revoked``, ``leader``; ``name_held`` and the like from :mod:`.name_keeper`;
+``singleton_started`` and ``singleton_stopped`` from :mod:`.singleton_work`), each
 with the pool and the time (``t``, unix seconds), flushed at once so a reader sees it as it
 happens. A reader that goes away stops the events, never the worker."""
 

@@ -35,7 +35,7 @@ from leaderpool.jobs.jobs_config import DEFAULT_MAX_DEAD_LETTERS, DEFAULT_MAX_DE
 from leaderpool.jobs.wire import Handler
 from leaderpool.schedules.schedule import Schedule
 from leaderpool.util.naming import validate_name
-from leaderpool.worker import work_args
+from leaderpool.worker import singleton_args, work_args
 from leaderpool.worker.tasks import DEFAULT_TASK, IDLE_TASK, Task, is_async, load_task
 
 PROG = "leaderpool-worker"
@@ -70,6 +70,16 @@ class WorkerSettings:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     names: tuple[str, ...] = ()
     """``--name``: unique names held for the worker's life (a standby while another holds one)."""
+    singletons: tuple[str, ...] = ()
+    """``--singletons``: the task (or command) runs once per singleton of these this member owns."""
+    singletons_count: int = 0
+    """``--singletons-count``: the singletons ``shard-0`` .. ``shard-{N-1}``, as ``singletons``."""
+    singletons_weight: float = 1.0
+    """``--singletons-weight``: this member's share of the singletons against the others'."""
+
+    @property
+    def runs_singletons(self) -> bool:
+        return bool(self.singletons or self.singletons_count)
 
 
 def build_parser() -> OneLineParser:
@@ -133,6 +143,7 @@ def build_parser() -> OneLineParser:
         help="act on a new lead only once N replicas hold it (Redis WAIT) (0) [LEADERPOOL_WAIT_REPLICAS]",
     )  # fmt: skip
     work_args.add_arguments(p)
+    singleton_args.add_arguments(p)
     add_fast_failover_arguments(p)
     work = p.add_argument_group("work for the pool (jobs, calls, multicalls)")
     work.add_argument(
@@ -273,6 +284,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         o, command, task_spec=task_spec, task_given=o.source("task", "--task", "LEADERPOOL_TASK") is not None,
         ttl_s=ttl, task_is_async=is_async(task),
     )  # fmt: skip
+    singles, singles_count = singleton_args.parse_singletons(o, scheduled=work.schedule is not None)
     fields.update(fast_failover_fields(o))
     try:
         config = MemberConfig(
@@ -328,6 +340,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         schedule_grace_s=work.schedule_grace_s,
         exec_argv=work.exec_argv,
         pass_env=work.pass_env,
+        singletons=singles,
+        singletons_count=singles_count,
+        singletons_weight=singleton_args.parse_weight(o, bool(singles or singles_count)),
     )
 
 

@@ -62,8 +62,9 @@ log = get_logger("leaderpool.worker")
 Task = Callable[[Any], Any]
 FencedSet = Callable[[int, str, "str | bytes", int], Coroutine[Any, Any, FenceResult]]
 """(term, key, value, px) -> result: the election's fenced write, checked against the term."""
-SaveState = Callable[[int, Any], Coroutine[Any, Any, LeaderState]]
-"""(term, data) -> the saved state: the election's leader-state save, checked against the term."""
+SaveState = Callable[[int, Any], Coroutine[Any, Any, Any]]
+"""(term, data) -> the saved state: the election's leader-state save (a :class:`LeaderState`), or a
+singleton's (its data), checked against the term."""
 T = TypeVar("T")
 
 DEFAULT_TASK = "leaderpool.worker.tasks:periodic_work"
@@ -198,8 +199,11 @@ class _Context:
     # task runs (a plain task leaves them None):
     slot: float | None = field(default=None, kw_only=True)
     """The scheduled time (unix seconds, Redis's clock) of the slot this run is for."""
-    state: LeaderState | None = field(default=None, kw_only=True)
-    """The pool's leader state as read when this lead began, then as last saved by this task."""
+    state: LeaderState | Any = field(default=None, kw_only=True)
+    """The pool's leader state as read when this lead began, then as last saved by this task (a
+    singleton's task: the data its previous owner saved, then what it saved)."""
+    name: str | None = field(default=None, kw_only=True)
+    """A singleton's task (``--singletons``): the singleton's name; ``term`` is its own."""
     _save_state: SaveState | None = field(default=None, kw_only=True, repr=False)
 
     @property
@@ -234,7 +238,7 @@ class AsyncTaskContext(_Context):
         self._check_leading()
         return await self._fenced_set(self.term, key, value, px)
 
-    async def save_state(self, data: Any) -> LeaderState:
+    async def save_state(self, data: Any) -> Any:
         """Save the pool's leader state under this term (see :mod:`leaderpool.state`); raises
         ``NotLeader`` once this lead is over and ``StaleTerm`` when Redis says it is."""
         self._check_leading()
@@ -263,7 +267,7 @@ class ThreadTaskContext(_Context):
         coro = self._fenced_set(self.term, key, value, px)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def save_state(self, data: Any, timeout: float = 10.0) -> LeaderState:
+    def save_state(self, data: Any, timeout: float = 10.0) -> Any:
         """Save the pool's leader state under this term (blocking; see the async context's)."""
         self._check_leading()
         if self._save_state is None:

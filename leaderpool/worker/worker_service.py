@@ -32,11 +32,12 @@ from leaderpool.worker.json_events import EventWriter
 from leaderpool.worker.scheduled_task import scheduled
 from leaderpool.worker.settings import PROG, WorkerSettings
 from leaderpool.worker.task_state import with_leader_state
-from leaderpool.worker.tasks import Task, TaskRunner, checked_fenced_set
+from leaderpool.worker.tasks import IDLE_TASK, Task, TaskRunner, checked_fenced_set, load_task
 
 if TYPE_CHECKING:
     from leaderpool.metrics import ElectionMetrics
     from leaderpool.worker.http import HttpEndpoints
+    from leaderpool.worker.singleton_work import SingletonWork
 
 __all__ = ["ShutdownSignals", "Worker", "run", "serve"]
 
@@ -96,13 +97,30 @@ class Worker:
             on_lapsed=self._on_lead_lapsed,
             clock=clock,
         )
+        self.singleton_work = self._singleton_work(settings, clock)
         self._term: int | None = None
         self.forced = False
         self._log = log.bind(pool=self.config.pool, member=self.config.member_id)
 
+    def _singleton_work(self, settings: WorkerSettings, clock: Clock) -> SingletonWork | None:
+        """``--singletons``: the task (or command) runs once per singleton owned here."""
+        if not settings.runs_singletons:
+            return None
+        from leaderpool.worker.singleton_work import SingletonWork
+
+        task = exec_task(settings.exec_argv, **self._exec_options(settings)) if settings.exec_argv else settings.task
+        return SingletonWork(
+            self.election, task, names=settings.singletons, count=settings.singletons_count,
+            weight=settings.singletons_weight, pool=self.config.pool,
+            member=self.config.member_id, grace_s=settings.task_grace_s, events=self.events,
+            metrics=lambda: self.metrics, clock=clock,
+        )  # fmt: skip
+
     def _leader_task(self, settings: WorkerSettings) -> Task:
         """The task, given the leader state and run once per slot of its schedule (if any); or
         the ``--exec`` command instead: for the whole lead, or once per slot of the schedule."""
+        if settings.runs_singletons:  # the work is per singleton; the leader places them
+            return load_task(IDLE_TASK)
         if settings.exec_argv and settings.schedule is None:
             return exec_task(settings.exec_argv, **self._exec_options(settings))
         task = settings.task
@@ -137,6 +155,7 @@ class Worker:
         self._serve_http()
         await self.election.start()
         keeper = self._keep_names()
+        singletons = self._start_singletons(stop)
         try:
             while not stop.is_set():
                 self.loop_turned_at = time.monotonic()
@@ -149,6 +168,7 @@ class Worker:
                 self._log.info("worker_stopping")
         finally:
             await self._stop_keeping_names(keeper)  # before leaving: the leave frees them
+            await self._stop_singletons(singletons)  # before leaving: each handed over with its state
             try:
                 await self.election.stop()  # revoked(shutdown) -> task stopped -> release + leave
                 if code:  # it ended on its own without saying why: a bug
@@ -168,9 +188,31 @@ class Worker:
                 say_error(PROG, refused)
         return code
 
+    def _start_singletons(self, stop: asyncio.Event) -> asyncio.Task[bool] | None:
+        """``--singletons``: start running them beside the election (Redis may be away yet)."""
+        if self.singleton_work is None:
+            return None
+        return asyncio.get_running_loop().create_task(
+            self.singleton_work.start(stop), name="leaderpool-singletons-start"
+        )
+
+    async def _stop_singletons(self, starting: asyncio.Task[bool] | None) -> None:
+        if self.singleton_work is None or starting is None:
+            return
+        if not starting.done():
+            await cancel_and_wait(starting)
+        if starting.cancelled() or starting.exception() is not None or not starting.result():
+            return  # never started: nothing runs here
+        try:
+            await within(self.singleton_work.stop(), self.config.ttl_s + self.settings.task_grace_s)
+        except Exception as exc:  # the lease frees them: the other members run them after it
+            self._log.warning("singletons_stop_failed", error=str(exc) or type(exc).__name__)
+
     def _work_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"exec": list(self.settings.exec_argv)} if self.settings.exec_argv else {}
         schedule = self.settings.schedule
+        if self.settings.runs_singletons:
+            fields.update(singletons=len(self.settings.singletons) + self.settings.singletons_count)
         if schedule is not None:
             fields.update(schedule=schedule.name, spec=schedule.spec, catch_up=schedule.catch_up.value)
         return fields

@@ -165,3 +165,15 @@ class TestBadArguments:
         assert ["leaderpool-worker: error: argument --heartbeat: must be shorter than the ttl (1s), got 7"] == (
             done.stderr.splitlines()
         )
+
+
+def test_singletons_come_from_flags_or_variables() -> None:
+    """--singletons (repeatable, comma-separated) and --singletons-count, or their variables."""
+    from leaderpool.worker.settings import parse_settings
+
+    s = parse_settings(["--pool", "p", "--singletons", "a,b", "--singletons", "c", "--singletons-count", "2"], {})
+    assert (("a", "b", "c"), 2, True) == (s.singletons, s.singletons_count, s.runs_singletons)
+    env = {"LEADERPOOL_SINGLETONS": "x, y", "LEADERPOOL_SINGLETONS_COUNT": "3", "LEADERPOOL_SINGLETONS_WEIGHT": "2.5"}
+    s = parse_settings(["--pool", "p"], env)
+    assert (("x", "y"), 3, 2.5) == (s.singletons, s.singletons_count, s.singletons_weight)
+    assert not parse_settings(["--pool", "p"], {}).runs_singletons

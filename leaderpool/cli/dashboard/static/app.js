@@ -170,6 +170,7 @@
         ? el("span", { class: "fact" }, "lease ", el("b", { class: "countdown", "data-lease-ms": String(leader.lease_ms) }), " left")
         : null,
       el("span", { class: "fact", text: `${p.members.length} member(s)` }),
+      p.singletons ? el("span", { class: "fact", "data-role": "singletons", text: singletonsFact(p.singletons) }) : null,
       p.stale_since ? el("span", { class: "no-leader", text: `stale since ${new Date(p.stale_since * 1000).toLocaleString()}: no member is alive` }) : null,
       el("span", { class: "spacer" }),
       actions && leader
@@ -201,6 +202,7 @@
         ),
         el("td", { class: "meta", text: metaText(m.meta) }),
         el("td", incarnationCell(m.incarnation)),
+        p.singletons ? el("td", singletonsCell(m.singletons || [])) : null,
         actions
           ? el(
               "td",
@@ -216,12 +218,24 @@
       );
     });
     const header = ["member", "node", "host", "pid", "uptime", "priority", "lease left", "metadata", "incarnation"];
+    if (p.singletons) header.push("singletons");
     if (actions) header.push("");
     const table = p.members.length
       ? el("table", {}, el("thead", {}, el("tr", {}, ...header.map((h) => el("th", { text: h })))), el("tbody", {}, ...rows))
       : el("p", { class: "empty", text: "no live member" });
     const history = el("div", { class: "history" }, el("h3", { text: "history (newest first)" }), renderHistory(p.pool));
     return el("section", { class: "pool" + (p.stale_since ? " stale" : ""), "data-pool": p.pool }, head, el("div", { class: "cols" }, el("div", {}, table), history));
+  }
+
+  // The placement: which singletons a member runs, each with its term.
+  function singletonsCell(held) {
+    const text = held.map((s) => `${s.name} (term ${s.term})`).join(", ");
+    return { class: "singletons", "data-singletons": String(held.length), text: held.length ? `${held.length}: ${text}` : "-" };
+  }
+
+  function singletonsFact(all) {
+    const idle = all.filter((s) => !s.member).length;
+    return `${all.length} singleton(s)` + (idle ? `, ${idle} not running` : "");
   }
 
   // Which process runs the member id: its token (shortened; the whole one in the title), host,
