@@ -105,6 +105,31 @@ def handover_ns(
     return got[0] - released if got else None
 
 
+def handovers_ms(
+    url: str,
+    make_holder: Callable[[redis.Redis, str], Holdable],
+    make_waiter: Callable[[redis.Redis, str], Holdable],
+    rounds: int,
+    name: Callable[[int], str],
+) -> dict[str, Any]:
+    """``rounds`` hand-overs (:func:`handover_ns`) from a holder to one blocked waiter, each on a
+    client of its own, on the resource ``name(round)``: their summary in ms."""
+    holder_client, waiter_client = redis.Redis.from_url(url), redis.Redis.from_url(url)
+    samples = []
+    try:
+        for r in range(rounds):
+            held, waiter = make_holder(holder_client, name(r)), make_waiter(waiter_client, name(r))
+            held.acquire()
+            # the waiter blocked by then (BLPOP, or redis-py's poll)
+            took = handover_ns(held.release, waiter.acquire, then=waiter.release)
+            if took is not None:
+                samples.append(took)
+    finally:
+        holder_client.close()
+        waiter_client.close()
+    return summary(samples, scale=1e-6, digits=2)
+
+
 class CountingRedis(redis.Redis):
     """A client that records when each command it sends starts (a waiter's connection: what it
     sent after a release is what that release woke it to do)."""

@@ -27,7 +27,7 @@ import redis.asyncio
 import redis.lock
 import redis_lock
 
-from benchmarks.harness import WARM_UP, Holdable, acquire_release_us, handover_ns, run_section, stats_row, table
+from benchmarks.harness import WARM_UP, Holdable, acquire_release_us, handovers_ms, run_section, stats_row, table
 from benchmarks.lookup import timeit_ns
 from benchmarks.stats import summary
 from leaderpool import Election, MemberConfig
@@ -64,23 +64,13 @@ def async_acquire_release_us(url: str, n: int) -> dict[str, Any]:
     return summary(asyncio.run(run()), scale=1e-3, digits=1)
 
 
-def handover_ms(url: str, make_for: Callable[[redis.Redis], Callable[[str], Holdable]], rounds: int) -> dict[str, Any]:
+def handover_ms(url: str, library: str, rounds: int) -> dict[str, Any]:
     """A waiter thread blocks on the lock; the holder releases; the time until the waiter holds it."""
-    holder_client, waiter_client = redis.Redis.from_url(url), redis.Redis.from_url(url)
-    make_holder, make_waiter = make_for(holder_client), make_for(waiter_client)
-    samples = []
-    try:
-        for _ in range(rounds):
-            held, waiter = make_holder("bench-handover"), make_waiter("bench-handover")
-            held.acquire()
-            # the waiter blocked by then (BLPOP, or redis-py's poll)
-            took = handover_ns(held.release, waiter.acquire, then=waiter.release)
-            if took is not None:
-                samples.append(took)
-    finally:
-        holder_client.close()
-        waiter_client.close()
-    return summary(samples, scale=1e-6, digits=2)
+
+    def make(client: redis.Redis, name: str) -> Holdable:
+        return _factories(client)[library](name)
+
+    return handovers_ms(url, make, make, rounds, lambda _: "bench-handover")
 
 
 def whereis(url: str, n: int) -> dict[str, Any]:
@@ -95,10 +85,6 @@ def whereis(url: str, n: int) -> dict[str, Any]:
         }
 
 
-def _pick(name: str) -> Callable[[redis.Redis], Callable[[str], Holdable]]:
-    return lambda client: _factories(client)[name]
-
-
 def measure(url: str, rounds: int) -> dict[str, Any]:
     """Every measurement, ``rounds`` hand-overs per library (50x as many uncontended calls)."""
     client = redis.Redis.from_url(url)
@@ -108,7 +94,7 @@ def measure(url: str, rounds: int) -> dict[str, Any]:
     finally:
         client.close()
     uncontended["leaderpool AsyncLock"] = async_acquire_release_us(url, rounds * 50)
-    handover = {name: handover_ms(url, _pick(name), rounds) for name in _factories(client)}
+    handover = {name: handover_ms(url, name, rounds) for name in _factories(client)}
     return {
         "ttl_s": TTL_S,
         "acquire_release_us": uncontended,

@@ -45,7 +45,7 @@ from benchmarks.harness import (
     JOIN_S,
     Holdable,
     acquire_us,
-    handover_ns,
+    handovers_ms,
     holds_per_s,
     run_section,
     stats_row,
@@ -94,20 +94,7 @@ def fair_makers() -> dict[str, Maker]:
 
 def handover_ms(url: str, make_holder: Maker, make_waiter: Maker, rounds: int, resource: str) -> dict[str, Any]:
     """``rounds`` hand-overs from a holder (``make_holder``) to one blocked waiter (``make_waiter``)."""
-    holder_client, waiter_client = redis.Redis.from_url(url), redis.Redis.from_url(url)
-    samples = []
-    try:
-        for r in range(rounds):
-            name = f"{resource}-{r}"
-            held, waiter = make_holder(holder_client, name), make_waiter(waiter_client, name)
-            held.acquire()
-            took = handover_ns(held.release, waiter.acquire, then=waiter.release)
-            if took is not None:
-                samples.append(took)
-    finally:
-        holder_client.close()
-        waiter_client.close()
-    return summary(samples, scale=1e-6, digits=2)
+    return handovers_ms(url, make_holder, make_waiter, rounds, lambda r: f"{resource}-{r}")
 
 
 def woken(url: str, make: Maker, rounds: int, resource: str) -> dict[str, Any]:

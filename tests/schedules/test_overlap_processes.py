@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from leaderpool.testing.redis_server import RedisServer
-from tests.support.schedule_tasks import LONG_RUN_S, RUNS_FILE
+from tests.support.schedule_tasks import LONG_RUN_S, RUNS_FILE, read_runs, starts
 from tests.support.worker_procs import PATIENCE, WorkerProc, cli, eventually, workers_for
 
 TASK = "tests.support.schedule_tasks:record_long_slot"
@@ -26,16 +26,6 @@ SLACK_S = 0.05
 steps apart): an ordering, not a speed."""
 
 assert LONG_RUN_S > 2 * PERIOD  # each run outlasts two slots
-
-
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def starts(path: Path, member: str | None = None) -> list[dict[str, Any]]:
-    return [r for r in read_runs(path) if r["event"] == "start" and member in (None, r["member"])]
 
 
 def grid(slot: float) -> int:

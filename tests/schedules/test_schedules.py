@@ -24,7 +24,7 @@ from leaderpool.schedules.schedule_store import ClaimStatus, ScheduleStore
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.timeouts import within
 from leaderpool.worker.settings import parse_settings
-from tests.support.schedule_tasks import RUNS_FILE
+from tests.support.schedule_tasks import RUNS_FILE, read_runs, starts
 from tests.support.worker_procs import PATIENCE, cli, eventually, workers_for
 
 TASK = "tests.support.schedule_tasks:record_slot"
@@ -174,16 +174,6 @@ class TestClaims:
 @pytest.fixture
 def runs_file(tmp_path: Path) -> Path:
     return tmp_path / "runs.jsonl"
-
-
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def starts(path: Path, member: str | None = None) -> list[dict[str, Any]]:
-    return [r for r in read_runs(path) if r["event"] == "start" and member in (None, r["member"])]
 
 
 class TestCadenceAcrossFailover:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 RUNS_FILE = "LEADERPOOL_TEST_RUNS_FILE"
@@ -21,6 +22,18 @@ def _record(**fields: Any) -> None:
         os.write(fd, line.encode())  # one write with O_APPEND: lines from processes never interleave
     finally:
         os.close(fd)
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """What the tasks below recorded in ``path`` (the RUNS_FILE), oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def starts(path: Path, member: str | None = None) -> list[dict[str, Any]]:
+    """The recorded runs' start lines (of ``member``; None: anyone's)."""
+    return [r for r in read_runs(path) if r["event"] == "start" and member in (None, r["member"])]
 
 
 async def record_slot(ctx: Any) -> None:
