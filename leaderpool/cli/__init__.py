@@ -9,7 +9,7 @@ exit code. The commands: :mod:`.oneshot_commands` (``status``, ``history``, ``re
 blocking client, no event loop, :mod:`.resp`'s small one where it can) on :mod:`.status`,
 :mod:`.history`, :mod:`.resign`, :mod:`.evict`, :mod:`.forget`, :mod:`.doctor` with
 :mod:`.doctor_data`, :mod:`.schedules` and :mod:`.names`; :mod:`.watch` (``status --watch``),
-:mod:`.demo` (with :mod:`.demo_work`), :mod:`.dashboard`, :mod:`.lock`, and :mod:`.work`
+:mod:`.demo` (a package), :mod:`.dashboard`, :mod:`.lock`, and :mod:`.work`
 (``submit``, ``call``, ``multicall``, ``jobs``, ``requeue``, ``drop``). What it shares with the
 worker (flags from variables, credentials, one-line Redis errors, log set-up) is
 :mod:`leaderpool.console`.

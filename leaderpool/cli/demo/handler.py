@@ -1,4 +1,4 @@
-"""The demo workers' handler (``--handler leaderpool.cli.demo_work:tracked_work``), after the
+"""The demo workers' handler (``--handler leaderpool.cli.demo.handler:tracked_work``), after the
 seed's ``tracked_work``: it reports each run as a JSON line on the worker's stdout (where the demo
 reads the workers' events), works for ``payload["ms"]`` milliseconds, and replies who ran it."""
 
