@@ -98,9 +98,13 @@ class KitPool:
         self._members: dict[str, KitMember] = {}
         self._schedules: list[tuple[Schedule, Callable[[ScheduledRun], Any]]] = []
         self._history = LeadHistory()
-        self._pending = 0  # callbacks handed to a member's dispatcher and not yet run
+        # callbacks handed to a member's dispatcher and not yet run: the lead hook counts one up
+        # just after the hand-over, the callback counts it down when it has run, on another thread
+        # (the blocking face's dispatcher) that may get there first; so it may be -1 for a moment,
+        # and the pool is busy until it is 0 again (clamping at 0 left it at 1 for ever)
+        self._pending = 0
         self._pending_lock = threading.Lock()
-        clock.add_busy(lambda: self._pending > 0)
+        clock.add_busy(lambda: self._pending != 0)
         clock.after_each_step(self._note_deadlines)  # each renewal seen, for assert_single_leader
 
     # ---- the members ----
@@ -153,7 +157,7 @@ class KitPool:
 
         def done() -> None:
             with self._pending_lock:
-                self._pending = max(0, self._pending - 1)
+                self._pending -= 1
 
         def callback(arg: Any) -> Any:
             try:

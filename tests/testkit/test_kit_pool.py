@@ -3,10 +3,14 @@ fakeredis and on a real redis-server (there ``advance`` waits the real time)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import concurrent.futures
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+from leaderpool.election.dispatch import ThreadDispatcher
+from leaderpool.events import Event
 from leaderpool.testkit.kit_pool import KitPool
 
 pytestmark = pytest.mark.parametrize("leaderpool_redis", ["fake", "real"], indirect=True)
@@ -90,6 +94,32 @@ class TestPartitionsAndRestarts:
         pool.advance(3.0)
         assert pool.wait_for_leader() is not None
         pool.assert_single_leader()  # terms only go up, though Redis forgot its counter
+
+
+class TestSettling:
+    def test_the_pool_settles_when_a_callback_runs_before_its_lead_hook(
+        self, leaderpool_pool: PoolFactory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The blocking face's callback thread may run ``on_elected`` before the election's loop
+        has run the lead hook that counts it as handed over; the pool must count it run either
+        way. Here the dispatcher always wins that race (it runs the callback as it is handed
+        over); the kit's count once stuck at 1, and every later step waited out its 5 s bound."""
+
+        def run_at_once(self: ThreadDispatcher, event: Event) -> Awaitable[None]:
+            self._callbacks.call(event)
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            done.set_result(None)
+            return asyncio.wrap_future(done)
+
+        monkeypatch.setattr(ThreadDispatcher, "submit", run_at_once)
+        elected: list[int] = []
+        pool = leaderpool_pool("scheduler", members=2, on_elected=elected.append)
+        assert "m0" == pool.wait_for_leader()
+        assert [1] == elected
+        assert pool.clock.settled
+        pool.resign()
+        assert "m1" == pool.wait_for_leader()
+        assert pool.clock.settled
 
 
 class TestFailingTests:
