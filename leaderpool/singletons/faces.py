@@ -84,6 +84,10 @@ class _CoreView:
         return self._core.membership.lease_until
 
     @property
+    def lease_seen(self) -> float:
+        return self._core.membership.lease_seen
+
+    @property
     def incarnation(self) -> str:
         return self._core.membership.incarnation
 

@@ -4,11 +4,15 @@ stop everything the moment its ownership may have lapsed.
 
 Ownership lasts while the member's pool lease does (no lease per singleton). The member's
 **own deadline** is the end of its lease as its last confirmation knew it (the election's
-heartbeat, or this module's sync), less the leader's safety margin (``ttl - renew_deadline``);
-a confirmation counts only if it was sent before the previous lease end, so a member that was
-frozen past its lease, then thawed, finds its deadline gone and stops all it ran, as a frozen
-leader does, even though its heartbeat may refresh the lapsed lease. Its registered
-connection dropping (a claimer may prove it gone) stops everything as well.
+heartbeat, or this module's sync), less the leader's safety margin (``ttl - renew_deadline``).
+A confirmation counts only if its reply came in before the deadline then in force: Redis had
+renewed (or read) the lease before it could lapse, so nobody else could have claimed meanwhile.
+A member frozen past its lease, then thawed, finds its deadline gone and stops all it ran, as a
+frozen leader does, even though its heartbeat may refresh the lapsed lease. The heartbeat's
+renewal is taken in whenever the owner looks at its deadline (at each turn, and when it wakes at
+the deadline itself), not only when it last synced: the owner's beat and the election's are not
+in step, and a deadline judged on a stale lease stopped everything that was safely renewed.
+Its registered connection dropping (a claimer may prove it gone) stops everything as well.
 
 Runs on the election's loop; the application's callbacks run off it (:class:`Callbacks`).
 """
@@ -55,6 +59,11 @@ class MemberView(Protocol):
 
     @property
     def lease_until(self) -> float: ...
+
+    @property
+    def lease_seen(self) -> float:
+        """When the reply that renewed :attr:`lease_until` came in (the owner's clock)."""
+        ...
 
     @property
     def incarnation(self) -> str: ...
@@ -135,11 +144,16 @@ class Owner:
                 wake = min(wake, self._deadline)
             await self.alarm.sleep_until(wake)
 
-    def _extend(self, sent: float, lease_end: float) -> None:
-        """A confirmation sent at ``sent`` said our lease ends at ``lease_end`` (our clock): it
-        counts if we held continuously (sent before the lease we knew ended), or hold nothing."""
-        if not self.held or sent < self._deadline + self._margin:
+    def _extend(self, seen: float, lease_end: float) -> None:
+        """A confirmation whose reply came in at ``seen`` said our lease ends at ``lease_end``
+        (our clock): it counts if it came in before our deadline (the lease cannot have lapsed
+        in between: the deadline is a margin short of it), or when we hold nothing."""
+        if not self.held or seen < self._deadline:
             self._deadline = max(self._deadline, lease_end - self._margin)
+
+    def _take_lease(self) -> None:
+        """The election's heartbeat renewed our lease: its end, if the renewal came in time."""
+        self._extend(self.member.lease_seen, self.member.lease_until)
 
     async def turn(self) -> None:
         """One step: keep safe, confirm, hand over, claim."""
@@ -149,7 +163,7 @@ class Owner:
             await self.stop_all(LOST, why=unsafe)
             if not m.joined:
                 return
-        self._extend(m.lease_until - self.config.ttl_s, m.lease_until)
+        self._take_lease()
         registration = self._registration()
         sent = self.clock()
         reply = await self._bounded(
@@ -158,7 +172,8 @@ class Owner:
         if not reply.live:
             await self.stop_all(LOST, why="not a live member")
             return
-        self._extend(sent, sent + reply.left_ms / 1000)
+        self._take_lease()  # a heartbeat that came in while we waited
+        self._extend(self.clock(), sent + reply.left_ms / 1000)
         if self.clock() >= self._deadline:
             await self.stop_all(LOST, why="ownership deadline passed")
             return
@@ -178,6 +193,7 @@ class Owner:
             return ""
         if not self.member.joined:
             return "the member left the pool"
+        self._take_lease()  # the heartbeat may have renewed our lease since we last looked
         if self.clock() >= self._deadline:
             return "ownership deadline passed"
         if self._registered_cid is not None and self.member.client_id() != self._registered_cid:

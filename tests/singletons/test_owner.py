@@ -29,6 +29,15 @@ class FakeMember:
         self.incarnation = run_id
         self._clock = clock
         self.lease_until = clock[0] + TTL_S
+
+    @property
+    def lease_until(self) -> float:
+        return self._lease_until
+
+    @lease_until.setter
+    def lease_until(self, value: float) -> None:
+        """A heartbeat's reply: it comes in now."""
+        self._lease_until, self.lease_seen = value, self._clock[0]
         self.cid: int | None = None  # no fast failover unless a test subscribes a connection channel
         self.reg = ""
 
@@ -112,6 +121,47 @@ class TestOwner:
             await owner.turn()
             assert ("stop", "x", 1, LOST) == rec.events[1]
             assert [("start", "x", 2, None)] == rec.events[2:]  # still assigned here: again, with a term of its own
+
+        run(go())
+
+    def test_a_heartbeat_seen_before_the_deadline_keeps_everything(
+        self, fake_client: fakeredis.FakeAsyncRedis
+    ) -> None:
+        """The election's heartbeat renewed the lease between two turns, in time: the owner, waking
+        at its old deadline, takes the renewal in before judging (a 1 s lease's survivors used to stop
+        all they ran here, their turn out of step with the heartbeat)."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, view, rec = owner_of(fake_client, "a", clock)
+            await owner.turn()
+            old = owner.deadline
+            clock[0] = old - 0.05
+            view.lease_until = clock[0] + TTL_S  # the heartbeat's reply came in now, before the deadline
+            clock[0] = old + 0.001
+            await owner.turn()
+            assert [("start", "x", 1, None)] == rec.events
+            assert owner.deadline > clock[0]
+
+        run(go())
+
+    def test_a_heartbeat_seen_after_the_deadline_does_not_save_it(
+        self, fake_client: fakeredis.FakeAsyncRedis
+    ) -> None:
+        """The renewal came in after the deadline (the lease may have lapsed meanwhile): all stop."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, view, rec = owner_of(fake_client, "a", clock)
+            await owner.turn()
+            clock[0] = owner.deadline + 0.001
+            view.lease_until = clock[0] + TTL_S
+            await owner.turn()
+            assert ("stop", "x", 1, LOST) == rec.events[1]
 
         run(go())
 
