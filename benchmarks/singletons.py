@@ -22,6 +22,7 @@ import functools
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Pool:
         self.stops = 0
         """singleton_stopped events of live members so far."""
         self.running: dict[str, tuple[str, int]] = {}
+        self.per: Counter[str] = Counter()
+        """How many each member runs (kept with :attr:`running`: a check per event stays O(members))."""
         self.dead: set[str] = set()
         """Members SIGKILLed: what they printed before dying is ignored."""
         self.seen = 0
@@ -95,11 +98,19 @@ class Pool:
             return
         watch(e)
         if e["event"] == "singleton_started":
-            self.running[e["singleton"]] = (e["member"], e["term"])
+            self._run(e["singleton"], (e["member"], e["term"]))
         elif e["event"] == "singleton_stopped":
             self.stops += 1
             if self.running.get(e["singleton"], ("",))[0] == e["member"]:
-                del self.running[e["singleton"]]
+                self._run(e["singleton"], None)
+
+    def _run(self, name: str, where: tuple[str, int] | None) -> None:
+        before = self.running.pop(name, None)
+        if before is not None:
+            self.per[before[0]] -= 1
+        if where is not None:
+            self.running[name] = where
+            self.per[where[0]] += 1
 
     def on(self, member: str) -> list[str]:
         return sorted(n for n, (m, _) in self.running.items() if m == member)
@@ -108,13 +119,13 @@ class Pool:
         bound = math.ceil(self.count / len(members))
 
         def check() -> bool:
-            per = [len(self.on(m)) for m in members]
+            per = [self.per[m] for m in members]
             return len(self.running) == self.count and sum(per) == self.count and max(per) <= bound
 
         return check
 
     def holds(self, member: str, count: int) -> bool:
-        return len(self.on(member)) == count
+        return self.per[member] == count
 
     def all_running(self, count: int) -> bool:
         return len(self.running) == count
@@ -122,6 +133,7 @@ class Pool:
     def forget(self, member: str) -> None:
         self.dead.add(member)
         self.running = {n: mt for n, mt in self.running.items() if mt[0] != member}
+        self.per[member] = 0
 
     def close(self) -> None:
         self.group.close(grace=5.0)

@@ -27,7 +27,7 @@ from leaderpool.backend.keys import connection_channel
 from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.config import MemberConfig
-from leaderpool.singletons.singleton_store import Claim, ClaimStatus, SavedState, SingletonStore
+from leaderpool.singletons.singleton_store import Claim, ClaimStatus, SavedState, SingletonStore, SyncReply
 from leaderpool.util.alarm import Alarm
 from leaderpool.util.log import Logger
 from leaderpool.util.timeouts import within
@@ -107,6 +107,7 @@ class Owner:
         self._registered_cid: int | None = None
         self._waiting: set[str] = set()  # assigned, held by another live owner: its release rings us
         self._owed: dict[str, tuple[int, SavedState | None]] = {}  # stopped, not yet released
+        self._checked: str | None = None  # the version at which Redis last confirmed all we hold
 
     @property
     def deadline(self) -> float:
@@ -164,11 +165,7 @@ class Owner:
             if not m.joined:
                 return
         self._take_lease()
-        registration = self._registration()
-        sent = self.clock()
-        reply = await self._bounded(
-            self.store.sync(self.config.member_id, m.incarnation, registration, self._epoch, self.held)
-        )
+        sent, reply = await self._sync(self._registration())
         if not reply.live:
             await self.stop_all(LOST, why="not a live member")
             return
@@ -187,6 +184,26 @@ class Owner:
         wanted = sorted(self.assigned - set(self.held))
         if wanted:
             await self.claim(wanted)
+
+    async def _sync(self, registration: str) -> tuple[float, SyncReply]:
+        """Confirm our lease (and read our assignment if it moved): a few commands, whatever we
+        hold. What we hold is sent to be checked name by name only when the version moved since
+        we last checked it (an owner record changes only with it: our own claims, a member that
+        took one over while we seemed gone, a Redis that lost its data): then a second call."""
+        m = self.member
+        reply = None
+        for check in (self._checked is None, True):
+            sent = self.clock()
+            held = self.held if check else {}
+            reply = await self._bounded(
+                self.store.sync(self.config.member_id, m.incarnation, registration, self._epoch, held)
+            )
+            if check or not self.held:
+                self._checked = reply.version if reply.live else None
+            if not reply.live or self._checked == reply.version:
+                break
+        assert reply is not None
+        return sent, reply
 
     def _unsafe(self) -> str:
         if not self.held:
