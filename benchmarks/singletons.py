@@ -50,8 +50,8 @@ class Pool:
         self.url, self.pool, self.count = url, pool, count
         self.ttl, self.stderr, self.log_format = ttl, stderr, log_format
         self.group = ChildGroup()
-        self.stops = 0
-        """singleton_stopped events of live members so far."""
+        self.stops: Counter[str] = Counter()
+        """singleton_stopped events of live members so far, by reason."""
         self.running: dict[str, tuple[str, int]] = {}
         self.per: Counter[str] = Counter()
         """How many each member runs (kept with :attr:`running`: a check per event stays O(members))."""
@@ -100,7 +100,7 @@ class Pool:
         if e["event"] == "singleton_started":
             self._run(e["singleton"], (e["member"], e["term"]))
         elif e["event"] == "singleton_stopped":
-            self.stops += 1
+            self.stops[e.get("reason", "?")] += 1
             if self.running.get(e["singleton"], ("",))[0] == e["member"]:
                 self._run(e["singleton"], None)
 

@@ -83,7 +83,7 @@ def measure(
         progress(f"singletons cost: all running after {placed_s:.1f}s; settling {settle:g}s, window {window:g}s")
         time.sleep(settle)
         pool.drain()
-        stopped_before = pool.stops
+        stopped_before = Counter(pool.stops)
         log_start = log_path.stat().st_size
         procs = {m: psutil.Process(c.pid) for m, c in children.items()}
         cpu0 = {m: sum(p.cpu_times()[:2]) for m, p in procs.items()}
@@ -117,7 +117,8 @@ def measure(
             "member_cpu_pct_total": round(sum(member_cpu.values()), 1),
             "member_cpu_pct_max": max(member_cpu.values()),
             "late_beats": sum(warnings[e] for e in LATE_EVENTS),
-            "singletons_stopped_in_window": pool.stops - stopped_before,
+            "singletons_stopped_in_window": (pool.stops - stopped_before).total(),
+            "stopped_reasons": dict(pool.stops - stopped_before),
             "stopped_why": dict(Counter(whys)),
             "warnings_in_window": dict(warnings),
             "load_avg": [round(x, 2) for x in psutil.getloadavg()],
