@@ -124,9 +124,7 @@ class TestOwner:
 
         run(go())
 
-    def test_a_heartbeat_seen_before_the_deadline_keeps_everything(
-        self, fake_client: fakeredis.FakeAsyncRedis
-    ) -> None:
+    def test_a_heartbeat_seen_before_the_deadline_keeps_everything(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         """The election's heartbeat renewed the lease between two turns, in time: the owner, waking
         at its old deadline, takes the renewal in before judging (a 1 s lease's survivors used to stop
         all they ran here, their turn out of step with the heartbeat)."""
@@ -147,9 +145,7 @@ class TestOwner:
 
         run(go())
 
-    def test_a_heartbeat_seen_after_the_deadline_does_not_save_it(
-        self, fake_client: fakeredis.FakeAsyncRedis
-    ) -> None:
+    def test_a_heartbeat_seen_after_the_deadline_does_not_save_it(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         """The renewal came in after the deadline (the lease may have lapsed meanwhile): all stop."""
 
         async def go() -> None:

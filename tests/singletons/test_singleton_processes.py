@@ -45,8 +45,8 @@ class Pool:
         self.ended: dict[str, float] = {}  # member -> when it was killed (it can stop nothing after)
 
     def start(self, member: str) -> Child:
-        argv = [sys.executable, "-m", "tests.support.singleton_member", self.url, POOL, member, "--count", str(self.count),
-                "--ttl", str(self.ttl_s)]  # fmt: skip
+        argv = [sys.executable, "-m", "tests.support.singleton_member", self.url, POOL, member,
+                "--count", str(self.count), "--ttl", str(self.ttl_s)]  # fmt: skip
         child = self.group.start(argv, name=member, env=clean_env(), cwd=ROOT)
         child.wait_for(lambda e: e["event"] == "started", PATIENCE)
         return child
