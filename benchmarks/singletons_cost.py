@@ -129,6 +129,20 @@ def measure(
         pool.close()
 
 
+OPTIONS = ("singletons", "members", "ttl", "window", "settle")
+FULL = (10000, 10, 5.0, 60.0, 10.0)
+"""The issue's scenario (``python -m benchmarks``' section, and this module's defaults), in :data:`OPTIONS` order."""
+QUICK = (200, 3, 1.0, 3.0, 1.0)
+
+
+def measure_full(url: str) -> dict[str, Any]:
+    return measure(url, *FULL)
+
+
+def measure_quick(url: str) -> dict[str, Any]:
+    return measure(url, *QUICK)
+
+
 def markdown_lines(r: dict[str, Any] | None) -> list[str]:
     if not r:
         return []
@@ -173,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="results directory (benchmarks/results)")
     p.add_argument("--name", help="the result file's name, without .json")
     args = p.parse_args(argv)
-    fill_defaults(args, [("singletons", 10000, 200), ("members", 10, 3), ("ttl", 5.0, 1.0), ("window", 60.0, 3.0),
-                         ("settle", 10.0, 1.0)])  # fmt: skip
+    fill_defaults(args, zip(OPTIONS, FULL, QUICK, strict=True))
     if args.singletons < 1 or args.members < 1 or args.window <= 0:
         print("singletons_cost: need --singletons >= 1, --members >= 1 and --window > 0", file=sys.stderr)
         return 2

@@ -19,8 +19,8 @@ from leaderpool.testing.redis_server import RedisServer
 from tests.singletons.test_singleton_processes import Pool, until
 
 SCRIPT_CALLS = ("evalsha", "eval")
-RUNNER_COMMANDS = {"info", "config|get", "config|set", "hgetall", "get", "ping", "client|list"}
-"""What this test itself sends between the two readings (its settle checks)."""
+RUNNER_COMMANDS = {"info"}
+"""What this test itself sends between the two readings."""
 
 
 def commandstats(client: redis.Redis) -> Counter[str]:
@@ -38,14 +38,15 @@ def test_a_steady_beat_costs_a_few_commands_whatever_a_member_holds(
     redis_server: RedisServer, group: ChildGroup
 ) -> None:
     """3 members x 100 singletons each: once placed, a script call costs a few dozen commands
-    on average (not two per singleton held, nor three per singleton surveyed), and each member
-    makes a handful of script calls per beat."""
-    count, ttl, window = 300, 2.0, 4.0
+    on average (not two per singleton held), each member makes a handful of script calls per
+    beat, and the placer reads every name at most once in the window (its net: every 20th
+    survey), not at every beat. A lease of 6 s: a steady pool even on a loaded machine."""
+    count, ttl, window = 300, 6.0, 8.0
     pool = Pool(redis_server, group, count=count, ttl_s=ttl)
     members = {m: pool.start(m) for m in ("a", "b", "c")}
     until(pool.settled(set(members)))
     stops = len(pool.history())
-    time.sleep(2 * ttl)  # the last claims' full checks are done
+    time.sleep(2 * ttl / 3 * 2)  # two beats: the full checks after the last claims are done
     client = redis.Redis.from_url(redis_server.url)
     before = commandstats(client)
     time.sleep(window)
@@ -58,7 +59,7 @@ def test_a_steady_beat_costs_a_few_commands_whatever_a_member_holds(
     assert scripts > 0
     assert inside / scripts < 40, steady  # before: 2 HGETs per singleton held per sync, ~200
     assert scripts / beats < 6, steady  # the heartbeat, the sync, the placer's survey (one member)
-    assert steady.get("hgetall", 0) == 0 and steady.get("smembers", 0) == 0, steady  # no full survey
+    assert steady.get("smembers", 0) <= 1, steady  # a full survey reads the names: 4 beats, at most 1
     pool.check_history()
 
 
