@@ -35,6 +35,9 @@ from leaderpool.util.timeouts import within
 FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *RETRYABLE)
 """A call that failed or ran past our deadline: retried at the next turn."""
 
+ANY_TERM = 0
+"""An owed release of whatever term of ours Redis holds (a claim whose reply was lost)."""
+
 STOPPING, MOVED, LOST = "stopping", "moved", "lost"
 """Why a singleton stops here: this member stops (its state is saved and handed over), the placer
 moved it or it was removed from the pool (saved, handed over), its ownership lapsed (nothing
@@ -235,7 +238,16 @@ class Owner:
         return await within(call, max(0.001, left))
 
     async def claim(self, names: list[str]) -> None:
-        claims = await self._bounded(self.store.claim(self.config.member_id, self.member.incarnation, names))
+        try:
+            claims = await self._bounded(self.store.claim(self.config.member_id, self.member.incarnation, names))
+        except FAILURES:
+            # the claim may have run without its reply reaching us: a record naming us for a name we
+            # do not run would hold it from its next owner forever (we are live, and our sync checks
+            # only what we hold); owed a release of any term of ours, sent before the next claim
+            for name in names:
+                if name not in self.held:
+                    self._owed.setdefault(name, (ANY_TERM, None))
+            raise
         if claims is None:
             return
         self._waiting = set()

@@ -168,8 +168,9 @@ SINGLETON_RELEASE = (
 -- singleton_release: KEYS[1] owners hash, KEYS[2] state hash, KEYS[3] singleton members hash,
 -- KEYS[4] events channel, KEYS[5] version; ARGV[1] member, ARGV[2] incarnation, ARGV[3] "1" when the member
 -- stops running singletons (it leaves: its registration goes too), then triples name, term,
--- state record ("" keeps the saved one). Frees each name the member owns at that term, saving
--- its state first (the hand-off), each announced ("released|NAME"). Returns the names freed.
+-- state record ("" keeps the saved one). Frees each name the member owns at that term (term 0:
+-- at any term of this run, for a claim whose reply it never got), saving its state first (the
+-- hand-off), each announced ("released|NAME"). Returns the names freed.
 local owners_key, state_key, smembers_key, channel, version_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, run, leaving = ARGV[1], ARGV[2], ARGV[3]
 """
@@ -178,7 +179,10 @@ local member, run, leaving = ARGV[1], ARGV[2], ARGV[3]
 local freed = {}
 for i = 4, #ARGV, 3 do
   local name, term, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('HGET', owners_key, name) == term .. '|' .. run .. '|' .. member then
+  local held = redis.call('HGET', owners_key, name)
+  local cut = held and string.find(held, '|', 1, true)
+  if held == term .. '|' .. run .. '|' .. member
+     or (term == '0' and cut and string.sub(held, cut + 1) == run .. '|' .. member) then
     if record ~= '' then redis.call('HSET', state_key, name, record) end
     redis.call('HDEL', owners_key, name)
     bump_version(version_key)

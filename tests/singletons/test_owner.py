@@ -200,6 +200,40 @@ class TestOwner:
 
         run(go())
 
+    def test_a_claim_whose_reply_was_lost_is_released_if_no_longer_ours(
+        self, fake_client: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The claim ran in Redis but its reply never came (a timeout): Redis names us owner of a
+        name we do not run. Reassigned elsewhere meanwhile, our next turn frees it (any term of
+        ours), so its new owner is not refused forever while we live."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await live(fake_client, "b", "run-b")
+            await placed(fake_client, {"x": "a"})
+            a, _, rec_a = owner_of(fake_client, "a", clock)
+            b, _, rec_b = owner_of(fake_client, "b", clock)
+            real_claim = a.store.claim
+
+            async def lost_reply(*args: Any, **kwargs: Any) -> Any:
+                await real_claim(*args, **kwargs)
+                raise TimeoutError
+
+            monkeypatch.setattr(a.store, "claim", lost_reply)
+            with pytest.raises(TimeoutError):
+                await a.turn()
+            monkeypatch.undo()
+            assert {} == a.held and [] == rec_a.events
+            await SingletonStore(fake_client, POOL).assign(LeaderValue(1, "a"), {"x": "b"})
+            await b.turn()
+            assert [] == rec_b.events  # held by a, live
+            await a.turn()
+            await b.turn()
+            assert [("start", "x", 2, None)] == rec_b.events
+
+        run(go())
+
     def test_a_release_that_failed_is_retried(
         self, fake_client: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
     ) -> None:
