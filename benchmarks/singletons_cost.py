@@ -2,7 +2,7 @@
 members on one Redis at a 5 s lease, Redis under 25 % of a core, 0 late beats).
 
 ``members`` real worker processes (``leaderpool-worker --singletons-count N --task
-leaderpool.worker.tasks:idle --json-events``) start one after another; once every singleton is
+leaderpool.worker.tasks:idle --json-events``) start at once; once every singleton is
 placed and running (each member holding at most ceil(N/M)), a settling pause, then a steady
 window: Redis CPU (INFO cpu, user + sys, over the wall time), commands/s by command (INFO
 commandstats, which counts the commands run inside Lua too), each member process's CPU (psutil),
@@ -12,7 +12,7 @@ other reason: in a steady pool none stops).
 
 ``python -m benchmarks.singletons_cost [--quick] [--singletons N] [--members M] [--ttl S]
 [--window S] [--out DIR]`` writes ``singletons-cost-TIMESTAMP.json`` and ``.md``;
-``python -m benchmarks`` runs it as its ``singletons_cost`` section (smaller unless asked).
+``python -m benchmarks`` runs it as its ``singletons_cost`` section (the same scenario; ``--quick``: 120 over 3).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def measure(
 OPTIONS = ("singletons", "members", "ttl", "window", "settle")
 FULL = (10000, 10, 5.0, 60.0, 10.0)
 """The issue's scenario (``python -m benchmarks``' section, and this module's defaults), in :data:`OPTIONS` order."""
-QUICK = (200, 3, 1.0, 3.0, 1.0)
+QUICK = (120, 3, 1.0, 2.0, 0.5)
 
 
 def measure_full(url: str) -> dict[str, Any]:
@@ -178,12 +178,12 @@ def table(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.singletons_cost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="a smoke run: 200 singletons over 3 members, 3 s window")
-    p.add_argument("--singletons", type=int, help="singletons (10000; quick 200)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 120 singletons over 3 members, 2 s window")
+    p.add_argument("--singletons", type=int, help="singletons (10000; quick 120)")
     p.add_argument("--members", type=int, help="worker processes (10; quick 3)")
     p.add_argument("--ttl", type=float, help="lease, seconds (5; quick 1)")
-    p.add_argument("--window", type=float, help="steady window, seconds (60; quick 3)")
-    p.add_argument("--settle", type=float, help="pause between all running and the window, seconds (10; quick 1)")
+    p.add_argument("--window", type=float, help="steady window, seconds (60; quick 2)")
+    p.add_argument("--settle", type=float, help="pause between all running and the window, seconds (10; quick 0.5)")
     p.add_argument("--out", type=Path, help="results directory (benchmarks/results)")
     p.add_argument("--name", help="the result file's name, without .json")
     args = p.parse_args(argv)
