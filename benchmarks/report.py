@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import exec_tree, locks, queued_locks, schedule_drift, semaphores, singletons
+from benchmarks import exec_tree, locks, queued_locks, schedule_drift, semaphores, singletons, singletons_cost
 from benchmarks.startup import TARGET_MS
 
 SECTION = "## The latest full run"
@@ -273,6 +273,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines += semaphores.markdown_lines(results.get("semaphores"))
     lines += queued_locks.markdown_lines(results.get("queued_locks"))
     lines += singletons.markdown_lines(results.get("singletons"))
+    lines += singletons_cost.markdown_lines(results.get("singletons_cost"))
     lines += exec_tree.markdown_lines(results.get("exec_tree"))
     drift = results.get("schedule_drift")
     if drift and "error" not in drift:

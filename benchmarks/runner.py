@@ -31,6 +31,7 @@ from benchmarks import (
     schedule_drift,
     semaphores,
     singletons,
+    singletons_cost,
     startup,
 )
 from benchmarks.fastfail import death_floor, run_fast_failover
@@ -256,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             results["singletons"] = {"error": str(exc)}
             progress(f"singletons: FAILED: {exc}")
+        progress("singletons cost: many singletons over worker processes, a steady window")
+        try:
+            results["singletons_cost"] = singletons_cost.measure_quick(server.url) if args.quick else (
+                singletons_cost.measure_full(server.url))  # fmt: skip
+        except RuntimeError as exc:
+            results["singletons_cost"] = {"error": str(exc)}
+            progress(f"singletons cost: FAILED: {exc}")
         progress("exec tree: --exec's whole process tree across SIGKILLs of its worker")
         try:
             results["exec_tree"] = exec_tree.measure(server.url, 3 if args.quick else 30)

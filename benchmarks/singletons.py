@@ -22,6 +22,7 @@ import functools
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,17 @@ TASK = "leaderpool.worker.tasks:idle"
 class Pool:
     """Worker processes of one pool, and where each singleton runs as their events tell."""
 
-    def __init__(self, url: str, pool: str, count: int) -> None:
+    def __init__(
+        self, url: str, pool: str, count: int, *, ttl: float = TTL_S, stderr: Path | None = None, log_format: str = ""
+    ) -> None:
         self.url, self.pool, self.count = url, pool, count
+        self.ttl, self.stderr, self.log_format = ttl, stderr, log_format
         self.group = ChildGroup()
+        self.stops: Counter[str] = Counter()
+        """singleton_stopped events of live members so far, by reason."""
         self.running: dict[str, tuple[str, int]] = {}
+        self.per: Counter[str] = Counter()
+        """How many each member runs (kept with :attr:`running`: a check per event stays O(members))."""
         self.dead: set[str] = set()
         """Members SIGKILLed: what they printed before dying is ignored."""
         self.seen = 0
@@ -54,27 +62,55 @@ class Pool:
 
     def start(self, member: str) -> Child:
         argv = [sys.executable, "-m", "leaderpool.worker", "--redis", self.url, "--pool", self.pool,
-                "--member-id", member, "--ttl", repr(TTL_S), "--json-events", "--log-level", "warning",
+                "--member-id", member, "--ttl", repr(self.ttl), "--json-events", "--log-level", "warning",
                 "--singletons-count", str(self.count), "--task", TASK]  # fmt: skip
-        return self.group.start(argv, name=member, env=clean_env(PYTHONPATH=str(ROOT)), cwd=ROOT)
+        if self.log_format:
+            argv += ["--log-format", self.log_format]
+        env = clean_env(PYTHONPATH=str(ROOT))
+        return self.group.start(argv, name=member, env=env, cwd=ROOT, stderr=self.stderr)
 
-    def until(self, done: Callable[[], bool], what: str, watch: Callable[[JsonEvent], None] = lambda e: None) -> None:
+    def until(
+        self,
+        done: Callable[[], bool],
+        what: str,
+        watch: Callable[[JsonEvent], None] = lambda e: None,
+        *,
+        patience: float = PATIENCE_S,
+    ) -> None:
         """Fold events into :attr:`running` until ``done()``."""
 
         def fold(item: tuple[str, JsonEvent]) -> bool:
-            self.seen += 1
-            e = item[1]
-            if item[0] in self.dead:
-                return done()
-            watch(e)
-            if e["event"] == "singleton_started":
-                self.running[e["singleton"]] = (e["member"], e["term"])
-            elif e["event"] == "singleton_stopped" and self.running.get(e["singleton"], ("",))[0] == e["member"]:
-                del self.running[e["singleton"]]
+            self._fold(item, watch)
             return done()
 
-        if not done() and self.group.events.first(fold, PATIENCE_S, since=self.seen) is None:
-            raise RuntimeError(f"singletons: {what} did not happen within {PATIENCE_S:g}s")
+        if not done() and self.group.events.first(fold, patience, since=self.seen) is None:
+            raise RuntimeError(f"singletons: {what} did not happen within {patience:g}s")
+
+    def drain(self) -> None:
+        """Fold the events that arrived so far (waiting for none)."""
+        for item in self.group.events.snapshot(self.seen):
+            self._fold(item, lambda e: None)
+
+    def _fold(self, item: tuple[str, JsonEvent], watch: Callable[[JsonEvent], None]) -> None:
+        self.seen += 1
+        e = item[1]
+        if item[0] in self.dead:
+            return
+        watch(e)
+        if e["event"] == "singleton_started":
+            self._run(e["singleton"], (e["member"], e["term"]))
+        elif e["event"] == "singleton_stopped":
+            self.stops[e.get("reason", "?")] += 1
+            if self.running.get(e["singleton"], ("",))[0] == e["member"]:
+                self._run(e["singleton"], None)
+
+    def _run(self, name: str, where: tuple[str, int] | None) -> None:
+        before = self.running.pop(name, None)
+        if before is not None:
+            self.per[before[0]] -= 1
+        if where is not None:
+            self.running[name] = where
+            self.per[where[0]] += 1
 
     def on(self, member: str) -> list[str]:
         return sorted(n for n, (m, _) in self.running.items() if m == member)
@@ -83,13 +119,13 @@ class Pool:
         bound = math.ceil(self.count / len(members))
 
         def check() -> bool:
-            per = [len(self.on(m)) for m in members]
+            per = [self.per[m] for m in members]
             return len(self.running) == self.count and sum(per) == self.count and max(per) <= bound
 
         return check
 
     def holds(self, member: str, count: int) -> bool:
-        return len(self.on(member)) == count
+        return self.per[member] == count
 
     def all_running(self, count: int) -> bool:
         return len(self.running) == count
@@ -97,6 +133,7 @@ class Pool:
     def forget(self, member: str) -> None:
         self.dead.add(member)
         self.running = {n: mt for n, mt in self.running.items() if mt[0] != member}
+        self.per[member] = 0
 
     def close(self) -> None:
         self.group.close(grace=5.0)

@@ -78,6 +78,10 @@ time; ownership lasts while its owner's pool lease does (no lease of its own)::
     leaderpool:{POOL}:singleton_assign   hash    name -> the member the placer (the leader) gives it to
     leaderpool:{POOL}:singleton_epoch    string  bumped by each change of singleton_assign (a member
                                                  re-reads its assignment only when it moved)
+    leaderpool:{POOL}:singleton_version  string  bumped by each write of the singletons' placement or
+                                                 ownership (claim, release, assign, names, pin): a
+                                                 beat whose version is the one last read skips the
+                                                 per-name work (the owners' check, the survey)
     leaderpool:{POOL}:singleton_pins     hash    name -> the member an operator moved it to (move)
     leaderpool:{POOL}:singleton_owners   hash    name -> "<term>|<incarnation>|<member>": its owner
     leaderpool:{POOL}:singleton_terms    hash    name -> the highest term ever granted for it
@@ -207,6 +211,10 @@ class Keyspace:
     @property
     def singleton_epoch(self) -> str:
         return f"{self._base}:singleton_epoch"
+
+    @property
+    def singleton_version(self) -> str:
+        return f"{self._base}:singleton_version"
 
     @property
     def singleton_pins(self) -> str:
@@ -381,7 +389,8 @@ def pool_keys_pattern(prefix: str = DEFAULT_PREFIX) -> str:
 POOL_KEY_SUFFIXES = frozenset(
     {"leader", "term", "members", "leases", "ranking", "resigned", "recovery", "history", "state", "schedules",
      "leader_conn", "watching", "jobs", "dead", "handlers", "singletons", "singleton_assign", "singleton_epoch",
-     "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state", "singleton_members"}
+     "singleton_version", "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state",
+     "singleton_members"}
 )  # fmt: skip
 """The lasting keys of a pool, after ``{POOL}:`` (a call's inbox and reply keys come and go)."""
 

@@ -19,6 +19,7 @@ EXPECTED_TYPES = {
     "leader": "string", "term": "string", "members": "hash", "leases": "zset", "resigned": "string",
     "recovery": "string", "history": "stream", "state": "hash", "schedules": "hash",
     "singletons": "set", "singleton_assign": "hash", "singleton_epoch": "string", "singleton_pins": "hash",
+    "singleton_version": "string",
     "singleton_owners": "hash", "singleton_terms": "hash", "singleton_state": "hash", "singleton_members": "hash",
 }  # fmt: skip
 """What each pool key must hold (keys :mod:`leaderpool.backend.keys` builds; others are not checked)."""

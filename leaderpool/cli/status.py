@@ -198,6 +198,7 @@ def pool_keys(keys: Keyspace) -> list[str]:
     every += [keys.leader_conn, keys.watching]  # fast failover's registration and watch reports
     every += [keys.jobs, keys.dead, keys.handlers]  # the pool's work
     every += [keys.singletons, keys.singleton_assign, keys.singleton_epoch, keys.singleton_pins]  # singletons
+    every += [keys.singleton_version]
     every += [keys.singleton_owners, keys.singleton_terms, keys.singleton_state, keys.singleton_members]
     return every
 

@@ -103,6 +103,9 @@ class Membership:
         self.lease_until = 0.0
         """Our lease's end as we last renewed it, on our clock (no later than Redis's): past it,
         another process may have taken our id over, so nothing heard is acted on unconfirmed."""
+        self.lease_seen = 0.0
+        """When the reply that set :attr:`lease_until` came in (our clock): Redis had renewed the
+        lease by then (the singletons' owner counts a renewal seen before its deadline)."""
         self.joined = False
         self.next_beat = 0.0
         self._last_beat: float | None = None
@@ -176,7 +179,7 @@ class Membership:
             await asyncio.sleep(wait)
         self.since_ms = self.since_ms or self.started_at_ms
         holder.took_over(log)
-        self.lease_until = sent + self.config.ttl_s
+        self.lease_until, self.lease_seen = sent + self.config.ttl_s, self._clock()
         self.joined_at_ms = reply.now_ms
         self.joined = True
         if self.rider is not None:
@@ -250,7 +253,7 @@ class Membership:
             )
         beat = await bounded(call)
         if beat.status is not BeatStatus.UNKNOWN_MEMBER:
-            self.lease_until = sent + c.ttl_s
+            self.lease_until, self.lease_seen = sent + c.ttl_s, self._clock()
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
         previous, self._last_beat = self._last_beat, sent
         late = 0.0 if previous is None else sent - previous - c.heartbeat

@@ -84,6 +84,10 @@ class _CoreView:
         return self._core.membership.lease_until
 
     @property
+    def lease_seen(self) -> float:
+        return self._core.membership.lease_seen
+
+    @property
     def incarnation(self) -> str:
         return self._core.membership.incarnation
 
@@ -206,6 +210,15 @@ class AsyncSingletons(AsyncLifecycle):
         if self._election.is_leader and term is not None:
             self._lead_started(term)
         self._task = asyncio.get_running_loop().create_task(owner.run(self._stop), name="leaderpool-singletons")
+        self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        """The owner's loop ends only when asked to: said loudly otherwise (nothing would be
+        confirmed, handed over or claimed here any more)."""
+        if self._stop.is_set() or self._owner is None:
+            return
+        error = "cancelled" if task.cancelled() else repr(task.exception())
+        self._owner.log.error("singletons_loop_ended", error=error)
 
     def _on_singletons(self, source: NotificationSource, payload: str) -> None:
         if source is NotificationSource.RESYNC and self.names:  # Redis may have restarted empty

@@ -4,11 +4,15 @@ stop everything the moment its ownership may have lapsed.
 
 Ownership lasts while the member's pool lease does (no lease per singleton). The member's
 **own deadline** is the end of its lease as its last confirmation knew it (the election's
-heartbeat, or this module's sync), less the leader's safety margin (``ttl - renew_deadline``);
-a confirmation counts only if it was sent before the previous lease end, so a member that was
-frozen past its lease, then thawed, finds its deadline gone and stops all it ran, as a frozen
-leader does, even though its heartbeat may refresh the lapsed lease. Its registered
-connection dropping (a claimer may prove it gone) stops everything as well.
+heartbeat, or this module's sync), less the leader's safety margin (``ttl - renew_deadline``).
+A confirmation counts only if its reply came in before the deadline then in force: Redis had
+renewed (or read) the lease before it could lapse, so nobody else could have claimed meanwhile.
+A member frozen past its lease, then thawed, finds its deadline gone and stops all it ran, as a
+frozen leader does, even though its heartbeat may refresh the lapsed lease. The heartbeat's
+renewal is taken in whenever the owner looks at its deadline (at each turn, and when it wakes at
+the deadline itself), not only when it last synced: the owner's beat and the election's are not
+in step, and a deadline judged on a stale lease stopped everything that was safely renewed.
+Its registered connection dropping (a claimer may prove it gone) stops everything as well.
 
 Runs on the election's loop; the application's callbacks run off it (:class:`Callbacks`).
 """
@@ -23,13 +27,16 @@ from leaderpool.backend.keys import connection_channel
 from leaderpool.backend.listener import NotificationSource
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.config import MemberConfig
-from leaderpool.singletons.singleton_store import Claim, ClaimStatus, SavedState, SingletonStore
+from leaderpool.singletons.singleton_store import Claim, ClaimStatus, SavedState, SingletonStore, SyncReply
 from leaderpool.util.alarm import Alarm
 from leaderpool.util.log import Logger
 from leaderpool.util.timeouts import within
 
 FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *RETRYABLE)
 """A call that failed or ran past our deadline: retried at the next turn."""
+
+ANY_TERM = 0
+"""An owed release of whatever term of ours Redis holds (a claim whose reply was lost)."""
 
 STOPPING, MOVED, LOST = "stopping", "moved", "lost"
 """Why a singleton stops here: this member stops (its state is saved and handed over), the placer
@@ -55,6 +62,11 @@ class MemberView(Protocol):
 
     @property
     def lease_until(self) -> float: ...
+
+    @property
+    def lease_seen(self) -> float:
+        """When the reply that renewed :attr:`lease_until` came in (the owner's clock)."""
+        ...
 
     @property
     def incarnation(self) -> str: ...
@@ -98,6 +110,7 @@ class Owner:
         self._registered_cid: int | None = None
         self._waiting: set[str] = set()  # assigned, held by another live owner: its release rings us
         self._owed: dict[str, tuple[int, SavedState | None]] = {}  # stopped, not yet released
+        self._checked: str | None = None  # the version at which Redis last confirmed all we hold
 
     @property
     def deadline(self) -> float:
@@ -135,11 +148,16 @@ class Owner:
                 wake = min(wake, self._deadline)
             await self.alarm.sleep_until(wake)
 
-    def _extend(self, sent: float, lease_end: float) -> None:
-        """A confirmation sent at ``sent`` said our lease ends at ``lease_end`` (our clock): it
-        counts if we held continuously (sent before the lease we knew ended), or hold nothing."""
-        if not self.held or sent < self._deadline + self._margin:
+    def _extend(self, seen: float, lease_end: float) -> None:
+        """A confirmation whose reply came in at ``seen`` said our lease ends at ``lease_end``
+        (our clock): it counts if it came in before our deadline (the lease cannot have lapsed
+        in between: the deadline is a margin short of it), or when we hold nothing."""
+        if not self.held or seen < self._deadline:
             self._deadline = max(self._deadline, lease_end - self._margin)
+
+    def _take_lease(self) -> None:
+        """The election's heartbeat renewed our lease: its end, if the renewal came in time."""
+        self._extend(self.member.lease_seen, self.member.lease_until)
 
     async def turn(self) -> None:
         """One step: keep safe, confirm, hand over, claim."""
@@ -149,16 +167,13 @@ class Owner:
             await self.stop_all(LOST, why=unsafe)
             if not m.joined:
                 return
-        self._extend(m.lease_until - self.config.ttl_s, m.lease_until)
-        registration = self._registration()
-        sent = self.clock()
-        reply = await self._bounded(
-            self.store.sync(self.config.member_id, m.incarnation, registration, self._epoch, self.held)
-        )
+        self._take_lease()
+        sent, reply = await self._sync(self._registration())
         if not reply.live:
             await self.stop_all(LOST, why="not a live member")
             return
-        self._extend(sent, sent + reply.left_ms / 1000)
+        self._take_lease()  # a heartbeat that came in while we waited
+        self._extend(self.clock(), sent + reply.left_ms / 1000)
         if self.clock() >= self._deadline:
             await self.stop_all(LOST, why="ownership deadline passed")
             return
@@ -173,11 +188,32 @@ class Owner:
         if wanted:
             await self.claim(wanted)
 
+    async def _sync(self, registration: str) -> tuple[float, SyncReply]:
+        """Confirm our lease (and read our assignment if it moved): a few commands, whatever we
+        hold. What we hold is sent to be checked name by name only when the version moved since
+        we last checked it (an owner record changes only with it: our own claims, a member that
+        took one over while we seemed gone, a Redis that lost its data): then a second call."""
+        m = self.member
+        reply = None
+        for check in (self._checked is None, True):
+            sent = self.clock()
+            held = self.held if check else {}
+            reply = await self._bounded(
+                self.store.sync(self.config.member_id, m.incarnation, registration, self._epoch, held)
+            )
+            if check or not self.held:
+                self._checked = reply.version if reply.live else None
+            if not reply.live or self._checked == reply.version:
+                break
+        assert reply is not None
+        return sent, reply
+
     def _unsafe(self) -> str:
         if not self.held:
             return ""
         if not self.member.joined:
             return "the member left the pool"
+        self._take_lease()  # the heartbeat may have renewed our lease since we last looked
         if self.clock() >= self._deadline:
             return "ownership deadline passed"
         if self._registered_cid is not None and self.member.client_id() != self._registered_cid:
@@ -202,7 +238,16 @@ class Owner:
         return await within(call, max(0.001, left))
 
     async def claim(self, names: list[str]) -> None:
-        claims = await self._bounded(self.store.claim(self.config.member_id, self.member.incarnation, names))
+        try:
+            claims = await self._bounded(self.store.claim(self.config.member_id, self.member.incarnation, names))
+        except FAILURES:
+            # the claim may have run without its reply reaching us: a record naming us for a name we
+            # do not run would hold it from its next owner forever (we are live, and our sync checks
+            # only what we hold); owed a release of any term of ours, sent before the next claim
+            for name in names:
+                if name not in self.held:
+                    self._owed.setdefault(name, (ANY_TERM, None))
+            raise
         if claims is None:
             return
         self._waiting = set()

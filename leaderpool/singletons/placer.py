@@ -7,6 +7,12 @@ changes with one script fenced by its lead (a deposed placer writes nothing). Me
 what is assigned to them; an owner whose name went elsewhere hands it over kindly (stop, save,
 release) and the new one claims it with the next term, so a move is never two owners.
 
+A survey costs a few commands per member while nothing changed: the survey script fingerprints
+every input of the placement (the singletons' version, bumped by each write of names, assignment,
+owners and pins, and the live members with their records and registrations) and sends the names
+only when the fingerprint is not the one the placer last placed from. Every
+:data:`FULL_SURVEY_EVERY`-th survey reads everything all the same (a net under the fingerprint).
+
 Moves of running singletons are bounded (``max_moves`` hand-offs in flight at once); a name
 that runs nowhere (new, or its owner died) is assigned at once. The placer surveys again on
 every hint (a member registered or left, a release, the pool's joined and left messages), at
@@ -25,7 +31,7 @@ from leaderpool.backend.protocol import LeaderValue
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.fast_failover.endpoints import Link
 from leaderpool.singletons.placement import Member, Strategy
-from leaderpool.singletons.singleton_store import SingletonStore, Survey
+from leaderpool.singletons.singleton_store import SingletonStore, Survey, SurveyMember
 from leaderpool.util.alarm import Alarm
 from leaderpool.util.log import Logger
 from leaderpool.util.timeouts import cancel_and_wait
@@ -34,6 +40,10 @@ URGENT_PAUSES_S = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 """After a member's endpoint closed: survey again after each pause, until the member shows gone
 (Redis reads a dead process's close and drops its subscription within a few milliseconds; a
 loaded host can take longer) or the pauses run out (the lease decides then)."""
+
+
+FULL_SURVEY_EVERY = 20
+"""Every so many surveys, the placer reads every name whatever the fingerprint says."""
 
 
 def plan(
@@ -98,6 +108,8 @@ class Placer:
         self._links: dict[str, Link] = {}
         self._urgent = 0
         self._task: asyncio.Task[None] | None = None
+        self._placed_from = ""  # the fingerprint of the survey last placed from
+        self._surveys = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="leaderpool-singletons-placer")
@@ -137,8 +149,14 @@ class Placer:
 
     async def place_once(self) -> bool:
         """Survey and write the changes; True when a member we watched is gone."""
-        survey = await self.store.survey()
-        gone = self._watch(survey)
+        self._surveys += 1
+        seen = "" if self._surveys % FULL_SURVEY_EVERY == 0 else self._placed_from
+        self._placed_from = ""  # until this survey is placed from
+        members, survey = await self.store.survey_if_changed(seen)
+        gone = self._watch(members)
+        if survey is None:  # nothing changed since we last placed
+            self._placed_from = seen
+            return gone
         changes = plan(survey, self.strategy, self.apart, self.max_moves)
         if changes:
             if not await self.store.assign(self.lead, changes):
@@ -146,11 +164,13 @@ class Placer:
                 return gone
             moved = {n: m for n, m in changes.items() if m}
             self.log.info("singletons_assigned", changes=len(changes), moved=sorted(moved)[:20] or None)
+        else:
+            self._placed_from = survey.fingerprint  # a write changes the version: survey again
         return gone
 
-    def _watch(self, survey: Survey) -> bool:
+    def _watch(self, members: list[SurveyMember]) -> bool:
         """Keep a link to each live member's liveness endpoint (its close: survey at once)."""
-        wanted = {m.liveness: m.member for m in survey.members if m.liveness}
+        wanted = {m.liveness: m.member for m in members if m.liveness}
         gone = False
         for endpoint in list(self._links):
             if endpoint not in wanted:

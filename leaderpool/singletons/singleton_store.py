@@ -69,7 +69,9 @@ class SyncReply(NamedTuple):
     assigned: list[str] | None
     """The names assigned to the member, None when the epoch is the one it sent (unchanged)."""
     lost: list[str]
-    """Names it believed it held and does not."""
+    """Names it sent (believing it held them) and does not hold."""
+    version: str
+    """The singletons' version when Redis answered: an owner record changes only with it."""
 
 
 class ClaimStatus(IntEnum):
@@ -103,13 +105,15 @@ class OwnerSeen(NamedTuple):
 
 class Survey(NamedTuple):
     """What the placer places from: the live members running singletons, the names, who each is
-    assigned to, who owns each (and whether that owner is live), the operators' pins."""
+    assigned to, who owns each (and whether that owner is live), the operators' pins; and the
+    fingerprint of all that (the same fingerprint: nothing to place anew)."""
 
     members: list[SurveyMember]
     names: list[str]
     assign: dict[str, str]
     owners: dict[str, OwnerSeen]
     pins: dict[str, str]
+    fingerprint: str = ""
 
 
 class SingletonInfo(NamedTuple):
@@ -149,28 +153,29 @@ class SingletonStore:
     async def sync(
         self, member: str, incarnation: str, registration: str, epoch: str, held: Mapping[str, int]
     ) -> SyncReply:
-        """The member's one call per beat (see ``singleton_sync``)."""
+        """The member's one call per beat (see ``singleton_sync``): ``held``, the names (and
+        terms) to check, only when the version moved since it last checked."""
         k = self.keys
         args: list[str | int] = [member, incarnation, registration, epoch]
         for name, term in held.items():
             args += [name, term]
         reply = await self._scripts.singleton_sync(
             keys=[k.leases, k.members, k.singleton_members, k.singleton_assign, k.singleton_epoch,
-                  k.singleton_owners, k.singleton_events, k.singleton_terms],
+                  k.singleton_owners, k.singleton_events, k.singleton_terms, k.singleton_version],
             args=args,
         )  # fmt: skip
         if int(reply[0]) != 1:
-            return SyncReply(False, 0, epoch, None, list(held))
+            return SyncReply(False, 0, epoch, None, list(held), "")
         # Lua's false arrives as None (unchanged), an empty table as []
         assigned = None if reply[3] is None else [text(n) for n in reply[3]]
-        return SyncReply(True, int(reply[1]), text(reply[2]), assigned, [text(n) for n in reply[4]])
+        return SyncReply(True, int(reply[1]), text(reply[2]), assigned, [text(n) for n in reply[4]], text(reply[5]))
 
     async def claim(self, member: str, incarnation: str, names: Sequence[str]) -> list[Claim] | None:
         """Claim ``names`` (assigned to ``member``); None when the member is not live."""
         k = self.keys
         reply = await self._scripts.singleton_claim(
             keys=[k.leases, k.members, k.singleton_members, k.singletons, k.singleton_assign,
-                  k.singleton_owners, k.singleton_terms, k.singleton_state, k.singleton_events],
+                  k.singleton_owners, k.singleton_terms, k.singleton_state, k.singleton_events, k.singleton_version],
             args=[member, incarnation, *names],
         )  # fmt: skip
         if int(reply[0]) != 1:
@@ -193,7 +198,8 @@ class SingletonStore:
             args += [name, term, "" if state is None else state.encode()]
         k = self.keys
         reply = await self._scripts.singleton_release(
-            keys=[k.singleton_owners, k.singleton_state, k.singleton_members, k.singleton_events], args=args
+            keys=[k.singleton_owners, k.singleton_state, k.singleton_members, k.singleton_events, k.singleton_version],
+            args=args,
         )
         return [text(n) for n in reply]
 
@@ -206,11 +212,33 @@ class SingletonStore:
         return int(reply) == 1
 
     async def survey(self) -> Survey:
+        """Everything the placer places from (every name: O(singletons))."""
+        return (await self.survey_if_changed(""))[1] or Survey([], [], {}, {}, {})  # "" is no fingerprint
+
+    async def survey_if_changed(self, seen: str) -> tuple[list[SurveyMember], Survey | None]:
+        """The live members running singletons, and the whole survey unless its fingerprint is
+        ``seen`` (None then: nothing changed since, a few commands per member)."""
         k = self.keys
-        live, names, assign, owners, pins = await self._scripts.singleton_survey(
+        reply = await self._scripts.singleton_survey(
             keys=[k.leases, k.members, k.singleton_members, k.singletons, k.singleton_assign,
-                  k.singleton_owners, k.singleton_pins],
+                  k.singleton_owners, k.singleton_pins, k.singleton_version],
+            args=[seen],
         )  # fmt: skip
+        members = self._members(reply[1])
+        if len(reply) == 2:
+            return members, None
+        fingerprint, _, names, assign, owners, pins = reply
+        seen_owners: dict[str, OwnerSeen] = {}
+        for i in range(0, len(owners) - 2, 3):
+            owner = Owner.parse(owners[i + 1])
+            if owner is not None:
+                seen_owners[text(owners[i])] = OwnerSeen(owner, int(owners[i + 2]) == 1)
+        return members, Survey(
+            members, sorted(text(n) for n in names), _pairs(assign), seen_owners, _pairs(pins), text(fingerprint)
+        )
+
+    @staticmethod
+    def _members(live: Sequence[Any]) -> list[SurveyMember]:
         members = []
         for member, record, weight in live:
             try:
@@ -222,12 +250,7 @@ class SingletonStore:
             members.append(
                 SurveyMember(text(member), int(priority) if isinstance(priority, int) else 0, _weight(weight), liveness)
             )
-        seen: dict[str, OwnerSeen] = {}
-        for i in range(0, len(owners) - 2, 3):
-            owner = Owner.parse(owners[i + 1])
-            if owner is not None:
-                seen[text(owners[i])] = OwnerSeen(owner, int(owners[i + 2]) == 1)
-        return Survey(members, sorted(text(n) for n in names), _pairs(assign), seen, _pairs(pins))
+        return members
 
     async def assign(self, lead: LeaderValue, changes: Mapping[str, str]) -> bool:
         """Write the placer's ``changes`` (name -> member, "" to unassign), fenced by ``lead``."""
@@ -236,7 +259,15 @@ class SingletonStore:
         for name, member in changes.items():
             args += [name, member]
         reply = await self._scripts.singleton_assign(
-            keys=[k.leader, k.singleton_assign, k.singleton_epoch, k.singleton_events, k.leases, k.singleton_members],
+            keys=[
+                k.leader,
+                k.singleton_assign,
+                k.singleton_epoch,
+                k.singleton_events,
+                k.leases,
+                k.singleton_members,
+                k.singleton_version,
+            ],
             args=args,
         )
         return int(reply) == 1
@@ -256,7 +287,14 @@ class SingletonStore:
             return 0
         k = self.keys
         reply = await self._scripts.singleton_names(
-            keys=[k.singletons, k.singleton_assign, k.singleton_pins, k.singleton_epoch, k.singleton_events],
+            keys=[
+                k.singletons,
+                k.singleton_assign,
+                k.singleton_pins,
+                k.singleton_epoch,
+                k.singleton_events,
+                k.singleton_version,
+            ],
             args=[op, *names],
         )
         return int(reply)
@@ -268,7 +306,7 @@ class SingletonStore:
             validate_name("member", member)
         k = self.keys
         reply = await self._scripts.singleton_pin(
-            keys=[k.singletons, k.singleton_pins, k.singleton_events], args=[name, member]
+            keys=[k.singletons, k.singleton_pins, k.singleton_events, k.singleton_version], args=[name, member]
         )
         return int(reply) == 1
 

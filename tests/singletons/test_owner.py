@@ -29,6 +29,15 @@ class FakeMember:
         self.incarnation = run_id
         self._clock = clock
         self.lease_until = clock[0] + TTL_S
+
+    @property
+    def lease_until(self) -> float:
+        return self._lease_until
+
+    @lease_until.setter
+    def lease_until(self, value: float) -> None:
+        """A heartbeat's reply: it comes in now."""
+        self._lease_until, self.lease_seen = value, self._clock[0]
         self.cid: int | None = None  # no fast failover unless a test subscribes a connection channel
         self.reg = ""
 
@@ -115,6 +124,43 @@ class TestOwner:
 
         run(go())
 
+    def test_a_heartbeat_seen_before_the_deadline_keeps_everything(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """The election's heartbeat renewed the lease between two turns, in time: the owner, waking
+        at its old deadline, takes the renewal in before judging (a 1 s lease's survivors used to stop
+        all they ran here, their turn out of step with the heartbeat)."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, view, rec = owner_of(fake_client, "a", clock)
+            await owner.turn()
+            old = owner.deadline
+            clock[0] = old - 0.05
+            view.lease_until = clock[0] + TTL_S  # the heartbeat's reply came in now, before the deadline
+            clock[0] = old + 0.001
+            await owner.turn()
+            assert [("start", "x", 1, None)] == rec.events
+            assert owner.deadline > clock[0]
+
+        run(go())
+
+    def test_a_heartbeat_seen_after_the_deadline_does_not_save_it(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
+        """The renewal came in after the deadline (the lease may have lapsed meanwhile): all stop."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, view, rec = owner_of(fake_client, "a", clock)
+            await owner.turn()
+            clock[0] = owner.deadline + 0.001
+            view.lease_until = clock[0] + TTL_S
+            await owner.turn()
+            assert ("stop", "x", 1, LOST) == rec.events[1]
+
+        run(go())
+
     def test_a_thawed_member_is_not_saved_by_its_next_beat(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         """Frozen past its lease, its heartbeat may refresh the lapsed lease: that beat was sent after
         the lease it knew had ended, so it does not extend the ownership: all stop."""
@@ -148,6 +194,40 @@ class TestOwner:
             await a.turn()
             await SingletonStore(fake_client, POOL).assign(LeaderValue(1, "a"), {"x": "b"})
             clock[0] = a.deadline + 0.001
+            await a.turn()
+            await b.turn()
+            assert [("start", "x", 2, None)] == rec_b.events
+
+        run(go())
+
+    def test_a_claim_whose_reply_was_lost_is_released_if_no_longer_ours(
+        self, fake_client: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The claim ran in Redis but its reply never came (a timeout): Redis names us owner of a
+        name we do not run. Reassigned elsewhere meanwhile, our next turn frees it (any term of
+        ours), so its new owner is not refused forever while we live."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await live(fake_client, "b", "run-b")
+            await placed(fake_client, {"x": "a"})
+            a, _, rec_a = owner_of(fake_client, "a", clock)
+            b, _, rec_b = owner_of(fake_client, "b", clock)
+            real_claim = a.store.claim
+
+            async def lost_reply(*args: Any, **kwargs: Any) -> Any:
+                await real_claim(*args, **kwargs)
+                raise TimeoutError
+
+            monkeypatch.setattr(a.store, "claim", lost_reply)
+            with pytest.raises(TimeoutError):
+                await a.turn()
+            monkeypatch.undo()
+            assert {} == a.held and [] == rec_a.events
+            await SingletonStore(fake_client, POOL).assign(LeaderValue(1, "a"), {"x": "b"})
+            await b.turn()
+            assert [] == rec_b.events  # held by a, live
             await a.turn()
             await b.turn()
             assert [("start", "x", 2, None)] == rec_b.events

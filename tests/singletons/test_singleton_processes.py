@@ -36,16 +36,17 @@ def until(predicate: Callable[[], bool], timeout: float = PATIENCE) -> None:
 class Pool:
     """Member processes of one pool and the pool's owners as Redis has them."""
 
-    def __init__(self, server: RedisServer, group: ChildGroup) -> None:
+    def __init__(self, server: RedisServer, group: ChildGroup, *, count: int = COUNT, ttl_s: float = TTL_S) -> None:
         self.url = server.url
+        self.count, self.ttl_s = count, ttl_s
         self.group = group
         self.redis = redis.Redis.from_url(server.url, decode_responses=True)
         self.keys = Keyspace(POOL)
         self.ended: dict[str, float] = {}  # member -> when it was killed (it can stop nothing after)
 
     def start(self, member: str) -> Child:
-        argv = [sys.executable, "-m", "tests.support.singleton_member", self.url, POOL, member, "--count", str(COUNT),
-                "--ttl", str(TTL_S)]  # fmt: skip
+        argv = [sys.executable, "-m", "tests.support.singleton_member", self.url, POOL, member,
+                "--count", str(self.count), "--ttl", str(self.ttl_s)]  # fmt: skip
         child = self.group.start(argv, name=member, env=clean_env(), cwd=ROOT)
         child.wait_for(lambda e: e["event"] == "started", PATIENCE)
         return child
@@ -72,9 +73,9 @@ class Pool:
             counts = self.counts()
             running = self.running()
             return (
-                len(owners) == COUNT
+                len(owners) == self.count
                 and set(counts) == members
-                and max(counts.values()) <= math.ceil(COUNT / len(members))
+                and max(counts.values()) <= math.ceil(self.count / len(members))
                 and all(running.get(name) == member for name, (_, member) in owners.items())
             )
 
