@@ -63,34 +63,37 @@ def written_key(name: str) -> str:
 
 async def fenced_writer(ctx: Any) -> None:
     """Writes its term to ``fenced:{NAME}`` every 20 ms with ``ctx.fenced_set`` while it runs,
-    noting ``TERM MEMBER OUTCOME`` per write. If its ownership ran out on the clock (frozen), one
+    noting ``KIND NAME TERM MEMBER OUTCOME SENT REPLIED`` per write (unix times: a freeze may
+    fall between a reply and its note, so the order of the lines is not the order of the writes). If its ownership ran out on the clock (frozen), one
     more write with its ended term, sent straight to Redis (the write a process had in flight
     when it froze): the singleton's fence must refuse it once a newer owner wrote."""
     key, path = written_key(str(ctx.name)), os.environ[WRITES_FILE]
 
-    def note(kind: str, outcome: str) -> None:
+    def note(kind: str, outcome: str, sent: float) -> None:
         with open(path, "a") as f:
-            f.write(f"{kind} {ctx.name} {ctx.term} {ctx.member} {outcome}\n")
+            f.write(f"{kind} {ctx.name} {ctx.term} {ctx.member} {outcome} {sent:.6f} {time.time():.6f}\n")
 
     while not ctx.stopping:
+        sent = time.time()
         try:
             await ctx.fenced_set(key, f"{ctx.term} {ctx.member}")
-            note("write", "ok")
+            note("write", "ok", sent)
         except NotLeader:
-            note("write", "not_owner")
+            note("write", "not_owner", sent)
             break
         except StaleTerm:
-            note("write", "stale")
+            note("write", "stale", sent)
         if await ctx.sleep(0.02):
             break
     deadline = ctx.renew_deadline
     if deadline is None or time.monotonic() < deadline:
         return  # stopped kindly: no write in flight
     client = redis.asyncio.Redis.from_url(os.environ[URL])
+    sent = time.time()
     try:
         await afenced_set(client, key, f"{ctx.term} {ctx.member} zombie", ctx.term, pool=ctx.pool, singleton=ctx.name)
-        note("zombie", "ok")
+        note("zombie", "ok", sent)
     except StaleTerm:
-        note("zombie", "stale")
+        note("zombie", "stale", sent)
     finally:
         await client.aclose()
