@@ -64,9 +64,10 @@ def written_key(name: str) -> str:
 async def fenced_writer(ctx: Any) -> None:
     """Writes its term to ``fenced:{NAME}`` every 20 ms with ``ctx.fenced_set`` while it runs,
     noting ``KIND NAME TERM MEMBER OUTCOME SENT REPLIED`` per write (unix times: a freeze may
-    fall between a reply and its note, so the order of the lines is not the order of the writes). If its ownership ran out on the clock (frozen), one
-    more write with its ended term, sent straight to Redis (the write a process had in flight
-    when it froze): the singleton's fence must refuse it once a newer owner wrote."""
+    fall between a reply and its note, so the order of the lines is not the order of the writes).
+    If its ownership ran out on the clock (frozen), one more write with its ended term, sent
+    straight to Redis (the write a process had in flight when it froze): the singleton's fence
+    must refuse it once a newer owner wrote."""
     key, path = written_key(str(ctx.name)), os.environ[WRITES_FILE]
 
     def note(kind: str, outcome: str, sent: float) -> None:
