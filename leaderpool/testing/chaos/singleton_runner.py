@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,8 @@ def _run(
             back = tail.wait_for_act_after(fault.healed + config.renew_deadline_s, config.recovery_s)
             if back is None:
                 fault.detail["not_all_acting_within_s"] = config.recovery_s
+            # the next fault meets a balanced pool (the rebalance after a return moves one at a time)
+            fault.detail["balanced_after_s"] = _wait_balanced(pool, config.singletons, config.recovery_s)
             recorded.append(fault)
             log.info("fault_done", kind=fault.kind, target=fault.target)
             say(f"chaos singletons: {len(recorded):3d} {fault.kind:<17} {fault.target or 'all':<4}")
@@ -207,6 +210,34 @@ def _run(
     settings = SingletonSettings(config.ttl_s, config.seed, config.members, config.singletons)
     timeline = SingletonTimeline(settings, started, ended, owned, writes, ops, kills, recorded, finals, malformed)
     return timeline, check(timeline)
+
+
+def _wait_balanced(pool: ChaosPool, count: int, timeout: float) -> float | None:
+    """Wait until every singleton runs, on every running member, none holding more than
+    ceil(N/M); the seconds it took, None if not within ``timeout``."""
+    began = time.monotonic()
+    return asyncio.run(_balanced(f"redis://127.0.0.1:{pool.redis.port}/0", pool, count, began + timeout, began))
+
+
+async def _balanced(url: str, pool: ChaosPool, count: int, deadline: float, began: float) -> float | None:
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=5)
+    try:
+        store = SingletonStore(client, pool.pool)
+        while time.monotonic() < deadline:
+            running = {n for n, m in pool.members.items() if m.running()}
+            try:
+                listed = await store.list()
+            except (redis.RedisError, OSError):  # Redis restarting: ask again
+                await asyncio.sleep(0.05)
+                continue
+            per = Counter(s.member for s in listed)
+            bound = -(-count // max(1, len(running)))
+            if None not in per and set(per) == running and max(per.values(), default=0) <= bound:
+                return round(time.monotonic() - began, 3)
+            await asyncio.sleep(0.05)
+        return None
+    finally:
+        await client.aclose()
 
 
 def _counters(port: int, pool: str, names: list[str]) -> dict[str, int | None]:
