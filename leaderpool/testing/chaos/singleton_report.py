@@ -16,7 +16,8 @@ from leaderpool.testing.chaos.timeline import Fault
 
 def gaps(timeline: SingletonTimeline) -> dict[int, float]:
     """Per fault (its index): the longest time any singleton had no owner acting, among the gaps
-    that begin between the fault's start and the next fault's."""
+    open at some time between the fault's start and the next fault's (a frozen owner's last act
+    comes before the freeze: its gap begins before the fault)."""
     per: dict[str, list[Interval]] = defaultdict(list)
     for o in timeline.ownerships:
         per[o.name].append(interval(o, timeline.kills))
@@ -32,7 +33,7 @@ def gaps(timeline: SingletonTimeline) -> dict[int, float]:
     out: dict[int, float] = {}
     for k, f in enumerate(faults):
         until = faults[k + 1].start if k + 1 < len(faults) else timeline.ended
-        inside = [length for began, length in holes if f.start - 0.001 <= began < until]
+        inside = [length for began, length in holes if began < until and began + length > f.start]
         out[k] = max(inside, default=0.0)
     return out
 
