@@ -352,9 +352,9 @@ def test_a_frozen_owners_write_is_refused_by_the_singletons_fence(pool: Pool, tm
 
 
 def pool_value(url: str, key: str) -> str | None:
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(url)
     try:
-        got: str | None = client.get(key)
-        return got
+        got = client.get(key)
+        return None if got is None else got.decode() if isinstance(got, bytes) else str(got)
     finally:
         client.close()
