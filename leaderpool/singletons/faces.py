@@ -322,6 +322,14 @@ class AsyncSingletons(AsyncLifecycle):
         with translate_redis_errors(pool=c.pool, member=c.member_id, term=held):
             return await afenced_set(self._election.client, key, value, held, px, pool=c.pool, singleton=name)
 
+    async def give_up(self, name: str, term: int, why: str = "given up") -> bool:
+        """Stop ``name`` here if it runs with ``term`` (``on_stop`` with reason ``"lost"``,
+        nothing saved) and release it: the placer's choice claims it again, with a new term. For
+        work that ended on its own while this member still held the singleton (the worker's
+        task that saw the ownership deadline pass). False when it does not run here with ``term``."""
+        owner = self._owner
+        return owner is not None and await owner.give_up(name, term, why)
+
     async def add(self, *names: str) -> int:
         """Add singletons to the pool (placed at once); returns how many were new."""
         return await self.store.add(singleton_names(names, 0))

@@ -121,7 +121,8 @@ class SingletonWork:
         runner = TaskRunner(
             _with_singleton(self.task, name, state, self.singletons), pool=self.pool, member=self.member,
             fenced_set=_fenced_set(self.singletons, name), lead=SingletonLead(self.singletons, name),
-            grace_s=self.grace_s, on_crash=functools.partial(self._crashed, name), clock=self.clock,
+            grace_s=self.grace_s, on_crash=functools.partial(self._crashed, name),
+            on_lapsed=functools.partial(self._lapsed, name), clock=self.clock,
         )  # fmt: skip
         self.runners[name] = runner
         if self.events:
@@ -154,6 +155,18 @@ class SingletonWork:
             metrics.task_crashed(self.pool, self.member)
         self._log.warning("singleton_task_restarting", singleton=name, term=term, error=type(error).__name__)
         asyncio.get_running_loop().create_task(self._restart(name, term), name=f"leaderpool-restart-{name}")
+
+    def _lapsed(self, name: str, term: int) -> None:
+        """The task ended because it saw the ownership deadline pass, before the member stopped
+        it: should a confirmation sent in time have extended that deadline, the singleton would
+        stay held here with nothing running. Give it up: it is claimed again with a new term."""
+        if self.singletons.term_of(name) != term:
+            return  # stopped here meanwhile, as it should be
+        self._log.warning("singleton_task_lapsed", singleton=name, term=term)
+        asyncio.get_running_loop().create_task(
+            self.singletons.give_up(name, term, "its task saw the ownership deadline pass"),
+            name=f"leaderpool-give-up-{name}",
+        )
 
     async def _restart(self, name: str, term: int) -> None:
         runner = self.runners.get(name)
