@@ -428,14 +428,21 @@ def pool_from_members_key(key: str, prefix: str = DEFAULT_PREFIX) -> str | None:
 _HASH_TAG_RE = re.compile(r"\{([^}]+)\}")
 
 
-def fence_key(resource_key: str, pool: str | None = None) -> str:
+def fence_key(resource_key: str, pool: str | None = None, singleton: str | None = None) -> str:
     """The key holding the highest term ``pool`` wrote ``resource_key`` with, on the same Cluster
-    slot (see :mod:`leaderpool.fencing`; no pool: one fence for every writer).
+    slot (see :mod:`leaderpool.fencing`; no pool: one fence for every writer). With ``singleton``
+    it is that singleton's own fence in ``pool`` (its terms are a counter of their own):
+    ``...:fence:POOL:{NAME}``; braces never occur in a name, so no pool's fence can be mistaken
+    for a singleton's.
 
     A key with a hash tag keeps it (the first ``{...}`` decides the slot); a key without one is
     wrapped whole in braces, which hashes exactly like the bare key.
     """
+    if singleton is not None and pool is None:
+        raise ValueError("a singleton's fence needs its pool: singleton terms count per pool")
     suffix = ":fence" if pool is None else f":fence:{validate_name('pool', pool)}"
+    if singleton is not None:
+        suffix += f":{{{validate_name('singleton', singleton)}}}"
     if _HASH_TAG_RE.search(resource_key):
         return f"{resource_key}{suffix}"
     return f"{{{resource_key}}}{suffix}"

@@ -15,6 +15,7 @@ code first: ``WRONGPASS ...``), a connection that fails is :class:`ConnectionFai
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -113,6 +114,10 @@ class Client:
 
     def execute(self, *args: Any) -> Reply:
         """Send one command and read its reply."""
+        return self._talk(args, 1)[0]
+
+    def _talk(self, args: Sequence[Any], replies: int) -> list[Reply]:
+        """Send one command and read ``replies`` replies (SUBSCRIBE answers once per channel)."""
         if self._sock is None:
             self._connect()
         assert self._sock is not None
@@ -120,12 +125,49 @@ class Client:
         payload = b"".join([b"*%d\r\n" % len(parts), *(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)])
         try:
             self._sock.sendall(payload)
-            return self._read()
+            return [self._read() for _ in range(replies)]
         except OSError as exc:
             self.close()
             if isinstance(exc, ConnectionFailed):
                 raise
             raise ConnectionFailed(f"Error while talking to Redis: {exc or type(exc).__name__}") from exc
+
+    # ---- pub/sub: a connection of its own (:meth:`another`), then only messages ----
+
+    def another(self) -> Client:
+        """A client with the same settings, on a connection of its own (a subscriber's)."""
+        twin = Client.__new__(Client)
+        twin.__dict__.update(self.__dict__)
+        twin._sock, twin._file = None, None
+        return twin
+
+    def subscribe(self, *channels: str) -> None:
+        """SUBSCRIBE: from now on this connection receives only :meth:`next_message`'s messages."""
+        self._talk(["SUBSCRIBE", *channels], len(channels))
+
+    def next_message(self, timeout_s: float) -> tuple[bytes, bytes] | None:
+        """The next message on a subscribed channel, as (channel, data); None when none came
+        within ``timeout_s``. A message already buffered is returned without waiting."""
+        sock = self._sock
+        if sock is None:
+            raise ConnectionFailed("not subscribed")
+        try:
+            sock.settimeout(0.0)  # peek at what is buffered without blocking
+            try:
+                buffered = self._file.peek(1)
+            finally:
+                sock.settimeout(self.timeout_s)
+            if not buffered and not select.select([sock], [], [], max(0.0, timeout_s))[0]:
+                return None
+            reply = self._read()
+        except OSError as exc:
+            self.close()
+            if isinstance(exc, ConnectionFailed):
+                raise
+            raise ConnectionFailed(f"Error while talking to Redis: {exc or type(exc).__name__}") from exc
+        if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+            return bytes(reply[1]), bytes(reply[2])
+        return None  # another push (a subscription's confirmation): the caller asks again
 
     def _read(self, depth: int = 0) -> Reply:
         """One reply. Whatever the bytes, the only errors are :class:`ReplyError` and

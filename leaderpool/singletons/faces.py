@@ -12,7 +12,9 @@
 owner saved, None at first); ``on_stop(name, term, reason)`` when it stops here, and returns the
 state to hand over (None keeps the last one saved; ``reason`` ``"lost"``: nothing is saved, another
 member may run it already). Plain callbacks run on a thread of their own, ``async`` ones on the
-loop; either should return promptly (start the work, stop it).
+loop; either should return promptly (start the work, stop it). A singleton's work writes through
+``fenced_set(name, key, value, term=term)``: fenced by that singleton's own term, so a write of a
+previous owner that arrives after the current one's is refused (``StaleTerm``).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
 from leaderpool.backend.clients import AsyncClient
+from leaderpool.backend.fence_script import afenced_set
 from leaderpool.backend.listener import NotificationSource
-from leaderpool.backend.protocol import LeaderValue
+from leaderpool.backend.protocol import FenceResult, LeaderValue
 from leaderpool.backend.redis_errors import translate_redis_errors
 from leaderpool.backend.shared_watcher import shared_watcher
 from leaderpool.backend.watcher import Watcher
 from leaderpool.election.core import ElectionCore
 from leaderpool.election.lead_hooks import LeadHook, LeadHooks
-from leaderpool.errors import ConfigError, LeaderpoolError
+from leaderpool.errors import ConfigError, LeaderpoolError, LeaseLost, NotLeader
 from leaderpool.events import RevokeReason
 from leaderpool.singletons.owner import FAILURES, Owner
 from leaderpool.singletons.placement import Balanced, Strategy
@@ -307,6 +310,39 @@ class AsyncSingletons(AsyncLifecycle):
         owner = self._owner
         return owner is not None and await owner.save(name, state)
 
+    async def fenced_set(
+        self, name: str, key: str, value: str | bytes, *, px: int = 0, term: int | None = None
+    ) -> FenceResult:
+        """SET ``key`` under singleton ``name``'s term here, fenced by that singleton's own fence
+        (see :mod:`leaderpool.fencing`): once a newer owner of ``name`` wrote ``key``, a write of
+        an older term raises :class:`~leaderpool.errors.StaleTerm`. ``term`` (the one ``on_start``
+        was given) must still be the one ``name`` runs with here. Raises
+        :class:`~leaderpool.errors.NotLeader` when ``name`` does not run here (with ``term``), and
+        :class:`~leaderpool.errors.LeaseLost` once this member's ownership deadline has passed."""
+        owner = self._owner
+        held = owner.held.get(name) if owner is not None else None
+        c = self._core.config
+        if owner is None or held is None or (term is not None and term != held):
+            raise NotLeader(
+                f"singleton {name!r} does not run here" + ("" if term is None else f" with term {term}"),
+                pool=c.pool, member=c.member_id, term=term,
+            )  # fmt: skip
+        if owner.clock() >= owner.deadline:
+            raise LeaseLost(
+                f"singleton {name!r}'s ownership here ended (deadline passed)", pool=c.pool, member=c.member_id,
+                term=held,
+            )  # fmt: skip
+        with translate_redis_errors(pool=c.pool, member=c.member_id, term=held):
+            return await afenced_set(self._election.client, key, value, held, px, pool=c.pool, singleton=name)
+
+    async def give_up(self, name: str, term: int, why: str = "given up") -> bool:
+        """Stop ``name`` here if it runs with ``term`` (``on_stop`` with reason ``"lost"``,
+        nothing saved) and release it: the placer's choice claims it again, with a new term. For
+        work that ended on its own while this member still held the singleton (the worker's
+        task that saw the ownership deadline pass). False when it does not run here with ``term``."""
+        owner = self._owner
+        return owner is not None and await owner.give_up(name, term, why)
+
     async def add(self, *names: str) -> int:
         """Add singletons to the pool (placed at once); returns how many were new."""
         return await self.store.add(singleton_names(names, 0))
@@ -349,6 +385,7 @@ class Singletons(BlockingTwin[AsyncSingletons]):
     start = on_background_loop(AsyncSingletons.start)
     stop = on_background_loop(AsyncSingletons.stop)
     save = on_background_loop(AsyncSingletons.save)
+    fenced_set = on_background_loop(AsyncSingletons.fenced_set)
     add = on_background_loop(AsyncSingletons.add)
     remove = on_background_loop(AsyncSingletons.remove)
     move = on_background_loop(AsyncSingletons.move)

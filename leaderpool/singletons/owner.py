@@ -292,6 +292,23 @@ class Owner:
             if self._owed.get(name) == owed[name]:
                 del self._owed[name]
 
+    async def give_up(self, name: str, term: int, why: str) -> bool:
+        """Stop ``name`` held with ``term`` here, unsaved (``LOST``), and release it so that it is
+        claimed again with a new term (its work ended on its own: its deadline passed, then a
+        confirmation sent in time extended it, and the singleton would stay held with nothing
+        running). False when it is not held here with ``term``. A release Redis does not answer
+        is owed until the next turn."""
+        if self.held.get(name) != term:
+            return False
+        await self._stop(name, LOST, why=why)
+        try:
+            await self.release_owed()
+        except FAILURES as exc:
+            error = str(exc) or type(exc).__name__
+            self.log.warning("singletons_release_failed", singleton=name, term=term, error=error)
+        self.alarm.ring()  # claim it again (if it is still assigned here) at once
+        return True
+
     async def hand_over(self, names: list[str], reason: str) -> None:
         """Stop ``names`` (their state saved), then release them in one script."""
         await asyncio.gather(*(self._stop(name, reason) for name in names))

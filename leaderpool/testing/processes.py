@@ -135,6 +135,8 @@ class Child:
             raise
         self.started = time.time()
         """Unix time right after the process was started."""
+        self.killed_at: float | None = None
+        """When the first SIGKILL was sent to it while it ran (unix time): it acted no more after."""
         self._reader = threading.Thread(target=self._read, name=f"read-{name}", daemon=True)
         self._reader.start()
 
@@ -199,6 +201,8 @@ class Child:
         """Send ``sig`` unless the child has been reaped; returns when it was sent (unix time).
         SIGSTOP returns only once the child is frozen (see :meth:`_wait_stopped`)."""
         sent = time.time()
+        if sig == signal.SIGKILL and self.killed_at is None and self.proc.poll() is None:
+            self.killed_at = sent
         self.proc.send_signal(sig)  # a no-op once reaped; ignores a child that just died
         if sig == signal.SIGSTOP:
             self._wait_stopped()

@@ -5,10 +5,13 @@ Each run is a :class:`~leaderpool.worker.tasks.TaskRunner` of its own, judged on
 own lead (:class:`SingletonLead`: over once the singleton no longer runs here with that term, or
 once this member's ownership deadline passed), so a task sees its stop exactly as a leader task
 does. Its context carries ``ctx.name``, ``ctx.term`` (the singleton's fencing term), ``ctx.state``
-(what its previous owner saved, None at first) and ``ctx.save_state(data)`` (fenced by that term:
-refused once it no longer runs here). A kind hand-off passes on the last state saved: save before
-the task returns. A task that raises while it runs is started again (after 0.5 s, doubling per
-crash in a row up to 30 s), as a supervisor restarts a child: the singleton stays here.
+(what its previous owner saved, None at first), ``ctx.save_state(data)`` (fenced by that term:
+refused once it no longer runs here) and ``ctx.fenced_set(key, value)``, fenced by the
+singleton's own fence (:meth:`~leaderpool.singletons.AsyncSingletons.fenced_set`): ``NotLeader``
+once it no longer runs here with that term, ``StaleTerm`` once a newer owner wrote the key. A
+kind hand-off passes on the last state saved: save before the task returns. A task that raises
+while it runs is started again (after 0.5 s, doubling per crash in a row up to 30 s), as a
+supervisor restarts a child: the singleton stays here.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 from leaderpool.worker.json_events import EventWriter
-from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskRunner, ThreadTaskContext, is_async
+from leaderpool.worker.tasks import AsyncTaskContext, FencedSet, Task, TaskRunner, ThreadTaskContext, is_async
 
 if TYPE_CHECKING:
     from leaderpool.backend.pool_store import FenceResult
@@ -117,8 +120,9 @@ class SingletonWork:
     async def _started(self, name: str, term: int, state: Any) -> None:
         runner = TaskRunner(
             _with_singleton(self.task, name, state, self.singletons), pool=self.pool, member=self.member,
-            fenced_set=_no_fenced_set, lead=SingletonLead(self.singletons, name), grace_s=self.grace_s,
-            on_crash=functools.partial(self._crashed, name), clock=self.clock,
+            fenced_set=_fenced_set(self.singletons, name), lead=SingletonLead(self.singletons, name),
+            grace_s=self.grace_s, on_crash=functools.partial(self._crashed, name),
+            on_lapsed=functools.partial(self._lapsed, name), clock=self.clock,
         )  # fmt: skip
         self.runners[name] = runner
         if self.events:
@@ -152,6 +156,18 @@ class SingletonWork:
         self._log.warning("singleton_task_restarting", singleton=name, term=term, error=type(error).__name__)
         asyncio.get_running_loop().create_task(self._restart(name, term), name=f"leaderpool-restart-{name}")
 
+    def _lapsed(self, name: str, term: int) -> None:
+        """The task ended because it saw the ownership deadline pass, before the member stopped
+        it: should a confirmation sent in time have extended that deadline, the singleton would
+        stay held here with nothing running. Give it up: it is claimed again with a new term."""
+        if self.singletons.term_of(name) != term:
+            return  # stopped here meanwhile, as it should be
+        self._log.warning("singleton_task_lapsed", singleton=name, term=term)
+        asyncio.get_running_loop().create_task(
+            self.singletons.give_up(name, term, "its task saw the ownership deadline pass"),
+            name=f"leaderpool-give-up-{name}",
+        )
+
     async def _restart(self, name: str, term: int) -> None:
         runner = self.runners.get(name)
         if runner is None or self.singletons.term_of(name) != term:
@@ -161,8 +177,13 @@ class SingletonWork:
             runner.start(term)
 
 
-async def _no_fenced_set(term: int, key: str, value: str | bytes, px: int) -> FenceResult:
-    raise NotLeader("ctx.fenced_set fences by the pool's leader term; a singleton's task saves with ctx.save_state")
+def _fenced_set(singletons: AsyncSingletons, name: str) -> FencedSet:
+    """A singleton task's ``ctx.fenced_set``: fenced by the singleton's own term and fence."""
+
+    async def fenced(term: int, key: str, value: str | bytes, px: int) -> FenceResult:
+        return await singletons.fenced_set(name, key, value, px=px, term=term)
+
+    return fenced
 
 
 def _with_singleton(task: Task, name: str, state: Any, singletons: AsyncSingletons) -> Task:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from leaderpool.cli import demo
+from leaderpool.cli import demo, resp
 from leaderpool.cli import main as cli
 from leaderpool.testing.redis_server import RedisServer, free_port
 from tests.support.worker_procs import PATIENCE, ROOT, Workers, clean_env, eventually, workers_for
@@ -423,6 +423,25 @@ class TestStartUp:
                 done = run_cli("--redis", url, "status", "--json")
                 assert 0 == done.returncode, done.stderr
                 assert "a" == json.loads(done.stdout)["pools"][0]["leader"]["member"]
+
+    def test_the_small_client_subscribes_and_waits_for_a_message(self, redis_server: RedisServer) -> None:
+        """SUBSCRIBE on a connection of its own: each message published is returned, in order,
+        and None once the wait ran out with none; a closed subscriber says so."""
+        client = resp.Client(redis_server.url)
+        subscriber = client.another()
+        try:
+            subscriber.subscribe("ch", "other")
+            assert None is subscriber.next_message(0.05)
+            assert 1 == client.publish("ch", "one") and 1 == client.publish("other", "two")
+            assert (b"ch", b"one") == subscriber.next_message(5)
+            assert (b"other", b"two") == subscriber.next_message(5)
+            assert None is subscriber.next_message(0.05)
+            assert client.ping()  # the first connection still answers commands
+        finally:
+            subscriber.close()
+            client.close()
+        with pytest.raises(resp.ConnectionFailed):
+            subscriber.next_message(0.01)
 
     @pytest.mark.parametrize("delay_ms", [0, 1, 2, 4, 7, 10, 15, 25, 40, 60, 90, 130, 200])
     def test_ctrl_c_at_any_moment_of_start_up_is_quiet(self, redis_server: RedisServer, delay_ms: int) -> None:

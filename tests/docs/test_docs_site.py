@@ -30,13 +30,14 @@ NOT_RUN = {
     "README.md": 2,
     "docs/getting-started.md": 2,
     "docs/operations/deploy.md": 4,  # the image build and its load into kind or minikube too
-    "docs/operations/chaos-testing.md": 1,
+    "docs/operations/chaos-testing.md": 2,
     "docs/benchmarks.md": 1,
     "docs/releasing.md": 1,
     "docs/design/safety.md": 1,
 }
 """Blocks not run by the suite, per page: installing packages, `make test` (the suite itself) and
-`make demo` (tests/cli/test_demo.py runs it), Docker and Kubernetes, the chaos test of this suite, the
+`make demo` (tests/cli/test_demo.py runs it), Docker and Kubernetes, the chaos test of this suite and the
+singletons' long chaos run, the
 safety report's runs (their short forms are tests of this suite), the benchmarks (their quick mode is
 tests/benchmarks/test_benchmarks.py), the nox matrix (the suite again, on each Python). Each has a reason
 in its marker; a new one must be added here."""

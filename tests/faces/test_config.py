@@ -85,6 +85,16 @@ class TestKeys:
         assert "{orders}:fence:jobs" == fence_key("orders", "jobs")
         assert "app:{user1}:state:fence:jobs" == fence_key("app:{user1}:state", "jobs")
 
+    def test_a_singleton_has_a_fence_of_its_own_in_its_pool(self) -> None:
+        """Its terms count apart: braces (never in a name) keep it from any pool's fence."""
+        assert "{orders}:fence:jobs:{shard-1}" == fence_key("orders", "jobs", "shard-1")
+        assert "app:{user1}:state:fence:jobs:{s}" == fence_key("app:{user1}:state", "jobs", "s")
+        assert fence_key("orders", "jobs:s") != fence_key("orders", "jobs", "s")  # a pool named "jobs:s"
+        with pytest.raises(ValueError, match="needs its pool"):
+            fence_key("orders", None, "s")
+        with pytest.raises(ConfigError, match="singleton"):
+            fence_key("orders", "jobs", "a{b}")
+
 
 class TestMeta:
     def test_metadata_that_is_not_json_is_refused_naming_the_field(self) -> None:

@@ -9,8 +9,11 @@ import threading
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from leaderpool import AsyncElection, ConfigError, Election, MemberConfig
+from leaderpool.errors import NotLeader, StaleTerm
+from leaderpool.fencing import afenced_set
 from leaderpool.singletons import AsyncSingletons, Singletons
 from leaderpool.testing.redis_server import RedisServer
 from leaderpool.util.timeouts import within
@@ -121,3 +124,64 @@ def test_singletons_run_as_the_restricted_acl_user(redis_binary: str) -> None:
     finally:
         admin.close()
         server.cleanup()
+
+
+def test_fenced_writes_are_fenced_by_each_singletons_own_term(redis_one: RedisServer) -> None:
+    """A singleton's owner writes under its own term, on any member (not only the leader); once
+    it moved, the new owner's write wins and the old owner's term is refused (StaleTerm), and
+    the old face refuses locally (NotLeader); another singleton's fence is its own."""
+
+    async def go() -> None:
+        terms: dict[str, int] = {}
+
+        async def on_start(name: str, term: int, state: Any) -> None:
+            terms[name] = term
+
+        async with (
+            AsyncElection(config("a"), redis_one.url) as ea,
+            AsyncElection(config("b"), redis_one.url) as eb,
+            AsyncSingletons(ea, ["x", "y"], on_start=on_start) as sa,
+            AsyncSingletons(eb, ["x", "y"], on_start=on_start) as sb,
+        ):
+            await eventually(lambda: len(sa.held) == 1 == len(sb.held), timeout=20)
+            by = {**{n: sa for n in sa.held}, **{n: sb for n in sb.held}}
+            old, new = by["x"], (sb if by["x"] is sa else sa)
+            first = old.held["x"]
+            assert first == (await old.fenced_set("x", "doc", "one", term=first)).term
+            assert await new.fenced_set("y", "doc", "y-one")  # y's fence is its own: not refused by x's
+            assert await old.move("x", "b" if old is sa else "a")
+            await eventually(lambda: "x" in new.held, timeout=20)
+            second = new.held["x"]
+            assert second > first
+            assert second == (await new.fenced_set("x", "doc", "two")).term
+            with pytest.raises(NotLeader):
+                await old.fenced_set("x", "doc", "late", term=first)
+            with pytest.raises(NotLeader):
+                await new.fenced_set("x", "doc", "wrong term", term=first)
+            client = redis.asyncio.Redis.from_url(redis_one.url)
+            try:  # the old owner's write in flight, sent straight to Redis
+                with pytest.raises(StaleTerm) as refused:
+                    await afenced_set(client, "doc", "late", first, pool="faces", singleton="x")
+                assert second == refused.value.highest
+                assert b"two" == await client.get("doc")
+                assert await afenced_set(client, "doc", "leader", 1, pool="faces")  # the pool's fence: apart
+            finally:
+                await client.aclose()
+
+    asyncio.run(within(go(), 60))
+
+
+def test_the_blocking_face_writes_fenced_too(redis_one: RedisServer) -> None:
+    """Singletons.fenced_set blocks, with the term the callback was given."""
+    terms: dict[str, int] = {}
+    with Election(config("solo"), redis_one.url) as election:
+        singletons = Singletons(election, ["only"], on_start=lambda name, term, state: terms.update({name: term}))
+        with singletons:
+            until = 400
+            while "only" not in singletons.held and until:
+                until -= 1
+                threading.Event().wait(0.05)
+            result = singletons.fenced_set("only", "blocking-doc", "v", term=singletons.held["only"])
+            assert singletons.held["only"] == result.term
+            with pytest.raises(NotLeader):
+                singletons.fenced_set("nope", "blocking-doc", "v")

@@ -161,6 +161,28 @@ class TestOwner:
 
         run(go())
 
+    def test_work_that_ended_on_its_own_is_given_up_and_claimed_again(
+        self, fake_client: fakeredis.FakeAsyncRedis
+    ) -> None:
+        """The work saw the deadline pass, then a confirmation sent in time extended it: the owner
+        still holds the singleton with nothing running. give_up stops it (lost), releases it, and
+        the next turn claims it again with a new term (seen in a chaos run: 30 s held, idle)."""
+
+        async def go() -> None:
+            clock = [1000.0]
+            await live(fake_client, "a", "run-a")
+            await placed(fake_client, {"x": "a"})
+            owner, _, rec = owner_of(fake_client, "a", clock)
+            await owner.turn()
+            assert not await owner.give_up("x", 7, "wrong term")  # not held with that term: nothing
+            assert await owner.give_up("x", 1, "its work ended")
+            assert {} == owner.held and ("stop", "x", 1, LOST) == rec.events[1]
+            assert (await SingletonStore(fake_client, POOL).list())[0].member is None  # released
+            await owner.turn()
+            assert {"x": 2} == owner.held and ("start", "x", 2, None) == rec.events[2]
+
+        run(go())
+
     def test_a_thawed_member_is_not_saved_by_its_next_beat(self, fake_client: fakeredis.FakeAsyncRedis) -> None:
         """Frozen past its lease, its heartbeat may refresh the lapsed lease: that beat was sent after
         the lease it knew had ended, so it does not extend the ownership: all stop."""

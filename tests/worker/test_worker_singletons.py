@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from leaderpool.console.args import UsageError
 from leaderpool.testing.processes import Child, ChildGroup, JsonEvent
 from leaderpool.testing.redis_server import RedisServer, free_port
 from leaderpool.worker.settings import parse_settings
-from tests.support.singleton_tasks import RUNS_FILE
+from tests.support.singleton_tasks import RUNS_FILE, URL, WRITES_FILE, written_key
 from tests.support.worker_procs import PATIENCE, ROOT, clean_env, cli, eventually
 from tests.worker.test_http_metrics import value
 
 POOL = "sp"
 TASK = "tests.support.singleton_tasks:counter"
+FENCED = "tests.support.singleton_tasks:fenced_writer"
 TTL = "2"
 """Short, yet long enough that a loaded two-core host does not make a survivor miss its deadline."""
 
@@ -308,3 +310,51 @@ def test_a_heavier_worker_runs_its_share(pool: Pool) -> None:
         return {"a": 4, "b": 2} == pool.placement.per_member()
 
     assert pool.group.events.first(shared, PATIENCE) is not None, pool.story()
+
+
+def test_a_frozen_owners_write_is_refused_by_the_singletons_fence(pool: Pool, tmp_path: Path) -> None:
+    """ctx.fenced_set in a singleton's task fences by the singleton's own term, on a member that
+    is not the pool's leader too. SIGSTOP the owner: the singleton moves (a higher term, whose
+    writes are accepted); on SIGCONT the old owner's write with its ended term, sent straight to
+    Redis, is refused (stale), and no write of the old term is accepted after the new one's."""
+    writes = tmp_path / "writes.txt"
+    env = {WRITES_FILE: str(writes), URL: pool.url}
+    for member in ("a", "b"):
+        argv = [sys.executable, "-m", "leaderpool.worker", "--redis", pool.url, "--pool", POOL, "--member-id", member,
+                "--ttl", TTL, "--json-events", "--singletons", "x,y", "--task", FENCED]  # fmt: skip
+        pool.group.start(argv, name=member, env=clean_env(**env), cwd=ROOT)
+    pool.settle({"x", "y"}, {"a", "b"})
+    owner, term = pool.placement.running["x"]
+    other = "b" if owner == "a" else "a"
+
+    def lines() -> list[list[str]]:
+        return [line.split() for line in writes.read_text().splitlines()] if writes.exists() else []
+
+    eventually(lambda: any(w[:5] == ["write", "x", str(term), owner, "ok"] for w in lines()))
+    frozen = pool.group.latest[owner]
+    frozen.signal(signal.SIGSTOP)
+    try:
+        started = pool.group.latest[other].wait_for(
+            lambda e: e["event"] == "singleton_started" and e["singleton"] == "x", PATIENCE
+        )
+        assert started["term"] > term
+        eventually(lambda: any(w[:5] == ["write", "x", str(started["term"]), other, "ok"] for w in lines()))
+    finally:
+        frozen.signal(signal.SIGCONT)
+    zombie = eventually(lambda: next((w for w in lines() if w[0] == "zombie" and w[1] == "x"), None))
+    assert ["zombie", "x", str(term), owner, "stale"] == zombie[:5], lines()
+    of_x = [w for w in lines() if w[1] == "x"]
+    new_ok = min(float(w[6]) for w in of_x if w[2] == str(started["term"]) and w[4] == "ok")
+    late = [w for w in of_x if w[2] == str(term) and w[4] == "ok" and float(w[5]) > new_ok]
+    assert [] == late, of_x  # sent after the new term's write was accepted, and accepted
+    value_now = eventually(lambda: pool_value(pool.url, written_key("x")))
+    assert int(value_now.split()[0]) >= started["term"] and "zombie" not in value_now, value_now
+
+
+def pool_value(url: str, key: str) -> str | None:
+    client = redis.Redis.from_url(url)
+    try:
+        got = client.get(key)
+        return None if got is None else got.decode() if isinstance(got, bytes) else str(got)
+    finally:
+        client.close()

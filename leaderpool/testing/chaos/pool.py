@@ -54,12 +54,22 @@ class _Leader:
 
 
 class ChaosPool:
-    """``size`` members of pool ``pool`` (m1..mN) with a ``ttl_s`` lease, files under ``workdir``."""
+    """``size`` members of pool ``pool`` (m1..mN) with a ``ttl_s`` lease, files under ``workdir``;
+    each runs ``task`` with ``worker_args`` added (the singletons' run: ``--singletons-count N``)."""
 
     def __init__(
-        self, workdir: Path, *, size: int = 5, ttl_s: float = 1.0, pool: str = "chaos", redis_binary: str | None = None
+        self,
+        workdir: Path,
+        *,
+        size: int = 5,
+        ttl_s: float = 1.0,
+        pool: str = "chaos",
+        redis_binary: str | None = None,
+        task: str = TASK,
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.task, self.worker_args = task, worker_args
         self.size = size
         self.ttl_s = ttl_s
         self.pool = pool
@@ -149,7 +159,7 @@ class ChaosPool:
         argv = [
             sys.executable, "-m", "leaderpool.testing.chaos.skewed_clock",  # the worker, on a clock that can jump
             "--redis", url, "--pool", self.pool, "--member-id", name,
-            "--ttl", f"{self.ttl_s:g}", "--json-events", "--task", TASK,
+            "--ttl", f"{self.ttl_s:g}", "--json-events", "--task", self.task, *self.worker_args,
             "--liveness-address", f"127.0.0.1:{liveness_port}",
             "--liveness-advertise", f"127.0.0.1:{advertised_port}",
         ]  # fmt: skip

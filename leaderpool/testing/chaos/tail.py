@@ -31,16 +31,19 @@ class ActTail:
             lines = (self._partial[path] + data).split(b"\n")
             self._partial[path] = lines.pop()
             for line in lines:
-                fields = line.split()
-                if len(fields) == 6 and fields[0] == b"act":
-                    try:
-                        t = float(fields[5])
-                    except ValueError:
-                        continue
-                    if t > self.latest:
-                        self.latest = t
-                    self.latest_in[path] = max(t, self.latest_in.get(path, 0.0))
+                self.take(path, line.split())
         return self.latest
+
+    def take(self, path: Path, fields: list[bytes]) -> None:
+        """One line's fields: a leader's act moves :attr:`latest`."""
+        if len(fields) == 6 and fields[0] == b"act":
+            try:
+                t = float(fields[5])
+            except ValueError:
+                return
+            if t > self.latest:
+                self.latest = t
+            self.latest_in[path] = max(t, self.latest_in.get(path, 0.0))
 
     def wait_for_act_after(
         self, instant: float, timeout: float, interval: float = 0.02, path: Path | None = None

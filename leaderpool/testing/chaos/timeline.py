@@ -173,6 +173,10 @@ def _op(raw: dict[str, Any]) -> Op:
     )  # fmt: skip
 
 
+op_from_json = _op
+"""One ``op`` record (as logged, or as saved in a timeline's JSON) as an :class:`Op`."""
+
+
 def load(path: Path) -> Timeline:
     """A timeline saved with ``json.dump(timeline.to_json())``."""
     raw = json.loads(path.read_text())
