@@ -28,15 +28,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from benchmarks.registry import ALTERNATIVES, LEADERPOOL, Contender
 from benchmarks.results_file import RESULTS
 from benchmarks.runner import KEYSPACE_FLAGS
 from benchmarks.scenarios import PoolRun, progress
 from benchmarks.stats import summary
+from leaderpool.backend.pool_scripts import PoolScripts
+from leaderpool.backend.script_registry import Lua
 from leaderpool.testing import processes
 from leaderpool.testing.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
+SLOWLOG_LEN = 20_000
 SIGNALLED: dict[str, int] = {}
 """child name -> CLOCK_MONOTONIC ns just before its last signal."""
 
@@ -155,6 +160,19 @@ class Floor:
             p.wait()
 
 
+def scripts_us(admin: redis.Redis, into: dict[str, list[int]]) -> None:
+    """The time inside Redis of each script call since the last call (SLOWLOG, every command
+    logged), by script name (its SHA's, from this checkout's registry), then cleared."""
+    scripts = PoolScripts.on(admin)
+    names = {getattr(scripts, n).sha: n for n, v in vars(PoolScripts).items() if isinstance(v, Lua)}
+    for entry in admin.slowlog_get(SLOWLOG_LEN):
+        command = entry["command"].split()
+        if command and command[0].upper() in (b"EVALSHA", "EVALSHA") and len(command) > 1:
+            sha = command[1].decode() if isinstance(command[1], bytes) else command[1]
+            into.setdefault(names.get(sha, sha[:8]), []).append(int(entry["duration"]))
+    admin.slowlog_reset()
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f}/{five:.2f}"
@@ -186,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     log = open(args.out / f"{args.name}.log", "w")  # noqa: SIM115  # closed below
     with RedisServer(port=args.port, extra_args=("--notify-keyspace-events", KEYSPACE_FLAGS)) as server:
         results["redis"] = server.version
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("slowlog-log-slower-than", 0)  # every command, with its time inside Redis
+        admin.config_set("slowlog-max-len", SLOWLOG_LEN)
         floor = Floor("127.0.0.1", args.port)
         try:
             for name, side in sides.items():
@@ -211,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                             r["steps"] = crash_steps(run, r)
                         samples.setdefault(f"{name} crash", []).append(r)
                     run.traces.clear()
+                    scripts_us(admin, results.setdefault("redis_us", {}))
                 progress(f"block {block + 1}/{args.blocks} done, load {load()}")
             results["safety"] = {name: run.safety() for name, run in runs.items()}
         finally:
@@ -220,10 +242,30 @@ def main(argv: list[str] | None = None) -> int:
             log.close()
     results["samples"] = samples
     results["summary"] = summarize(samples)
+    results["summary"]["redis_us"] = {n: summary(v, digits=1) for n, v in results.get("redis_us", {}).items()}
+    results["loads"].append(load())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=1))
     print(markdown(results))
     return 0
+
+
+def step_gaps(steps: dict[str, float], crash: bool) -> dict[str, float]:
+    """One round's time from each probe to the next one on the path (ms), in path order: the
+    leader's steps to its script, then the successor's from that script on (the leader's reply
+    is timed from its script apart)."""
+    order = ["signal", *(CRASH_FOLLOWER if crash else (
+        *(f"leader {n}" for n in HANDOFF_LEADER if n != "leave_script.end"),
+        *(f"successor {n}" for n in HANDOFF_SUCCESSOR)))]  # fmt: skip
+    at = {"signal": 0.0, **steps}
+    out, previous = {}, "signal"
+    for name in order[1:]:
+        if name in at:
+            out[f"{previous} -> {name}"] = at[name] - at[previous]
+            previous = name
+    if not crash and "leader leave_script.end" in at and "leader leave_script.begin" in at:
+        out["leader leave_script round trip"] = at["leader leave_script.end"] - at["leader leave_script.begin"]
+    return out
 
 
 def summarize(samples: dict[str, list[Any]]) -> dict[str, Any]:
@@ -242,6 +284,12 @@ def summarize(samples: dict[str, list[Any]]) -> dict[str, Any]:
             sorted(((s, round(statistics.median(v), 3)) for s, v in steps.items()), key=lambda kv: kv[1])
         )
         entry["step_n"] = {s: len(v) for s, v in steps.items()}
+        gaps: dict[str, list[float]] = {}
+        for r in ok:
+            for step, ms in step_gaps(r.get("steps", {}), series.endswith("crash")).items():
+                gaps.setdefault(step, []).append(ms)
+        entry["gap_p50_ms"] = {s: round(statistics.median(v), 3) for s, v in gaps.items()}
+        entry["gap_n"] = {s: len(v) for s, v in gaps.items()}
         if series.endswith("crash"):
             entry["still_subscribed_rounds"] = sum(1 for r in ok if "still_subscribed.begin" in r.get("steps", {}))
         out[series] = entry
@@ -256,15 +304,19 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"| floor (SIGTERM -> PUBLISH -> subscriber's line) | {f['n']} | {f['p50']} | {f['p90']} | "
                  f"{f['p99']} | {f['min']} |")  # fmt: skip
     for series, e in s.items():
-        if series == "floor_ms":
+        if series in ("floor_ms", "redis_us"):
             continue
         m = e["ms"]
         lines.append(f"| {series} | {m['n']} | {m['p50']} | {m['p90']} | {m['p99']} | {m['min']} |")
+    lines += ["", "time inside Redis per script call (us, SLOWLOG): " + "; ".join(
+        f"{n} p50 {v['p50']} p99 {v['p99']} (n={v['n']})" for n, v in s.get("redis_us", {}).items())]  # fmt: skip
     for series, e in s.items():
-        if series == "floor_ms" or not e.get("step_p50_ms"):
+        if series in ("floor_ms", "redis_us") or not e.get("step_p50_ms"):
             continue
         lines += ["", f"{series}: each probe's median offset from the signal (ms)", ""]
         lines += [f"- {step}: {ms} (n={e['step_n'][step]})" for step, ms in e["step_p50_ms"].items()]
+        lines += ["", f"{series}: median time between consecutive probes, per round (ms)", ""]
+        lines += [f"- {step}: {ms} (n={e['gap_n'][step]})" for step, ms in e["gap_p50_ms"].items()]
     return "\n".join(lines)
 
 

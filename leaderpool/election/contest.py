@@ -140,6 +140,8 @@ class Contest:
             if leader.term > self.lead.last_led_term:
                 await self._adopt(leader)  # handed to us, and we missed the announcement
                 return
+            if self.wakeups.pending.stop:
+                return  # given up at the stop: the leave hands it over once the application stopped
             # A lead we already gave up locally (say, Redis was unreachable past our renew
             # deadline but came back before the key expired): free it for a new term.
             await self.lead.bounded(self.store.release(leader, RevokeReason.LEASE_LOST.value))

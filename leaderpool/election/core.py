@@ -143,7 +143,12 @@ class ElectionCore:
         return done
 
     def request_stop(self) -> None:
+        """Stop: a lead held is given up now (``on_revoked`` is dispatched at once, so the
+        application's work stops while the loop wakes, not a turn later); the loop's last turn
+        waits for it, then hands the lead over and leaves in one script."""
         self.wakeups.pending.stop = True
+        if not self._abandoned:
+            self.lead.begin_shutdown()
         self.wakeups.poke()
 
     def abandon(self) -> None:
@@ -190,7 +195,7 @@ class ElectionCore:
                 if not pending.stop:
                     await self.wakeups.sleep()
         finally:
-            held = self.lead.leading
+            held = self.lead.leading or self.lead.shutdown_began
             await self.lead.shutdown(self.view.members, abandoned=self._abandoned, hint=self.view.ranked_successor())
             # a resign not applied before the stop: the stop handed the lead over instead
             _settle(self.wakeups.pending.resign_waiters, held and not self._abandoned)

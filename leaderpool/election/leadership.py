@@ -59,6 +59,10 @@ class Leadership:
         self.renew_deadline: float | None = None
         self.last_led_term = 0
         self.epoch = 0  # bumped on every change of role: a reply to an older epoch is stale
+        self._shutdown_ack: Awaitable[None] | None = None
+        self.shutdown_began = False
+        """A stop was asked for while leading: the lead was given up locally at once
+        (:meth:`begin_shutdown`) and is still ours in Redis until :meth:`shutdown` hands it over."""
 
     def emit(self, event: Event) -> Awaitable[None] | None:
         """Hand ``event`` to the face; returns its acknowledgement (None if the face failed)."""
@@ -217,6 +221,14 @@ class Leadership:
             reason = RevokeReason.TAKEOVER.value
             await self.bounded(self.store.release(held, reason, successor=preferred, ttl_ms=c.ttl_ms))
 
+    def begin_shutdown(self) -> None:
+        """The stop was asked for: stop acting as leader now, telling the application at once
+        (its work stops while the election's loop wakes up). The lead stays ours in Redis until
+        :meth:`shutdown` has waited for the application and hands it over."""
+        if self.leading and not self.shutdown_began:
+            self.shutdown_began = True
+            self._shutdown_ack = self.step_down(RevokeReason.SHUTDOWN)
+
     async def shutdown(self, view: Sequence[MemberInfo], *, abandoned: bool, hint: str | None = None) -> None:
         """Stop leading (telling the application first), then leave: one script does both, so
         the next member takes over at once instead of waiting for us. ``abandoned``: neither,
@@ -225,12 +237,14 @@ class Leadership:
             self.role, self.term = Role.STOPPED, None
             return
         successor = ""
-        if self.leading:
+        if self.leading or self.shutdown_began:
             with contextlib.suppress(*RETRYABLE, LeaderpoolError, asyncio.CancelledError):
                 pick = self.successor(view, hint)
                 successor = await (within(pick, self.config.heartbeat) if self.config.avoid_pools else pick)
         with contextlib.suppress(asyncio.CancelledError):
-            await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))
+            early, self._shutdown_ack = self._shutdown_ack, None
+            await self.acknowledged(early)  # the application stopped the work of the lead given up at the stop
+            await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))  # a lead taken up since
         if self.membership.joined:
             try:
                 # what rides on it (our names) is freed in the same script, and announced

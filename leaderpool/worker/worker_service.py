@@ -334,7 +334,12 @@ class ShutdownSignals:
         self.count += 1
         log.info("signal_received", signal=signal.Signals(signum).name, count=self.count)
         if self.count == 1:
-            self.worker.election.request_stop()  # the hand-over starts now, not a loop turn later
+            # The hand-over starts now, not a loop turn later: the task is told to stop first
+            # (it ends while the election's callbacks and loop wake up), then the election gives
+            # the lead up locally and dispatches on_revoked, which waits for the task to have
+            # ended before the leave script hands the lead over.
+            self.worker.runner.halt()
+            self.worker.election.request_stop()
             self.stop.set()
         else:
             self.worker.forced = True
