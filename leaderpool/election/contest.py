@@ -95,6 +95,10 @@ class Contest:
         obs = await self.lead.bounded(self.store.observe()) if glance is None else self._glanced(glance)
         if epoch != self.lead.epoch:  # our role changed meanwhile: read again
             pending.dirty = True
+            if pending.stop and glance is not None and glance.leader and glance.leader.member == self.config.member_id:
+                # a stop gave our lead up while the glance was out: whom the leave hands it to is
+                # still whom Redis ranks after us (the member whose join this glance was for, say)
+                self.view.successor_id = glance.next
             return
         if glance is None:
             self.view.read(obs, sent)

@@ -286,6 +286,10 @@ class ElectionCore:
             self.lead.bounded, held, want_members, self.view.seen_term, self._log, conn=conn, watch=watch
         )
         if epoch != self.lead.epoch:  # a hand-over made us leader meanwhile: this reply renewed nothing
+            if self.wakeups.pending.stop and ranked and beat.ranked and held is not None:
+                # or a stop gave our lead up while the beat was out: whom the leave hands it to
+                # is still whom Redis ranked after us (a member that joined meanwhile, say)
+                self.view.successor_id = beat.next
             self.membership.next_beat = self._clock()
             return
         self.membership.next_beat = sent + self.config.heartbeat

@@ -110,7 +110,7 @@ class Leadership:
         """Tell the application we lead; ``since``: when we saw the lead vacant (a contest), or
         when it was granted to us (a hand-over)."""
         self.emit(Elected(self.term or 0))
-        self.log.info("elected", forced=forced, handoff=handoff)
+        self.log.soon("info", "elected", forced=forced, handoff=handoff)  # after the application's callback
         c = self.config
         probe.took_lead(c.pool, c.member_id, handoff=handoff, seconds=max(self._clock() - since, 0.0))
 
@@ -129,7 +129,8 @@ class Leadership:
         self.last_led_term = max(self.last_led_term, term)
         self.epoch += 1
         self.role, self.term, self.renew_deadline = Role.FOLLOWER, None, None
-        self.log.info("revoked", reason=reason.value, detail=detail or None)
+        # after the application's callback and the election's next step (a hand-over's script)
+        self.log.soon("info", "revoked", turns=2, reason=reason.value, detail=detail or None)
         self.log = self.log.bind(term=None)
         self._on_end()
         return self.emit(Revoked(term, reason))
