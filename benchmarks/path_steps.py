@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from benchmarks.fastfail import death_floor
 from benchmarks.registry import ALTERNATIVES, LEADERPOOL, Contender
 from benchmarks.results_file import RESULTS
 from benchmarks.runner import KEYSPACE_FLAGS
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor", type=int, default=5, help="floor rounds per block")
     p.add_argument("--ttl", type=float, default=2.0)
     p.add_argument("--no-peer", action="store_true", help="leave python-redis-lock out")
-    p.add_argument("--port", type=int, default=7400)
+    p.add_argument("--port", type=int, help="the redis-server's port (a free one)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default=time.strftime("path-steps-%Y%m%d-%H%M%S"))
     args = p.parse_args(argv)
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         admin = redis.Redis.from_url(server.url)
         admin.config_set("slowlog-log-slower-than", 0)  # every command, with its time inside Redis
         admin.config_set("slowlog-max-len", SLOWLOG_LEN)
-        floor = Floor("127.0.0.1", args.port)
+        floor = Floor("127.0.0.1", server.port)
         try:
             for name, side in sides.items():
                 runs[name] = TracedRun(side, server.url, f"steps-{name}", args.ttl, 3, log)
@@ -218,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             for block in range(args.blocks):
                 results["loads"].append(load())
                 samples["floor"] += [floor.round() for _ in range(args.floor)]
+                if args.crashes:  # the crash's floor: SIGKILL -> the peer reads the close
+                    death = death_floor(max(2, args.floor // 2))["kill_to_peer_eof_ms"]
+                    samples.setdefault("death_floor", []).append(death)
                 for name, run in runs.items():
                     for _ in range(args.handoffs):
                         r = run.handoff_round()
@@ -270,8 +274,10 @@ def step_gaps(steps: dict[str, float], crash: bool) -> dict[str, float]:
 
 def summarize(samples: dict[str, list[Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"floor_ms": summary(samples["floor"], digits=3)}
+    if samples.get("death_floor"):  # each block's p50 (its samples are not kept one by one)
+        out["death_floor_block_p50_ms"] = summary([d["p50"] for d in samples["death_floor"]], digits=3)
     for series, rounds in samples.items():
-        if series == "floor":
+        if series in ("floor", "death_floor"):
             continue
         ok = [r for r in rounds if r["ok"]]
         key = "from_signal_s" if series.endswith("handoff") else "from_kill_s"
@@ -303,15 +309,19 @@ def markdown(results: dict[str, Any]) -> str:
     f = s["floor_ms"]
     lines.append(f"| floor (SIGTERM -> PUBLISH -> subscriber's line) | {f['n']} | {f['p50']} | {f['p90']} | "
                  f"{f['p99']} | {f['min']} |")  # fmt: skip
+    if "death_floor_block_p50_ms" in s:
+        d = s["death_floor_block_p50_ms"]
+        lines.append(f"| death floor (SIGKILL -> peer reads the close), p50 of each block | {d['n']} | {d['p50']} | "
+                     f"{d['p90']} | {d['p99']} | {d['min']} |")  # fmt: skip
     for series, e in s.items():
-        if series in ("floor_ms", "redis_us"):
+        if series in ("floor_ms", "redis_us", "death_floor_block_p50_ms"):
             continue
         m = e["ms"]
         lines.append(f"| {series} | {m['n']} | {m['p50']} | {m['p90']} | {m['p99']} | {m['min']} |")
     lines += ["", "time inside Redis per script call (us, SLOWLOG): " + "; ".join(
         f"{n} p50 {v['p50']} p99 {v['p99']} (n={v['n']})" for n, v in s.get("redis_us", {}).items())]  # fmt: skip
     for series, e in s.items():
-        if series in ("floor_ms", "redis_us") or not e.get("step_p50_ms"):
+        if series in ("floor_ms", "redis_us", "death_floor_block_p50_ms") or not e.get("step_p50_ms"):
             continue
         lines += ["", f"{series}: each probe's median offset from the signal (ms)", ""]
         lines += [f"- {step}: {ms} (n={e['step_n'][step]})" for step, ms in e["step_p50_ms"].items()]
