@@ -339,9 +339,11 @@ class ShutdownSignals:
             # The hand-over starts now, not a loop turn later: the task is told to stop first
             # (it ends while the election's callbacks and loop wake up), then the election gives
             # the lead up locally and dispatches on_revoked, which waits for the task to have
-            # ended before the leave script hands the lead over.
+            # ended before the leave script hands the lead over. With singletons the election
+            # stops once they are handed over (Worker.run): its leave would free them, lost.
             self.worker.runner.halt()
-            self.worker.election.request_stop()
+            if self.worker.singleton_work is None:  # else they are handed over first, each with its state
+                self.worker.election.request_stop()
             self.stop.set()
         else:
             self.worker.forced = True
