@@ -69,10 +69,11 @@ class Batcher:
 
     async def _run(self) -> None:
         """Send batches until nothing is queued; one at a time."""
-        import asyncio
 
         try:
-            await asyncio.sleep(0)  # let the members due in this turn queue theirs
+            # No sleep(0) first: this task's first step runs after every callback already due in
+            # this turn of the loop, so the members woken in it have queued theirs; one more
+            # turn only delayed a lone call (a failover's claim, a hand-over's renewal) by a hop.
             while self._queue:
                 batch = [call for call in self._queue[:MAX_BATCH] if not call[3].done()]  # gave up: not sent
                 del self._queue[:MAX_BATCH]

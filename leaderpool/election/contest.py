@@ -95,6 +95,10 @@ class Contest:
         obs = await self.lead.bounded(self.store.observe()) if glance is None else self._glanced(glance)
         if epoch != self.lead.epoch:  # our role changed meanwhile: read again
             pending.dirty = True
+            if pending.stop and glance is not None and glance.leader and glance.leader.member == self.config.member_id:
+                # a stop gave our lead up while the glance was out: whom the leave hands it to is
+                # still whom Redis ranks after us (the member whose join this glance was for, say)
+                self.view.successor_id = glance.next
             return
         if glance is None:
             self.view.read(obs, sent)
@@ -140,6 +144,8 @@ class Contest:
             if leader.term > self.lead.last_led_term:
                 await self._adopt(leader)  # handed to us, and we missed the announcement
                 return
+            if self.wakeups.pending.stop:
+                return  # given up at the stop: the leave hands it over once the application stopped
             # A lead we already gave up locally (say, Redis was unreachable past our renew
             # deadline but came back before the key expired): free it for a new term.
             await self.lead.bounded(self.store.release(leader, RevokeReason.LEASE_LOST.value))

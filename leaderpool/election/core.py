@@ -143,7 +143,12 @@ class ElectionCore:
         return done
 
     def request_stop(self) -> None:
+        """Stop: a lead held is given up now (``on_revoked`` is dispatched at once, so the
+        application's work stops while the loop wakes, not a turn later); the loop's last turn
+        waits for it, then hands the lead over and leaves in one script."""
         self.wakeups.pending.stop = True
+        if not self._abandoned:
+            self.lead.begin_shutdown()
         self.wakeups.poke()
 
     def abandon(self) -> None:
@@ -190,7 +195,7 @@ class ElectionCore:
                 if not pending.stop:
                     await self.wakeups.sleep()
         finally:
-            held = self.lead.leading
+            held = self.lead.leading or self.lead.shutdown_began
             await self.lead.shutdown(self.view.members, abandoned=self._abandoned, hint=self.view.ranked_successor())
             # a resign not applied before the stop: the stop handed the lead over instead
             _settle(self.wakeups.pending.resign_waiters, held and not self._abandoned)
@@ -281,6 +286,10 @@ class ElectionCore:
             self.lead.bounded, held, want_members, self.view.seen_term, self._log, conn=conn, watch=watch
         )
         if epoch != self.lead.epoch:  # a hand-over made us leader meanwhile: this reply renewed nothing
+            if self.wakeups.pending.stop and ranked and beat.ranked and held is not None:
+                # or a stop gave our lead up while the beat was out: whom the leave hands it to
+                # is still whom Redis ranked after us (a member that joined meanwhile, say)
+                self.view.successor_id = beat.next
             self.membership.next_beat = self._clock()
             return
         self.membership.next_beat = sent + self.config.heartbeat

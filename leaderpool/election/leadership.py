@@ -59,6 +59,10 @@ class Leadership:
         self.renew_deadline: float | None = None
         self.last_led_term = 0
         self.epoch = 0  # bumped on every change of role: a reply to an older epoch is stale
+        self._shutdown_ack: Awaitable[None] | None = None
+        self.shutdown_began = False
+        """A stop was asked for while leading: the lead was given up locally at once
+        (:meth:`begin_shutdown`) and is still ours in Redis until :meth:`shutdown` hands it over."""
 
     def emit(self, event: Event) -> Awaitable[None] | None:
         """Hand ``event`` to the face; returns its acknowledgement (None if the face failed)."""
@@ -106,7 +110,7 @@ class Leadership:
         """Tell the application we lead; ``since``: when we saw the lead vacant (a contest), or
         when it was granted to us (a hand-over)."""
         self.emit(Elected(self.term or 0))
-        self.log.info("elected", forced=forced, handoff=handoff)
+        self.log.soon("info", "elected", forced=forced, handoff=handoff)  # after the application's callback
         c = self.config
         probe.took_lead(c.pool, c.member_id, handoff=handoff, seconds=max(self._clock() - since, 0.0))
 
@@ -125,7 +129,8 @@ class Leadership:
         self.last_led_term = max(self.last_led_term, term)
         self.epoch += 1
         self.role, self.term, self.renew_deadline = Role.FOLLOWER, None, None
-        self.log.info("revoked", reason=reason.value, detail=detail or None)
+        # after the application's callback and the election's next step (a hand-over's script)
+        self.log.soon("info", "revoked", turns=2, reason=reason.value, detail=detail or None)
         self.log = self.log.bind(term=None)
         self._on_end()
         return self.emit(Revoked(term, reason))
@@ -217,6 +222,14 @@ class Leadership:
             reason = RevokeReason.TAKEOVER.value
             await self.bounded(self.store.release(held, reason, successor=preferred, ttl_ms=c.ttl_ms))
 
+    def begin_shutdown(self) -> None:
+        """The stop was asked for: stop acting as leader now, telling the application at once
+        (its work stops while the election's loop wakes up). The lead stays ours in Redis until
+        :meth:`shutdown` has waited for the application and hands it over."""
+        if self.leading and not self.shutdown_began:
+            self.shutdown_began = True
+            self._shutdown_ack = self.step_down(RevokeReason.SHUTDOWN)
+
     async def shutdown(self, view: Sequence[MemberInfo], *, abandoned: bool, hint: str | None = None) -> None:
         """Stop leading (telling the application first), then leave: one script does both, so
         the next member takes over at once instead of waiting for us. ``abandoned``: neither,
@@ -225,12 +238,14 @@ class Leadership:
             self.role, self.term = Role.STOPPED, None
             return
         successor = ""
-        if self.leading:
+        if self.leading or self.shutdown_began:
             with contextlib.suppress(*RETRYABLE, LeaderpoolError, asyncio.CancelledError):
                 pick = self.successor(view, hint)
                 successor = await (within(pick, self.config.heartbeat) if self.config.avoid_pools else pick)
         with contextlib.suppress(asyncio.CancelledError):
-            await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))
+            early, self._shutdown_ack = self._shutdown_ack, None
+            await self.acknowledged(early)  # the application stopped the work of the lead given up at the stop
+            await self.acknowledged(self.step_down(RevokeReason.SHUTDOWN))  # a lead taken up since
         if self.membership.joined:
             try:
                 # what rides on it (our names) is freed in the same script, and announced

@@ -423,6 +423,13 @@ class TaskRunner:
         ctx.log.error("task_failed", exc_info=error)
         self._on_crash(ctx.term, error)
 
+    def halt(self) -> None:
+        """Tell the running task to stop (its ``ctx.stop``) without waiting: :meth:`stop` still
+        waits for it to end. A shutdown calls this first, so the task ends while the election
+        wakes up to hand the lead over."""
+        if self._ctx is not None:
+            self._ctx.stop.set()
+
     async def stop(self) -> None:
         """Set the stop event; wait up to ``grace_s``; then cancel (async) or abandon (thread).
         Every wait is bounded: an async task that swallows the cancellation is abandoned too."""

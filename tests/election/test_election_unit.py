@@ -12,7 +12,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from leaderpool import MemberConfig, NotLeader, StaleTerm
+from leaderpool import AsyncElection, MemberConfig, NotLeader, StaleTerm
 from leaderpool.backend.keys import Keyspace
 from leaderpool.backend.pool_store import LeaderValue, PoolStore
 from leaderpool.fencing import afenced_set
@@ -85,6 +85,39 @@ class TestHandover:
             assert ["shutdown"] == rec.of("a", "revoked")
             assert not c.is_leader
             await stop_all([b, c])
+
+        run(main())
+
+    def test_a_stop_gives_the_lead_up_at_once_and_hands_it_over_only_after_on_revoked(
+        self, fake_server: fakeredis.FakeServer
+    ) -> None:
+        """request_stop() ends the lead locally at once (is_leader is False before the loop's next
+        turn) and dispatches on_revoked; while on_revoked has not returned, the lead stays ours in
+        Redis and nobody else leads; once it returns the next member leads, granted term 2."""
+
+        async def main() -> None:
+            rec = Recorder()
+            gate, revoked = asyncio.Event(), asyncio.Event()
+
+            async def slow_revoked(reason: Any) -> None:
+                revoked.set()
+                await gate.wait()
+
+            client = fakeredis.FakeAsyncRedis(server=fake_server)
+            a = AsyncElection(MemberConfig(pool="p", member_id="a", **FAST), client, on_revoked=slow_revoked)
+            b = rec.election("p", "b", fakeredis.FakeAsyncRedis(server=fake_server), **FAST)
+            await start_all([a, b])
+            await a.wait_until_leader(5)
+            a.request_stop()
+            assert not a.is_leader  # at once, not a loop turn later
+            await within(revoked.wait(), 5)
+            await asyncio.sleep(FAST["ttl_s"] / 2)  # the application still stops its work
+            held = LeaderValue.parse(await client.get(Keyspace("p").leader))
+            assert (LeaderValue(1, "a"), False) == (held, b.is_leader)
+            gate.set()
+            await a.stop()
+            assert 2 == await b.wait_until_leader(5)
+            await stop_all([b])
 
         run(main())
 

@@ -11,12 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from leaderpool.testing.redis_server import RedisServer, free_port
 from tests.support.worker_procs import PATIENCE, ROOT, Workers, clean_env, cli, eventually, workers_for
-from tests.support.worker_tasks import IMPORTING_FILE, STOPPING_FILE
+from tests.support.worker_tasks import ACTS_FILE, IMPORTING_FILE, STOPPING_FILE
 
 MARK_MAIN_ENTERED = """
 import sys
@@ -72,6 +73,35 @@ class TestKindShutdown:
             history(redis_server.url)
         )
         assert "Traceback" not in a.stderr
+
+    @pytest.mark.parametrize("task", ["act_often", "act_often_in_a_thread"])
+    def test_the_old_task_acts_for_the_last_time_before_the_new_leader_acts(
+        self, workers: Workers, tmp_path: Path, task: str
+    ) -> None:
+        """The stop starts at the signal (the task is told at once, the lead given up locally at
+        once), but the lead is handed over only once the task has ended: every act of a's task
+        (each timed on CLOCK_MONOTONIC, one clock for both processes) comes before b's first."""
+        acts = {m: tmp_path / f"acts-{m}.jsonl" for m in "ab"}
+
+        def recorded(member: str) -> list[float]:
+            path = acts[member]
+            lines = path.read_text().split("\n")[:-1] if path.exists() else []  # whole lines only
+            return [json.loads(line)["t"] for line in lines]
+
+        def start(member: str) -> Any:
+            task_spec = f"tests.support.worker_tasks:{task}"
+            return workers.start(member, "--task", task_spec, ttl="60", env={ACTS_FILE: str(acts[member])})
+
+        a = start("a")
+        a.elected()
+        b = start("b")
+        b.sees("a")
+        eventually(lambda: len(recorded("a")) >= 3)  # a's task is acting
+        a.signal(signal.SIGTERM)
+        assert 2 == b.elected()["term"]
+        assert 0 == a.wait()
+        eventually(lambda: recorded("b"))
+        assert max(recorded("a")) < min(recorded("b"))
 
     def test_an_async_task_that_swallows_cancellation_cannot_hold_the_exit(
         self, workers: Workers, tmp_path: Path
