@@ -33,6 +33,9 @@ from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
 T = TypeVar("T")
+
+CHECK_AFTER_BEATS = 1.5
+"""A beat more than this many heartbeats after the last refresh reads our record (a late one)."""
 Bounded = Callable[[Awaitable[T]], Awaitable[T]]
 
 
@@ -237,6 +240,10 @@ class Membership:
                 incarnation=self.incarnation,
             )
         else:
+            # our record is read when our lease may have lapsed since we last refreshed it (a late
+            # beat: another run may have taken our id meanwhile); the script reads it on its
+            # ranking beats too, and a lease that is gone is never started again
+            check = sent - self.lease_until + c.ttl_s > CHECK_AFTER_BEATS * c.heartbeat
             call = self.store.heartbeat(
                 c.member_id,
                 c.ttl_ms,
@@ -247,6 +254,7 @@ class Membership:
                 watch=watch,
                 batched=True,
                 incarnation=self.incarnation,
+                check=check,
             )
         beat = await bounded(call)
         if beat.status is not BeatStatus.UNKNOWN_MEMBER:
