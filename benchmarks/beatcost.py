@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from leaderpool.console.logs import configure_logging
 
-    configure_logging(fmt="json", level="warning")
+    configure_logging(fmt="json", level=os.environ.get("BEATCOST_LOG", "warning"))
     out = asyncio.run(_run(args.redis, args.pools, args.members, args.ttl, args.warmup, args.window))
     out["leaderpool"] = os.path.dirname(os.path.dirname(__import__("leaderpool").__file__))
     print(json.dumps(out))
