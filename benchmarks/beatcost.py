@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(fmt="json", level=os.environ.get("BEATCOST_LOG", "warning"))
     out = asyncio.run(_run(args.redis, args.pools, args.members, args.ttl, args.warmup, args.window))
-    out["leaderpool"] = os.path.dirname(os.path.dirname(__import__("leaderpool").__file__))
+    import leaderpool
+
+    out["leaderpool"] = os.path.dirname(os.path.dirname(str(leaderpool.__file__)))
     print(json.dumps(out))
     return 0
 

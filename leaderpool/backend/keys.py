@@ -389,8 +389,8 @@ def pool_keys_pattern(prefix: str = DEFAULT_PREFIX) -> str:
 
 POOL_KEY_SUFFIXES = frozenset(
     {"leader", "term", "members", "leases", "ranking", "resigned", "recovery", "history", "state", "schedules",
-     "leader_conn", "lead_until", "watching", "jobs", "dead", "handlers", "singletons", "singleton_assign", "singleton_epoch",
-     "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state", "singleton_members"}
+     "leader_conn", "lead_until", "watching", "jobs", "dead", "handlers", "singletons", "singleton_assign",
+     "singleton_epoch", "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state", "singleton_members"}
 )  # fmt: skip
 """The lasting keys of a pool, after ``{POOL}:`` (a call's inbox and reply keys come and go)."""
 

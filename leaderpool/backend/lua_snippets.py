@@ -59,10 +59,10 @@ end
 RANKING = """
 local RANK_SCAN, RANK_BATCH = 64, 8
 -- reads the ranking's head (a batch's leases in one ZMSCORE), writing nothing; head and
--- head_leases, when given, are its first batch and their leases as already read. Returns who ranks first and next (false: not found in the
--- head), the entries to drop from the ranking (no lease at all), and, when the whole ranking was
--- read (a pool of fewer than RANK_BATCH members), how many are live (self counts: it is beating)
--- and who lapsed, else false, false.
+-- head_leases, when given, are its first batch and their leases as already read. Returns who
+-- ranks first and next (false: not found in the head), the entries to drop from the ranking (no
+-- lease at all), and, when the whole ranking was read (a pool of fewer than RANK_BATCH members),
+-- how many are live (self counts: it is beating) and who lapsed, else false, false.
 local function read_heads(ranking_key, leases_key, now, leader, resigned, head, head_leases, self)
   local first, nxt, spare_first, spare_next, gone = false, false, false, false, {}
   local live, lapsed, whole = 0, {}, false

@@ -87,8 +87,9 @@ ScriptCall = tuple[Sequence[str], list[str | int]]
 
 def heartbeat_keys(k: Keyspace) -> tuple[str, ...]:
     """The heartbeat script's keys, in its order (:data:`~leaderpool.backend.pool_scripts.HEARTBEAT_ARITY`)."""
-    return (
-        k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking, k.lead_until
+    return (  # lead_until last: the keys before it are an earlier version's, in their order
+        k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking,
+        k.lead_until,
     )  # fmt: skip
 
 

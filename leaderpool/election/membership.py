@@ -36,6 +36,10 @@ T = TypeVar("T")
 
 CHECK_AFTER_BEATS = 1.5
 """A beat more than this many heartbeats after the last refresh reads our record (a late one)."""
+CHECK_EVERY = 8
+"""...and so does every beat this many beats after the last that read it (the heartbeat script
+also reads it on its ranking beats, about one in eight): a run whose record another run replaced
+(proved dead while alive, behind a firewall) is refused within this many heartbeats."""
 Bounded = Callable[[Awaitable[T]], Awaitable[T]]
 
 
@@ -109,6 +113,7 @@ class Membership:
         self.joined = False
         self.next_beat = 0.0
         self._last_beat: float | None = None
+        self._unchecked = 0  # beats since one read our record
         self._evicted = False
         self.liveness = ""
         """Our process's liveness endpoint, advertised in the record (set before joining)."""
@@ -226,6 +231,7 @@ class Membership:
         sent = self._clock()
         c = self.config
         rider = self.rider
+        check = True  # a rider's beat reads our record every time
         if rider is not None and rider.riding():
             call = rider.beat(
                 self.store.keys,
@@ -243,7 +249,8 @@ class Membership:
             # our record is read when our lease may have lapsed since we last refreshed it (a late
             # beat: another run may have taken our id meanwhile); the script reads it on its
             # ranking beats too, and a lease that is gone is never started again
-            check = sent - self.lease_until + c.ttl_s > CHECK_AFTER_BEATS * c.heartbeat
+            gap = sent - self.lease_until + c.ttl_s > CHECK_AFTER_BEATS * c.heartbeat
+            check = gap or self._unchecked >= CHECK_EVERY - 1
             call = self.store.heartbeat(
                 c.member_id,
                 c.ttl_ms,
@@ -257,6 +264,7 @@ class Membership:
                 check=check,
             )
         beat = await bounded(call)
+        self._unchecked = 0 if check or beat.ranked else self._unchecked + 1
         if beat.status is not BeatStatus.UNKNOWN_MEMBER:
             self.lease_until = sent + c.ttl_s
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
