@@ -82,16 +82,16 @@ HEARTBEAT = (
 -- client id of the leader's registered connection ("" none), ARGV[7] the member's watch report
 -- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to);
 -- KEYS[9] ranking zset; ARGV[8] the member's incarnation ("" no check); KEYS[10] lead_until;
--- ARGV[9] "1" to read the member's record and check its incarnation this beat (the beat reads it
--- anyway when it reads the ranking, or lists).
+-- ARGV[9] "1" to read the member's record and check its incarnation this beat (a listing beat
+-- reads it anyway).
 -- Refreshes the member's lease (ZADD XX: a lease that is gone is not started again, the member is
 -- unknown) and, when leading, renews the leader key if it still holds ARGV[3] (compare-and-set on
 -- member and term) to the deadline now + ttl, which it writes beside (lead_until), with the
 -- registration of its connection. A follower reads the lead, its registration and its deadline in
 -- one MGET (PTTL only when the deadline is not the lead's: the first beats after a claim), the term
 -- counter only when the lead's term is below the term it saw (or there is no lead), its record only
--- when asked (a beat after a gap: another run may have taken the id) or when it reads the ranking:
--- an ordinary follower beat is TIME, MGET, ZADD. About one beat in RANKS_EVERY (and every beat with
+-- when asked (a beat after a gap: another run may have taken the id; and every eighth beat): an
+-- ordinary follower beat is TIME, MGET, ZADD. About one beat in RANKS_EVERY (and every beat with
 -- ARGV[4]) reads the ranking's head, which says who is first and next and, in a pool smaller than a
 -- batch, how many are live (else ZCOUNT) and who lapsed (dropped; else a few by ZRANGEBYSCORE).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
@@ -121,7 +121,7 @@ local until_key, ranking_key = KEYS[10], KEYS[9]
 local ranks = want_members == '1' or now % """
     + str(RANKS_EVERY)
     + """ == 0
-local check = ranks or ARGV[9] == '1'
+local check = want_members == '1' or ARGV[9] == '1'
 -- reads first: they check the types of the keys written below
 local read = ranks and redis.call('MGET', leader_key, leader_conn_key, until_key, KEYS[6])
              or redis.call('MGET', leader_key, leader_conn_key, until_key)
@@ -150,8 +150,11 @@ if heads and not bad_data then
   local _, holder = split_leader(value or nil)
   first, nxt, gone, live, lapsed = read_heads(ranking_key, leases_key, now, holder, resigned, heads,
                                               head_leases or {}, member)
-  -- the prune drops lapsed members' watch reports too (ZRANGEBYSCORE's, in a bigger pool)
-  if want_members == '1' or not lapsed or #lapsed > 0 then check_type(watching_key, 'hash') end
+  -- the prune drops lapsed members' records and watch reports too (ZRANGEBYSCORE's, in a bigger pool)
+  if want_members == '1' or not lapsed or #lapsed > 0 then
+    check_type(members_key, 'hash')
+    check_type(watching_key, 'hash')
+  end
 end
 if bad_data then return bad_data end
 local function unknown()

@@ -37,9 +37,9 @@ T = TypeVar("T")
 CHECK_AFTER_BEATS = 1.5
 """A beat more than this many heartbeats after the last refresh reads our record (a late one)."""
 CHECK_EVERY = 8
-"""...and so does every beat this many beats after the last that read it (the heartbeat script
-also reads it on its ranking beats, about one in eight): a run whose record another run replaced
-(proved dead while alive, behind a firewall) is refused within this many heartbeats."""
+"""...and so does every beat this many beats after the last that read it: a run whose record
+another run replaced (proved dead while alive, behind a firewall) is refused within this many
+heartbeats."""
 Bounded = Callable[[Awaitable[T]], Awaitable[T]]
 
 
@@ -264,7 +264,7 @@ class Membership:
                 check=check,
             )
         beat = await bounded(call)
-        self._unchecked = 0 if check or beat.ranked else self._unchecked + 1
+        self._unchecked = 0 if check else self._unchecked + 1
         if beat.status is not BeatStatus.UNKNOWN_MEMBER:
             self.lease_until = sent + c.ttl_s
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)
