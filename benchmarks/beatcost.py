@@ -8,8 +8,10 @@ a throw-away redis-server. Once every pool is led and a warm-up has passed, over
   heartbeat script's calls);
 - the beats that ran late (``heartbeat_late`` warnings).
 
-``python -m benchmarks.beatcost [--pools N] [--members M] [--ttl S] [--window S] [--json]``;
-run it against another checkout with ``PYTHONPATH=<checkout>`` for an A/B on the same machine.
+``python -m benchmarks.beatcost [--redis URL] [--pools N] [--members M] [--ttl S] [--warmup S]
+[--window S]`` prints one JSON line (without ``--redis``, on a throw-away redis-server; a server
+given is flushed of nothing but its stats are read, so give it to this run alone). Run it against
+another checkout with ``PYTHONPATH=<checkout>`` for an A/B on the same machine.
 """
 
 from __future__ import annotations
@@ -83,10 +85,22 @@ async def _run(url: str, pools: int, members: int, ttl: float, warmup: float, wi
     }
 
 
+def measure(
+    pools: int, members: int, ttl: float, warmup: float, window: float, url: str | None = None
+) -> dict[str, Any]:
+    """One run (on a redis-server of its own unless ``url`` is given)."""
+    if url is not None:
+        return asyncio.run(_run(url, pools, members, ttl, warmup, window))
+    from leaderpool.testing.redis_server import RedisServer
+
+    with RedisServer() as server:
+        return asyncio.run(_run(server.url, pools, members, ttl, warmup, window))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.beatcost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--redis", required=True, help="redis URL (a server of your own: its stats are reset)")
+    p.add_argument("--redis", help="redis URL of a server of this run's own (default: start one)")
     p.add_argument("--pools", type=int, default=400)
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--ttl", type=float, default=2.0)
@@ -99,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from leaderpool.console.logs import configure_logging
 
     configure_logging(fmt="json", level=os.environ.get("BEATCOST_LOG", "warning"))
-    out = asyncio.run(_run(args.redis, args.pools, args.members, args.ttl, args.warmup, args.window))
+    out = measure(args.pools, args.members, args.ttl, args.warmup, args.window, args.redis)
     import leaderpool
 
     out["leaderpool"] = os.path.dirname(os.path.dirname(str(leaderpool.__file__)))
