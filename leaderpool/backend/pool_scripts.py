@@ -69,10 +69,6 @@ return {1, now}
 """
 )
 
-RANKS_EVERY = 8
-"""About one beat in this many reads the ranking's head (and lists nothing): a safety net, as
-members learn of changes from the pool's messages and a glance; the others are O(1)."""
-
 HEARTBEAT = (
     """
 -- heartbeat: KEYS[1] members hash, KEYS[2] leases zset, KEYS[3] leader key, KEYS[4] term counter,
@@ -82,8 +78,8 @@ HEARTBEAT = (
 -- client id of the leader's registered connection ("" none), ARGV[7] the member's watch report
 -- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to);
 -- KEYS[9] ranking zset; ARGV[8] the member's incarnation ("" no check); KEYS[10] lead_until;
--- ARGV[9] "1" to read the member's record and check its incarnation this beat (a listing beat
--- reads it anyway).
+-- ARGV[9] "1" to read the member's record (checking its incarnation) and the ranking's head this
+-- beat (a listing beat does anyway): the member asks every eighth beat, and on a late one.
 -- Refreshes the member's lease (ZADD XX: a lease that is gone is not started again, the member is
 -- unknown) and, when leading, renews the leader key if it still holds ARGV[3] (compare-and-set on
 -- member and term) to the deadline now + ttl, which it writes beside (lead_until), with the
@@ -91,9 +87,10 @@ HEARTBEAT = (
 -- one MGET (PTTL only when the deadline is not the lead's: the first beats after a claim), the term
 -- counter only when the lead's term is below the term it saw (or there is no lead), its record only
 -- when asked (a beat after a gap: another run may have taken the id; and every eighth beat): an
--- ordinary follower beat is TIME, MGET, ZADD. About one beat in RANKS_EVERY (and every beat with
--- ARGV[4]) reads the ranking's head, which says who is first and next and, in a pool smaller than a
--- batch, how many are live (else ZCOUNT) and who lapsed (dropped; else a few by ZRANGEBYSCORE).
+-- ordinary follower beat is TIME, MGET, ZADD. A beat asked to (ARGV[9], and every beat with
+-- ARGV[4]) also reads the ranking's head, which says who is first and next and, in a pool
+-- smaller than a batch, how many are live (else ZCOUNT) and who lapsed (dropped; else a few by
+-- ZRANGEBYSCORE).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
 --          how many members are live (-1: not counted this beat), who ranks first or false (-1: not
@@ -118,10 +115,8 @@ local until_key, ranking_key = KEYS[10], KEYS[9]
     + INCARNATION
     + RANKING
     + """
-local ranks = want_members == '1' or now % """
-    + str(RANKS_EVERY)
-    + """ == 0
-local check = want_members == '1' or ARGV[9] == '1'
+local ranks = want_members == '1' or ARGV[9] == '1'
+local check = ranks
 -- reads first: they check the types of the keys written below
 local read = ranks and redis.call('MGET', leader_key, leader_conn_key, until_key, KEYS[6])
              or redis.call('MGET', leader_key, leader_conn_key, until_key)

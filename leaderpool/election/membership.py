@@ -35,11 +35,13 @@ from leaderpool.util.log import Logger
 T = TypeVar("T")
 
 CHECK_AFTER_BEATS = 1.5
-"""A beat more than this many heartbeats after the last refresh reads our record (a late one)."""
+"""A beat more than this many heartbeats after the last refresh reads our record and the
+ranking's head (a late one: our lease may have lapsed and another run taken our id)."""
 CHECK_EVERY = 8
-"""...and so does every beat this many beats after the last that read it: a run whose record
+"""...and so does every beat this many beats after the last that read them: a run whose record
 another run replaced (proved dead while alive, behind a firewall) is refused within this many
-heartbeats."""
+heartbeats, and the ranking's head (who is first and next: a safety net, as members learn of
+changes from the pool's messages and a glance) is read at least this often."""
 Bounded = Callable[[Awaitable[T]], Awaitable[T]]
 
 
@@ -246,9 +248,9 @@ class Membership:
                 incarnation=self.incarnation,
             )
         else:
-            # our record is read when our lease may have lapsed since we last refreshed it (a late
-            # beat: another run may have taken our id meanwhile); the script reads it on its
-            # ranking beats too, and a lease that is gone is never started again
+            # our record (and the ranking's head) is read when our lease may have lapsed since we
+            # last refreshed it (a late beat: another run may have taken our id meanwhile), and
+            # every CHECK_EVERY beats; a lease that is gone is never started again
             gap = sent - self.lease_until + c.ttl_s > CHECK_AFTER_BEATS * c.heartbeat
             check = gap or self._unchecked >= CHECK_EVERY - 1
             call = self.store.heartbeat(

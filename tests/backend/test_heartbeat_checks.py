@@ -39,6 +39,7 @@ ALWAYS = {"leases", "leader"}
 TOUCHED = {
     "leader": ALWAYS | {"leader_conn", "lead_until"},  # the renewal writes both (MGET read them as absent)
     "listing": ALWAYS | {"leader_conn", "lead_until", "members", "watching", "ranking"},  # reads the ranking, lists
+    "checking": ALWAYS | {"members", "ranking"},  # a follower's every eighth beat: its record and the ranking
     "follower": ALWAYS,
     "watch report": ALWAYS | {"watching"},
     # a reported term above the lead's: the counter is read and raised, the stale lead ended
@@ -78,11 +79,13 @@ async def pool_with_leader(client: Client) -> PoolStore:
 
 
 def beat(store: PoolStore, kind: str) -> Awaitable[Any]:
+    """An ordinary beat of its kind (no record read), but for "checking" and "listing"."""
     if kind in ("leader", "listing"):
-        return store.heartbeat("a", LONG_TTL, HELD, kind == "listing", 1, conn="7")
+        return store.heartbeat("a", LONG_TTL, HELD, kind == "listing", 1, conn="7", check=False)
     if kind == "watch report":
-        return store.heartbeat("b", LONG_TTL, None, False, 1, watch="-")
-    return store.heartbeat("b", LONG_TTL, None, False, 99 if kind == "term recovery" else 1)
+        return store.heartbeat("b", LONG_TTL, None, False, 1, watch="-", check=False)
+    seen = 99 if kind == "term recovery" else 1
+    return store.heartbeat("b", LONG_TTL, None, False, seen, check=kind == "checking")
 
 
 STRINGS = {KEYS.leader, KEYS.term, KEYS.resigned, KEYS.recovery, KEYS.leader_conn, KEYS.lead_until}
@@ -113,9 +116,9 @@ async def refused_before_writing(client: Client, kind: str, name: str) -> None:
 
 async def clean_beats(client: Client) -> None:
     store = await pool_with_leader(client)
-    for kind in ("leader", "listing", "follower", "watch report"):
+    for kind in ("leader", "listing", "follower", "watch report", "checking"):
         got = await beat(store, kind)
-        counted = {2} if kind == "listing" else {-1, 2}  # counted on the beats that read the ranking
+        counted = {2} if kind in ("listing", "checking") else {-1}  # counted on the beats that read the ranking
         assert BeatStatus.OK is got.status and HELD == got.leader and got.live_count in counted, kind
     lead = await store.heartbeat("a", 5000, HELD, True, 1, conn="7")
     assert ("a", "b", "1|7", ["a", "b"]) == (lead.first, lead.next, lead.leader_conn, [m.member for m in lead.members])
