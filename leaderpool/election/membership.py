@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -189,6 +190,7 @@ class Membership:
         self.lease_until = sent + self.config.ttl_s
         self.joined_at_ms = reply.now_ms
         self.joined = True
+        self._unchecked = random.randrange(CHECK_EVERY)  # members that join together check apart
         if self.rider is not None:
             self.rider.joined()
         self.next_beat = sent + self.config.heartbeat * spread(*FIRST_BEAT_SPREAD)
