@@ -29,13 +29,14 @@ SCRIPT_COMMANDS = ("evalsha", "eval", "script|load")
 """The scripts: EVALSHA, SCRIPT LOAD after a restart (NOSCRIPT); EVAL for the CLI and doctor."""
 
 SCRIPTED_COMMANDS = (
-    "time", "type", "get", "mget", "set", "del", "exists", "incr", "pexpire", "pttl", "ttl", "expire",
+    "time", "type", "get", "mget", "set", "del", "exists", "incr", "pexpire", "pexpireat", "pttl", "ttl", "expire",
     "hget", "hmget", "hgetall", "hkeys", "hset", "hdel", "hexists",
-    "zadd", "zrem", "zscore", "zcount", "zrange", "zrangebyscore", "sadd", "srem", "sismember", "smembers",
+    "zadd", "zrem", "zscore", "zmscore", "zcount", "zrange", "zrangebyscore", "sadd", "srem", "sismember", "smembers",
     "xadd", "xrange", "xrevrange", "xlen", "xdel", "publish", "pubsub|numsub",
 )  # fmt: skip
 """Called inside the scripts and directly (``status``, ``history``, ``resign``, the demo, the
-doctor's keyspace-events probe). ``TTL`` and ``EXPIRE``: python-redis-lock's renewal script (a
+doctor's keyspace-events probe). ``PEXPIREAT`` and ``ZMSCORE``: the heartbeat (a renewal to an
+exact deadline; the ranking's head). ``TTL`` and ``EXPIRE``: python-redis-lock's renewal script (a
 lock's ttl is in seconds). ``PUBSUB NUMSUB`` proves a crashed leader's connection gone inside the
 bury script (fast failover), and a crashed member's inside the singletons' scripts. The set
 commands: a pool's singleton names (:mod:`leaderpool.singletons`)."""

@@ -56,6 +56,7 @@ class Batcher:
         self._queue: list[_Call] = []
         self._sending: asyncio.Task[None] | None = None
         self._heads: dict[tuple[str, Sequence[str]], bytes] = {}
+        self._packed: dict[tuple[bytes, tuple[str | int, ...]], bytes] = {}
 
     async def call(self, script: NamedScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run ``script`` in the next batch; its reply (errors translated as a direct call's)."""
@@ -93,7 +94,15 @@ class Batcher:
             head = self._heads[cache_key] = b"".join(
                 [b"$7\r\nEVALSHA\r\n", _bulk(script.sha), _bulk(len(keys)), *map(_bulk, keys)]
             )
-        return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, b"".join(map(_bulk, args)))
+        # a member's beats repeat their arguments until something changes: the whole call packed once
+        call_key = (head, args if isinstance(args, tuple) else tuple(args))
+        packed = self._packed.get(call_key)
+        if packed is None:
+            if len(self._packed) >= _HEADS_MAX:
+                self._packed.clear()
+            packed = b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, b"".join(map(_bulk, args)))
+            self._packed[call_key] = packed
+        return packed
 
     async def _send(self, batch: list[_Call]) -> None:
         """One write for the whole batch on a connection of the client's pool, then its replies

@@ -26,6 +26,9 @@ and every multi-key Lua script stays single-slot::
     leaderpool:conn:ID          channel one per watcher connection (client id ID), subscribed for
                                         its whole life, never published to: no subscriber
                                         proves the connection gone (fast failover)
+    leaderpool:{POOL}:lead_until  string  "<term>|<unix ms>": the deadline the holder of that term
+                                        last renewed its lead to, PXAT the same (followers read it
+                                        with the leader key in one MGET, not a PTTL each)
     leaderpool:{POOL}:watching  hash    member id -> "<term>|<leader>" whose liveness endpoint it
                                         is connected to (shown by status)
 
@@ -172,6 +175,12 @@ class Keyspace:
     def leader_conn(self) -> str:
         """The leader's registered Redis connection (``"<term>|<client id>"``), for fast failover."""
         return f"{self._base}:leader_conn"
+
+    @property
+    def lead_until(self) -> str:
+        """The lead's deadline as its holder last renewed it (``"<term>|<unix ms>"``, PXAT the
+        deadline): followers read it with the leader key in one MGET instead of a PTTL per beat."""
+        return f"{self._base}:lead_until"
 
     @property
     def watching(self) -> str:
@@ -388,8 +397,8 @@ def pool_keys_pattern(prefix: str = DEFAULT_PREFIX) -> str:
 
 POOL_KEY_SUFFIXES = frozenset(
     {"leader", "term", "members", "leases", "ranking", "resigned", "recovery", "history", "state", "schedules",
-     "leader_conn", "watching", "jobs", "dead", "handlers", "singletons", "singleton_assign", "singleton_epoch",
-     "singleton_version", "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state",
+     "leader_conn", "lead_until", "watching", "jobs", "dead", "handlers", "singletons", "singleton_assign",
+     "singleton_epoch", "singleton_version", "singleton_pins", "singleton_owners", "singleton_terms", "singleton_state",
      "singleton_members"}
 )  # fmt: skip
 """The lasting keys of a pool, after ``{POOL}:`` (a call's inbox and reply keys come and go)."""

@@ -58,30 +58,48 @@ end
 # "not found in the head" makes the member fall back to a full read.
 RANKING = """
 local RANK_SCAN, RANK_BATCH = 64, 8
-local function rank_heads(ranking_key, leases_key, now, leader, resigned)
+-- reads the ranking's head (a batch's leases in one ZMSCORE), writing nothing; head and
+-- head_leases, when given, are its first batch and their leases as already read. Returns who
+-- ranks first and next (false: not found in the head), the entries to drop from the ranking (no
+-- lease at all), and, when the whole ranking was read (a pool of fewer than RANK_BATCH members),
+-- how many are live (self counts: it is beating) and who lapsed, else false, false.
+local function read_heads(ranking_key, leases_key, now, leader, resigned, head, head_leases, self)
   local first, nxt, spare_first, spare_next, gone = false, false, false, false, {}
+  local live, lapsed, whole = 0, {}, false
   for start = 0, RANK_SCAN - 1, RANK_BATCH do
-    local batch = redis.call('ZRANGE', ranking_key, start, start + RANK_BATCH - 1)
+    local batch = head or redis.call('ZRANGE', ranking_key, start, start + RANK_BATCH - 1)
+    local leases = head_leases or (#batch > 0 and redis.call('ZMSCORE', leases_key, unpack(batch))) or {}
+    head, head_leases = nil, nil
     for i = 1, #batch do
-      local m = batch[i]
-      local lease = redis.call('ZSCORE', leases_key, m)
+      local m, lease = batch[i], leases[i]
       if not lease then
         gone[#gone + 1] = m
-      elseif tonumber(lease) > now then
+      elseif tonumber(lease) > now or m == self then
+        live = live + 1
         if m == resigned then
-          spare_first = m
-          if m ~= leader then spare_next = m end
+          spare_first = spare_first or m
+          if m ~= leader then spare_next = spare_next or m end
         else
           if not first then first = m end
           if not nxt and m ~= leader then nxt = m end
         end
+      else
+        lapsed[#lapsed + 1] = m
       end
-      if first and nxt then break end
     end
-    if (first and nxt) or #batch < RANK_BATCH then break end
+    if #batch < RANK_BATCH then
+      whole = start == 0
+      break
+    end
+    if first and nxt then break end
   end
+  if not whole then live, lapsed = false, false end
+  return first or spare_first, nxt or spare_next, gone, live, lapsed
+end
+local function rank_heads(ranking_key, leases_key, now, leader, resigned)
+  local first, nxt, gone = read_heads(ranking_key, leases_key, now, leader, resigned)
   for i = 1, #gone do redis.call('ZREM', ranking_key, gone[i]) end
-  return first or spare_first, nxt or spare_next
+  return first, nxt
 end
 -- drops a few members whose lease lapsed (a bounded share per call: beats keep the pool clean
 -- without listing it)

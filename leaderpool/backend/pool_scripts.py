@@ -77,90 +77,149 @@ HEARTBEAT = (
 -- list the live members (and who just resigned) as well, ARGV[5] highest term seen, ARGV[6] the
 -- client id of the leader's registered connection ("" none), ARGV[7] the member's watch report
 -- ("" unchanged, "-" none, else the leader value whose endpoint it is connected to);
--- KEYS[9] ranking zset; ARGV[8] the member's incarnation ("" no check).
--- Refreshes the member's lease and, when leading, renews the leader key if it still holds
--- ARGV[3] (compare-and-set on member and term), with the registration of its connection; drops
--- a few lapsed members. O(log N) without ARGV[4]: the ranking's head says who is first and next,
--- read by about one beat in three, a leader's too (a safety net: members learn of changes from
--- the pool's messages and glance), the rest of the beats are O(1).
+-- KEYS[9] ranking zset; ARGV[8] the member's incarnation ("" no check); KEYS[10] lead_until;
+-- ARGV[9] "1" to read the member's record (checking its incarnation) and the ranking's head this
+-- beat (a listing beat does anyway): the member asks every eighth beat, and on a late one.
+-- Refreshes the member's lease (ZADD XX: a lease that is gone is not started again, the member is
+-- unknown) and, when leading, renews the leader key if it still holds ARGV[3] (compare-and-set on
+-- member and term) to the deadline now + ttl, which it writes beside (lead_until), with the
+-- registration of its connection. A follower reads the lead, its registration and its deadline in
+-- one MGET (PTTL only when the deadline is not the lead's: the first beats after a claim), the term
+-- counter only when the lead's term is below the term it saw (or there is no lead), its record only
+-- when asked (a beat after a gap: another run may have taken the id; and every eighth beat): an
+-- ordinary follower beat is TIME, MGET, ZADD. A beat asked to (ARGV[9], and every beat with
+-- ARGV[4]) also reads the ranking's head, which says who is first and next and, in a pool
+-- smaller than a batch, how many are live (else ZCOUNT) and who lapsed (dropped; else a few by
+-- ZRANGEBYSCORE).
 -- Returns {status, now, leader value or false, leader pttl, resigned or false,
 --          µs until the lead can be claimed, the leader's registration or false,
---          how many members are live, who ranks first or false (-1: not read this beat),
---          who is next after the leader or false, member, record, deadline, ...};
+--          how many members are live (-1: not counted this beat), who ranks first or false (-1: not
+--          read this beat), who is next after the leader or false, member, record, deadline, ...};
 -- status 1 ok (renewed when leading), 0 leading but the key is no longer ours, -1 unknown member
--- (no record, or the record of another incarnation of the id: nothing is refreshed or renewed).
--- Hostile data: every key this beat may touch is read with a command of its type, or checked
--- with TYPE, before the first write (see leaderpool.backend.baddata.CHECKED_READS); a key of another type
--- refuses the beat (BADDATA) with nothing written. An ordinary follower beat touches five keys.
+-- (no lease, no record, or the record of another incarnation of the id: nothing is refreshed or
+-- renewed, only a term reported above the counter is raised).
+-- Hostile data: before its first write the beat reads each key it writes with a command of its
+-- type (checked: a WRONGTYPE becomes the BADDATA refusal), or checks it with TYPE, or writes it
+-- first with a command of its type (ZADD on the leases: it fails before anything is written); MGET
+-- reads a key of another type as absent, so a string key it would write that MGET found absent is
+-- checked with TYPE (the lead while vacant, lead_until and leader_conn at a term's first renewal).
 local members_key, leases_key, leader_key, term_key, recovery_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, ttl_ms, held, want_members, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local leader_conn_key, watching_key, conn, watch = KEYS[7], KEYS[8], ARGV[6], ARGV[7]
+local until_key, ranking_key = KEYS[10], KEYS[9]
 """
     + NOW
     + SPLIT_LEADER
     + RAISE_TERM
     + CHECKED_READS
     + INCARNATION
+    + RANKING
     + """
-local ranks = want_members == '1' or now % 3 == 0
+local ranks = want_members == '1' or ARGV[9] == '1'
+local check = ranks
 -- reads first: they check the types of the keys written below
-local record = checked('hash', 'HGET', members_key, member)
-local counter = checked('string', 'GET', term_key)
-checked('zset', 'ZSCORE', leases_key, member)  -- only to check the type: the lease is written next
-local value = checked('string', 'GET', leader_key)
-local registration = checked('string', 'GET', leader_conn_key)
-local resigned = ranks and checked('string', 'GET', KEYS[6])
-if seen > (tonumber(counter or '0') or 0) then check_type(recovery_key, 'string') end
-if ranks or watch ~= '' then check_type(watching_key, 'hash') end
-if ranks then check_type(KEYS[9], 'zset') end
+local read = ranks and redis.call('MGET', leader_key, leader_conn_key, until_key, KEYS[6])
+             or redis.call('MGET', leader_key, leader_conn_key, until_key)
+local value, registration, deadline_read, resigned = read[1], read[2], read[3], read[4] or false
+local term_text = split_leader(value or nil)
+local value_term = term_text and tonumber(term_text)
+local record = check and checked('hash', 'HGET', members_key, member)
+local counter = false
+if not value_term or value_term < seen then
+  counter = checked('string', 'GET', term_key)
+  if seen > (tonumber(counter or '0') or 0) then check_type(recovery_key, 'string') end
+end
+if not value then check_type(leader_key, 'string') end
+local stale = value_term and value_term < seen
+if stale then check_type(leader_conn_key, 'string') check_type(until_key, 'string') end
+if watch ~= '' then check_type(watching_key, 'hash') end
+local renew = held ~= '' and value == held
+if renew then
+  if not deadline_read then check_type(until_key, 'string') end
+  if conn ~= '' and not registration then check_type(leader_conn_key, 'string') end
+end
+local heads, first, nxt, gone, live, lapsed = false, false, false, {}, false, false
+if ranks then heads = checked('zset', 'ZRANGE', ranking_key, 0, RANK_BATCH - 1) end
+local head_leases = heads and #heads > 0 and checked('zset', 'ZMSCORE', leases_key, unpack(heads))
+if heads and not bad_data then
+  local _, holder = split_leader(value or nil)
+  first, nxt, gone, live, lapsed = read_heads(ranking_key, leases_key, now, holder, resigned, heads,
+                                              head_leases or {}, member)
+  -- the prune drops lapsed members' records and watch reports too (ZRANGEBYSCORE's, in a bigger pool)
+  if want_members == '1' or not lapsed or #lapsed > 0 then
+    check_type(members_key, 'hash')
+    check_type(watching_key, 'hash')
+  end
+end
 if bad_data then return bad_data end
-raise_term(term_key, recovery_key, counter, seen, ttl_ms)
-if not record or not same_run(record, ARGV[8] or '') then
+local function unknown()
+  if counter then raise_term(term_key, recovery_key, counter, seen, ttl_ms) end
   return {-1, now}
 end
-redis.call('ZADD', leases_key, now + ttl_ms, member)
+if check and (not record or not same_run(record, ARGV[8] or '')) then return unknown() end
+local refreshed = redis.pcall('ZADD', leases_key, 'XX', 'CH', now + ttl_ms, member)
+if type(refreshed) == 'table' and refreshed.err then
+  check_type(leases_key, 'zset')
+  return bad_data or refreshed
+end
+if refreshed == 0 and not redis.call('ZSCORE', leases_key, member) then return unknown() end
+if counter then raise_term(term_key, recovery_key, counter, seen, ttl_ms) end
 if watch == '-' then
   redis.call('HDEL', watching_key, member)
 elseif watch ~= '' then
   redis.call('HSET', watching_key, member, watch)
 end
 local status = 1
-if value and (tonumber((split_leader(value))) or seen) < seen then
+if stale then
   -- A lead in a term below one this member saw: granted again after Redis lost its data, to a
   -- member that knew no earlier term (nothing could hold its claim). It ends now; its holder
   -- finds the key gone at its next renewal, and claims wait out the recovery (raise_term).
-  redis.call('DEL', leader_key, leader_conn_key)
-  value, registration = false, false
+  redis.call('DEL', leader_key, leader_conn_key, until_key)
+  value, registration, deadline_read, renew = false, false, false, false
 end
-if held ~= '' then
-  if value == held then
-    redis.call('PEXPIRE', leader_key, ttl_ms)
-    if conn ~= '' then
-      registration = split_leader(held) .. SEP .. conn
-      redis.call('SET', leader_conn_key, registration, 'PX', ttl_ms)
-    end
+local pttl
+if renew then
+  local deadline = now + ttl_ms
+  redis.call('PEXPIREAT', leader_key, deadline)
+  redis.call('SET', until_key, term_text .. SEP .. deadline, 'PXAT', deadline)
+  if conn ~= '' then
+    registration = term_text .. SEP .. conn
+    redis.call('SET', leader_conn_key, registration, 'PXAT', deadline)
+  end
+  pttl = ttl_ms
+else
+  if held ~= '' then status = 0 end
+  local until_term, deadline = split_leader(deadline_read or nil)
+  if not value then
+    pttl = -2
+  elseif until_term and tonumber(until_term) == value_term then
+    pttl = math.max(tonumber(deadline) - now, 0)
   else
-    status = 0
+    pttl = redis.call('PTTL', leader_key)
   end
 end
-local pttl = redis.call('PTTL', leader_key)
-local reply = {status, now, value, pttl, false, free_in_us(pttl), registration,
-               redis.call('ZCOUNT', leases_key, '(' .. now, '+inf'), -1, false}
-if ranks then  -- its functions defined only here: an ordinary beat does not pay for them
-"""
-    + RANKING
-    + """
-  prune_lapsed(members_key, leases_key, watching_key, KEYS[9], now, 4)
-  reply[5] = resigned
-  local _, holder = split_leader(value or nil)
-  reply[9], reply[10] = rank_heads(KEYS[9], leases_key, now, holder, resigned)
+local reply = {status, now, value, pttl, false, free_in_us(pttl), registration, -1, -1, false}
+if ranks then
+  if not live then
+    live = redis.call('ZCOUNT', leases_key, '(' .. now, '+inf')
+    prune_lapsed(members_key, leases_key, watching_key, ranking_key, now, 4)
+  else
+    for i = 1, #lapsed do
+      redis.call('ZREM', leases_key, lapsed[i])
+      redis.call('ZREM', ranking_key, lapsed[i])
+      redis.call('HDEL', members_key, lapsed[i])
+      redis.call('HDEL', watching_key, lapsed[i])
+    end
+  end
+  for i = 1, #gone do redis.call('ZREM', ranking_key, gone[i]) end
+  reply[5], reply[8], reply[9], reply[10] = resigned, live, first, nxt
 end
 if want_members == '1' then
 """
     + LIVE_MEMBERS
     + """
-  local live = live_members(members_key, leases_key, now, true, watching_key, KEYS[9])
-  for i = 1, #live do reply[#reply + 1] = live[i] end
+  local live_list = live_members(members_key, leases_key, now, true, watching_key, ranking_key)
+  for i = 1, #live_list do reply[#reply + 1] = live_list[i] end
 end
 return reply
 """
@@ -209,14 +268,14 @@ return {was_member, released, handed}
 """
 )
 
-HEARTBEAT_ARITY = (9, 8)
+HEARTBEAT_ARITY = (10, 9)
 """How many keys and arguments the heartbeat script takes (:func:`leaderpool.backend.pool_store.heartbeat_call`)."""
 LEAVE_ARITY = (9, 7)
 """How many keys and arguments the leave script takes (:func:`leaderpool.backend.pool_store.leave_call`)."""
 
-HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash", "zset")
+HEARTBEAT_KEY_TYPES = ("hash", "zset", "string", "string", "string", "string", "string", "hash", "zset", "string")
 """The heartbeat's keys' types: members, leases, leader, term, recovery, resigned, leader_conn,
-watching, ranking. The heartbeat checks them itself, each only when a beat touches it
+watching, ranking, lead_until. The heartbeat checks them itself, each only when a beat touches it
 (:data:`~leaderpool.backend.baddata.CHECKED_READS`); a TYPE per key before every beat cost Redis more
 than the beat (``python -m benchmarks.type_guard`` compares both)."""
 LEAVE_KEY_TYPES = ("hash", "zset", "string", "stream", "string", "string", "string", "hash", "zset")

@@ -87,7 +87,10 @@ ScriptCall = tuple[Sequence[str], list[str | int]]
 
 def heartbeat_keys(k: Keyspace) -> tuple[str, ...]:
     """The heartbeat script's keys, in its order (:data:`~leaderpool.backend.pool_scripts.HEARTBEAT_ARITY`)."""
-    return (k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking)
+    return (  # lead_until last: the keys before it are an earlier version's, in their order
+        k.members, k.leases, k.leader, k.term, k.recovery, k.resigned, k.leader_conn, k.watching, k.ranking,
+        k.lead_until,
+    )  # fmt: skip
 
 
 def heartbeat_args(
@@ -99,10 +102,13 @@ def heartbeat_args(
     conn: str = "",
     watch: str = "",
     incarnation: str = "",
+    check: bool = True,
 ) -> list[str | int]:
-    """The heartbeat script's arguments (``incarnation``: the beating run's, "" for no check)."""
+    """The heartbeat script's arguments (``incarnation``: the beating run's, "" for no check;
+    ``check``: read the member's record this beat, so another run's record is seen)."""
     held_value = held.encode() if held else ""
-    return [member, ttl_ms, held_value, "1" if want_members else "0", seen_term, conn, watch, incarnation]
+    want = "1" if want_members else "0"
+    return [member, ttl_ms, held_value, want, seen_term, conn, watch, incarnation, "1" if check else "0"]
 
 
 def heartbeat_call(
@@ -115,10 +121,11 @@ def heartbeat_call(
     conn: str = "",
     watch: str = "",
     incarnation: str = "",
+    check: bool = True,
 ) -> ScriptCall:
     """The heartbeat script's keys and arguments (:data:`~leaderpool.backend.pool_scripts.HEARTBEAT_ARITY`);
     scripts that wrap it (the names heartbeat) append theirs after these."""
-    args = heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation)
+    args = heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation, check)
     return heartbeat_keys(k), args
 
 
@@ -176,14 +183,16 @@ class PoolStore:
         watch: str = "",
         batched: bool = False,
         incarnation: str = "",
+        check: bool = True,
     ) -> Beat:
         """Refresh ``member``'s lease (and renew ``held``, registering the client id ``conn``);
         ``watch`` is the member's watch report ("" unchanged, "-" none, else a leader value).
         ``batched``: sent in one pipeline with the process's other beats (:mod:`leaderpool.backend.batching`).
         ``incarnation``: the beating run's; the record of another run of the id is not refreshed
-        (``UNKNOWN_MEMBER``)."""
+        (``UNKNOWN_MEMBER``) when this beat reads it: with ``check``, or when it reads the ranking
+        (the script's own choice). A member's lease that is gone is never started again."""
         keys = self._heartbeat_keys
-        args = heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation)
+        args = heartbeat_args(member, ttl_ms, held, want_members, seen_term, conn, watch, incarnation, check)
         if batched:
             return parse_beat(await self._batched(self._scripts.heartbeat, keys, args))
         return parse_beat(await self._scripts.heartbeat(keys=keys, args=args))

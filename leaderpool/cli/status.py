@@ -195,7 +195,7 @@ def pool_keys(keys: Keyspace) -> list[str]:
     every = [keys.leader, keys.term, keys.members, keys.leases, keys.resigned, keys.recovery, keys.history]
     every += [keys.ranking]  # the default ranking, best first
     every += [keys.state, keys.schedules]  # the leader state and the periodic schedules
-    every += [keys.leader_conn, keys.watching]  # fast failover's registration and watch reports
+    every += [keys.leader_conn, keys.lead_until, keys.watching]  # fast failover, the lead's deadline, watch reports
     every += [keys.jobs, keys.dead, keys.handlers]  # the pool's work
     every += [keys.singletons, keys.singleton_assign, keys.singleton_epoch, keys.singleton_pins]  # singletons
     every += [keys.singleton_version]

@@ -304,7 +304,7 @@ class ElectionCore:
         if ranked:
             if beat.ranked:
                 self.view.successor_id = beat.next  # who follows the leader, by Redis's ranking
-        elif self.config.fast_failover and beat.live_count != len(self.view.members):
+        elif self.config.fast_failover and 0 <= beat.live_count != len(self.view.members):
             self.wakeups.pending.dirty = True  # a member lapsed: the next in line (who watches) may be another
         if self.lead.leading and held is not None:
             if beat.status is BeatStatus.OK:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -33,6 +34,15 @@ from leaderpool.util.jitter import spread
 from leaderpool.util.log import Logger
 
 T = TypeVar("T")
+
+CHECK_AFTER_BEATS = 1.5
+"""A beat more than this many heartbeats after the last refresh reads our record and the
+ranking's head (a late one: our lease may have lapsed and another run taken our id)."""
+CHECK_EVERY = 8
+"""...and so does every beat this many beats after the last that read them: a run whose record
+another run replaced (proved dead while alive, behind a firewall) is refused within this many
+heartbeats, and the ranking's head (who is first and next: a safety net, as members learn of
+changes from the pool's messages and a glance) is read at least this often."""
 Bounded = Callable[[Awaitable[T]], Awaitable[T]]
 
 
@@ -109,6 +119,7 @@ class Membership:
         self.joined = False
         self.next_beat = 0.0
         self._last_beat: float | None = None
+        self._unchecked = 0  # beats since one read our record
         self._evicted = False
         self.liveness = ""
         """Our process's liveness endpoint, advertised in the record (set before joining)."""
@@ -182,6 +193,7 @@ class Membership:
         self.lease_until, self.lease_seen = sent + self.config.ttl_s, self._clock()
         self.joined_at_ms = reply.now_ms
         self.joined = True
+        self._unchecked = random.randrange(CHECK_EVERY)  # members that join together check apart
         if self.rider is not None:
             self.rider.joined()
         self.next_beat = sent + self.config.heartbeat * spread(*FIRST_BEAT_SPREAD)
@@ -226,6 +238,7 @@ class Membership:
         sent = self._clock()
         c = self.config
         rider = self.rider
+        check = True  # a rider's beat reads our record every time
         if rider is not None and rider.riding():
             call = rider.beat(
                 self.store.keys,
@@ -240,6 +253,11 @@ class Membership:
                 incarnation=self.incarnation,
             )
         else:
+            # our record (and the ranking's head) is read when our lease may have lapsed since we
+            # last refreshed it (a late beat: another run may have taken our id meanwhile), and
+            # every CHECK_EVERY beats; a lease that is gone is never started again
+            gap = sent - self.lease_until + c.ttl_s > CHECK_AFTER_BEATS * c.heartbeat
+            check = gap or self._unchecked >= CHECK_EVERY - 1
             call = self.store.heartbeat(
                 c.member_id,
                 c.ttl_ms,
@@ -250,8 +268,10 @@ class Membership:
                 watch=watch,
                 batched=True,
                 incarnation=self.incarnation,
+                check=check,
             )
         beat = await bounded(call)
+        self._unchecked = 0 if check else self._unchecked + 1
         if beat.status is not BeatStatus.UNKNOWN_MEMBER:
             self.lease_until, self.lease_seen = sent + c.ttl_s, self._clock()
         probe.heartbeat(c.pool, c.member_id, leading=held is not None, seconds=self._clock() - sent)

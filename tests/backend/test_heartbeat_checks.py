@@ -1,6 +1,9 @@
 """The heartbeat checks its own keys' types (hostile data, :data:`leaderpool.backend.baddata.CHECKED_READS`):
-each key a beat touches, replaced by a value of another type, makes the beat refuse (``BADDATA``
-naming the key) with nothing written; a clean pool beats as usual. On fakeredis's Lua and on
+each key a beat writes or reads one by one (and the leader key, always), replaced by a value of
+another type, makes the beat refuse (``BADDATA`` naming the key) with nothing written; the keys a
+beat only reads in its MGET and never writes (the registration and the term on a follower's beat,
+who just resigned) read as absent instead, and the scripts that write them refuse. A clean pool
+beats as usual. On fakeredis's Lua and on
 every redis-server version found (``redis.pcall`` must turn WRONGTYPE into the refusal on each)."""
 
 from __future__ import annotations
@@ -25,18 +28,22 @@ from leaderpool.util.timeouts import within
 
 KEYS = Keyspace("p")
 NAMES = NameKeys("leaderpool")
-POOL_KEYS = ("members", "leases", "leader", "term", "recovery", "resigned", "leader_conn", "watching", "ranking")
+POOL_KEYS = (
+    "members", "leases", "leader", "term", "recovery", "resigned", "leader_conn", "watching", "ranking", "lead_until"
+)  # fmt: skip
 HELD = LeaderValue(1, "a")
 LONG_TTL = 600_000  # a beat that wrote would leave a PTTL or a lease this long: easy to see
 
-# which keys each kind of beat touches, so must check
-ALWAYS = {"members", "leases", "leader", "term", "leader_conn"}
+# which keys each kind of beat touches (writes, or reads on their own), so must check
+ALWAYS = {"leases", "leader"}
 TOUCHED = {
-    "leader": ALWAYS,
-    "listing": ALWAYS | {"resigned", "watching", "ranking"},  # a beat that reads the ranking (and lists)
+    "leader": ALWAYS | {"leader_conn", "lead_until"},  # the renewal writes both (MGET read them as absent)
+    "listing": ALWAYS | {"leader_conn", "lead_until", "members", "watching", "ranking"},  # reads the ranking, lists
+    "checking": ALWAYS | {"members", "ranking"},  # a follower's every eighth beat: its record and the ranking
     "follower": ALWAYS,
     "watch report": ALWAYS | {"watching"},
-    "term recovery": ALWAYS | {"recovery"},  # a reported term above the counter raises it
+    # a reported term above the lead's: the counter is read and raised, the stale lead ended
+    "term recovery": ALWAYS | {"term", "recovery", "leader_conn", "lead_until"},
 }
 CASES = [(kind, key) for kind, keys in TOUCHED.items() for key in sorted(keys)]
 
@@ -72,14 +79,16 @@ async def pool_with_leader(client: Client) -> PoolStore:
 
 
 def beat(store: PoolStore, kind: str) -> Awaitable[Any]:
+    """An ordinary beat of its kind (no record read), but for "checking" and "listing"."""
     if kind in ("leader", "listing"):
-        return store.heartbeat("a", LONG_TTL, HELD, kind == "listing", 1, conn="7")
+        return store.heartbeat("a", LONG_TTL, HELD, kind == "listing", 1, conn="7", check=False)
     if kind == "watch report":
-        return store.heartbeat("b", LONG_TTL, None, False, 1, watch="-")
-    return store.heartbeat("b", LONG_TTL, None, False, 99 if kind == "term recovery" else 1)
+        return store.heartbeat("b", LONG_TTL, None, False, 1, watch="-", check=False)
+    seen = 99 if kind == "term recovery" else 1
+    return store.heartbeat("b", LONG_TTL, None, False, seen, check=kind == "checking")
 
 
-STRINGS = {KEYS.leader, KEYS.term, KEYS.resigned, KEYS.recovery, KEYS.leader_conn}
+STRINGS = {KEYS.leader, KEYS.term, KEYS.resigned, KEYS.recovery, KEYS.leader_conn, KEYS.lead_until}
 
 
 async def replace_with_wrong_type(client: Client, key: str) -> None:
@@ -107,9 +116,10 @@ async def refused_before_writing(client: Client, kind: str, name: str) -> None:
 
 async def clean_beats(client: Client) -> None:
     store = await pool_with_leader(client)
-    for kind in ("leader", "listing", "follower", "watch report"):
+    for kind in ("leader", "listing", "follower", "watch report", "checking"):
         got = await beat(store, kind)
-        assert BeatStatus.OK is got.status and HELD == got.leader and 2 == got.live_count, kind
+        counted = {2} if kind in ("listing", "checking") else {-1}  # counted on the beats that read the ranking
+        assert BeatStatus.OK is got.status and HELD == got.leader and got.live_count in counted, kind
     lead = await store.heartbeat("a", 5000, HELD, True, 1, conn="7")
     assert ("a", "b", "1|7", ["a", "b"]) == (lead.first, lead.next, lead.leader_conn, [m.member for m in lead.members])
     assert not await client.hexists(KEYS.watching, "b")

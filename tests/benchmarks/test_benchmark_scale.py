@@ -64,3 +64,17 @@ def test_beatload_drives_every_members_beat_and_projects_to_the_real_rate() -> N
     r = measure(pools=4, seconds=0.5, batch=10)
     assert 20 == r["members"] and 12 == r["real_rate_per_s"] and 0 < r["beats"] <= 20
     assert r["redis_cpu_us_per_beat"] > 0 and r["script_us_per_call"] > 0
+
+
+def test_beatcost_counts_a_beats_commands_and_client_cpu() -> None:
+    """``python -m benchmarks.beatcost`` (a short run, so it cannot rot): every beat is one script
+    call with one MGET and one ZADD inside, a pool of three averages under five commands inside the
+    script per beat (followers three, the leader six, an eighth of the beats two more), and the
+    process's CPU per beat is counted."""
+    from benchmarks.beatcost import measure
+
+    r = measure(pools=2, members=3, ttl=0.6, warmup=0.5, window=1.5)
+    per = r["by_command_per_beat"]
+    assert "6/6" == r["led_pools_of_members"] and r["beats"] >= 20, r
+    assert 1.0 == per["evalsha"] and 0.9 <= per["mget"] <= 1.0 and 0.9 <= per["zadd"] <= 1.0, r
+    assert r["commands_inside_scripts_per_beat"] < 5 and r["client_cpu_us_per_beat"] > 0, r

@@ -177,10 +177,10 @@ def test_a_beat_costs_the_same_in_a_pool_of_3_and_of_40(redis_one: Any) -> None:
     """Steady state on a real Redis: one EVALSHA per member per beat, and the commands it runs
     inside (commandstats counts them) do not grow with the pool: no listing on a beat.
 
-    About one beat in three (by Redis's millisecond clock) also reads the ranking's head, so the
-    average per beat is a sample: 13 pools of 3 beside one pool of 40 give both sides about 200
-    beats in the window (one pool of 3 gave 15, and its average swung by 3 commands from run to
-    run). The 13 leaders' renewals make the small side's average slightly higher, never lower."""
+    About one beat in eight (by Redis's millisecond clock) also reads the ranking's head (and the
+    member's own record), so the average per beat is a sample: 13 pools of 3 beside one pool of 40
+    give both sides about 200 beats in the window. The 13 leaders' renewals make the small side's
+    average slightly higher, never lower."""
     import redis.asyncio
 
     async def per_beat(pools: int, size: int) -> float:
@@ -200,7 +200,7 @@ def test_a_beat_costs_the_same_in_a_pool_of_3_and_of_40(redis_one: Any) -> None:
         sent = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
         await client.aclose()
         await stop_all(members)
-        assert sent["evalsha"] == sent.get("hget", 0), sent  # each beat read its own record, none another's
+        assert sent.get("hget", 0) <= sent["evalsha"] / 2, sent  # a beat reads its own record at most, rarely
         assert sent["evalsha"] >= 100, sent  # a sample, not a handful of beats
         inner = sum(v for k, v in sent.items() if k not in ("evalsha", "config|resetstat", "info"))
         return inner / sent["evalsha"]
