@@ -9,7 +9,11 @@ garbage on a pool's events channel. None of it may crash a member or make two le
   claim (it may be another program's, or a newer leaderpool's), so the pool waits until the key
   expires or an operator deletes it (``leaderpool-cli doctor`` names it);
 - a pool key of the wrong type makes the scripts refuse before writing anything (``BADDATA``),
-  and the member retries each heartbeat until the key is fixed;
+  and the member retries each heartbeat until the key is fixed; one exception, for the cost of
+  a beat: a key an ordinary heartbeat only reads, in one ``MGET``, and does not write (a
+  follower's view of the leader's connection registration, who just resigned) reads as absent
+  when it holds another type (the follower then waits for the lease instead of proving a death,
+  or sees no resignation); the keys a beat writes, and the leader key, still refuse;
 - a pool message that does not parse is ignored (the member re-reads the pool instead).
 - a schedule record or leader state that does not parse reads as none, and the leader's next run
   or save replaces it.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -30,7 +29,7 @@ from leaderpool.election.identity import IdHolder, new_incarnation
 from leaderpool.members import MemberInfo
 from leaderpool.util import throttle
 from leaderpool.util.constants import FIRST_BEAT_SPREAD
-from leaderpool.util.jitter import spread
+from leaderpool.util.jitter import pick, spread
 from leaderpool.util.log import Logger
 
 T = TypeVar("T")
@@ -193,7 +192,7 @@ class Membership:
         self.lease_until, self.lease_seen = sent + self.config.ttl_s, self._clock()
         self.joined_at_ms = reply.now_ms
         self.joined = True
-        self._unchecked = random.randrange(CHECK_EVERY)  # members that join together check apart
+        self._unchecked = pick(CHECK_EVERY)  # members that join together check apart
         if self.rider is not None:
             self.rider.joined()
         self.next_beat = sent + self.config.heartbeat * spread(*FIRST_BEAT_SPREAD)

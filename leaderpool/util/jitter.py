@@ -13,3 +13,8 @@ _GENERATOR = random.Random()
 def spread(low: float, high: float) -> float:
     """A number between ``low`` and ``high``, uniformly."""
     return _GENERATOR.uniform(low, high)
+
+
+def pick(n: int) -> int:
+    """A whole number from 0 to ``n - 1``, uniformly."""
+    return _GENERATOR.randrange(n)

@@ -499,5 +499,8 @@ class TestStartUp:
             frames = [line.strip() for line in err.splitlines() if line.strip().startswith("File ")]
             ours = [f for f in frames if f"{os.sep}leaderpool{os.sep}" in f]
             assert all(f.endswith("in <module>") for f in ours), err  # never in main() or below
+        elif "Fatal Python error" in err:  # the interpreter's own start (its stdio), before any Python
+            # frame ran: it exits 1 (seen at 5 ms on a loaded machine, now that a start takes ~15 ms)
+            assert "<no Python frame>" in err and 1 == proc.returncode, (proc.returncode, err)
         else:  # -SIGINT: the signal came before the interpreter had set up its own handling
             assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, err)

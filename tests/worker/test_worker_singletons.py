@@ -168,7 +168,11 @@ def test_move_hands_a_singleton_over_kindly_with_its_state(pool: Pool) -> None:
         lambda e: e["event"] == "singleton_started" and e["singleton"] == "s1", PATIENCE
     )
     assert started["term"] > term
-    runs = [r for r in pool.run_records() if r["name"] == "s1"]
+    # the task writes its run's record once it runs, after the start event: wait for the new one
+    def s1_runs() -> list[dict[str, Any]]:
+        return [r for r in pool.run_records() if r["name"] == "s1"]
+
+    runs = eventually(lambda: len(s1_runs()) >= 2 and s1_runs())
     assert [(owner, term, 1), (other, started["term"], 2)] == [(r["member"], r["term"], r["runs"]) for r in runs]
     labels = {"pool": POOL, "member": owner}
     assert 1 <= (value(ports[owner], "leaderpool_singleton_stops_total", **labels, reason="moved") or 0)
