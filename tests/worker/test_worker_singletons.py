@@ -168,6 +168,7 @@ def test_move_hands_a_singleton_over_kindly_with_its_state(pool: Pool) -> None:
         lambda e: e["event"] == "singleton_started" and e["singleton"] == "s1", PATIENCE
     )
     assert started["term"] > term
+
     # the task writes its run's record once it runs, after the start event: wait for the new one
     def s1_runs() -> list[dict[str, Any]]:
         return [r for r in pool.run_records() if r["name"] == "s1"]
