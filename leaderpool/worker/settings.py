@@ -76,6 +76,8 @@ class WorkerSettings:
     """``--singletons-count``: the singletons ``shard-0`` .. ``shard-{N-1}``, as ``singletons``."""
     singletons_weight: float = 1.0
     """``--singletons-weight``: this member's share of the singletons against the others'."""
+    singletons_max_moves: int = 1
+    """``--singletons-max-moves``: running singletons the placer hands over at once while we lead."""
 
     @property
     def runs_singletons(self) -> bool:
@@ -343,6 +345,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: dict[str, str] | 
         singletons=singles,
         singletons_count=singles_count,
         singletons_weight=singleton_args.parse_weight(o, bool(singles or singles_count)),
+        singletons_max_moves=singleton_args.parse_max_moves(o, bool(singles or singles_count)),
     )
 
 

@@ -31,16 +31,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="this member's share of the singletons against the others' (1; 2: twice as many) "
         "[LEADERPOOL_SINGLETONS_WEIGHT]",
     )  # fmt: skip
+    g.add_argument(
+        "--singletons-max-moves", metavar="N",
+        help="while this member leads the pool, at most N running singletons handed over at once "
+        "(1; more fills a member that joins a big pool sooner) [LEADERPOOL_SINGLETONS_MAX_MOVES]",
+    )  # fmt: skip
 
 
 def parse_weight(o: Options, runs_singletons: bool) -> float:
     """``--singletons-weight``: a number > 0, only with singletons to run."""
     where = ("singletons_weight", "--singletons-weight", "LEADERPOOL_SINGLETONS_WEIGHT")
     weight = o.get(*where, _weight, default=1.0)
+    _only_with_singletons(o, where, runs_singletons)
+    return weight
+
+
+def parse_max_moves(o: Options, runs_singletons: bool) -> int:
+    """``--singletons-max-moves``: an integer >= 1, only with singletons to run."""
+    where = ("singletons_max_moves", "--singletons-max-moves", "LEADERPOOL_SINGLETONS_MAX_MOVES")
+    max_moves = o.get(*where, _at_least_one, default=1)
+    _only_with_singletons(o, where, runs_singletons)
+    return max_moves
+
+
+def _only_with_singletons(o: Options, where: tuple[str, str, str], runs_singletons: bool) -> None:
     found = o.source(*where)
     if found is not None and not runs_singletons:
         raise UsageError(found[0], "only applies with --singletons or --singletons-count")
-    return weight
+
+
+def _at_least_one(raw: object) -> int:
+    value = count(raw)
+    if value < 1:
+        raise ValueError(f"must be an integer >= 1, got {raw!r}")
+    return value
 
 
 def _weight(raw: object) -> float:

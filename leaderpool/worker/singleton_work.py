@@ -73,6 +73,7 @@ class SingletonWork:
         names: tuple[str, ...],
         count: int,
         weight: float = 1.0,
+        max_moves: int = 1,
         pool: str,
         member: str,
         grace_s: float,
@@ -90,8 +91,9 @@ class SingletonWork:
         self._stopped_at: dict[str, float] = {}
         self._log = log.bind(pool=pool, member=member)
         self.singletons = AsyncSingletons(
-            election, names, count=count, weight=weight, on_start=self._started, on_stop=self._stopped
-        )
+            election, names, count=count, weight=weight, max_moves=max_moves,
+            on_start=self._started, on_stop=self._stopped,
+        )  # fmt: skip
 
     async def start(self, stop: asyncio.Event) -> bool:
         """Start running singletons: Redis unreachable is retried (with a capped backoff) until

@@ -113,7 +113,7 @@ class Worker:
         task = exec_task(settings.exec_argv, **self._exec_options(settings)) if settings.exec_argv else settings.task
         return SingletonWork(
             self.election, task, names=settings.singletons, count=settings.singletons_count,
-            weight=settings.singletons_weight, pool=self.config.pool,
+            weight=settings.singletons_weight, max_moves=settings.singletons_max_moves, pool=self.config.pool,
             member=self.config.member_id, grace_s=settings.task_grace_s, events=self.events,
             metrics=lambda: self.metrics, clock=clock,
         )  # fmt: skip

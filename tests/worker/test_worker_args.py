@@ -173,7 +173,9 @@ def test_singletons_come_from_flags_or_variables() -> None:
 
     s = parse_settings(["--pool", "p", "--singletons", "a,b", "--singletons", "c", "--singletons-count", "2"], {})
     assert (("a", "b", "c"), 2, True) == (s.singletons, s.singletons_count, s.runs_singletons)
-    env = {"LEADERPOOL_SINGLETONS": "x, y", "LEADERPOOL_SINGLETONS_COUNT": "3", "LEADERPOOL_SINGLETONS_WEIGHT": "2.5"}
+    env = {"LEADERPOOL_SINGLETONS": "x, y", "LEADERPOOL_SINGLETONS_COUNT": "3", "LEADERPOOL_SINGLETONS_WEIGHT": "2.5",
+           "LEADERPOOL_SINGLETONS_MAX_MOVES": "16"}  # fmt: skip
     s = parse_settings(["--pool", "p"], env)
-    assert (("x", "y"), 3, 2.5) == (s.singletons, s.singletons_count, s.singletons_weight)
+    assert (("x", "y"), 3, 2.5, 16) == (s.singletons, s.singletons_count, s.singletons_weight, s.singletons_max_moves)
+    assert 1 == parse_settings(["--pool", "p", "--singletons", "a"], {}).singletons_max_moves
     assert not parse_settings(["--pool", "p"], {}).runs_singletons

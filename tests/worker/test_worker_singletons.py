@@ -212,6 +212,9 @@ def test_exec_runs_one_command_per_singleton_with_its_name_and_term(pool: Pool, 
         (["--singletons-count", "2", "--every", "1", "--task", TASK], "does not apply with --every or --cron"),
         (["--singletons-count", "2", "--singletons-weight", "0"], "--singletons-weight: must be a number > 0"),
         (["--singletons-weight", "2"], "--singletons-weight: only applies with --singletons"),
+        (["--singletons-count", "2", "--singletons-max-moves", "0"], "--singletons-max-moves: must be an integer >= 1"),
+        (["--singletons-count", "2", "--singletons-max-moves", "x"], "--singletons-max-moves:"),
+        (["--singletons-max-moves", "4"], "--singletons-max-moves: only applies with --singletons"),
     ],
 )
 def test_bad_singleton_flags_name_the_flag(flags: list[str], message: str) -> None:
@@ -315,6 +318,22 @@ def test_a_heavier_worker_runs_its_share(pool: Pool) -> None:
         return {"a": 4, "b": 2} == pool.placement.per_member()
 
     assert pool.group.events.first(shared, PATIENCE) is not None, pool.story()
+
+
+def test_max_moves_hands_a_joiners_share_over_in_one_batch(pool: Pool) -> None:
+    """--singletons-max-moves 6 on the leader: a joiner's 6 of 12 are handed over at once (the old
+    owner stops all 6, then releases them in one script), not one hand-off after another."""
+    names = {f"shard-{i}" for i in range(12)}
+    work = ("--singletons-count", "12", "--task", TASK, "--singletons-max-moves", "6")
+    pool.start("a", *work)
+    pool.settle(names, {"a"})
+    mark = pool.group.events.mark()
+    pool.start("b", *work)
+    pool.settle(names, {"a", "b"})
+    events = [e for _, e in pool.group.events.snapshot(mark)]
+    moved = [e["t"] for e in events if e["event"] == "singleton_stopped" and e["reason"] == "moved"]
+    first_start = min(e["t"] for e in events if e["event"] == "singleton_started" and e["member"] == "b")
+    assert 6 == len(moved) and 6 == sum(t <= first_start for t in moved), pool.story()
 
 
 def test_a_frozen_owners_write_is_refused_by_the_singletons_fence(pool: Pool, tmp_path: Path) -> None:
