@@ -36,7 +36,8 @@ from leaderpool.console.credentials import CREDENTIAL_VARIABLES
 from leaderpool.proctree.environment import command_environment
 from leaderpool.proctree.launch import AsyncProcessTree, TreeSpec, astart_tree
 from leaderpool.util.timeouts import within
-from leaderpool.worker.tasks import AsyncTaskContext, Task
+from leaderpool.worker.task_context import AsyncTaskContext
+from leaderpool.worker.tasks import Task
 
 KILL_WAIT_S = 0.9
 """After SIGKILL, how long to wait for the tree to be gone (the runner waits at most 1 s)."""

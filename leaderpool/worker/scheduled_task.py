@@ -27,7 +27,8 @@ from leaderpool.errors import ConfigError
 from leaderpool.schedules.schedule import Overlap, Schedule
 from leaderpool.schedules.schedule_store import ScheduleStore
 from leaderpool.schedules.slot_walker import SlotWalker, Wait
-from leaderpool.worker.tasks import AsyncTaskContext, Task, TaskContext, ThreadTaskContext, is_async
+from leaderpool.worker.task_context import AsyncTaskContext, TaskContext, ThreadTaskContext
+from leaderpool.worker.tasks import Task, is_async
 
 
 def _walker(election: Any, schedule: Schedule, grace_s: float, ctx: TaskContext) -> SlotWalker:

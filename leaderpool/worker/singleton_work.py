@@ -30,7 +30,8 @@ from leaderpool.util.clock import SYSTEM_CLOCK, Clock
 from leaderpool.util.log import get_logger
 from leaderpool.util.timeouts import within
 from leaderpool.worker.json_events import EventWriter
-from leaderpool.worker.tasks import AsyncTaskContext, FencedSet, Task, TaskRunner, ThreadTaskContext, is_async
+from leaderpool.worker.task_context import AsyncTaskContext, FencedSet, ThreadTaskContext
+from leaderpool.worker.tasks import Task, TaskRunner, is_async
 
 if TYPE_CHECKING:
     from leaderpool.backend.pool_store import FenceResult

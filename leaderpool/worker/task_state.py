@@ -16,7 +16,8 @@ from typing import Any
 from leaderpool.backend.redis_errors import RETRYABLE
 from leaderpool.errors import NotLeader
 from leaderpool.state import LeaderState
-from leaderpool.worker.tasks import AsyncTaskContext, SaveState, Task, ThreadTaskContext, is_async
+from leaderpool.worker.task_context import AsyncTaskContext, SaveState, ThreadTaskContext
+from leaderpool.worker.tasks import Task, is_async
 
 READ_RETRY_MAX_S = 1.0
 

@@ -18,7 +18,8 @@ from leaderpool.backend.pool_store import FenceResult
 from leaderpool.errors import NotLeader
 from leaderpool.util.timeouts import within
 from leaderpool.worker import tasks
-from leaderpool.worker.tasks import AsyncTaskContext, TaskRunner, ThreadTaskContext, load_task
+from leaderpool.worker.task_context import AsyncTaskContext, ThreadTaskContext
+from leaderpool.worker.tasks import TaskRunner, load_task
 
 
 @pytest.fixture(autouse=True)
