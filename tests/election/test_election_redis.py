@@ -383,16 +383,18 @@ def test_a_refused_acl_is_logged_once_and_retried_a_heartbeat_apart(redis_server
 
 
 def test_steady_state_costs_one_command_per_member_per_heartbeat(redis_server: RedisServer) -> None:
-    """A settled pool sends one EVALSHA per member per heartbeat and nothing else."""
+    """A settled pool sends one EVALSHA per member per heartbeat and nothing else. (A 2 s lease:
+    at 0.6 s, a 0.4 s pause of the leader's process on a busy machine passed its renew deadline
+    and its hand-over's scripts fell into the window, seen in a CI run; the counts are exact.)"""
 
     async def main() -> None:
-        members = [Recorder().election("cost", f"m{i}", redis_server.url, ttl_s=0.6) for i in range(3)]
+        members = [Recorder().election("cost", f"m{i}", redis_server.url, ttl_s=2.0) for i in range(3)]
         await start_all(members)
         await eventually(lambda: all(m.leader is not None for m in members))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         client = redis.asyncio.Redis.from_url(redis_server.url)
         await client.config_resetstat()
-        window = 2.0
+        window = 6.0
         await asyncio.sleep(window)
         stats = await client.info("commandstats")
         sent = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
