@@ -23,15 +23,28 @@ MARK_MAIN_ENTERED = """
 import sys
 
 
-def _profile(frame, event, arg):
-    if event == "call" and frame.f_code.co_name == "main" and frame.f_globals["__name__"] == "leaderpool.worker.main":
-        sys.setprofile(None)
+def _in_main(frame, event, arg):
+    # the first line after main's own first line (its ``try:``): from here a KeyboardInterrupt,
+    # also one raised in this tracer, is main's to handle
+    if event == "line" and frame.f_lineno > frame.f_code.co_firstlineno + 1:
+        sys.settrace(None)
+        frame.f_trace = None
         open({marker!r}, "w").close()
+    return _in_main
 
 
-sys.setprofile(_profile)
+def _calls(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "main" and frame.f_globals["__name__"] == "leaderpool.worker.main":
+        return _in_main
+    return None
+
+
+sys.settrace(_calls)
 """
-"""A ``sitecustomize`` that creates ``marker`` when ``leaderpool.worker.main.main`` is entered."""
+"""A ``sitecustomize`` that creates ``marker`` once ``leaderpool.worker.main.main`` has begun its
+body (inside its ``try``). Marked at main's call event instead, a SIGINT sent at once could land
+in the marking code itself, before main's first statement: a traceback no program can guard
+(seen on Python 3.10 in CI)."""
 
 
 def sigint_by_default() -> None:
